@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func serverCmd() *cobra.Command {
+	var (
+		so      serverOptions
+		natsURL string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the reconciler alone, against a NATS server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if so.repo == "" {
+				return fmt.Errorf("--repo is required")
+			}
+			if err := os.MkdirAll(so.dataDir, 0o700); err != nil {
+				return err
+			}
+			nc, err := connectNATS(natsURL, "baton-server")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			return runServer(cmd.Context(), nc, so)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps its git cache")
+	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
+	f.StringVar(&so.branch, "branch", "", "branch to follow (default: the repository's HEAD)")
+	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
+	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
+	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
+	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV bucket (3 on a NATS cluster)")
+	return cmd
+}
+
+func agentCmd() *cobra.Command {
+	var (
+		ao      agentOptions
+		natsURL string
+		labels  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node agent on the local containerd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ao.labels = map[string]string{}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--label %q: want key=value", l)
+				}
+				ao.labels[k] = v
+			}
+			nc, err := connectNATS(natsURL, "baton-agent-"+ao.node)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			return runAgent(cmd.Context(), nc, ao)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
+	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
+	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
+	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
+	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs and network namespaces")
+	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")
+	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	return cmd
+}

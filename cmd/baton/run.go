@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/reconciler"
+)
+
+// serverOptions configure the reconciler and the git source it follows.
+type serverOptions struct {
+	repo, branch, path string
+	poll               time.Duration
+	dataDir            string
+	nodeGrace          time.Duration
+	bucketReplicas     int
+}
+
+// runServer runs the reconciler, fed by a git source, until ctx ends.
+func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	store, err := reconciler.OpenStore(ctx, js, o.bucketReplicas)
+	if err != nil {
+		return err
+	}
+	src, err := gitsource.New(gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")})
+	if err != nil {
+		return err
+	}
+	rec := reconciler.New(reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace})
+	go src.Poll(ctx, o.poll,
+		func(s gitsource.Snapshot) {
+			rev := reconciler.Revision{ID: s.Revision, Message: s.Message, Author: s.Author, Time: s.Time}
+			_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
+		},
+		rec.SetSourceError)
+	zerolog.Ctx(ctx).Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("path", o.path).
+		Dur("poll", o.poll).Msg("following config repository")
+	return rec.Run(ctx)
+}
+
+// agentOptions configure a node agent.
+type agentOptions struct {
+	node       string
+	labels     map[string]string
+	socket     string
+	namespace  string
+	dataDir    string
+	heartbeat  time.Duration
+	stopGrace  time.Duration
+	pollPeriod time.Duration
+}
+
+// runAgent runs a node agent on containerd until ctx ends.
+func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
+	cli, err := nodeagent.DialContainerd(ctx, o.socket)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rt, err := nodeagent.NewContainerd(cli, o.namespace, o.dataDir)
+	if err != nil {
+		return err
+	}
+	a, err := nodeagent.New(nodeagent.Config{
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
+		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
+	})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler"
+)
+
+func statusCmd() *cobra.Command {
+	var natsURL, output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show workloads (desired and running replicas), nodes and the synced revision",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: want text or json", output)
+			}
+			nc, err := nats.Connect(natsURL, nats.Name("baton-status"), nats.Timeout(3*time.Second))
+			if err != nil {
+				return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", natsURL, err)
+			}
+			defer nc.Close()
+			st, err := fetchStatus(cmd.Context(), nc)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(cmd.OutOrStdout(), st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, nc *nats.Conn) (reconciler.Status, error) {
+	var st reconciler.Status
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, protocol.StatusSubject, nil)
+	if err != nil {
+		return st, fmt.Errorf("ask the reconciler for its status (is it running?): %w", err)
+	}
+	if len(msg.Data) > protocol.MaxMessageBytes*8 {
+		return st, fmt.Errorf("status reply too large")
+	}
+	if err := json.Unmarshal(msg.Data, &st); err != nil {
+		return st, fmt.Errorf("decode status: %w", err)
+	}
+	return st, nil
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(100*time.Millisecond).String() + " ago"
+}
+
+func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
+	if st.Synced.ID == "" {
+		fmt.Fprintln(w, "Revision: none synced yet")
+	} else {
+		fmt.Fprintf(w, "Revision: %s %q (synced %s)\n", short(st.Synced.ID), st.Synced.Message, ago(st.SyncedAt, now))
+	}
+	if st.Error != nil {
+		fmt.Fprintf(w, "Error: revision %s does not load; %s keeps running:\n", short(st.Error.Revision), short(st.Synced.ID))
+		for _, e := range st.Error.Errors {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	if st.SourceError != "" {
+		fmt.Fprintf(w, "Error: fetching the config repository: %s\n", st.SourceError)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tDESIRED\tCURRENT\tRUNNING\tTEMPLATE")
+	for _, wl := range st.Workloads {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", wl.Name, wl.Desired, wl.Current, wl.Running, wl.SpecHash)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tTEMPLATE\tMESSAGE")
+	for _, wl := range st.Workloads {
+		for _, r := range wl.Replicas {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, r.SpecHash, r.Message)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "NODE\tREADY\tREPLICAS\tLAST HEARTBEAT")
+	for _, n := range st.Nodes {
+		ready := "no"
+		if n.Ready {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, ready, n.Replicas, ago(n.LastHeartbeat, now))
+	}
+	tw.Flush()
+	if len(st.Events) > 0 {
+		fmt.Fprintln(w, "\nRecent failures:")
+		for _, e := range st.Events {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/nodeagent"
+)
+
+func defaultNode() string {
+	h, err := os.Hostname()
+	if err != nil || !nodeagent.NodeName.MatchString(h) {
+		return "node-1"
+	}
+	return h
+}
+
+func upCmd() *cobra.Command {
+	var (
+		so         serverOptions
+		ao         agentOptions
+		natsListen string
+		images     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run everything on this machine: embedded NATS, the reconciler and a node agent",
+		Long: `up runs Baton all-in-one, like 'nomad agent -dev' or k3s: an embedded NATS
+server with JetStream (data under --data-dir), the reconciler, and a node agent
+on the local containerd (started as a child process if none is running).
+
+With no --repo it creates a config repository under the data dir, seeded from
+examples/hello, and follows it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := zerolog.Ctx(ctx)
+			if err := os.MkdirAll(so.dataDir, 0o700); err != nil {
+				return err
+			}
+			ao.dataDir = filepath.Join(so.dataDir, "agent")
+			sock, stopContainerd, err := ensureContainerd(ctx, ao.socket, so.dataDir)
+			if err != nil {
+				return err
+			}
+			defer stopContainerd()
+			ao.socket = sock
+			if err := importImages(ctx, sock, ao.namespace, images); err != nil {
+				return err
+			}
+
+			seeded := false
+			if so.repo == "" {
+				so.repo = filepath.Join(so.dataDir, "repo")
+				if seeded, err = seedRepo(so.repo); err != nil {
+					return err
+				}
+			}
+
+			ns, err := startNATS(natsListen, filepath.Join(so.dataDir, "nats"))
+			if err != nil {
+				return err
+			}
+			defer ns.Shutdown()
+			nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("baton-up"))
+			if err != nil {
+				return fmt.Errorf("connect to embedded nats: %w", err)
+			}
+			defer nc.Close()
+
+			printWelcome(cmd, so, ns.ClientURL(), seeded)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 2)
+			go func() { errc <- runAgent(ctx, nc, ao) }()
+			go func() { errc <- runServer(ctx, nc, so) }()
+			err = <-errc
+			cancel()
+			if err2 := <-errc; err == nil {
+				err = err2
+			}
+			log.Info().Msg("stopped; the containers keep running until the next baton up")
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where baton keeps its state")
+	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads (default: a local repository seeded from examples/hello)")
+	f.StringVar(&so.branch, "branch", "", "branch to follow (default: the repository's HEAD)")
+	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
+	f.DurationVar(&so.poll, "poll", 2*time.Second, "how often to fetch the repository")
+	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
+	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
+	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
+	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
+	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	f.StringArrayVar(&images, "image", nil, "OCI image archive to import before starting (repeatable)")
+	so.bucketReplicas = 1
+	return cmd
+}
+
+func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded bool) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "Baton is up. NATS: %s\n", natsURL)
+	fmt.Fprintf(w, "Following config repository: %s\n", so.repo)
+	if seeded {
+		fmt.Fprintf(w, "It was created from examples/hello. Try:\n")
+		fmt.Fprintf(w, "  cd %s\n", so.repo)
+		fmt.Fprintf(w, "  sed -i 's/replicas: 3/replicas: 5/' hello.yaml && git commit -am 'hello: 5 replicas'\n")
+		fmt.Fprintf(w, "  baton status            # in another terminal: watch the replicas converge\n")
+		fmt.Fprintf(w, "  git revert --no-edit HEAD   # and back to 3\n")
+	}
+	fmt.Fprintln(w, "Stop with Ctrl-C; containers keep running and are re-adopted by the next 'baton up'.")
+}

@@ -1,0 +1,484 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/netns"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+	"github.com/distribution/reference"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Container labels: the live state is read back from them.
+const (
+	LabelReplica   = "baton.replica"
+	LabelWorkload  = "baton.workload"
+	LabelSpecHash  = "baton.spec-hash"
+	LabelContainer = "baton.container"
+	LabelNetNS     = "baton.netns"
+)
+
+// Snapshotter is the containerd snapshotter Baton unpacks images into.
+const Snapshotter = "overlayfs"
+
+// Containerd is the Runtime backed by a containerd daemon. Each agent uses
+// its own containerd namespace, so several agents can share one daemon.
+type Containerd struct {
+	client    *client.Client
+	namespace string
+	dataDir   string // logs and network namespaces
+
+	pullMu sync.Mutex
+}
+
+// DialContainerd connects to the containerd socket and checks that it answers.
+func DialContainerd(ctx context.Context, socket string) (*client.Client, error) {
+	c, err := client.New(socket, client.WithTimeout(3*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", socket, err)
+	}
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := c.Version(vctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("containerd at %s does not answer: %w", socket, err)
+	}
+	return c, nil
+}
+
+// NewContainerd returns a Runtime on c in the given containerd namespace,
+// keeping container logs and network namespaces under dataDir.
+func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, error) {
+	for _, d := range []string{"logs", "netns"} {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create agent data dir: %w", err)
+		}
+	}
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir}, nil
+}
+
+func (r *Containerd) ctx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.namespace)
+}
+
+// containerID names the containerd container of one container of a replica.
+func containerID(replica, container string) string { return replica + "." + container }
+
+// Start implements Runtime.
+func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retErr error) {
+	ctx = r.ctx(ctx)
+	existing, err := r.containersOf(ctx, spec.ID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			// Leave nothing half-made: the next start begins from scratch.
+			if err := r.Stop(context.WithoutCancel(ctx), spec.ID, 0); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str("replica", spec.ID).Msg("clean up failed start")
+			}
+		}
+	}()
+	nsPath := ""
+	for _, c := range existing {
+		if p := c.labels[LabelNetNS]; p != "" {
+			nsPath = p
+		}
+	}
+	if nsPath == "" {
+		ns, err := netns.NewNetNS(filepath.Join(r.dataDir, "netns"))
+		if err != nil {
+			return fmt.Errorf("create network namespace: %w", err)
+		}
+		nsPath = ns.GetPath()
+		if err := ns.Do(loopbackUp); err != nil {
+			_ = ns.Remove()
+			return fmt.Errorf("bring up loopback: %w", err)
+		}
+	}
+	for _, c := range spec.Pod.Containers {
+		if err := r.startContainer(ctx, spec, c.Name, nsPath); err != nil {
+			return fmt.Errorf("start container %s of replica %s: %w", c.Name, spec.ID, err)
+		}
+	}
+	return nil
+}
+
+func loopbackUp(cnins.NetNS) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name, nsPath string) error {
+	var c = spec.Pod.Containers[0]
+	for _, cc := range spec.Pod.Containers {
+		if cc.Name == name {
+			c = cc
+		}
+	}
+	id := containerID(spec.ID, c.Name)
+	cont, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		img, err := r.image(ctx, c.Image)
+		if err != nil {
+			return err
+		}
+		opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+		switch {
+		case len(c.Command) > 0:
+			opts = append(opts, oci.WithProcessArgs(append(append([]string{}, c.Command...), c.Args...)...))
+		case len(c.Args) > 0:
+			opts = append(opts, oci.WithImageConfigArgs(img, c.Args))
+		}
+		env := make([]string, 0, len(c.Env))
+		for _, e := range c.Env {
+			env = append(env, e.Name+"="+e.Value)
+		}
+		opts = append(opts, oci.WithEnv(env), oci.WithHostname(spec.ID),
+			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
+		cont, err = r.client.NewContainer(ctx, id,
+			client.WithImage(img),
+			client.WithSnapshotter(Snapshotter),
+			client.WithNewSnapshot(id, img),
+			client.WithContainerLabels(map[string]string{
+				LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
+				LabelContainer: c.Name, LabelNetNS: nsPath,
+			}),
+			client.WithNewSpec(opts...))
+		if err != nil {
+			return fmt.Errorf("create container: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("load container: %w", err)
+	}
+
+	task, err := cont.Task(ctx, nil)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("load task: %w", err)
+	default:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("task status: %w", err)
+		}
+		if st.Status == client.Running {
+			return nil // already started: Start is idempotent
+		}
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete old task: %w", err)
+		}
+	}
+	task, err = cont.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", id+".log")))
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start task: %w", err)
+	}
+	return nil
+}
+
+// image returns the image ref, pulling it when it is not present.
+func (r *Containerd) image(ctx context.Context, ref string) (client.Image, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", ref, err)
+	}
+	name := named.String()
+	img, err := r.client.GetImage(ctx, name)
+	if errdefs.IsNotFound(err) {
+		r.pullMu.Lock()
+		img, err = r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter))
+		r.pullMu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("image %s: %w", name, err)
+	}
+	ok, err := img.IsUnpacked(ctx, Snapshotter)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", name, err)
+	}
+	if !ok {
+		if err := img.Unpack(ctx, Snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack image %s: %w", name, err)
+		}
+	}
+	return img, nil
+}
+
+type labeled struct {
+	c       client.Container
+	labels  map[string]string
+	created time.Time
+}
+
+func (r *Containerd) containersOf(ctx context.Context, replica string) ([]labeled, error) {
+	return r.list(ctx, fmt.Sprintf("labels.%q==%q", LabelReplica, replica))
+}
+
+func (r *Containerd) list(ctx context.Context, filter string) ([]labeled, error) {
+	cs, err := r.client.Containers(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]labeled, 0, len(cs))
+	for _, c := range cs {
+		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.ID(), err)
+		}
+		out = append(out, labeled{c: c, labels: info.Labels, created: info.CreatedAt})
+	}
+	return out, nil
+}
+
+// Stop implements Runtime.
+func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = r.ctx(ctx)
+	cs, err := r.containersOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.stopContainer(ctx, c.c, grace)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop replica %s: %w", id, err)
+	}
+	for _, c := range cs {
+		if p := c.labels[LabelNetNS]; p != "" {
+			if err := netns.LoadNetNS(p).Remove(); err != nil {
+				return fmt.Errorf("stop replica %s: remove network namespace: %w", id, err)
+			}
+		}
+		_ = os.Remove(filepath.Join(r.dataDir, "logs", c.c.ID()+".log"))
+	}
+	return nil
+}
+
+func (r *Containerd) stopContainer(ctx context.Context, c client.Container, grace time.Duration) error {
+	task, err := c.Task(ctx, nil)
+	if err == nil {
+		if err := killTask(ctx, task, grace); err != nil {
+			return fmt.Errorf("container %s: %w", c.ID(), err)
+		}
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("container %s: delete task: %w", c.ID(), err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("container %s: load task: %w", c.ID(), err)
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("container %s: delete: %w", c.ID(), err)
+	}
+	return nil
+}
+
+// killTask sends SIGTERM, waits up to grace, then SIGKILL.
+func killTask(ctx context.Context, task client.Task, grace time.Duration) error {
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("task status: %w", err)
+	}
+	if st.Status == client.Stopped {
+		return nil
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("wait task: %w", err)
+	}
+	if grace > 0 {
+		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("send SIGTERM: %w", err)
+		}
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(grace):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("send SIGKILL: %w", err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("task did not exit after SIGKILL")
+	}
+}
+
+// List implements Runtime.
+func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
+	ctx = r.ctx(ctx)
+	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelReplica))
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*protocol.Replica{}
+	for _, c := range cs {
+		id := c.labels[LabelReplica]
+		rep, ok := byID[id]
+		if !ok {
+			rep = &protocol.Replica{ID: id, Workload: c.labels[LabelWorkload], SpecHash: c.labels[LabelSpecHash],
+				State: protocol.StateRunning, StartedAt: c.created.UTC()}
+			byID[id] = rep
+		}
+		if c.created.Before(rep.StartedAt) {
+			rep.StartedAt = c.created.UTC()
+		}
+		state, code, msg := containerState(ctx, c.c)
+		// A pod is as bad as its worst container.
+		if severity(state) > severity(rep.State) {
+			rep.State, rep.ExitCode, rep.Message = state, code, fmt.Sprintf("container %s: %s", c.labels[LabelContainer], msg)
+		}
+	}
+	out := make([]protocol.Replica, 0, len(byID))
+	for _, rep := range byID {
+		out = append(out, *rep)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func severity(s protocol.ReplicaState) int {
+	switch s {
+	case protocol.StateRunning:
+		return 0
+	case protocol.StateCreating:
+		return 1
+	case protocol.StateExited:
+		return 2
+	default:
+		return 3
+	}
+}
+
+func containerState(ctx context.Context, c client.Container) (protocol.ReplicaState, int, string) {
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return protocol.StateExited, -1, "no task"
+	}
+	if err != nil {
+		return protocol.StateFailed, -1, err.Error()
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return protocol.StateFailed, -1, err.Error()
+	}
+	switch st.Status {
+	case client.Running, client.Paused, client.Pausing:
+		return protocol.StateRunning, 0, "running"
+	case client.Created:
+		return protocol.StateCreating, 0, "created"
+	case client.Stopped:
+		return protocol.StateExited, int(st.ExitStatus), fmt.Sprintf("exited with code %d", st.ExitStatus)
+	default:
+		return protocol.StateFailed, -1, "unknown task status " + string(st.Status)
+	}
+}
+
+// Changes implements Runtime: it follows containerd's task exit events.
+func (r *Containerd) Changes(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		filter := fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, r.namespace)
+		for ctx.Err() == nil {
+			evs, errs := r.client.Subscribe(ctx, filter)
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-evs:
+					if !ok {
+						break loop
+					}
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				case err := <-errs:
+					if err != nil && ctx.Err() == nil {
+						zerolog.Ctx(ctx).Warn().Err(err).Msg("containerd events ended; resubscribing")
+					}
+					break loop
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return out
+}
+
+// Import imports an OCI (or Docker) image archive into namespace and unpacks
+// it, returning the names of the images it held.
+func Import(ctx context.Context, c *client.Client, namespace, archive string) ([]string, error) {
+	ctx = namespaces.WithNamespace(ctx, namespace)
+	f, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	imgs, err := c.Import(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", archive, err)
+	}
+	var names []string
+	for _, im := range imgs {
+		img := client.NewImage(c, im)
+		if err := img.Unpack(ctx, Snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack %s: %w", im.Name, err)
+		}
+		names = append(names, im.Name)
+	}
+	return names, nil
+}

@@ -1,0 +1,184 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+)
+
+// Version is the version of the wire contract this build speaks.
+const Version = 1
+
+// MaxMessageBytes caps every message Baton decodes from NATS.
+const MaxMessageBytes = 1 << 20
+
+// Subjects.
+const (
+	subjectPrefix = "baton.node."
+	// HeartbeatWildcard matches the heartbeats of every node.
+	HeartbeatWildcard = subjectPrefix + "*.heartbeat"
+	// ReportWildcard matches the reports of every node.
+	ReportWildcard = subjectPrefix + "*.report"
+	// StatusSubject answers requests for the reconciler's status.
+	StatusSubject = "baton.api.status"
+)
+
+// HeartbeatSubject is where node publishes its heartbeats.
+func HeartbeatSubject(node string) string { return subjectPrefix + node + ".heartbeat" }
+
+// ReportSubject is where node publishes the replicas it runs.
+func ReportSubject(node string) string { return subjectPrefix + node + ".report" }
+
+// CommandSubject is where node answers start and stop requests.
+func CommandSubject(node string) string { return subjectPrefix + node + ".cmd" }
+
+// Errors returned by Decode.
+var (
+	ErrTooLarge = errors.New("message too large")
+	ErrVersion  = errors.New("unsupported message version")
+)
+
+// Resources is an amount of compute.
+type Resources struct {
+	CPUMilli    int64 `json:"cpuMilli"`
+	MemoryBytes int64 `json:"memoryBytes"`
+}
+
+// Heartbeat says a node is alive.
+type Heartbeat struct {
+	Version      int               `json:"version"`
+	Node         string            `json:"node"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	Capacity     Resources         `json:"capacity"`
+	AgentVersion string            `json:"agentVersion"`
+	Time         time.Time         `json:"time"`
+}
+
+// ReplicaState is the lifecycle state of a replica on a node.
+type ReplicaState string
+
+// Replica states.
+const (
+	StateCreating ReplicaState = "creating"
+	StateRunning  ReplicaState = "running"
+	StateExited   ReplicaState = "exited"
+	StateFailed   ReplicaState = "failed"
+	StateStopping ReplicaState = "stopping"
+)
+
+// Replica is one pod as a node sees it.
+type Replica struct {
+	ID        string       `json:"id"`
+	Workload  string       `json:"workload"`
+	SpecHash  string       `json:"specHash"`
+	State     ReplicaState `json:"state"`
+	ExitCode  int          `json:"exitCode,omitempty"`
+	Message   string       `json:"message,omitempty"`
+	StartedAt time.Time    `json:"startedAt,omitzero"`
+}
+
+// Report is the full list of replicas a node holds.
+type Report struct {
+	Version  int       `json:"version"`
+	Node     string    `json:"node"`
+	Time     time.Time `json:"time"`
+	Replicas []Replica `json:"replicas"`
+}
+
+// Op names a command.
+type Op string
+
+// Commands.
+const (
+	OpStart Op = "start"
+	OpStop  Op = "stop"
+)
+
+// ReplicaSpec is everything a node needs to run a replica.
+type ReplicaSpec struct {
+	ID       string          `json:"id"`
+	Workload string          `json:"workload"`
+	SpecHash string          `json:"specHash"`
+	Pod      desired.PodSpec `json:"pod"`
+}
+
+// Command asks a node to start or stop a replica. Commands are idempotent.
+type Command struct {
+	Version int          `json:"version"`
+	Op      Op           `json:"op"`
+	Start   *ReplicaSpec `json:"start,omitempty"`
+	// StopID is the replica to stop, with Op == OpStop.
+	StopID string `json:"stopId,omitempty"`
+}
+
+// ErrorCode classifies a failed command.
+type ErrorCode string
+
+// Error codes of a Reply.
+const (
+	CodeBadRequest    ErrorCode = "bad_request"
+	CodeImageNotFound ErrorCode = "image_not_found"
+	CodeInternal      ErrorCode = "internal"
+)
+
+// Reply answers a Command.
+type Reply struct {
+	Version int       `json:"version"`
+	OK      bool      `json:"ok"`
+	Code    ErrorCode `json:"code,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// CommandError is the error carried by a failed Reply.
+type CommandError struct {
+	Code ErrorCode
+	Msg  string
+}
+
+func (e *CommandError) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Msg) }
+
+// Err returns the reply's error, or nil when it is OK.
+func (r Reply) Err() error {
+	if r.OK {
+		return nil
+	}
+	return &CommandError{Code: r.Code, Msg: r.Error}
+}
+
+type versioned interface {
+	*Heartbeat | *Report | *Command | *Reply
+}
+
+// Decode parses one message of type T, refusing oversized messages and
+// versions other than Version.
+func Decode[T versioned](data []byte, v T) error {
+	if len(data) > MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(data), MaxMessageBytes)
+	}
+	var hdr struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &hdr); err != nil {
+		return fmt.Errorf("decode message: %w", err)
+	}
+	if hdr.Version != Version {
+		return fmt.Errorf("%w: %d (this build speaks %d)", ErrVersion, hdr.Version, Version)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode message: %w", err)
+	}
+	return nil
+}
+
+// Encode marshals a message; callers set its Version.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only plain structs are encoded here.
+		panic("protocol: encode: " + err.Error())
+	}
+	return b
+}

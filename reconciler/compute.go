@@ -1,0 +1,309 @@
+package reconciler
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/schedule"
+)
+
+// NodeView is what the reconciler knows of one node.
+type NodeView struct {
+	Name          string
+	LastHeartbeat time.Time
+	// Replicas is the node's last report; ReportTime when it was received.
+	Replicas   []protocol.Replica
+	ReportTime time.Time
+}
+
+// Assignment records a replica the reconciler started on a node. It covers
+// the time between a start command and the first report that shows the
+// replica, and tells superseded replicas (unknown to the reconciler, e.g. on a
+// node that came back after being declared lost) from current ones.
+type Assignment struct {
+	ReplicaID string    `json:"replicaId"`
+	Workload  string    `json:"workload"`
+	SpecHash  string    `json:"specHash"`
+	Node      string    `json:"node"`
+	Created   time.Time `json:"created"`
+}
+
+// Input is everything Compute decides from.
+type Input struct {
+	// Desired is nil until a revision has loaded: nothing is started or stopped then.
+	Desired     *desired.State
+	Nodes       map[string]NodeView
+	Assignments map[string]Assignment
+	Now         time.Time
+	// NodeGrace is how long a node may go without a heartbeat before it is lost.
+	NodeGrace time.Duration
+	// PendingTimeout is how long an assignment may wait to show up in a report.
+	PendingTimeout time.Duration
+}
+
+// ActionType names what an Action does.
+type ActionType string
+
+// Action types.
+const (
+	// Start sends a start command for Spec to Node.
+	Start ActionType = "start"
+	// Stop sends a stop command for ReplicaID to Node.
+	Stop ActionType = "stop"
+	// Forget drops the assignment of ReplicaID without a command (its node is lost).
+	Forget ActionType = "forget"
+)
+
+// Action is one step toward the desired state.
+type Action struct {
+	Type      ActionType
+	Node      string
+	Workload  string
+	ReplicaID string
+	Spec      *protocol.ReplicaSpec // with Start
+	Reason    string
+}
+
+func (a Action) String() string {
+	return fmt.Sprintf("%s %s/%s on %s: %s", a.Type, a.Workload, a.ReplicaID, a.Node, a.Reason)
+}
+
+// NodeReady reports whether n has sent a heartbeat within grace of now.
+func NodeReady(n NodeView, now time.Time, grace time.Duration) bool {
+	return !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) <= grace
+}
+
+// replica is a live or pending replica as Compute sees it.
+type replica struct {
+	protocol.Replica
+	node     string
+	assigned bool
+	pending  bool // assigned, not reported yet
+}
+
+// Compute returns the actions that move the live state toward in.Desired.
+// It is a pure function of its input: the same input gives the same actions.
+func Compute(in Input) []Action {
+	var actions []Action
+	ready := map[string]bool{}
+	for name, n := range in.Nodes {
+		ready[name] = NodeReady(n, in.Now, in.NodeGrace)
+	}
+
+	// Forget assignments that can no longer come true.
+	for _, id := range sortedKeys(in.Assignments) {
+		a := in.Assignments[id]
+		switch {
+		case !ready[a.Node]:
+			actions = append(actions, Action{Type: Forget, Node: a.Node, Workload: a.Workload, ReplicaID: id, Reason: "node lost"})
+		case !reported(in.Nodes[a.Node], id) && in.Now.Sub(a.Created) > in.PendingTimeout:
+			actions = append(actions, Action{Type: Forget, Node: a.Node, Workload: a.Workload, ReplicaID: id, Reason: "never reported by its node"})
+		}
+	}
+	if in.Desired == nil {
+		return actions
+	}
+
+	// Group the replicas of ready nodes by workload.
+	byWorkload := map[string][]replica{}
+	total := map[string]int{}
+	for _, name := range sortedKeys(in.Nodes) {
+		if !ready[name] {
+			continue
+		}
+		n := in.Nodes[name]
+		seen := map[string]bool{}
+		for _, r := range n.Replicas {
+			seen[r.ID] = true
+			_, assigned := in.Assignments[r.ID]
+			byWorkload[r.Workload] = append(byWorkload[r.Workload], replica{Replica: r, node: name, assigned: assigned})
+			if alive(r.State) {
+				total[name]++
+			}
+		}
+		for _, id := range sortedKeys(in.Assignments) {
+			a := in.Assignments[id]
+			if a.Node != name || seen[id] || in.Now.Sub(a.Created) > in.PendingTimeout {
+				continue
+			}
+			byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
+				Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
+				node:    name, assigned: true, pending: true,
+			})
+			total[name]++
+		}
+	}
+
+	var readyNodes []string
+	for _, name := range sortedKeys(in.Nodes) {
+		if ready[name] {
+			readyNodes = append(readyNodes, name)
+		}
+	}
+
+	usedIDs := map[string]bool{}
+	for id := range in.Assignments {
+		usedIDs[id] = true
+	}
+	for _, rs := range byWorkload {
+		for _, r := range rs {
+			usedIDs[r.ID] = true
+		}
+	}
+
+	for _, wname := range sortedKeys(byWorkload) {
+		if _, ok := in.Desired.Workload(wname); !ok {
+			for _, r := range byWorkload[wname] {
+				if r.State != protocol.StateStopping && !r.pending {
+					actions = append(actions, stop(r, "workload removed from the desired state"))
+				}
+			}
+		}
+	}
+	for _, w := range in.Desired.Workloads {
+		actions = append(actions, computeWorkload(w, byWorkload[w.Name], readyNodes, total, usedIDs, in.Now)...)
+	}
+	return actions
+}
+
+func computeWorkload(w desired.Workload, rs []replica, readyNodes []string, total map[string]int, usedIDs map[string]bool, now time.Time) []Action {
+	var actions []Action
+	var current, old []replica
+	perNode := map[string]int{}
+	for _, r := range rs {
+		switch {
+		case r.State == protocol.StateStopping:
+			continue
+		case r.State == protocol.StateExited || r.State == protocol.StateFailed:
+			reason := fmt.Sprintf("replica %s (exit code %d)", r.State, r.ExitCode)
+			if r.Message != "" {
+				reason += ": " + r.Message
+			}
+			actions = append(actions, stop(r, reason))
+			continue
+		case r.SpecHash == w.Hash:
+			current = append(current, r)
+		default:
+			old = append(old, r)
+		}
+		perNode[r.node]++
+	}
+
+	// Scale the current template to the desired count.
+	if need := w.Replicas - len(current); need > 0 {
+		nodes := make([]schedule.Node, 0, len(readyNodes))
+		for _, name := range readyNodes {
+			nodes = append(nodes, schedule.Node{Name: name, Workload: perNode[name], Total: total[name]})
+		}
+		for i, node := range schedule.Spread(nodes, need) {
+			id := newReplicaID(w, now, i, usedIDs)
+			total[node]++
+			actions = append(actions, Action{
+				Type: Start, Node: node, Workload: w.Name, ReplicaID: id,
+				Spec:   &protocol.ReplicaSpec{ID: id, Workload: w.Name, SpecHash: w.Hash, Pod: w.Pod},
+				Reason: fmt.Sprintf("%d/%d replicas of template %s", len(current)+i, w.Replicas, w.Hash),
+			})
+		}
+	} else if need < 0 {
+		sortForStop(current, perNode)
+		for _, r := range current[:-need] {
+			actions = append(actions, stop(r, fmt.Sprintf("scale down to %d", w.Replicas)))
+		}
+		current = current[-need:]
+	}
+
+	// Replace the old template: stop an old replica for each running new one
+	// beyond the desired count, so serving capacity never drops.
+	running := 0
+	for _, r := range current {
+		if r.State == protocol.StateRunning {
+			running++
+		}
+	}
+	excess := min(running+len(old)-w.Replicas, len(old))
+	if w.Replicas == 0 {
+		excess = len(old)
+	}
+	sortForStop(old, perNode)
+	for _, r := range old[:max(excess, 0)] {
+		actions = append(actions, stop(r, fmt.Sprintf("replaced by template %s", w.Hash)))
+	}
+	return actions
+}
+
+func stop(r replica, reason string) Action {
+	return Action{Type: Stop, Node: r.node, Workload: r.Workload, ReplicaID: r.ID, Reason: reason}
+}
+
+// sortForStop orders replicas best-to-stop first: not running, then not
+// assigned by this reconciler (superseded), then on the node holding the most
+// replicas of the workload, then the newest.
+func sortForStop(rs []replica, perNode map[string]int) {
+	rank := func(r replica) int {
+		if r.State != protocol.StateRunning {
+			return 0
+		}
+		if !r.assigned {
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if rank(a) != rank(b) {
+			return rank(a) < rank(b)
+		}
+		if perNode[a.node] != perNode[b.node] {
+			return perNode[a.node] > perNode[b.node]
+		}
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.After(b.StartedAt)
+		}
+		return a.ID > b.ID
+	})
+}
+
+func alive(s protocol.ReplicaState) bool {
+	return s == protocol.StateCreating || s == protocol.StateRunning
+}
+
+func reported(n NodeView, id string) bool {
+	for _, r := range n.Replicas {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// newReplicaID derives a replica ID from the workload, its template hash and
+// the clock, so Compute stays deterministic, avoiding every ID in use.
+func newReplicaID(w desired.Workload, now time.Time, i int, used map[string]bool) string {
+	for n := 0; ; n++ {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s/%s/%d/%d/%d", w.Name, w.Hash, now.UnixNano(), i, n)
+		suffix := strconv.FormatUint(h.Sum64()%(36*36*36*36*36), 36)
+		for len(suffix) < 5 {
+			suffix = "0" + suffix
+		}
+		id := w.Name + "-" + w.Hash[:8] + "-" + suffix
+		if !used[id] {
+			used[id] = true
+			return id
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

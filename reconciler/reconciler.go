@@ -1,0 +1,367 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Config configures a Reconciler. Zero durations take the defaults.
+type Config struct {
+	NATS  *nats.Conn
+	Store *Store
+	// NodeGrace is how long a node may miss heartbeats before its replicas are
+	// placed elsewhere (default 10s).
+	NodeGrace time.Duration
+	// PendingTimeout is how long a started replica may take to appear in its
+	// node's report before it is started again elsewhere (default 30s).
+	PendingTimeout time.Duration
+	// Resync is the period of passes when nothing happens (default 2s).
+	Resync time.Duration
+	// CommandTimeout bounds one command round trip (default 10s).
+	CommandTimeout time.Duration
+	// Clock is injected for tests (default time.Now).
+	Clock func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.NodeGrace <= 0 {
+		c.NodeGrace = 10 * time.Second
+	}
+	if c.PendingTimeout <= 0 {
+		c.PendingTimeout = 30 * time.Second
+	}
+	if c.Resync <= 0 {
+		c.Resync = 2 * time.Second
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+type nodeState struct {
+	NodeView
+	hb protocol.Heartbeat
+}
+
+const maxEvents = 20
+
+// Reconciler runs the control loop.
+type Reconciler struct {
+	cfg  Config
+	wake chan struct{}
+
+	mu          sync.Mutex
+	nodes       map[string]*nodeState
+	assignments map[string]Assignment
+	desired     *desired.State
+	pendingRev  *Revision // loaded, not yet applied by a pass
+	synced      Revision
+	syncedAt    time.Time
+	revErr      *RevisionError
+	sourceErr   string
+	events      []string
+}
+
+// New returns a Reconciler; Run starts it.
+func New(cfg Config) *Reconciler {
+	cfg.defaults()
+	return &Reconciler{
+		cfg:         cfg,
+		wake:        make(chan struct{}, 1),
+		nodes:       map[string]*nodeState{},
+		assignments: map[string]Assignment{},
+	}
+}
+
+// SetRevision renders files as the desired state of rev. A revision that does
+// not load is recorded in the status and the last good one stays in force.
+func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[string][]byte) error {
+	st, err := desired.Load(files)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sourceErr = ""
+	if err != nil {
+		re := &RevisionError{Revision: rev.ID, Time: r.cfg.Clock()}
+		var errs desired.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				re.Errors = append(re.Errors, e.Error())
+			}
+		} else {
+			re.Errors = []string{err.Error()}
+		}
+		r.revErr = re
+		zerolog.Ctx(ctx).Error().Str("revision", rev.ID).Strs("errors", re.Errors).
+			Str("running", r.synced.ID).Msg("revision does not load; the last good revision stays in force")
+		return err
+	}
+	st.Revision = rev.ID
+	r.desired = st
+	r.revErr = nil
+	r.pendingRev = &rev
+	zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Int("workloads", len(st.Workloads)).Msg("new desired state")
+	r.kick()
+	return nil
+}
+
+// SetSourceError records that the config repository could not be fetched.
+func (r *Reconciler) SetSourceError(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sourceErr = err.Error()
+}
+
+func (r *Reconciler) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run subscribes to the nodes and reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	log := zerolog.Ctx(ctx)
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	for subject, handler := range map[string]nats.MsgHandler{
+		protocol.HeartbeatWildcard: func(m *nats.Msg) { r.onHeartbeat(ctx, m) },
+		protocol.ReportWildcard:    func(m *nats.Msg) { r.onReport(ctx, m) },
+		protocol.StatusSubject:     r.onStatus,
+	} {
+		s, err := r.cfg.NATS.Subscribe(subject, handler)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		subs = append(subs, s)
+	}
+	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Msg("reconciler running")
+	ticker := time.NewTicker(r.cfg.Resync)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-ticker.C:
+		}
+		r.pass(ctx)
+	}
+}
+
+func (r *Reconciler) restore(ctx context.Context) error {
+	as, err := r.cfg.Store.Assignments(ctx)
+	if err != nil {
+		return err
+	}
+	sr, err := r.cfg.Store.Synced(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.assignments = as
+	r.synced = Revision{ID: sr.Revision}
+	r.syncedAt = sr.Time
+	return nil
+}
+
+func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
+	var hb protocol.Heartbeat
+	if err := decodeFromNode(m, &hb, &hb.Node); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Msg("heartbeat rejected")
+		return
+	}
+	r.mu.Lock()
+	n := r.node(hb.Node)
+	wasReady := NodeReady(n.NodeView, r.cfg.Clock(), r.cfg.NodeGrace)
+	n.hb = hb
+	n.LastHeartbeat = r.cfg.Clock()
+	r.mu.Unlock()
+	if !wasReady {
+		zerolog.Ctx(ctx).Info().Str("node", hb.Node).Msg("node ready")
+		r.kick()
+	}
+}
+
+func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
+	var rep protocol.Report
+	if err := decodeFromNode(m, &rep, &rep.Node); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Msg("report rejected")
+		return
+	}
+	r.mu.Lock()
+	n := r.node(rep.Node)
+	n.Replicas = rep.Replicas
+	n.ReportTime = r.cfg.Clock()
+	r.mu.Unlock()
+	r.kick()
+}
+
+// decodeFromNode decodes a node's message and checks that the node it names
+// is the one in its subject, baton.node.<node>.<kind>.
+func decodeFromNode[T *protocol.Heartbeat | *protocol.Report](m *nats.Msg, v T, node *string) error {
+	if err := protocol.Decode(m.Data, v); err != nil {
+		return err
+	}
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 4 || parts[2] != *node || *node == "" {
+		return fmt.Errorf("node %q does not match subject %s", *node, m.Subject)
+	}
+	return nil
+}
+
+func (r *Reconciler) node(name string) *nodeState {
+	n, ok := r.nodes[name]
+	if !ok {
+		n = &nodeState{NodeView: NodeView{Name: name}}
+		r.nodes[name] = n
+	}
+	return n
+}
+
+func (r *Reconciler) onStatus(m *nats.Msg) {
+	b, _ := json.Marshal(r.Status())
+	_ = m.Respond(b)
+}
+
+// input copies the reconciler's state for Compute.
+func (r *Reconciler) input() Input {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := Input{
+		Desired:        r.desired,
+		Nodes:          make(map[string]NodeView, len(r.nodes)),
+		Assignments:    make(map[string]Assignment, len(r.assignments)),
+		Now:            r.cfg.Clock(),
+		NodeGrace:      r.cfg.NodeGrace,
+		PendingTimeout: r.cfg.PendingTimeout,
+	}
+	for k, v := range r.nodes {
+		in.Nodes[k] = v.NodeView
+	}
+	for k, v := range r.assignments {
+		in.Assignments[k] = v
+	}
+	return in
+}
+
+func (r *Reconciler) pass(ctx context.Context) {
+	in := r.input()
+	actions := Compute(in)
+	r.apply(ctx, actions)
+
+	r.mu.Lock()
+	rev := r.pendingRev
+	r.pendingRev = nil
+	if rev != nil {
+		r.synced, r.syncedAt = *rev, r.cfg.Clock()
+	}
+	r.mu.Unlock()
+	if rev != nil {
+		if err := r.cfg.Store.SetSynced(ctx, SyncedRevision{Revision: rev.ID, Time: in.Now}); err != nil {
+			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
+		}
+	}
+}
+
+// maxParallel bounds the commands in flight at once.
+const maxParallel = 16
+
+func (r *Reconciler) apply(ctx context.Context, actions []Action) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallel)
+	for _, a := range actions {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := r.applyOne(ctx, a); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str("action", string(a.Type)).Str("replica", a.ReplicaID).Str("node", a.Node).Msg("action failed")
+				r.event(fmt.Sprintf("%s %s: %v", a.Type, a.ReplicaID, err))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
+	log := zerolog.Ctx(ctx).With().Str("action", string(a.Type)).Str("workload", a.Workload).
+		Str("replica", a.ReplicaID).Str("node", a.Node).Logger()
+	switch a.Type {
+	case Forget:
+		log.Info().Str("reason", a.Reason).Msg("forget replica")
+		return r.forget(ctx, a.ReplicaID)
+	case Start:
+		as := Assignment{ReplicaID: a.ReplicaID, Workload: a.Workload, SpecHash: a.Spec.SpecHash, Node: a.Node, Created: r.cfg.Clock()}
+		r.mu.Lock()
+		r.assignments[as.ReplicaID] = as
+		r.mu.Unlock()
+		if err := r.cfg.Store.PutAssignment(ctx, as); err != nil {
+			log.Warn().Err(err).Msg("persist assignment")
+		}
+		log.Info().Str("reason", a.Reason).Msg("start replica")
+		if err := r.send(ctx, a.Node, protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: a.Spec}); err != nil {
+			_ = r.forget(ctx, a.ReplicaID)
+			return fmt.Errorf("start replica %s on %s: %w", a.ReplicaID, a.Node, err)
+		}
+		return nil
+	case Stop:
+		log.Info().Str("reason", a.Reason).Msg("stop replica")
+		if err := r.send(ctx, a.Node, protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: a.ReplicaID}); err != nil {
+			return fmt.Errorf("stop replica %s on %s: %w", a.ReplicaID, a.Node, err)
+		}
+		return r.forget(ctx, a.ReplicaID)
+	}
+	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+func (r *Reconciler) forget(ctx context.Context, id string) error {
+	r.mu.Lock()
+	delete(r.assignments, id)
+	r.mu.Unlock()
+	return r.cfg.Store.DeleteAssignment(ctx, id)
+}
+
+func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
+	defer cancel()
+	msg, err := r.cfg.NATS.RequestWithContext(ctx, protocol.CommandSubject(node), protocol.Encode(cmd))
+	if err != nil {
+		return err
+	}
+	var reply protocol.Reply
+	if err := protocol.Decode(msg.Data, &reply); err != nil {
+		return fmt.Errorf("bad reply: %w", err)
+	}
+	return reply.Err()
+}
+
+func (r *Reconciler) event(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, r.cfg.Clock().UTC().Format(time.RFC3339)+" "+s)
+	if len(r.events) > maxEvents {
+		r.events = r.events[len(r.events)-maxEvents:]
+	}
+}

@@ -1,0 +1,118 @@
+package reconciler
+
+import (
+	"sort"
+	"time"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Revision describes one commit of the config repository.
+type Revision struct {
+	ID      string    `json:"id"`
+	Message string    `json:"message,omitempty"`
+	Author  string    `json:"author,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
+}
+
+// RevisionError is a revision that could not be applied, and why.
+type RevisionError struct {
+	Revision string    `json:"revision"`
+	Errors   []string  `json:"errors"`
+	Time     time.Time `json:"time"`
+}
+
+// Status is the reconciler's view of the cluster, as `baton status` shows it.
+type Status struct {
+	// Synced is the revision whose desired state is applied.
+	Synced   Revision  `json:"synced"`
+	SyncedAt time.Time `json:"syncedAt,omitzero"`
+	// Error is set while the newest revision seen cannot be applied.
+	Error *RevisionError `json:"error,omitempty"`
+	// SourceError is set while the config repository cannot be fetched.
+	SourceError string           `json:"sourceError,omitempty"`
+	Workloads   []WorkloadStatus `json:"workloads"`
+	Nodes       []NodeStatus     `json:"nodes"`
+	// Events are the newest failures applying actions, newest last.
+	Events []string `json:"events,omitempty"`
+}
+
+// WorkloadStatus compares one workload's desired and live replicas.
+type WorkloadStatus struct {
+	Name     string `json:"name"`
+	SpecHash string `json:"specHash"`
+	Desired  int    `json:"desired"`
+	// Current counts running replicas of the desired template; Running all running ones.
+	Current  int             `json:"current"`
+	Running  int             `json:"running"`
+	Replicas []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica of a workload.
+type ReplicaStatus struct {
+	ID       string                `json:"id"`
+	Node     string                `json:"node"`
+	SpecHash string                `json:"specHash"`
+	State    protocol.ReplicaState `json:"state"`
+	Message  string                `json:"message,omitempty"`
+}
+
+// NodeStatus is one node.
+type NodeStatus struct {
+	Name          string             `json:"name"`
+	Ready         bool               `json:"ready"`
+	LastHeartbeat time.Time          `json:"lastHeartbeat"`
+	Replicas      int                `json:"replicas"`
+	Capacity      protocol.Resources `json:"capacity"`
+	Labels        map[string]string  `json:"labels,omitempty"`
+	AgentVersion  string             `json:"agentVersion,omitempty"`
+}
+
+// Status returns a snapshot of the reconciler's view.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Clock()
+	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
+		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...)}
+
+	byName := map[string]*WorkloadStatus{}
+	var names []string
+	if r.desired != nil {
+		for _, w := range r.desired.Workloads {
+			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: w.Replicas, Replicas: []ReplicaStatus{}}
+			names = append(names, w.Name)
+		}
+	}
+	for _, name := range sortedKeys(r.nodes) {
+		n := r.nodes[name]
+		ready := NodeReady(n.NodeView, now, r.cfg.NodeGrace)
+		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.LastHeartbeat,
+			Replicas: len(n.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion})
+		if !ready {
+			continue
+		}
+		for _, rep := range n.Replicas {
+			ws, ok := byName[rep.Workload]
+			if !ok {
+				ws = &WorkloadStatus{Name: rep.Workload, Replicas: []ReplicaStatus{}}
+				byName[rep.Workload] = ws
+				names = append(names, rep.Workload)
+			}
+			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Message: rep.Message})
+			if rep.State == protocol.StateRunning {
+				ws.Running++
+				if rep.SpecHash == ws.SpecHash {
+					ws.Current++
+				}
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ws := byName[name]
+		sort.Slice(ws.Replicas, func(i, j int) bool { return ws.Replicas[i].ID < ws.Replicas[j].ID })
+		st.Workloads = append(st.Workloads, *ws)
+	}
+	return st
+}

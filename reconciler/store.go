@@ -1,0 +1,116 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the JetStream key-value bucket holding the reconciler's state.
+const Bucket = "baton"
+
+const (
+	keySynced        = "revision.synced"
+	assignmentPrefix = "assign."
+)
+
+// SyncedRevision is the last revision whose desired state the reconciler applied.
+type SyncedRevision struct {
+	Revision string    `json:"revision"`
+	Time     time.Time `json:"time"`
+}
+
+// Store keeps the reconciler's state in a JetStream KV bucket, so a restarted
+// reconciler resumes where it stopped.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// OpenStore creates the bucket if needed. replicas is the bucket's replication
+// factor (1 on a single server, 3 on a cluster).
+func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Baton reconciler state",
+		History:     5,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %q: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Synced returns the last synced revision, or a zero value if there is none.
+func (s *Store) Synced(ctx context.Context) (SyncedRevision, error) {
+	var sr SyncedRevision
+	e, err := s.kv.Get(ctx, keySynced)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return sr, nil
+	}
+	if err != nil {
+		return sr, fmt.Errorf("get %s: %w", keySynced, err)
+	}
+	if err := json.Unmarshal(e.Value(), &sr); err != nil {
+		return sr, fmt.Errorf("decode %s: %w", keySynced, err)
+	}
+	return sr, nil
+}
+
+// SetSynced records rev as the last synced revision.
+func (s *Store) SetSynced(ctx context.Context, sr SyncedRevision) error {
+	b, _ := json.Marshal(sr)
+	if _, err := s.kv.Put(ctx, keySynced, b); err != nil {
+		return fmt.Errorf("put %s: %w", keySynced, err)
+	}
+	return nil
+}
+
+// Assignments loads every recorded assignment.
+func (s *Store) Assignments(ctx context.Context) (map[string]Assignment, error) {
+	out := map[string]Assignment{}
+	lister, err := s.kv.ListKeysFiltered(ctx, assignmentPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list assignments: %w", err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		var a Assignment
+		if err := json.Unmarshal(e.Value(), &a); err != nil || a.ReplicaID != strings.TrimPrefix(key, assignmentPrefix) {
+			// A damaged record must not stop the reconciler: the replica, if it
+			// runs, is adopted from its node's report.
+			continue
+		}
+		out[a.ReplicaID] = a
+	}
+	return out, nil
+}
+
+// PutAssignment records a.
+func (s *Store) PutAssignment(ctx context.Context, a Assignment) error {
+	b, _ := json.Marshal(a)
+	if _, err := s.kv.Put(ctx, assignmentPrefix+a.ReplicaID, b); err != nil {
+		return fmt.Errorf("put assignment %s: %w", a.ReplicaID, err)
+	}
+	return nil
+}
+
+// DeleteAssignment removes the assignment of a replica.
+func (s *Store) DeleteAssignment(ctx context.Context, id string) error {
+	if err := s.kv.Purge(ctx, assignmentPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete assignment %s: %w", id, err)
+	}
+	return nil
+}
