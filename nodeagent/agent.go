@@ -103,6 +103,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.wg.Wait()
 	defer func() { _ = sub.Unsubscribe() }()
+	resync := make(chan struct{}, 1)
+	rsub, err := a.cfg.NATS.Subscribe(protocol.ResyncSubject, func(*nats.Msg) {
+		select {
+		case resync <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to resync: %w", err)
+	}
+	defer func() { _ = rsub.Unsubscribe() }()
 	log.Info().Msg("agent running")
 
 	changes := a.cfg.Runtime.Changes(ctx)
@@ -140,6 +151,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			report(false)
 		case <-a.kick:
 			report(false)
+		case <-resync:
+			report(true)
 		case _, ok := <-changes:
 			if !ok {
 				changes = nil

@@ -73,9 +73,11 @@ func (a Action) String() string {
 	return fmt.Sprintf("%s %s/%s on %s: %s", a.Type, a.Workload, a.ReplicaID, a.Node, a.Reason)
 }
 
-// NodeReady reports whether n has sent a heartbeat within grace of now.
+// NodeReady reports whether n has sent a heartbeat within grace of now and
+// a report: without its report, what a node runs is unknown, and placing on
+// it could duplicate replicas it already holds.
 func NodeReady(n NodeView, now time.Time, grace time.Duration) bool {
-	return !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) <= grace
+	return !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) <= grace && !n.ReportTime.IsZero()
 }
 
 // replica is a live or pending replica as Compute sees it.

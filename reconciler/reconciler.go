@@ -155,6 +155,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
+	if err := r.cfg.NATS.Publish(protocol.ResyncSubject, nil); err != nil {
+		return fmt.Errorf("ask agents for reports: %w", err)
+	}
 	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Msg("reconciler running")
 	ticker := time.NewTicker(r.cfg.Resync)
 	defer ticker.Stop()
@@ -197,7 +200,11 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 	wasReady := NodeReady(n.NodeView, r.cfg.Clock(), r.cfg.NodeGrace)
 	n.hb = hb
 	n.LastHeartbeat = r.cfg.Clock()
+	noReport := n.ReportTime.IsZero()
 	r.mu.Unlock()
+	if noReport {
+		_ = r.cfg.NATS.Publish(protocol.ResyncSubject, nil)
+	}
 	if !wasReady {
 		zerolog.Ctx(ctx).Info().Str("node", hb.Node).Msg("node ready")
 		r.kick()

@@ -24,6 +24,9 @@ const (
 	ReportWildcard = subjectPrefix + "*.report"
 	// StatusSubject answers requests for the reconciler's status.
 	StatusSubject = "baton.api.status"
+	// ResyncSubject asks every agent to send a full report now (a reconciler
+	// that just started, or that has no report of a node, publishes it).
+	ResyncSubject = "baton.agents.resync"
 )
 
 // HeartbeatSubject is where node publishes its heartbeats.
