@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+)
+
+// hashOf is the pod spec hash the loader gives a deployment.
+func hashOf(t *testing.T, files map[string]string) string {
+	t.Helper()
+	bs := map[string][]byte{}
+	for k, v := range files {
+		bs[k] = []byte(v)
+	}
+	st, err := desired.Load(bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Workloads[0].Hash
+}
+
+// converged waits until the nodes run exactly want replicas of hash in all,
+// nothing else, and the reconciler's status agrees.
+func (c *cluster) converged(t *testing.T, want int, hash string, nodes ...string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d replicas of %s", want, hash), func() (bool, string) {
+		total, all := 0, 0
+		var state []string
+		for _, n := range nodes {
+			total += c.running(n, hash)
+			all += len(c.tasks(n))
+			state = append(state, fmt.Sprintf("%s: %d running of %s, %d tasks", n, c.running(n, hash), hash, len(c.tasks(n))))
+		}
+		if total != want || all != want {
+			return false, strings.Join(state, "; ")
+		}
+		st := c.status()
+		for _, w := range st.Workloads {
+			if w.Name == "hello" && w.Current == want && w.Running == want && len(w.Replicas) == want {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("status: %+v", st.Workloads)
+	})
+}
+
+func TestEndToEnd(t *testing.T) {
+	c := newCluster(t, 3*time.Second)
+	c.startAgent("n1")
+
+	// 1. A 3-replica Deployment becomes 3 running tasks.
+	v1 := deployment(3, "v1")
+	hash1 := hashOf(t, v1)
+	c.commit("hello: 3 replicas", v1)
+	c.converged(t, 3, hash1, "n1")
+
+	// 2. Scale to 5, then change args: every replica is replaced.
+	c.commit("hello: 5 replicas", deployment(5, "v1"))
+	c.converged(t, 5, hash1, "n1")
+	v2 := deployment(5, "v2")
+	hash2 := hashOf(t, v2)
+	if hash2 == hash1 {
+		t.Fatal("changed args must change the hash")
+	}
+	c.commit("hello: message v2", v2)
+	c.converged(t, 5, hash2, "n1")
+
+	// 3. Reverting the last two commits brings back the first revision's spec.
+	c.git("revert", "--no-edit", "HEAD~2..HEAD")
+	c.converged(t, 3, hash1, "n1")
+
+	// 4. A second node joins; new replicas spread over both.
+	c.startAgent("n2")
+	waitFor(t, 10*time.Second, "n2 ready", func() (bool, string) {
+		for _, n := range c.status().Nodes {
+			if n.Name == "n2" && n.Ready {
+				return true, ""
+			}
+		}
+		return false, "n2 not ready"
+	})
+	c.commit("hello: 6 replicas", deployment(6, "v1"))
+	c.converged(t, 6, hash1, "n1", "n2")
+	if n1, n2 := c.running("n1", hash1), c.running("n2", hash1); n1 != 3 || n2 != 3 {
+		t.Fatalf("spread: n1 runs %d, n2 runs %d; want 3 and 3", n1, n2)
+	}
+
+	// A restarted agent re-adopts its containers: nothing is started or stopped.
+	before := replicaIDs(c.tasks("n2"))
+	c.stopAgent("n2")
+	c.startAgent("n2")
+	time.Sleep(2 * time.Second) // no change may happen: give the reconciler passes to (not) act
+	c.converged(t, 6, hash1, "n1", "n2")
+	if after := replicaIDs(c.tasks("n2")); !slices.Equal(before, after) {
+		t.Fatalf("restarted agent: replicas %v, want %v", after, before)
+	}
+
+	// Stop n1's agent: after the grace period its replicas run on n2.
+	c.stopAgent("n1")
+	waitFor(t, 30*time.Second, "6 replicas on n2", func() (bool, string) {
+		n := c.running("n2", hash1)
+		return n == 6, fmt.Sprintf("n2 runs %d", n)
+	})
+	// n1 comes back: its superseded replicas are stopped, 6 in all remain.
+	c.startAgent("n1")
+	c.converged(t, 6, hash1, "n1", "n2")
+	if n := c.running("n2", hash1); n != 6 {
+		t.Fatalf("after n1 returned, n2 runs %d, want the 6 placed there", n)
+	}
+
+	// 5. Kill a container's process: it is replaced.
+	victim := c.tasks("n2")[0]
+	if err := syscall.Kill(int(victim.pid), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "killed replica replaced", func() (bool, string) {
+		ids := replicaIDs(c.tasks("n2"))
+		return !slices.Contains(ids, victim.replica), fmt.Sprintf("replicas %v", ids)
+	})
+	c.converged(t, 6, hash1, "n1", "n2")
+
+	// 6. Invalid YAML: the previous revision keeps running; status names file and line.
+	good := c.status().Synced.ID
+	bad := c.commit("hello: typo", map[string]string{"hello.yaml": strings.Replace(deployment(2, "v1")["hello.yaml"], "replicas:", "replicaz:", 1)})
+	waitFor(t, 10*time.Second, "status shows the bad revision", func() (bool, string) {
+		st := c.status()
+		return st.Error != nil && st.Error.Revision == bad, fmt.Sprintf("%+v", st.Error)
+	})
+	st := c.status()
+	if st.Synced.ID != good {
+		t.Fatalf("synced revision moved to %s, want %s", st.Synced.ID, good)
+	}
+	if want := "hello.yaml:6:3: spec.replicaz: field not allowed"; !strings.Contains(strings.Join(st.Error.Errors, "\n"), want) {
+		t.Fatalf("errors %q do not contain %q", st.Error.Errors, want)
+	}
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"status", "--nats", c.ns.ClientURL()})
+	if err := cmd.ExecuteContext(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "hello.yaml:6:3") || !strings.Contains(out.String(), "does not load") {
+		t.Fatalf("baton status does not show the error:\n%s", out.String())
+	}
+	time.Sleep(time.Second)
+	c.converged(t, 6, hash1, "n1", "n2")
+}
+
+func replicaIDs(ts []task) []string {
+	var ids []string
+	for _, t := range ts {
+		ids = append(ids, t.replica)
+	}
+	slices.Sort(ids)
+	return ids
+}

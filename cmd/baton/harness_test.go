@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/internal/ociarchive"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/reconciler"
+)
+
+// The end-to-end harness runs the real parts in-process: an embedded NATS
+// server, the reconciler following a go-git repository on disk, and node
+// agents on the machine's containerd, each agent in its own containerd
+// namespace (one namespace per simulated node).
+
+const testImage = "baton.local/hello:e2e"
+
+var (
+	imageOnce    sync.Once
+	imageArchive string
+	imageErr     error
+)
+
+// helloArchive builds examples/images/hello and packs it into an OCI archive, once per test binary.
+func helloArchive(tb testing.TB) string {
+	imageOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "baton-e2e-image-")
+		if err != nil {
+			imageErr = err
+			return
+		}
+		bin := filepath.Join(dir, "hello")
+		cmd := exec.Command("go", "build", "-o", bin, "../../examples/images/hello")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			imageErr = fmt.Errorf("build hello: %v\n%s", err, out)
+			return
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			imageErr = err
+			return
+		}
+		imageArchive = filepath.Join(dir, "hello.oci.tar")
+		imageErr = ociarchive.WriteFile(imageArchive, ociarchive.Image{
+			Ref: testImage, Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: data}}, Entrypoint: []string{"/hello"},
+		})
+	})
+	if imageErr != nil {
+		tb.Fatal(imageErr)
+	}
+	return imageArchive
+}
+
+// containerdSocket returns the socket of a running containerd, or skips the
+// test; with BATON_E2E=1 (as in CI) a missing containerd fails instead.
+func containerdSocket(tb testing.TB) string {
+	sock := os.Getenv("BATON_CONTAINERD")
+	if sock == "" {
+		sock = DefaultContainerdSocket
+	}
+	c, err := nodeagent.DialContainerd(context.Background(), sock)
+	if err != nil {
+		if os.Getenv("BATON_E2E") == "1" {
+			tb.Fatalf("BATON_E2E=1 but containerd is not reachable: %v", err)
+		}
+		tb.Skipf("containerd not reachable (set BATON_E2E=1 to require it): %v", err)
+	}
+	c.Close()
+	return sock
+}
+
+type cluster struct {
+	tb      testing.TB
+	ctx     context.Context
+	sock    string
+	cli     *client.Client
+	ns      *server.Server
+	dir     string
+	repo    *git.Repository
+	prefix  string // containerd namespace prefix
+	agents  map[string]*runningAgent
+	stopAll []func()
+}
+
+type runningAgent struct {
+	cancel context.CancelFunc
+	done   chan error
+	nc     *nats.Conn
+}
+
+func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
+	sock := containerdSocket(tb)
+	archive := helloArchive(tb)
+	ctx, cancel := context.WithCancel(context.Background())
+	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	if os.Getenv("BATON_E2E_LOG") == "" {
+		log = log.Level(zerolog.WarnLevel)
+	}
+	ctx = log.WithContext(ctx)
+	c := &cluster{tb: tb, ctx: ctx, sock: sock, dir: tb.TempDir(), agents: map[string]*runningAgent{},
+		prefix: fmt.Sprintf("baton-e2e-%d", rand.Uint32()%1_000_000)}
+	cli, err := nodeagent.DialContainerd(ctx, sock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.cli = cli
+	tb.Cleanup(func() {
+		for name := range c.agents {
+			c.stopAgent(name)
+		}
+		cancel()
+		for _, f := range c.stopAll {
+			f()
+		}
+		c.cleanupContainerd()
+		cli.Close()
+	})
+
+	c.ns, err = startNATS("127.0.0.1:0", filepath.Join(c.dir, "nats"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.stopAll = append(c.stopAll, c.ns.Shutdown)
+
+	c.repo, err = git.PlainInitWithOptions(filepath.Join(c.dir, "repo"), &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.nodeNamespaces(archive)
+
+	nc := c.connect("server")
+	done := make(chan error, 1)
+	go func() {
+		done <- runServer(ctx, nc, serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
+			dataDir: filepath.Join(c.dir, "server"), nodeGrace: nodeGrace, bucketReplicas: 1})
+	}()
+	c.stopAll = append([]func(){func() {
+		if err := <-done; err != nil {
+			tb.Errorf("server: %v", err)
+		}
+	}}, c.stopAll...)
+	return c
+}
+
+func (c *cluster) namespace(node string) string { return c.prefix + "-" + node }
+
+// nodeNamespaces imports the test image into the namespaces of nodes n1 and n2.
+func (c *cluster) nodeNamespaces(archive string) {
+	for _, node := range []string{"n1", "n2"} {
+		if _, err := nodeagent.Import(c.ctx, c.cli, c.namespace(node), archive); err != nil {
+			c.tb.Fatal(err)
+		}
+	}
+}
+
+func (c *cluster) connect(name string) *nats.Conn {
+	nc, err := nats.Connect(c.ns.ClientURL(), nats.Name(name))
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.stopAll = append(c.stopAll, nc.Close)
+	return nc
+}
+
+func (c *cluster) startAgent(node string) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	nc := c.connect("agent-" + node)
+	ra := &runningAgent{cancel: cancel, done: make(chan error, 1), nc: nc}
+	go func() {
+		ra.done <- runAgent(ctx, nc, agentOptions{node: node, socket: c.sock, namespace: c.namespace(node),
+			dataDir: filepath.Join(c.dir, "agent-"+node), heartbeat: 250 * time.Millisecond, stopGrace: 5 * time.Second,
+			pollPeriod: 200 * time.Millisecond})
+	}()
+	c.agents[node] = ra
+}
+
+// stopAgent ends an agent as its process would end: no more heartbeats,
+// reports or commands; its containers keep running.
+func (c *cluster) stopAgent(node string) {
+	ra := c.agents[node]
+	ra.cancel()
+	if err := <-ra.done; err != nil {
+		c.tb.Errorf("agent %s: %v", node, err)
+	}
+	ra.nc.Close()
+	delete(c.agents, node)
+}
+
+// commit writes files into the repository and commits them; it returns the revision.
+func (c *cluster) commit(msg string, files map[string]string) string {
+	wt, err := c.repo.Worktree()
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	for name, body := range files {
+		p := filepath.Join(c.dir, "repo", name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			c.tb.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			c.tb.Fatal(err)
+		}
+	}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "e2e", Email: "e2e@localhost", When: time.Now()}})
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return h.String()
+}
+
+// git runs the git command line in the repository.
+func (c *cluster) git(args ...string) {
+	cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@localhost"}, args...)...)
+	cmd.Dir = filepath.Join(c.dir, "repo")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.tb.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// task is a containerd task of a replica.
+type task struct {
+	replica, hash string
+	pid           uint32
+	status        client.ProcessStatus
+}
+
+// tasks lists the tasks in a node's containerd namespace.
+func (c *cluster) tasks(node string) []task {
+	ctx := namespaces.WithNamespace(c.ctx, c.namespace(node))
+	cs, err := c.cli.Containers(ctx)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	var out []task
+	for _, ct := range cs {
+		labels, err := ct.Labels(ctx)
+		if err != nil {
+			continue
+		}
+		t := task{replica: labels[nodeagent.LabelReplica], hash: labels[nodeagent.LabelSpecHash]}
+		if tk, err := ct.Task(ctx, nil); err == nil {
+			t.pid = tk.Pid()
+			if st, err := tk.Status(ctx); err == nil {
+				t.status = st.Status
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// running counts the RUNNING tasks of a node with the given spec hash ("" for any).
+func (c *cluster) running(node, hash string) int {
+	n := 0
+	for _, t := range c.tasks(node) {
+		if t.status == client.Running && (hash == "" || t.hash == hash) {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *cluster) status() reconciler.Status {
+	nc := c.connect("status")
+	defer nc.Close()
+	st, err := fetchStatus(c.ctx, nc)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return st
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cleanupContainerd removes everything the test created in containerd.
+func (c *cluster) cleanupContainerd() {
+	ctx := context.Background()
+	for _, node := range []string{"n1", "n2"} {
+		ns := c.namespace(node)
+		rt, err := nodeagent.NewContainerd(c.cli, ns, filepath.Join(c.dir, "cleanup-"+node))
+		if err != nil {
+			continue
+		}
+		reps, err := rt.List(ctx)
+		if err == nil {
+			for _, r := range reps {
+				if err := rt.Stop(ctx, r.ID, time.Second); err != nil {
+					c.tb.Errorf("cleanup %s: %v", r.ID, err)
+				}
+			}
+		}
+		nctx := namespaces.WithNamespace(ctx, ns)
+		imgs, _ := c.cli.ImageService().List(nctx)
+		for _, img := range imgs {
+			_ = c.cli.ImageService().Delete(nctx, img.Name, images.SynchronousDelete())
+		}
+		_ = c.cli.NamespaceService().Delete(ctx, ns)
+	}
+}
+
+func deployment(replicas int, message string) map[string]string {
+	return map[string]string{"hello.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+spec:
+  replicas: %d
+  template:
+    spec:
+      containers:
+        - name: web
+          image: %s
+          args: ["-message", %q]
+`, replicas, testImage, message)}
+}
