@@ -111,6 +111,12 @@ func Compute(in Input) []Action {
 		return actions
 	}
 
+	assignedTo := map[string][]Assignment{}
+	for _, id := range sortedKeys(in.Assignments) {
+		a := in.Assignments[id]
+		assignedTo[a.Node] = append(assignedTo[a.Node], a)
+	}
+
 	// Group the replicas of ready nodes by workload.
 	byWorkload := map[string][]replica{}
 	total := map[string]int{}
@@ -128,9 +134,9 @@ func Compute(in Input) []Action {
 				total[name]++
 			}
 		}
-		for _, id := range sortedKeys(in.Assignments) {
-			a := in.Assignments[id]
-			if a.Node != name || seen[id] || in.Now.Sub(a.Created) > in.PendingTimeout {
+		for _, a := range assignedTo[name] {
+			id := a.ReplicaID
+			if seen[id] || in.Now.Sub(a.Created) > in.PendingTimeout {
 				continue
 			}
 			byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
@@ -158,8 +164,12 @@ func Compute(in Input) []Action {
 		}
 	}
 
+	want := make(map[string]bool, len(in.Desired.Workloads))
+	for _, w := range in.Desired.Workloads {
+		want[w.Name] = true
+	}
 	for _, wname := range sortedKeys(byWorkload) {
-		if _, ok := in.Desired.Workload(wname); !ok {
+		if !want[wname] {
 			for _, r := range byWorkload[wname] {
 				if r.State != protocol.StateStopping && !r.pending {
 					actions = append(actions, stop(r, "workload removed from the desired state"))

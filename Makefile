@@ -1,0 +1,66 @@
+# Baton. `make up` runs the demo on this machine; `make test` runs the tests.
+# Both install what they need (containerd, runc) on Debian when it is missing.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BUILD     := build
+BATON     := $(BUILD)/baton
+DATA_DIR  ?= /var/lib/baton
+UP_FLAGS  ?=
+SOCKET    := /run/containerd/containerd.sock
+
+.PHONY: all build image up test test-short bench lint deps containerd clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o $(BATON) ./cmd/baton
+
+# The hello example's image: a static Go binary packed into an OCI image
+# archive (there is no registry to pull from).
+image: $(BUILD)/hello.oci.tar
+$(BUILD)/hello.oci.tar: examples/images/hello/main.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
+	mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -o $(BUILD)/hello ./examples/images/hello
+	$(GO) run ./cmd/baton-mkimage -ref baton.local/hello:v1 -bin $(BUILD)/hello -o $@
+
+# containerd and runc from Debian's packages, when missing.
+deps:
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v git >/dev/null; then \
+		echo "installing containerd, runc and git"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git; \
+	fi
+
+# Start the system containerd in the background when it is not answering.
+containerd: deps
+	@if ! ctr --address $(SOCKET) version >/dev/null 2>&1; then \
+		echo "starting containerd (log: /var/log/baton-containerd.log)"; \
+		nohup containerd >/var/log/baton-containerd.log 2>&1 & \
+		for i in $$(seq 1 100); do ctr --address $(SOCKET) version >/dev/null 2>&1 && exit 0; sleep 0.2; done; \
+		echo "containerd did not start; see /var/log/baton-containerd.log"; exit 1; \
+	fi
+
+# The demo: embedded NATS, reconciler and agent, following a local config
+# repository seeded from examples/hello (baton up starts its own containerd
+# if none is running).
+up: deps build image
+	$(BATON) up --data-dir $(DATA_DIR) --image $(BUILD)/hello.oci.tar $(UP_FLAGS)
+
+# Every test, with the race detector, against a real containerd.
+test: containerd
+	BATON_E2E=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+# The pure parts only: no containerd needed.
+test-short:
+	$(GO) test -race -short ./...
+
+bench: containerd
+	BATON_E2E=1 $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,299 @@
+package reconciler
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+var t0 = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
+
+const grace = 10 * time.Second
+
+func workload(name string, replicas int, image string) desired.Workload {
+	pod := desired.PodSpec{Containers: []desired.Container{{Name: "web", Image: image}}}
+	return desired.Workload{Name: name, Kind: "Deployment", Replicas: replicas, Pod: pod, Hash: pod.Hash()}
+}
+
+func state(ws ...desired.Workload) *desired.State { return &desired.State{Workloads: ws} }
+
+func node(name string, reps ...protocol.Replica) NodeView {
+	return NodeView{Name: name, LastHeartbeat: t0.Add(-time.Second), ReportTime: t0.Add(-time.Second), Replicas: reps}
+}
+
+func lost(n NodeView) NodeView { n.LastHeartbeat = t0.Add(-grace - time.Second); return n }
+
+func rep(id string, w desired.Workload, st protocol.ReplicaState, started time.Duration) protocol.Replica {
+	return protocol.Replica{ID: id, Workload: w.Name, SpecHash: w.Hash, State: st, StartedAt: t0.Add(-started)}
+}
+
+func assigned(id string, w desired.Workload, node string, age time.Duration) Assignment {
+	return Assignment{ReplicaID: id, Workload: w.Name, SpecHash: w.Hash, Node: node, Created: t0.Add(-age)}
+}
+
+func nodes(ns ...NodeView) map[string]NodeView {
+	m := map[string]NodeView{}
+	for _, n := range ns {
+		m[n.Name] = n
+	}
+	return m
+}
+
+func assignments(as ...Assignment) map[string]Assignment {
+	m := map[string]Assignment{}
+	for _, a := range as {
+		m[a.ReplicaID] = a
+	}
+	return m
+}
+
+// summary renders actions without the generated replica IDs of starts.
+func summary(actions []Action) []string {
+	out := []string{}
+	for _, a := range actions {
+		switch a.Type {
+		case Start:
+			out = append(out, fmt.Sprintf("start %s@%s", a.Workload, a.Node))
+		default:
+			out = append(out, fmt.Sprintf("%s %s@%s", a.Type, a.ReplicaID, a.Node))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestCompute(t *testing.T) {
+	web := workload("web", 3, "web:1")
+	web2 := workload("web", 3, "web:2")
+	web5 := workload("web", 5, "web:1")
+	web1 := workload("web", 1, "web:1")
+	web0 := workload("web", 0, "web:1")
+	db := workload("db", 1, "db:1")
+	R, C, X, F, S := protocol.StateRunning, protocol.StateCreating, protocol.StateExited, protocol.StateFailed, protocol.StateStopping
+
+	tests := []struct {
+		name string
+		in   Input
+		want []string
+	}{
+		{
+			name: "no revision loaded: nothing happens",
+			in:   Input{Nodes: nodes(node("n1"))},
+			want: []string{},
+		},
+		{
+			name: "scale up from zero",
+			in:   Input{Desired: state(web), Nodes: nodes(node("n1"))},
+			want: []string{"start web@n1", "start web@n1", "start web@n1"},
+		},
+		{
+			name: "spread over nodes, fewest first",
+			in:   Input{Desired: state(web), Nodes: nodes(node("n1", rep("a", web, R, time.Hour)), node("n2"))},
+			want: []string{"start web@n1", "start web@n2"},
+		},
+		{
+			name: "no nodes: nothing to start",
+			in:   Input{Desired: state(web), Nodes: nodes()},
+			want: []string{},
+		},
+		{
+			name: "a node that has not reported is not used",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1"),
+				NodeView{Name: "n2", LastHeartbeat: t0})},
+			want: []string{"start web@n1"},
+		},
+		{
+			name: "converged: nothing to do",
+			in: Input{Desired: state(web), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{},
+		},
+		{
+			name: "scale down stops the newest",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{"stop b@n1", "stop c@n1"},
+		},
+		{
+			name: "scale down stops replicas that are not running first",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1",
+				rep("a", web, C, 3*time.Hour), rep("b", web, R, 2*time.Hour)))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "scale down evens out nodes",
+			in: Input{Desired: state(workload("web", 2, "web:1")), Nodes: nodes(
+				node("n1", rep("a", web, R, 3*time.Hour), rep("b", web, R, 4*time.Hour)),
+				node("n2", rep("c", web, R, time.Hour)))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "scale to zero",
+			in:   Input{Desired: state(web0), Nodes: nodes(node("n1", rep("a", web, R, time.Hour)))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "new template: start new replicas, keep the old serving",
+			in: Input{Desired: state(web2), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{"start web@n1", "start web@n1", "start web@n1"},
+		},
+		{
+			name: "new template: an old replica stops for each new one running",
+			in: Input{Desired: state(web2), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour),
+				rep("d", web2, R, time.Minute), rep("e", web2, R, time.Minute), rep("f", web2, C, time.Minute)))},
+			want: []string{"stop b@n1", "stop c@n1"},
+		},
+		{
+			name: "new template and scale to zero: old ones all stop",
+			in:   Input{Desired: state(workload("web", 0, "web:2")), Nodes: nodes(node("n1", rep("a", web, R, time.Hour)))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "an exited replica is stopped and replaced",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1",
+				protocol.Replica{ID: "a", Workload: "web", SpecHash: web.Hash, State: X, ExitCode: 137}))},
+			want: []string{"start web@n1", "stop a@n1"},
+		},
+		{
+			name: "a failed start is stopped and replaced",
+			in:   Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, F, 0)))},
+			want: []string{"start web@n1", "stop a@n1"},
+		},
+		{
+			name: "a stopping replica does not count",
+			in:   Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, S, time.Hour)))},
+			want: []string{"start web@n1"},
+		},
+		{
+			name: "a pending start counts: no second start",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
+				Assignments: assignments(assigned("a", web, "n1", time.Second))},
+			want: []string{},
+		},
+		{
+			name: "a start never reported is forgotten and retried",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
+				Assignments: assignments(assigned("a", web, "n1", time.Minute))},
+			want: []string{"forget a@n1", "start web@n1"},
+		},
+		{
+			name: "a lost node's replicas are placed elsewhere",
+			in: Input{Desired: state(web), Nodes: nodes(
+				lost(node("n1", rep("a", web, R, time.Hour), rep("b", web, R, time.Hour))),
+				node("n2", rep("c", web, R, time.Hour))),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n1", time.Hour), assigned("c", web, "n2", time.Hour))},
+			want: []string{"forget a@n1", "forget b@n1", "start web@n2", "start web@n2"},
+		},
+		{
+			name: "a node that comes back: its superseded replicas stop",
+			in: Input{Desired: state(web1), Nodes: nodes(
+				node("n1", rep("old", web, R, 2*time.Hour)),
+				node("n2", rep("new", web, R, time.Minute))),
+				Assignments: assignments(assigned("new", web, "n2", time.Minute))},
+			want: []string{"stop old@n1"},
+		},
+		{
+			name: "a removed workload is stopped",
+			in: Input{Desired: state(db), Nodes: nodes(node("n1",
+				rep("a", web, R, time.Hour), rep("d", db, R, time.Hour)))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "more replicas than fit one pass are all started",
+			in:   Input{Desired: state(web5), Nodes: nodes(node("n1"), node("n2"))},
+			want: []string{"start web@n1", "start web@n1", "start web@n1", "start web@n2", "start web@n2"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Now, tt.in.NodeGrace, tt.in.PendingTimeout = t0, grace, 30*time.Second
+			got := summary(Compute(tt.in))
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("Compute() = %q\nwant        %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestComputeIsDeterministic(t *testing.T) {
+	in := Input{Desired: state(workload("web", 50, "web:1"), workload("api", 20, "api:1")),
+		Nodes: nodes(node("n1"), node("n2"), node("n3")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute}
+	a, b := Compute(in), Compute(in)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("two calls with the same input differ")
+	}
+	ids := map[string]bool{}
+	for _, act := range a {
+		if ids[act.ReplicaID] {
+			t.Fatalf("replica ID %s given twice", act.ReplicaID)
+		}
+		ids[act.ReplicaID] = true
+		if act.Spec == nil || act.Spec.ID != act.ReplicaID || act.Spec.SpecHash == "" {
+			t.Fatalf("start without a complete spec: %+v", act)
+		}
+	}
+}
+
+func TestComputeStartCarriesTheSpec(t *testing.T) {
+	w := workload("web", 1, "web:1")
+	acts := Compute(Input{Desired: state(w), Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
+	if len(acts) != 1 || acts[0].Type != Start {
+		t.Fatalf("actions %v", acts)
+	}
+	s := acts[0].Spec
+	if s.Workload != "web" || s.SpecHash != w.Hash || !reflect.DeepEqual(s.Pod, w.Pod) {
+		t.Fatalf("spec %+v", s)
+	}
+}
+
+func BenchmarkCompute(b *testing.B) {
+	for _, size := range []struct{ nodes, workloads, replicas int }{{10, 10, 3}, {1000, 100, 30}, {10000, 1000, 30}} {
+		ws := make([]desired.Workload, size.workloads)
+		for i := range ws {
+			ws[i] = workload(fmt.Sprintf("w%04d", i), size.replicas, "img:1")
+		}
+		// A converged cluster: every replica runs, spread round-robin.
+		views := map[string]NodeView{}
+		names := make([]string, size.nodes)
+		for i := range names {
+			names[i] = fmt.Sprintf("node-%05d", i)
+			views[names[i]] = node(names[i])
+		}
+		k := 0
+		for _, w := range ws {
+			for r := range size.replicas {
+				n := views[names[k%size.nodes]]
+				n.Replicas = append(n.Replicas, rep(fmt.Sprintf("%s-%d", w.Name, r), w, protocol.StateRunning, time.Hour))
+				views[names[k%size.nodes]] = n
+				k++
+			}
+		}
+		in := Input{Desired: state(ws...), Nodes: views, Now: t0, NodeGrace: grace, PendingTimeout: time.Minute}
+		b.Run(fmt.Sprintf("converged/nodes=%d/replicas=%d", size.nodes, size.workloads*size.replicas), func(b *testing.B) {
+			for b.Loop() {
+				if acts := Compute(in); len(acts) != 0 {
+					b.Fatalf("%d actions on a converged cluster", len(acts))
+				}
+			}
+		})
+		// The same cluster after a template change of every workload.
+		changed := make([]desired.Workload, len(ws))
+		for i, w := range ws {
+			changed[i] = workload(w.Name, size.replicas, "img:2")
+		}
+		in2 := in
+		in2.Desired = state(changed...)
+		b.Run(fmt.Sprintf("rollout/nodes=%d/replicas=%d", size.nodes, size.workloads*size.replicas), func(b *testing.B) {
+			for b.Loop() {
+				Compute(in2)
+			}
+		})
+	}
+}
