@@ -1,0 +1,209 @@
+package desired
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestLoadGolden(t *testing.T) {
+	files, err := ReadDir("testdata/valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.MarshalIndent(st, "", "  ")
+	golden := filepath.Join("testdata", "valid", "golden.json")
+	if *update {
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+		t.Fatalf("rendered state differs from %s (go test -update to accept):\n%s", golden, got)
+	}
+}
+
+const base = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers:
+        - name: app
+          image: web:1
+`
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error text
+	}{
+		{"unknown field", strings.Replace(base, "replicas:", "replicaz:", 1),
+			[]string{"web.yaml:6:3: spec.replicaz: field not allowed"}},
+		{"unknown container field", base + "          imagePullSecret: x\n",
+			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
+		{"unsupported kind", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n",
+			[]string{"web.yaml:2:7: kind: v1 Service is not supported"}},
+		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: a document must have apiVersion and kind"}},
+		{"not an object", "- a\n- b\n", []string{"a document must be an object"}},
+		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
+			[]string{"web.yaml:6:13: spec.replicas: must be an integer"}},
+		{"negative replicas", strings.Replace(base, "replicas: 3", "replicas: -1", 1),
+			[]string{"web.yaml:6:13: spec.replicas: must be between 0 and 1000"}},
+		{"too many replicas", strings.Replace(base, "replicas: 3", "replicas: 100000", 1),
+			[]string{"spec.replicas: must be between 0 and 1000"}},
+		{"missing image", strings.Replace(base, "          image: web:1\n", "", 1),
+			[]string{"spec.template.spec.containers[0].image: required field is missing"}},
+		{"empty image", strings.Replace(base, "image: web:1", `image: ""`, 1),
+			[]string{"web.yaml:11:18: spec.template.spec.containers[0].image: must not be empty"}},
+		{"no containers", strings.Replace(base, "      containers:\n        - name: app\n          image: web:1\n", "      containers: []\n", 1),
+			[]string{"spec.template.spec.containers: a pod needs at least one container"}},
+		{"bad name", strings.Replace(base, "name: web", "name: Web_1", 1),
+			[]string{"web.yaml:4:9: metadata.name: \"Web_1\" must be a DNS label"}},
+		{"duplicate container", base + "        - name: app\n          image: web:2\n",
+			[]string{"web.yaml:12:17: spec.template.spec.containers[1].name: duplicate container name \"app\""}},
+		{"args not a list", strings.Replace(base, "image: web:1", "image: web:1\n          args: -v", 1),
+			[]string{"web.yaml:12:17: spec.template.spec.containers[0].args: must be a list of strings"}},
+		{"env without name", strings.Replace(base, "image: web:1", "image: web:1\n          env:\n            - value: x", 1),
+			[]string{"spec.template.spec.containers[0].env[0].name: required field is missing"}},
+		{"selector mismatch", strings.Replace(base, "  replicas: 3\n", "  replicas: 3\n  selector:\n    matchLabels: {app: web}\n", 1),
+			[]string{"web.yaml:8:24: spec.selector.matchLabels.app: selector app=web does not match"}},
+		{"duplicate field", strings.Replace(base, "  replicas: 3\n", "  replicas: 3\n  replicas: 4\n", 1),
+			[]string{"web.yaml:7:3: spec.replicas"}},
+		{"invalid yaml", "apiVersion: apps/v1\nkind: [Deployment\n", []string{"web.yaml:", "invalid YAML"}},
+		{"two errors at once", strings.Replace(strings.Replace(base, "replicas:", "replicaz:", 1), "image:", "imagez:", 1),
+			[]string{"spec.replicaz: field not allowed", "containers[0].imagez: field not allowed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := Load(map[string][]byte{"web.yaml": []byte(tt.yaml)})
+			if err == nil {
+				t.Fatalf("loaded %+v, want an error", st)
+			}
+			if st != nil {
+				t.Fatal("a failed load must return no state")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%s\ndoes not contain %q", err, w)
+				}
+			}
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Errorf("error is %T, want Errors", err)
+			}
+		})
+	}
+}
+
+func TestLoadDuplicateWorkload(t *testing.T) {
+	_, err := Load(map[string][]byte{"a.yaml": []byte(base), "b.yaml": []byte(base)})
+	if err == nil || !strings.Contains(err.Error(), `b.yaml:1:1: metadata.name: workload "web" is already defined at a.yaml:1`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestLoadLimits(t *testing.T) {
+	big := strings.Repeat("# padding\n", MaxFileBytes/10+1)
+	if _, err := Load(map[string][]byte{"big.yaml": []byte(big)}); err == nil || !strings.Contains(err.Error(), "more than the") {
+		t.Fatalf("oversized file: err = %v", err)
+	}
+	many := strings.Repeat("---\napiVersion: apps/v1\n", MaxDocuments+1)
+	if _, err := Load(map[string][]byte{"many.yaml": []byte(many)}); err == nil {
+		t.Fatal("too many documents: no error")
+	}
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
+		"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n" +
+		"g: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+	if _, err := Load(map[string][]byte{"bomb.yaml": []byte(bomb)}); err == nil {
+		t.Fatal("alias bomb: no error")
+	}
+}
+
+func TestLoadSkipsOtherFiles(t *testing.T) {
+	st, err := Load(map[string][]byte{"README.md": []byte("not yaml: ["), "app/web.yml": []byte(base)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workloads) != 1 || st.Workloads[0].Source != "app/web.yml:1" {
+		t.Fatalf("workloads %+v", st.Workloads)
+	}
+}
+
+func TestHashIsCanonical(t *testing.T) {
+	load := func(y string) string {
+		t.Helper()
+		st, err := Load(map[string][]byte{"w.yaml": []byte(y)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Workloads[0].Hash
+	}
+	h := load(base)
+	same := []string{
+		strings.Replace(base, "replicas: 3", "replicas: 7", 1),                        // replicas are not the pod
+		strings.Replace(base, "        - name: app\n          image: web:1\n", "        - image: web:1\n          name: app\n", 1), // key order
+		strings.Replace(base, "image: web:1", "image: web:1\n          args: []", 1),   // empty list = none
+		"# a comment\n" + base,
+	}
+	for i, y := range same {
+		if got := load(y); got != h {
+			t.Errorf("variant %d: hash %s, want %s", i, got, h)
+		}
+	}
+	for i, y := range []string{
+		strings.Replace(base, "image: web:1", "image: web:2", 1),
+		strings.Replace(base, "image: web:1", "image: web:1\n          args: [-v]", 1),
+		strings.Replace(base, "image: web:1", "image: web:1\n          env: [{name: A, value: b}]", 1),
+	} {
+		if got := load(y); got == h {
+			t.Errorf("change %d: hash did not change", i)
+		}
+	}
+}
+
+func ExampleLoad() {
+	st, err := Load(map[string][]byte{"web.yaml": []byte(base)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	w := st.Workloads[0]
+	fmt.Println(w.Name, w.Replicas, w.Pod.Containers[0].Image, len(w.Hash))
+	_, err = Load(map[string][]byte{"web.yaml": []byte(strings.Replace(base, "replicas:", "replicaz:", 1))})
+	fmt.Println(err)
+	// Output:
+	// web 3 web:1 16
+	// web.yaml:6:3: spec.replicaz: field not allowed (supported: replicas, selector, template)
+}
+
+func BenchmarkLoad(b *testing.B) {
+	files := map[string][]byte{}
+	for i := range 100 {
+		files[fmt.Sprintf("w%03d.yaml", i)] = []byte(strings.Replace(base, "name: web", fmt.Sprintf("name: web%d", i), 1))
+	}
+	for b.Loop() {
+		if _, err := Load(files); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
