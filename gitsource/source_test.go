@@ -1,0 +1,208 @@
+package gitsource
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+type testRepo struct {
+	t    *testing.T
+	dir  string
+	repo *git.Repository
+}
+
+func newRepo(t *testing.T) *testRepo {
+	dir := t.TempDir()
+	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testRepo{t: t, dir: dir, repo: r}
+}
+
+// commit writes files (a nil body removes the file) and commits them.
+func (r *testRepo) commit(msg string, files map[string][]byte) string {
+	r.t.Helper()
+	wt, err := r.repo.Worktree()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for name, body := range files {
+		p := filepath.Join(r.dir, name)
+		if body == nil {
+			if _, err := wt.Remove(name); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+		if _, err := wt.Add(name); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "Ada", Email: "ada@localhost", When: time.Now()}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return h.String()
+}
+
+func TestFetch(t *testing.T) {
+	r := newRepo(t)
+	rev1 := r.commit("first", map[string][]byte{"apps/web.yaml": []byte("a: 1\n"), "README.md": []byte("hi")})
+	for _, url := range []string{r.dir, "file://" + r.dir} {
+		t.Run(url, func(t *testing.T) {
+			s, err := New(Config{URL: url, Branch: "main", CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := s.Fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.Revision != rev1 || snap.Message != "first" || snap.Author != "Ada" {
+				t.Fatalf("snapshot %+v", snap)
+			}
+			if string(snap.Files["apps/web.yaml"]) != "a: 1\n" || len(snap.Files) != 2 {
+				t.Fatalf("files %v", snap.Files)
+			}
+		})
+	}
+}
+
+func TestFetchFollowsNewCommitsAndPath(t *testing.T) {
+	r := newRepo(t)
+	r.commit("first", map[string][]byte{"apps/web.yaml": []byte("a: 1\n"), "other/x.yaml": []byte("x: 1\n")})
+	// No branch: the remote's HEAD is followed.
+	s, _ := New(Config{URL: r.dir, Path: "/apps/", CacheDir: t.TempDir()})
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rev2 := r.commit("second", map[string][]byte{"apps/web.yaml": []byte("a: 2\n"), "apps/db/db.yaml": []byte("d: 1\n")})
+	snap, err := s.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != rev2 || string(snap.Files["web.yaml"]) != "a: 2\n" || string(snap.Files["db/db.yaml"]) != "d: 1\n" || len(snap.Files) != 2 {
+		t.Fatalf("snapshot %s %v", snap.Revision, snap.Files)
+	}
+}
+
+func TestFetchRefusesUnsafeTrees(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(r *testRepo)
+		want  string
+	}{
+		{"symlink", func(r *testRepo) {
+			if err := os.Symlink("/etc/passwd", filepath.Join(r.dir, "evil.yaml")); err != nil {
+				r.t.Fatal(err)
+			}
+			wt, _ := r.repo.Worktree()
+			if _, err := wt.Add("evil.yaml"); err != nil {
+				r.t.Fatal(err)
+			}
+			r.commit("symlink", nil)
+		}, "evil.yaml: symbolic links are not allowed"},
+		{"huge file", func(r *testRepo) {
+			r.commit("huge", map[string][]byte{"big.yaml": []byte(strings.Repeat("x", MaxFileBytes+1))})
+		}, "big.yaml: file is 1048577 bytes"},
+		{"missing path", func(r *testRepo) {
+			r.commit("x", map[string][]byte{"a.yaml": []byte("a: 1")})
+		}, `path "nope"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepo(t)
+			tt.setup(r)
+			cfg := Config{URL: r.dir, Branch: "main", CacheDir: t.TempDir()}
+			if tt.name == "missing path" {
+				cfg.Path = "nope"
+			}
+			s, _ := New(cfg)
+			_, err := s.Fetch(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	r := newRepo(t)
+	r.commit("first", map[string][]byte{"a.yaml": []byte("a: 1")})
+	s, _ := New(Config{URL: r.dir, Branch: "nope", CacheDir: t.TempDir()})
+	if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing branch: err = %v", err)
+	}
+	s, _ = New(Config{URL: filepath.Join(t.TempDir(), "absent"), Branch: "main", CacheDir: t.TempDir()})
+	if _, err := s.Fetch(context.Background()); err == nil {
+		t.Fatal("missing repository: no error")
+	}
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("empty URL accepted")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := Redact("https://user:s3cret@example.com/repo.git"); strings.Contains(got, "s3cret") || !strings.Contains(got, "example.com/repo.git") {
+		t.Fatalf("Redact = %s", got)
+	}
+	if got := Redact("/srv/repo"); got != "/srv/repo" {
+		t.Fatalf("Redact = %s", got)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	r := newRepo(t)
+	rev1 := r.commit("first", map[string][]byte{"a.yaml": []byte("a: 1")})
+	s, _ := New(Config{URL: r.dir, Branch: "main", CacheDir: t.TempDir()})
+	var mu sync.Mutex
+	var revs []string
+	var errs int
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Poll(ctx, 20*time.Millisecond,
+			func(s Snapshot) { mu.Lock(); revs = append(revs, s.Revision); mu.Unlock() },
+			func(error) { mu.Lock(); errs++; mu.Unlock() })
+	}()
+	wait := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			got := len(revs)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+		}
+		t.Fatalf("no revision %d", n)
+	}
+	wait(1)
+	time.Sleep(100 * time.Millisecond) // several polls with nothing new
+	rev2 := r.commit("second", map[string][]byte{"a.yaml": []byte("a: 2")})
+	wait(2)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(revs) != 2 || revs[0] != rev1 || revs[1] != rev2 || errs != 0 {
+		t.Fatalf("revisions %v, errors %d", revs, errs)
+	}
+}
