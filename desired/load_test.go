@@ -160,9 +160,9 @@ func TestHashIsCanonical(t *testing.T) {
 	}
 	h := load(base)
 	same := []string{
-		strings.Replace(base, "replicas: 3", "replicas: 7", 1),                        // replicas are not the pod
+		strings.Replace(base, "replicas: 3", "replicas: 7", 1),                                                                     // replicas are not the pod
 		strings.Replace(base, "        - name: app\n          image: web:1\n", "        - image: web:1\n          name: app\n", 1), // key order
-		strings.Replace(base, "image: web:1", "image: web:1\n          args: []", 1),   // empty list = none
+		strings.Replace(base, "image: web:1", "image: web:1\n          args: []", 1),                                               // empty list = none
 		"# a comment\n" + base,
 	}
 	for i, y := range same {

@@ -44,6 +44,9 @@ type Input struct {
 	NodeGrace time.Duration
 	// PendingTimeout is how long an assignment may wait to show up in a report.
 	PendingTimeout time.Duration
+	// Started is when the reconciler began to listen: a node not heard from
+	// since is not declared lost before NodeGrace has passed since Started.
+	Started time.Time
 }
 
 // ActionType names what an Action does.
@@ -100,7 +103,10 @@ func Compute(in Input) []Action {
 	// Forget assignments that can no longer come true.
 	for _, id := range sortedKeys(in.Assignments) {
 		a := in.Assignments[id]
+		_, heard := in.Nodes[a.Node]
 		switch {
+		case !heard && in.Now.Sub(in.Started) <= in.NodeGrace:
+			// Just started: the node may not have sent a heartbeat yet.
 		case !ready[a.Node]:
 			actions = append(actions, Action{Type: Forget, Node: a.Node, Workload: a.Workload, ReplicaID: id, Reason: "node lost"})
 		case !reported(in.Nodes[a.Node], id) && in.Now.Sub(a.Created) > in.PendingTimeout:

@@ -192,6 +192,18 @@ func TestCompute(t *testing.T) {
 			want: []string{"forget a@n1", "forget b@n1", "start web@n2", "start web@n2"},
 		},
 		{
+			name: "just started: assignments of nodes not heard from yet are kept",
+			in: Input{Desired: state(web1), Nodes: nodes(), Started: t0.Add(-time.Second),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour))},
+			want: []string{},
+		},
+		{
+			name: "a node not heard from for the grace period since start is lost",
+			in: Input{Desired: state(web1), Nodes: nodes(), Started: t0.Add(-grace - time.Second),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour))},
+			want: []string{"forget a@n1"},
+		},
+		{
 			name: "a node that comes back: its superseded replicas stop",
 			in: Input{Desired: state(web1), Nodes: nodes(
 				node("n1", rep("old", web, R, 2*time.Hour)),

@@ -72,6 +72,7 @@ type Reconciler struct {
 	synced      Revision
 	syncedAt    time.Time
 	revErr      *RevisionError
+	started     time.Time
 	sourceErr   string
 	events      []string
 }
@@ -184,6 +185,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
+	r.started = r.cfg.Clock()
 	r.synced = Revision{ID: sr.Revision}
 	r.syncedAt = sr.Time
 	return nil
@@ -263,6 +265,7 @@ func (r *Reconciler) input() Input {
 		Now:            r.cfg.Clock(),
 		NodeGrace:      r.cfg.NodeGrace,
 		PendingTimeout: r.cfg.PendingTimeout,
+		Started:        r.started,
 	}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView

@@ -1,0 +1,221 @@
+package reconciler
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+func startJetStream(t *testing.T) *nats.Conn {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func openStore(t *testing.T, nc *nats.Conn) *Store {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestStore(t *testing.T) {
+	ctx := context.Background()
+	nc := startJetStream(t)
+	st := openStore(t, nc)
+	if sr, err := st.Synced(ctx); err != nil || sr.Revision != "" {
+		t.Fatalf("empty store: %+v %v", sr, err)
+	}
+	a := Assignment{ReplicaID: "web-1", Workload: "web", SpecHash: "abc", Node: "n1", Created: t0}
+	if err := st.PutAssignment(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutAssignment(ctx, Assignment{ReplicaID: "web-2", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAssignment(ctx, "web-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteAssignment(ctx, "never-there"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetSynced(ctx, SyncedRevision{Revision: "deadbeef", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	// A second store on the same bucket sees the same state (as a restarted reconciler does).
+	st2 := openStore(t, nc)
+	as, err := st2.Assignments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || !as["web-1"].Created.Equal(t0) || as["web-1"].Node != "n1" {
+		t.Fatalf("assignments %+v", as)
+	}
+	if sr, _ := st2.Synced(ctx); sr.Revision != "deadbeef" {
+		t.Fatalf("synced %+v", sr)
+	}
+}
+
+// fakeNode answers commands and reports what it was told to run.
+type fakeNode struct {
+	nc   *nats.Conn
+	name string
+	mu   sync.Mutex
+	reps map[string]protocol.Replica
+}
+
+func (f *fakeNode) serve(t *testing.T) {
+	_, err := f.nc.Subscribe(protocol.CommandSubject(f.name), func(m *nats.Msg) {
+		var c protocol.Command
+		if err := protocol.Decode(m.Data, &c); err != nil {
+			t.Errorf("bad command: %v", err)
+			return
+		}
+		f.mu.Lock()
+		if c.Op == protocol.OpStart {
+			f.reps[c.Start.ID] = protocol.Replica{ID: c.Start.ID, Workload: c.Start.Workload, SpecHash: c.Start.SpecHash, State: protocol.StateRunning}
+		} else {
+			delete(f.reps, c.StopID)
+		}
+		f.mu.Unlock()
+		_ = m.Respond(protocol.Encode(protocol.Reply{Version: protocol.Version, OK: true}))
+		f.report()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fakeNode) report() {
+	f.mu.Lock()
+	r := protocol.Report{Version: protocol.Version, Node: f.name}
+	for _, rep := range f.reps {
+		r.Replicas = append(r.Replicas, rep)
+	}
+	f.mu.Unlock()
+	_ = f.nc.Publish(protocol.ReportSubject(f.name), protocol.Encode(r))
+	_ = f.nc.Publish(protocol.HeartbeatSubject(f.name), protocol.Encode(protocol.Heartbeat{Version: protocol.Version, Node: f.name}))
+}
+
+func waitStatus(t *testing.T, r *Reconciler, ok func(Status) bool) Status {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st := r.Status(); ok(st) {
+			return st
+		}
+	}
+	st := r.Status()
+	t.Fatalf("status never matched; last: %+v", st)
+	return st
+}
+
+const manifest = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: app
+          image: web:1
+`
+
+func TestReconcilerLoop(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
+	node.serve(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	done := make(chan error)
+	go func() { done <- rec.Run(ctx) }()
+
+	// Malformed and spoofed messages are rejected without harm.
+	_ = nc.Publish(protocol.ReportSubject("n1"), []byte("{not json"))
+	_ = nc.Publish(protocol.HeartbeatSubject("n1"), protocol.Encode(protocol.Heartbeat{Version: protocol.Version, Node: "n2"}))
+	_ = nc.Publish(protocol.ReportSubject("n1"), []byte(`{"version":99,"node":"n1"}`))
+
+	if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // heartbeats until the test ends
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				node.report()
+			}
+		}
+	}()
+	st := waitStatus(t, rec, func(s Status) bool {
+		return len(s.Workloads) == 1 && s.Workloads[0].Current == 2 && s.Synced.ID == "rev1"
+	})
+	if len(st.Nodes) != 1 || st.Nodes[0].Name != "n1" || !st.Nodes[0].Ready {
+		t.Fatalf("nodes %+v (a spoofed heartbeat must not add n2)", st.Nodes)
+	}
+
+	// A bad revision is reported; the good one stays in force.
+	err := rec.SetRevision(ctx, Revision{ID: "rev2"}, map[string][]byte{"web.yaml": []byte(strings.Replace(manifest, "replicas: 2", "replicas: x", 1))})
+	if err == nil {
+		t.Fatal("bad revision accepted")
+	}
+	st = rec.Status()
+	if st.Error == nil || st.Error.Revision != "rev2" || !strings.Contains(st.Error.Errors[0], "web.yaml:6:13: spec.replicas") || st.Synced.ID != "rev1" {
+		t.Fatalf("status after a bad revision: %+v %+v", st.Synced, st.Error)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// A new reconciler on the same bucket resumes: it knows the synced revision
+	// and its assignments, and starts nothing new for replicas that run.
+	node.mu.Lock()
+	before := len(node.reps)
+	node.mu.Unlock()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	rec2 := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	go func() { _ = rec2.Run(ctx2) }()
+	waitStatus(t, rec2, func(s Status) bool { return s.Synced.ID == "rev1" })
+	rec2.mu.Lock()
+	n := len(rec2.assignments)
+	rec2.mu.Unlock()
+	if n != 2 || before != 2 {
+		t.Fatalf("restored %d assignments, node ran %d; want 2 and 2", n, before)
+	}
+}
