@@ -127,7 +127,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	report := func(force bool) {
 		reps, err := a.replicas(ctx)
 		if err != nil {
-			log.Warn().Err(err).Msg("read replicas")
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("read replicas")
+			}
 			return
 		}
 		if !force && lastSent.After(time.Now().Add(-a.cfg.ReportInterval)) && reflect.DeepEqual(reps, last) {
