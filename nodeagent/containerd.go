@@ -482,3 +482,23 @@ func Import(ctx context.Context, c *client.Client, namespace, archive string) ([
 	}
 	return names, nil
 }
+
+// Debug returns the process IDs of a replica's running containers, by
+// container name, and the path of its network namespace; for tests and
+// troubleshooting.
+func (r *Containerd) Debug(ctx context.Context, id string) (map[string]int, string) {
+	ctx = r.ctx(ctx)
+	pids := map[string]int{}
+	nsPath := ""
+	cs, err := r.containersOf(ctx, id)
+	if err != nil {
+		return pids, ""
+	}
+	for _, c := range cs {
+		nsPath = c.labels[LabelNetNS]
+		if t, err := c.c.Task(ctx, nil); err == nil {
+			pids[c.labels[LabelContainer]] = int(t.Pid())
+		}
+	}
+	return pids, nsPath
+}

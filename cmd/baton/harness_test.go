@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/batonhq/baton/internal/ociarchive"
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
 )
@@ -32,62 +31,7 @@ import (
 // agents on the machine's containerd, each agent in its own containerd
 // namespace (one namespace per simulated node).
 
-const testImage = "baton.local/hello:e2e"
-
-var (
-	imageOnce    sync.Once
-	imageArchive string
-	imageErr     error
-)
-
-// helloArchive builds examples/images/hello and packs it into an OCI archive, once per test binary.
-func helloArchive(tb testing.TB) string {
-	imageOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "baton-e2e-image-")
-		if err != nil {
-			imageErr = err
-			return
-		}
-		bin := filepath.Join(dir, "hello")
-		cmd := exec.Command("go", "build", "-o", bin, "../../examples/images/hello")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("build hello: %v\n%s", err, out)
-			return
-		}
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			imageErr = err
-			return
-		}
-		imageArchive = filepath.Join(dir, "hello.oci.tar")
-		imageErr = ociarchive.WriteFile(imageArchive, ociarchive.Image{
-			Ref: testImage, Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: data}}, Entrypoint: []string{"/hello"},
-		})
-	})
-	if imageErr != nil {
-		tb.Fatal(imageErr)
-	}
-	return imageArchive
-}
-
-// containerdSocket returns the socket of a running containerd, or skips the
-// test; with BATON_E2E=1 (as in CI) a missing containerd fails instead.
-func containerdSocket(tb testing.TB) string {
-	sock := os.Getenv("BATON_CONTAINERD")
-	if sock == "" {
-		sock = DefaultContainerdSocket
-	}
-	c, err := nodeagent.DialContainerd(context.Background(), sock)
-	if err != nil {
-		if os.Getenv("BATON_E2E") == "1" {
-			tb.Fatalf("BATON_E2E=1 but containerd is not reachable: %v", err)
-		}
-		tb.Skipf("containerd not reachable (set BATON_E2E=1 to require it): %v", err)
-	}
-	c.Close()
-	return sock
-}
+const testImage = testenv.HelloImage
 
 type cluster struct {
 	tb      testing.TB
@@ -109,8 +53,8 @@ type runningAgent struct {
 }
 
 func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
-	sock := containerdSocket(tb)
-	archive := helloArchive(tb)
+	sock := testenv.ContainerdSocket(tb)
+	archive := testenv.HelloArchive(tb)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	if os.Getenv("BATON_E2E_LOG") == "" {

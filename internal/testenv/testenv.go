@@ -1,0 +1,80 @@
+// Package testenv gives tests the real parts they run against: the socket of
+// the machine's containerd (skipping, or failing with BATON_E2E=1, when none
+// answers) and an OCI archive of the hello example image, built once per test
+// binary.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/batonhq/baton/internal/ociarchive"
+	"github.com/batonhq/baton/nodeagent"
+)
+
+// DefaultSocket is Debian's containerd socket.
+const DefaultSocket = "/run/containerd/containerd.sock"
+
+// HelloImage is the name the hello archive gives its image.
+const HelloImage = "baton.local/hello:e2e"
+
+var (
+	once    sync.Once
+	archive string
+	err     error
+)
+
+// HelloArchive builds examples/images/hello into an OCI image archive named
+// HelloImage and returns its path.
+func HelloArchive(tb testing.TB) string {
+	once.Do(func() {
+		dir, e := os.MkdirTemp("", "baton-test-image-")
+		if e != nil {
+			err = e
+			return
+		}
+		bin := filepath.Join(dir, "hello")
+		cmd := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/examples/images/hello")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, e := cmd.CombinedOutput(); e != nil {
+			err = fmt.Errorf("build hello: %v\n%s", e, out)
+			return
+		}
+		data, e := os.ReadFile(bin)
+		if e != nil {
+			err = e
+			return
+		}
+		archive = filepath.Join(dir, "hello.oci.tar")
+		err = ociarchive.WriteFile(archive, ociarchive.Image{
+			Ref: HelloImage, Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: data}}, Entrypoint: []string{"/hello"},
+		})
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return archive
+}
+
+// ContainerdSocket returns the socket of a containerd that answers, or skips
+// the test; with BATON_E2E=1 (as in CI) a missing containerd fails it.
+func ContainerdSocket(tb testing.TB) string {
+	sock := os.Getenv("BATON_CONTAINERD")
+	if sock == "" {
+		sock = DefaultSocket
+	}
+	c, err := nodeagent.DialContainerd(context.Background(), sock)
+	if err != nil {
+		if os.Getenv("BATON_E2E") == "1" {
+			tb.Fatalf("BATON_E2E=1 but containerd is not reachable: %v", err)
+		}
+		tb.Skipf("containerd not reachable (set BATON_E2E=1 to require it): %v", err)
+	}
+	c.Close()
+	return sock
+}

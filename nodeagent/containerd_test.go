@@ -1,0 +1,191 @@
+package nodeagent_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/netns"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// newRuntime returns a Containerd runtime in a fresh namespace holding the hello image.
+func newRuntime(t *testing.T) *nodeagent.Containerd {
+	sock := testenv.ContainerdSocket(t)
+	archive := testenv.HelloArchive(t)
+	ctx := context.Background()
+	cli, err := nodeagent.DialContainerd(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := fmt.Sprintf("baton-test-rt-%d", rand.Uint32()%1_000_000)
+	if _, err := nodeagent.Import(ctx, cli, ns, archive); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := nodeagent.NewContainerd(cli, ns, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		reps, _ := rt.List(ctx)
+		for _, r := range reps {
+			_ = rt.Stop(ctx, r.ID, time.Second)
+		}
+		nctx := namespaces.WithNamespace(ctx, ns)
+		_ = cli.ImageService().Delete(nctx, testenv.HelloImage, images.SynchronousDelete())
+		_ = cli.NamespaceService().Delete(ctx, ns)
+		cli.Close()
+	})
+	return rt
+}
+
+func podSpec(id string, containers ...desired.Container) protocol.ReplicaSpec {
+	return protocol.ReplicaSpec{ID: id, Workload: "hello", SpecHash: "0123456789abcdef", Pod: desired.PodSpec{Containers: containers}}
+}
+
+func waitState(t *testing.T, rt *nodeagent.Containerd, id string, want protocol.ReplicaState) protocol.Replica {
+	t.Helper()
+	var last []protocol.Replica
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		reps, err := rt.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = reps
+		for _, r := range reps {
+			if r.ID == id && r.State == want {
+				return r
+			}
+		}
+	}
+	t.Fatalf("replica %s never %s; last list %+v", id, want, last)
+	return protocol.Replica{}
+}
+
+// getInPod makes an HTTP request to 127.0.0.1:port inside the pod's network namespace.
+func getInPod(t *testing.T, nsPath string, port int) string {
+	t.Helper()
+	var conn net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			conn = c
+			return err
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect in pod: %v", err)
+		}
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+	b, err := io.ReadAll(bufio.NewReader(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func netnsOf(t *testing.T, pid int) string {
+	t.Helper()
+	l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestContainerdPod(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	spec := podSpec("hello-pod-1",
+		desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", ":8080", "-message", "from a"},
+			Env: []desired.EnvVar{{Name: "GREETING", Value: "salut"}}},
+		desired.Container{Name: "b", Image: testenv.HelloImage, Command: []string{"/hello", "-listen", ":8081"}, Args: []string{"-message", "from b"}})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	r := waitState(t, rt, spec.ID, protocol.StateRunning)
+	if r.Workload != "hello" || r.SpecHash != spec.SpecHash || r.StartedAt.IsZero() {
+		t.Fatalf("replica %+v", r)
+	}
+	pids, nsPath := rt.Debug(ctx, spec.ID)
+	if len(pids) != 2 {
+		t.Fatalf("pids %v", pids)
+	}
+	// Both containers share one network namespace, not the host's.
+	if a, b := netnsOf(t, pids["a"]), netnsOf(t, pids["b"]); a != b || a == netnsOf(t, os.Getpid()) {
+		t.Fatalf("network namespaces a=%s b=%s host=%s", a, b, netnsOf(t, os.Getpid()))
+	}
+	// Both serve on the pod's loopback; args, command, env and hostname are applied.
+	if got := getInPod(t, nsPath, 8080); !strings.Contains(got, `from a (pod hello-pod-1, GREETING="salut")`) {
+		t.Fatalf("container a answered %q", got)
+	}
+	if got := getInPod(t, nsPath, 8081); !strings.Contains(got, "from b (pod hello-pod-1") {
+		t.Fatalf("container b answered %q", got)
+	}
+	// Start is idempotent: the same processes keep running.
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := rt.Debug(ctx, spec.ID); again["a"] != pids["a"] || again["b"] != pids["b"] {
+		t.Fatalf("second start replaced processes: %v -> %v", pids, again)
+	}
+	// A killed process shows as exited with its code.
+	if err := syscall.Kill(pids["b"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r = waitState(t, rt, spec.ID, protocol.StateExited)
+	if r.ExitCode != 137 || !strings.Contains(r.Message, "container b") {
+		t.Fatalf("after kill: %+v", r)
+	}
+	// Stop removes containers and the network namespace; a second stop is a no-op.
+	if err := rt.Stop(ctx, spec.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if reps, _ := rt.List(ctx); len(reps) != 0 {
+		t.Fatalf("after stop: %+v", reps)
+	}
+	if _, err := os.Stat(nsPath); !os.IsNotExist(err) {
+		t.Fatalf("network namespace %s left behind: %v", nsPath, err)
+	}
+	if err := rt.Stop(ctx, spec.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContainerdMissingImage(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	spec := podSpec("hello-pod-2",
+		desired.Container{Name: "a", Image: testenv.HelloImage},
+		desired.Container{Name: "b", Image: "127.0.0.1:1/absent:v0"})
+	err := rt.Start(ctx, spec)
+	if !errors.Is(err, nodeagent.ErrImageNotFound) || !strings.Contains(err.Error(), "127.0.0.1:1/absent:v0") {
+		t.Fatalf("err = %v", err)
+	}
+	// (Pulling from 127.0.0.1:1 is refused at once: no traffic leaves the machine.)
+	// Nothing half-made is left: container a was removed again.
+	if reps, _ := rt.List(ctx); len(reps) != 0 {
+		t.Fatalf("left behind: %+v", reps)
+	}
+}
