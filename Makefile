@@ -54,8 +54,10 @@ test: containerd
 test-short:
 	$(GO) test -race -short ./...
 
+# Pure benchmarks, then the end-to-end ones (real containerd, 5 runs each).
 bench: containerd
-	BATON_E2E=1 $(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./desired ./schedule ./reconciler
+	BATON_E2E=1 $(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./cmd/baton
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
