@@ -20,7 +20,7 @@ const DefaultContainerdSocket = "/run/containerd/containerd.sock"
 
 var errNoContainerd = errors.New("containerd is not running and no containerd binary is installed.\n" +
 	"Install it with:  sudo apt-get install -y containerd runc\n" +
-	"then start it (sudo systemctl start containerd, or sudo containerd &), or run baton up as root to let it start its own")
+	"(baton up starts containerd itself when it is installed but not running)")
 
 // ensureContainerd returns the socket of a containerd that answers: the one at
 // socket, or one baton starts as a child process with its root, state and
