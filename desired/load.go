@@ -1,18 +1,21 @@
 package desired
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+	"time"
+	_ "time/tzdata" // time zones of ScalingSchedules and CronJobs, on any machine
 
-	"gopkg.in/yaml.v3"
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"github.com/robfig/cron/v3"
 )
 
 // Limits on what one revision may contain.
@@ -24,27 +27,77 @@ const (
 	MaxReplicas   = 1000
 )
 
+// DefaultEvalTimeout bounds the evaluation of a revision's CUE.
+const DefaultEvalTimeout = 10 * time.Second
+
+// ErrTimeout is returned when a revision takes longer than its time limit to evaluate.
+var ErrTimeout = errors.New("evaluation took too long")
+
+// Options tune Load.
+type Options struct {
+	// Unsealer decrypts SealedSecrets; without it their values stay unknown
+	// (their keys are still checked).
+	Unsealer Unsealer
+	// Timeout bounds evaluation (default DefaultEvalTimeout).
+	Timeout time.Duration
+}
+
 // IsManifest reports whether a file name is one the loader reads.
 func IsManifest(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	return ext == ".yaml" || ext == ".yml"
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".cue":
+		return true
+	}
+	return false
 }
 
 // Load renders the desired state from the files of one revision, keyed by
-// their slash-separated path. Files that are not manifests are skipped. Every
-// problem found is returned, as Errors, and no partial state.
+// slash-separated path, with default options.
 func Load(files map[string][]byte) (*State, error) {
+	return LoadWith(context.Background(), files, Options{})
+}
+
+// LoadWith renders the desired state from the files of one revision. Files
+// that are neither YAML nor CUE are skipped. Every problem found is returned,
+// as Errors, and no partial state. A revision whose evaluation outlasts the
+// time limit fails with ErrTimeout; CUE evaluation cannot be interrupted, so
+// it finishes in the background.
+func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*State, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultEvalTimeout
+	}
+	type result struct {
+		st  *State
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := load(files, opts)
+		done <- result{st, err}
+	}()
+	t := time.NewTimer(opts.Timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.st, r.err
+	case <-t.C:
+		return nil, fmt.Errorf("%w (more than %s)", ErrTimeout, opts.Timeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func load(files map[string][]byte, opts Options) (*State, error) {
 	if len(files) > MaxFiles {
 		return nil, fmt.Errorf("%d files, more than the %d allowed", len(files), MaxFiles)
 	}
-	paths := make([]string, 0, len(files))
+	var paths []string
 	total := 0
 	for p, b := range files {
-		if !IsManifest(p) {
-			continue
+		if IsManifest(p) {
+			total += len(b)
+			paths = append(paths, p)
 		}
-		total += len(b)
-		paths = append(paths, p)
 	}
 	if total > MaxTotalBytes {
 		return nil, fmt.Errorf("manifests total %d bytes, more than the %d allowed", total, MaxTotalBytes)
@@ -52,222 +105,178 @@ func Load(files map[string][]byte) (*State, error) {
 	sort.Strings(paths)
 
 	var errs Errors
+	ctx := cuecontext.New()
+	sch, err := compileSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var docs []document
+	cueDirs := map[string]map[string][]byte{}
+	for _, p := range paths {
+		data := files[p]
+		if len(data) > MaxFileBytes {
+			errs = append(errs, &Error{File: p, Msg: fmt.Sprintf("file is %d bytes, more than the %d allowed", len(data), MaxFileBytes)})
+			continue
+		}
+		if e := checkText(p, data); e != nil {
+			errs = append(errs, e)
+			continue
+		}
+		if strings.HasSuffix(p, ".cue") {
+			dir := path.Dir(p)
+			if cueDirs[dir] == nil {
+				cueDirs[dir] = map[string][]byte{}
+			}
+			cueDirs[dir][p] = data
+			continue
+		}
+		docs = append(docs, yamlDocuments(ctx, p, data, &errs)...)
+	}
+	for _, dir := range sortedKeys(cueDirs) {
+		docs = append(docs, cueDocuments(ctx, dir, cueDirs[dir], &errs)...)
+	}
+
 	st := &State{Workloads: []Workload{}}
 	seen := map[string]string{}
-	for _, p := range paths {
-		for _, w := range loadFile(p, files[p], &errs) {
-			if prev, dup := seen[w.Name]; dup {
-				errs = append(errs, &Error{File: p, Line: sourceLine(w.Source), Col: 1, Field: "metadata.name",
-					Msg: fmt.Sprintf("workload %q is already defined at %s", w.Name, prev)})
-				continue
-			}
-			seen[w.Name] = w.Source
-			st.Workloads = append(st.Workloads, w)
+	for _, d := range docs {
+		u, kind, ok := validate(sch, d, &errs)
+		if !ok {
+			continue
 		}
+		name := d.str("metadata.name")
+		key := kind + "/" + name
+		if kind == "Secret" || kind == "SealedSecret" {
+			key = "Secret/" + name // one namespace for both
+		}
+		if prev, dup := seen[key]; dup {
+			line, col := nearest(d.value, "metadata.name")
+			errs = append(errs, &Error{File: d.file, Line: line, Col: col, Field: "metadata.name",
+				Msg: fmt.Sprintf("%s %q is already defined at %s", kind, name, prev)})
+			continue
+		}
+		seen[key] = fmt.Sprintf("%s:%d", d.file, d.line())
+		add(st, &norm{d: d, errs: &errs}, kind, u, opts)
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	sort.Slice(st.Workloads, func(i, j int) bool { return st.Workloads[i].Name < st.Workloads[j].Name })
+	sortState(st)
+	resolve(st, docIndex(docs), &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	st.Warnings = unenforced(st)
 	return st, nil
 }
 
-func sourceLine(src string) int {
-	var line int
-	if i := strings.LastIndexByte(src, ':'); i >= 0 {
-		fmt.Sscanf(src[i+1:], "%d", &line)
+func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
+	errs := n.errs
+	switch kind {
+	case "Deployment":
+		if d, ok := decode[k8sDeployment](u, errs, n.d); ok {
+			st.Workloads = append(st.Workloads, n.deployment(d))
+		}
+	case "Job":
+		if j, ok := decode[k8sJob](u, errs, n.d); ok {
+			st.Jobs = append(st.Jobs, Job{Meta: n.meta(j.Metadata), Spec: n.jobSpec("spec", j.Spec)})
+		}
+	case "CronJob":
+		if c, ok := decode[k8sCronJob](u, errs, n.d); ok {
+			st.CronJobs = append(st.CronJobs, n.cronJob(c))
+		}
+	case "ConfigMap":
+		if c, ok := decode[k8sConfigMap](u, errs, n.d); ok {
+			st.ConfigMaps = append(st.ConfigMaps, n.configMap(c))
+		}
+	case "Secret":
+		if s, ok := decode[k8sSecret](u, errs, n.d); ok {
+			st.Secrets = append(st.Secrets, n.secret(s))
+		}
+	case "SealedSecret":
+		if s, ok := decode[k8sSealedSecret](u, errs, n.d); ok {
+			st.Secrets = append(st.Secrets, n.sealed(s, opts.Unsealer))
+		}
+	case "PersistentVolumeClaim":
+		if c, ok := decode[k8sPVC](u, errs, n.d); ok {
+			st.Claims = append(st.Claims, n.claim(c))
+		}
+	case "Service":
+		if s, ok := decode[k8sService](u, errs, n.d); ok {
+			st.Services = append(st.Services, n.service(s))
+		}
+	case "HorizontalPodAutoscaler":
+		if h, ok := decode[k8sHPA](u, errs, n.d); ok {
+			st.Autoscalers = append(st.Autoscalers, n.autoscaler(h))
+		}
+	case "ScalingSchedule":
+		if s, ok := decode[k8sScalingSchedule](u, errs, n.d); ok {
+			st.Schedules = append(st.Schedules, n.scalingSchedule(s))
+		}
 	}
-	return line
 }
 
-func loadFile(path string, data []byte, errs *Errors) []Workload {
-	if len(data) > MaxFileBytes {
-		*errs = append(*errs, &Error{File: path, Msg: fmt.Sprintf("file is %d bytes, more than the %d allowed", len(data), MaxFileBytes)})
-		return nil
+// cronParser accepts the five standard fields and descriptors like @hourly.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (n *norm) cronSpec(field, spec string) {
+	if strings.Contains(spec, "TZ=") {
+		n.fail(field, "set the time zone in timeZone, not in the schedule")
+		return
 	}
-	var out []Workload
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for i := 0; ; i++ {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			*errs = append(*errs, yamlError(path, err))
-			return out
-		}
-		if i >= MaxDocuments {
-			*errs = append(*errs, &Error{File: path, Line: doc.Line, Col: doc.Column, Msg: fmt.Sprintf("more than %d documents", MaxDocuments)})
-			return out
-		}
-		if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
-			continue // an empty document, e.g. a trailing "---"
-		}
-		if w, ok := loadDocument(path, doc.Content[0], errs); ok {
-			out = append(out, w)
-		}
+	if _, err := cronParser.Parse(spec); err != nil {
+		n.fail(field, "invalid cron schedule %q: %v", spec, err)
 	}
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlError(path string, err error) *Error {
-	e := &Error{File: path, Msg: err.Error()}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		fmt.Sscanf(m[1], "%d", &e.Line)
-		e.Col, e.Msg = 1, "invalid YAML: "+m[2]
+func (n *norm) timeZone(field, tz string) string {
+	if tz == "" {
+		return "UTC"
 	}
-	return e
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+		n.fail(field, "unknown time zone %q (use an IANA name such as America/New_York)", tz)
+	}
+	return tz
 }
 
-// supported lists the objects Baton runs, by apiVersion and kind.
-var supported = map[[2]string]*field{
-	{"apps/v1", "Deployment"}: deploymentSchema,
+func (n *norm) cronJob(c k8sCronJob) CronJob {
+	n.cronSpec("spec.schedule", c.Spec.Schedule)
+	cj := CronJob{
+		Meta: n.meta(c.Metadata), Schedule: c.Spec.Schedule, TimeZone: n.timeZone("spec.timeZone", c.Spec.TimeZone),
+		ConcurrencyPolicy: c.Spec.ConcurrencyPolicy, Suspend: c.Spec.Suspend, StartingDeadlineSeconds: c.Spec.StartingDeadlineSeconds,
+		SuccessfulJobsHistoryLimit: intOr(c.Spec.SuccessfulJobsHistoryLimit, 3), FailedJobsHistoryLimit: intOr(c.Spec.FailedJobsHistoryLimit, 1),
+		Job: n.jobSpec("spec.jobTemplate.spec", c.Spec.JobTemplate.Spec),
+	}
+	if cj.ConcurrencyPolicy == "" {
+		cj.ConcurrencyPolicy = "Allow"
+	}
+	return cj
 }
 
-func loadDocument(path string, n *yaml.Node, errs *Errors) (Workload, bool) {
-	if n.Kind != yaml.MappingNode {
-		*errs = append(*errs, &Error{File: path, Line: n.Line, Col: n.Column, Msg: "a document must be an object with apiVersion and kind"})
-		return Workload{}, false
-	}
-	apiVersion, kindNode := lookup(n, "apiVersion"), lookup(n, "kind")
-	if apiVersion == nil || kindNode == nil {
-		*errs = append(*errs, &Error{File: path, Line: n.Line, Col: n.Column, Msg: "a document must have apiVersion and kind"})
-		return Workload{}, false
-	}
-	schema, ok := supported[[2]string{apiVersion.Value, kindNode.Value}]
-	if !ok {
-		*errs = append(*errs, &Error{File: path, Line: kindNode.Line, Col: kindNode.Column, Field: "kind",
-			Msg: fmt.Sprintf("%s %s is not supported (supported: apps/v1 Deployment)", apiVersion.Value, kindNode.Value)})
-		return Workload{}, false
-	}
-	before := len(*errs)
-	check(path, n, schema, "", errs)
-	if len(*errs) > before {
-		return Workload{}, false
-	}
-	var d deploymentDoc
-	if err := n.Decode(&d); err != nil {
-		*errs = append(*errs, &Error{File: path, Line: n.Line, Col: n.Column, Msg: err.Error()})
-		return Workload{}, false
-	}
-	return d.workload(path, n, errs)
-}
-
-func lookup(n *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
-}
-
-// at finds the node of a dotted path (numeric parts index lists) for error
-// positions; it falls back to the deepest node found.
-func at(n *yaml.Node, path ...any) *yaml.Node {
-	for _, p := range path {
-		var next *yaml.Node
-		switch p := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				next = lookup(n, p)
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
-				next = n.Content[p]
-			}
-		}
-		if next == nil {
-			return n
-		}
-		n = next
-	}
-	return n
-}
-
-type deploymentDoc struct {
-	Metadata struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-	Spec struct {
-		Replicas *int `yaml:"replicas"`
-		Selector struct {
-			MatchLabels map[string]string `yaml:"matchLabels"`
-		} `yaml:"selector"`
-		Template struct {
-			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
-			} `yaml:"metadata"`
-			Spec struct {
-				Containers []Container `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
-}
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-func (d *deploymentDoc) workload(path string, n *yaml.Node, errs *Errors) (Workload, bool) {
-	before := len(*errs)
-	bad := func(node *yaml.Node, field, format string, args ...any) {
-		*errs = append(*errs, &Error{File: path, Line: node.Line, Col: node.Column, Field: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	name := d.Metadata.Name
-	// Replica IDs add 24 characters to the name; keep them within 63.
-	if !dnsLabel.MatchString(name) || len(name) > 39 {
-		bad(at(n, "metadata", "name"), "metadata.name", "%q must be a DNS label: lower-case letters, digits and '-', at most 39 characters", name)
-	}
-	replicas := 1
-	if d.Spec.Replicas != nil {
-		replicas = *d.Spec.Replicas
-	}
-	if replicas < 0 || replicas > MaxReplicas {
-		bad(at(n, "spec", "replicas"), "spec.replicas", "must be between 0 and %d, got %d", MaxReplicas, replicas)
-	}
-	for k, v := range d.Spec.Selector.MatchLabels {
-		if d.Spec.Template.Metadata.Labels[k] != v {
-			bad(at(n, "spec", "selector", "matchLabels", k), "spec.selector.matchLabels."+k,
-				"selector %s=%s does not match the template's labels", k, v)
-		}
-	}
-	cs := d.Spec.Template.Spec.Containers
-	if len(cs) == 0 {
-		bad(at(n, "spec", "template", "spec", "containers"), "spec.template.spec.containers", "a pod needs at least one container")
-	}
+func (n *norm) scalingSchedule(s k8sScalingSchedule) ScalingSchedule {
+	out := ScalingSchedule{Meta: n.meta(s.Metadata), Target: s.Spec.Target.Name, TimeZone: n.timeZone("spec.timeZone", s.Spec.TimeZone)}
 	names := map[string]bool{}
-	for i, c := range cs {
-		p := fmt.Sprintf("spec.template.spec.containers[%d]", i)
-		if !dnsLabel.MatchString(c.Name) || len(c.Name) > 63 {
-			bad(at(n, "spec", "template", "spec", "containers", i, "name"), p+".name", "%q must be a DNS label", c.Name)
+	for i, w := range s.Spec.Windows {
+		f := fmt.Sprintf("spec.windows[%d]", i)
+		n.cronSpec(f+".schedule", w.Schedule)
+		if names[w.Name] {
+			n.fail(f+".name", "duplicate window name %q", w.Name)
 		}
-		if names[c.Name] {
-			bad(at(n, "spec", "template", "spec", "containers", i, "name"), p+".name", "duplicate container name %q", c.Name)
-		}
-		names[c.Name] = true
-		if strings.TrimSpace(c.Image) == "" {
-			bad(at(n, "spec", "template", "spec", "containers", i, "image"), p+".image", "must not be empty")
-		}
-		for j, e := range c.Env {
-			if e.Name == "" || strings.ContainsAny(e.Name, "=\x00") {
-				bad(at(n, "spec", "template", "spec", "containers", i, "env", j, "name"), fmt.Sprintf("%s.env[%d].name", p, j), "invalid environment variable name %q", e.Name)
-			}
-		}
+		names[w.Name] = true
+		out.Windows = append(out.Windows, ScalingWindow(w))
 	}
-	if len(*errs) > before {
-		return Workload{}, false
-	}
-	pod := PodSpec{Containers: cs}
-	return Workload{
-		Name:     name,
-		Kind:     "Deployment",
-		Replicas: replicas,
-		Pod:      pod.normalized(),
-		Hash:     pod.Hash(),
-		Source:   fmt.Sprintf("%s:%d", path, n.Line),
-	}, true
+	return out
+}
+
+func sortState(st *State) {
+	sort.Slice(st.Workloads, func(i, j int) bool { return st.Workloads[i].Name < st.Workloads[j].Name })
+	sort.Slice(st.Jobs, func(i, j int) bool { return st.Jobs[i].Name < st.Jobs[j].Name })
+	sort.Slice(st.CronJobs, func(i, j int) bool { return st.CronJobs[i].Name < st.CronJobs[j].Name })
+	sort.Slice(st.ConfigMaps, func(i, j int) bool { return st.ConfigMaps[i].Name < st.ConfigMaps[j].Name })
+	sort.Slice(st.Secrets, func(i, j int) bool { return st.Secrets[i].Name < st.Secrets[j].Name })
+	sort.Slice(st.Claims, func(i, j int) bool { return st.Claims[i].Name < st.Claims[j].Name })
+	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	sort.Slice(st.Autoscalers, func(i, j int) bool { return st.Autoscalers[i].Name < st.Autoscalers[j].Name })
+	sort.Slice(st.Schedules, func(i, j int) bool { return st.Schedules[i].Name < st.Schedules[j].Name })
 }
 
 // ReadDir reads the manifests under dir, keyed by slash-separated relative

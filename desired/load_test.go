@@ -61,35 +61,35 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"web.yaml:6:3: spec.replicaz: field not allowed"}},
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
-		{"unsupported kind", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:7: kind: v1 Service is not supported"}},
-		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: a document must have apiVersion and kind"}},
-		{"not an object", "- a\n- b\n", []string{"a document must be an object"}},
+		{"unsupported kind", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
+			[]string{"web.yaml:2:1: kind: v1 Pod is not supported (supported: apps/v1 Deployment, autoscaling/v2 HorizontalPodAutoscaler"}},
+		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
+		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
-			[]string{"web.yaml:6:13: spec.replicas: must be an integer"}},
+			[]string{"web.yaml:6:13: spec.replicas: must be an integer, not a string"}},
 		{"negative replicas", strings.Replace(base, "replicas: 3", "replicas: -1", 1),
-			[]string{"web.yaml:6:13: spec.replicas: must be between 0 and 1000"}},
+			[]string{"web.yaml:6:13: spec.replicas: invalid value -1 (out of bound >=0)"}},
 		{"too many replicas", strings.Replace(base, "replicas: 3", "replicas: 100000", 1),
-			[]string{"spec.replicas: must be between 0 and 1000"}},
+			[]string{"spec.replicas: invalid value 100000 (out of bound <=1000)"}},
 		{"missing image", strings.Replace(base, "          image: web:1\n", "", 1),
 			[]string{"spec.template.spec.containers[0].image: required field is missing"}},
 		{"empty image", strings.Replace(base, "image: web:1", `image: ""`, 1),
-			[]string{"web.yaml:11:18: spec.template.spec.containers[0].image: must not be empty"}},
+			[]string{"web.yaml:11:18: spec.template.spec.containers[0].image: invalid value \"\": must not be empty or contain spaces"}},
 		{"no containers", strings.Replace(base, "      containers:\n        - name: app\n          image: web:1\n", "      containers: []\n", 1),
-			[]string{"spec.template.spec.containers: a pod needs at least one container"}},
+			[]string{"web.yaml:9:7: spec.template.spec.containers: needs at least one item"}},
 		{"bad name", strings.Replace(base, "name: web", "name: Web_1", 1),
-			[]string{"web.yaml:4:9: metadata.name: \"Web_1\" must be a DNS label"}},
+			[]string{"web.yaml:4:9: metadata.name: invalid value \"Web_1\": must be a DNS label"}},
 		{"duplicate container", base + "        - name: app\n          image: web:2\n",
-			[]string{"web.yaml:12:17: spec.template.spec.containers[1].name: duplicate container name \"app\""}},
+			[]string{"web.yaml:12:11: spec.template.spec.containers[1].name: duplicate container name \"app\""}},
 		{"args not a list", strings.Replace(base, "image: web:1", "image: web:1\n          args: -v", 1),
-			[]string{"web.yaml:12:17: spec.template.spec.containers[0].args: must be a list of strings"}},
+			[]string{"web.yaml:12:17: spec.template.spec.containers[0].args: must be a list, not a string"}},
 		{"env without name", strings.Replace(base, "image: web:1", "image: web:1\n          env:\n            - value: x", 1),
 			[]string{"spec.template.spec.containers[0].env[0].name: required field is missing"}},
 		{"selector mismatch", strings.Replace(base, "  replicas: 3\n", "  replicas: 3\n  selector:\n    matchLabels: {app: web}\n", 1),
-			[]string{"web.yaml:8:24: spec.selector.matchLabels.app: selector app=web does not match"}},
+			[]string{"web.yaml:8:19: spec.selector.matchLabels.app: selector app=web does not match"}},
 		{"duplicate field", strings.Replace(base, "  replicas: 3\n", "  replicas: 3\n  replicas: 4\n", 1),
-			[]string{"web.yaml:7:3: spec.replicas"}},
-		{"invalid yaml", "apiVersion: apps/v1\nkind: [Deployment\n", []string{"web.yaml:", "invalid YAML"}},
+			[]string{"web.yaml:7:13: spec.replicas: conflicting values 4 and 3"}},
+		{"invalid yaml", "apiVersion: apps/v1\nkind: [Deployment\n", []string{"web.yaml:1:1: invalid YAML: did not find expected"}},
 		{"two errors at once", strings.Replace(strings.Replace(base, "replicas:", "replicaz:", 1), "image:", "imagez:", 1),
 			[]string{"spec.replicaz: field not allowed", "containers[0].imagez: field not allowed"}},
 	}
@@ -117,7 +117,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadDuplicateWorkload(t *testing.T) {
 	_, err := Load(map[string][]byte{"a.yaml": []byte(base), "b.yaml": []byte(base)})
-	if err == nil || !strings.Contains(err.Error(), `b.yaml:1:1: metadata.name: workload "web" is already defined at a.yaml:1`) {
+	if err == nil || !strings.Contains(err.Error(), `b.yaml:4:3: metadata.name: Deployment "web" is already defined at a.yaml:1`) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -193,7 +193,7 @@ func ExampleLoad() {
 	fmt.Println(err)
 	// Output:
 	// web 3 web:1 16
-	// web.yaml:6:3: spec.replicaz: field not allowed (supported: replicas, selector, template)
+	// web.yaml:6:3: spec.replicaz: field not allowed (allowed: minReadySeconds, paused, progressDeadlineSeconds, replicas, revisionHistoryLimit, selector, strategy, template)
 }
 
 func BenchmarkLoad(b *testing.B) {

@@ -6,12 +6,23 @@ import (
 	"encoding/json"
 )
 
-// State is the desired state rendered from one revision of the config repository.
+// State is the desired state rendered from one revision of the config
+// repository: every object normalized (defaults applied, quantities parsed,
+// references checked). Lists are sorted by name.
 type State struct {
 	// Revision is the commit the state was rendered from ("" for a local directory).
-	Revision string `json:"revision,omitempty"`
-	// Workloads are sorted by name.
-	Workloads []Workload `json:"workloads"`
+	Revision    string            `json:"revision,omitempty"`
+	Workloads   []Workload        `json:"workloads"`
+	Jobs        []Job             `json:"jobs,omitempty"`
+	CronJobs    []CronJob         `json:"cronJobs,omitempty"`
+	ConfigMaps  []ConfigMap       `json:"configMaps,omitempty"`
+	Secrets     []Secret          `json:"secrets,omitempty"`
+	Claims      []Claim           `json:"persistentVolumeClaims,omitempty"`
+	Services    []Service         `json:"services,omitempty"`
+	Autoscalers []Autoscaler      `json:"horizontalPodAutoscalers,omitempty"`
+	Schedules   []ScalingSchedule `json:"scalingSchedules,omitempty"`
+	// Warnings are accepted objects or fields that Baton does not act on yet.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Workload returns the workload with the given name.
@@ -24,57 +35,348 @@ func (s *State) Workload(name string) (Workload, bool) {
 	return Workload{}, false
 }
 
-// Workload is one replicated pod template (a Deployment, for now).
+// Meta is what every object has.
+type Meta struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Source is "file:line" of the object's definition.
+	Source string `json:"source"`
+}
+
+// Workload is a Deployment: a replicated pod template.
 type Workload struct {
-	Name     string  `json:"name"`
-	Kind     string  `json:"kind"`
-	Replicas int     `json:"replicas"`
-	Pod      PodSpec `json:"pod"`
-	// Hash is the canonical hash of Pod: equal pod specs have equal hashes.
+	Name        string            `json:"name"`
+	Kind        string            `json:"kind"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Replicas    int               `json:"replicas"`
+	// Selector defaults to the template's labels.
+	Selector map[string]string `json:"selector,omitempty"`
+	// PodLabels are the template's labels.
+	PodLabels               map[string]string `json:"podLabels,omitempty"`
+	Pod                     PodSpec           `json:"pod"`
+	Strategy                Strategy          `json:"strategy"`
+	MinReadySeconds         int               `json:"minReadySeconds"`
+	RevisionHistoryLimit    int               `json:"revisionHistoryLimit"`
+	ProgressDeadlineSeconds int               `json:"progressDeadlineSeconds"`
+	Paused                  bool              `json:"paused,omitempty"`
+	// Hash is the canonical hash of Pod and of the data of the ConfigMaps and
+	// Secrets it references: equal hashes mean nothing to roll out.
 	Hash string `json:"hash"`
 	// Source is "file:line" of the document the workload came from.
 	Source string `json:"source"`
 }
 
+// Strategy is how a Deployment replaces its pods.
+type Strategy struct {
+	Type           string `json:"type"` // RollingUpdate or Recreate
+	MaxSurge       string `json:"maxSurge,omitempty"`
+	MaxUnavailable string `json:"maxUnavailable,omitempty"`
+}
+
 // PodSpec is a group of containers that share one network namespace.
 type PodSpec struct {
-	Containers []Container `json:"containers"`
+	Containers                    []Container        `json:"containers"`
+	Volumes                       []Volume           `json:"volumes,omitempty"`
+	RestartPolicy                 string             `json:"restartPolicy,omitempty"`
+	NodeSelector                  map[string]string  `json:"nodeSelector,omitempty"`
+	TerminationGracePeriodSeconds int                `json:"terminationGracePeriodSeconds,omitempty"`
+	HostNetwork                   bool               `json:"hostNetwork,omitempty"`
+	Hostname                      string             `json:"hostname,omitempty"`
+	TopologySpread                []TopologySpread   `json:"topologySpread,omitempty"`
+	AntiAffinity                  []AntiAffinityTerm `json:"antiAffinity,omitempty"`
 }
 
 // Container is one process image within a pod.
 type Container struct {
-	Name    string   `json:"name"`
-	Image   string   `json:"image"`
-	Command []string `json:"command,omitempty"`
-	Args    []string `json:"args,omitempty"`
-	Env     []EnvVar `json:"env,omitempty"`
+	Name            string        `json:"name"`
+	Image           string        `json:"image"`
+	ImagePullPolicy string        `json:"imagePullPolicy,omitempty"`
+	Command         []string      `json:"command,omitempty"`
+	Args            []string      `json:"args,omitempty"`
+	WorkingDir      string        `json:"workingDir,omitempty"`
+	Env             []EnvVar      `json:"env,omitempty"`
+	EnvFrom         []EnvFrom     `json:"envFrom,omitempty"`
+	Ports           []Port        `json:"ports,omitempty"`
+	Resources       Resources     `json:"resources,omitzero"`
+	LivenessProbe   *Probe        `json:"livenessProbe,omitempty"`
+	ReadinessProbe  *Probe        `json:"readinessProbe,omitempty"`
+	StartupProbe    *Probe        `json:"startupProbe,omitempty"`
+	VolumeMounts    []VolumeMount `json:"volumeMounts,omitempty"`
 }
 
-// EnvVar is one environment variable of a container.
+// EnvVar is one environment variable: a value, or a reference to a key of a
+// ConfigMap or Secret.
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name            string  `json:"name"`
+	Value           string  `json:"value,omitempty"`
+	ConfigMapKeyRef *KeyRef `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef    *KeyRef `json:"secretKeyRef,omitempty"`
+}
+
+// KeyRef names one key of a ConfigMap or Secret.
+type KeyRef struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+// EnvFrom imports every key of a ConfigMap or Secret as variables.
+type EnvFrom struct {
+	Prefix    string `json:"prefix,omitempty"`
+	ConfigMap string `json:"configMap,omitempty"`
+	Secret    string `json:"secret,omitempty"`
+	Optional  bool   `json:"optional,omitempty"`
+}
+
+// Port is a container port, optionally published on the host.
+type Port struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort,omitempty"`
+	HostIP        string `json:"hostIP,omitempty"`
+	Protocol      string `json:"protocol"`
+}
+
+// Resources are requests and limits, parsed.
+type Resources struct {
+	Requests Amount `json:"requests,omitzero"`
+	Limits   Amount `json:"limits,omitzero"`
+}
+
+// Amount is CPU in thousandths of a core and memory in bytes; 0 is unset.
+type Amount struct {
+	CPUMilli    int64 `json:"cpuMilli,omitempty"`
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+}
+
+// Probe checks a container, with Kubernetes' defaults applied.
+type Probe struct {
+	HTTPGet             *HTTPGet   `json:"httpGet,omitempty"`
+	TCPSocket           *TCPSocket `json:"tcpSocket,omitempty"`
+	Exec                []string   `json:"exec,omitempty"`
+	InitialDelaySeconds int        `json:"initialDelaySeconds"`
+	PeriodSeconds       int        `json:"periodSeconds"`
+	TimeoutSeconds      int        `json:"timeoutSeconds"`
+	SuccessThreshold    int        `json:"successThreshold"`
+	FailureThreshold    int        `json:"failureThreshold"`
+}
+
+// HTTPGet probes with an HTTP GET; Port is a number or a port name.
+type HTTPGet struct {
+	Path    string            `json:"path"`
+	Port    string            `json:"port"`
+	Host    string            `json:"host,omitempty"`
+	Scheme  string            `json:"scheme"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// TCPSocket probes by opening a connection.
+type TCPSocket struct {
+	Port string `json:"port"`
+}
+
+// VolumeMount mounts a pod volume into a container.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	SubPath   string `json:"subPath,omitempty"`
+}
+
+// Volume is a pod volume; exactly one source is set.
+type Volume struct {
+	Name      string      `json:"name"`
+	EmptyDir  *EmptyDir   `json:"emptyDir,omitempty"`
+	HostPath  string      `json:"hostPath,omitempty"`
+	ConfigMap *FilesFrom  `json:"configMap,omitempty"`
+	Secret    *FilesFrom  `json:"secret,omitempty"`
+	Claim     *ClaimMount `json:"persistentVolumeClaim,omitempty"`
+}
+
+// EmptyDir is scratch space removed with the pod.
+type EmptyDir struct {
+	Memory         bool  `json:"memory,omitempty"`
+	SizeLimitBytes int64 `json:"sizeLimitBytes,omitempty"`
+}
+
+// FilesFrom projects the keys of a ConfigMap or Secret as files.
+type FilesFrom struct {
+	Name        string            `json:"name"`
+	Items       map[string]string `json:"items,omitempty"` // key -> path
+	DefaultMode int               `json:"defaultMode"`
+	Optional    bool              `json:"optional,omitempty"`
+}
+
+// ClaimMount mounts a PersistentVolumeClaim.
+type ClaimMount struct {
+	Claim    string `json:"claim"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+// TopologySpread limits the skew of a workload's pods across a node label.
+type TopologySpread struct {
+	MaxSkew           int               `json:"maxSkew"`
+	TopologyKey       string            `json:"topologyKey"`
+	WhenUnsatisfiable string            `json:"whenUnsatisfiable"`
+	MatchLabels       map[string]string `json:"matchLabels,omitempty"`
+}
+
+// AntiAffinityTerm keeps pods matching MatchLabels apart across TopologyKey;
+// Weight 0 means required.
+type AntiAffinityTerm struct {
+	TopologyKey string            `json:"topologyKey"`
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	Weight      int               `json:"weight,omitempty"`
+}
+
+// Job runs pods to completion.
+type Job struct {
+	Meta
+	Spec JobSpec `json:"spec"`
+	Hash string  `json:"hash"`
+}
+
+// JobSpec is the normalized spec of a Job or of a CronJob's jobs.
+type JobSpec struct {
+	Pod                     PodSpec           `json:"pod"`
+	PodLabels               map[string]string `json:"podLabels,omitempty"`
+	Completions             int               `json:"completions"`
+	Parallelism             int               `json:"parallelism"`
+	BackoffLimit            int               `json:"backoffLimit"`
+	ActiveDeadlineSeconds   int               `json:"activeDeadlineSeconds,omitempty"`
+	TTLSecondsAfterFinished *int              `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// CronJob creates Jobs on a cron schedule.
+type CronJob struct {
+	Meta
+	Schedule                   string  `json:"schedule"`
+	TimeZone                   string  `json:"timeZone"`
+	ConcurrencyPolicy          string  `json:"concurrencyPolicy"`
+	Suspend                    bool    `json:"suspend,omitempty"`
+	StartingDeadlineSeconds    *int    `json:"startingDeadlineSeconds,omitempty"`
+	SuccessfulJobsHistoryLimit int     `json:"successfulJobsHistoryLimit"`
+	FailedJobsHistoryLimit     int     `json:"failedJobsHistoryLimit"`
+	Job                        JobSpec `json:"job"`
+	Hash                       string  `json:"hash"`
+}
+
+// ConfigMap is configuration data.
+type ConfigMap struct {
+	Meta
+	Data       map[string]string `json:"data,omitempty"`
+	BinaryData map[string][]byte `json:"binaryData,omitempty"`
+	Immutable  bool              `json:"immutable,omitempty"`
+}
+
+// Secret is secret data: from a v1 Secret, or decrypted from a SealedSecret.
+type Secret struct {
+	Meta
+	Type string `json:"type"`
+	// Data holds the values; it is never printed (see Redacted).
+	Data map[string][]byte `json:"-"`
+	// Keys are the names of the keys in Data, sorted.
+	Keys []string `json:"keys"`
+	// Sealed is true for a SealedSecret; Data is empty when it was loaded
+	// without the cluster's key.
+	Sealed    bool   `json:"sealed,omitempty"`
+	Immutable bool   `json:"immutable,omitempty"`
+	digest    string // hash input: the data, or the ciphertext of a sealed secret
+}
+
+// Claim is a PersistentVolumeClaim of a local volume.
+type Claim struct {
+	Meta
+	StorageBytes     int64    `json:"storageBytes"`
+	AccessModes      []string `json:"accessModes"`
+	StorageClassName string   `json:"storageClassName,omitempty"`
+}
+
+// Service routes to the pods its selector matches.
+type Service struct {
+	Meta
+	Type     string            `json:"type"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []ServicePort     `json:"ports"`
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Protocol   string `json:"protocol"`
+	Port       int    `json:"port"`
+	TargetPort string `json:"targetPort"`
+	NodePort   int    `json:"nodePort,omitempty"`
+}
+
+// Autoscaler is a HorizontalPodAutoscaler on CPU utilization.
+type Autoscaler struct {
+	Meta
+	Target           string       `json:"target"`
+	MinReplicas      int          `json:"minReplicas"`
+	MaxReplicas      int          `json:"maxReplicas"`
+	TargetCPUPercent int          `json:"targetCPUUtilizationPercent"`
+	ScaleUp          ScalingRules `json:"scaleUp"`
+	ScaleDown        ScalingRules `json:"scaleDown"`
+}
+
+// ScalingRules bound how fast an autoscaler moves.
+type ScalingRules struct {
+	StabilizationWindowSeconds int             `json:"stabilizationWindowSeconds"`
+	SelectPolicy               string          `json:"selectPolicy"`
+	Policies                   []ScalingPolicy `json:"policies,omitempty"`
+}
+
+// ScalingPolicy allows a change of Value pods or percent per PeriodSeconds.
+type ScalingPolicy struct {
+	Type          string `json:"type"`
+	Value         int    `json:"value"`
+	PeriodSeconds int    `json:"periodSeconds"`
+}
+
+// ScalingSchedule sets a workload's replicas at cron times.
+type ScalingSchedule struct {
+	Meta
+	Target   string          `json:"target"`
+	TimeZone string          `json:"timeZone"`
+	Windows  []ScalingWindow `json:"windows"`
+}
+
+// ScalingWindow scales the target to Replicas each time Schedule fires.
+type ScalingWindow struct {
+	Name     string `json:"name"`
+	Schedule string `json:"schedule"`
+	Replicas int    `json:"replicas"`
 }
 
 // HashLen is the number of hex digits kept of a pod spec hash.
 const HashLen = 16
 
-// Hash returns the canonical hash of a pod spec. The spec is normalized first
-// (empty lists and nil lists are the same), then encoded as JSON, whose field
-// order is fixed by the struct definitions; map-free types keep it stable.
-func (p PodSpec) Hash() string {
-	n := p.normalized()
-	b, err := json.Marshal(n)
-	if err != nil {
-		// PodSpec has only strings and slices: Marshal cannot fail.
-		panic("desired: marshal pod spec: " + err.Error())
+// Hash returns the canonical hash of a pod spec: its normalized form encoded
+// as JSON, whose field order is fixed by the struct definitions and whose map
+// keys encoding/json sorts.
+func (p PodSpec) Hash() string { return hashOf(p.normalized()) }
+
+func hashOf(parts ...any) string {
+	h := sha256.New()
+	for _, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil {
+			// Only plain data types are hashed: Marshal cannot fail.
+			panic("desired: hash: " + err.Error())
+		}
+		h.Write(b)
+		h.Write([]byte{0})
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:HashLen]
+	return hex.EncodeToString(h.Sum(nil))[:HashLen]
 }
 
+// normalized makes empty and nil lists and maps the same.
 func (p PodSpec) normalized() PodSpec {
-	out := PodSpec{Containers: make([]Container, len(p.Containers))}
+	out := p
+	out.Containers = make([]Container, len(p.Containers))
 	for i, c := range p.Containers {
 		c.Command = emptyToNil(c.Command)
 		c.Args = emptyToNil(c.Args)
@@ -82,6 +384,9 @@ func (p PodSpec) normalized() PodSpec {
 			c.Env = nil
 		}
 		out.Containers[i] = c
+	}
+	if len(out.NodeSelector) == 0 {
+		out.NodeSelector = nil
 	}
 	return out
 }

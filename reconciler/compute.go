@@ -184,12 +184,12 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
-		actions = append(actions, computeWorkload(w, byWorkload[w.Name], readyNodes, total, usedIDs, in.Now)...)
+		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], readyNodes, total, usedIDs, in.Now)...)
 	}
 	return actions
 }
 
-func computeWorkload(w desired.Workload, rs []replica, readyNodes []string, total map[string]int, usedIDs map[string]bool, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, readyNodes []string, total map[string]int, usedIDs map[string]bool, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -218,12 +218,13 @@ func computeWorkload(w desired.Workload, rs []replica, readyNodes []string, tota
 		for _, name := range readyNodes {
 			nodes = append(nodes, schedule.Node{Name: name, Workload: perNode[name], Total: total[name]})
 		}
+		pod := st.ResolvePod(w.Pod)
 		for i, node := range schedule.Spread(nodes, need) {
 			id := newReplicaID(w, now, i, usedIDs)
 			total[node]++
 			actions = append(actions, Action{
 				Type: Start, Node: node, Workload: w.Name, ReplicaID: id,
-				Spec:   &protocol.ReplicaSpec{ID: id, Workload: w.Name, SpecHash: w.Hash, Pod: w.Pod},
+				Spec:   &protocol.ReplicaSpec{ID: id, Workload: w.Name, SpecHash: w.Hash, Pod: pod},
 				Reason: fmt.Sprintf("%d/%d replicas of template %s", len(current)+i, w.Replicas, w.Hash),
 			})
 		}

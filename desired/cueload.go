@@ -1,0 +1,426 @@
+package desired
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
+	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+	cueyaml "cuelang.org/go/encoding/yaml"
+
+	"github.com/batonhq/baton/desired/schema"
+)
+
+// document is one object of a revision, before validation.
+type document struct {
+	file  string
+	value cue.Value
+}
+
+func (d document) line() int { return d.value.Pos().Line() }
+
+func (d document) str(field string) string {
+	s, _ := d.value.LookupPath(cue.ParsePath(field)).String()
+	return s
+}
+
+// compileSchema evaluates the embedded schema in ctx.
+func compileSchema(ctx *cue.Context) (cue.Value, error) {
+	v := ctx.CompileString(schema.Source, cue.Filename(schema.ImportPath+"/schema.cue"))
+	if err := v.Err(); err != nil {
+		return v, fmt.Errorf("embedded schema: %v", cueerrors.Details(err, nil))
+	}
+	return v, nil
+}
+
+// MaxDepth bounds the nesting of a manifest.
+const MaxDepth = 64
+
+// checkText refuses files that are not UTF-8 or nest too deeply, before any
+// parser sees them.
+func checkText(file string, data []byte) *Error {
+	if !utf8.Valid(data) {
+		line := 1 + bytes.Count(data[:firstInvalid(data)], []byte("\n"))
+		return &Error{File: file, Line: line, Col: 1, Msg: "file is not valid UTF-8"}
+	}
+	depth, line := 0, 1
+	for _, b := range data {
+		switch b {
+		case '\n':
+			line++
+		case '[', '{':
+			if depth++; depth > MaxDepth {
+				return &Error{File: file, Line: line, Col: 1, Msg: fmt.Sprintf("nested more than %d levels deep", MaxDepth)}
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if indent := len(l) - len(bytes.TrimLeft(l, " \t-")); indent > 2*MaxDepth {
+			return &Error{File: file, Line: i + 1, Col: 1, Msg: fmt.Sprintf("nested more than %d levels deep", MaxDepth)}
+		}
+	}
+	return nil
+}
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// yamlDocuments parses a multi-document YAML file into CUE values.
+func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []document {
+	var docs []document
+	dec := cueyaml.NewDecoder(file, bytes.NewReader(data))
+	for i := 0; ; i++ {
+		expr, err := dec.Extract()
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
+			return docs
+		}
+		if i >= MaxDocuments {
+			*errs = append(*errs, &Error{File: file, Msg: fmt.Sprintf("more than %d documents", MaxDocuments)})
+			return docs
+		}
+		if isNull(expr) {
+			continue // an empty document, e.g. after a trailing "---"
+		}
+		v := ctx.BuildExpr(expr, cue.Filename(file))
+		if err := v.Err(); err != nil {
+			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
+			continue
+		}
+		docs = append(docs, document{file: file, value: v})
+	}
+}
+
+func isNull(e ast.Expr) bool {
+	b, ok := e.(*ast.BasicLit)
+	return e == nil || (ok && b.Kind == token.NULL)
+}
+
+// cueDocuments evaluates the .cue files of one directory as one package and
+// returns the objects it defines: every top-level regular field whose value
+// has a kind, or that is a list of such values.
+func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *Errors) []document {
+	bctx := build.NewContext()
+	sch := bctx.NewInstance(schema.ImportPath, nil)
+	sch.ImportPath = schema.ImportPath
+	if err := sch.AddFile(schema.ImportPath+"/schema.cue", schema.Source); err != nil {
+		*errs = append(*errs, &Error{File: "schema", Msg: err.Error()})
+		return nil
+	}
+	inst := bctx.NewInstance(dir, nil)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := inst.AddFile(name, files[name]); err != nil {
+			*errs = append(*errs, fromCUE(name, err, cue.Value{}, cue.Value{})...)
+			return nil
+		}
+	}
+	for _, f := range inst.Files {
+		for imp := range f.ImportSpecs() {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if p != schema.ImportPath {
+				*errs = append(*errs, &Error{File: f.Filename, Line: imp.Pos().Line(), Col: imp.Pos().Column(),
+					Msg: fmt.Sprintf("import %q: only %q can be imported", p, schema.ImportPath)})
+				return nil
+			}
+		}
+	}
+	inst.Imports = []*build.Instance{sch}
+	v := ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		*errs = append(*errs, fromCUE(names[0], err, cue.Value{}, cue.Value{})...)
+		return nil
+	}
+	var docs []document
+	it, err := v.Fields(cue.Optional(false), cue.Definitions(false), cue.Hidden(false))
+	if err != nil {
+		*errs = append(*errs, fromCUE(names[0], err, cue.Value{}, cue.Value{})...)
+		return nil
+	}
+	for it.Next() {
+		fv := it.Value()
+		file := fileOf(fv, names[0])
+		switch fv.IncompleteKind() {
+		case cue.StructKind:
+			if fv.LookupPath(cue.ParsePath("kind")).Exists() {
+				docs = append(docs, document{file: file, value: fv})
+			}
+		case cue.ListKind:
+			li, err := fv.List()
+			if err != nil {
+				continue
+			}
+			for li.Next() {
+				if e := li.Value(); e.LookupPath(cue.ParsePath("kind")).Exists() {
+					docs = append(docs, document{file: fileOf(e, file), value: e})
+				}
+			}
+		}
+	}
+	return docs
+}
+
+func fileOf(v cue.Value, fallback string) string {
+	if p := v.Pos(); p.IsValid() && p.Filename() != "" {
+		return p.Filename()
+	}
+	return fallback
+}
+
+// kindsPath is where the schema maps apiVersion and kind to a definition.
+func definition(sch cue.Value, apiVersion, kind string) (cue.Value, bool) {
+	d := sch.LookupPath(cue.MakePath(cue.Str("kinds"), cue.Str(apiVersion), cue.Str(kind)))
+	return d, d.Exists()
+}
+
+// supportedKinds lists "apiVersion Kind" for error messages.
+func supportedKinds(sch cue.Value) string {
+	var out []string
+	it, _ := sch.LookupPath(cue.ParsePath("kinds")).Fields()
+	for it != nil && it.Next() {
+		av := it.Selector().Unquoted()
+		kt, _ := it.Value().Fields()
+		for kt != nil && kt.Next() {
+			out = append(out, av+" "+kt.Selector().Unquoted())
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// validate unifies a document with the definition of its kind and returns the
+// concrete value, or the errors at their positions in the document's file.
+func validate(sch cue.Value, d document, errs *Errors) (cue.Value, string, bool) {
+	apiVersion, kind := d.str("apiVersion"), d.str("kind")
+	if apiVersion == "" || kind == "" {
+		*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: d.value.Pos().Column(), Msg: "an object needs apiVersion and kind"})
+		return cue.Value{}, "", false
+	}
+	def, ok := definition(sch, apiVersion, kind)
+	if !ok {
+		kv := d.value.LookupPath(cue.ParsePath("kind"))
+		*errs = append(*errs, &Error{File: d.file, Line: kv.Pos().Line(), Col: kv.Pos().Column(), Field: "kind",
+			Msg: fmt.Sprintf("%s %s is not supported (supported: %s)", apiVersion, kind, supportedKinds(sch))})
+		return cue.Value{}, "", false
+	}
+	u := def.Unify(d.value)
+	if err := u.Validate(cue.Concrete(true)); err != nil {
+		*errs = append(*errs, fromCUE(d.file, err, d.value, def)...)
+		return cue.Value{}, "", false
+	}
+	return u, kind, true
+}
+
+// fromCUE turns CUE errors into Errors at positions in file: the first
+// position of the error that lies in file, else the position of the nearest
+// enclosing field that exists in doc. def, when it exists, is the definition
+// the document was checked against: it names the allowed fields.
+func fromCUE(file string, err error, doc, def cue.Value) Errors {
+	byPath := map[string]*Error{}
+	var order []string
+	for _, e := range cueerrors.Errors(err) {
+		sel := e.Path()
+		if len(sel) >= 3 && sel[0] == "kinds" {
+			sel = sel[3:]
+		}
+		p := indexPath(strings.Join(sel, "."))
+		format, args := e.Msg()
+		msg := friendly(fmt.Sprintf(format, args...))
+		line := 0
+		if strings.TrimSpace(msg) == "" {
+			// A YAML syntax error: "file: LINE: message".
+			msg = strings.TrimSpace(strings.TrimPrefix(e.Error(), file+":"))
+			if n, rest, ok := strings.Cut(msg, ": "); ok {
+				if _, err := fmt.Sscanf(n, "%d", &line); err == nil {
+					msg = rest
+				}
+			}
+			msg = "invalid YAML: " + msg
+		}
+		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
+			if allowed := fieldsOf(def, sel[:len(sel)-1]); allowed != "" {
+				msg += " (allowed: " + allowed + ")"
+			}
+		}
+		out := &Error{File: file, Field: p, Msg: msg}
+		for _, pos := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+			if pos.IsValid() && pos.Filename() == file {
+				out.Line, out.Col = pos.Line(), pos.Column()
+				break
+			}
+		}
+		if out.Line == 0 && line > 0 {
+			out.Line, out.Col = line, 1
+		}
+		if out.Line == 0 && doc.Exists() {
+			out.Line, out.Col = nearest(doc, p)
+		}
+		if prev, ok := byPath[p]; ok {
+			if better(out.Msg, prev.Msg) {
+				*prev = *out
+			}
+			continue
+		}
+		byPath[p] = out
+		order = append(order, p)
+	}
+	var out Errors
+	for _, p := range order {
+		out = append(out, byPath[p])
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return out[i].Col < out[j].Col
+	})
+	return out
+}
+
+// fieldsOf lists the regular and optional fields of def at the selector path
+// (list indices match any element).
+func fieldsOf(def cue.Value, sel []string) string {
+	var path []cue.Selector
+	for _, s := range sel {
+		if strings.Trim(s, "0123456789") == "" {
+			path = append(path, cue.AnyIndex)
+		} else {
+			path = append(path, cue.Str(s))
+		}
+	}
+	v := def.LookupPath(cue.MakePath(path...))
+	it, err := v.Fields(cue.Optional(true))
+	if err != nil {
+		return ""
+	}
+	var names []string
+	for it.Next() {
+		names = append(names, it.Selector().Unquoted())
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// indexPath turns "containers.0.image" into "containers[0].image".
+func indexPath(p string) string {
+	parts := strings.Split(p, ".")
+	var b strings.Builder
+	for i, s := range parts {
+		if s != "" && strings.Trim(s, "0123456789") == "" {
+			b.WriteString("[" + s + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteString(".")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// nearest returns the position of the deepest existing prefix of path in doc.
+func nearest(doc cue.Value, p string) (int, int) {
+	for p != "" {
+		if v := doc.LookupPath(cue.ParsePath(p)); v.Exists() && v.Pos().IsValid() {
+			return v.Pos().Line(), v.Pos().Column()
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return doc.Pos().Line(), doc.Pos().Column()
+}
+
+// friendly rewrites CUE's messages for people who write YAML.
+func friendly(msg string) string {
+	switch {
+	case strings.HasPrefix(msg, "incomplete value"):
+		return "required field is missing"
+	case strings.HasPrefix(msg, "field not allowed"):
+		return "field not allowed"
+	case strings.Contains(msg, "errors in empty disjunction"):
+		return "invalid value"
+	}
+	if i := strings.Index(msg, "(mismatched types "); i >= 0 {
+		var got, want string
+		if _, err := fmt.Sscanf(strings.TrimSuffix(msg[i:], ")"), "(mismatched types %s and %s", &got, &want); err == nil {
+			return fmt.Sprintf("must be %s, not %s", typeName(want), typeName(got))
+		}
+	}
+	if strings.HasPrefix(msg, "incompatible list lengths (0 and") {
+		return "needs at least one item"
+	}
+	for pattern, say := range patternNames {
+		if strings.Contains(msg, pattern) {
+			return msg[:strings.Index(msg, " (out of bound")] + ": " + say
+		}
+	}
+	return msg
+}
+
+func typeName(t string) string {
+	switch t {
+	case "int":
+		return "an integer"
+	case "struct":
+		return "an object"
+	case "bool":
+		return "true or false"
+	case "list":
+		return "a list"
+	}
+	return "a " + t
+}
+
+// patternNames explains the schema's regular expressions.
+var patternNames = map[string]string{
+	`=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`:   "must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+	`=~"^[^\\s]+$"`:                         "must not be empty or contain spaces",
+	`=~"^[+]?([0-9]+`:                       "must be a quantity such as 500m, 0.5, 128Mi or 1G",
+	`=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.`: "must be a DNS subdomain: lower-case letters, digits, '-' and '.'",
+	`=~"^[0-9]+%$"`:                         "must be an integer or a percentage such as 25%",
+}
+
+// better prefers specific messages to summaries of disjunctions.
+func better(a, b string) bool {
+	rank := func(s string) int {
+		switch {
+		case s == "invalid value":
+			return 0
+		case strings.Contains(s, "mismatched types"):
+			return 1
+		}
+		return 2
+	}
+	return rank(a) > rank(b)
+}
+
+func dirOf(p string) string { return path.Dir(p) }

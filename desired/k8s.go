@@ -1,0 +1,329 @@
+package desired
+
+// The Go shape of the objects the schema accepts, for decoding a validated
+// CUE value. Field names follow Kubernetes; only what schema.cue allows is
+// here, and the schema, not these types, decides what is valid.
+
+type objectMeta struct {
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+type templateMeta struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+type keySelector struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional bool   `json:"optional"`
+}
+
+type k8sEnvVar struct {
+	Name      string  `json:"name"`
+	Value     *string `json:"value"`
+	ValueFrom *struct {
+		ConfigMapKeyRef *keySelector `json:"configMapKeyRef"`
+		SecretKeyRef    *keySelector `json:"secretKeyRef"`
+	} `json:"valueFrom"`
+}
+
+type nameRef struct {
+	Name     string `json:"name"`
+	Optional bool   `json:"optional"`
+}
+
+type k8sEnvFrom struct {
+	Prefix       string   `json:"prefix"`
+	ConfigMapRef *nameRef `json:"configMapRef"`
+	SecretRef    *nameRef `json:"secretRef"`
+}
+
+type k8sPort struct {
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort"`
+	HostIP        string `json:"hostIP"`
+	Name          string `json:"name"`
+	Protocol      string `json:"protocol"`
+}
+
+type resourceList struct {
+	CPU    any `json:"cpu"`
+	Memory any `json:"memory"`
+}
+
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path        string `json:"path"`
+		Port        any    `json:"port"`
+		Host        string `json:"host"`
+		Scheme      string `json:"scheme"`
+		HTTPHeaders []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"httpHeaders"`
+	} `json:"httpGet"`
+	TCPSocket *struct {
+		Port any `json:"port"`
+	} `json:"tcpSocket"`
+	Exec *struct {
+		Command []string `json:"command"`
+	} `json:"exec"`
+	InitialDelaySeconds           *int `json:"initialDelaySeconds"`
+	PeriodSeconds                 *int `json:"periodSeconds"`
+	TimeoutSeconds                *int `json:"timeoutSeconds"`
+	SuccessThreshold              *int `json:"successThreshold"`
+	FailureThreshold              *int `json:"failureThreshold"`
+	TerminationGracePeriodSeconds *int `json:"terminationGracePeriodSeconds"`
+}
+
+type k8sVolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly"`
+	SubPath   string `json:"subPath"`
+}
+
+type k8sContainer struct {
+	Name            string       `json:"name"`
+	Image           string       `json:"image"`
+	ImagePullPolicy string       `json:"imagePullPolicy"`
+	Command         []string     `json:"command"`
+	Args            []string     `json:"args"`
+	WorkingDir      string       `json:"workingDir"`
+	Env             []k8sEnvVar  `json:"env"`
+	EnvFrom         []k8sEnvFrom `json:"envFrom"`
+	Ports           []k8sPort    `json:"ports"`
+	Resources       struct {
+		Requests resourceList `json:"requests"`
+		Limits   resourceList `json:"limits"`
+	} `json:"resources"`
+	LivenessProbe  *k8sProbe        `json:"livenessProbe"`
+	ReadinessProbe *k8sProbe        `json:"readinessProbe"`
+	StartupProbe   *k8sProbe        `json:"startupProbe"`
+	VolumeMounts   []k8sVolumeMount `json:"volumeMounts"`
+}
+
+type keyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+	Mode *int   `json:"mode"`
+}
+
+type k8sVolume struct {
+	Name     string `json:"name"`
+	EmptyDir *struct {
+		Medium    string `json:"medium"`
+		SizeLimit any    `json:"sizeLimit"`
+	} `json:"emptyDir"`
+	HostPath *struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+	} `json:"hostPath"`
+	ConfigMap *struct {
+		Name        string      `json:"name"`
+		Items       []keyToPath `json:"items"`
+		DefaultMode *int        `json:"defaultMode"`
+		Optional    bool        `json:"optional"`
+	} `json:"configMap"`
+	Secret *struct {
+		SecretName  string      `json:"secretName"`
+		Items       []keyToPath `json:"items"`
+		DefaultMode *int        `json:"defaultMode"`
+		Optional    bool        `json:"optional"`
+	} `json:"secret"`
+	PersistentVolumeClaim *struct {
+		ClaimName string `json:"claimName"`
+		ReadOnly  bool   `json:"readOnly"`
+	} `json:"persistentVolumeClaim"`
+}
+
+type labelSelector struct {
+	MatchLabels map[string]string `json:"matchLabels"`
+}
+
+type podAffinityTerm struct {
+	LabelSelector *labelSelector `json:"labelSelector"`
+	TopologyKey   string         `json:"topologyKey"`
+}
+
+type k8sPodSpec struct {
+	Containers                    []k8sContainer    `json:"containers"`
+	Volumes                       []k8sVolume       `json:"volumes"`
+	RestartPolicy                 string            `json:"restartPolicy"`
+	NodeSelector                  map[string]string `json:"nodeSelector"`
+	TerminationGracePeriodSeconds *int              `json:"terminationGracePeriodSeconds"`
+	HostNetwork                   bool              `json:"hostNetwork"`
+	Hostname                      string            `json:"hostname"`
+	TopologySpreadConstraints     []struct {
+		MaxSkew           int            `json:"maxSkew"`
+		TopologyKey       string         `json:"topologyKey"`
+		WhenUnsatisfiable string         `json:"whenUnsatisfiable"`
+		LabelSelector     *labelSelector `json:"labelSelector"`
+	} `json:"topologySpreadConstraints"`
+	Affinity *struct {
+		PodAntiAffinity *struct {
+			Required  []podAffinityTerm `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+			Preferred []struct {
+				Weight          int             `json:"weight"`
+				PodAffinityTerm podAffinityTerm `json:"podAffinityTerm"`
+			} `json:"preferredDuringSchedulingIgnoredDuringExecution"`
+		} `json:"podAntiAffinity"`
+	} `json:"affinity"`
+}
+
+type k8sPodTemplate struct {
+	Metadata templateMeta `json:"metadata"`
+	Spec     k8sPodSpec   `json:"spec"`
+}
+
+type k8sDeployment struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Replicas *int           `json:"replicas"`
+		Selector *labelSelector `json:"selector"`
+		Template k8sPodTemplate `json:"template"`
+		Strategy struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				MaxSurge       any `json:"maxSurge"`
+				MaxUnavailable any `json:"maxUnavailable"`
+			} `json:"rollingUpdate"`
+		} `json:"strategy"`
+		MinReadySeconds         int  `json:"minReadySeconds"`
+		RevisionHistoryLimit    *int `json:"revisionHistoryLimit"`
+		ProgressDeadlineSeconds *int `json:"progressDeadlineSeconds"`
+		Paused                  bool `json:"paused"`
+	} `json:"spec"`
+}
+
+type k8sJobSpec struct {
+	Template                k8sPodTemplate `json:"template"`
+	Completions             *int           `json:"completions"`
+	Parallelism             *int           `json:"parallelism"`
+	BackoffLimit            *int           `json:"backoffLimit"`
+	ActiveDeadlineSeconds   *int           `json:"activeDeadlineSeconds"`
+	TTLSecondsAfterFinished *int           `json:"ttlSecondsAfterFinished"`
+}
+
+type k8sJob struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     k8sJobSpec `json:"spec"`
+}
+
+type k8sCronJob struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Schedule                   string `json:"schedule"`
+		TimeZone                   string `json:"timeZone"`
+		ConcurrencyPolicy          string `json:"concurrencyPolicy"`
+		Suspend                    bool   `json:"suspend"`
+		StartingDeadlineSeconds    *int   `json:"startingDeadlineSeconds"`
+		SuccessfulJobsHistoryLimit *int   `json:"successfulJobsHistoryLimit"`
+		FailedJobsHistoryLimit     *int   `json:"failedJobsHistoryLimit"`
+		JobTemplate                struct {
+			Spec k8sJobSpec `json:"spec"`
+		} `json:"jobTemplate"`
+	} `json:"spec"`
+}
+
+type k8sConfigMap struct {
+	Metadata   objectMeta        `json:"metadata"`
+	Data       map[string]string `json:"data"`
+	BinaryData map[string]string `json:"binaryData"`
+	Immutable  bool              `json:"immutable"`
+}
+
+type k8sSecret struct {
+	Metadata   objectMeta        `json:"metadata"`
+	Type       string            `json:"type"`
+	Data       map[string]string `json:"data"`
+	StringData map[string]string `json:"stringData"`
+	Immutable  bool              `json:"immutable"`
+}
+
+type k8sSealedSecret struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Type          string            `json:"type"`
+		EncryptedData map[string]string `json:"encryptedData"`
+	} `json:"spec"`
+}
+
+type k8sPVC struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		AccessModes []string `json:"accessModes"`
+		Resources   struct {
+			Requests struct {
+				Storage any `json:"storage"`
+			} `json:"requests"`
+		} `json:"resources"`
+		StorageClassName string `json:"storageClassName"`
+	} `json:"spec"`
+}
+
+type k8sService struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Type     string            `json:"type"`
+		Selector map[string]string `json:"selector"`
+		Ports    []struct {
+			Name       string `json:"name"`
+			Protocol   string `json:"protocol"`
+			Port       int    `json:"port"`
+			TargetPort any    `json:"targetPort"`
+			NodePort   int    `json:"nodePort"`
+		} `json:"ports"`
+	} `json:"spec"`
+}
+
+type hpaRules struct {
+	StabilizationWindowSeconds *int   `json:"stabilizationWindowSeconds"`
+	SelectPolicy               string `json:"selectPolicy"`
+	Policies                   []struct {
+		Type          string `json:"type"`
+		Value         int    `json:"value"`
+		PeriodSeconds int    `json:"periodSeconds"`
+	} `json:"policies"`
+}
+
+type k8sHPA struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		ScaleTargetRef struct {
+			Kind string `json:"kind"`
+			Name string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicas *int `json:"minReplicas"`
+		MaxReplicas int  `json:"maxReplicas"`
+		Metrics     []struct {
+			Resource struct {
+				Target struct {
+					AverageUtilization int `json:"averageUtilization"`
+				} `json:"target"`
+			} `json:"resource"`
+		} `json:"metrics"`
+		Behavior struct {
+			ScaleUp   *hpaRules `json:"scaleUp"`
+			ScaleDown *hpaRules `json:"scaleDown"`
+		} `json:"behavior"`
+	} `json:"spec"`
+}
+
+type k8sScalingSchedule struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Target struct {
+			Name string `json:"name"`
+		} `json:"target"`
+		TimeZone string `json:"timeZone"`
+		Windows  []struct {
+			Name     string `json:"name"`
+			Schedule string `json:"schedule"`
+			Replicas int    `json:"replicas"`
+		} `json:"windows"`
+	} `json:"spec"`
+}

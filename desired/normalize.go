@@ -1,0 +1,522 @@
+package desired
+
+import (
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+)
+
+// norm converts one validated document into the model, collecting errors at
+// positions in the document.
+type norm struct {
+	d    document
+	errs *Errors
+}
+
+func (n *norm) fail(field, format string, args ...any) {
+	line, col := nearest(n.d.value, field)
+	*n.errs = append(*n.errs, &Error{File: n.d.file, Line: line, Col: col, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (n *norm) meta(m objectMeta) Meta {
+	return Meta{Name: m.Name, Labels: m.Labels, Annotations: m.Annotations, Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
+}
+
+func (n *norm) quantity(field string, q any, scale int64) int64 {
+	if q == nil {
+		return 0
+	}
+	v, err := ParseQuantity(q, scale)
+	if err != nil {
+		n.fail(field, "%v", err)
+	}
+	return v
+}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func portString(p any) string {
+	switch v := p.(type) {
+	case float64:
+		return strconv.Itoa(int(v))
+	case int:
+		return strconv.Itoa(v)
+	case string:
+		return v
+	}
+	return ""
+}
+
+// pod normalizes a pod template's spec; defRestart is the kind's default
+// restart policy.
+func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
+	p := PodSpec{
+		RestartPolicy:                 s.RestartPolicy,
+		NodeSelector:                  s.NodeSelector,
+		TerminationGracePeriodSeconds: intOr(s.TerminationGracePeriodSeconds, 30),
+		HostNetwork:                   s.HostNetwork,
+		Hostname:                      s.Hostname,
+	}
+	if p.RestartPolicy == "" {
+		p.RestartPolicy = defRestart
+	}
+	volumes := map[string]bool{}
+	for i, v := range s.Volumes {
+		f := fmt.Sprintf("%s.volumes[%d]", field, i)
+		if volumes[v.Name] {
+			n.fail(f+".name", "duplicate volume name %q", v.Name)
+		}
+		volumes[v.Name] = true
+		p.Volumes = append(p.Volumes, n.volume(f, v))
+	}
+	names := map[string]bool{}
+	hostPorts := map[string]bool{}
+	for i, c := range s.Containers {
+		f := fmt.Sprintf("%s.containers[%d]", field, i)
+		if names[c.Name] {
+			n.fail(f+".name", "duplicate container name %q", c.Name)
+		}
+		names[c.Name] = true
+		nc := n.container(f, c)
+		for j, m := range nc.VolumeMounts {
+			if !volumes[m.Name] {
+				n.fail(fmt.Sprintf("%s.volumeMounts[%d].name", f, j), "no volume named %q in the pod", m.Name)
+			}
+		}
+		for j, pt := range nc.Ports {
+			if pt.HostPort == 0 {
+				continue
+			}
+			key := fmt.Sprintf("%s/%d", pt.Protocol, pt.HostPort)
+			if hostPorts[key] {
+				n.fail(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "host port %s is used twice in the pod", key)
+			}
+			hostPorts[key] = true
+		}
+		p.Containers = append(p.Containers, nc)
+	}
+	for i, t := range s.TopologySpreadConstraints {
+		ts := TopologySpread{MaxSkew: t.MaxSkew, TopologyKey: t.TopologyKey, WhenUnsatisfiable: t.WhenUnsatisfiable}
+		if ts.WhenUnsatisfiable == "" {
+			ts.WhenUnsatisfiable = "DoNotSchedule"
+		}
+		if t.LabelSelector != nil {
+			ts.MatchLabels = t.LabelSelector.MatchLabels
+		}
+		_ = i
+		p.TopologySpread = append(p.TopologySpread, ts)
+	}
+	if s.Affinity != nil && s.Affinity.PodAntiAffinity != nil {
+		for _, t := range s.Affinity.PodAntiAffinity.Required {
+			p.AntiAffinity = append(p.AntiAffinity, antiAffinity(t, 0))
+		}
+		for _, t := range s.Affinity.PodAntiAffinity.Preferred {
+			p.AntiAffinity = append(p.AntiAffinity, antiAffinity(t.PodAffinityTerm, t.Weight))
+		}
+	}
+	return p.normalized()
+}
+
+func antiAffinity(t podAffinityTerm, weight int) AntiAffinityTerm {
+	a := AntiAffinityTerm{TopologyKey: t.TopologyKey, Weight: weight}
+	if t.LabelSelector != nil {
+		a.MatchLabels = t.LabelSelector.MatchLabels
+	}
+	return a
+}
+
+func (n *norm) volume(f string, v k8sVolume) Volume {
+	out := Volume{Name: v.Name}
+	sources := 0
+	if v.EmptyDir != nil {
+		sources++
+		out.EmptyDir = &EmptyDir{Memory: v.EmptyDir.Medium == "Memory", SizeLimitBytes: n.quantity(f+".emptyDir.sizeLimit", v.EmptyDir.SizeLimit, 1)}
+	}
+	if v.HostPath != nil {
+		sources++
+		out.HostPath = v.HostPath.Path
+	}
+	files := func(name string, items []keyToPath, mode *int, optional bool) *FilesFrom {
+		ff := &FilesFrom{Name: name, DefaultMode: intOr(mode, 0o644), Optional: optional}
+		for _, it := range items {
+			if ff.Items == nil {
+				ff.Items = map[string]string{}
+			}
+			ff.Items[it.Key] = it.Path
+		}
+		return ff
+	}
+	if v.ConfigMap != nil {
+		sources++
+		out.ConfigMap = files(v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, v.ConfigMap.Optional)
+	}
+	if v.Secret != nil {
+		sources++
+		out.Secret = files(v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, v.Secret.Optional)
+	}
+	if v.PersistentVolumeClaim != nil {
+		sources++
+		out.Claim = &ClaimMount{Claim: v.PersistentVolumeClaim.ClaimName, ReadOnly: v.PersistentVolumeClaim.ReadOnly}
+	}
+	if sources != 1 {
+		n.fail(f, "a volume needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+	}
+	return out
+}
+
+func (n *norm) container(f string, c k8sContainer) Container {
+	out := Container{
+		Name: c.Name, Image: c.Image, ImagePullPolicy: c.ImagePullPolicy,
+		Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
+	}
+	if out.ImagePullPolicy == "" {
+		// Kubernetes' default: Always for :latest or no tag, else IfNotPresent.
+		out.ImagePullPolicy = "IfNotPresent"
+		if !strings.Contains(c.Image, "@") {
+			last := c.Image[strings.LastIndex(c.Image, "/")+1:]
+			if !strings.Contains(last, ":") || strings.HasSuffix(last, ":latest") {
+				out.ImagePullPolicy = "Always"
+			}
+		}
+	}
+	envNames := map[string]int{}
+	for i, e := range c.Env {
+		ef := fmt.Sprintf("%s.env[%d]", f, i)
+		ev := EnvVar{Name: e.Name}
+		refs := 0
+		if e.Value != nil {
+			ev.Value = *e.Value
+			refs++
+		}
+		if e.ValueFrom != nil {
+			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+				ev.ConfigMapKeyRef = &KeyRef{Name: r.Name, Key: r.Key, Optional: r.Optional}
+				refs++
+			}
+			if r := e.ValueFrom.SecretKeyRef; r != nil {
+				ev.SecretKeyRef = &KeyRef{Name: r.Name, Key: r.Key, Optional: r.Optional}
+				refs++
+			}
+		}
+		if refs > 1 {
+			n.fail(ef, "set only one of value, valueFrom.configMapKeyRef, valueFrom.secretKeyRef")
+		}
+		if _, dup := envNames[e.Name]; dup {
+			n.fail(ef+".name", "duplicate environment variable %q", e.Name)
+		}
+		envNames[e.Name] = i
+		out.Env = append(out.Env, ev)
+	}
+	for i, e := range c.EnvFrom {
+		ef := EnvFrom{Prefix: e.Prefix}
+		switch {
+		case e.ConfigMapRef != nil && e.SecretRef == nil:
+			ef.ConfigMap, ef.Optional = e.ConfigMapRef.Name, e.ConfigMapRef.Optional
+		case e.SecretRef != nil && e.ConfigMapRef == nil:
+			ef.Secret, ef.Optional = e.SecretRef.Name, e.SecretRef.Optional
+		default:
+			n.fail(fmt.Sprintf("%s.envFrom[%d]", f, i), "set exactly one of configMapRef and secretRef")
+		}
+		out.EnvFrom = append(out.EnvFrom, ef)
+	}
+	portNames := map[string]bool{}
+	for i, p := range c.Ports {
+		pt := Port{Name: p.Name, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIP: p.HostIP, Protocol: p.Protocol}
+		if pt.Protocol == "" {
+			pt.Protocol = "TCP"
+		}
+		if p.Name != "" {
+			if portNames[p.Name] {
+				n.fail(fmt.Sprintf("%s.ports[%d].name", f, i), "duplicate port name %q", p.Name)
+			}
+			portNames[p.Name] = true
+		}
+		out.Ports = append(out.Ports, pt)
+	}
+	rf := f + ".resources"
+	out.Resources = Resources{
+		Requests: Amount{CPUMilli: n.quantity(rf+".requests.cpu", c.Resources.Requests.CPU, 1000), MemoryBytes: n.quantity(rf+".requests.memory", c.Resources.Requests.Memory, 1)},
+		Limits:   Amount{CPUMilli: n.quantity(rf+".limits.cpu", c.Resources.Limits.CPU, 1000), MemoryBytes: n.quantity(rf+".limits.memory", c.Resources.Limits.Memory, 1)},
+	}
+	// As in Kubernetes, a limit without a request requests the limit.
+	if out.Resources.Requests.CPUMilli == 0 {
+		out.Resources.Requests.CPUMilli = out.Resources.Limits.CPUMilli
+	}
+	if out.Resources.Requests.MemoryBytes == 0 {
+		out.Resources.Requests.MemoryBytes = out.Resources.Limits.MemoryBytes
+	}
+	if l := out.Resources.Limits; (l.CPUMilli > 0 && out.Resources.Requests.CPUMilli > l.CPUMilli) ||
+		(l.MemoryBytes > 0 && out.Resources.Requests.MemoryBytes > l.MemoryBytes) {
+		n.fail(rf+".requests", "a request is above its limit")
+	}
+	out.LivenessProbe = n.probe(f+".livenessProbe", c.LivenessProbe, portNames)
+	out.ReadinessProbe = n.probe(f+".readinessProbe", c.ReadinessProbe, portNames)
+	out.StartupProbe = n.probe(f+".startupProbe", c.StartupProbe, portNames)
+	for _, m := range c.VolumeMounts {
+		out.VolumeMounts = append(out.VolumeMounts, VolumeMount(m))
+	}
+	return out
+}
+
+func (n *norm) probe(f string, p *k8sProbe, portNames map[string]bool) *Probe {
+	if p == nil {
+		return nil
+	}
+	out := &Probe{
+		InitialDelaySeconds: intOr(p.InitialDelaySeconds, 0),
+		PeriodSeconds:       intOr(p.PeriodSeconds, 10),
+		TimeoutSeconds:      intOr(p.TimeoutSeconds, 1),
+		SuccessThreshold:    intOr(p.SuccessThreshold, 1),
+		FailureThreshold:    intOr(p.FailureThreshold, 3),
+	}
+	handlers := 0
+	checkPort := func(field, port string) {
+		if _, err := strconv.Atoi(port); err != nil && !portNames[port] {
+			n.fail(field, "no container port named %q", port)
+		}
+	}
+	if h := p.HTTPGet; h != nil {
+		handlers++
+		out.HTTPGet = &HTTPGet{Path: h.Path, Port: portString(h.Port), Host: h.Host, Scheme: h.Scheme}
+		if out.HTTPGet.Path == "" {
+			out.HTTPGet.Path = "/"
+		}
+		if out.HTTPGet.Scheme == "" {
+			out.HTTPGet.Scheme = "HTTP"
+		}
+		for _, hd := range h.HTTPHeaders {
+			if out.HTTPGet.Headers == nil {
+				out.HTTPGet.Headers = map[string]string{}
+			}
+			out.HTTPGet.Headers[hd.Name] = hd.Value
+		}
+		checkPort(f+".httpGet.port", out.HTTPGet.Port)
+	}
+	if p.TCPSocket != nil {
+		handlers++
+		out.TCPSocket = &TCPSocket{Port: portString(p.TCPSocket.Port)}
+		checkPort(f+".tcpSocket.port", out.TCPSocket.Port)
+	}
+	if p.Exec != nil {
+		handlers++
+		out.Exec = p.Exec.Command
+	}
+	if handlers != 1 {
+		n.fail(f, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+	}
+	if strings.HasSuffix(f, "livenessProbe") || strings.HasSuffix(f, "startupProbe") {
+		if out.SuccessThreshold != 1 {
+			n.fail(f+".successThreshold", "must be 1 for liveness and startup probes")
+		}
+	}
+	return out
+}
+
+func (n *norm) deployment(d k8sDeployment) Workload {
+	s := d.Spec
+	w := Workload{
+		Name: d.Metadata.Name, Kind: "Deployment", Labels: d.Metadata.Labels, Annotations: d.Metadata.Annotations,
+		Replicas:                intOr(s.Replicas, 1),
+		PodLabels:               s.Template.Metadata.Labels,
+		Pod:                     n.pod("spec.template.spec", s.Template.Spec, "Always"),
+		Strategy:                Strategy{Type: s.Strategy.Type},
+		MinReadySeconds:         s.MinReadySeconds,
+		RevisionHistoryLimit:    intOr(s.RevisionHistoryLimit, 10),
+		ProgressDeadlineSeconds: intOr(s.ProgressDeadlineSeconds, 600),
+		Paused:                  s.Paused,
+		Source:                  fmt.Sprintf("%s:%d", n.d.file, n.d.line()),
+	}
+	// Replica IDs add 15 characters to the name; keep them DNS labels.
+	if len(w.Name) > 48 {
+		n.fail("metadata.name", "a Deployment name may have at most 48 characters (replica IDs add 15)")
+	}
+	if w.Pod.RestartPolicy != "Always" {
+		n.fail("spec.template.spec.restartPolicy", "a Deployment's pods must restart Always")
+	}
+	w.Selector = w.PodLabels
+	if s.Selector != nil && len(s.Selector.MatchLabels) > 0 {
+		w.Selector = s.Selector.MatchLabels
+		for k, v := range s.Selector.MatchLabels {
+			if w.PodLabels[k] != v {
+				n.fail("spec.selector.matchLabels."+k, "selector %s=%s does not match the template's labels", k, v)
+			}
+		}
+	}
+	if w.Strategy.Type == "" {
+		w.Strategy.Type = "RollingUpdate"
+	}
+	if w.Strategy.Type == "RollingUpdate" {
+		w.Strategy.MaxSurge, w.Strategy.MaxUnavailable = "25%", "25%"
+		if ru := s.Strategy.RollingUpdate; ru != nil {
+			if ru.MaxSurge != nil {
+				w.Strategy.MaxSurge = portString(ru.MaxSurge)
+			}
+			if ru.MaxUnavailable != nil {
+				w.Strategy.MaxUnavailable = portString(ru.MaxUnavailable)
+			}
+		}
+		if isZero(w.Strategy.MaxSurge) && isZero(w.Strategy.MaxUnavailable) {
+			n.fail("spec.strategy.rollingUpdate", "maxSurge and maxUnavailable cannot both be 0")
+		}
+	} else if s.Strategy.RollingUpdate != nil {
+		n.fail("spec.strategy.rollingUpdate", "only allowed with type RollingUpdate")
+	}
+	return w
+}
+
+func isZero(s string) bool { return s == "0" || s == "0%" }
+
+func (n *norm) jobSpec(field string, s k8sJobSpec) JobSpec {
+	js := JobSpec{
+		Pod:                     n.pod(field+".template.spec", s.Template.Spec, ""),
+		PodLabels:               s.Template.Metadata.Labels,
+		Completions:             intOr(s.Completions, 1),
+		BackoffLimit:            intOr(s.BackoffLimit, 6),
+		ActiveDeadlineSeconds:   intOr(s.ActiveDeadlineSeconds, 0),
+		TTLSecondsAfterFinished: s.TTLSecondsAfterFinished,
+	}
+	js.Parallelism = intOr(s.Parallelism, 1)
+	return js
+}
+
+func (n *norm) configMap(c k8sConfigMap) ConfigMap {
+	cm := ConfigMap{Meta: n.meta(c.Metadata), Data: c.Data, Immutable: c.Immutable}
+	for k, v := range c.BinaryData {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			n.fail("binaryData."+k, "not valid base64")
+			continue
+		}
+		if cm.BinaryData == nil {
+			cm.BinaryData = map[string][]byte{}
+		}
+		if _, dup := cm.Data[k]; dup {
+			n.fail("binaryData."+k, "key %q is also in data", k)
+		}
+		cm.BinaryData[k] = b
+	}
+	return cm
+}
+
+func (n *norm) secret(s k8sSecret) Secret {
+	out := Secret{Meta: n.meta(s.Metadata), Type: s.Type, Data: map[string][]byte{}, Immutable: s.Immutable}
+	if out.Type == "" {
+		out.Type = "Opaque"
+	}
+	for k, v := range s.Data {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			n.fail("data."+k, "not valid base64 (put plain text in stringData)")
+			continue
+		}
+		out.Data[k] = b
+	}
+	for k, v := range s.StringData {
+		out.Data[k] = []byte(v) // stringData wins, as in Kubernetes
+	}
+	out.Keys = sortedKeys(out.Data)
+	out.digest = hashOf(out.Data)
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (n *norm) claim(c k8sPVC) Claim {
+	cl := Claim{Meta: n.meta(c.Metadata), AccessModes: c.Spec.AccessModes, StorageClassName: c.Spec.StorageClassName,
+		StorageBytes: n.quantity("spec.resources.requests.storage", c.Spec.Resources.Requests.Storage, 1)}
+	if len(cl.AccessModes) == 0 {
+		cl.AccessModes = []string{"ReadWriteOnce"}
+	}
+	for i, m := range cl.AccessModes {
+		if m == "ReadWriteMany" || m == "ReadOnlyMany" {
+			n.fail(fmt.Sprintf("spec.accessModes[%d]", i), "%s needs shared storage; local volumes support ReadWriteOnce and ReadWriteOncePod", m)
+		}
+	}
+	return cl
+}
+
+func (n *norm) service(s k8sService) Service {
+	out := Service{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Selector: s.Spec.Selector}
+	if out.Type == "" {
+		out.Type = "ClusterIP"
+	}
+	names := map[string]bool{}
+	for i, p := range s.Spec.Ports {
+		sp := ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, TargetPort: portString(p.TargetPort), NodePort: p.NodePort}
+		if sp.Protocol == "" {
+			sp.Protocol = "TCP"
+		}
+		if sp.TargetPort == "" {
+			sp.TargetPort = strconv.Itoa(p.Port)
+		}
+		if len(s.Spec.Ports) > 1 && p.Name == "" {
+			n.fail(fmt.Sprintf("spec.ports[%d].name", i), "required when a Service has several ports")
+		}
+		if names[p.Name] && p.Name != "" {
+			n.fail(fmt.Sprintf("spec.ports[%d].name", i), "duplicate port name %q", p.Name)
+		}
+		names[p.Name] = true
+		if p.NodePort != 0 && out.Type != "NodePort" {
+			n.fail(fmt.Sprintf("spec.ports[%d].nodePort", i), "only allowed with type NodePort")
+		}
+		out.Ports = append(out.Ports, sp)
+	}
+	return out
+}
+
+func rules(r *hpaRules, window int) ScalingRules {
+	out := ScalingRules{StabilizationWindowSeconds: window, SelectPolicy: "Max"}
+	if r == nil {
+		return out
+	}
+	out.StabilizationWindowSeconds = intOr(r.StabilizationWindowSeconds, window)
+	if r.SelectPolicy != "" {
+		out.SelectPolicy = r.SelectPolicy
+	}
+	for _, p := range r.Policies {
+		out.Policies = append(out.Policies, ScalingPolicy(p))
+	}
+	return out
+}
+
+func (n *norm) autoscaler(h k8sHPA) Autoscaler {
+	a := Autoscaler{Meta: n.meta(h.Metadata), Target: h.Spec.ScaleTargetRef.Name,
+		MinReplicas: intOr(h.Spec.MinReplicas, 1), MaxReplicas: h.Spec.MaxReplicas, TargetCPUPercent: 80,
+		ScaleUp: rules(h.Spec.Behavior.ScaleUp, 0), ScaleDown: rules(h.Spec.Behavior.ScaleDown, 300)}
+	if len(h.Spec.Metrics) > 1 {
+		n.fail("spec.metrics", "one CPU utilization metric is supported")
+	}
+	if len(h.Spec.Metrics) == 1 {
+		a.TargetCPUPercent = h.Spec.Metrics[0].Resource.Target.AverageUtilization
+	}
+	if a.MinReplicas > a.MaxReplicas {
+		n.fail("spec.minReplicas", "minReplicas %d is above maxReplicas %d", a.MinReplicas, a.MaxReplicas)
+	}
+	return a
+}
+
+// decode decodes a validated value into a Go type.
+func decode[T any](v cue.Value, errs *Errors, d document) (T, bool) {
+	var out T
+	if err := v.Decode(&out); err != nil {
+		*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: 1, Msg: "decode: " + err.Error()})
+		return out, false
+	}
+	return out, true
+}

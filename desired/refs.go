@@ -1,0 +1,280 @@
+package desired
+
+import (
+	"fmt"
+	"sort"
+)
+
+// docIndex maps "Kind/name" to the document that defined it, for error positions.
+func docIndex(docs []document) map[string]document {
+	m := map[string]document{}
+	for _, d := range docs {
+		m[d.str("kind")+"/"+d.str("metadata.name")] = d
+	}
+	return m
+}
+
+type refChecker struct {
+	st       *State
+	docs     map[string]document
+	errs     *Errors
+	cms      map[string]*ConfigMap
+	secrets  map[string]*Secret
+	claims   map[string]bool
+	workload map[string]bool
+}
+
+func (r *refChecker) fail(kind, name, field, format string, args ...any) {
+	d := r.docs[kind+"/"+name]
+	line, col := nearest(d.value, field)
+	*r.errs = append(*r.errs, &Error{File: d.file, Line: line, Col: col, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// resolve checks every reference between objects (ConfigMap and Secret keys,
+// claims, autoscaler and schedule targets) and computes the hashes, which
+// include the data a pod references, so a change of that data rolls it out.
+func resolve(st *State, docs map[string]document, errs *Errors) {
+	r := &refChecker{st: st, docs: docs, errs: errs, cms: map[string]*ConfigMap{}, secrets: map[string]*Secret{}, claims: map[string]bool{}, workload: map[string]bool{}}
+	for i := range st.ConfigMaps {
+		r.cms[st.ConfigMaps[i].Name] = &st.ConfigMaps[i]
+	}
+	for i := range st.Secrets {
+		r.secrets[st.Secrets[i].Name] = &st.Secrets[i]
+	}
+	for _, c := range st.Claims {
+		r.claims[c.Name] = true
+	}
+	for i := range st.Workloads {
+		w := &st.Workloads[i]
+		r.workload[w.Name] = true
+		w.Hash = hashOf(w.Pod, r.pod("Deployment", w.Name, "spec.template.spec", w.Pod))
+	}
+	for i := range st.Jobs {
+		j := &st.Jobs[i]
+		j.Hash = hashOf(j.Spec, r.pod("Job", j.Name, "spec.template.spec", j.Spec.Pod))
+	}
+	for i := range st.CronJobs {
+		c := &st.CronJobs[i]
+		c.Hash = hashOf(c.Job, r.pod("CronJob", c.Name, "spec.jobTemplate.spec.template.spec", c.Job.Pod))
+	}
+	owners := map[string]string{}
+	for _, a := range st.Autoscalers {
+		if !r.workload[a.Target] {
+			r.fail("HorizontalPodAutoscaler", a.Name, "spec.scaleTargetRef.name", "no Deployment named %q", a.Target)
+		}
+		if prev, ok := owners[a.Target]; ok {
+			r.fail("HorizontalPodAutoscaler", a.Name, "spec.scaleTargetRef.name", "Deployment %q is already scaled by %s", a.Target, prev)
+		}
+		owners[a.Target] = "HorizontalPodAutoscaler " + a.Name
+	}
+	scheduled := map[string]string{}
+	for _, s := range st.Schedules {
+		if !r.workload[s.Target] {
+			r.fail("ScalingSchedule", s.Name, "spec.target.name", "no Deployment named %q", s.Target)
+		}
+		if prev, ok := scheduled[s.Target]; ok {
+			r.fail("ScalingSchedule", s.Name, "spec.target.name", "Deployment %q already has the ScalingSchedule %s", s.Target, prev)
+		}
+		scheduled[s.Target] = s.Name
+	}
+}
+
+// pod checks a pod's references and returns the digests of the data it uses.
+func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
+	used := map[string]string{}
+	useCM := func(f, cm, key string, optional bool) {
+		c, ok := r.cms[cm]
+		switch {
+		case !ok && !optional:
+			r.fail(kind, name, f, "no ConfigMap named %q", cm)
+		case ok && key != "":
+			_, inData := c.Data[key]
+			_, inBin := c.BinaryData[key]
+			if !inData && !inBin && !optional {
+				r.fail(kind, name, f, "ConfigMap %q has no key %q", cm, key)
+			}
+		}
+		if ok {
+			used["ConfigMap/"+cm] = hashOf(c.Data, c.BinaryData)
+		}
+	}
+	useSecret := func(f, s, key string, optional bool) {
+		sec, ok := r.secrets[s]
+		switch {
+		case !ok && !optional:
+			r.fail(kind, name, f, "no Secret named %q", s)
+		case ok && key != "":
+			i := sort.SearchStrings(sec.Keys, key)
+			if (i == len(sec.Keys) || sec.Keys[i] != key) && !optional {
+				r.fail(kind, name, f, "Secret %q has no key %q", s, key)
+			}
+		}
+		if ok {
+			used["Secret/"+s] = sec.digest
+		}
+	}
+	for i, c := range p.Containers {
+		cf := fmt.Sprintf("%s.containers[%d]", field, i)
+		for j, e := range c.Env {
+			ef := fmt.Sprintf("%s.env[%d].valueFrom", cf, j)
+			if k := e.ConfigMapKeyRef; k != nil {
+				useCM(ef+".configMapKeyRef.name", k.Name, k.Key, k.Optional)
+			}
+			if k := e.SecretKeyRef; k != nil {
+				useSecret(ef+".secretKeyRef.name", k.Name, k.Key, k.Optional)
+			}
+		}
+		for j, e := range c.EnvFrom {
+			ef := fmt.Sprintf("%s.envFrom[%d]", cf, j)
+			if e.ConfigMap != "" {
+				useCM(ef+".configMapRef.name", e.ConfigMap, "", e.Optional)
+			}
+			if e.Secret != "" {
+				useSecret(ef+".secretRef.name", e.Secret, "", e.Optional)
+			}
+		}
+	}
+	for i, v := range p.Volumes {
+		vf := fmt.Sprintf("%s.volumes[%d]", field, i)
+		if v.ConfigMap != nil {
+			useCM(vf+".configMap.name", v.ConfigMap.Name, "", v.ConfigMap.Optional)
+			for key := range v.ConfigMap.Items {
+				useCM(vf+".configMap.items", v.ConfigMap.Name, key, v.ConfigMap.Optional)
+			}
+		}
+		if v.Secret != nil {
+			useSecret(vf+".secret.secretName", v.Secret.Name, "", v.Secret.Optional)
+			for key := range v.Secret.Items {
+				useSecret(vf+".secret.items", v.Secret.Name, key, v.Secret.Optional)
+			}
+		}
+		if v.Claim != nil && !r.claims[v.Claim.Claim] {
+			r.fail(kind, name, vf+".persistentVolumeClaim.claimName", "no PersistentVolumeClaim named %q", v.Claim.Claim)
+		}
+	}
+	var digests []string
+	for _, k := range sortedKeys(used) {
+		digests = append(digests, k+"="+used[k])
+	}
+	return digests
+}
+
+// ResolvePod returns p with every environment variable that references a
+// ConfigMap or Secret replaced by its value and envFrom expanded, as a node
+// needs it to start the pod. Optional references that do not resolve are
+// left out, as in Kubernetes. The result holds secret values: never log it.
+func (s *State) ResolvePod(p PodSpec) PodSpec {
+	cms := map[string]ConfigMap{}
+	for _, c := range s.ConfigMaps {
+		cms[c.Name] = c
+	}
+	secrets := map[string]Secret{}
+	for _, sec := range s.Secrets {
+		secrets[sec.Name] = sec
+	}
+	out := p
+	out.Containers = make([]Container, len(p.Containers))
+	for i, c := range p.Containers {
+		var env []EnvVar
+		for _, e := range c.EnvFrom {
+			if cm, ok := cms[e.ConfigMap]; ok && e.ConfigMap != "" {
+				for _, k := range sortedKeys(cm.Data) {
+					env = append(env, EnvVar{Name: e.Prefix + k, Value: cm.Data[k]})
+				}
+			}
+			if sec, ok := secrets[e.Secret]; ok && e.Secret != "" {
+				for _, k := range sec.Keys {
+					env = append(env, EnvVar{Name: e.Prefix + k, Value: string(sec.Data[k])})
+				}
+			}
+		}
+		for _, e := range c.Env {
+			switch {
+			case e.ConfigMapKeyRef != nil:
+				if v, ok := cms[e.ConfigMapKeyRef.Name].Data[e.ConfigMapKeyRef.Key]; ok {
+					env = append(env, EnvVar{Name: e.Name, Value: v})
+				}
+			case e.SecretKeyRef != nil:
+				if v, ok := secrets[e.SecretKeyRef.Name].Data[e.SecretKeyRef.Key]; ok {
+					env = append(env, EnvVar{Name: e.Name, Value: string(v)})
+				}
+			default:
+				env = append(env, e)
+			}
+		}
+		c.Env, c.EnvFrom = env, nil
+		out.Containers[i] = c
+	}
+	return out
+}
+
+// unenforced lists what the revision asks for that Baton accepts and
+// validates but does not act on yet, so nobody believes it is in force.
+func unenforced(st *State) []string {
+	var w []string
+	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
+	kinds := []struct {
+		n    int
+		kind string
+	}{{len(st.Jobs), "Job"}, {len(st.CronJobs), "CronJob"}, {len(st.Claims), "PersistentVolumeClaim"},
+		{len(st.Services), "Service"}, {len(st.Autoscalers), "HorizontalPodAutoscaler"}, {len(st.Schedules), "ScalingSchedule"}}
+	for _, k := range kinds {
+		if k.n > 0 {
+			add("%d %s object(s) are validated but not run yet", k.n, k.kind)
+		}
+	}
+	for _, wl := range st.Workloads {
+		var fields []string
+		p := wl.Pod
+		if len(p.Volumes) > 0 {
+			fields = append(fields, "volumes")
+		}
+		if len(p.NodeSelector) > 0 || len(p.TopologySpread) > 0 || len(p.AntiAffinity) > 0 {
+			fields = append(fields, "placement constraints")
+		}
+		if p.HostNetwork {
+			fields = append(fields, "hostNetwork")
+		}
+		for _, c := range p.Containers {
+			if len(c.Ports) > 0 {
+				fields = append(fields, "ports")
+			}
+			if c.Resources != (Resources{}) {
+				fields = append(fields, "resources")
+			}
+			if c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil {
+				fields = append(fields, "probes")
+			}
+			if c.WorkingDir != "" {
+				fields = append(fields, "workingDir")
+			}
+		}
+		if wl.Strategy.Type == "Recreate" || wl.MinReadySeconds > 0 {
+			fields = append(fields, "rollout strategy")
+		}
+		if len(fields) > 0 {
+			add("Deployment %s: %s not enforced yet", wl.Name, joinUnique(fields))
+		}
+	}
+	return w
+}
+
+func joinUnique(s []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Strings(out)
+	r := ""
+	for i, x := range out {
+		if i > 0 {
+			r += ", "
+		}
+		r += x
+	}
+	return r
+}
