@@ -44,16 +44,17 @@ func intOr(p *int, def int) int {
 	return *p
 }
 
+// portString renders an int-or-string field (a port, a surge) as a string.
 func portString(p any) string {
 	switch v := p.(type) {
-	case float64:
-		return strconv.Itoa(int(v))
-	case int:
-		return strconv.Itoa(v)
+	case nil:
+		return ""
 	case string:
 		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	return ""
+	return fmt.Sprint(p)
 }
 
 // pod normalizes a pod template's spec; defRestart is the kind's default

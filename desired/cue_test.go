@@ -1,0 +1,111 @@
+package desired
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadDir(t *testing.T, dir string) *State {
+	t.Helper()
+	files, err := ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// withoutSources blanks the file positions, which differ between YAML and CUE.
+func withoutSources(t *testing.T, st *State) string {
+	for i := range st.Workloads {
+		st.Workloads[i].Source = ""
+	}
+	for i := range st.ConfigMaps {
+		st.ConfigMaps[i].Source = ""
+	}
+	b, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCUEProducesTheSameObjectsAsYAML(t *testing.T) {
+	fromCUE, fromYAML := loadDir(t, "testdata/cue"), loadDir(t, "testdata/yamlequiv")
+	if len(fromCUE.Workloads) != 2 || len(fromCUE.ConfigMaps) != 1 {
+		t.Fatalf("CUE gave %d workloads and %d config maps", len(fromCUE.Workloads), len(fromCUE.ConfigMaps))
+	}
+	if !strings.HasPrefix(fromCUE.Workloads[0].Source, "app.cue:") {
+		t.Fatalf("source %q", fromCUE.Workloads[0].Source)
+	}
+	if a, b := withoutSources(t, fromCUE), withoutSources(t, fromYAML); a != b {
+		t.Fatalf("CUE and YAML differ:\nCUE:  %s\nYAML: %s", a, b)
+	}
+}
+
+func TestKubernetesExamplesGolden(t *testing.T) {
+	st := loadDir(t, "testdata/k8s")
+	got, _ := json.MarshalIndent(st, "", "  ")
+	golden := filepath.Join("testdata", "k8s.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+		t.Fatalf("normalized objects differ from %s (go test -update to accept):\n%s", golden, got)
+	}
+	if strings.Contains(string(got), "t0p-Secret") || strings.Contains(string(got), "YWRtaW4=") {
+		t.Fatal("a secret value is in the rendered output")
+	}
+}
+
+func TestCUEErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown field", map[string]string{"a/x.cue": `package a
+import "baton.dev/schema"
+web: schema.#Deployment & {metadata: name: "web", spec: {replicaz: 2, template: spec: containers: [{name: "a", image: "i"}]}}
+`}, "a/x.cue:3:58: web.spec.replicaz: field not allowed"},
+		{"tool import", map[string]string{"a/x.cue": "package a\nimport \"tool/exec\"\nx: exec.Run\n"}, `a/x.cue:2:8: import "tool/exec": only "baton.dev/schema" and CUE's standard library`},
+		{"remote import", map[string]string{"a/x.cue": "package a\nimport \"example.com/m\"\nx: m.y\n"}, `a/x.cue:2:8: import "example.com/m"`},
+		{"syntax", map[string]string{"a/x.cue": "package a\nx: {\n"}, "a/x.cue"},
+		{"conflict", map[string]string{"a/x.cue": "package a\nx: 1\nx: 2\n"}, "conflicting values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string][]byte{}
+			for k, v := range tt.files {
+				files[k] = []byte(v)
+			}
+			_, err := Load(files)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCUETimeLimit(t *testing.T) {
+	// A comprehension over a large cross product: far too slow to finish.
+	slow := "package a\nimport \"list\"\nn: list.Range(0, 3000, 1)\nx: [for a in n for b in n for c in n {a+b+c}]\n"
+	_, err := LoadWith(t.Context(), map[string][]byte{"a/x.cue": []byte(slow)}, Options{Timeout: 500 * time.Millisecond})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+}
