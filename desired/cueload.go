@@ -418,7 +418,7 @@ func better(a, b string) bool {
 		switch {
 		case s == "invalid value":
 			return 0
-		case strings.Contains(s, "mismatched types"):
+		case strings.Contains(s, "mismatched types"), strings.HasPrefix(s, "must be ") && strings.Contains(s, ", not "):
 			return 1
 		}
 		return 2

@@ -207,3 +207,67 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadBadInput(t *testing.T) {
+	dep := func(extra string) string {
+		return strings.Replace(base, "          image: web:1\n", "          image: web:1\n"+extra, 1)
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"dangling configMap env", map[string]string{"w.yaml": dep("          env: [{name: A, valueFrom: {configMapKeyRef: {name: cfg, key: a}}}]\n")},
+			`w.yaml:12:57: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: no ConfigMap named "cfg"`},
+		{"dangling secret key", map[string]string{"w.yaml": dep("          env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: nope}}}]\n") +
+			"---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n"},
+			`secretKeyRef.name: Secret "s" has no key "nope"`},
+		{"optional reference may dangle", map[string]string{"w.yaml": dep("          envFrom: [{configMapRef: {name: cfg, optional: true}}]\n")}, ""},
+		{"dangling claim", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]\n      containers:", 1)},
+			`spec.template.spec.volumes[0].persistentVolumeClaim.claimName: no PersistentVolumeClaim named "data"`},
+		{"invalid quantity", map[string]string{"w.yaml": dep("          resources: {limits: {memory: 12XB}}\n")},
+			`w.yaml:12:40: spec.template.spec.containers[0].resources.limits.memory: invalid value "12XB": must be a quantity`},
+		{"request above limit", map[string]string{"w.yaml": dep("          resources: {requests: {cpu: 2}, limits: {cpu: 500m}}\n")},
+			`resources.requests: a request is above its limit`},
+		{"probe without handler", map[string]string{"w.yaml": dep("          readinessProbe: {periodSeconds: 5}\n")},
+			`spec.template.spec.containers[0].readinessProbe: a probe needs exactly one of httpGet, tcpSocket, exec (has 0)`},
+		{"probe period zero", map[string]string{"w.yaml": dep("          livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 0}\n")},
+			`livenessProbe.periodSeconds: invalid value 0 (out of bound >=1)`},
+		{"probe named port missing", map[string]string{"w.yaml": dep("          livenessProbe: {httpGet: {port: http}}\n")},
+			`livenessProbe.httpGet.port: no container port named "http"`},
+		{"bad cron", map[string]string{"s.yaml": base + "---\napiVersion: baton.dev/v1\nkind: ScalingSchedule\nmetadata: {name: s}\nspec:\n  target: {name: web}\n  windows: [{name: open, schedule: \"61 9 * * *\", replicas: 3}]\n"},
+			`s.yaml:18:26: spec.windows[0].schedule: invalid cron schedule "61 9 * * *"`},
+		{"bad time zone", map[string]string{"s.yaml": base + "---\napiVersion: baton.dev/v1\nkind: ScalingSchedule\nmetadata: {name: s}\nspec:\n  target: {name: web}\n  timeZone: Mars/Olympus\n  windows: [{name: open, schedule: \"0 9 * * *\", replicas: 3}]\n"},
+			`spec.timeZone: unknown time zone "Mars/Olympus"`},
+		{"schedule target missing", map[string]string{"s.yaml": "apiVersion: baton.dev/v1\nkind: ScalingSchedule\nmetadata: {name: s}\nspec:\n  target: {name: nope}\n  windows: [{name: open, schedule: \"@daily\", replicas: 3}]\n"},
+			`s.yaml:5:12: spec.target.name: no Deployment named "nope"`},
+		{"job restart policy", map[string]string{"j.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: b}]\n"},
+			`spec.template.spec.restartPolicy`},
+		{"name too long", map[string]string{"w.yaml": strings.Replace(base, "name: web", "name: "+strings.Repeat("a", 64), 1)},
+			`metadata.name: invalid value`},
+		{"non-UTF-8", map[string]string{"w.yaml": base + "# \xff\xfe\n"}, "w.yaml:12:1: file is not valid UTF-8"},
+		{"deep nesting", map[string]string{"w.yaml": "a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"}, "nested more than 64 levels deep"},
+		{"duplicate across kinds", map[string]string{"a.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
+			"b.yaml": "apiVersion: baton.dev/v1\nkind: SealedSecret\nmetadata: {name: s}\nspec: {encryptedData: {}}\n"}, `SealedSecret "s" is already defined at a.yaml:1`},
+		{"two volume sources", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, emptyDir: {}, hostPath: {path: /x}}]\n      containers:", 1)},
+			"a volume needs exactly one of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string][]byte{}
+			for k, v := range tt.files {
+				files[k] = []byte(v)
+			}
+			_, err := Load(files)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -32,6 +32,10 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
 	Clock func() time.Time
+	// Unsealer decrypts SealedSecrets (the cluster's private key); without
+	// it a revision whose pods use a SealedSecret's values does not start them
+	// with those values.
+	Unsealer desired.Unsealer
 }
 
 func (c *Config) defaults() {
@@ -91,7 +95,7 @@ func New(cfg Config) *Reconciler {
 // SetRevision renders files as the desired state of rev. A revision that does
 // not load is recorded in the status and the last good one stays in force.
 func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[string][]byte) error {
-	st, err := desired.Load(files)
+	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sourceErr = ""
@@ -113,6 +117,9 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 	st.Revision = rev.ID
 	r.desired = st
 	r.revErr = nil
+	for _, w := range st.Warnings {
+		zerolog.Ctx(ctx).Warn().Str("revision", rev.ID).Msg(w)
+	}
 	r.pendingRev = &rev
 	zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Int("workloads", len(st.Workloads)).Msg("new desired state")
 	r.kick()

@@ -35,6 +35,8 @@ type Status struct {
 	Nodes       []NodeStatus     `json:"nodes"`
 	// Events are the newest failures applying actions, newest last.
 	Events []string `json:"events,omitempty"`
+	// Warnings name what the synced revision asks for that Baton does not act on yet.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // WorkloadStatus compares one workload's desired and live replicas.
@@ -79,6 +81,7 @@ func (r *Reconciler) Status() Status {
 	byName := map[string]*WorkloadStatus{}
 	var names []string
 	if r.desired != nil {
+		st.Warnings = r.desired.Warnings
 		for _, w := range r.desired.Workloads {
 			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: w.Replicas, Replicas: []ReplicaStatus{}}
 			names = append(names, w.Name)

@@ -53,7 +53,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), validateCmd(), imageCmd(), versionCmd())
+	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), versionCmd())
 	return root
 }
 

@@ -22,6 +22,7 @@ type serverOptions struct {
 	dataDir            string
 	nodeGrace          time.Duration
 	bucketReplicas     int
+	secretKey          string // age identity file for SealedSecrets
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -38,7 +39,13 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	rec := reconciler.New(reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace})
+	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace}
+	if o.secretKey != "" {
+		if cfg.Unsealer, err = unsealer(o.secretKey); err != nil {
+			return err
+		}
+	}
+	rec := reconciler.New(cfg)
 	go src.Poll(ctx, o.poll,
 		func(s gitsource.Snapshot) {
 			rev := reconciler.Revision{ID: s.Revision, Message: s.Message, Author: s.Author, Time: s.Time}

@@ -91,6 +91,9 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "Warning: %s\n", warn)
+	}
 	if st.SourceError != "" {
 		fmt.Fprintf(w, "Error: fetching the config repository: %s\n", st.SourceError)
 	}

@@ -2,45 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent"
 )
-
-func validateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate DIR",
-		Short: "Check the manifests under DIR; print every error as file:line:col: field: message",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := desired.ReadDir(args[0])
-			if err != nil {
-				return err
-			}
-			st, err := desired.Load(files)
-			var errs desired.Errors
-			if errors.As(err, &errs) {
-				for _, e := range errs {
-					fmt.Fprintln(cmd.ErrOrStderr(), e)
-				}
-				return exitError{code: 1}
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d workloads\n", len(st.Workloads))
-			for _, w := range st.Workloads {
-				fmt.Fprintf(cmd.OutOrStdout(), "  %s: %d replicas, template %s (%s)\n", w.Name, w.Replicas, w.Hash, w.Source)
-			}
-			return nil
-		},
-	}
-}
 
 func imageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images on this node"}
