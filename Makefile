@@ -9,7 +9,7 @@ DATA_DIR  ?= /var/lib/baton
 UP_FLAGS  ?=
 SOCKET    := /run/containerd/containerd.sock
 
-.PHONY: all build image up test test-short bench lint deps containerd clean
+.PHONY: all build image up test test-short bench fuzz lint deps containerd clean
 
 all: build
 
@@ -53,6 +53,12 @@ test: containerd
 # The pure parts only: no containerd needed.
 test-short:
 	$(GO) test -race -short ./...
+
+# The loaders' fuzz targets, each for a bounded time (FUZZTIME).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadYAML$$' -fuzztime $(FUZZTIME) ./desired
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./desired
 
 # Pure benchmarks, then the end-to-end ones (real containerd, 5 runs each).
 bench: containerd

@@ -309,3 +309,38 @@ func BenchmarkCompute(b *testing.B) {
 		})
 	}
 }
+
+func TestComputeResolvesEnvFromConfig(t *testing.T) {
+	st, err := desired.Load(map[string][]byte{"a.yaml": []byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {mode: fast}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: web:1
+        env: [{name: MODE, valueFrom: {configMapKeyRef: {name: cfg, key: mode}}}]
+        envFrom: [{configMapRef: {name: cfg}, prefix: CFG_}]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := Compute(Input{Desired: st, Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
+	if len(acts) != 1 {
+		t.Fatalf("actions %v", acts)
+	}
+	env := acts[0].Spec.Pod.Containers[0].Env
+	want := []desired.EnvVar{{Name: "CFG_mode", Value: "fast"}, {Name: "MODE", Value: "fast"}}
+	if !reflect.DeepEqual(env, want) {
+		t.Fatalf("env %+v, want %+v", env, want)
+	}
+	if acts[0].Spec.SpecHash != st.Workloads[0].Hash {
+		t.Fatal("spec hash is not the workload's hash")
+	}
+}
