@@ -18,11 +18,12 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// Limits on what one revision may contain.
+// Limits on what one revision may contain. MaxFileBytes and MaxTotalBytes
+// are defaults that Options can change.
 const (
-	MaxFileBytes  = 1 << 20
+	MaxFileBytes  = 4 << 20
 	MaxFiles      = 2000
-	MaxTotalBytes = 32 << 20
+	MaxTotalBytes = 64 << 20
 	MaxDocuments  = 500
 	MaxReplicas   = 1000
 )
@@ -40,6 +41,9 @@ type Options struct {
 	Unsealer Unsealer
 	// Timeout bounds evaluation (default DefaultEvalTimeout).
 	Timeout time.Duration
+	// MaxFileBytes and MaxTotalBytes cap one file and the whole revision
+	// (defaults MaxFileBytes and MaxTotalBytes).
+	MaxFileBytes, MaxTotalBytes int
 }
 
 // IsManifest reports whether a file name is one the loader reads.
@@ -65,6 +69,12 @@ func Load(files map[string][]byte) (*State, error) {
 func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*State, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultEvalTimeout
+	}
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = MaxFileBytes
+	}
+	if opts.MaxTotalBytes <= 0 {
+		opts.MaxTotalBytes = MaxTotalBytes
 	}
 	type result struct {
 		st  *State
@@ -99,8 +109,8 @@ func load(files map[string][]byte, opts Options) (*State, error) {
 			paths = append(paths, p)
 		}
 	}
-	if total > MaxTotalBytes {
-		return nil, fmt.Errorf("manifests total %d bytes, more than the %d allowed", total, MaxTotalBytes)
+	if total > opts.MaxTotalBytes {
+		return nil, fmt.Errorf("manifests total %d bytes, more than the %d allowed", total, opts.MaxTotalBytes)
 	}
 	sort.Strings(paths)
 
@@ -114,8 +124,8 @@ func load(files map[string][]byte, opts Options) (*State, error) {
 	cueDirs := map[string]map[string][]byte{}
 	for _, p := range paths {
 		data := files[p]
-		if len(data) > MaxFileBytes {
-			errs = append(errs, &Error{File: p, Msg: fmt.Sprintf("file is %d bytes, more than the %d allowed", len(data), MaxFileBytes)})
+		if len(data) > opts.MaxFileBytes {
+			errs = append(errs, &Error{File: p, Msg: fmt.Sprintf("file is %d bytes, more than the %d allowed", len(data), opts.MaxFileBytes)})
 			continue
 		}
 		if e := checkText(p, data); e != nil {

@@ -127,6 +127,13 @@ func TestLoadLimits(t *testing.T) {
 	if _, err := Load(map[string][]byte{"big.yaml": []byte(big)}); err == nil || !strings.Contains(err.Error(), "more than the") {
 		t.Fatalf("oversized file: err = %v", err)
 	}
+	small := Options{MaxFileBytes: 100}
+	if _, err := LoadWith(t.Context(), map[string][]byte{"w.yaml": []byte(base)}, small); err == nil || !strings.Contains(err.Error(), "w.yaml: file is 162 bytes, more than the 100 allowed") {
+		t.Fatalf("configured file limit: err = %v", err)
+	}
+	if _, err := LoadWith(t.Context(), map[string][]byte{"w.yaml": []byte(base)}, Options{MaxTotalBytes: 100}); err == nil || !strings.Contains(err.Error(), "more than the 100 allowed") {
+		t.Fatalf("configured total limit: err = %v", err)
+	}
 	many := strings.Repeat("---\napiVersion: apps/v1\n", MaxDocuments+1)
 	if _, err := Load(map[string][]byte{"many.yaml": []byte(many)}); err == nil {
 		t.Fatal("too many documents: no error")
@@ -164,6 +171,15 @@ func TestHashIsCanonical(t *testing.T) {
 		strings.Replace(base, "        - name: app\n          image: web:1\n", "        - image: web:1\n          name: app\n", 1), // key order
 		strings.Replace(base, "image: web:1", "image: web:1\n          args: []", 1),                                               // empty list = none
 		"# a comment\n" + base,
+	}
+	withCPU := func(q string) string {
+		return strings.Replace(base, "image: web:1", "image: web:1\n          resources: {limits: {cpu: "+q+", memory: 1Gi}}", 1)
+	}
+	if a, b, c := load(withCPU("500m")), load(withCPU(`"0.5"`)), load(withCPU("0.5")); a != b || b != c {
+		t.Errorf("500m, \"0.5\" and 0.5 hash differently: %s %s %s", a, b, c)
+	}
+	if load(withCPU("500m")) == load(withCPU("600m")) {
+		t.Error("a changed CPU limit did not change the hash")
 	}
 	for i, y := range same {
 		if got := load(y); got != h {

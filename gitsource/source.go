@@ -26,9 +26,9 @@ import (
 
 // Limits on one revision's file tree.
 const (
-	MaxFileBytes  = 1 << 20
+	MaxFileBytes  = 4 << 20
 	MaxFiles      = 2000
-	MaxTotalBytes = 32 << 20
+	MaxTotalBytes = 64 << 20
 )
 
 // Config says what to follow.

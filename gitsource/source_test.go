@@ -120,7 +120,7 @@ func TestFetchRefusesUnsafeTrees(t *testing.T) {
 		}, "evil.yaml: symbolic links are not allowed"},
 		{"huge file", func(r *testRepo) {
 			r.commit("huge", map[string][]byte{"big.yaml": []byte(strings.Repeat("x", MaxFileBytes+1))})
-		}, "big.yaml: file is 1048577 bytes"},
+		}, "big.yaml: file is 4194305 bytes"},
 		{"missing path", func(r *testRepo) {
 			r.commit("x", map[string][]byte{"a.yaml": []byte("a: 1")})
 		}, `path "nope"`},
