@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +13,7 @@ import (
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/build"
 	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 	cueyaml "cuelang.org/go/encoding/yaml"
 
@@ -125,7 +125,7 @@ func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *E
 	bctx := build.NewContext()
 	sch := bctx.NewInstance(schema.ImportPath, nil)
 	sch.ImportPath = schema.ImportPath
-	if err := sch.AddFile(schema.ImportPath+"/schema.cue", schema.Source); err != nil {
+	if err := addFile(sch, schema.ImportPath+"/schema.cue", []byte(schema.Source)); err != nil {
 		*errs = append(*errs, &Error{File: "schema", Msg: err.Error()})
 		return nil
 	}
@@ -136,7 +136,7 @@ func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *E
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := inst.AddFile(name, files[name]); err != nil {
+		if err := addFile(inst, name, files[name]); err != nil {
 			*errs = append(*errs, fromCUE(name, err, cue.Value{}, cue.Value{})...)
 			return nil
 		}
@@ -426,4 +426,14 @@ func better(a, b string) bool {
 	return rank(a) > rank(b)
 }
 
-func dirOf(p string) string { return path.Dir(p) }
+// addFile parses a CUE file into an instance.
+func addFile(inst *build.Instance, name string, src []byte) error {
+	f, err := parser.ParseFile(name, src)
+	if err != nil {
+		return err
+	}
+	if err := inst.AddSyntax(f); err != nil {
+		return err
+	}
+	return nil
+}
