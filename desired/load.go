@@ -76,6 +76,15 @@ func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*Stat
 	if opts.MaxTotalBytes <= 0 {
 		opts.MaxTotalBytes = MaxTotalBytes
 	}
+	if hasCUE(files) && childReady.Load() {
+		start := time.Now()
+		if err := checkInChild(ctx, files, opts.Timeout); err != nil {
+			return nil, err
+		}
+		// It terminates: evaluate here, with what is left of the limit and a
+		// margin, since this process may be busier than the child was.
+		opts.Timeout = max(opts.Timeout-time.Since(start), 0) + opts.Timeout
+	}
 	type result struct {
 		st  *State
 		err error
