@@ -119,6 +119,13 @@ func TestCUETimeLimitKillsTheEvaluation(t *testing.T) {
 		t.Fatal("TestMain did not call ServeChild")
 	}
 	slow := "package a\nimport \"list\"\nn: list.Range(0, 3000, 1)\nx: [for a in n for b in n for c in n {a+b+c}]\n"
+	// The child is what refuses it: it evaluates the revision and is killed.
+	if err := checkInChild(t.Context(), map[string][]byte{"a/x.cue": []byte(slow)}, time.Second); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("child: err = %v, want ErrTimeout", err)
+	}
+	if err := checkInChild(t.Context(), map[string][]byte{"a/x.cue": []byte("package a\nx: 1\n")}, 10*time.Second); err != nil {
+		t.Fatalf("child on a good revision: %v", err)
+	}
 	start := time.Now()
 	_, err := LoadWith(t.Context(), map[string][]byte{"a/x.cue": []byte(slow)}, Options{Timeout: time.Second})
 	if !errors.Is(err, ErrTimeout) {

@@ -67,15 +67,7 @@ func Load(files map[string][]byte) (*State, error) {
 // time limit fails with ErrTimeout; CUE evaluation cannot be interrupted, so
 // it finishes in the background.
 func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*State, error) {
-	if opts.Timeout <= 0 {
-		opts.Timeout = DefaultEvalTimeout
-	}
-	if opts.MaxFileBytes <= 0 {
-		opts.MaxFileBytes = MaxFileBytes
-	}
-	if opts.MaxTotalBytes <= 0 {
-		opts.MaxTotalBytes = MaxTotalBytes
-	}
+	opts.defaults()
 	if hasCUE(files) && childReady.Load() {
 		start := time.Now()
 		if err := checkInChild(ctx, files, opts.Timeout); err != nil {
@@ -106,7 +98,20 @@ func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*Stat
 	}
 }
 
+func (o *Options) defaults() {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultEvalTimeout
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = MaxFileBytes
+	}
+	if o.MaxTotalBytes <= 0 {
+		o.MaxTotalBytes = MaxTotalBytes
+	}
+}
+
 func load(files map[string][]byte, opts Options) (*State, error) {
+	opts.defaults()
 	if len(files) > MaxFiles {
 		return nil, fmt.Errorf("%d files, more than the %d allowed", len(files), MaxFiles)
 	}
