@@ -6,57 +6,67 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/rs/zerolog"
 )
 
-// Limits on one revision's file tree.
-const (
-	MaxFileBytes  = 4 << 20
-	MaxFiles      = 2000
-	MaxTotalBytes = 64 << 20
-)
-
 // Config says what to follow.
 type Config struct {
-	// URL is a local path, file://, or any URL go-git can fetch.
+	// URL is a local path, file://, http(s):// or ssh:// (or user@host:path).
 	URL string
-	// Branch to follow; empty follows the remote's HEAD.
+	// At most one of Branch, Tag, SemVer and Commit; none follows the
+	// remote's HEAD branch.
 	Branch string
+	Tag    string
+	// SemVer is a constraint such as ">=1.2.0 <2": the highest matching tag
+	// (with or without a leading v) is followed.
+	SemVer string
+	Commit string
 	// Path is the directory of the repository that holds the manifests ("" is the root).
 	Path string
 	// CacheDir holds the clone; it persists across restarts.
 	CacheDir string
+	// Shallow fetches only the tip (depth 1), for long histories.
+	Shallow bool
+	Auth    Auth
+	// VerifyKeyring, when set, is an armored OpenPGP key ring: only commits
+	// whose signature verifies against it are handed out.
+	VerifyKeyring string
 }
 
 // Snapshot is one revision: its commit and the files under Config.Path,
 // keyed by slash-separated path relative to it.
 type Snapshot struct {
 	Revision string
-	Message  string
-	Author   string
-	Time     time.Time
-	Files    map[string][]byte
+	// Ref is what was followed, e.g. "branch main" or "tag v1.4.0".
+	Ref     string
+	Message string
+	Author  string
+	Time    time.Time
+	Files   map[string][]byte
 }
 
-// Source follows one repository. It is not safe for concurrent use.
+// Source follows one repository. It is not safe for concurrent use, except
+// Trigger.
 type Source struct {
-	cfg  Config
-	repo *git.Repository
+	cfg        Config
+	constraint *semver.Constraints
+	repo       *git.Repository
+	last       *Snapshot
+	wake       chan struct{}
 }
 
 // New returns a Source for cfg.
@@ -64,8 +74,28 @@ func New(cfg Config) (*Source, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("repository URL is empty")
 	}
-	cfg.Path = strings.Trim(path.Clean("/"+filepath.ToSlash(cfg.Path)), "/")
-	return &Source{cfg: cfg}, nil
+	n := 0
+	for _, s := range []string{cfg.Branch, cfg.Tag, cfg.SemVer, cfg.Commit} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("follow one of a branch, a tag, a semver range or a commit")
+	}
+	s := &Source{cfg: cfg, wake: make(chan struct{}, 1)}
+	if cfg.SemVer != "" {
+		c, err := semver.NewConstraint(cfg.SemVer)
+		if err != nil {
+			return nil, fmt.Errorf("semver range %q: %w", cfg.SemVer, err)
+		}
+		s.constraint = c
+	}
+	if cfg.Commit != "" && !plumbing.IsHash(cfg.Commit) {
+		return nil, fmt.Errorf("commit %q: want a full 40-hex-digit hash", cfg.Commit)
+	}
+	s.cfg.Path = strings.Trim(path.Clean("/"+filepath.ToSlash(cfg.Path)), "/")
+	return s, nil
 }
 
 // Redact removes credentials from a URL, for logs and errors.
@@ -101,117 +131,153 @@ func (s *Source) open() error {
 	return nil
 }
 
-func (s *Source) branch(ctx context.Context) (string, error) {
-	if s.cfg.Branch != "" {
-		return s.cfg.Branch, nil
-	}
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{})
-	if err != nil {
-		return "", fmt.Errorf("list refs of %s: %w", Redact(s.cfg.URL), err)
-	}
-	for _, r := range refs {
-		if r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference && r.Target().IsBranch() {
-			return r.Target().Short(), nil
-		}
-	}
-	return "", fmt.Errorf("%s has no HEAD branch; set a branch", Redact(s.cfg.URL))
+// target is what to fetch: the remote ref, where to keep it, its hash.
+type target struct {
+	remote, local plumbing.ReferenceName
+	hash          plumbing.Hash
+	label         string
 }
 
-// Fetch brings the cache up to date and returns the snapshot at the head of
-// the branch.
+// resolve lists the remote's refs (one round trip, no objects) and picks the
+// one to follow.
+func (s *Source) resolve(ctx context.Context) (target, error) {
+	if s.cfg.Commit != "" {
+		return target{hash: plumbing.NewHash(s.cfg.Commit), label: "commit " + s.cfg.Commit[:12]}, nil
+	}
+	auth, err := s.cfg.Auth.method(s.cfg.URL)
+	if err != nil {
+		return target{}, err
+	}
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.cfg.Auth.CABundle, PeelingOption: git.AppendPeeled})
+	if err != nil {
+		return target{}, fmt.Errorf("list refs of %s: %w", Redact(s.cfg.URL), redactErr(err, s.cfg.Auth))
+	}
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, r := range refs {
+		byName[r.Name()] = r
+	}
+	branch := func(b string) (target, error) {
+		name := plumbing.NewBranchReferenceName(b)
+		r, ok := byName[name]
+		if !ok {
+			return target{}, fmt.Errorf("branch %q not found in %s (deleted?)", b, Redact(s.cfg.URL))
+		}
+		return target{remote: name, local: plumbing.NewRemoteReferenceName("origin", b), hash: r.Hash(), label: "branch " + b}, nil
+	}
+	tag := func(t string) (target, error) {
+		name := plumbing.NewTagReferenceName(t)
+		r, ok := byName[name]
+		if !ok {
+			return target{}, fmt.Errorf("tag %q not found in %s", t, Redact(s.cfg.URL))
+		}
+		h := r.Hash()
+		if peeled, ok := byName[plumbing.ReferenceName(string(name)+"^{}")]; ok {
+			h = peeled.Hash() // an annotated tag: the commit it points to
+		}
+		return target{remote: name, local: name, hash: h, label: "tag " + t}, nil
+	}
+	switch {
+	case s.cfg.Branch != "":
+		return branch(s.cfg.Branch)
+	case s.cfg.Tag != "":
+		return tag(s.cfg.Tag)
+	case s.constraint != nil:
+		type cand struct {
+			v   *semver.Version
+			tag string
+		}
+		var cands []cand
+		for name := range byName {
+			if !name.IsTag() || strings.HasSuffix(string(name), "^{}") {
+				continue
+			}
+			if v, err := semver.NewVersion(name.Short()); err == nil && s.constraint.Check(v) {
+				cands = append(cands, cand{v, name.Short()})
+			}
+		}
+		if len(cands) == 0 {
+			return target{}, fmt.Errorf("no tag of %s matches %q", Redact(s.cfg.URL), s.cfg.SemVer)
+		}
+		sort.Slice(cands, func(i, j int) bool { return cands[i].v.GreaterThan(cands[j].v) })
+		return tag(cands[0].tag)
+	}
+	head, ok := byName[plumbing.HEAD]
+	if !ok || head.Type() != plumbing.SymbolicReference || !head.Target().IsBranch() {
+		return target{}, fmt.Errorf("%s has no HEAD branch; set a branch", Redact(s.cfg.URL))
+	}
+	return branch(head.Target().Short())
+}
+
+// Fetch returns the snapshot of the followed revision. When the remote still
+// points where it did, it costs one ref listing and no fetch.
 func (s *Source) Fetch(ctx context.Context) (Snapshot, error) {
 	if err := s.open(); err != nil {
 		return Snapshot{}, err
 	}
-	branch, err := s.branch(ctx)
+	t, err := s.resolve(ctx)
 	if err != nil {
 		return Snapshot{}, err
 	}
-	local := plumbing.NewRemoteReferenceName("origin", branch)
-	spec := config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(branch), local))
-	err = s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Force: true})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return Snapshot{}, fmt.Errorf("fetch %s from %s: %w", branch, Redact(s.cfg.URL), err)
+	if s.last != nil && s.last.Revision == t.hash.String() {
+		return *s.last, nil
 	}
-	ref, err := s.repo.Reference(local, true)
+	if _, err := s.repo.CommitObject(t.hash); err != nil {
+		if err := s.fetch(ctx, t); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	if s.cfg.VerifyKeyring != "" {
+		if err := s.verify(t.hash); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	snap, err := s.snapshot(t.hash)
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("branch %s of %s: %w", branch, Redact(s.cfg.URL), err)
+		return Snapshot{}, err
 	}
-	return s.snapshot(ref.Hash())
-}
-
-func (s *Source) snapshot(h plumbing.Hash) (Snapshot, error) {
-	commit, err := s.repo.CommitObject(h)
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("commit %s: %w", h, err)
-	}
-	snap := Snapshot{
-		Revision: h.String(),
-		Message:  strings.TrimSpace(commit.Message),
-		Author:   commit.Author.Name,
-		Time:     commit.Committer.When.UTC(),
-		Files:    map[string][]byte{},
-	}
-	tree, err := commit.Tree()
-	if err != nil {
-		return Snapshot{}, fmt.Errorf("tree of %s: %w", h, err)
-	}
-	if s.cfg.Path != "" {
-		tree, err = tree.Tree(s.cfg.Path)
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("path %q in %s: %w", s.cfg.Path, h.String()[:12], err)
-		}
-	}
-	total := 0
-	walker := object.NewTreeWalker(tree, true, nil)
-	defer walker.Close()
-	for {
-		name, entry, err := walker.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("walk %s: %w", h.String()[:12], err)
-		}
-		switch entry.Mode {
-		case filemode.Dir:
-			continue
-		case filemode.Submodule:
-			return Snapshot{}, fmt.Errorf("%s: submodules are not allowed", name)
-		case filemode.Symlink:
-			return Snapshot{}, fmt.Errorf("%s: symbolic links are not allowed", name)
-		}
-		if len(snap.Files) >= MaxFiles {
-			return Snapshot{}, fmt.Errorf("more than %d files under %q", MaxFiles, s.cfg.Path)
-		}
-		blob, err := s.repo.BlobObject(entry.Hash)
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-		if blob.Size > MaxFileBytes {
-			return Snapshot{}, fmt.Errorf("%s: file is %d bytes, more than the %d allowed", name, blob.Size, MaxFileBytes)
-		}
-		if total += int(blob.Size); total > MaxTotalBytes {
-			return Snapshot{}, fmt.Errorf("files under %q exceed %d bytes", s.cfg.Path, MaxTotalBytes)
-		}
-		r, err := blob.Reader()
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
-		r.Close()
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-		snap.Files[name] = data
-	}
+	snap.Ref = t.label
+	s.last = &snap
 	return snap, nil
 }
 
-// Poll fetches every interval (with up to 10% jitter), calling onChange with
-// each new revision and onError with each failure, until ctx ends. Failures
-// back off up to a minute; the last good revision is never withdrawn.
+func (s *Source) fetch(ctx context.Context, t target) error {
+	auth, err := s.cfg.Auth.method(s.cfg.URL)
+	if err != nil {
+		return err
+	}
+	spec := config.RefSpec("+refs/heads/*:refs/remotes/origin/*") // a fixed commit: all branches
+	if t.remote != "" {
+		spec = config.RefSpec(fmt.Sprintf("+%s:%s", t.remote, t.local))
+	}
+	opts := &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Force: true,
+		Auth: auth, CABundle: s.cfg.Auth.CABundle}
+	if s.cfg.Shallow {
+		opts.Depth = 1
+	}
+	err = s.repo.FetchContext(ctx, opts)
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetch %s from %s: %w", t.label, Redact(s.cfg.URL), redactErr(err, s.cfg.Auth))
+	}
+	if _, err := s.repo.CommitObject(t.hash); err != nil {
+		return fmt.Errorf("%s: commit %s not found after fetch: %w", t.label, t.hash, err)
+	}
+	return nil
+}
+
+// Trigger makes Poll fetch now instead of at its next tick (a webhook calls
+// it). It never blocks.
+func (s *Source) Trigger() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Poll fetches every interval (with up to 10% jitter) and on Trigger,
+// calling onChange with each new revision and onError with each failure,
+// until ctx ends. Failures back off up to a minute; the last good revision is
+// never withdrawn.
 func (s *Source) Poll(ctx context.Context, interval time.Duration, onChange func(Snapshot), onError func(error)) {
 	log := zerolog.Ctx(ctx)
 	last := ""
@@ -231,7 +297,7 @@ func (s *Source) Poll(ctx context.Context, interval time.Duration, onChange func
 			failures = 0
 			if snap.Revision != last {
 				last = snap.Revision
-				log.Info().Str("revision", snap.Revision).Str("message", firstLine(snap.Message)).Msg("new revision")
+				log.Info().Str("revision", snap.Revision).Str("ref", snap.Ref).Str("message", firstLine(snap.Message)).Msg("new revision")
 				onChange(snap)
 			}
 		}
@@ -240,6 +306,7 @@ func (s *Source) Poll(ctx context.Context, interval time.Duration, onChange func
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-s.wake:
 		}
 	}
 }

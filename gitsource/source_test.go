@@ -2,6 +2,8 @@ package gitsource
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +63,56 @@ func (r *testRepo) commit(msg string, files map[string][]byte) string {
 	return h.String()
 }
 
+// link commits a symbolic link name -> target.
+func (r *testRepo) link(name, target string) {
+	r.t.Helper()
+	p := filepath.Join(r.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.Symlink(target, p); err != nil {
+		r.t.Fatal(err)
+	}
+	wt, _ := r.repo.Worktree()
+	if _, err := wt.Add(name); err != nil {
+		r.t.Fatal(err)
+	}
+	r.commit("link "+name, nil)
+}
+
+// git runs the git command line in the repository.
+func (r *testRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@localhost"}, args...)...)
+	cmd.Dir = r.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v: %s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// submodule commits a gitlink entry at name, as `git submodule add` does.
+func (r *testRepo) submodule(name string) {
+	r.t.Helper()
+	r.git("update-index", "--add", "--cacheinfo", "160000,0123456789012345678901234567890123456789,"+name)
+	r.git("commit", "-qm", "submodule")
+}
+
+func TestSymlinkInsideTheRepositoryIsFollowed(t *testing.T) {
+	r := newRepo(t)
+	r.commit("base", map[string][]byte{"shared/web.yaml": []byte("a: 1\n")})
+	r.link("apps/web.yaml", "../shared/web.yaml")
+	s, _ := New(Config{URL: r.dir, Branch: "main", Path: "apps", CacheDir: t.TempDir()})
+	snap, err := s.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(snap.Files["web.yaml"]) != "a: 1\n" {
+		t.Fatalf("files %q", snap.Files)
+	}
+}
+
 func TestFetch(t *testing.T) {
 	r := newRepo(t)
 	rev1 := r.commit("first", map[string][]byte{"apps/web.yaml": []byte("a: 1\n"), "README.md": []byte("hi")})
@@ -108,19 +160,38 @@ func TestFetchRefusesUnsafeTrees(t *testing.T) {
 		setup func(r *testRepo)
 		want  string
 	}{
-		{"symlink", func(r *testRepo) {
-			if err := os.Symlink("/etc/passwd", filepath.Join(r.dir, "evil.yaml")); err != nil {
+		{"absolute symlink", func(r *testRepo) {
+			r.link("evil.yaml", "/etc/passwd")
+		}, "evil.yaml: symbolic link to /"},
+		{"symlink out through ..", func(r *testRepo) {
+			r.link("apps/evil.yaml", "../../secret.yaml")
+		}, "apps/evil.yaml: symbolic link to ../../secret.yaml points outside the repository"},
+		{"symlink to a directory", func(r *testRepo) {
+			r.commit("dir", map[string][]byte{"dir/a.yaml": []byte("a: 1")})
+			r.link("d.yaml", "dir")
+		}, "d.yaml: symbolic link to dir: only links to files are allowed"},
+		{"symlink loop", func(r *testRepo) {
+			r.link("a.yaml", "b.yaml")
+			r.link("b.yaml", "a.yaml")
+		}, "symbolic links in a row"},
+		{"many files", func(r *testRepo) {
+			if err := os.MkdirAll(filepath.Join(r.dir, "f"), 0o755); err != nil {
 				r.t.Fatal(err)
 			}
-			wt, _ := r.repo.Worktree()
-			if _, err := wt.Add("evil.yaml"); err != nil {
-				r.t.Fatal(err)
+			for i := range MaxFiles + 1 {
+				if err := os.WriteFile(filepath.Join(r.dir, "f", fmt.Sprintf("%04d.yaml", i)), []byte("a: 1"), 0o644); err != nil {
+					r.t.Fatal(err)
+				}
 			}
-			r.commit("symlink", nil)
-		}, "evil.yaml: symbolic links are not allowed"},
+			r.git("add", "f")
+			r.git("commit", "-qm", "many")
+		}, "more than 2000 files"},
 		{"huge file", func(r *testRepo) {
 			r.commit("huge", map[string][]byte{"big.yaml": []byte(strings.Repeat("x", MaxFileBytes+1))})
 		}, "big.yaml: file is 4194305 bytes"},
+		{"submodule", func(r *testRepo) {
+			r.submodule("vendor/lib")
+		}, "vendor/lib: submodules are not allowed"},
 		{"missing path", func(r *testRepo) {
 			r.commit("x", map[string][]byte{"a.yaml": []byte("a: 1")})
 		}, `path "nope"`},
