@@ -9,7 +9,9 @@ import (
 
 // Revision describes one commit of the config repository.
 type Revision struct {
-	ID      string    `json:"id"`
+	ID string `json:"id"`
+	// Ref is what the source follows, e.g. "branch main" or "tag v1.4.0".
+	Ref     string    `json:"ref,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Author  string    `json:"author,omitempty"`
 	Time    time.Time `json:"time,omitzero"`

@@ -42,6 +42,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
+	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
 	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV bucket (3 on a NATS cluster)")
 	return cmd

@@ -23,6 +23,7 @@ type serverOptions struct {
 	nodeGrace          time.Duration
 	bucketReplicas     int
 	secretKey          string // age identity file for SealedSecrets
+	git                gitFlags
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -35,10 +36,19 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	src, err := gitsource.New(gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")})
+	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")}
+	if err := o.git.apply(&gcfg); err != nil {
+		return err
+	}
+	src, err := gitsource.New(gcfg)
 	if err != nil {
 		return err
 	}
+	stopHook, err := o.git.serveWebhook(*zerolog.Ctx(ctx), src)
+	if err != nil {
+		return err
+	}
+	defer stopHook()
 	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace}
 	if o.secretKey != "" {
 		if cfg.Unsealer, err = unsealer(o.secretKey); err != nil {
@@ -48,11 +58,12 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	rec := reconciler.New(cfg)
 	go src.Poll(ctx, o.poll,
 		func(s gitsource.Snapshot) {
-			rev := reconciler.Revision{ID: s.Revision, Message: s.Message, Author: s.Author, Time: s.Time}
+			rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
 			_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
 		},
 		rec.SetSourceError)
-	zerolog.Ctx(ctx).Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("path", o.path).
+	zerolog.Ctx(ctx).Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("tag", gcfg.Tag).
+		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
 		Dur("poll", o.poll).Msg("following config repository")
 	return rec.Run(ctx)
 }

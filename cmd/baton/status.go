@@ -83,7 +83,11 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	if st.Synced.ID == "" {
 		fmt.Fprintln(w, "Revision: none synced yet")
 	} else {
-		fmt.Fprintf(w, "Revision: %s %q (synced %s)\n", short(st.Synced.ID), st.Synced.Message, ago(st.SyncedAt, now))
+		ref := ""
+		if st.Synced.Ref != "" {
+			ref = " on " + st.Synced.Ref
+		}
+		fmt.Fprintf(w, "Revision: %s%s %q (synced %s)\n", short(st.Synced.ID), ref, st.Synced.Message, ago(st.SyncedAt, now))
 	}
 	if st.Error != nil {
 		fmt.Fprintf(w, "Error: revision %s does not load; %s keeps running:\n", short(st.Error.Revision), short(st.Synced.ID))

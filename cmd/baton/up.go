@@ -101,6 +101,7 @@ examples/hello, and follows it.`,
 	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
 	f.DurationVar(&so.poll, "poll", 2*time.Second, "how often to fetch the repository")
 	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
+	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
 	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+
+	"github.com/batonhq/baton/gitsource"
+)
+
+// gitFlags are the flags that say what to follow and how to authenticate.
+// Secrets are read from files or environment variables, never given on the
+// command line (where ps would show them).
+type gitFlags struct {
+	tag, semver, commit string
+	shallow             bool
+	username            string
+	passwordFile        string
+	passwordEnv         string
+	caFile              string
+	sshKey, sshPassFile string
+	knownHosts          []string
+	verifyKeyring       string
+	webhookListen       string
+	webhookSecretFile   string
+}
+
+func (g *gitFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&g.tag, "tag", "", "follow this tag instead of a branch")
+	f.StringVar(&g.semver, "semver", "", `follow the highest tag in this semver range, e.g. ">=1.2.0 <2"`)
+	f.StringVar(&g.commit, "commit", "", "pin this commit (full hash)")
+	f.BoolVar(&g.shallow, "shallow", false, "fetch only the tip (depth 1): for long histories")
+	f.StringVar(&g.username, "git-username", "", "HTTP(S) user name (default git when a password is set)")
+	f.StringVar(&g.passwordFile, "git-password-file", "", "file holding the HTTP(S) password or token")
+	f.StringVar(&g.passwordEnv, "git-password-env", "", "environment variable holding the HTTP(S) password or token")
+	f.StringVar(&g.caFile, "git-ca-file", "", "PEM certificates to trust for HTTPS, besides the system's")
+	f.StringVar(&g.sshKey, "git-ssh-key", "", "private key file for ssh remotes")
+	f.StringVar(&g.sshPassFile, "git-ssh-passphrase-file", "", "file holding the ssh key's passphrase")
+	f.StringArrayVar(&g.knownHosts, "git-known-hosts", nil, "known_hosts file for ssh remotes (default ~/.ssh/known_hosts); host keys are always checked")
+	f.StringVar(&g.verifyKeyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
+	f.StringVar(&g.webhookListen, "webhook-listen", "", "address for push webhooks (POST /hooks/git), e.g. :9090")
+	f.StringVar(&g.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (at least 16 bytes)")
+}
+
+func readSecret(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// apply fills the source config from the flags.
+func (g *gitFlags) apply(cfg *gitsource.Config) error {
+	cfg.Tag, cfg.SemVer, cfg.Commit, cfg.Shallow = g.tag, g.semver, g.commit, g.shallow
+	a := &cfg.Auth
+	a.Username = g.username
+	var err error
+	switch {
+	case g.passwordFile != "" && g.passwordEnv != "":
+		return errors.New("use --git-password-file or --git-password-env, not both")
+	case g.passwordFile != "":
+		if a.Password, err = readSecret(g.passwordFile); err != nil {
+			return fmt.Errorf("--git-password-file: %w", err)
+		}
+	case g.passwordEnv != "":
+		if a.Password = os.Getenv(g.passwordEnv); a.Password == "" {
+			return fmt.Errorf("--git-password-env: %s is empty", g.passwordEnv)
+		}
+	}
+	if g.caFile != "" {
+		if a.CABundle, err = os.ReadFile(g.caFile); err != nil {
+			return fmt.Errorf("--git-ca-file: %w", err)
+		}
+	}
+	if g.sshKey != "" {
+		if a.SSHKey, err = os.ReadFile(g.sshKey); err != nil {
+			return fmt.Errorf("--git-ssh-key: %w", err)
+		}
+	}
+	if g.sshPassFile != "" {
+		if a.SSHPassphrase, err = readSecret(g.sshPassFile); err != nil {
+			return fmt.Errorf("--git-ssh-passphrase-file: %w", err)
+		}
+	}
+	a.KnownHosts = g.knownHosts
+	if g.verifyKeyring != "" {
+		b, err := os.ReadFile(g.verifyKeyring)
+		if err != nil {
+			return fmt.Errorf("--verify-keyring: %w", err)
+		}
+		cfg.VerifyKeyring = string(b)
+	}
+	if g.webhookListen != "" && g.webhookSecretFile == "" {
+		return errors.New("--webhook-listen needs --webhook-secret-file")
+	}
+	return nil
+}
+
+// serveWebhook listens for push webhooks that make src poll at once.
+func (g *gitFlags) serveWebhook(log zerolog.Logger, src *gitsource.Source) (func(), error) {
+	if g.webhookListen == "" {
+		return func() {}, nil
+	}
+	secret, err := readSecret(g.webhookSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	hook, err := gitsource.NewWebhook([]byte(secret), src.Trigger, 5, 20, log)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/git", hook)
+	ln, err := net.Listen("tcp", g.webhookListen)
+	if err != nil {
+		return nil, fmt.Errorf("webhook listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info().Str("address", ln.Addr().String()).Msg("webhook endpoint POST /hooks/git")
+	return func() { _ = srv.Close() }, nil
+}
