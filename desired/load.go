@@ -22,7 +22,7 @@ import (
 // are defaults that Options can change.
 const (
 	MaxFileBytes  = 4 << 20
-	MaxFiles      = 2000
+	MaxFiles      = 10000
 	MaxTotalBytes = 64 << 20
 	MaxDocuments  = 500
 	MaxReplicas   = 1000

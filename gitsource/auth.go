@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,13 +114,24 @@ func (a Auth) hostKeyCallback() (ssh.HostKeyCallback, error) {
 	}, nil
 }
 
-// redactErr removes secrets from an error's text.
-func redactErr(err error, a Auth) error {
+// redactErr removes secrets from an error's text: the passwords of a, and
+// of the userinfo of any URL given.
+func redactErr(err error, a Auth, urls ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	for _, s := range []string{a.Password, a.SSHPassphrase} {
+	secrets := []string{a.Password, a.SSHPassphrase}
+	for _, raw := range urls {
+		if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+			p, _ := u.User.Password()
+			secrets = append(secrets, p)
+			if p != "" {
+				secrets = append(secrets, url.QueryEscape(p))
+			}
+		}
+	}
+	for _, s := range secrets {
 		if len(s) >= 4 {
 			msg = strings.ReplaceAll(msg, s, "[redacted]")
 		}

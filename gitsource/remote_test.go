@@ -24,6 +24,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
@@ -128,6 +129,17 @@ func TestHTTPRemote(t *testing.T) {
 	snap, err = s.Fetch(ctx)
 	if err != nil || snap.Revision != rev2 || string(snap.Files["a.yaml"]) != "a: 2" {
 		t.Fatalf("after push: %v %s", err, snap.Revision)
+	}
+
+	// Shallow mode fetches the tip only.
+	sh, _ := New(Config{URL: url, CacheDir: t.TempDir(), Auth: auth, Shallow: true})
+	if snap, err := sh.Fetch(ctx); err != nil || snap.Revision != rev2 {
+		t.Fatalf("shallow fetch: %v", err)
+	}
+	if c, err := sh.repo.CommitObject(plumbing.NewHash(rev2)); err != nil || c.NumParents() != 1 {
+		t.Fatalf("shallow tip: %v", err)
+	} else if _, err := sh.repo.CommitObject(c.ParentHashes[0]); err == nil {
+		t.Fatal("shallow fetch brought the parent commit too")
 	}
 
 	// The connection drops mid-fetch: an error, then recovery.

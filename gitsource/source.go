@@ -151,7 +151,7 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: s.cfg.Auth.CABundle, PeelingOption: git.AppendPeeled})
 	if err != nil {
-		return target{}, fmt.Errorf("list refs of %s: %w", Redact(s.cfg.URL), redactErr(err, s.cfg.Auth))
+		return target{}, fmt.Errorf("list refs of %s: %w", Redact(s.cfg.URL), redactErr(err, s.cfg.Auth, s.cfg.URL))
 	}
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, r := range refs {
@@ -257,7 +257,7 @@ func (s *Source) fetch(ctx context.Context, t target) error {
 	}
 	err = s.repo.FetchContext(ctx, opts)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetch %s from %s: %w", t.label, Redact(s.cfg.URL), redactErr(err, s.cfg.Auth))
+		return fmt.Errorf("fetch %s from %s: %w", t.label, Redact(s.cfg.URL), redactErr(err, s.cfg.Auth, s.cfg.URL))
 	}
 	if _, err := s.repo.CommitObject(t.hash); err != nil {
 		return fmt.Errorf("%s: commit %s not found after fetch: %w", t.label, t.hash, err)
@@ -275,9 +275,9 @@ func (s *Source) Trigger() {
 }
 
 // Poll fetches every interval (with up to 10% jitter) and on Trigger,
-// calling onChange with each new revision and onError with each failure,
-// until ctx ends. Failures back off up to a minute; the last good revision is
-// never withdrawn.
+// calling onChange with each new revision and onError with each failure (and
+// with nil when fetching works again), until ctx ends. Failures back off up
+// to a minute; the last good revision is never withdrawn.
 func (s *Source) Poll(ctx context.Context, interval time.Duration, onChange func(Snapshot), onError func(error)) {
 	log := zerolog.Ctx(ctx)
 	last := ""
@@ -294,6 +294,9 @@ func (s *Source) Poll(ctx context.Context, interval time.Duration, onChange func
 			log.Warn().Err(err).Int("failures", failures).Dur("retryIn", wait).Msg("fetch config repository")
 			onError(err)
 		} else {
+			if failures > 0 {
+				onError(nil)
+			}
 			failures = 0
 			if snap.Revision != last {
 				last = snap.Revision

@@ -185,7 +185,7 @@ func TestFetchRefusesUnsafeTrees(t *testing.T) {
 			}
 			r.git("add", "f")
 			r.git("commit", "-qm", "many")
-		}, "more than 2000 files"},
+		}, "more than 10000 files"},
 		{"huge file", func(r *testRepo) {
 			r.commit("huge", map[string][]byte{"big.yaml": []byte(strings.Repeat("x", MaxFileBytes+1))})
 		}, "big.yaml: file is 4194305 bytes"},

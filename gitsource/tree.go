@@ -15,7 +15,7 @@ import (
 // Limits on one revision's file tree.
 const (
 	MaxFileBytes  = 4 << 20
-	MaxFiles      = 2000
+	MaxFiles      = 10000
 	MaxTotalBytes = 64 << 20
 	maxLinkHops   = 8
 )

@@ -126,11 +126,15 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 	return nil
 }
 
-// SetSourceError records that the config repository could not be fetched.
+// SetSourceError records that the config repository could not be fetched,
+// or with nil that it can be again.
 func (r *Reconciler) SetSourceError(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sourceErr = err.Error()
+	r.sourceErr = ""
+	if err != nil {
+		r.sourceErr = err.Error()
+	}
 }
 
 func (r *Reconciler) kick() {
