@@ -239,9 +239,6 @@ func unenforced(st *State) []string {
 			if len(c.Ports) > 0 {
 				fields = append(fields, "ports")
 			}
-			if c.Resources != (Resources{}) {
-				fields = append(fields, "resources")
-			}
 			if c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil {
 				fields = append(fields, "probes")
 			}

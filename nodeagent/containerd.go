@@ -165,6 +165,8 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		}
 		opts = append(opts, oci.WithEnv(env), oci.WithHostname(spec.ID),
 			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
+		opts = append(opts, secureDefaults()...)
+		opts = append(opts, resourceLimits(c.Resources)...)
 		cont, err = r.client.NewContainer(ctx, id,
 			client.WithImage(img),
 			client.WithSnapshotter(Snapshotter),
@@ -375,6 +377,7 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		// A pod is as bad as its worst container.
 		if severity(state) > severity(rep.State) {
 			rep.State, rep.ExitCode, rep.Message = state, code, fmt.Sprintf("container %s: %s", c.labels[LabelContainer], msg)
+			rep.Reason = exitReason(state, code, msg)
 		}
 	}
 	out := make([]protocol.Replica, 0, len(byID))
@@ -416,6 +419,9 @@ func containerState(ctx context.Context, c client.Container) (protocol.ReplicaSt
 	case client.Created:
 		return protocol.StateCreating, 0, "created"
 	case client.Stopped:
+		if oomKilled(ctx, c) {
+			return protocol.StateExited, int(st.ExitStatus), "OOMKilled: out of memory (exit code 137)"
+		}
 		return protocol.StateExited, int(st.ExitStatus), fmt.Sprintf("exited with code %d", st.ExitStatus)
 	default:
 		return protocol.StateFailed, -1, "unknown task status " + string(st.Status)
@@ -501,4 +507,14 @@ func (r *Containerd) Debug(ctx context.Context, id string) (map[string]int, stri
 		}
 	}
 	return pids, nsPath
+}
+
+// OCISpec returns the runtime spec of one container of a replica.
+func (r *Containerd) OCISpec(ctx context.Context, id, container string) (*oci.Spec, error) {
+	ctx = r.ctx(ctx)
+	c, err := r.client.LoadContainer(ctx, containerID(id, container))
+	if err != nil {
+		return nil, err
+	}
+	return c.Spec(ctx)
 }

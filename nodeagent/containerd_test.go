@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,4 +189,80 @@ func TestContainerdMissingImage(t *testing.T) {
 	if reps, _ := rt.List(ctx); len(reps) != 0 {
 		t.Fatalf("left behind: %+v", reps)
 	}
+}
+
+func cgroupFile(t *testing.T, rt *nodeagent.Containerd, id, container, file string) string {
+	t.Helper()
+	spec, err := rt.OCISpec(context.Background(), id, container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", spec.Linux.CgroupsPath, file),
+		filepath.Join("/sys/fs/cgroup/cpu", spec.Linux.CgroupsPath, file),
+		filepath.Join("/sys/fs/cgroup/pids", spec.Linux.CgroupsPath, file),
+		filepath.Join("/sys/fs/cgroup", spec.Linux.CgroupsPath, file),
+	} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("no cgroup file %s for %s", file, spec.Linux.CgroupsPath)
+	return ""
+}
+
+func TestContainerdResourcesAndSecurity(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	res := desired.Resources{
+		Requests: desired.Amount{CPUMilli: 250, MemoryBytes: 32 << 20},
+		Limits:   desired.Amount{CPUMilli: 500, MemoryBytes: 64 << 20},
+	}
+	spec := podSpec("hello-res-1", desired.Container{Name: "a", Image: testenv.HelloImage, Resources: res})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	// The kernel enforces what the spec says.
+	if got := cgroupFile(t, rt, spec.ID, "a", "memory.limit_in_bytes"); got != fmt.Sprint(64<<20) {
+		t.Errorf("memory limit %s", got)
+	}
+	if got := cgroupFile(t, rt, spec.ID, "a", "cpu.cfs_quota_us"); got != "50000" {
+		t.Errorf("cpu quota %s", got)
+	}
+	if got := cgroupFile(t, rt, spec.ID, "a", "cpu.shares"); got != "256" {
+		t.Errorf("cpu shares %s", got)
+	}
+	if got := cgroupFile(t, rt, spec.ID, "a", "pids.max"); got != fmt.Sprint(nodeagent.DefaultPidsLimit) {
+		t.Errorf("pids limit %s", got)
+	}
+	oci, _ := rt.OCISpec(ctx, spec.ID, "a")
+	if !oci.Process.NoNewPrivileges || oci.Linux.Seccomp == nil || len(oci.Linux.MaskedPaths) == 0 {
+		t.Errorf("secure defaults missing: nnp=%v seccomp=%v masked=%d", oci.Process.NoNewPrivileges, oci.Linux.Seccomp != nil, len(oci.Linux.MaskedPaths))
+	}
+	for _, c := range oci.Process.Capabilities.Bounding {
+		if c == "CAP_SYS_ADMIN" || c == "CAP_NET_ADMIN" {
+			t.Errorf("capability %s granted", c)
+		}
+	}
+}
+
+func TestContainerdOOMKilled(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	res := desired.Resources{Limits: desired.Amount{MemoryBytes: 32 << 20}}
+	spec := podSpec("hello-oom-1", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-alloc-mb", "128"}, Resources: res})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	r := waitState(t, rt, spec.ID, protocol.StateExited)
+	if r.Reason != "OOMKilled" || r.ExitCode != 137 || !strings.Contains(r.Message, "OOMKilled") {
+		t.Fatalf("replica over its memory limit: %+v", r)
+	}
+	// Within its limit, the same program runs.
+	ok := podSpec("hello-oom-2", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-alloc-mb", "8"}, Resources: desired.Resources{Limits: desired.Amount{MemoryBytes: 64 << 20}}})
+	if err := rt.Start(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, ok.ID, protocol.StateRunning)
 }

@@ -79,6 +79,8 @@ type Replica struct {
 	SpecHash  string       `json:"specHash"`
 	State     ReplicaState `json:"state"`
 	ExitCode  int          `json:"exitCode,omitempty"`
+	// Reason says why a replica exited: OOMKilled, Error or Completed.
+	Reason    string       `json:"reason,omitempty"`
 	Message   string       `json:"message,omitempty"`
 	StartedAt time.Time    `json:"startedAt,omitzero"`
 }

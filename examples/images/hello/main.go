@@ -15,10 +15,21 @@ import (
 	"time"
 )
 
+// ballast keeps -alloc-mb memory reachable.
+var ballast []byte
+
 func main() {
 	addr := flag.String("listen", ":8080", "address to listen on")
 	message := flag.String("message", "hello from baton", "message to answer with")
+	allocMB := flag.Int("alloc-mb", 0, "allocate and touch this many MiB at start (to test memory limits)")
 	flag.Parse()
+	if *allocMB > 0 {
+		ballast = make([]byte, *allocMB<<20)
+		for i := 0; i < len(ballast); i += 4096 {
+			ballast[i] = 1
+		}
+		log.Printf("hello: allocated %d MiB", *allocMB)
+	}
 
 	host, _ := os.Hostname()
 	mux := http.NewServeMux()

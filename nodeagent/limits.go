@@ -1,0 +1,98 @@
+package nodeagent
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// DefaultPidsLimit caps the processes of one container.
+const DefaultPidsLimit = 4096
+
+// cpuPeriod is the CFS period, in microseconds.
+const cpuPeriod = 100_000
+
+// secureDefaults are applied to every container: no new privileges and
+// containerd's default seccomp profile, on top of the default spec's
+// capability set (Docker's default list) and masked/read-only /proc paths.
+func secureDefaults() []oci.SpecOpts {
+	return []oci.SpecOpts{oci.WithNoNewPrivileges, seccomp.WithDefaultProfile()}
+}
+
+// resourceLimits turns requests and limits into cgroup settings: the memory
+// limit, a CFS quota for the CPU limit, CPU shares in proportion to the
+// request, and a pids limit.
+func resourceLimits(r desired.Resources) []oci.SpecOpts {
+	opts := []oci.SpecOpts{oci.WithPidsLimit(DefaultPidsLimit)}
+	if r.Limits.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(r.Limits.MemoryBytes)))
+	}
+	if r.Limits.CPUMilli > 0 {
+		opts = append(opts, oci.WithCPUCFS(r.Limits.CPUMilli*cpuPeriod/1000, cpuPeriod))
+	}
+	if r.Requests.CPUMilli > 0 {
+		// As the kubelet does: 1024 shares per core, at least 2.
+		opts = append(opts, oci.WithCPUShares(uint64(max(2, r.Requests.CPUMilli*1024/1000))))
+	}
+	return opts
+}
+
+// oomKilled reports whether the kernel's OOM killer killed a process of the
+// container's cgroup (read before the task is deleted, while the cgroup exists).
+func oomKilled(ctx context.Context, c client.Container) bool {
+	spec, err := c.Spec(ctx)
+	if err != nil || spec.Linux == nil || spec.Linux.CgroupsPath == "" {
+		return false
+	}
+	p := spec.Linux.CgroupsPath
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", p, "memory.oom_control"), // cgroup v1
+		filepath.Join("/sys/fs/cgroup", p, "memory.events"),             // cgroup v2
+	} {
+		if n, ok := readCounter(f, "oom_kill"); ok {
+			return n > 0
+		}
+	}
+	return false
+}
+
+func readCounter(file, key string) (int64, bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == key {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// exitReason names why a container stopped, as Kubernetes does.
+func exitReason(state protocol.ReplicaState, code int, msg string) string {
+	if state != protocol.StateExited {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(msg, "OOMKilled"):
+		return "OOMKilled"
+	case code == 0:
+		return "Completed"
+	}
+	return "Error"
+}
