@@ -74,15 +74,15 @@ const (
 
 // Replica is one pod as a node sees it.
 type Replica struct {
-	ID        string       `json:"id"`
-	Workload  string       `json:"workload"`
-	SpecHash  string       `json:"specHash"`
-	State     ReplicaState `json:"state"`
-	ExitCode  int          `json:"exitCode,omitempty"`
+	ID       string       `json:"id"`
+	Workload string       `json:"workload"`
+	SpecHash string       `json:"specHash"`
+	State    ReplicaState `json:"state"`
+	ExitCode int          `json:"exitCode,omitempty"`
 	// Reason says why a replica exited: OOMKilled, Error or Completed.
-	Reason    string       `json:"reason,omitempty"`
-	Message   string       `json:"message,omitempty"`
-	StartedAt time.Time    `json:"startedAt,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 
 // Report is the full list of replicas a node holds.
