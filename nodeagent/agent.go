@@ -124,7 +124,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.heartbeat(ctx)
 	var last []protocol.Replica
 	var lastSent time.Time
+	var due <-chan time.Time // the next pending restart
 	report := func(force bool) {
+		if _, next, err := a.cfg.Runtime.Supervise(ctx, time.Now()); err != nil {
+			if ctx.Err() == nil {
+				log.Warn().Err(err).Msg("supervise containers")
+			}
+		} else if next > 0 {
+			due = time.After(next)
+		}
 		reps, err := a.replicas(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -155,6 +163,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			report(false)
 		case <-resync:
 			report(true)
+		case <-due:
+			due = nil
+			report(false)
 		case _, ok := <-changes:
 			if !ok {
 				changes = nil

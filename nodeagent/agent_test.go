@@ -66,6 +66,10 @@ func (f *fakeRuntime) List(ctx context.Context) ([]protocol.Replica, error) {
 
 func (f *fakeRuntime) Changes(ctx context.Context) <-chan struct{} { return f.changes }
 
+func (f *fakeRuntime) Supervise(context.Context, time.Time) (bool, time.Duration, error) {
+	return false, 0, nil
+}
+
 func (f *fakeRuntime) exit(id string, code int) {
 	f.mu.Lock()
 	r := f.replicas[id]

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type Containerd struct {
 	client    *client.Client
 	namespace string
 	dataDir   string // logs and network namespaces
+	backoff   Backoff
 
 	pullMu sync.Mutex
 }
@@ -71,12 +73,15 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, r.namespace)
 }
+
+// SetBackoff changes the restart back-off (tests use short ones).
+func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
 
 // containerID names the containerd container of one container of a replica.
 func containerID(replica, container string) string { return replica + "." + container }
@@ -173,7 +178,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			client.WithNewSnapshot(id, img),
 			client.WithContainerLabels(map[string]string{
 				LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
-				LabelContainer: c.Name, LabelNetNS: nsPath,
+				LabelContainer: c.Name, LabelNetNS: nsPath, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
 			}),
 			client.WithNewSpec(opts...))
 		if err != nil {
@@ -374,6 +379,16 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 			rep.StartedAt = c.created.UTC()
 		}
 		state, code, msg := containerState(ctx, c.c)
+		restarts, _ := strconv.Atoi(c.labels[LabelRestarts])
+		rep.Restarts += restarts
+		if state == protocol.StateExited && c.labels[LabelRestartPolicy] != "" {
+			if ok, _, _ := restartDecision(c.labels[LabelRestartPolicy], code, restarts, 0, r.backoff); ok {
+				state, msg = protocol.StateWaiting, fmt.Sprintf("back-off restarting (%s, %d restarts)", msg, restarts)
+			}
+		}
+		if last := c.labels[LabelLastExit]; last != "" && rep.LastExit == "" {
+			rep.LastExit = last
+		}
 		// A pod is as bad as its worst container.
 		if severity(state) > severity(rep.State) {
 			rep.State, rep.ExitCode, rep.Message = state, code, fmt.Sprintf("container %s: %s", c.labels[LabelContainer], msg)
@@ -394,11 +409,21 @@ func severity(s protocol.ReplicaState) int {
 		return 0
 	case protocol.StateCreating:
 		return 1
-	case protocol.StateExited:
+	case protocol.StateWaiting:
 		return 2
-	default:
+	case protocol.StateExited:
 		return 3
+	default:
+		return 4
 	}
+}
+
+// restartPolicy is the label value of a pod's policy ("Always" by default).
+func restartPolicy(p string) string {
+	if p == "" {
+		return "Always"
+	}
+	return p
 }
 
 func containerState(ctx context.Context, c client.Container) (protocol.ReplicaState, int, string) {

@@ -266,3 +266,78 @@ func TestContainerdOOMKilled(t *testing.T) {
 	}
 	waitState(t, rt, ok.ID, protocol.StateRunning)
 }
+
+// supervised polls Supervise and List until the replica matches ok.
+func supervised(t *testing.T, rt *nodeagent.Containerd, id string, ok func(protocol.Replica) bool) protocol.Replica {
+	t.Helper()
+	var last protocol.Replica
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, _, err := rt.Supervise(context.Background(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		reps, err := rt.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reps {
+			if r.ID == id {
+				last = r
+				if ok(r) {
+					return r
+				}
+			}
+		}
+	}
+	t.Fatalf("replica %s never matched; last %+v", id, last)
+	return last
+}
+
+func TestContainerdRestartPolicies(t *testing.T) {
+	rt := newRuntime(t)
+	rt.SetBackoff(nodeagent.Backoff{Base: 1500 * time.Millisecond, Max: 5 * time.Second, ResetAfter: time.Hour})
+	ctx := context.Background()
+
+	// Always: a killed process is restarted in place at once, then with back-off.
+	spec := podSpec("hello-restart-1", desired.Container{Name: "a", Image: testenv.HelloImage})
+	spec.Pod.RestartPolicy = "Always"
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, spec.ID)
+	if err := syscall.Kill(pids["a"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := supervised(t, rt, spec.ID, func(r protocol.Replica) bool { return r.State == protocol.StateRunning && r.Restarts == 1 })
+	if r.LastExit != "137 Error" {
+		t.Fatalf("last exit %q", r.LastExit)
+	}
+	again, _ := rt.Debug(ctx, spec.ID)
+	if again["a"] == pids["a"] || again["a"] == 0 {
+		t.Fatalf("not restarted: pid %d -> %d", pids["a"], again["a"])
+	}
+	_ = syscall.Kill(again["a"], syscall.SIGKILL)
+	supervised(t, rt, spec.ID, func(r protocol.Replica) bool { return r.State == protocol.StateWaiting })
+	supervised(t, rt, spec.ID, func(r protocol.Replica) bool { return r.State == protocol.StateRunning && r.Restarts == 2 })
+
+	// OnFailure: a clean exit stays exited, Completed.
+	done := podSpec("hello-restart-2", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-h"}})
+	done.Pod.RestartPolicy = "OnFailure"
+	if err := rt.Start(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	r = supervised(t, rt, done.ID, func(r protocol.Replica) bool { return r.State == protocol.StateExited })
+	if r.Reason != "Completed" || r.ExitCode != 0 || r.Restarts != 0 {
+		t.Fatalf("completed: %+v", r)
+	}
+	// Never: a failure stays exited, Error.
+	fail := podSpec("hello-restart-3", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", "bad"}})
+	fail.Pod.RestartPolicy = "Never"
+	if err := rt.Start(ctx, fail); err != nil {
+		t.Fatal(err)
+	}
+	r = supervised(t, rt, fail.ID, func(r protocol.Replica) bool { return r.State == protocol.StateExited })
+	if r.Reason != "Error" || r.ExitCode != 1 {
+		t.Fatalf("failed: %+v", r)
+	}
+}

@@ -18,6 +18,10 @@ type Runtime interface {
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// List returns every replica the runtime holds, read back from its labels.
 	List(ctx context.Context) ([]protocol.Replica, error)
+	// Supervise restarts exited containers per their pod's restart policy,
+	// with back-off. It reports whether it restarted any, and how soon a
+	// pending restart is due (0 if none).
+	Supervise(ctx context.Context, now time.Time) (restarted bool, next time.Duration, err error)
 	// Changes receives a value when a container exits, so the agent reports
 	// without waiting for its next poll. It is closed when ctx ends.
 	Changes(ctx context.Context) <-chan struct{}

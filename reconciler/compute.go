@@ -288,7 +288,7 @@ func sortForStop(rs []replica, perNode map[string]int) {
 }
 
 func alive(s protocol.ReplicaState) bool {
-	return s == protocol.StateCreating || s == protocol.StateRunning
+	return s == protocol.StateCreating || s == protocol.StateRunning || s == protocol.StateWaiting
 }
 
 func reported(n NodeView, id string) bool {

@@ -58,6 +58,8 @@ type ReplicaStatus struct {
 	Node     string                `json:"node"`
 	SpecHash string                `json:"specHash"`
 	State    protocol.ReplicaState `json:"state"`
+	Restarts int                   `json:"restarts,omitempty"`
+	LastExit string                `json:"lastExit,omitempty"`
 	Message  string                `json:"message,omitempty"`
 }
 
@@ -104,7 +106,8 @@ func (r *Reconciler) Status() Status {
 				byName[rep.Workload] = ws
 				names = append(names, rep.Workload)
 			}
-			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Message: rep.Message})
+			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State,
+				Restarts: rep.Restarts, LastExit: rep.LastExit, Message: rep.Message})
 			if rep.State == protocol.StateRunning {
 				ws.Running++
 				if rep.SpecHash == ws.SpecHash {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+
 	"github.com/batonhq/baton/desired"
 )
 
@@ -115,14 +117,29 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("after n1 returned, n2 runs %d, want the 6 placed there", n)
 	}
 
-	// 5. Kill a container's process: it is replaced.
+	// 5. Kill a container's process: its agent restarts it in place
+	// (restartPolicy Always), and the status counts the restart.
 	victim := c.tasks("n2")[0]
 	if err := syscall.Kill(int(victim.pid), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "killed replica replaced", func() (bool, string) {
-		ids := replicaIDs(c.tasks("n2"))
-		return !slices.Contains(ids, victim.replica), fmt.Sprintf("replicas %v", ids)
+	waitFor(t, 30*time.Second, "killed container restarted", func() (bool, string) {
+		for _, tk := range c.tasks("n2") {
+			if tk.replica == victim.replica {
+				return tk.status == client.Running && tk.pid != victim.pid, fmt.Sprintf("%s pid %d", tk.status, tk.pid)
+			}
+		}
+		return false, "victim gone"
+	})
+	waitFor(t, 10*time.Second, "restart in status", func() (bool, string) {
+		for _, w := range c.status().Workloads {
+			for _, r := range w.Replicas {
+				if r.ID == victim.replica {
+					return r.Restarts == 1 && r.LastExit == "137 Error", fmt.Sprintf("%+v", r)
+				}
+			}
+		}
+		return false, "no replica"
 	})
 	c.converged(t, 6, hash1, "n1", "n2")
 

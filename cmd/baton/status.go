@@ -109,10 +109,14 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tTEMPLATE\tMESSAGE")
+	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tRESTARTS\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {
 		for _, r := range wl.Replicas {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, r.SpecHash, r.Message)
+			restarts := fmt.Sprint(r.Restarts)
+			if r.LastExit != "" {
+				restarts += " (last: " + r.LastExit + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, restarts, r.SpecHash, r.Message)
 		}
 	}
 	tw.Flush()

@@ -68,6 +68,9 @@ const (
 	StateCreating ReplicaState = "creating"
 	StateRunning  ReplicaState = "running"
 	StateExited   ReplicaState = "exited"
+	// StateWaiting: a container exited and waits for its restart back-off
+	// (Kubernetes' CrashLoopBackOff); the node restarts it by itself.
+	StateWaiting  ReplicaState = "waiting"
 	StateFailed   ReplicaState = "failed"
 	StateStopping ReplicaState = "stopping"
 )
@@ -80,7 +83,11 @@ type Replica struct {
 	State    ReplicaState `json:"state"`
 	ExitCode int          `json:"exitCode,omitempty"`
 	// Reason says why a replica exited: OOMKilled, Error or Completed.
-	Reason    string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts in-place restarts of the pod's containers; LastExit
+	// is "<code> <reason>" of the last one.
+	Restarts  int       `json:"restarts,omitempty"`
+	LastExit  string    `json:"lastExit,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
 }
