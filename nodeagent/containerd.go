@@ -392,7 +392,10 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		// A pod is as bad as its worst container.
 		if severity(state) > severity(rep.State) {
 			rep.State, rep.ExitCode, rep.Message = state, code, fmt.Sprintf("container %s: %s", c.labels[LabelContainer], msg)
-			rep.Reason = exitReason(state, code, msg)
+			rep.Reason = exitReason(protocol.StateExited, code, msg)
+			if state != protocol.StateExited && state != protocol.StateWaiting {
+				rep.Reason = ""
+			}
 		}
 	}
 	out := make([]protocol.Replica, 0, len(byID))

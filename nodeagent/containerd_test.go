@@ -151,12 +151,13 @@ func TestContainerdPod(t *testing.T) {
 	if again, _ := rt.Debug(ctx, spec.ID); again["a"] != pids["a"] || again["b"] != pids["b"] {
 		t.Fatalf("second start replaced processes: %v -> %v", pids, again)
 	}
-	// A killed process shows as exited with its code.
+	// A killed process shows with its code, waiting for its restart
+	// (restartPolicy Always; restarts happen in Supervise, tested below).
 	if err := syscall.Kill(pids["b"], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	r = waitState(t, rt, spec.ID, protocol.StateExited)
-	if r.ExitCode != 137 || !strings.Contains(r.Message, "container b") {
+	r = waitState(t, rt, spec.ID, protocol.StateWaiting)
+	if r.ExitCode != 137 || r.Reason != "Error" || !strings.Contains(r.Message, "container b") {
 		t.Fatalf("after kill: %+v", r)
 	}
 	// Stop removes containers and the network namespace; a second stop is a no-op.
@@ -252,6 +253,7 @@ func TestContainerdOOMKilled(t *testing.T) {
 	ctx := context.Background()
 	res := desired.Resources{Limits: desired.Amount{MemoryBytes: 32 << 20}}
 	spec := podSpec("hello-oom-1", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-alloc-mb", "128"}, Resources: res})
+	spec.Pod.RestartPolicy = "Never"
 	if err := rt.Start(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

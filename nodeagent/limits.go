@@ -89,7 +89,7 @@ func exitReason(state protocol.ReplicaState, code int, msg string) string {
 		return ""
 	}
 	switch {
-	case strings.HasPrefix(msg, "OOMKilled"):
+	case strings.Contains(msg, "OOMKilled"):
 		return "OOMKilled"
 	case code == 0:
 		return "Completed"
