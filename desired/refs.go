@@ -232,9 +232,6 @@ func unenforced(st *State) []string {
 		if len(p.NodeSelector) > 0 || len(p.TopologySpread) > 0 || len(p.AntiAffinity) > 0 {
 			fields = append(fields, "placement constraints")
 		}
-		if p.HostNetwork {
-			fields = append(fields, "hostNetwork")
-		}
 		for _, c := range p.Containers {
 			if len(c.Ports) > 0 {
 				fields = append(fields, "ports")

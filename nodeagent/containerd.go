@@ -107,7 +107,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			nsPath = p
 		}
 	}
-	if nsPath == "" {
+	if nsPath == "" && !spec.Pod.HostNetwork {
 		ns, err := netns.NewNetNS(filepath.Join(r.dataDir, "netns"))
 		if err != nil {
 			return fmt.Errorf("create network namespace: %w", err)
@@ -168,8 +168,17 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		for _, e := range c.Env {
 			env = append(env, e.Name+"="+e.Value)
 		}
-		opts = append(opts, oci.WithEnv(env), oci.WithHostname(spec.ID),
-			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
+		opts = append(opts, oci.WithEnv(env))
+		if spec.Pod.HostNetwork {
+			// The node's network, as Kubernetes' hostNetwork: its interfaces,
+			// hostname, /etc/hosts and resolv.conf.
+			host, _ := os.Hostname()
+			opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostname(host),
+				oci.WithHostHostsFile, oci.WithHostResolvconf)
+		} else {
+			opts = append(opts, oci.WithHostname(spec.ID),
+				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
+		}
 		opts = append(opts, secureDefaults()...)
 		opts = append(opts, resourceLimits(c.Resources)...)
 		cont, err = r.client.NewContainer(ctx, id,

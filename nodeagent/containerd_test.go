@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,5 +342,39 @@ func TestContainerdRestartPolicies(t *testing.T) {
 	r = supervised(t, rt, fail.ID, func(r protocol.Replica) bool { return r.State == protocol.StateExited })
 	if r.Reason != "Error" || r.ExitCode != 1 {
 		t.Fatalf("failed: %+v", r)
+	}
+}
+
+func TestContainerdHostNetwork(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // find a free loopback port
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	spec := podSpec("hello-hostnet-1", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", addr, "-message", "on the host"}})
+	spec.Pod.HostNetwork = true
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, nsPath := rt.Debug(ctx, spec.ID)
+	if nsPath != "" || netnsOf(t, pids["a"]) != netnsOf(t, os.Getpid()) {
+		t.Fatalf("not in the host's network namespace: %q", nsPath)
+	}
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+	}
+	if !strings.Contains(body, "on the host") {
+		t.Fatalf("host answered %q", body)
 	}
 }
