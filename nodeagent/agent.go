@@ -103,6 +103,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.wg.Wait()
 	defer func() { _ = sub.Unsubscribe() }()
+	logs := &logServer{nc: a.cfg.NATS, files: a.cfg.Runtime.LogFiles}
+	lsub, err := a.cfg.NATS.Subscribe(protocol.LogsSubject(a.cfg.Node), func(m *nats.Msg) { logs.serve(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("subscribe to logs: %w", err)
+	}
+	defer func() { _ = lsub.Unsubscribe() }()
 	resync := make(chan struct{}, 1)
 	rsub, err := a.cfg.NATS.Subscribe(protocol.ResyncSubject, func(*nats.Msg) {
 		select {

@@ -42,10 +42,11 @@ const Snapshotter = "overlayfs"
 // Containerd is the Runtime backed by a containerd daemon. Each agent uses
 // its own containerd namespace, so several agents can share one daemon.
 type Containerd struct {
-	client    *client.Client
-	namespace string
-	dataDir   string // logs and network namespaces
-	backoff   Backoff
+	client      *client.Client
+	namespace   string
+	dataDir     string // logs and network namespaces
+	backoff     Backoff
+	maxLogBytes int64
 
 	pullMu sync.Mutex
 }
@@ -73,7 +74,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -82,6 +83,9 @@ func (r *Containerd) ctx(ctx context.Context) context.Context {
 
 // SetBackoff changes the restart back-off (tests use short ones).
 func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
+
+// SetMaxLogBytes changes the size at which container logs rotate.
+func (r *Containerd) SetMaxLogBytes(n int64) { r.maxLogBytes = n }
 
 // containerID names the containerd container of one container of a replica.
 func containerID(replica, container string) string { return replica + "." + container }

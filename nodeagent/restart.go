@@ -60,6 +60,9 @@ func restartDecision(policy string, exitCode, restarts int, ran time.Duration, b
 // reports whether it restarted anything, and the earliest pending restart.
 func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bool, next time.Duration, err error) {
 	ctx = r.ctx(ctx)
+	if err := r.rotateLogs(r.maxLogBytes); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("rotate logs")
+	}
 	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelReplica))
 	if err != nil {
 		return false, 0, err

@@ -169,6 +169,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	c.converged(t, 6, hash1, "n1", "n2")
+
+	// baton logs: the output of every replica, from its node.
+	out.Reset()
+	cmd = rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"logs", "hello", "--tail", "1", "--nats", c.ns.ClientURL()})
+	if err := cmd.ExecuteContext(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), `hello: "v1" listening on :8080`); n != 6 {
+		t.Fatalf("baton logs printed %d start lines, want 6:\n%s", n, out.String())
+	}
 }
 
 func replicaIDs(ts []task) []string {

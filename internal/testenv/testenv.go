@@ -12,6 +12,10 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/batonhq/baton/internal/ociarchive"
 	"github.com/batonhq/baton/nodeagent"
@@ -59,6 +63,28 @@ func HelloArchive(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return archive
+}
+
+// NATS starts a NATS server on a loopback port chosen by the kernel, with
+// JetStream in a temporary directory, and returns a connection to it.
+func NATS(tb testing.TB) *nats.Conn {
+	tb.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats did not start")
+	}
+	tb.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
 
 // ContainerdSocket returns the socket of a containerd that answers, or skips

@@ -38,6 +38,35 @@ func ReportSubject(node string) string { return subjectPrefix + node + ".report"
 // CommandSubject is where node answers start and stop requests.
 func CommandSubject(node string) string { return subjectPrefix + node + ".cmd" }
 
+// LogsSubject is where node takes requests for container logs.
+func LogsSubject(node string) string { return subjectPrefix + node + ".logs" }
+
+// LogsRequest asks a node for the logs of a replica's containers. The node
+// publishes LogChunks to Inbox; with Follow it keeps sending new output
+// while the requester publishes to Inbox+".alive" at least every
+// LogsKeepAlive, and stops when it does not.
+type LogsRequest struct {
+	Version   int    `json:"version"`
+	Replica   string `json:"replica"`
+	Container string `json:"container,omitempty"` // "" for all
+	Tail      int    `json:"tail,omitempty"`      // last lines; 0 for all that is kept
+	Follow    bool   `json:"follow,omitempty"`
+	Inbox     string `json:"inbox"`
+}
+
+// LogsKeepAlive is how often a follower says it is still there.
+const LogsKeepAlive = 3 * time.Second
+
+// LogChunk is a piece of a container's output.
+type LogChunk struct {
+	Version   int    `json:"version"`
+	Container string `json:"container,omitempty"`
+	Data      []byte `json:"data,omitempty"`
+	// EOF ends the stream (without Follow); Error ends it with a reason.
+	EOF   bool   `json:"eof,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
 // Errors returned by Decode.
 var (
 	ErrTooLarge = errors.New("message too large")
@@ -161,7 +190,7 @@ func (r Reply) Err() error {
 }
 
 type versioned interface {
-	*Heartbeat | *Report | *Command | *Reply
+	*Heartbeat | *Report | *Command | *Reply | *LogsRequest | *LogChunk
 }
 
 // Decode parses one message of type T, refusing oversized messages and

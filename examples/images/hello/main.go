@@ -22,7 +22,16 @@ func main() {
 	addr := flag.String("listen", ":8080", "address to listen on")
 	message := flag.String("message", "hello from baton", "message to answer with")
 	allocMB := flag.Int("alloc-mb", 0, "allocate and touch this many MiB at start (to test memory limits)")
+	tick := flag.Duration("tick", 0, "print a numbered line at this interval (to test logs)")
 	flag.Parse()
+	if *tick > 0 {
+		go func() {
+			for i := 1; ; i++ {
+				time.Sleep(*tick)
+				fmt.Printf("tick %d\n", i)
+			}
+		}()
+	}
 	if *allocMB > 0 {
 		ballast = make([]byte, *allocMB<<20)
 		for i := 0; i < len(ballast); i += 4096 {

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+func logsCmd() *cobra.Command {
+	var (
+		natsURL, replica, container string
+		follow                      bool
+		tail                        int
+	)
+	cmd := &cobra.Command{
+		Use:   "logs WORKLOAD",
+		Short: "Print (or follow) the output of a workload's containers, from their nodes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, err := nats.Connect(natsURL, nats.Name("baton-logs"), nats.Timeout(3*time.Second))
+			if err != nil {
+				return fmt.Errorf("connect to nats at %s: %w", natsURL, err)
+			}
+			defer nc.Close()
+			st, err := fetchStatus(cmd.Context(), nc)
+			if err != nil {
+				return err
+			}
+			type target struct{ id, node string }
+			var targets []target
+			for _, w := range st.Workloads {
+				if w.Name != args[0] {
+					continue
+				}
+				for _, r := range w.Replicas {
+					if replica == "" || r.ID == replica {
+						targets = append(targets, target{r.ID, r.Node})
+					}
+				}
+			}
+			if len(targets) == 0 {
+				return fmt.Errorf("no replica of %q%s is running", args[0], map[bool]string{true: " with id " + replica}[replica != ""])
+			}
+			out := &syncWriter{w: cmd.OutOrStdout()}
+			var wg sync.WaitGroup
+			errs := make([]error, len(targets))
+			for i, t := range targets {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req := protocol.LogsRequest{Replica: t.id, Container: container, Tail: tail, Follow: follow}
+					errs[i] = nodeagent.StreamLogs(cmd.Context(), nc, t.node, req, 10*time.Second, func(c protocol.LogChunk) {
+						prefix := ""
+						if len(targets) > 1 || container == "" {
+							prefix = "[" + t.id + "/" + c.Container + "] "
+						}
+						out.lines(prefix, c.Data)
+					})
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					return fmt.Errorf("logs of %s: %w", targets[i].id, err)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	f.StringVar(&replica, "replica", "", "only this replica")
+	f.StringVarP(&container, "container", "c", "", "only this container of each pod")
+	f.BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")
+	f.IntVar(&tail, "tail", 0, "only the last N lines of each container (0: all that is kept)")
+	return cmd
+}
+
+// syncWriter writes whole prefixed lines from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) lines(prefix string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		if line != "" {
+			fmt.Fprint(s.w, prefix+line)
+		}
+	}
+}
