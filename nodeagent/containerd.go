@@ -47,6 +47,7 @@ type Containerd struct {
 	dataDir     string // logs and network namespaces
 	backoff     Backoff
 	maxLogBytes int64
+	usage       *usageTracker
 
 	pullMu sync.Mutex
 }
@@ -74,7 +75,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker()}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -411,8 +412,36 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 			}
 		}
 	}
+	// Usage, every usageEvery per replica: the sum over its running containers.
+	now := time.Now()
+	sums := map[string]*sample{}
+	keep := map[string]bool{}
+	for _, c := range cs {
+		id := c.labels[LabelReplica]
+		keep[id] = true
+		if byID[id].State != protocol.StateRunning || !r.usage.due(id, now) {
+			continue
+		}
+		t, err := c.c.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if cpu, mem, ok := containerUsage(ctx, t); ok {
+			if sums[id] == nil {
+				sums[id] = &sample{at: now}
+			}
+			sums[id].cpuNano += cpu
+			sums[id].memory += mem
+		}
+	}
+	r.usage.forget(keep)
 	out := make([]protocol.Replica, 0, len(byID))
-	for _, rep := range byID {
+	for id, rep := range byID {
+		if s := sums[id]; s != nil {
+			rep.Usage = r.usage.observe(id, *s)
+		} else if rep.State == protocol.StateRunning {
+			rep.Usage = r.usage.lastFor(id)
+		}
 		out = append(out, *rep)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

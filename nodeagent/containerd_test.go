@@ -378,3 +378,38 @@ func TestContainerdHostNetwork(t *testing.T) {
 		t.Fatalf("host answered %q", body)
 	}
 }
+
+func TestContainerdUsage(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	// One busy core under a 300m limit, holding 48 MiB.
+	spec := podSpec("hello-usage-1", desired.Container{Name: "a", Image: testenv.HelloImage,
+		Args:      []string{"-burn", "-alloc-mb", "48"},
+		Resources: desired.Resources{Limits: desired.Amount{CPUMilli: 300, MemoryBytes: 256 << 20}}})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	var u *protocol.Usage
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && u == nil; time.Sleep(200 * time.Millisecond) {
+		reps, err := rt.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reps {
+			if r.ID == spec.ID && r.Usage != nil {
+				u = r.Usage
+			}
+		}
+	}
+	if u == nil {
+		t.Fatal("no usage reported")
+	}
+	// The CFS quota holds the busy loop near 300m.
+	if u.CPUMilli < 150 || u.CPUMilli > 400 {
+		t.Errorf("cpu %dm, want about 300m", u.CPUMilli)
+	}
+	if u.MemoryBytes < 48<<20 || u.MemoryBytes > 128<<20 {
+		t.Errorf("memory %d bytes, want about 48 MiB", u.MemoryBytes)
+	}
+}

@@ -59,6 +59,7 @@ type ReplicaStatus struct {
 	SpecHash string                `json:"specHash"`
 	State    protocol.ReplicaState `json:"state"`
 	Restarts int                   `json:"restarts,omitempty"`
+	Usage    *protocol.Usage       `json:"usage,omitempty"`
 	LastExit string                `json:"lastExit,omitempty"`
 	Message  string                `json:"message,omitempty"`
 }
@@ -107,7 +108,7 @@ func (r *Reconciler) Status() Status {
 				names = append(names, rep.Workload)
 			}
 			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State,
-				Restarts: rep.Restarts, LastExit: rep.LastExit, Message: rep.Message})
+				Restarts: rep.Restarts, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message})
 			if rep.State == protocol.StateRunning {
 				ws.Running++
 				if rep.SpecHash == ws.SpecHash {

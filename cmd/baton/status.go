@@ -109,14 +109,18 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tRESTARTS\tTEMPLATE\tMESSAGE")
+	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {
 		for _, r := range wl.Replicas {
 			restarts := fmt.Sprint(r.Restarts)
 			if r.LastExit != "" {
 				restarts += " (last: " + r.LastExit + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, restarts, r.SpecHash, r.Message)
+			cpu, mem := "-", "-"
+			if r.Usage != nil {
+				cpu, mem = fmt.Sprintf("%dm", r.Usage.CPUMilli), fmt.Sprintf("%dMi", r.Usage.MemoryBytes>>20)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, restarts, cpu, mem, r.SpecHash, r.Message)
 		}
 	}
 	tw.Flush()

@@ -115,10 +115,20 @@ type Replica struct {
 	Reason string `json:"reason,omitempty"`
 	// Restarts counts in-place restarts of the pod's containers; LastExit
 	// is "<code> <reason>" of the last one.
-	Restarts  int       `json:"restarts,omitempty"`
-	LastExit  string    `json:"lastExit,omitempty"`
+	Restarts int    `json:"restarts,omitempty"`
+	LastExit string `json:"lastExit,omitempty"`
+	// Usage is the pod's use of CPU and memory, from its cgroups.
+	Usage     *Usage    `json:"usage,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
+}
+
+// Usage is what a pod uses: CPUMilli averaged since the previous sample,
+// MemoryBytes its working set (usage less inactive file cache).
+type Usage struct {
+	CPUMilli    int64     `json:"cpuMilli"`
+	MemoryBytes int64     `json:"memoryBytes"`
+	SampledAt   time.Time `json:"sampledAt"`
 }
 
 // Report is the full list of replicas a node holds.

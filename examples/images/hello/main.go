@@ -23,7 +23,15 @@ func main() {
 	message := flag.String("message", "hello from baton", "message to answer with")
 	allocMB := flag.Int("alloc-mb", 0, "allocate and touch this many MiB at start (to test memory limits)")
 	tick := flag.Duration("tick", 0, "print a numbered line at this interval (to test logs)")
+	burn := flag.Bool("burn", false, "keep one CPU busy (to test CPU limits and usage)")
 	flag.Parse()
+	if *burn {
+		go func() {
+			for n := 0; ; n++ {
+				_ = n * n
+			}
+		}()
+	}
 	if *tick > 0 {
 		go func() {
 			for i := 1; ; i++ {
