@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/netns"
@@ -49,7 +50,7 @@ type Containerd struct {
 	maxLogBytes int64
 	usage       *usageTracker
 
-	pullMu sync.Mutex
+	pulls chan struct{} // at most cap(pulls) pulls at once
 }
 
 // DialContainerd connects to the containerd socket and checks that it answers.
@@ -75,7 +76,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker()}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -85,8 +86,29 @@ func (r *Containerd) ctx(ctx context.Context) context.Context {
 // SetBackoff changes the restart back-off (tests use short ones).
 func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
 
+// DataDir is where the runtime keeps logs and network namespaces.
+func (r *Containerd) DataDir() string { return r.dataDir }
+
 // SetMaxLogBytes changes the size at which container logs rotate.
 func (r *Containerd) SetMaxLogBytes(n int64) { r.maxLogBytes = n }
+
+// MaxConcurrentPulls caps the image pulls a node runs at once.
+const MaxConcurrentPulls = 2
+
+// pull fetches and unpacks an image. Registries on loopback are spoken to
+// over plain HTTP, as containerd's ctr does with --plain-http.
+func (r *Containerd) pull(ctx context.Context, name string) (client.Image, error) {
+	select {
+	case r.pulls <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.pulls }()
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+	})
+	return r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter), client.WithResolver(resolver))
+}
 
 // containerID names the containerd container of one container of a replica.
 func containerID(replica, container string) string { return replica + "." + container }
@@ -118,8 +140,14 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			return fmt.Errorf("create network namespace: %w", err)
 		}
 		nsPath = ns.GetPath()
+		defer func() {
+			// Stop finds a pod's namespace through its containers' labels:
+			// remove it here when no container was made.
+			if retErr != nil {
+				_ = ns.Remove()
+			}
+		}()
 		if err := ns.Do(loopbackUp); err != nil {
-			_ = ns.Remove()
 			return fmt.Errorf("bring up loopback: %w", err)
 		}
 	}
@@ -158,7 +186,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 	id := containerID(spec.ID, c.Name)
 	cont, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
-		img, err := r.image(ctx, c.Image)
+		img, err := r.image(ctx, c.Image, c.ImagePullPolicy)
 		if err != nil {
 			return err
 		}
@@ -229,23 +257,34 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 	return nil
 }
 
-// image returns the image ref, pulling it when it is not present.
-func (r *Containerd) image(ctx context.Context, ref string) (client.Image, error) {
+// image returns the image ref, pulling it as policy says: Never uses only
+// what is present, IfNotPresent pulls when it is absent, Always pulls every
+// time (falling back to the present image when the registry cannot be
+// reached, so imported images keep working on an air-gapped node).
+func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Image, error) {
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", ref, err)
 	}
 	name := named.String()
 	img, err := r.client.GetImage(ctx, name)
-	if errdefs.IsNotFound(err) {
-		r.pullMu.Lock()
-		img, err = r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter))
-		r.pullMu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, err)
-		}
-	} else if err != nil {
+	present := err == nil
+	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("image %s: %w", name, err)
+	}
+	switch {
+	case policy == "Never" && !present:
+		return nil, fmt.Errorf("%w: %s is not present on the node and imagePullPolicy is Never", ErrImageNotFound, name)
+	case policy == "Always" || !present && policy != "Never":
+		pulled, perr := r.pull(ctx, name)
+		switch {
+		case perr == nil:
+			img = pulled
+		case !present:
+			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, perr)
+		default:
+			zerolog.Ctx(ctx).Warn().Err(perr).Str("image", name).Msg("pull failed; using the image present on the node")
+		}
 	}
 	ok, err := img.IsUnpacked(ctx, Snapshotter)
 	if err != nil {

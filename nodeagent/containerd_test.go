@@ -187,9 +187,21 @@ func TestContainerdMissingImage(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// (Pulling from 127.0.0.1:1 is refused at once: no traffic leaves the machine.)
-	// Nothing half-made is left: container a was removed again.
+	// Nothing half-made is left: container a was removed again, and the
+	// pod's network namespace too.
 	if reps, _ := rt.List(ctx); len(reps) != 0 {
 		t.Fatalf("left behind: %+v", reps)
+	}
+	if left, _ := filepath.Glob(filepath.Join(rt.DataDir(), "netns", "*")); len(left) != 0 {
+		t.Fatalf("network namespaces left behind: %v", left)
+	}
+	// The same when the first container's image is the missing one.
+	err = rt.Start(ctx, podSpec("hello-pod-3", desired.Container{Name: "a", Image: "127.0.0.1:1/absent:v0"}))
+	if !errors.Is(err, nodeagent.ErrImageNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(rt.DataDir(), "netns", "*")); len(left) != 0 {
+		t.Fatalf("network namespaces left behind: %v", left)
 	}
 }
 

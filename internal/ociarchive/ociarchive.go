@@ -40,27 +40,36 @@ type Image struct {
 	Env        []string
 }
 
-// Write writes img as an OCI image archive to w.
-func Write(w io.Writer, img Image) error {
+// Build returns img as a go-containerregistry image (to push to a registry).
+func Build(img Image) (v1.Image, error) {
 	layer, err := layerOf(img.Files)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	oci := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	base, err := mutate.AppendLayers(oci, layer)
 	if err != nil {
-		return fmt.Errorf("append layer: %w", err)
+		return nil, fmt.Errorf("append layer: %w", err)
 	}
 	cf, err := base.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Config.Entrypoint, cf.Config.Cmd, cf.Config.Env = img.Entrypoint, img.Cmd, img.Env
 	out, err := mutate.ConfigFile(base, cf)
 	if err != nil {
-		return fmt.Errorf("set config: %w", err)
+		return nil, fmt.Errorf("set config: %w", err)
+	}
+	return out, nil
+}
+
+// Write writes img as an OCI image archive to w.
+func Write(w io.Writer, img Image) error {
+	out, err := Build(img)
+	if err != nil {
+		return err
 	}
 
 	dir, err := os.MkdirTemp("", "ociarchive-")

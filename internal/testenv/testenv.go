@@ -30,6 +30,7 @@ const HelloImage = "baton.local/hello:e2e"
 var (
 	once    sync.Once
 	archive string
+	binary  []byte
 	err     error
 )
 
@@ -54,6 +55,7 @@ func HelloArchive(tb testing.TB) string {
 			err = e
 			return
 		}
+		binary = data
 		archive = filepath.Join(dir, "hello.oci.tar")
 		err = ociarchive.WriteFile(archive, ociarchive.Image{
 			Ref: HelloImage, Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: data}}, Entrypoint: []string{"/hello"},
@@ -85,6 +87,12 @@ func NATS(tb testing.TB) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// HelloBinary returns the static hello server binary (built by HelloArchive).
+func HelloBinary(tb testing.TB) []byte {
+	HelloArchive(tb)
+	return binary
 }
 
 // ContainerdSocket returns the socket of a containerd that answers, or skips

@@ -1,0 +1,90 @@
+package nodeagent_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/ociarchive"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+func TestPullFromRegistry(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+
+	// A real OCI registry on loopback, counting manifest requests.
+	var manifests atomic.Int32
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			manifests.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := ociarchive.Build(ociarchive.Image{Ref: "x", Entrypoint: []string{"/hello"},
+		Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: testenv.HelloBinary(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host+"/team/hello:v1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	image := host + "/team/hello:v1"
+	start := func(id, policy string) error {
+		spec := podSpec(id, desired.Container{Name: "a", Image: image, ImagePullPolicy: policy})
+		return rt.Start(ctx, spec)
+	}
+
+	// IfNotPresent: pulled the first time only.
+	before := manifests.Load()
+	if err := start("hello-pull-1", "IfNotPresent"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, "hello-pull-1", protocol.StateRunning)
+	if manifests.Load() == before {
+		t.Fatal("the image was not pulled from the registry")
+	}
+	before = manifests.Load()
+	if err := start("hello-pull-2", "IfNotPresent"); err != nil {
+		t.Fatal(err)
+	}
+	if manifests.Load() != before {
+		t.Fatal("IfNotPresent pulled an image that was present")
+	}
+	// Always: pulled again.
+	if err := start("hello-pull-3", "Always"); err != nil {
+		t.Fatal(err)
+	}
+	if manifests.Load() == before {
+		t.Fatal("Always did not pull")
+	}
+	// Never: an absent image is an error, and the registry is not asked.
+	before = manifests.Load()
+	err = rt.Start(ctx, podSpec("hello-pull-4", desired.Container{Name: "a", Image: host + "/team/other:v1", ImagePullPolicy: "Never"}))
+	if !errors.Is(err, nodeagent.ErrImageNotFound) || !strings.Contains(err.Error(), "imagePullPolicy is Never") || manifests.Load() != before {
+		t.Fatalf("Never with an absent image: %v", err)
+	}
+	// Always with the registry gone: the present image is used.
+	srv.Close()
+	if err := start("hello-pull-5", "Always"); err != nil {
+		t.Fatalf("Always without a registry: %v", err)
+	}
+	waitState(t, rt, "hello-pull-5", protocol.StateRunning)
+}
