@@ -236,9 +236,6 @@ func unenforced(st *State) []string {
 			if len(c.Ports) > 0 {
 				fields = append(fields, "ports")
 			}
-			if c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil {
-				fields = append(fields, "probes")
-			}
 			if c.WorkingDir != "" {
 				fields = append(fields, "workingDir")
 			}

@@ -50,6 +50,9 @@ type Containerd struct {
 	maxLogBytes int64
 	usage       *usageTracker
 
+	probeMu sync.Mutex
+	probers map[string]*prober // by container ID
+
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
 
@@ -76,7 +79,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -221,6 +224,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			client.WithContainerLabels(map[string]string{
 				LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
 				LabelContainer: c.Name, LabelNetNS: nsPath, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
+				LabelProbes: probesLabel(c),
 			}),
 			client.WithNewSpec(opts...))
 		if err != nil {
@@ -451,6 +455,13 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 			}
 		}
 	}
+	// Readiness: every container running and, where it has probes, started
+	// and ready.
+	ready := r.syncProbers(ctx, cs)
+	for id, rep := range byID {
+		rep.Ready = rep.State == protocol.StateRunning && ready[id]
+	}
+
 	// Usage, every usageEvery per replica: the sum over its running containers.
 	now := time.Now()
 	sums := map[string]*sample{}

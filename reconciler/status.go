@@ -46,9 +46,11 @@ type WorkloadStatus struct {
 	Name     string `json:"name"`
 	SpecHash string `json:"specHash"`
 	Desired  int    `json:"desired"`
-	// Current counts running replicas of the desired template; Running all running ones.
+	// Current counts running replicas of the desired template; Running all
+	// running ones; Ready those passing their readiness probes.
 	Current  int             `json:"current"`
 	Running  int             `json:"running"`
+	Ready    int             `json:"ready"`
 	Replicas []ReplicaStatus `json:"replicas"`
 }
 
@@ -58,6 +60,7 @@ type ReplicaStatus struct {
 	Node     string                `json:"node"`
 	SpecHash string                `json:"specHash"`
 	State    protocol.ReplicaState `json:"state"`
+	Ready    bool                  `json:"ready"`
 	Restarts int                   `json:"restarts,omitempty"`
 	Usage    *protocol.Usage       `json:"usage,omitempty"`
 	LastExit string                `json:"lastExit,omitempty"`
@@ -107,8 +110,11 @@ func (r *Reconciler) Status() Status {
 				byName[rep.Workload] = ws
 				names = append(names, rep.Workload)
 			}
-			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State,
+			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
 				Restarts: rep.Restarts, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message})
+			if rep.Ready {
+				ws.Ready++
+			}
 			if rep.State == protocol.StateRunning {
 				ws.Running++
 				if rep.SpecHash == ws.SpecHash {

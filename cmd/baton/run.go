@@ -91,6 +91,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	if err != nil {
 		return err
 	}
+	defer rt.StopProbes()
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,

@@ -103,9 +103,9 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tDESIRED\tCURRENT\tRUNNING\tTEMPLATE")
+	fmt.Fprintln(tw, "WORKLOAD\tDESIRED\tCURRENT\tRUNNING\tREADY\tTEMPLATE")
 	for _, wl := range st.Workloads {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", wl.Name, wl.Desired, wl.Current, wl.Running, wl.SpecHash)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", wl.Name, wl.Desired, wl.Current, wl.Running, wl.Ready, wl.SpecHash)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

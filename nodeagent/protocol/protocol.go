@@ -110,7 +110,9 @@ type Replica struct {
 	Workload string       `json:"workload"`
 	SpecHash string       `json:"specHash"`
 	State    ReplicaState `json:"state"`
-	ExitCode int          `json:"exitCode,omitempty"`
+	// Ready: every container runs and passes its readiness probe.
+	Ready    bool `json:"ready,omitempty"`
+	ExitCode int  `json:"exitCode,omitempty"`
 	// Reason says why a replica exited: OOMKilled, Error or Completed.
 	Reason string `json:"reason,omitempty"`
 	// Restarts counts in-place restarts of the pod's containers; LastExit

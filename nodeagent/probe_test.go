@@ -1,0 +1,95 @@
+package nodeagent_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+func probe(p desired.Probe) *desired.Probe {
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 1
+	}
+	p.TimeoutSeconds, p.SuccessThreshold = 1, 1
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
+	return &p
+}
+
+// replicaNow lists the runtime (which also runs the probers) and returns one replica.
+func replicaNow(t *testing.T, rt *nodeagent.Containerd, id string) protocol.Replica {
+	t.Helper()
+	if _, _, err := rt.Supervise(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := rt.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		if r.ID == id {
+			return r
+		}
+	}
+	return protocol.Replica{}
+}
+
+func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("never: %s", what)
+}
+
+func TestProbes(t *testing.T) {
+	rt := newRuntime(t)
+	defer rt.StopProbes()
+	rt.SetBackoff(nodeagent.Backoff{Base: time.Second, Max: time.Second, ResetAfter: time.Hour})
+	ctx := context.Background()
+	start := func(id string, c desired.Container) {
+		t.Helper()
+		spec := podSpec(id, c)
+		spec.Pod.RestartPolicy = "Always"
+		if err := rt.Start(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	http := []desired.Port{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}}
+
+	// Readiness over HTTP on a named port, after an exec startup probe.
+	start("hello-probe-1", desired.Container{Name: "a", Image: testenv.HelloImage, Ports: http,
+		StartupProbe:   probe(desired.Probe{Exec: []string{"/hello", "-h"}}),
+		ReadinessProbe: probe(desired.Probe{HTTPGet: &desired.HTTPGet{Path: "/healthz", Port: "http", Scheme: "HTTP"}})})
+	// Readiness that never passes: nothing listens on 9999.
+	start("hello-probe-2", desired.Container{Name: "a", Image: testenv.HelloImage,
+		ReadinessProbe: probe(desired.Probe{TCPSocket: &desired.TCPSocket{Port: "9999"}})})
+	// Liveness that fails: the container is killed and restarted.
+	start("hello-probe-3", desired.Container{Name: "a", Image: testenv.HelloImage,
+		LivenessProbe: probe(desired.Probe{TCPSocket: &desired.TCPSocket{Port: "9999"}, FailureThreshold: 1})})
+	// A failing exec readiness probe.
+	start("hello-probe-4", desired.Container{Name: "a", Image: testenv.HelloImage,
+		ReadinessProbe: probe(desired.Probe{Exec: []string{"/hello", "-listen", "bad"}})})
+
+	eventually(t, "probe-1 ready", 20*time.Second, func() bool { return replicaNow(t, rt, "hello-probe-1").Ready })
+	eventually(t, "probe-3 restarted by its liveness probe", 20*time.Second, func() bool {
+		return replicaNow(t, rt, "hello-probe-3").Restarts >= 1
+	})
+	for _, id := range []string{"hello-probe-2", "hello-probe-4"} {
+		r := replicaNow(t, rt, id)
+		if r.State != protocol.StateRunning || r.Ready {
+			t.Errorf("%s: state %s ready %v, want running and not ready", id, r.State, r.Ready)
+		}
+	}
+	if r := replicaNow(t, rt, "hello-probe-1"); r.Restarts != 0 {
+		t.Errorf("a healthy container was restarted: %+v", r)
+	}
+}
