@@ -207,6 +207,9 @@ type FilesFrom struct {
 	Items       map[string]string `json:"items,omitempty"` // key -> path
 	DefaultMode int               `json:"defaultMode"`
 	Optional    bool              `json:"optional,omitempty"`
+	// Files are the projected files, path -> content; State.ResolvePod fills
+	// them for a start command (they may hold secret values: never log them).
+	Files map[string][]byte `json:"files,omitempty"`
 }
 
 // ClaimMount mounts a PersistentVolumeClaim.

@@ -205,6 +205,35 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 		c.Env, c.EnvFrom = env, nil
 		out.Containers[i] = c
 	}
+	out.Volumes = make([]Volume, len(p.Volumes))
+	for i, v := range p.Volumes {
+		project := func(ff *FilesFrom, data map[string][]byte) *FilesFrom {
+			cp := *ff
+			cp.Files = map[string][]byte{}
+			for k, b := range data {
+				if len(ff.Items) == 0 {
+					cp.Files[k] = b
+				} else if path, ok := ff.Items[k]; ok {
+					cp.Files[path] = b
+				}
+			}
+			return &cp
+		}
+		if v.ConfigMap != nil {
+			data := map[string][]byte{}
+			for k, val := range cms[v.ConfigMap.Name].Data {
+				data[k] = []byte(val)
+			}
+			for k, val := range cms[v.ConfigMap.Name].BinaryData {
+				data[k] = val
+			}
+			v.ConfigMap = project(v.ConfigMap, data)
+		}
+		if v.Secret != nil {
+			v.Secret = project(v.Secret, secrets[v.Secret.Name].Data)
+		}
+		out.Volumes[i] = v
+	}
 	return out
 }
 
@@ -216,19 +245,19 @@ func unenforced(st *State) []string {
 	kinds := []struct {
 		n    int
 		kind string
-	}{{len(st.Jobs), "Job"}, {len(st.CronJobs), "CronJob"}, {len(st.Claims), "PersistentVolumeClaim"},
+	}{{len(st.Jobs), "Job"}, {len(st.CronJobs), "CronJob"},
 		{len(st.Services), "Service"}, {len(st.Autoscalers), "HorizontalPodAutoscaler"}, {len(st.Schedules), "ScalingSchedule"}}
 	for _, k := range kinds {
 		if k.n > 0 {
 			add("%d %s object(s) are validated but not run yet", k.n, k.kind)
 		}
 	}
+	if len(st.Claims) > 0 {
+		add("%d PersistentVolumeClaim(s): a claim's local volume is made on the node that runs its pod; placement does not follow claims to their node yet", len(st.Claims))
+	}
 	for _, wl := range st.Workloads {
 		var fields []string
 		p := wl.Pod
-		if len(p.Volumes) > 0 {
-			fields = append(fields, "volumes")
-		}
 		if len(p.NodeSelector) > 0 || len(p.TopologySpread) > 0 || len(p.AntiAffinity) > 0 {
 			fields = append(fields, "placement constraints")
 		}

@@ -149,7 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !force && lastSent.After(time.Now().Add(-a.cfg.ReportInterval)) && reflect.DeepEqual(reps, last) {
 			return
 		}
-		msg := protocol.Report{Version: protocol.Version, Node: a.cfg.Node, Time: time.Now().UTC(), Replicas: reps}
+		msg := protocol.Report{Version: protocol.Version, Node: a.cfg.Node, Time: time.Now().UTC(), Replicas: reps, Volumes: a.cfg.Runtime.Claims()}
 		if err := a.cfg.NATS.Publish(protocol.ReportSubject(a.cfg.Node), protocol.Encode(msg)); err != nil {
 			log.Warn().Err(err).Msg("publish report")
 			return

@@ -70,6 +70,8 @@ func (f *fakeRuntime) Supervise(context.Context, time.Time) (bool, time.Duration
 	return false, 0, nil
 }
 
+func (f *fakeRuntime) Claims() []string { return nil }
+
 func (f *fakeRuntime) LogFiles(context.Context, string) (map[string]string, error) { return nil, nil }
 
 func (f *fakeRuntime) exit(id string, code int) {

@@ -53,6 +53,8 @@ type Containerd struct {
 	probeMu sync.Mutex
 	probers map[string]*prober // by container ID
 
+	hostPathAllow []string
+
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
 
@@ -154,8 +156,12 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			return fmt.Errorf("bring up loopback: %w", err)
 		}
 	}
+	volumes, err := r.prepareVolumes(spec)
+	if err != nil {
+		return fmt.Errorf("volumes of replica %s: %w", spec.ID, err)
+	}
 	for _, c := range spec.Pod.Containers {
-		if err := r.startContainer(ctx, spec, c.Name, nsPath); err != nil {
+		if err := r.startContainer(ctx, spec, c.Name, nsPath, volumes); err != nil {
 			return fmt.Errorf("start container %s of replica %s: %w", c.Name, spec.ID, err)
 		}
 	}
@@ -179,7 +185,7 @@ func loopbackUp(cnins.NetNS) error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name, nsPath string) error {
+func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name, nsPath string, volumes map[string]string) error {
 	var c = spec.Pod.Containers[0]
 	for _, cc := range spec.Pod.Containers {
 		if cc.Name == name {
@@ -215,6 +221,11 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			opts = append(opts, oci.WithHostname(spec.ID),
 				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
 		}
+		mounts, err := volumeMounts(c, spec.Pod, volumes)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, mounts)
 		opts = append(opts, secureDefaults()...)
 		opts = append(opts, resourceLimits(c.Resources)...)
 		cont, err = r.client.NewContainer(ctx, id,
@@ -358,6 +369,10 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 			}
 		}
 		_ = os.Remove(filepath.Join(r.dataDir, "logs", c.c.ID()+".log"))
+		_ = os.Remove(filepath.Join(r.dataDir, "logs", c.c.ID()+".log.1"))
+	}
+	if err := r.removeVolumes(id); err != nil {
+		return fmt.Errorf("stop replica %s: %w", id, err)
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ type Runtime interface {
 	// with back-off. It reports whether it restarted any, and how soon a
 	// pending restart is due (0 if none).
 	Supervise(ctx context.Context, now time.Time) (restarted bool, next time.Duration, err error)
+	// Claims lists the PersistentVolumeClaims whose local volumes the node holds.
+	Claims() []string
 	// LogFiles returns the log file of each container of a replica, by name.
 	LogFiles(ctx context.Context, replica string) (map[string]string, error)
 	// Changes receives a value when a container exits, so the agent reports

@@ -78,6 +78,7 @@ type agentOptions struct {
 	heartbeat  time.Duration
 	stopGrace  time.Duration
 	pollPeriod time.Duration
+	hostPaths  []string // hostPath volumes allowed
 }
 
 // runAgent runs a node agent on containerd until ctx ends.
@@ -92,6 +93,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return err
 	}
 	defer rt.StopProbes()
+	rt.SetHostPathAllow(o.hostPaths)
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,

@@ -139,6 +139,8 @@ type Report struct {
 	Node     string    `json:"node"`
 	Time     time.Time `json:"time"`
 	Replicas []Replica `json:"replicas"`
+	// Volumes are the PersistentVolumeClaims whose local volumes the node holds.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // Op names a command.

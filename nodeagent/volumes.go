@@ -1,0 +1,191 @@
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// ErrHostPathNotAllowed is returned for a hostPath outside the operator's allow-list.
+var ErrHostPathNotAllowed = errors.New("hostPath not allowed on this node")
+
+// Volume layout under the agent's data dir:
+//
+//	pods/<replica>/volumes/<name>  emptyDir (disk), or a tmpfs for a Memory
+//	                               emptyDir, a configMap or a secret; removed
+//	                               with the pod
+//	claims/<claim>                 a PersistentVolumeClaim's local volume; kept
+//	                               across pod and agent restarts
+const tmpfsDefaultSize = 64 << 20
+
+func (r *Containerd) podDir(replica string) string { return filepath.Join(r.dataDir, "pods", replica) }
+
+// SetHostPathAllow sets the host directories pods may mount with hostPath.
+func (r *Containerd) SetHostPathAllow(dirs []string) { r.hostPathAllow = dirs }
+
+func (r *Containerd) hostPathAllowed(p string) bool {
+	p = filepath.Clean(p)
+	for _, a := range r.hostPathAllow {
+		a = filepath.Clean(a)
+		if p == a || strings.HasPrefix(p, a+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareVolumes makes the pod's volumes and returns their host paths by name.
+func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]string, error) {
+	paths := map[string]string{}
+	for _, v := range spec.Pod.Volumes {
+		dir := filepath.Join(r.podDir(spec.ID), "volumes", v.Name)
+		switch {
+		case v.HostPath != "":
+			if !r.hostPathAllowed(v.HostPath) {
+				return nil, fmt.Errorf("%w: volume %s: %s (allowed: %s)", ErrHostPathNotAllowed, v.Name, v.HostPath, strings.Join(r.hostPathAllow, ", "))
+			}
+			paths[v.Name] = filepath.Clean(v.HostPath)
+			continue
+		case v.Claim != nil:
+			dir = filepath.Join(r.dataDir, "claims", v.Claim.Claim)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		case v.EmptyDir != nil && !v.EmptyDir.Memory:
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		default: // a Memory emptyDir, a configMap or a secret: tmpfs
+			size := int64(tmpfsDefaultSize)
+			if v.EmptyDir != nil && v.EmptyDir.SizeLimitBytes > 0 {
+				size = v.EmptyDir.SizeLimitBytes
+			}
+			if err := mountTmpfs(dir, size); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			for _, ff := range []*desired.FilesFrom{v.ConfigMap, v.Secret} {
+				if ff != nil {
+					if err := writeFiles(dir, ff); err != nil {
+						return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+					}
+				}
+			}
+		}
+		paths[v.Name] = dir
+	}
+	return paths, nil
+}
+
+func mountTmpfs(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if mounted(dir) {
+		return nil
+	}
+	return unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", size))
+}
+
+func mounted(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
+}
+
+// writeFiles writes projected files, refusing paths that leave dir.
+func writeFiles(dir string, ff *desired.FilesFrom) error {
+	names := make([]string, 0, len(ff.Files))
+	for n := range ff.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	mode := os.FileMode(ff.DefaultMode & 0o777)
+	if mode == 0 {
+		mode = 0o644
+	}
+	for _, n := range names {
+		if !filepath.IsLocal(n) {
+			return fmt.Errorf("file %q leaves the volume", n)
+		}
+		p := filepath.Join(dir, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, ff.Files[n], mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// volumeMounts are a container's mounts of the pod's volumes.
+func volumeMounts(c desired.Container, pod desired.PodSpec, paths map[string]string) (oci.SpecOpts, error) {
+	readOnly := map[string]bool{}
+	for _, v := range pod.Volumes {
+		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil || (v.Claim != nil && v.Claim.ReadOnly)
+	}
+	var mounts []specs.Mount
+	for _, m := range c.VolumeMounts {
+		src, ok := paths[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("no volume %q", m.Name)
+		}
+		if m.SubPath != "" {
+			if !filepath.IsLocal(m.SubPath) {
+				return nil, fmt.Errorf("subPath %q leaves volume %s", m.SubPath, m.Name)
+			}
+			src = filepath.Join(src, m.SubPath)
+		}
+		opts := []string{"rbind", "rw"}
+		if m.ReadOnly || readOnly[m.Name] {
+			opts[1] = "ro"
+		}
+		mounts = append(mounts, specs.Mount{Destination: m.MountPath, Type: "bind", Source: src, Options: opts})
+	}
+	return oci.WithMounts(mounts), nil
+}
+
+// removeVolumes unmounts and deletes a pod's own volumes (claims stay).
+func (r *Containerd) removeVolumes(replica string) error {
+	dir := filepath.Join(r.podDir(replica), "volumes")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if mounted(p) {
+			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmount %s: %w", p, err)
+			}
+		}
+	}
+	return os.RemoveAll(r.podDir(replica))
+}
+
+// Claims lists the PersistentVolumeClaims whose local volumes this node holds.
+func (r *Containerd) Claims() []string {
+	entries, _ := os.ReadDir(filepath.Join(r.dataDir, "claims"))
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

@@ -1,0 +1,119 @@
+package nodeagent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// inContainer is a path as the container with pid sees it.
+func inContainer(pid int, p string) string { return fmt.Sprintf("/proc/%d/root%s", pid, p) }
+
+func TestVolumes(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "motd"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt.SetHostPathAllow([]string{host})
+	pod := func(id string) protocol.ReplicaSpec {
+		s := podSpec(id, desired.Container{Name: "a", Image: testenv.HelloImage, VolumeMounts: []desired.VolumeMount{
+			{Name: "scratch", MountPath: "/scratch"},
+			{Name: "cfg", MountPath: "/etc/app"},
+			{Name: "sec", MountPath: "/etc/sec"},
+			{Name: "data", MountPath: "/data"},
+			{Name: "host", MountPath: "/host", ReadOnly: true},
+		}})
+		s.Pod.Volumes = []desired.Volume{
+			{Name: "scratch", EmptyDir: &desired.EmptyDir{}},
+			{Name: "cfg", ConfigMap: &desired.FilesFrom{Name: "cfg", DefaultMode: 0o644, Files: map[string][]byte{"app.conf": []byte("x=1")}}},
+			{Name: "sec", Secret: &desired.FilesFrom{Name: "sec", DefaultMode: 0o400, Files: map[string][]byte{"password": []byte("hunter2")}}},
+			{Name: "data", Claim: &desired.ClaimMount{Claim: "data"}},
+			{Name: "host", HostPath: host},
+		}
+		return s
+	}
+	p1 := pod("hello-vol-1")
+	if err := rt.Start(ctx, p1); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, p1.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, p1.ID)
+	pid := pids["a"]
+	read := func(p string) string {
+		b, err := os.ReadFile(inContainer(pid, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if read("/etc/app/app.conf") != "x=1" || read("/etc/sec/password") != "hunter2" || read("/host/motd") != "from the host" {
+		t.Fatal("volume contents")
+	}
+	// Secrets and config maps live on tmpfs, never on the node's disk.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(inContainer(pid, "/etc/sec"), &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("secret volume is not tmpfs: %x %v", fs.Type, err)
+	}
+	if info, err := os.Stat(inContainer(pid, "/etc/sec/password")); err != nil || info.Mode().Perm() != 0o400 {
+		t.Fatalf("secret file mode: %v %v", info.Mode(), err)
+	}
+	// Read-only mounts are read-only.
+	if err := os.WriteFile(inContainer(pid, "/etc/app/new"), []byte("x"), 0o644); err == nil {
+		t.Fatal("wrote into a configMap volume")
+	}
+	if err := os.WriteFile(inContainer(pid, "/host/new"), []byte("x"), 0o644); err == nil {
+		t.Fatal("wrote into a readOnly hostPath")
+	}
+	// Data written to the claim survives the pod.
+	if err := os.WriteFile(inContainer(pid, "/data/kept"), []byte("state"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inContainer(pid, "/scratch/gone"), []byte("tmp"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Stop(ctx, p1.ID, 5e9); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(rt.DataDir(), "pods", p1.ID)); !os.IsNotExist(err) {
+		t.Fatalf("pod volumes left behind: %v", err)
+	}
+	if got := rt.Claims(); len(got) != 1 || got[0] != "data" {
+		t.Fatalf("claims %v", got)
+	}
+	p2 := pod("hello-vol-2")
+	if err := rt.Start(ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, p2.ID, protocol.StateRunning)
+	pids, _ = rt.Debug(ctx, p2.ID)
+	pid = pids["a"]
+	if read("/data/kept") != "state" {
+		t.Fatal("claim data lost")
+	}
+	if _, err := os.Stat(inContainer(pid, "/scratch/gone")); !os.IsNotExist(err) {
+		t.Fatal("an emptyDir outlived its pod")
+	}
+
+	// A hostPath outside the allow-list is refused, and nothing is left.
+	bad := podSpec("hello-vol-3", desired.Container{Name: "a", Image: testenv.HelloImage,
+		VolumeMounts: []desired.VolumeMount{{Name: "etc", MountPath: "/x"}}})
+	bad.Pod.Volumes = []desired.Volume{{Name: "etc", HostPath: "/etc"}}
+	if err := rt.Start(ctx, bad); !errors.Is(err, nodeagent.ErrHostPathNotAllowed) {
+		t.Fatalf("hostPath /etc: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rt.DataDir(), "pods", bad.ID)); !os.IsNotExist(err) {
+		t.Fatal("refused pod left files")
+	}
+}
