@@ -120,6 +120,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to resync: %w", err)
 	}
 	defer func() { _ = rsub.Unsubscribe() }()
+	// After a cut, a full report at once: the reconciler may have declared
+	// this node lost and must see what still runs here.
+	prev := a.cfg.NATS.Opts.ReconnectedCB
+	a.cfg.NATS.SetReconnectHandler(func(nc *nats.Conn) {
+		log.Info().Msg("reconnected to nats: sending a full report")
+		select {
+		case resync <- struct{}{}:
+		default:
+		}
+		if prev != nil {
+			prev(nc)
+		}
+	})
 	log.Info().Msg("agent running")
 
 	changes := a.cfg.Runtime.Changes(ctx)

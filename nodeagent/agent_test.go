@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -285,5 +286,58 @@ func TestNewRejectsBadNodeName(t *testing.T) {
 		if _, err := New(Config{Node: name}); err == nil {
 			t.Errorf("node name %q accepted", name)
 		}
+	}
+}
+
+func TestAgentReportsAtOnceAfterReconnect(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	port := s.Addr().(*net.TCPAddr).Port
+	reconnect := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	agentNC, err := nats.Connect(s.ClientURL(), reconnect...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agentNC.Close()
+	watcher, err := nats.Connect(s.ClientURL(), reconnect...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	reports := make(chan struct{}, 100)
+	if _, err := watcher.Subscribe(protocol.ReportSubject("n1"), func(*nats.Msg) { reports <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := New(Config{Node: "n1", NATS: agentNC, Runtime: newFakeRuntime(), ReportInterval: time.Hour, HeartbeatInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.Run(ctx) }()
+	<-reports // the first report
+
+	// The server goes away and comes back on the same port.
+	s.Shutdown()
+	s.WaitForShutdown()
+	opts2 := *opts
+	opts2.Port = port
+	s2, err := server.NewServer(&opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s2.Start()
+	defer s2.Shutdown()
+	if !s2.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not restart")
+	}
+	select {
+	case <-reports:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report after the agent reconnected")
 	}
 }
