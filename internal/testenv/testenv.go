@@ -112,3 +112,73 @@ func ContainerdSocket(tb testing.TB) string {
 	c.Close()
 	return sock
 }
+
+// Containerd is a containerd daemon of a test's own, with its root, state
+// and socket in a temporary directory, so a test may kill and restart it.
+type Containerd struct {
+	Socket string
+	dir    string
+	cmd    *exec.Cmd
+	tb     testing.TB
+}
+
+// PrivateContainerd starts a containerd of the test's own (skipping, or
+// failing with BATON_E2E=1, when containerd is not installed).
+func PrivateContainerd(tb testing.TB) *Containerd {
+	ContainerdSocket(tb) // the same skip rules
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		tb.Skip("containerd binary not installed")
+	}
+	dir, err := os.MkdirTemp("", "ctrd-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Containerd{Socket: filepath.Join(dir, "c.sock"), dir: dir, tb: tb}
+	conf := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n",
+		filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Socket)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(conf), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	c.cmd = exec.Command(bin, "--config", filepath.Join(dir, "config.toml"))
+	c.Start()
+	tb.Cleanup(func() {
+		c.Kill()
+		// Shims outlive their daemon: end them and their containers.
+		_ = exec.Command("pkill", "-KILL", "-f", "containerd-shim.*-address "+c.Socket).Run()
+		time.Sleep(200 * time.Millisecond)
+		_ = exec.Command("sh", "-c", "grep ' "+dir+"' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l").Run()
+		_ = os.RemoveAll(dir)
+	})
+	return c
+}
+
+// Start (re)starts the daemon and waits until it answers.
+func (c *Containerd) Start() {
+	c.tb.Helper()
+	log, err := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	cmd := exec.Command(c.cmd.Path, c.cmd.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.tb.Fatal(err)
+	}
+	c.cmd = cmd
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cl, err := nodeagent.DialContainerd(context.Background(), c.Socket); err == nil {
+			cl.Close()
+			return
+		}
+	}
+	c.tb.Fatalf("private containerd did not start; see %s", log.Name())
+}
+
+// Kill ends the daemon with SIGKILL (its shims, and so the containers, live on).
+func (c *Containerd) Kill() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+		_, _ = c.cmd.Process.Wait()
+	}
+}
