@@ -54,6 +54,7 @@ type Containerd struct {
 	probers map[string]*prober // by container ID
 
 	hostPathAllow []string
+	images        ImageStore
 
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
@@ -287,18 +288,31 @@ func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Imag
 	if err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("image %s: %w", name, err)
 	}
+	// The cluster's image store (baton image push) comes before registries.
+	if !present && r.images != nil && policy != "Always" {
+		if err := r.fromStore(ctx, name); err == nil {
+			if img, err = r.client.GetImage(ctx, name); err != nil {
+				return nil, fmt.Errorf("image %s: %w", name, err)
+			}
+			present = true
+		}
+	}
 	switch {
 	case policy == "Never" && !present:
 		return nil, fmt.Errorf("%w: %s is not present on the node and imagePullPolicy is Never", ErrImageNotFound, name)
-	case policy == "Always" || !present && policy != "Never":
+	case policy == "Always" || !present:
 		pulled, perr := r.pull(ctx, name)
 		switch {
 		case perr == nil:
 			img = pulled
-		case !present:
-			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, perr)
-		default:
+		case present:
 			zerolog.Ctx(ctx).Warn().Err(perr).Str("image", name).Msg("pull failed; using the image present on the node")
+		case r.images != nil && r.fromStore(ctx, name) == nil:
+			if img, err = r.client.GetImage(ctx, name); err != nil {
+				return nil, fmt.Errorf("image %s: %w", name, err)
+			}
+		default:
+			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, perr)
 		}
 	}
 	ok, err := img.IsUnpacked(ctx, Snapshotter)

@@ -36,6 +36,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := nodeagent.ExistingImageStore(ctx, js, o.bucketReplicas); err != nil {
+		return err
+	}
 	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")}
 	if err := o.git.apply(&gcfg); err != nil {
 		return err
@@ -94,6 +97,9 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	}
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
+	if js, err := jetstream.New(nc); err == nil {
+		rt.SetImageStore(nodeagent.LazyImageStore{JS: js})
+	}
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,

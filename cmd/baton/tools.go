@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -22,7 +25,39 @@ func imageCmd() *cobra.Command {
 	}
 	imp.Flags().StringVar(&socket, "containerd", DefaultContainerdSocket, "containerd socket")
 	imp.Flags().StringVar(&namespace, "namespace", "baton", "containerd namespace of the node agent")
-	cmd.AddCommand(imp)
+	var natsURL string
+	push := &cobra.Command{
+		Use:   "push FILE...",
+		Short: "Share OCI image archives with every node through the NATS object store (no registry needed)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			nc, err := connectNATS(natsURL, "baton-image-push")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			store, err := nodeagent.ExistingImageStore(cmd.Context(), js, 1)
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				refs, err := store.Push(cmd.Context(), a)
+				if err != nil {
+					return err
+				}
+				for _, r := range refs {
+					fmt.Fprintf(cmd.OutOrStdout(), "pushed %s from %s\n", r, a)
+				}
+			}
+			return nil
+		},
+	}
+	push.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	cmd.AddCommand(imp, push)
 	return cmd
 }
 
