@@ -100,6 +100,18 @@ type k8sContainer struct {
 		Requests resourceList `json:"requests"`
 		Limits   resourceList `json:"limits"`
 	} `json:"resources"`
+	SecurityContext *struct {
+		RunAsUser                *int64 `json:"runAsUser"`
+		RunAsGroup               *int64 `json:"runAsGroup"`
+		RunAsNonRoot             bool   `json:"runAsNonRoot"`
+		ReadOnlyRootFilesystem   bool   `json:"readOnlyRootFilesystem"`
+		Privileged               bool   `json:"privileged"`
+		AllowPrivilegeEscalation *bool  `json:"allowPrivilegeEscalation"`
+		Capabilities             *struct {
+			Add  []string `json:"add"`
+			Drop []string `json:"drop"`
+		} `json:"capabilities"`
+	} `json:"securityContext"`
 	LivenessProbe  *k8sProbe        `json:"livenessProbe"`
 	ReadinessProbe *k8sProbe        `json:"readinessProbe"`
 	StartupProbe   *k8sProbe        `json:"startupProbe"`

@@ -265,6 +265,10 @@ func TestLoadBadInput(t *testing.T) {
 		{"deep nesting", map[string]string{"w.yaml": "a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"}, "nested more than 64 levels deep"},
 		{"duplicate across kinds", map[string]string{"a.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
 			"b.yaml": "apiVersion: baton.dev/v1\nkind: SealedSecret\nmetadata: {name: s}\nspec: {encryptedData: {}}\n"}, `SealedSecret "s" is already defined at a.yaml:1`},
+		{"runAsNonRoot without a user", map[string]string{"w.yaml": dep("          securityContext: {runAsNonRoot: true}\n")},
+			"securityContext.runAsNonRoot: needs a non-zero runAsUser"},
+		{"unknown capability shape", map[string]string{"w.yaml": dep("          securityContext: {capabilities: {add: [sys_admin]}}\n")},
+			"securityContext.capabilities.add[0]: invalid value"},
 		{"two volume sources", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, emptyDir: {}, hostPath: {path: /x}}]\n      containers:", 1)},
 			"a volume needs exactly one of"},
 	}

@@ -90,20 +90,34 @@ type PodSpec struct {
 
 // Container is one process image within a pod.
 type Container struct {
-	Name            string        `json:"name"`
-	Image           string        `json:"image"`
-	ImagePullPolicy string        `json:"imagePullPolicy,omitempty"`
-	Command         []string      `json:"command,omitempty"`
-	Args            []string      `json:"args,omitempty"`
-	WorkingDir      string        `json:"workingDir,omitempty"`
-	Env             []EnvVar      `json:"env,omitempty"`
-	EnvFrom         []EnvFrom     `json:"envFrom,omitempty"`
-	Ports           []Port        `json:"ports,omitempty"`
-	Resources       Resources     `json:"resources,omitzero"`
-	LivenessProbe   *Probe        `json:"livenessProbe,omitempty"`
-	ReadinessProbe  *Probe        `json:"readinessProbe,omitempty"`
-	StartupProbe    *Probe        `json:"startupProbe,omitempty"`
-	VolumeMounts    []VolumeMount `json:"volumeMounts,omitempty"`
+	Name            string           `json:"name"`
+	Image           string           `json:"image"`
+	ImagePullPolicy string           `json:"imagePullPolicy,omitempty"`
+	Command         []string         `json:"command,omitempty"`
+	Args            []string         `json:"args,omitempty"`
+	WorkingDir      string           `json:"workingDir,omitempty"`
+	Env             []EnvVar         `json:"env,omitempty"`
+	EnvFrom         []EnvFrom        `json:"envFrom,omitempty"`
+	Ports           []Port           `json:"ports,omitempty"`
+	Resources       Resources        `json:"resources,omitzero"`
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
+	LivenessProbe   *Probe           `json:"livenessProbe,omitempty"`
+	ReadinessProbe  *Probe           `json:"readinessProbe,omitempty"`
+	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
+	VolumeMounts    []VolumeMount    `json:"volumeMounts,omitempty"`
+}
+
+// SecurityContext restricts (or, with the node's permission, widens) what
+// a container may do.
+type SecurityContext struct {
+	RunAsUser                *int64   `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64   `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             bool     `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem   bool     `json:"readOnlyRootFilesystem,omitempty"`
+	Privileged               bool     `json:"privileged,omitempty"`
+	AllowPrivilegeEscalation bool     `json:"allowPrivilegeEscalation,omitempty"`
+	CapAdd                   []string `json:"capAdd,omitempty"`
+	CapDrop                  []string `json:"capDrop,omitempty"`
 }
 
 // EnvVar is one environment variable: a value, or a reference to a key of a

@@ -259,6 +259,20 @@ func (n *norm) container(f string, c k8sContainer) Container {
 		(l.MemoryBytes > 0 && out.Resources.Requests.MemoryBytes > l.MemoryBytes) {
 		n.fail(rf+".requests", "a request is above its limit")
 	}
+	if sc := c.SecurityContext; sc != nil {
+		out.SecurityContext = &SecurityContext{RunAsUser: sc.RunAsUser, RunAsGroup: sc.RunAsGroup, RunAsNonRoot: sc.RunAsNonRoot,
+			ReadOnlyRootFilesystem: sc.ReadOnlyRootFilesystem, Privileged: sc.Privileged,
+			AllowPrivilegeEscalation: sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation}
+		if sc.Capabilities != nil {
+			out.SecurityContext.CapAdd, out.SecurityContext.CapDrop = sc.Capabilities.Add, sc.Capabilities.Drop
+		}
+		if sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
+			n.fail(f+".securityContext.runAsNonRoot", "needs a non-zero runAsUser (Baton does not inspect the image's user)")
+		}
+		if sc.Privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
+			n.fail(f+".securityContext.allowPrivilegeEscalation", "cannot be false for a privileged container")
+		}
+	}
 	out.LivenessProbe = n.probe(f+".livenessProbe", c.LivenessProbe, portNames)
 	out.ReadinessProbe = n.probe(f+".readinessProbe", c.ReadinessProbe, portNames)
 	out.StartupProbe = n.probe(f+".startupProbe", c.StartupProbe, portNames)

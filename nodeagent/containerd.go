@@ -53,8 +53,9 @@ type Containerd struct {
 	probeMu sync.Mutex
 	probers map[string]*prober // by container ID
 
-	hostPathAllow []string
-	images        ImageStore
+	hostPathAllow   []string
+	images          ImageStore
+	allowPrivileged bool
 
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
@@ -91,6 +92,9 @@ func (r *Containerd) ctx(ctx context.Context) context.Context {
 
 // SetBackoff changes the restart back-off (tests use short ones).
 func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
+
+// SetAllowPrivileged lets pods run privileged containers on this node.
+func (r *Containerd) SetAllowPrivileged(ok bool) { r.allowPrivileged = ok }
 
 // DataDir is where the runtime keeps logs and network namespaces.
 func (r *Containerd) DataDir() string { return r.dataDir }
@@ -227,7 +231,11 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			return err
 		}
 		opts = append(opts, mounts)
-		opts = append(opts, secureDefaults()...)
+		sec, err := securityOpts(c.SecurityContext, r.allowPrivileged)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, sec...)
 		opts = append(opts, resourceLimits(c.Resources)...)
 		cont, err = r.client.NewContainer(ctx, id,
 			client.WithImage(img),

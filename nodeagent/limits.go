@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,11 +23,63 @@ const DefaultPidsLimit = 4096
 // cpuPeriod is the CFS period, in microseconds.
 const cpuPeriod = 100_000
 
-// secureDefaults are applied to every container: no new privileges and
-// containerd's default seccomp profile, on top of the default spec's
-// capability set (Docker's default list) and masked/read-only /proc paths.
-func secureDefaults() []oci.SpecOpts {
-	return []oci.SpecOpts{oci.WithNoNewPrivileges, seccomp.WithDefaultProfile()}
+// ErrPrivilegedNotAllowed refuses a privileged container on a node that
+// does not allow them.
+var ErrPrivilegedNotAllowed = errors.New("privileged containers are not allowed on this node")
+
+// securityOpts applies a container's securityContext on top of the secure
+// defaults every container gets: no new privileges (unless
+// allowPrivilegeEscalation) and containerd's default seccomp profile, on top
+// of the default spec's capability set (Docker's default list) and
+// masked/read-only /proc paths.
+func securityOpts(sc *desired.SecurityContext, allowPrivileged bool) ([]oci.SpecOpts, error) {
+	if sc == nil {
+		sc = &desired.SecurityContext{}
+	}
+	var opts []oci.SpecOpts
+	if sc.Privileged {
+		if !allowPrivileged {
+			return nil, ErrPrivilegedNotAllowed
+		}
+		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed)
+	} else {
+		opts = append(opts, seccomp.WithDefaultProfile())
+		if !sc.AllowPrivilegeEscalation {
+			opts = append(opts, oci.WithNoNewPrivileges)
+		}
+	}
+	caps := func(names []string) []string {
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			out = append(out, "CAP_"+strings.TrimPrefix(n, "CAP_"))
+		}
+		return out
+	}
+	for _, d := range sc.CapDrop {
+		if d == "ALL" {
+			opts = append(opts, oci.WithCapabilities(nil))
+		}
+	}
+	if len(sc.CapDrop) > 0 {
+		opts = append(opts, oci.WithDroppedCapabilities(caps(sc.CapDrop)))
+	}
+	if len(sc.CapAdd) > 0 {
+		opts = append(opts, oci.WithAddedCapabilities(caps(sc.CapAdd)))
+	}
+	if sc.RunAsUser != nil || sc.RunAsGroup != nil {
+		var uid, gid int64
+		if sc.RunAsUser != nil {
+			uid = *sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = *sc.RunAsGroup
+		}
+		opts = append(opts, oci.WithUIDGID(uint32(uid), uint32(gid)))
+	}
+	if sc.ReadOnlyRootFilesystem {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	return opts, nil
 }
 
 // resourceLimits turns requests and limits into cgroup settings: the memory

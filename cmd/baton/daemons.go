@@ -81,6 +81,7 @@ func agentCmd() *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
 	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
 	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
+	f.BoolVar(&ao.privileged, "allow-privileged", false, "let pods run privileged containers on this node")
 	f.StringArrayVar(&ao.hostPaths, "host-path-allow", nil, "host directory that pods may mount with hostPath (repeatable; none by default)")
 	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs and network namespaces")
 	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")

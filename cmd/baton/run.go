@@ -82,6 +82,7 @@ type agentOptions struct {
 	stopGrace  time.Duration
 	pollPeriod time.Duration
 	hostPaths  []string // hostPath volumes allowed
+	privileged bool     // privileged containers allowed
 }
 
 // runAgent runs a node agent on containerd until ctx ends.
@@ -97,6 +98,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	}
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
+	rt.SetAllowPrivileged(o.privileged)
 	if js, err := jetstream.New(nc); err == nil {
 		rt.SetImageStore(nodeagent.LazyImageStore{JS: js})
 	}
