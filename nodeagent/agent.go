@@ -31,7 +31,7 @@ type Config struct {
 	Version string
 	// HeartbeatInterval (default 2s), ReportInterval: the longest time between
 	// two reports (default 10s), PollInterval: how often the runtime is read
-	// for changes that no event announced (default 1s).
+	// for changes that no event announced (default 5s).
 	HeartbeatInterval time.Duration
 	ReportInterval    time.Duration
 	PollInterval      time.Duration
@@ -49,7 +49,7 @@ func (c *Config) defaults() {
 		c.ReportInterval = 10 * time.Second
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = 5 * time.Second
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 30 * time.Second

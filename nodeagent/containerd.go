@@ -35,6 +35,8 @@ const (
 	LabelSpecHash  = "baton.spec-hash"
 	LabelContainer = "baton.container"
 	LabelNetNS     = "baton.netns"
+	// LabelGrace is the pod's terminationGracePeriodSeconds.
+	LabelGrace = "baton.grace-seconds"
 )
 
 // Snapshotter is the containerd snapshotter Baton unpacks images into.
@@ -56,6 +58,7 @@ type Containerd struct {
 	hostPathAllow   []string
 	images          ImageStore
 	allowPrivileged bool
+	changed         chan struct{} // container exits and readiness flips
 
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
@@ -83,7 +86,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, changed: make(chan struct{}, 1), pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -95,6 +98,9 @@ func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
 
 // SetAllowPrivileged lets pods run privileged containers on this node.
 func (r *Containerd) SetAllowPrivileged(ok bool) { r.allowPrivileged = ok }
+
+// Namespace is the containerd namespace of the runtime.
+func (r *Containerd) Namespace() string { return r.namespace }
 
 // DataDir is where the runtime keeps logs and network namespaces.
 func (r *Containerd) DataDir() string { return r.dataDir }
@@ -244,7 +250,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			client.WithContainerLabels(map[string]string{
 				LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
 				LabelContainer: c.Name, LabelNetNS: nsPath, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
-				LabelProbes: probesLabel(c),
+				LabelProbes: probesLabel(c), LabelGrace: strconv.Itoa(spec.Pod.TerminationGracePeriodSeconds),
 			}),
 			client.WithNewSpec(opts...))
 		if err != nil {
@@ -374,10 +380,15 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	var wg sync.WaitGroup
 	errs := make([]error, len(cs))
 	for i, c := range cs {
+		// The pod's own grace period wins over the agent's default.
+		g := grace
+		if s, err := strconv.Atoi(c.labels[LabelGrace]); err == nil && s > 0 && grace > 0 {
+			g = time.Duration(s) * time.Second
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.stopContainer(ctx, c.c, grace)
+			errs[i] = r.stopContainer(ctx, c.c, g)
 		}()
 	}
 	wg.Wait()
@@ -585,11 +596,11 @@ func containerState(ctx context.Context, c client.Container) (protocol.ReplicaSt
 	}
 }
 
-// Changes implements Runtime: it follows containerd's task exit events.
+// Changes implements Runtime: containerd's task exit events, and readiness
+// changes found by the probers. The channel is never closed.
 func (r *Containerd) Changes(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
+	out := r.changed
 	go func() {
-		defer close(out)
 		filter := fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, r.namespace)
 		for ctx.Err() == nil {
 			evs, errs := r.client.Subscribe(ctx, filter)

@@ -27,8 +27,11 @@ import (
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
+// nsOf is the containerd namespace of a runtime made by newRuntime.
+func nsOf(rt *nodeagent.Containerd) string { return rt.Namespace() }
+
 // newRuntime returns a Containerd runtime in a fresh namespace holding the hello image.
-func newRuntime(t *testing.T) *nodeagent.Containerd {
+func newRuntime(t testing.TB) *nodeagent.Containerd {
 	sock := testenv.ContainerdSocket(t)
 	archive := testenv.HelloArchive(t)
 	ctx := context.Background()
@@ -423,5 +426,24 @@ func TestContainerdUsage(t *testing.T) {
 	}
 	if u.MemoryBytes < 48<<20 || u.MemoryBytes > 128<<20 {
 		t.Errorf("memory %d bytes, want about 48 MiB", u.MemoryBytes)
+	}
+}
+
+func TestContainerdGracePeriod(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	spec := podSpec("hello-grace-1", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-ignore-term"}})
+	spec.Pod.TerminationGracePeriodSeconds = 1
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	start := time.Now()
+	if err := rt.Stop(ctx, spec.ID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// SIGTERM is ignored: SIGKILL after the pod's 1 s, not the agent's 30 s.
+	if d := time.Since(start); d < 900*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("stop took %s, want about 1s", d)
 	}
 }

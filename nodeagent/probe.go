@@ -51,6 +51,7 @@ func probesLabel(c desired.Container) string {
 type prober struct {
 	cancel context.CancelFunc
 	pid    uint32 // the task it probes: a restarted task gets a new prober
+	notify func() // readiness or start state changed
 
 	mu      sync.Mutex
 	started bool // the startup probe passed (or there is none)
@@ -229,6 +230,7 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	p.started = true
 	p.ready = spec.Readiness == nil
 	p.mu.Unlock()
+	p.notify()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -245,12 +247,17 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 		defer wg.Done()
 		loop(spec.Readiness, func(ok bool, s, f int) bool {
 			p.mu.Lock()
-			defer p.mu.Unlock()
+			was := p.ready
 			if ok && s >= spec.Readiness.SuccessThreshold {
 				p.ready = true
 			}
 			if !ok && f >= spec.Readiness.FailureThreshold {
 				p.ready = false
+			}
+			changed := was != p.ready
+			p.mu.Unlock()
+			if changed {
+				p.notify()
 			}
 			return true
 		})
@@ -298,7 +305,7 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled) map[string]b
 		}
 		if !ok {
 			pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			p = &prober{cancel: cancel, pid: t.Pid()}
+			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange}
 			r.probers[c.c.ID()] = p
 			go p.run(pctx, c.c.ID(), spec, c.labels[LabelNetNS], t)
 		}
@@ -322,5 +329,12 @@ func (r *Containerd) StopProbes() {
 	for cid, p := range r.probers {
 		p.cancel()
 		delete(r.probers, cid)
+	}
+}
+
+func (r *Containerd) notifyChange() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
 	}
 }

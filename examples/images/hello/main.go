@@ -24,7 +24,14 @@ func main() {
 	allocMB := flag.Int("alloc-mb", 0, "allocate and touch this many MiB at start (to test memory limits)")
 	tick := flag.Duration("tick", 0, "print a numbered line at this interval (to test logs)")
 	burn := flag.Bool("burn", false, "keep one CPU busy (to test CPU limits and usage)")
+	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test grace periods)")
 	flag.Parse()
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+		for { // serve nothing; only SIGKILL ends it
+			time.Sleep(time.Hour)
+		}
+	}
 	if *burn {
 		go func() {
 			for n := 0; ; n++ {

@@ -1,0 +1,127 @@
+package nodeagent_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Figures for docs/benchmarks.md (real containerd, image present):
+//
+//	BATON_E2E=1 go test -run '^$' -bench 'PodStart|CtrRun|AgentIdle' -benchtime 10x ./nodeagent
+
+func benchPod(id string, n int) protocol.ReplicaSpec {
+	var cs []desired.Container
+	for i := range n {
+		cs = append(cs, desired.Container{Name: fmt.Sprintf("c%d", i), Image: testenv.HelloImage,
+			Args:           []string{"-listen", fmt.Sprintf(":%d", 8080+i)},
+			ReadinessProbe: &desired.Probe{TCPSocket: &desired.TCPSocket{Port: fmt.Sprint(8080 + i)}, PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}})
+	}
+	return podSpec(id, cs...)
+}
+
+// BenchmarkPodStart: Start (the agent's work for a start command) until
+// every container is RUNNING, and until the pod is ready.
+func BenchmarkPodStart(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			rt := newRuntime(b)
+			defer rt.StopProbes()
+			ctx := context.Background()
+			var toRunning, toReady time.Duration
+			for i := range b.N {
+				spec := benchPod(fmt.Sprintf("bench-%d-%d", n, i), n)
+				start := time.Now()
+				if err := rt.Start(ctx, spec); err != nil {
+					b.Fatal(err)
+				}
+				running := false
+				for {
+					reps, err := rt.List(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(reps) == 1 && reps[0].State == protocol.StateRunning && !running {
+						running, toRunning = true, toRunning+time.Since(start)
+					}
+					if len(reps) == 1 && reps[0].Ready {
+						toReady += time.Since(start)
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				b.StopTimer()
+				if err := rt.Stop(ctx, spec.ID, time.Second); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(toRunning.Milliseconds())/float64(b.N), "ms-to-running")
+			b.ReportMetric(float64(toReady.Milliseconds())/float64(b.N), "ms-to-ready")
+		})
+	}
+}
+
+// BenchmarkCtrRun: `ctr run -d` of the same image, for comparison.
+func BenchmarkCtrRun(b *testing.B) {
+	rt := newRuntime(b)
+	_ = rt
+	sock := testenv.ContainerdSocket(b)
+	ns := nsOf(rt)
+	for i := range b.N {
+		id := fmt.Sprintf("ctr-bench-%d", i)
+		if out, err := exec.Command("ctr", "-a", sock, "-n", ns, "run", "-d", testenv.HelloImage, id).CombinedOutput(); err != nil {
+			b.Fatalf("ctr run: %v: %s", err, out)
+		}
+		b.StopTimer()
+		_ = exec.Command("ctr", "-a", sock, "-n", ns, "task", "kill", "-s", "SIGKILL", id).Run()
+		time.Sleep(100 * time.Millisecond)
+		_ = exec.Command("ctr", "-a", sock, "-n", ns, "task", "rm", "-f", id).Run()
+		_ = exec.Command("ctr", "-a", sock, "-n", ns, "container", "rm", id).Run()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkAgentIdle: the agent's CPU and memory over 20 s with 50 pods
+// running and nothing to do (reports, heartbeats, supervision, probes, usage).
+func BenchmarkAgentIdle(b *testing.B) {
+	rt := newRuntime(b)
+	defer rt.StopProbes()
+	ctx := context.Background()
+	for i := range 50 {
+		if err := rt.Start(ctx, benchPod(fmt.Sprintf("idle-%d", i), 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	nc := testenv.NATS(b)
+	a, err := nodeagent.New(nodeagent.Config{Node: "idle", NATS: nc, Runtime: rt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = a.Run(actx) }()
+	time.Sleep(5 * time.Second) // settle: probes ready, first usage samples
+	for b.Loop() {
+		runtime.GC()
+		var before, after syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+		time.Sleep(20 * time.Second)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(cpu.Milliseconds())/20, "cpu-ms/s")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(after.Maxrss)/1024, "maxrss-MiB")
+	}
+}
