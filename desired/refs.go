@@ -205,7 +205,10 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 		c.Env, c.EnvFrom = env, nil
 		out.Containers[i] = c
 	}
-	out.Volumes = make([]Volume, len(p.Volumes))
+	out.Volumes = nil
+	if len(p.Volumes) > 0 {
+		out.Volumes = make([]Volume, len(p.Volumes))
+	}
 	for i, v := range p.Volumes {
 		project := func(ff *FilesFrom, data map[string][]byte) *FilesFrom {
 			cp := *ff
