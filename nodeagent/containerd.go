@@ -60,6 +60,9 @@ type Containerd struct {
 	allowPrivileged bool
 	changed         chan struct{} // container exits and readiness flips
 
+	stopMu   sync.Mutex
+	stopping map[string]int // replicas being stopped: Supervise leaves them alone
+
 	pulls chan struct{} // at most cap(pulls) pulls at once
 }
 
@@ -86,7 +89,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, changed: make(chan struct{}, 1), pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, changed: make(chan struct{}, 1), stopping: map[string]int{}, pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -372,6 +375,7 @@ func (r *Containerd) list(ctx context.Context, filter string) ([]labeled, error)
 
 // Stop implements Runtime.
 func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+	defer r.markStopping(id)()
 	ctx = r.ctx(ctx)
 	cs, err := r.containersOf(ctx, id)
 	if err != nil {

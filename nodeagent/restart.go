@@ -69,8 +69,8 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 	}
 	for _, c := range cs {
 		policy := c.labels[LabelRestartPolicy]
-		if policy == "" {
-			continue
+		if policy == "" || r.isStopping(c.labels[LabelReplica]) {
+			continue // a replica being stopped is not restarted
 		}
 		task, err := c.c.Task(ctx, nil)
 		if err != nil {
@@ -119,7 +119,16 @@ func (r *Containerd) restart(ctx context.Context, c labeled, old client.Task) er
 	if _, err := old.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete exited task: %w", err)
 	}
-	task, err := c.c.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", c.c.ID()+".log")))
+	// The shim of the old task may still be cleaning up its bundle: retry.
+	var task client.Task
+	var err error
+	for attempt := 0; ; attempt++ {
+		task, err = c.c.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", c.c.ID()+".log")))
+		if err == nil || attempt == 10 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
@@ -128,4 +137,24 @@ func (r *Containerd) restart(ctx context.Context, c labeled, old client.Task) er
 		return fmt.Errorf("start task: %w", err)
 	}
 	return nil
+}
+
+// markStopping records that a replica is being stopped, until done is called.
+func (r *Containerd) markStopping(id string) (done func()) {
+	r.stopMu.Lock()
+	r.stopping[id]++
+	r.stopMu.Unlock()
+	return func() {
+		r.stopMu.Lock()
+		if r.stopping[id]--; r.stopping[id] <= 0 {
+			delete(r.stopping, id)
+		}
+		r.stopMu.Unlock()
+	}
+}
+
+func (r *Containerd) isStopping(id string) bool {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	return r.stopping[id] > 0
 }
