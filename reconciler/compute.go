@@ -259,18 +259,22 @@ func stop(r replica, reason string) Action {
 	return Action{Type: Stop, Node: r.node, Workload: r.Workload, ReplicaID: r.ID, Reason: reason}
 }
 
-// sortForStop orders replicas best-to-stop first: not running, then not
-// assigned by this reconciler (superseded), then on the node holding the most
-// replicas of the workload, then the newest.
+// sortForStop orders replicas best-to-stop first: not assigned by this
+// reconciler (superseded, e.g. on a node that came back after its replicas
+// were placed elsewhere) before assigned ones, and within each, not running
+// before running; then on the node holding the most replicas of the
+// workload; then the newest. Superseded go first even when a replacement is
+// still starting: the replacement was placed on purpose.
 func sortForStop(rs []replica, perNode map[string]int) {
 	rank := func(r replica) int {
-		if r.State != protocol.StateRunning {
-			return 0
+		n := 0
+		if r.assigned {
+			n += 2
 		}
-		if !r.assigned {
-			return 1
+		if r.State == protocol.StateRunning {
+			n++
 		}
-		return 2
+		return n
 	}
 	sort.SliceStable(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]

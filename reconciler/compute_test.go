@@ -212,6 +212,14 @@ func TestCompute(t *testing.T) {
 			want: []string{"stop old@n1"},
 		},
 		{
+			name: "a node that comes back while replacements start: the superseded go",
+			in: Input{Desired: state(workload("web", 2, "web:1")), Nodes: nodes(
+				node("n1", rep("old1", web, R, 2*time.Hour), rep("old2", web, R, 2*time.Hour)),
+				node("n2", rep("new1", web, C, time.Second), rep("new2", web, R, time.Second))),
+				Assignments: assignments(assigned("new1", web, "n2", time.Second), assigned("new2", web, "n2", time.Second))},
+			want: []string{"stop old1@n1", "stop old2@n1"},
+		},
+		{
 			name: "a removed workload is stopped",
 			in: Input{Desired: state(db), Nodes: nodes(node("n1",
 				rep("a", web, R, time.Hour), rep("d", db, R, time.Hour)))},
