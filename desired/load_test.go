@@ -22,8 +22,14 @@ func TestLoadGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := json.MarshalIndent(st, "", "  ")
-	golden := filepath.Join("testdata", "valid", "golden.json")
+	checkGolden(t, filepath.Join("testdata", "valid", "golden.json"), st)
+}
+
+// checkGolden compares v, as indented JSON, with a golden file (go test
+// -update rewrites it) and returns the JSON.
+func checkGolden(t *testing.T, golden string, v any) []byte {
+	t.Helper()
+	got, _ := json.MarshalIndent(v, "", "  ")
 	if *update {
 		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
 			t.Fatal(err)
@@ -34,8 +40,9 @@ func TestLoadGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
-		t.Fatalf("rendered state differs from %s (go test -update to accept):\n%s", golden, got)
+		t.Fatalf("%s differs (go test -update to accept):\n%s", golden, got)
 	}
+	return got
 }
 
 const base = `apiVersion: apps/v1

@@ -476,6 +476,8 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		return nil, err
 	}
 	byID := map[string]*protocol.Replica{}
+	// The tasks of running containers, read once here for readiness and usage.
+	running := map[string]client.Task{}
 	for _, c := range cs {
 		id := c.labels[LabelReplica]
 		rep, ok := byID[id]
@@ -487,7 +489,10 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		if c.created.Before(rep.StartedAt) {
 			rep.StartedAt = c.created.UTC()
 		}
-		state, code, msg := containerState(ctx, c.c)
+		state, code, msg, task := containerState(ctx, c.c)
+		if state == protocol.StateRunning {
+			running[c.c.ID()] = task
+		}
 		restarts, _ := strconv.Atoi(c.labels[LabelRestarts])
 		rep.Restarts += restarts
 		if state == protocol.StateExited && c.labels[LabelRestartPolicy] != "" {
@@ -509,7 +514,7 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	}
 	// Readiness: every container running and, where it has probes, started
 	// and ready.
-	ready := r.syncProbers(ctx, cs)
+	ready := r.syncProbers(ctx, cs, running)
 	for id, rep := range byID {
 		rep.Ready = rep.State == protocol.StateRunning && ready[id]
 	}
@@ -521,11 +526,8 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	for _, c := range cs {
 		id := c.labels[LabelReplica]
 		keep[id] = true
-		if byID[id].State != protocol.StateRunning || !r.usage.due(id, now) {
-			continue
-		}
-		t, err := c.c.Task(ctx, nil)
-		if err != nil {
+		t, ok := running[c.c.ID()]
+		if !ok || byID[id].State != protocol.StateRunning || !r.usage.due(id, now) {
 			continue
 		}
 		if cpu, mem, ok := containerUsage(ctx, t); ok {
@@ -573,30 +575,32 @@ func restartPolicy(p string) string {
 	return p
 }
 
-func containerState(ctx context.Context, c client.Container) (protocol.ReplicaState, int, string) {
+// containerState reads a container's task: its state, exit code, a message,
+// and the task itself when there is one.
+func containerState(ctx context.Context, c client.Container) (protocol.ReplicaState, int, string, client.Task) {
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return protocol.StateExited, -1, "no task"
+		return protocol.StateExited, -1, "no task", nil
 	}
 	if err != nil {
-		return protocol.StateFailed, -1, err.Error()
+		return protocol.StateFailed, -1, err.Error(), nil
 	}
 	st, err := task.Status(ctx)
 	if err != nil {
-		return protocol.StateFailed, -1, err.Error()
+		return protocol.StateFailed, -1, err.Error(), task
 	}
 	switch st.Status {
 	case client.Running, client.Paused, client.Pausing:
-		return protocol.StateRunning, 0, "running"
+		return protocol.StateRunning, 0, "running", task
 	case client.Created:
-		return protocol.StateCreating, 0, "created"
+		return protocol.StateCreating, 0, "created", task
 	case client.Stopped:
 		if oomKilled(ctx, c) {
-			return protocol.StateExited, int(st.ExitStatus), "OOMKilled: out of memory (exit code 137)"
+			return protocol.StateExited, int(st.ExitStatus), "OOMKilled: out of memory (exit code 137)", task
 		}
-		return protocol.StateExited, int(st.ExitStatus), fmt.Sprintf("exited with code %d", st.ExitStatus)
+		return protocol.StateExited, int(st.ExitStatus), fmt.Sprintf("exited with code %d", st.ExitStatus), task
 	default:
-		return protocol.StateFailed, -1, "unknown task status " + string(st.Status)
+		return protocol.StateFailed, -1, "unknown task status " + string(st.Status), task
 	}
 }
 

@@ -266,9 +266,10 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 }
 
 // syncProbers starts a prober for each running container with probes and
-// stops those whose task is gone or replaced. It returns, per replica,
-// whether all its containers are ready.
-func (r *Containerd) syncProbers(ctx context.Context, cs []labeled) map[string]bool {
+// stops those whose task is gone or replaced; running holds the tasks of the
+// running containers, by container ID. It returns, per replica, whether all
+// its containers are ready.
+func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[string]client.Task) map[string]bool {
 	r.probeMu.Lock()
 	defer r.probeMu.Unlock()
 	ready := map[string]bool{}
@@ -278,14 +279,8 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled) map[string]b
 		if _, ok := ready[id]; !ok {
 			ready[id] = true
 		}
-		t, err := c.c.Task(ctx, nil)
-		running := false
-		if err == nil {
-			if st, err := t.Status(ctx); err == nil && st.Status == client.Running {
-				running = true
-			}
-		}
-		if !running {
+		t, ok := running[c.c.ID()]
+		if !ok {
 			ready[id] = false
 			continue
 		}
