@@ -24,11 +24,12 @@ $(BUILD)/hello.oci.tar: examples/images/hello/main.go internal/ociarchive/ociarc
 	CGO_ENABLED=0 $(GO) build -o $(BUILD)/hello ./examples/images/hello
 	$(GO) run ./cmd/baton-mkimage -ref baton.local/hello:v1 -bin $(BUILD)/hello -o $@
 
-# containerd and runc from Debian's packages, when missing.
+# containerd, runc, the CNI plugins and iptables from Debian's packages, when missing.
 deps:
-	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v git >/dev/null; then \
-		echo "installing containerd, runc and git"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git; \
+	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v git >/dev/null \
+		|| ! command -v iptables >/dev/null || ! { [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; }; then \
+		echo "installing containerd, runc, git, containernetworking-plugins and iptables"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git containernetworking-plugins iptables; \
 	fi
 
 # Start the system containerd in the background when it is not answering.

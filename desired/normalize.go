@@ -94,6 +94,14 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 			}
 		}
 		for j, pt := range nc.Ports {
+			if s.HostNetwork && pt.HostPort != 0 && pt.HostPort != pt.ContainerPort {
+				n.fail(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "with hostNetwork, hostPort must equal containerPort (%d)", pt.ContainerPort)
+			}
+			if s.HostNetwork {
+				// As in Kubernetes: a hostNetwork pod's ports are the host's.
+				pt.HostPort = pt.ContainerPort
+				nc.Ports[j].HostPort = pt.ContainerPort
+			}
 			if pt.HostPort == 0 {
 				continue
 			}

@@ -264,14 +264,6 @@ func unenforced(st *State) []string {
 		if len(p.NodeSelector) > 0 || len(p.TopologySpread) > 0 || len(p.AntiAffinity) > 0 {
 			fields = append(fields, "placement constraints")
 		}
-		for _, c := range p.Containers {
-			if len(c.Ports) > 0 {
-				fields = append(fields, "ports")
-			}
-			if c.WorkingDir != "" {
-				fields = append(fields, "workingDir")
-			}
-		}
 		if wl.Strategy.Type == "Recreate" || wl.MinReadySeconds > 0 {
 			fields = append(fields, "rollout strategy")
 		}

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,11 @@ const (
 	LabelSpecHash  = "baton.spec-hash"
 	LabelContainer = "baton.container"
 	LabelNetNS     = "baton.netns"
+	// LabelPodIP is the pod's address; LabelPorts its published host ports
+	// (JSON); LabelHostNetwork marks hostNetwork pods.
+	LabelPodIP       = "baton.pod-ip"
+	LabelPorts       = "baton.ports"
+	LabelHostNetwork = "baton.host-network"
 	// LabelGrace is the pod's terminationGracePeriodSeconds.
 	LabelGrace = "baton.grace-seconds"
 )
@@ -64,6 +70,10 @@ type Containerd struct {
 	stopping map[string]int // replicas being stopped: Supervise leaves them alone
 
 	pulls chan struct{} // at most cap(pulls) pulls at once
+
+	network Network // nil: pods get a loopback-only network namespace
+	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
+	portMu  sync.Mutex
 }
 
 // DialContainerd connects to the containerd socket and checks that it answers.
@@ -101,6 +111,10 @@ func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
 
 // SetAllowPrivileged lets pods run privileged containers on this node.
 func (r *Containerd) SetAllowPrivileged(ok bool) { r.allowPrivileged = ok }
+
+// SetNetwork attaches pods to n. hostNS is the network namespace that plays
+// the host for hostNetwork pods ("" for the agent's own).
+func (r *Containerd) SetNetwork(n Network, hostNS string) { r.network, r.hostNS = n, hostNS }
 
 // Namespace is the containerd namespace of the runtime.
 func (r *Containerd) Namespace() string { return r.namespace }
@@ -147,27 +161,45 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			}
 		}
 	}()
-	nsPath := ""
+	net := podNet{ports: protocol.HostPorts(spec.Pod), host: spec.Pod.HostNetwork}
 	for _, c := range existing {
 		if p := c.labels[LabelNetNS]; p != "" {
-			nsPath = p
+			net.nsPath, net.ip = p, c.labels[LabelPodIP]
 		}
 	}
-	if nsPath == "" && !spec.Pod.HostNetwork {
+	if len(existing) == 0 && len(net.ports) > 0 {
+		r.portMu.Lock()
+		defer r.portMu.Unlock()
+		if err := r.checkHostPorts(ctx, spec.ID, net.ports); err != nil {
+			return err
+		}
+	}
+	if net.nsPath == "" && !net.host {
 		ns, err := netns.NewNetNS(filepath.Join(r.dataDir, "netns"))
 		if err != nil {
 			return fmt.Errorf("create network namespace: %w", err)
 		}
-		nsPath = ns.GetPath()
+		net.nsPath = ns.GetPath()
+		attached := false
 		defer func() {
 			// Stop finds a pod's namespace through its containers' labels:
-			// remove it here when no container was made.
+			// undo here what no container records.
 			if retErr != nil {
+				if attached {
+					_ = r.network.Detach(context.WithoutCancel(ctx), spec.ID, net.nsPath, net.ports)
+				}
 				_ = ns.Remove()
 			}
 		}()
 		if err := ns.Do(loopbackUp); err != nil {
 			return fmt.Errorf("bring up loopback: %w", err)
+		}
+		if r.network != nil {
+			ip, err := r.network.Attach(ctx, spec.ID, net.nsPath, net.ports)
+			if err != nil {
+				return err
+			}
+			attached, net.ip = true, ip
 		}
 	}
 	volumes, err := r.prepareVolumes(spec)
@@ -175,7 +207,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 		return fmt.Errorf("volumes of replica %s: %w", spec.ID, err)
 	}
 	for _, c := range spec.Pod.Containers {
-		if err := r.startContainer(ctx, spec, c.Name, nsPath, volumes); err != nil {
+		if err := r.startContainer(ctx, spec, c.Name, net, volumes); err != nil {
 			return fmt.Errorf("start container %s of replica %s: %w", c.Name, spec.ID, err)
 		}
 	}
@@ -199,7 +231,60 @@ func loopbackUp(cnins.NetNS) error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name, nsPath string, volumes map[string]string) error {
+// podNet is a pod's network: its namespace (none with hostNetwork), address
+// and published ports.
+type podNet struct {
+	nsPath string
+	ip     string
+	host   bool
+	ports  []protocol.PortBinding
+}
+
+func (n podNet) labels() map[string]string {
+	l := map[string]string{LabelNetNS: n.nsPath}
+	if n.ip != "" {
+		l[LabelPodIP] = n.ip
+	}
+	if n.host {
+		l[LabelHostNetwork] = "true"
+	}
+	if len(n.ports) > 0 {
+		b, _ := json.Marshal(n.ports)
+		l[LabelPorts] = string(b)
+	}
+	return l
+}
+
+func portsOf(labels map[string]string) []protocol.PortBinding {
+	var ports []protocol.PortBinding
+	if s := labels[LabelPorts]; s != "" {
+		_ = json.Unmarshal([]byte(s), &ports)
+	}
+	return ports
+}
+
+// checkHostPorts refuses host ports that another pod of the node publishes.
+func (r *Containerd) checkHostPorts(ctx context.Context, replica string, ports []protocol.PortBinding) error {
+	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelPorts))
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.labels[LabelReplica] == replica {
+			continue
+		}
+		for _, used := range portsOf(c.labels) {
+			for _, p := range ports {
+				if p.HostPort == used.HostPort && protocolName(p.Protocol) == protocolName(used.Protocol) {
+					return fmt.Errorf("%w: %s/%d is published by replica %s", ErrHostPortInUse, p.Protocol, p.HostPort, c.labels[LabelReplica])
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name string, net podNet, volumes map[string]string) error {
 	var c = spec.Pod.Containers[0]
 	for _, cc := range spec.Pod.Containers {
 		if cc.Name == name {
@@ -225,15 +310,26 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			env = append(env, e.Name+"="+e.Value)
 		}
 		opts = append(opts, oci.WithEnv(env))
-		if spec.Pod.HostNetwork {
+		if c.WorkingDir != "" {
+			opts = append(opts, oci.WithProcessCwd(c.WorkingDir))
+		}
+		switch {
+		case net.host && r.hostNS != "":
+			host, _ := os.Hostname()
+			opts = append(opts, oci.WithHostname(host), oci.WithHostHostsFile, oci.WithHostResolvconf,
+				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: r.hostNS}))
+		case net.host:
 			// The node's network, as Kubernetes' hostNetwork: its interfaces,
 			// hostname, /etc/hosts and resolv.conf.
 			host, _ := os.Hostname()
 			opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostname(host),
 				oci.WithHostHostsFile, oci.WithHostResolvconf)
-		} else {
+		default:
+			if _, err := os.Stat("/etc/resolv.conf"); err == nil && r.network != nil {
+				opts = append(opts, oci.WithHostResolvconf)
+			}
 			opts = append(opts, oci.WithHostname(spec.ID),
-				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}))
+				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: net.nsPath}))
 		}
 		mounts, err := volumeMounts(c, spec.Pod, volumes)
 		if err != nil {
@@ -246,15 +342,19 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		}
 		opts = append(opts, sec...)
 		opts = append(opts, resourceLimits(c.Resources)...)
+		labels := net.labels()
+		for k, v := range map[string]string{
+			LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
+			LabelContainer: c.Name, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
+			LabelProbes: probesLabel(c), LabelGrace: strconv.Itoa(spec.Pod.TerminationGracePeriodSeconds),
+		} {
+			labels[k] = v
+		}
 		cont, err = r.client.NewContainer(ctx, id,
 			client.WithImage(img),
 			client.WithSnapshotter(Snapshotter),
 			client.WithNewSnapshot(id, img),
-			client.WithContainerLabels(map[string]string{
-				LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
-				LabelContainer: c.Name, LabelNetNS: nsPath, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
-				LabelProbes: probesLabel(c), LabelGrace: strconv.Itoa(spec.Pod.TerminationGracePeriodSeconds),
-			}),
+			client.WithContainerLabels(labels),
 			client.WithNewSpec(opts...))
 		if err != nil {
 			return fmt.Errorf("create container: %w", err)
@@ -399,11 +499,24 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop replica %s: %w", id, err)
 	}
+	// The network goes before the containers: their labels are the record of
+	// it, so a failed detach is retried by the next stop.
 	for _, c := range cs {
 		if p := c.labels[LabelNetNS]; p != "" {
+			if r.network != nil && c.labels[LabelPodIP] != "" {
+				if err := r.network.Detach(ctx, id, p, portsOf(c.labels)); err != nil {
+					return fmt.Errorf("stop replica %s: %w", id, err)
+				}
+			}
 			if err := netns.LoadNetNS(p).Remove(); err != nil {
 				return fmt.Errorf("stop replica %s: remove network namespace: %w", id, err)
 			}
+			break
+		}
+	}
+	for _, c := range cs {
+		if err := c.c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("stop replica %s: delete container %s: %w", id, c.c.ID(), err)
 		}
 		_ = os.Remove(filepath.Join(r.dataDir, "logs", c.c.ID()+".log"))
 		_ = os.Remove(filepath.Join(r.dataDir, "logs", c.c.ID()+".log.1"))
@@ -425,9 +538,6 @@ func (r *Containerd) stopContainer(ctx context.Context, c client.Container, grac
 		}
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("container %s: load task: %w", c.ID(), err)
-	}
-	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("container %s: delete: %w", c.ID(), err)
 	}
 	return nil
 }
@@ -483,7 +593,8 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		rep, ok := byID[id]
 		if !ok {
 			rep = &protocol.Replica{ID: id, Workload: c.labels[LabelWorkload], SpecHash: c.labels[LabelSpecHash],
-				State: protocol.StateRunning, StartedAt: c.created.UTC()}
+				State: protocol.StateRunning, StartedAt: c.created.UTC(),
+				PodIP: c.labels[LabelPodIP], HostNetwork: c.labels[LabelHostNetwork] == "true", Ports: portsOf(c.labels)}
 			byID[id] = rep
 		}
 		if c.created.Before(rep.StartedAt) {

@@ -1,7 +1,6 @@
 package nodeagent_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/netns"
-	cnins "github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/testenv"
@@ -53,8 +50,13 @@ func newRuntime(t testing.TB) *nodeagent.Containerd {
 			_ = rt.Stop(ctx, r.ID, time.Second)
 		}
 		nctx := namespaces.WithNamespace(ctx, ns)
-		_ = cli.ImageService().Delete(nctx, testenv.HelloImage, images.SynchronousDelete())
-		_ = cli.NamespaceService().Delete(ctx, ns)
+		imgs, _ := cli.ImageService().List(nctx)
+		for _, img := range imgs { // the hello image, and any the test added
+			_ = cli.ImageService().Delete(nctx, img.Name, images.SynchronousDelete())
+		}
+		if err := cli.NamespaceService().Delete(ctx, ns); err != nil {
+			t.Errorf("remove containerd namespace %s: %v", ns, err)
+		}
 		cli.Close()
 	})
 	return rt
@@ -86,28 +88,13 @@ func waitState(t *testing.T, rt *nodeagent.Containerd, id string, want protocol.
 // getInPod makes an HTTP request to 127.0.0.1:port inside the pod's network namespace.
 func getInPod(t *testing.T, nsPath string, port int) string {
 	t.Helper()
-	var conn net.Conn
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			conn = c
-			return err
-		})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connect in pod: %v", err)
-		}
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
-	b, err := io.ReadAll(bufio.NewReader(conn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return getIn(t, nsPath, fmt.Sprintf("127.0.0.1:%d", port))
+}
+
+// getIn makes an HTTP request to addr from inside the network namespace nsPath.
+func getIn(t *testing.T, nsPath, addr string) string {
+	t.Helper()
+	return testenv.GetIn(t, nsPath, addr)
 }
 
 func netnsOf(t *testing.T, pid int) string {

@@ -33,3 +33,7 @@ type Runtime interface {
 
 // ErrImageNotFound is returned by Start when an image is neither present nor pullable.
 var ErrImageNotFound = errors.New("image not found")
+
+// ErrHostPortInUse is returned by Start when another pod of the node
+// publishes one of the pod's host ports.
+var ErrHostPortInUse = errors.New("host port in use")

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -61,10 +62,13 @@ type ReplicaStatus struct {
 	SpecHash string                `json:"specHash"`
 	State    protocol.ReplicaState `json:"state"`
 	Ready    bool                  `json:"ready"`
-	Restarts int                   `json:"restarts,omitempty"`
-	Usage    *protocol.Usage       `json:"usage,omitempty"`
-	LastExit string                `json:"lastExit,omitempty"`
-	Message  string                `json:"message,omitempty"`
+	PodIP    string                `json:"podIP,omitempty"`
+	// Ports are the replica's published host ports, "hostPort->containerPort/proto".
+	Ports    []string        `json:"ports,omitempty"`
+	Restarts int             `json:"restarts,omitempty"`
+	Usage    *protocol.Usage `json:"usage,omitempty"`
+	LastExit string          `json:"lastExit,omitempty"`
+	Message  string          `json:"message,omitempty"`
 }
 
 // NodeStatus is one node.
@@ -110,8 +114,15 @@ func (r *Reconciler) Status() Status {
 				byName[rep.Workload] = ws
 				names = append(names, rep.Workload)
 			}
-			ws.Replicas = append(ws.Replicas, ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
-				Restarts: rep.Restarts, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message})
+			rs := ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
+				PodIP: rep.PodIP, Restarts: rep.Restarts, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message}
+			if rep.HostNetwork {
+				rs.PodIP = "host"
+			}
+			for _, p := range rep.Ports {
+				rs.Ports = append(rs.Ports, fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol))
+			}
+			ws.Replicas = append(ws.Replicas, rs)
 			if rep.Ready {
 				ws.Ready++
 			}

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/batonhq/baton/nodeagent"
 )
 
 func serverCmd() *cobra.Command {
@@ -77,14 +80,24 @@ func agentCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
-	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
+	ao.register(f)
 	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
+	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs, network namespaces and volumes")
+	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")
+	return cmd
+}
+
+// register adds the flags that baton agent and baton up share.
+func (ao *agentOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
 	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
 	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
 	f.BoolVar(&ao.privileged, "allow-privileged", false, "let pods run privileged containers on this node")
 	f.StringArrayVar(&ao.hostPaths, "host-path-allow", nil, "host directory that pods may mount with hostPath (repeatable; none by default)")
-	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs and network namespaces")
-	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")
 	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
-	return cmd
+	f.StringVar(&ao.network, "network", "cni", "pod network: cni (a bridge with an address per pod, hostPort through portmap) or none (loopback only)")
+	f.StringVar(&ao.cni.Subnet, "pod-subnet", nodeagent.DefaultSubnet, "addresses of this node's pods (give each node its own)")
+	f.StringVar(&ao.cni.Bridge, "cni-bridge", nodeagent.DefaultBridge, "name of the node's pod bridge")
+	f.StringArrayVar(&ao.cni.BinDirs, "cni-bin-dir", nodeagent.DefaultCNIBinDirs, "directory of the CNI plugins (repeatable)")
+	f.StringVar(&ao.cni.HostNetNS, "host-netns", "", "network namespace that plays the host for the pod network and hostNetwork pods (default: the agent's own)")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
 )
 
 // hashOf is the pod spec hash the loader gives a deployment.
@@ -64,6 +65,17 @@ func TestEndToEnd(t *testing.T) {
 	hash1 := hashOf(t, v1)
 	c.commit("hello: 3 replicas", v1)
 	c.converged(t, 3, hash1, "n1")
+	// Each pod has its own address on n1's pod bridge, and answers there.
+	ips := map[string]bool{}
+	for _, r := range c.status().Workloads[0].Replicas {
+		if ips[r.PodIP] || !strings.HasPrefix(r.PodIP, strings.TrimSuffix(testenv.TestSubnet, "0/24")) {
+			t.Fatalf("replica %s: pod IP %q (seen: %v)", r.ID, r.PodIP, ips)
+		}
+		ips[r.PodIP] = true
+		if body := testenv.GetIn(t, c.hostNS["n1"], r.PodIP+":8080"); !strings.Contains(body, "v1 (pod "+r.ID) {
+			t.Fatalf("pod %s at %s answered %q", r.ID, r.PodIP, body)
+		}
+	}
 
 	// 2. Scale to 5, then change args: every replica is replaced.
 	c.commit("hello: 5 replicas", deployment(5, "v1"))

@@ -44,6 +44,9 @@ type cluster struct {
 	prefix  string // containerd namespace prefix
 	agents  map[string]*runningAgent
 	stopAll []func()
+	// hostNS is each node's host network namespace, made by the test: the
+	// pod bridges and port forwarding of the nodes live there.
+	hostNS map[string]string
 }
 
 type runningAgent struct {
@@ -68,6 +71,11 @@ func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
 		tb.Fatal(err)
 	}
 	c.cli = cli
+	testenv.RequireCNI(tb)
+	c.hostNS = map[string]string{}
+	for _, node := range []string{"n1", "n2"} {
+		c.hostNS[node] = testenv.HostNetNS(tb) // removed after the cleanup below
+	}
 	tb.Cleanup(func() {
 		for name := range c.agents {
 			c.stopAgent(name)
@@ -106,6 +114,11 @@ func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
 	return c
 }
 
+// cniConfig is the pod network of node, inside its host namespace.
+func (c *cluster) cniConfig(node string) nodeagent.CNIConfig {
+	return testenv.CNIConfig(c.hostNS[node], "")
+}
+
 func (c *cluster) namespace(node string) string { return c.prefix + "-" + node }
 
 // nodeNamespaces imports the test image into the namespaces of nodes n1 and n2.
@@ -133,7 +146,7 @@ func (c *cluster) startAgent(node string) {
 	go func() {
 		ra.done <- runAgent(ctx, nc, agentOptions{node: node, socket: c.sock, namespace: c.namespace(node),
 			dataDir: filepath.Join(c.dir, "agent-"+node), heartbeat: 250 * time.Millisecond, stopGrace: 5 * time.Second,
-			pollPeriod: 200 * time.Millisecond})
+			pollPeriod: 200 * time.Millisecond, network: "cni", cni: c.cniConfig(node)})
 	}()
 	c.agents[node] = ra
 }
@@ -258,6 +271,11 @@ func (c *cluster) cleanupContainerd() {
 		rt, err := nodeagent.NewContainerd(c.cli, ns, filepath.Join(c.dir, "cleanup-"+node))
 		if err != nil {
 			continue
+		}
+		cfg := c.cniConfig(node)
+		cfg.StateDir = filepath.Join(c.dir, "agent-"+node, "cni")
+		if n, err := nodeagent.NewCNI(cfg); err == nil {
+			rt.SetNetwork(n, cfg.HostNetNS)
 		}
 		reps, err := rt.List(ctx)
 		if err == nil {

@@ -83,6 +83,8 @@ type agentOptions struct {
 	pollPeriod time.Duration
 	hostPaths  []string // hostPath volumes allowed
 	privileged bool     // privileged containers allowed
+	network    string   // "cni" or "none"
+	cni        nodeagent.CNIConfig
 }
 
 // runAgent runs a node agent on containerd until ctx ends.
@@ -99,6 +101,22 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
 	rt.SetAllowPrivileged(o.privileged)
+	switch o.network {
+	case "cni":
+		cfg := o.cni
+		cfg.StateDir = filepath.Join(o.dataDir, "cni")
+		n, err := nodeagent.NewCNI(cfg)
+		if err != nil {
+			return fmt.Errorf("pod network (--network none runs pods with loopback only): %w", err)
+		}
+		rt.SetNetwork(n, cfg.HostNetNS)
+	case "none":
+		if o.cni.HostNetNS != "" {
+			rt.SetNetwork(nil, o.cni.HostNetNS)
+		}
+	default:
+		return fmt.Errorf("--network %q: want cni or none", o.network)
+	}
 	if js, err := jetstream.New(nc); err == nil {
 		rt.SetImageStore(nodeagent.LazyImageStore{JS: js})
 	}

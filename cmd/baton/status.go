@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -109,7 +110,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
+	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {
 		for _, r := range wl.Replicas {
 			restarts := fmt.Sprint(r.Restarts)
@@ -120,7 +121,14 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			if r.Usage != nil {
 				cpu, mem = fmt.Sprintf("%dm", r.Usage.CPUMilli), fmt.Sprintf("%dMi", r.Usage.MemoryBytes>>20)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, restarts, cpu, mem, r.SpecHash, r.Message)
+			ip, ports := "-", "-"
+			if r.PodIP != "" {
+				ip = r.PodIP
+			}
+			if len(r.Ports) > 0 {
+				ports = strings.Join(r.Ports, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ip, ports, restarts, cpu, mem, r.SpecHash, r.Message)
 		}
 	}
 	tw.Flush()

@@ -104,12 +104,7 @@ examples/hello, and follows it.`,
 	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
 	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
-	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
-	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
-	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
-	f.BoolVar(&ao.privileged, "allow-privileged", false, "let pods run privileged containers on this node")
-	f.StringArrayVar(&ao.hostPaths, "host-path-allow", nil, "host directory that pods may mount with hostPath (repeatable; none by default)")
-	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	ao.register(f)
 	f.StringArrayVar(&images, "image", nil, "OCI image archive to import before starting (repeatable)")
 	so.bucketReplicas = 1
 	return cmd

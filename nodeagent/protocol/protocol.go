@@ -119,10 +119,42 @@ type Replica struct {
 	// is "<code> <reason>" of the last one.
 	Restarts int    `json:"restarts,omitempty"`
 	LastExit string `json:"lastExit,omitempty"`
+	// PodIP is the pod's address on the node's pod network ("" with
+	// hostNetwork or without a pod network); Ports are its published host ports.
+	PodIP       string        `json:"podIP,omitempty"`
+	HostNetwork bool          `json:"hostNetwork,omitempty"`
+	Ports       []PortBinding `json:"ports,omitempty"`
 	// Usage is the pod's use of CPU and memory, from its cgroups.
 	Usage     *Usage    `json:"usage,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
+}
+
+// PortBinding is a container port published on the node.
+type PortBinding struct {
+	Container     string `json:"container,omitempty"`
+	ContainerPort int    `json:"containerPort"`
+	HostPort      int    `json:"hostPort"`
+	HostIP        string `json:"hostIP,omitempty"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// HostPorts lists the host ports a pod publishes.
+func HostPorts(pod desired.PodSpec) []PortBinding {
+	var out []PortBinding
+	for _, c := range pod.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := p.Protocol
+			if proto == "" {
+				proto = "TCP"
+			}
+			out = append(out, PortBinding{Container: c.Name, ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIP: p.HostIP, Protocol: proto})
+		}
+	}
+	return out
 }
 
 // Usage is what a pod uses: CPUMilli averaged since the previous sample,

@@ -1,0 +1,118 @@
+package testenv
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/netns"
+	"github.com/containernetworking/cni/pkg/invoke"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/nodeagent"
+)
+
+// HostNetNS makes a network namespace that plays a node's host network for
+// a test: the CNI bridge, routes and port-forwarding rules go there, never
+// into the machine's own network. Its loopback is up. It is removed, with
+// everything in it, when the test ends; register it before anything that
+// uses it, so it is removed last.
+func HostNetNS(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("network namespaces need root")
+	}
+	ns, err := netns.NewNetNS(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("create host network namespace: %v", err)
+	}
+	tb.Cleanup(func() { _ = ns.Remove() })
+	if err := ns.Do(func(cnins.NetNS) error { return linkUp("lo") }); err != nil {
+		tb.Fatalf("loopback up: %v", err)
+	}
+	return ns.GetPath()
+}
+
+// TestSubnet is the pod subnet of CNI networks made by CNI; each lives in
+// its own namespace, so they never meet.
+const TestSubnet = "10.244.0.0/24"
+
+// RequireCNI skips the test when the CNI plugins are not installed, and
+// fails it with BATON_E2E=1.
+func RequireCNI(tb testing.TB) {
+	tb.Helper()
+	if _, err := invoke.FindInPath("bridge", nodeagent.DefaultCNIBinDirs); err != nil {
+		if os.Getenv("BATON_E2E") == "1" {
+			tb.Fatalf("BATON_E2E=1 but the CNI plugins are not installed (apt-get install containernetworking-plugins iptables): %v", err)
+		}
+		tb.Skipf("CNI plugins not installed: %v", err)
+	}
+}
+
+// CNIConfig is a node's pod network whose host is hostNS, a namespace of
+// the test's own (HostNetNS).
+func CNIConfig(hostNS, stateDir string) nodeagent.CNIConfig {
+	return nodeagent.CNIConfig{HostNetNS: hostNS, Bridge: "batontest0", Subnet: TestSubnet, StateDir: stateDir}
+}
+
+// CNI returns a pod network whose host is a network namespace of the test's
+// own (HostNetNS), and that namespace.
+func CNI(tb testing.TB) (*nodeagent.CNI, string) {
+	tb.Helper()
+	RequireCNI(tb)
+	host := HostNetNS(tb)
+	n, err := nodeagent.NewCNI(CNIConfig(host, tb.TempDir()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n, host
+}
+
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// GetIn makes an HTTP/1.0 GET / to addr from inside the network namespace
+// nsPath, retrying the connection for up to 10 s, and returns the response.
+func GetIn(tb testing.TB, nsPath, addr string) string {
+	tb.Helper()
+	var conn net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			conn = c
+			return err
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("connect to %s in %s: %v", addr, nsPath, err)
+		}
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,132 @@
+package nodeagent_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/netns"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// TestCNIPodNetwork runs pods on a real CNI bridge whose host is a network
+// namespace the test made: pods get addresses, reach each other, publish
+// host ports through portmap, and give everything back when stopped.
+func TestCNIPodNetwork(t *testing.T) {
+	cni, host := testenv.CNI(t)
+	rt := newRuntime(t)
+	rt.SetNetwork(cni, host)
+	ctx := context.Background()
+
+	web := podSpec("hello-net-1", desired.Container{Name: "web", Image: testenv.HelloImage, Args: []string{"-listen", ":8080", "-message", "from web"},
+		Ports: []desired.Port{{Name: "http", ContainerPort: 8080, HostPort: 18080, Protocol: "TCP"}}})
+	client := podSpec("hello-net-2", desired.Container{Name: "c", Image: testenv.HelloImage, Args: []string{"-listen", ":8080", "-message", "client"}})
+	for _, s := range []protocol.ReplicaSpec{web, client} {
+		if err := rt.Start(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := waitState(t, rt, web.ID, protocol.StateRunning)
+	c := waitState(t, rt, client.ID, protocol.StateRunning)
+	_, subnet, _ := net.ParseCIDR(testenv.TestSubnet)
+	for _, r := range []protocol.Replica{w, c} {
+		if ip := net.ParseIP(r.PodIP); ip == nil || !subnet.Contains(ip) {
+			t.Fatalf("replica %s: pod IP %q not in %s", r.ID, r.PodIP, subnet)
+		}
+	}
+	if w.PodIP == c.PodIP {
+		t.Fatalf("two pods share %s", w.PodIP)
+	}
+	if want := (protocol.PortBinding{Container: "web", ContainerPort: 8080, HostPort: 18080, Protocol: "TCP"}); len(w.Ports) != 1 || w.Ports[0] != want {
+		t.Fatalf("ports reported %+v, want [%+v]", w.Ports, want)
+	}
+
+	// The host reaches the pod on its IP, and on the published port of the
+	// bridge's (gateway) address and of its loopback.
+	gateway := subnet.IP.To4()
+	gateway[3] = 1
+	for _, addr := range []string{net.JoinHostPort(w.PodIP, "8080"), net.JoinHostPort(gateway.String(), "18080"), "127.0.0.1:18080"} {
+		if body := getIn(t, host, addr); !strings.Contains(body, "from web") {
+			t.Fatalf("%s answered %q", addr, body)
+		}
+	}
+	// One pod reaches another across the bridge.
+	_, clientNS := rt.Debug(ctx, client.ID)
+	if body := getIn(t, clientNS, net.JoinHostPort(w.PodIP, "8080")); !strings.Contains(body, "from web") {
+		t.Fatalf("pod to pod answered %q", body)
+	}
+
+	// A second pod asking for the same host port is refused.
+	clash := podSpec("hello-net-3", desired.Container{Name: "web", Image: testenv.HelloImage, Args: []string{"-listen", ":8080"},
+		Ports: []desired.Port{{ContainerPort: 8080, HostPort: 18080, Protocol: "TCP"}}})
+	if err := rt.Start(ctx, clash); !errors.Is(err, nodeagent.ErrHostPortInUse) {
+		t.Fatalf("start with a used host port: %v, want ErrHostPortInUse", err)
+	}
+
+	// Stopping gives the address back and removes the forwarding.
+	lease := filepath.Join(cni.Config().StateDir, "ipam", "baton", w.PodIP)
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("no lease for the running pod: %v", err)
+	}
+	if err := rt.Stop(ctx, web.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Fatalf("lease of the stopped pod still there: %v", err)
+	}
+	if err := dialIn(host, net.JoinHostPort(gateway.String(), "18080")); err == nil {
+		t.Fatal("the host port still answers after the pod stopped")
+	}
+	// Now the port is free again.
+	if err := rt.Start(ctx, clash); err != nil {
+		t.Fatalf("start after the port was freed: %v", err)
+	}
+	waitState(t, rt, clash.ID, protocol.StateRunning)
+}
+
+// TestCNIHostNetwork: a hostNetwork pod joins the host namespace and
+// publishes its ports there, with no pod address.
+func TestCNIHostNetwork(t *testing.T) {
+	cni, host := testenv.CNI(t)
+	rt := newRuntime(t)
+	rt.SetNetwork(cni, host)
+	ctx := context.Background()
+	spec := podSpec("hello-hostnet-2", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", "127.0.0.1:9090", "-message", "host net"},
+		Ports: []desired.Port{{ContainerPort: 9090, HostPort: 9090, Protocol: "TCP"}}})
+	spec.Pod.HostNetwork = true
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	r := waitState(t, rt, spec.ID, protocol.StateRunning)
+	if r.PodIP != "" || !r.HostNetwork || len(r.Ports) != 1 {
+		t.Fatalf("reported %+v", r)
+	}
+	pids, _ := rt.Debug(ctx, spec.ID)
+	if body := getIn(t, host, "127.0.0.1:9090"); !strings.Contains(body, "host net") {
+		t.Fatalf("host answered %q", body)
+	}
+	if netnsOf(t, pids["a"]) == netnsOf(t, os.Getpid()) {
+		t.Fatal("the pod joined the test process's namespace, not the node's host namespace")
+	}
+}
+
+// dialIn connects to addr from inside the network namespace nsPath, once.
+func dialIn(nsPath, addr string) error {
+	return netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
