@@ -32,9 +32,24 @@ func benchPod(id string, n int) protocol.ReplicaSpec {
 // BenchmarkPodStart: Start (the agent's work for a start command) until
 // every container is RUNNING, and until the pod is ready.
 func BenchmarkPodStart(b *testing.B) {
-	for _, n := range []int{1, 3} {
-		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		n   int
+		cni bool
+	}{{1, false}, {1, true}, {3, false}, {3, true}} {
+		n, network := c.n, "none"
+		if c.cni {
+			network = "cni"
+		}
+		b.Run(fmt.Sprintf("containers=%d/network=%s", n, network), func(b *testing.B) {
+			var cni *nodeagent.CNI
+			var host string
+			if c.cni {
+				cni, host = testenv.CNI(b)
+			}
 			rt := newRuntime(b)
+			if cni != nil {
+				rt.SetNetwork(cni, host)
+			}
 			defer rt.StopProbes()
 			ctx := context.Background()
 			var toRunning, toReady time.Duration
