@@ -39,6 +39,9 @@ type Config struct {
 	StopGrace time.Duration
 	// MaxParallel bounds concurrent starts and stops (default 8).
 	MaxParallel int
+	// TermFile keeps the newest leader term seen across agent restarts
+	// ("": memory only).
+	TermFile string
 }
 
 func (c *Config) defaults() {
@@ -78,6 +81,8 @@ type Agent struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup
 
+	terms *termGuard
+
 	mu    sync.Mutex
 	ops   map[string]*op
 	locks map[string]*refLock
@@ -89,7 +94,11 @@ func New(cfg Config) (*Agent, error) {
 	if !NodeName.MatchString(cfg.Node) {
 		return nil, fmt.Errorf("node name %q: use letters, digits, '-' and '_' (at most 63)", cfg.Node)
 	}
-	return &Agent{cfg: cfg, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxParallel), ops: map[string]*op{}, locks: map[string]*refLock{}}, nil
+	terms, err := newTermGuard(cfg.TermFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxParallel), ops: map[string]*op{}, locks: map[string]*refLock{}, terms: terms}, nil
 }
 
 // Run serves commands and sends heartbeats and reports until ctx ends. The
@@ -110,7 +119,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer func() { _ = lsub.Unsubscribe() }()
 	resync := make(chan struct{}, 1)
-	rsub, err := a.cfg.NATS.Subscribe(protocol.ResyncSubject, func(*nats.Msg) {
+	rsub, err := a.cfg.NATS.Subscribe(protocol.ResyncSubject, func(m *nats.Msg) {
+		if len(m.Data) > 0 {
+			var rs protocol.Resync
+			if err := protocol.Decode(m.Data, &rs); err != nil {
+				log.Warn().Err(err).Msg("resync request rejected")
+				return
+			}
+			if ok, cur := a.terms.admit(&log, rs.Term); !ok {
+				log.Warn().Uint64("term", rs.Term).Uint64("current", cur).Str("leader", rs.Leader).Msg("resync from an old leader ignored")
+				return
+			}
+		}
 		select {
 		case resync <- struct{}{}:
 		default:
@@ -235,6 +255,9 @@ func (a *Agent) onCommand(ctx context.Context, m *nats.Msg) {
 		r := protocol.Reply{Version: protocol.Version, OK: err == nil}
 		if err != nil {
 			r.Code, r.Error = protocol.CodeBadRequest, err.Error()
+			if errors.Is(err, errStaleTerm) {
+				r.Code = protocol.CodeStaleTerm
+			}
 		}
 		if err := m.Respond(protocol.Encode(r)); err != nil {
 			log.Warn().Err(err).Msg("reply to command")
@@ -244,6 +267,11 @@ func (a *Agent) onCommand(ctx context.Context, m *nats.Msg) {
 	if err := protocol.Decode(m.Data, &cmd); err != nil {
 		log.Warn().Err(err).Msg("command rejected")
 		reply(err)
+		return
+	}
+	if ok, cur := a.terms.admit(log, cmd.Term); !ok {
+		log.Warn().Uint64("term", cmd.Term).Uint64("current", cur).Str("op", string(cmd.Op)).Msg("command of an old leader refused")
+		reply(fmt.Errorf("%w: term %d, the node has seen term %d", errStaleTerm, cmd.Term, cur))
 		return
 	}
 	switch cmd.Op {
@@ -266,6 +294,9 @@ func (a *Agent) onCommand(ctx context.Context, m *nats.Msg) {
 		reply(fmt.Errorf("unknown op %q", cmd.Op))
 	}
 }
+
+// errStaleTerm refuses a command of an older leader.
+var errStaleTerm = errors.New("stale leader term")
 
 func validateSpec(s *protocol.ReplicaSpec) error {
 	if s == nil {

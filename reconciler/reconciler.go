@@ -32,6 +32,10 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
 	Clock func() time.Time
+	// Term is the leadership term this reconciler acts in (from Lease), sent
+	// with every command; 0 without leader election. ID names this server.
+	Term uint64
+	ID   string
 	// Unsealer decrypts SealedSecrets (the cluster's private key); without
 	// it a revision whose pods use a SealedSecret's values does not start them
 	// with those values.
@@ -79,7 +83,14 @@ type Reconciler struct {
 	started     time.Time
 	sourceErr   string
 	events      []string
+
+	deposed chan struct{} // closed when a node says a newer leader exists
+	depose  sync.Once
 }
+
+// ErrDeposed is returned by Run when a node refused a command because a
+// leader of a newer term exists.
+var ErrDeposed = errors.New("a newer leader exists")
 
 // New returns a Reconciler; Run starts it.
 func New(cfg Config) *Reconciler {
@@ -89,6 +100,7 @@ func New(cfg Config) *Reconciler {
 		wake:        make(chan struct{}, 1),
 		nodes:       map[string]*nodeState{},
 		assignments: map[string]Assignment{},
+		deposed:     make(chan struct{}),
 	}
 }
 
@@ -167,16 +179,18 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
-	if err := r.cfg.NATS.Publish(protocol.ResyncSubject, nil); err != nil {
+	if err := r.resync(); err != nil {
 		return fmt.Errorf("ask agents for reports: %w", err)
 	}
-	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Msg("reconciler running")
+	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Uint64("term", r.cfg.Term).Msg("reconciler running")
 	ticker := time.NewTicker(r.cfg.Resync)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-r.deposed:
+			return ErrDeposed
 		case <-r.wake:
 		case <-ticker.C:
 		}
@@ -216,7 +230,7 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 	noReport := n.ReportTime.IsZero()
 	r.mu.Unlock()
 	if noReport {
-		_ = r.cfg.NATS.Publish(protocol.ResyncSubject, nil)
+		_ = r.resync()
 	}
 	if !wasReady {
 		zerolog.Ctx(ctx).Info().Str("node", hb.Node).Msg("node ready")
@@ -364,7 +378,13 @@ func (r *Reconciler) forget(ctx context.Context, id string) error {
 	return r.cfg.Store.DeleteAssignment(ctx, id)
 }
 
+// resync asks every agent for a full report, telling them this leader's term.
+func (r *Reconciler) resync() error {
+	return r.cfg.NATS.Publish(protocol.ResyncSubject, protocol.Encode(protocol.Resync{Version: protocol.Version, Term: r.cfg.Term, Leader: r.cfg.ID}))
+}
+
 func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command) error {
+	cmd.Term = r.cfg.Term
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 	defer cancel()
 	msg, err := r.cfg.NATS.RequestWithContext(ctx, protocol.CommandSubject(node), protocol.Encode(cmd))
@@ -374,6 +394,9 @@ func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command
 	var reply protocol.Reply
 	if err := protocol.Decode(msg.Data, &reply); err != nil {
 		return fmt.Errorf("bad reply: %w", err)
+	}
+	if reply.Code == protocol.CodeStaleTerm {
+		r.depose.Do(func() { close(r.deposed) })
 	}
 	return reply.Err()
 }

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,9 @@ type fakeNode struct {
 	name string
 	mu   sync.Mutex
 	reps map[string]protocol.Replica
+	// minTerm: commands of older terms are refused, as a real node does
+	// once it has seen a newer leader.
+	minTerm uint64
 }
 
 func (f *fakeNode) serve(t *testing.T) {
@@ -82,6 +86,11 @@ func (f *fakeNode) serve(t *testing.T) {
 			return
 		}
 		f.mu.Lock()
+		if c.Term < f.minTerm {
+			f.mu.Unlock()
+			_ = m.Respond(protocol.Encode(protocol.Reply{Version: protocol.Version, Code: protocol.CodeStaleTerm, Error: "old term"}))
+			return
+		}
 		if c.Op == protocol.OpStart {
 			f.reps[c.Start.ID] = protocol.Replica{ID: c.Start.ID, Workload: c.Start.Workload, SpecHash: c.Start.SpecHash, State: protocol.StateRunning}
 		} else {
@@ -199,5 +208,55 @@ func TestReconcilerLoop(t *testing.T) {
 	rec2.mu.Unlock()
 	if n != 2 || before != 2 {
 		t.Fatalf("restored %d assignments, node ran %d; want 2 and 2", n, before)
+	}
+}
+
+// TestReconcilerDeposed: a reconciler whose commands are refused for an old
+// term stops acting (Run returns ErrDeposed) and sends its term with every
+// command and resync.
+func TestReconcilerDeposed(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}, minTerm: 8}
+	node.serve(t)
+	resyncs := make(chan protocol.Resync, 10)
+	if _, err := nc.Subscribe(protocol.ResyncSubject, func(m *nats.Msg) {
+		var rs protocol.Resync
+		if err := protocol.Decode(m.Data, &rs); err != nil {
+			t.Errorf("resync: %v", err)
+		}
+		resyncs <- rs
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond, Term: 7, ID: "old"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	if rs := <-resyncs; rs.Term != 7 || rs.Leader != "old" {
+		t.Fatalf("resync %+v", rs)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			node.report()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDeposed) {
+			t.Fatalf("Run returned %v, want ErrDeposed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the deposed reconciler kept running")
+	}
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if len(node.reps) != 0 {
+		t.Fatalf("the node ran %d replicas for an old leader", len(node.reps))
 	}
 }

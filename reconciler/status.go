@@ -40,6 +40,10 @@ type Status struct {
 	Events []string `json:"events,omitempty"`
 	// Warnings name what the synced revision asks for that Baton does not act on yet.
 	Warnings []string `json:"warnings,omitempty"`
+	// Leader is the server answering, and Term its leadership term (0
+	// without leader election).
+	Leader string `json:"leader,omitempty"`
+	Term   uint64 `json:"term,omitempty"`
 }
 
 // WorkloadStatus compares one workload's desired and live replicas.
@@ -88,7 +92,8 @@ func (r *Reconciler) Status() Status {
 	defer r.mu.Unlock()
 	now := r.cfg.Clock()
 	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
-		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...)}
+		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
+		Leader: r.cfg.ID, Term: r.cfg.Term}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -29,7 +30,9 @@ func serverCmd() *cobra.Command {
 			if err := os.MkdirAll(so.dataDir, 0o700); err != nil {
 				return err
 			}
-			nc, err := connectNATS(natsURL, "baton-server")
+			// Nothing is buffered while cut off: a command is sent now or
+			// fails, never replayed later by the client library.
+			nc, err := connectNATS(natsURL, "baton-server", nats.ReconnectBufSize(-1))
 			if err != nil {
 				return err
 			}
@@ -47,7 +50,9 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
 	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
-	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV bucket (3 on a NATS cluster)")
+	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV buckets (3 on a NATS cluster)")
+	f.StringVar(&so.id, "id", "", "this server's name in the leader lease (default: hostname-pid)")
+	f.DurationVar(&so.leaseTTL, "lease-ttl", DefaultLeaseTTL, "leader lease TTL: run several servers; one leads, the others take over within about this long of its death")
 	return cmd
 }
 

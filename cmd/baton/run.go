@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -24,6 +26,8 @@ type serverOptions struct {
 	bucketReplicas     int
 	secretKey          string // age identity file for SealedSecrets
 	git                gitFlags
+	id                 string        // this server's name in the leader lease
+	leaseTTL           time.Duration // 0: DefaultLeaseTTL
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -52,23 +56,84 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopHook()
-	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace}
+	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace, ID: o.id}
+	if cfg.ID == "" {
+		cfg.ID = defaultServerID()
+	}
 	if o.secretKey != "" {
 		if cfg.Unsealer, err = unsealer(o.secretKey); err != nil {
 			return err
 		}
 	}
+	ttl := o.leaseTTL
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	lease, err := reconciler.OpenLease(ctx, js, cfg.ID, ttl, o.bucketReplicas)
+	if err != nil {
+		return err
+	}
+	log := zerolog.Ctx(ctx).With().Str("server", cfg.ID).Logger()
+	ctx = log.WithContext(ctx)
+	log.Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("tag", gcfg.Tag).
+		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
+		Dur("poll", o.poll).Dur("leaseTTL", ttl).Msg("following config repository")
+	for {
+		term, err := lease.Acquire(ctx)
+		if err != nil {
+			return nil // ctx ended while standing by
+		}
+		cfg.Term = term
+		err = lead(ctx, lease, src, o.poll, cfg)
+		if ctx.Err() != nil {
+			// Shutting down: hand over at once instead of after the TTL.
+			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn().Err(err).Msg("release leader lease")
+			}
+			return nil
+		}
+		log.Warn().Err(err).Uint64("term", term).Msg("leadership ended; standing by")
+	}
+}
+
+// DefaultLeaseTTL is how long a dead leader keeps the lease: a standby takes
+// over within about this long.
+const DefaultLeaseTTL = 6 * time.Second
+
+// lead runs the reconciler and the git source while the lease is held; it
+// returns why leadership ended.
+func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	held := make(chan error, 1)
+	go func() {
+		held <- lease.Hold(ctx)
+		cancel()
+	}()
 	rec := reconciler.New(cfg)
-	go src.Poll(ctx, o.poll,
+	go src.Poll(ctx, poll,
 		func(s gitsource.Snapshot) {
 			rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
 			_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
 		},
 		rec.SetSourceError)
-	zerolog.Ctx(ctx).Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("tag", gcfg.Tag).
-		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
-		Dur("poll", o.poll).Msg("following config repository")
-	return rec.Run(ctx)
+	err := rec.Run(ctx)
+	cancel()
+	if herr := <-held; herr != nil {
+		return herr
+	}
+	if errors.Is(err, reconciler.ErrDeposed) {
+		_ = lease.Release(context.WithoutCancel(ctx))
+	}
+	return err
+}
+
+func defaultServerID() string {
+	h, _ := os.Hostname()
+	if h == "" {
+		h = "server"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
 // agentOptions configure a node agent.
@@ -123,6 +188,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
+		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})
 	if err != nil {
 		return err

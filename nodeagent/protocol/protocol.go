@@ -199,6 +199,17 @@ type Command struct {
 	Start   *ReplicaSpec `json:"start,omitempty"`
 	// StopID is the replica to stop, with Op == OpStop.
 	StopID string `json:"stopId,omitempty"`
+	// Term is the issuing leader's term: a node refuses commands of a term
+	// older than the newest it has seen (0 with no leader election).
+	Term uint64 `json:"term,omitempty"`
+}
+
+// Resync asks every node for a full report; a new leader sends its term
+// with it, so nodes refuse the commands of older leaders from then on.
+type Resync struct {
+	Version int    `json:"version"`
+	Term    uint64 `json:"term,omitempty"`
+	Leader  string `json:"leader,omitempty"`
 }
 
 // ErrorCode classifies a failed command.
@@ -209,6 +220,9 @@ const (
 	CodeBadRequest    ErrorCode = "bad_request"
 	CodeImageNotFound ErrorCode = "image_not_found"
 	CodeInternal      ErrorCode = "internal"
+	// CodeStaleTerm: the command's term is older than one the node has
+	// seen; its sender is no longer the leader.
+	CodeStaleTerm ErrorCode = "stale_term"
 )
 
 // Reply answers a Command.
@@ -236,7 +250,7 @@ func (r Reply) Err() error {
 }
 
 type versioned interface {
-	*Heartbeat | *Report | *Command | *Reply | *LogsRequest | *LogChunk
+	*Heartbeat | *Report | *Command | *Reply | *LogsRequest | *LogChunk | *Resync
 }
 
 // Decode parses one message of type T, refusing oversized messages and
