@@ -46,7 +46,9 @@ type cluster struct {
 	stopAll []func()
 	// hostNS is each node's host network namespace, made by the test: the
 	// pod bridges and port forwarding of the nodes live there.
-	hostNS map[string]string
+	hostNS    map[string]string
+	servers   map[string]*runningServer
+	nodeGrace time.Duration
 }
 
 type runningAgent struct {
@@ -100,18 +102,47 @@ func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
 	}
 	c.nodeNamespaces(archive)
 
-	nc := c.connect("server")
-	done := make(chan error, 1)
+	c.nodeGrace = nodeGrace
+	c.servers = map[string]*runningServer{}
+	c.startServer("s1")
+	return c
+}
+
+type runningServer struct {
+	cancel context.CancelFunc
+	done   chan error
+	nc     *nats.Conn
+}
+
+// startServer starts a baton server (reconciler, git source, leader lease)
+// named id; the first one leads, others stand by.
+func (c *cluster) startServer(id string) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	nc := c.connect("server-" + id)
+	rs := &runningServer{cancel: cancel, done: make(chan error, 1), nc: nc}
 	go func() {
-		done <- runServer(ctx, nc, serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
-			dataDir: filepath.Join(c.dir, "server"), nodeGrace: nodeGrace, bucketReplicas: 1})
+		rs.done <- runServer(ctx, nc, serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
+			dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second})
 	}()
+	c.servers[id] = rs
 	c.stopAll = append([]func(){func() {
-		if err := <-done; err != nil {
-			tb.Errorf("server: %v", err)
+		if c.servers[id] != rs {
+			return // killed: killServer waited for it
+		}
+		if err := <-rs.done; err != nil {
+			c.tb.Errorf("server %s: %v", id, err)
 		}
 	}}, c.stopAll...)
-	return c
+}
+
+// killServer ends a server as a crash would: its connection drops first, so
+// it cannot hand the lease over; a standby must wait for it to expire.
+func (c *cluster) killServer(id string) {
+	rs := c.servers[id]
+	rs.nc.Close()
+	rs.cancel()
+	<-rs.done
+	delete(c.servers, id)
 }
 
 // cniConfig is the pod network of node, inside its host namespace.
