@@ -84,7 +84,7 @@ func BenchmarkHeal(b *testing.B) {
 		waitFor(b, 60*time.Second, "restarted", func() (bool, string) {
 			for _, t := range c.tasks("n1") {
 				if t.replica == victim.replica {
-					return t.status == client.Running && t.pid != victim.pid, fmt.Sprintf("%s", t.status)
+					return t.status == client.Running && t.pid != victim.pid, string(t.status)
 				}
 			}
 			return false, "gone"
