@@ -255,15 +255,8 @@ func unenforced(st *State) []string {
 			add("%d %s object(s) are validated but not run yet", k.n, k.kind)
 		}
 	}
-	if len(st.Claims) > 0 {
-		add("%d PersistentVolumeClaim(s): a claim's local volume is made on the node that runs its pod; placement does not follow claims to their node yet", len(st.Claims))
-	}
 	for _, wl := range st.Workloads {
 		var fields []string
-		p := wl.Pod
-		if len(p.NodeSelector) > 0 || len(p.TopologySpread) > 0 || len(p.AntiAffinity) > 0 {
-			fields = append(fields, "placement constraints")
-		}
 		if wl.Strategy.Type == "Recreate" || wl.MinReadySeconds > 0 {
 			fields = append(fields, "rollout strategy")
 		}

@@ -19,6 +19,11 @@ type NodeView struct {
 	// Replicas is the node's last report; ReportTime when it was received.
 	Replicas   []protocol.Replica
 	ReportTime time.Time
+	// Labels and Allocatable come from heartbeats; Volumes (the claims
+	// whose local volumes the node holds) from reports.
+	Labels      map[string]string
+	Allocatable protocol.Resources
+	Volumes     []string
 }
 
 // Assignment records a replica the reconciler started on a node. It covers
@@ -47,6 +52,8 @@ type Input struct {
 	// Started is when the reconciler began to listen: a node not heard from
 	// since is not declared lost before NodeGrace has passed since Started.
 	Started time.Time
+	// Strategy chooses among the nodes that fit a replica.
+	Strategy schedule.Strategy
 }
 
 // ActionType names what an Action does.
@@ -60,6 +67,9 @@ const (
 	Stop ActionType = "stop"
 	// Forget drops the assignment of ReplicaID without a command (its node is lost).
 	Forget ActionType = "forget"
+	// Pending says Count replicas of Workload fit on no node, and why; it
+	// sends nothing.
+	Pending ActionType = "pending"
 )
 
 // Action is one step toward the desired state.
@@ -70,6 +80,7 @@ type Action struct {
 	ReplicaID string
 	Spec      *protocol.ReplicaSpec // with Start
 	Reason    string
+	Count     int // with Pending
 }
 
 func (a Action) String() string {
@@ -125,7 +136,6 @@ func Compute(in Input) []Action {
 
 	// Group the replicas of ready nodes by workload.
 	byWorkload := map[string][]replica{}
-	total := map[string]int{}
 	for _, name := range sortedKeys(in.Nodes) {
 		if !ready[name] {
 			continue
@@ -136,9 +146,6 @@ func Compute(in Input) []Action {
 			seen[r.ID] = true
 			_, assigned := in.Assignments[r.ID]
 			byWorkload[r.Workload] = append(byWorkload[r.Workload], replica{Replica: r, node: name, assigned: assigned})
-			if alive(r.State) {
-				total[name]++
-			}
 		}
 		for _, a := range assignedTo[name] {
 			id := a.ReplicaID
@@ -149,16 +156,22 @@ func Compute(in Input) []Action {
 				Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
 				node:    name, assigned: true, pending: true,
 			})
-			total[name]++
 		}
 	}
-
-	var readyNodes []string
-	for _, name := range sortedKeys(in.Nodes) {
-		if ready[name] {
-			readyNodes = append(readyNodes, name)
+	// Just started: replicas assigned to nodes not heard from yet count as
+	// pending, so they are not started a second time elsewhere.
+	if in.Now.Sub(in.Started) <= in.NodeGrace {
+		for _, id := range sortedKeys(in.Assignments) {
+			a := in.Assignments[id]
+			if _, heard := in.Nodes[a.Node]; !heard {
+				byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
+					Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
+					node:    a.Node, assigned: true, pending: true,
+				})
+			}
 		}
 	}
+	cl := newCluster(in, ready, byWorkload)
 
 	usedIDs := map[string]bool{}
 	for id := range in.Assignments {
@@ -184,12 +197,12 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
-		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], readyNodes, total, usedIDs, in.Now)...)
+		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.Now)...)
 	}
 	return actions
 }
 
-func computeWorkload(w desired.Workload, st *desired.State, rs []replica, readyNodes []string, total map[string]int, usedIDs map[string]bool, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -214,14 +227,13 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, readyN
 
 	// Scale the current template to the desired count.
 	if need := w.Replicas - len(current); need > 0 {
-		nodes := make([]schedule.Node, 0, len(readyNodes))
-		for _, name := range readyNodes {
-			nodes = append(nodes, schedule.Node{Name: name, Workload: perNode[name], Total: total[name]})
-		}
+		res := cl.place(w, st, need, strategy)
 		pod := st.ResolvePod(w.Pod)
-		for i, node := range schedule.Spread(nodes, need) {
+		if res.Unplaced > 0 {
+			actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
+		}
+		for i, node := range res.Nodes {
 			id := newReplicaID(w, now, i, usedIDs)
-			total[node]++
 			actions = append(actions, Action{
 				Type: Start, Node: node, Workload: w.Name, ReplicaID: id,
 				Spec:   &protocol.ReplicaSpec{ID: id, Workload: w.Name, SpecHash: w.Hash, Pod: pod},

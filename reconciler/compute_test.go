@@ -59,6 +59,8 @@ func summary(actions []Action) []string {
 		switch a.Type {
 		case Start:
 			out = append(out, fmt.Sprintf("start %s@%s", a.Workload, a.Node))
+		case Pending:
+			out = append(out, fmt.Sprintf("pending %s×%d: %s", a.Workload, a.Count, a.Reason))
 		default:
 			out = append(out, fmt.Sprintf("%s %s@%s", a.Type, a.ReplicaID, a.Node))
 		}
@@ -67,7 +69,30 @@ func summary(actions []Action) []string {
 	return out
 }
 
+const gi = 1 << 30
+
+func labeled(n NodeView, kv ...string) NodeView {
+	n.Labels = map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.Labels[kv[i]] = kv[i+1]
+	}
+	return n
+}
+
+func sized(n NodeView, mem int64) NodeView {
+	n.Allocatable = protocol.Resources{CPUMilli: 4000, MemoryBytes: mem}
+	return n
+}
+
 func TestCompute(t *testing.T) {
+	// big asks for 2 GiB per replica, and an ssd node.
+	big := workload("big", 3, "db:1")
+	big.Pod.NodeSelector = map[string]string{"disk": "ssd"}
+	big.Pod.Containers[0].Resources.Requests.MemoryBytes = 2 * gi
+	big.Hash = big.Pod.Hash()
+	mid := workload("mid", 1, "mid:1")
+	mid.Pod.Containers[0].Resources.Requests.MemoryBytes = 1 * gi
+	mid.Hash = mid.Pod.Hash()
 	web := workload("web", 3, "web:1")
 	web2 := workload("web", 3, "web:2")
 	web5 := workload("web", 5, "web:1")
@@ -97,9 +122,9 @@ func TestCompute(t *testing.T) {
 			want: []string{"start web@n1", "start web@n2"},
 		},
 		{
-			name: "no nodes: nothing to start",
+			name: "no nodes: nothing to start, all pending",
 			in:   Input{Desired: state(web), Nodes: nodes()},
-			want: []string{},
+			want: []string{"pending web×3: no nodes"},
 		},
 		{
 			name: "a node that has not reported is not used",
@@ -198,10 +223,30 @@ func TestCompute(t *testing.T) {
 			want: []string{},
 		},
 		{
+			name: "placement: node selector and memory; the rest is pending with reasons",
+			in: Input{Desired: state(big), Nodes: nodes(
+				sized(labeled(node("n1"), "disk", "ssd"), 3*gi),
+				sized(labeled(node("n2"), "disk", "ssd"), 2*gi),
+				sized(node("n3"), 16*gi))},
+			want: []string{"pending big×1: 0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch", "start big@n1", "start big@n2"},
+		},
+		{
+			name: "placement counts the requests of running replicas of other workloads",
+			in: Input{Desired: state(big, mid), Nodes: nodes(
+				sized(labeled(node("n1", rep("m", mid, R, time.Hour)), "disk", "ssd"), 4*gi))},
+			want: []string{"pending big×2: 0/1 nodes fit: 1 insufficient memory", "start big@n1"},
+		},
+		{
+			name: "just started: an assignment on a node not heard from yet is not duplicated elsewhere",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n2")), Started: t0.Add(-time.Second),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour))},
+			want: []string{},
+		},
+		{
 			name: "a node not heard from for the grace period since start is lost",
 			in: Input{Desired: state(web1), Nodes: nodes(), Started: t0.Add(-grace - time.Second),
 				Assignments: assignments(assigned("a", web, "n1", time.Hour))},
-			want: []string{"forget a@n1"},
+			want: []string{"forget a@n1", "pending web×1: no nodes"},
 		},
 		{
 			name: "a node that comes back: its superseded replicas stop",
@@ -274,7 +319,7 @@ func TestComputeStartCarriesTheSpec(t *testing.T) {
 }
 
 func BenchmarkCompute(b *testing.B) {
-	for _, size := range []struct{ nodes, workloads, replicas int }{{10, 10, 3}, {1000, 100, 30}, {10000, 1000, 30}} {
+	for _, size := range []struct{ nodes, workloads, replicas int }{{10, 10, 3}, {1000, 100, 30}, {10000, 1000, 30}, {5000, 10000, 10}} {
 		ws := make([]desired.Workload, size.workloads)
 		for i := range ws {
 			ws[i] = workload(fmt.Sprintf("w%04d", i), size.replicas, "img:1")
@@ -284,7 +329,7 @@ func BenchmarkCompute(b *testing.B) {
 		names := make([]string, size.nodes)
 		for i := range names {
 			names[i] = fmt.Sprintf("node-%05d", i)
-			views[names[i]] = node(names[i])
+			views[names[i]] = sized(labeled(node(names[i]), "topology.kubernetes.io/zone", fmt.Sprint("zone-", i%3)), 64*gi)
 		}
 		k := 0
 		for _, w := range ws {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/schedule"
 )
 
 // Config configures a Reconciler. Zero durations take the defaults.
@@ -32,6 +33,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
 	Clock func() time.Time
+	// Strategy chooses among the nodes that fit (spread by default).
+	Strategy schedule.Strategy
 	// Term is the leadership term this reconciler acts in (from Lease), sent
 	// with every command; 0 without leader election. ID names this server.
 	Term uint64
@@ -83,6 +86,7 @@ type Reconciler struct {
 	started     time.Time
 	sourceErr   string
 	events      []string
+	pending     map[string]Action // workload → why some of its replicas fit nowhere
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -100,6 +104,7 @@ func New(cfg Config) *Reconciler {
 		wake:        make(chan struct{}, 1),
 		nodes:       map[string]*nodeState{},
 		assignments: map[string]Assignment{},
+		pending:     map[string]Action{},
 		deposed:     make(chan struct{}),
 	}
 }
@@ -227,6 +232,7 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 	wasReady := NodeReady(n.NodeView, r.cfg.Clock(), r.cfg.NodeGrace)
 	n.hb = hb
 	n.LastHeartbeat = r.cfg.Clock()
+	n.Labels, n.Allocatable = hb.Labels, hb.Capacity
 	noReport := n.ReportTime.IsZero()
 	r.mu.Unlock()
 	if noReport {
@@ -247,6 +253,7 @@ func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
 	r.mu.Lock()
 	n := r.node(rep.Node)
 	n.Replicas = rep.Replicas
+	n.Volumes = rep.Volumes
 	n.ReportTime = r.cfg.Clock()
 	r.mu.Unlock()
 	r.kick()
@@ -291,6 +298,7 @@ func (r *Reconciler) input() Input {
 		NodeGrace:      r.cfg.NodeGrace,
 		PendingTimeout: r.cfg.PendingTimeout,
 		Started:        r.started,
+		Strategy:       r.cfg.Strategy,
 	}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView
@@ -324,9 +332,13 @@ func (r *Reconciler) pass(ctx context.Context) {
 const maxParallel = 16
 
 func (r *Reconciler) apply(ctx context.Context, actions []Action) {
+	r.notePending(ctx, actions)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallel)
 	for _, a := range actions {
+		if a.Type == Pending {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -369,6 +381,27 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 		return r.forget(ctx, a.ReplicaID)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// notePending records which workloads have replicas that fit nowhere, for
+// the status, logging each change once.
+func (r *Reconciler) notePending(ctx context.Context, actions []Action) {
+	now := map[string]Action{}
+	for _, a := range actions {
+		if a.Type == Pending {
+			now[a.Workload] = a
+		}
+	}
+	r.mu.Lock()
+	prev := r.pending
+	r.pending = now
+	r.mu.Unlock()
+	for w, a := range now {
+		if p, ok := prev[w]; !ok || p.Reason != a.Reason || p.Count != a.Count {
+			zerolog.Ctx(ctx).Warn().Str("workload", w).Int("pending", a.Count).Str("reason", a.Reason).Msg("replicas fit on no node")
+			r.event(fmt.Sprintf("pending %s: %d replica(s): %s", w, a.Count, a.Reason))
+		}
+	}
 }
 
 func (r *Reconciler) forget(ctx context.Context, id string) error {

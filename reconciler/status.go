@@ -53,10 +53,14 @@ type WorkloadStatus struct {
 	Desired  int    `json:"desired"`
 	// Current counts running replicas of the desired template; Running all
 	// running ones; Ready those passing their readiness probes.
-	Current  int             `json:"current"`
-	Running  int             `json:"running"`
-	Ready    int             `json:"ready"`
-	Replicas []ReplicaStatus `json:"replicas"`
+	Current int `json:"current"`
+	Running int `json:"running"`
+	Ready   int `json:"ready"`
+	// Pending counts replicas that fit on no node; PendingReason says why,
+	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
+	Pending       int             `json:"pending,omitempty"`
+	PendingReason string          `json:"pendingReason,omitempty"`
+	Replicas      []ReplicaStatus `json:"replicas"`
 }
 
 // ReplicaStatus is one replica of a workload.
@@ -142,6 +146,9 @@ func (r *Reconciler) Status() Status {
 	sort.Strings(names)
 	for _, name := range names {
 		ws := byName[name]
+		if p, ok := r.pending[name]; ok {
+			ws.Pending, ws.PendingReason = p.Count, p.Reason
+		}
 		sort.Slice(ws.Replicas, func(i, j int) bool { return ws.Replicas[i].ID < ws.Replicas[j].ID })
 		st.Workloads = append(st.Workloads, *ws)
 	}

@@ -1,58 +1,458 @@
 package schedule
 
-import "container/heap"
+import (
+	"container/heap"
+	"fmt"
+	"sort"
+	"strings"
+)
 
-// Node is a ready node as placement sees it.
+// Resources is an amount of CPU and memory.
+type Resources struct {
+	CPUMilli    int64
+	MemoryBytes int64
+}
+
+// Node is a node as placement sees it.
 type Node struct {
-	Name string
-	// Workload is how many replicas of the workload being placed the node holds.
-	Workload int
-	// Total is how many replicas of any workload the node holds.
-	Total int
+	Name   string
+	Ready  bool
+	Labels map[string]string
+	// Allocatable is what pods may request in all; zero means unknown, and
+	// is not checked.
+	Allocatable Resources
+	// Requested sums the requests of the pods the node holds.
+	Requested Resources
+	// HostPorts are the ports its pods publish, as "TCP/8080".
+	HostPorts map[string]bool
+	// Volumes are the claims whose local volumes the node holds.
+	Volumes map[string]bool
+	// Workloads counts the node's live replicas per workload; Total all of them.
+	Workloads map[string]int
+	Total     int
 }
 
-func less(a, b Node) bool {
-	if a.Workload != b.Workload {
-		return a.Workload < b.Workload
-	}
-	if a.Total != b.Total {
-		return a.Total < b.Total
-	}
-	return a.Name < b.Name
+// Term is a topology rule of a pod: a spread constraint or an anti-affinity
+// term. It counts the replicas of the workloads in Matches per domain of
+// TopologyKey (a node label; "kubernetes.io/hostname" or "" is the node).
+type Term struct {
+	TopologyKey string
+	// MaxSkew bounds a spread constraint; 0 makes it an anti-affinity term
+	// (no matching pod in the same domain).
+	MaxSkew int
+	// Hard terms filter nodes (DoNotSchedule, required); others score (Weight
+	// for preferred anti-affinity, 1 for ScheduleAnyway).
+	Hard    bool
+	Weight  int
+	Matches map[string]bool
 }
 
-type nodeHeap []Node
-
-func (h nodeHeap) Len() int           { return len(h) }
-func (h nodeHeap) Less(i, j int) bool { return less(h[i], h[j]) }
-func (h nodeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *nodeHeap) Push(x any)        { *h = append(*h, x.(Node)) }
-func (h *nodeHeap) Pop() any {
-	old := *h
-	n := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return n
+// Pod is what a replica asks of its node.
+type Pod struct {
+	Workload     string
+	Requests     Resources
+	NodeSelector map[string]string
+	HostPorts    []string
+	// Claims must go where their volumes are, once a node holds one.
+	Claims []string
+	Terms  []Term
 }
 
-// Spread places n new replicas on nodes, one at a time, each on the node with
-// the fewest replicas of the workload, then the fewest replicas overall, then
-// the smallest name, so the result is deterministic. It returns the chosen
-// node names in order, or nil when there are no nodes. It costs
-// O(len(nodes) + n log len(nodes)).
-func Spread(nodes []Node, n int) []string {
-	if len(nodes) == 0 || n <= 0 {
-		return nil
+// Strategy chooses among the nodes that fit.
+type Strategy int
+
+const (
+	// SpreadOut prefers nodes (and zones) with fewer replicas of the
+	// workload, then the least requested: Kubernetes' default.
+	SpreadOut Strategy = iota
+	// BinPack prefers the most requested node that fits, leaving others
+	// empty (fewer machines, fewer costs).
+	BinPack
+)
+
+// ZoneLabel is the node label replicas are spread across, besides nodes.
+const ZoneLabel = "topology.kubernetes.io/zone"
+
+const hostnameKey = "kubernetes.io/hostname"
+
+// Result is the outcome of Place.
+type Result struct {
+	// Nodes has one node name per placed replica, in order.
+	Nodes []string
+	// Unplaced counts replicas that fit nowhere; Reason says why, as
+	// "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
+	Unplaced int
+	Reason   string
+}
+
+// Place chooses nodes for n replicas of pod, one at a time, counting each
+// placed replica against its node before the next (requests, host ports,
+// volumes, topology). Nodes are filtered (readiness, node selector,
+// capacity, host ports, volume locality, hard topology terms), then scored;
+// ties go to the smaller name, so the result is deterministic. It costs
+// O(n × len(nodes) × terms).
+func Place(pod Pod, nodes []Node, n int, s Strategy) Result {
+	var res Result
+	if n <= 0 {
+		return res
 	}
-	h := make(nodeHeap, len(nodes))
-	copy(h, nodes)
-	heap.Init(&h)
-	out := make([]string, 0, n)
-	for range n {
-		// h[0] is the best node; place there and restore the order.
-		out = append(out, h[0].Name)
-		h[0].Workload++
-		h[0].Total++
-		heap.Fix(&h, 0)
+	p := newPlacer(pod, nodes, s)
+	if len(pod.Terms) == 0 {
+		return p.placeFast(n, res)
 	}
-	return out
+	return p.placeScan(n, res)
+}
+
+// placeScan scans every node for every replica.
+func (p *placer) placeScan(n int, res Result) Result {
+	for i := range n {
+		best, reasons := p.pick()
+		if best < 0 {
+			res.Unplaced = n - i
+			res.Reason = reasonText(len(p.nodes), reasons)
+			return res
+		}
+		p.place(best)
+		res.Nodes = append(res.Nodes, p.nodes[best].Name)
+	}
+	return res
+}
+
+type placer struct {
+	pod   Pod
+	nodes []Node
+	s     Strategy
+	// what this call placed, per node index
+	added    []int
+	claimsAt map[string]map[int]bool // claim → nodes holding (or given) its volume
+	// replicas matching each term per domain, and the domains seen
+	domains []map[string]int
+	zone    map[string]int // replicas of the workload per zone
+	static  []string       // per node: why it never fits ("" if it may)
+	zoneOf  []string       // per node: its zone label
+	mine    []int          // per node: replicas of the workload before this call
+}
+
+func newPlacer(pod Pod, nodes []Node, s Strategy) *placer {
+	p := &placer{pod: pod, nodes: nodes, s: s, added: make([]int, len(nodes)), claimsAt: map[string]map[int]bool{},
+		domains: make([]map[string]int, len(pod.Terms)), zone: map[string]int{}, static: make([]string, len(nodes)),
+		zoneOf: make([]string, len(nodes)), mine: make([]int, len(nodes))}
+	for _, c := range pod.Claims {
+		p.claimsAt[c] = map[int]bool{}
+	}
+	for i, nd := range nodes {
+		for c, at := range p.claimsAt {
+			if nd.Volumes[c] {
+				at[i] = true
+			}
+		}
+		p.static[i] = p.staticFilter(&nodes[i])
+	}
+	for t, term := range pod.Terms {
+		p.domains[t] = map[string]int{}
+		for i := range nodes {
+			d, ok := domain(&nodes[i], term.TopologyKey)
+			if !ok || (term.Hard && p.static[i] != "") {
+				continue
+			}
+			p.domains[t][d] += matching(&nodes[i], term)
+		}
+	}
+	for i, nd := range nodes {
+		p.mine[i] = nd.Workloads[pod.Workload]
+		if z := nd.Labels[ZoneLabel]; z != "" {
+			p.zoneOf[i] = z
+			p.zone[z] += p.mine[i]
+		}
+	}
+	return p
+}
+
+func domain(n *Node, key string) (string, bool) {
+	if key == "" || key == hostnameKey {
+		return n.Name, true
+	}
+	v, ok := n.Labels[key]
+	return v, ok
+}
+
+func matching(n *Node, t Term) int {
+	c := 0
+	for w, k := range n.Workloads {
+		if t.Matches[w] {
+			c += k
+		}
+	}
+	return c
+}
+
+// staticFilter is what does not change as replicas are placed.
+func (p *placer) staticFilter(n *Node) string {
+	if !n.Ready {
+		return "node not ready"
+	}
+	for k, v := range p.pod.NodeSelector {
+		if n.Labels[k] != v {
+			return "node selector mismatch"
+		}
+	}
+	for _, t := range p.pod.Terms {
+		if _, ok := domain(n, t.TopologyKey); t.Hard && !ok {
+			return "no " + t.TopologyKey + " label"
+		}
+	}
+	return ""
+}
+
+// filter says why node i cannot take one more replica ("" if it can).
+func (p *placer) filter(i int) string {
+	if r := p.static[i]; r != "" {
+		return r
+	}
+	n, k := &p.nodes[i], int64(p.added[i])
+	req := p.pod.Requests
+	if a := n.Allocatable; a.CPUMilli > 0 && req.CPUMilli > 0 && n.Requested.CPUMilli+(k+1)*req.CPUMilli > a.CPUMilli {
+		return "insufficient cpu"
+	}
+	if a := n.Allocatable; a.MemoryBytes > 0 && req.MemoryBytes > 0 && n.Requested.MemoryBytes+(k+1)*req.MemoryBytes > a.MemoryBytes {
+		return "insufficient memory"
+	}
+	for _, hp := range p.pod.HostPorts {
+		if n.HostPorts[hp] || k > 0 {
+			return "host port " + hp + " in use"
+		}
+	}
+	for c, at := range p.claimsAt {
+		if len(at) > 0 && !at[i] {
+			return "volume " + c + " is on another node"
+		}
+	}
+	for t, term := range p.pod.Terms {
+		if !term.Hard {
+			continue
+		}
+		d, _ := domain(n, term.TopologyKey)
+		count := p.domains[t][d]
+		if term.MaxSkew == 0 {
+			if count > 0 {
+				return "anti-affinity (" + keyName(term.TopologyKey) + ")"
+			}
+			continue
+		}
+		low := count
+		for _, c := range p.domains[t] {
+			low = min(low, c)
+		}
+		if count+1-low > term.MaxSkew {
+			return "topology spread (" + keyName(term.TopologyKey) + ")"
+		}
+	}
+	return ""
+}
+
+func keyName(k string) string {
+	if k == "" {
+		return hostnameKey
+	}
+	return k
+}
+
+// score ranks a node that fits: lower is better.
+func (p *placer) score(i int) [4]int64 {
+	n := &p.nodes[i]
+	var penalty int64
+	for t, term := range p.pod.Terms {
+		if term.Hard {
+			continue
+		}
+		d, ok := domain(n, term.TopologyKey)
+		if !ok {
+			continue
+		}
+		w := int64(max(term.Weight, 1))
+		penalty += w * int64(p.domains[t][d])
+	}
+	mine := int64(p.mine[i] + p.added[i])
+	zone := int64(0)
+	if z := p.zoneOf[i]; z != "" {
+		zone = int64(p.zone[z])
+	}
+	used := p.usedPermille(i)
+	total := int64(n.Total + p.added[i])
+	if p.s == BinPack {
+		return [4]int64{penalty, -used, -total, 0}
+	}
+	return [4]int64{penalty, mine, zone, used*1_000_000 + total}
+}
+
+// usedPermille is the node's fuller resource after one more replica, in ‰.
+func (p *placer) usedPermille(i int) int64 {
+	n, k := &p.nodes[i], int64(p.added[i]+1)
+	var u int64
+	if a := n.Allocatable.CPUMilli; a > 0 {
+		u = max(u, (n.Requested.CPUMilli+k*p.pod.Requests.CPUMilli)*1000/a)
+	}
+	if a := n.Allocatable.MemoryBytes; a > 0 {
+		u = max(u, (n.Requested.MemoryBytes+k*p.pod.Requests.MemoryBytes)*1000/a)
+	}
+	return u
+}
+
+func (p *placer) pick() (int, map[string]int) {
+	best := -1
+	var bestScore [4]int64
+	reasons := map[string]int{}
+	for i := range p.nodes {
+		if r := p.filter(i); r != "" {
+			reasons[r]++
+			continue
+		}
+		sc := p.score(i)
+		if best < 0 || less(sc, bestScore) || (sc == bestScore && p.nodes[i].Name < p.nodes[best].Name) {
+			best, bestScore = i, sc
+		}
+	}
+	return best, reasons
+}
+
+func less(a, b [4]int64) bool {
+	for k := range a {
+		if a[k] != b[k] {
+			return a[k] < b[k]
+		}
+	}
+	return false
+}
+
+func (p *placer) place(i int) {
+	p.added[i]++
+	n := &p.nodes[i]
+	for _, at := range p.claimsAt {
+		at[i] = true
+	}
+	for t, term := range p.pod.Terms {
+		if d, ok := domain(n, term.TopologyKey); ok && term.Matches[p.pod.Workload] {
+			p.domains[t][d]++
+		}
+	}
+	if z := p.zoneOf[i]; z != "" {
+		p.zone[z]++
+	}
+}
+
+func reasonText(total int, reasons map[string]int) string {
+	if total == 0 {
+		return "no nodes"
+	}
+	type kv struct {
+		r string
+		n int
+	}
+	var list []kv
+	for r, n := range reasons {
+		list = append(list, kv{r, n})
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].n != list[j].n {
+			return list[i].n > list[j].n
+		}
+		return list[i].r < list[j].r
+	})
+	parts := make([]string, len(list))
+	for i, x := range list {
+		parts[i] = fmt.Sprintf("%d %s", x.n, x.r)
+	}
+	return fmt.Sprintf("0/%d nodes fit: %s", total, strings.Join(parts, ", "))
+}
+
+// placeFast gives the same choices as scanning every node for every
+// replica when the pod has no topology terms, in O(nodes + n·zones·log
+// nodes): nodes are kept in one heap per zone, ordered by the score without
+// its zone part (equal within a zone). Placing a replica changes only the
+// chosen node's key, and a node that stops fitting never fits again.
+func (p *placer) placeFast(n int, res Result) Result {
+	byZone := map[string]*scoreHeap{}
+	var zones []string
+	for i := range p.nodes {
+		if p.filter(i) != "" {
+			continue
+		}
+		z := p.zoneOf[i]
+		h, ok := byZone[z]
+		if !ok {
+			h = &scoreHeap{}
+			byZone[z] = h
+			zones = append(zones, z)
+		}
+		h.items = append(h.items, scored{i: i, score: p.key(i), name: p.nodes[i].Name})
+	}
+	sort.Strings(zones)
+	for _, z := range zones {
+		heap.Init(byZone[z])
+	}
+	for k := range n {
+		best, bestZone := -1, ""
+		var bestScore [4]int64
+		for _, z := range zones {
+			h := byZone[z]
+			for h.Len() > 0 && p.filter(h.items[0].i) != "" {
+				heap.Pop(h)
+			}
+			if h.Len() == 0 {
+				continue
+			}
+			top := h.items[0]
+			sc := p.score(top.i) // with the zone's current count
+			if best < 0 || less(sc, bestScore) || (sc == bestScore && top.name < p.nodes[best].Name) {
+				best, bestZone, bestScore = top.i, z, sc
+			}
+		}
+		if best < 0 {
+			_, reasons := p.pick()
+			res.Unplaced = n - k
+			res.Reason = reasonText(len(p.nodes), reasons)
+			return res
+		}
+		p.place(best)
+		res.Nodes = append(res.Nodes, p.nodes[best].Name)
+		h := byZone[bestZone]
+		h.items[0].score = p.key(best)
+		heap.Fix(h, 0)
+	}
+	return res
+}
+
+// key is a node's score without its zone part, which is the same for
+// every node of a zone.
+func (p *placer) key(i int) [4]int64 {
+	sc := p.score(i)
+	if p.s == SpreadOut {
+		sc[2] = 0
+	}
+	return sc
+}
+
+type scored struct {
+	i     int
+	score [4]int64
+	name  string
+}
+
+// scoreHeap orders nodes by score, then name.
+type scoreHeap struct{ items []scored }
+
+func (h *scoreHeap) Len() int { return len(h.items) }
+func (h *scoreHeap) Less(a, b int) bool {
+	x, y := h.items[a], h.items[b]
+	if x.score != y.score {
+		return less(x.score, y.score)
+	}
+	return x.name < y.name
+}
+func (h *scoreHeap) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
+func (h *scoreHeap) Push(x any)    { h.items = append(h.items, x.(scored)) }
+func (h *scoreHeap) Pop() any {
+	x := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return x
 }

@@ -2,60 +2,198 @@ package schedule
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
 
-func TestSpread(t *testing.T) {
+const gi = 1 << 30
+
+func node(name string, mods ...func(*Node)) Node {
+	n := Node{Name: name, Ready: true, Allocatable: Resources{CPUMilli: 4000, MemoryBytes: 8 * gi}}
+	for _, m := range mods {
+		m(&n)
+	}
+	return n
+}
+
+func labels(kv ...string) func(*Node) {
+	return func(n *Node) {
+		n.Labels = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			n.Labels[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func holding(w string, k int) func(*Node) {
+	return func(n *Node) {
+		if n.Workloads == nil {
+			n.Workloads = map[string]int{}
+		}
+		n.Workloads[w] += k
+		n.Total += k
+	}
+}
+
+func requested(cpu, mem int64) func(*Node) {
+	return func(n *Node) { n.Requested = Resources{CPUMilli: cpu, MemoryBytes: mem} }
+}
+
+func TestPlace(t *testing.T) {
+	web := Pod{Workload: "web"}
+	self := map[string]bool{"web": true}
 	tests := []struct {
-		name  string
-		nodes []Node
-		n     int
-		want  []string
+		name     string
+		pod      Pod
+		nodes    []Node
+		n        int
+		strategy Strategy
+		want     []string
+		unplaced int
+		reason   string
 	}{
-		{"no nodes", nil, 3, nil},
-		{"nothing to place", []Node{{Name: "a"}}, 0, nil},
-		{"one node takes all", []Node{{Name: "a"}}, 3, []string{"a", "a", "a"}},
-		{"even spread, by name", []Node{{Name: "b"}, {Name: "a"}}, 4, []string{"a", "b", "a", "b"}},
-		{"fewest of the workload first", []Node{{Name: "a", Workload: 2}, {Name: "b"}}, 3, []string{"b", "b", "a"}},
-		{"then fewest overall", []Node{{Name: "a", Total: 5}, {Name: "b", Total: 1}}, 1, []string{"b"}},
-		{"workload beats total", []Node{{Name: "a", Workload: 1, Total: 1}, {Name: "b", Total: 9}}, 1, []string{"b"}},
-		{"three nodes", []Node{{Name: "c"}, {Name: "b", Workload: 1}, {Name: "a"}}, 5, []string{"a", "c", "b", "a", "c"}},
+		{name: "no nodes", pod: web, n: 2, unplaced: 2, reason: "no nodes"},
+		{name: "even spread, ties by name", pod: web, nodes: []Node{node("b"), node("a")}, n: 4, want: []string{"a", "b", "a", "b"}},
+		{name: "fewest of the workload first", pod: web, nodes: []Node{node("a", holding("web", 2)), node("b")}, n: 3, want: []string{"b", "b", "a"}},
+		{name: "then the least requested", pod: web, nodes: []Node{node("a", requested(3000, 0)), node("b", requested(1000, 0))}, n: 1, want: []string{"b"}},
+		{name: "not ready nodes are skipped", pod: web, nodes: []Node{node("a", func(n *Node) { n.Ready = false }), node("b")}, n: 2, want: []string{"b", "b"}},
+		{
+			name: "node selector", pod: Pod{Workload: "web", NodeSelector: map[string]string{"disk": "ssd"}},
+			nodes: []Node{node("a", labels("disk", "hdd")), node("b", labels("disk", "ssd")), node("c")}, n: 2,
+			want: []string{"b", "b"},
+		},
+		{
+			name: "capacity counts the replicas placed in the same pass", pod: Pod{Workload: "web", Requests: Resources{MemoryBytes: 3 * gi}},
+			nodes: []Node{node("a"), node("b", requested(0, 4*gi))}, n: 4,
+			want: []string{"a", "b", "a"}, unplaced: 1, reason: "0/2 nodes fit: 2 insufficient memory",
+		},
+		{
+			name: "reasons are counted per node", pod: Pod{Workload: "web", Requests: Resources{CPUMilli: 2000}, NodeSelector: map[string]string{"zone": "a"}},
+			nodes: []Node{node("n1", labels("zone", "a"), requested(3000, 0)), node("n2", labels("zone", "a"), requested(2500, 0)), node("n3", labels("zone", "b"))}, n: 1,
+			unplaced: 1, reason: "0/3 nodes fit: 2 insufficient cpu, 1 node selector mismatch",
+		},
+		{
+			name: "a host port once per node", pod: Pod{Workload: "web", HostPorts: []string{"TCP/80"}},
+			nodes: []Node{node("a"), node("b", func(n *Node) { n.HostPorts = map[string]bool{"TCP/80": true} }), node("c")}, n: 3,
+			want: []string{"a", "c"}, unplaced: 1, reason: "0/3 nodes fit: 3 host port TCP/80 in use",
+		},
+		{
+			name: "a claim's pods go where its volume is", pod: Pod{Workload: "db", Claims: []string{"data"}},
+			nodes: []Node{node("a"), node("b", func(n *Node) { n.Volumes = map[string]bool{"data": true} })}, n: 2,
+			want: []string{"b", "b"},
+		},
+		{
+			name: "a new claim's replicas stay together", pod: Pod{Workload: "db", Claims: []string{"data"}},
+			nodes: []Node{node("a"), node("b")}, n: 2, want: []string{"a", "a"},
+		},
+		{
+			name: "spread across zones before nodes", pod: web,
+			nodes: []Node{node("a1", labels(ZoneLabel, "a")), node("a2", labels(ZoneLabel, "a")), node("b1", labels(ZoneLabel, "b"))}, n: 3,
+			want: []string{"a1", "b1", "a2"},
+		},
+		{
+			name: "required anti-affinity: one per node", pod: Pod{Workload: "web", Terms: []Term{{Hard: true, Matches: self}}},
+			nodes: []Node{node("a"), node("b", holding("web", 1)), node("c")}, n: 3,
+			want: []string{"a", "c"}, unplaced: 1, reason: "0/3 nodes fit: 3 anti-affinity (kubernetes.io/hostname)",
+		},
+		{
+			name: "hard topology spread with max skew 1", pod: Pod{Workload: "web", Terms: []Term{{TopologyKey: "zone", MaxSkew: 1, Hard: true, Matches: self}}},
+			nodes: []Node{node("a", labels("zone", "x"), holding("web", 2)), node("b", labels("zone", "y"))}, n: 3,
+			want: []string{"b", "b", "a"},
+		},
+		{
+			name: "hard spread filters nodes without the label", pod: Pod{Workload: "web", Terms: []Term{{TopologyKey: "zone", MaxSkew: 1, Hard: true, Matches: self}}},
+			nodes: []Node{node("a"), node("b", labels("zone", "y"))}, n: 1, want: []string{"b"},
+		},
+		{
+			name: "preferred anti-affinity against another workload", pod: Pod{Workload: "web", Terms: []Term{{Weight: 100, Matches: map[string]bool{"cache": true}}}},
+			nodes: []Node{node("a"), node("b", holding("cache", 1))}, n: 2, want: []string{"a", "a"},
+		},
+		{
+			name: "bin-packing fills the fullest node that fits", pod: Pod{Workload: "web", Requests: Resources{CPUMilli: 1000}}, strategy: BinPack,
+			nodes: []Node{node("a", requested(1000, 0)), node("b", requested(2000, 0)), node("c")}, n: 3,
+			want: []string{"b", "b", "a"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Spread(tt.nodes, tt.n)
-			if !slices.Equal(got, tt.want) {
-				t.Fatalf("Spread() = %v, want %v", got, tt.want)
+			got := Place(tt.pod, tt.nodes, tt.n, tt.strategy)
+			if !slices.Equal(got.Nodes, tt.want) || got.Unplaced != tt.unplaced || got.Reason != tt.reason {
+				t.Fatalf("Place() = %v, unplaced %d %q; want %v, unplaced %d %q", got.Nodes, got.Unplaced, got.Reason, tt.want, tt.unplaced, tt.reason)
+			}
+			again := Place(tt.pod, tt.nodes, tt.n, tt.strategy)
+			if !slices.Equal(got.Nodes, again.Nodes) {
+				t.Fatalf("not deterministic: %v then %v", got.Nodes, again.Nodes)
 			}
 		})
 	}
 }
 
-func TestSpreadDoesNotModifyInput(t *testing.T) {
-	nodes := []Node{{Name: "b", Workload: 1}, {Name: "a"}}
-	Spread(nodes, 3)
-	if nodes[0].Name != "b" || nodes[0].Workload != 1 || nodes[1].Workload != 0 {
-		t.Fatalf("input changed: %+v", nodes)
+func ExamplePlace() {
+	nodes := []Node{
+		{Name: "node-a", Ready: true, Workloads: map[string]int{"web": 1}, Total: 1},
+		{Name: "node-b", Ready: true},
+		{Name: "node-c", Ready: true, Labels: map[string]string{"disk": "ssd"}},
 	}
+	fmt.Println(Place(Pod{Workload: "web"}, nodes, 4, SpreadOut).Nodes)
+	r := Place(Pod{Workload: "db", NodeSelector: map[string]string{"disk": "nvme"}}, nodes, 1, SpreadOut)
+	fmt.Println(r.Reason)
+	// Output:
+	// [node-b node-c node-a node-b]
+	// 0/3 nodes fit: 3 node selector mismatch
 }
 
-func ExampleSpread() {
-	nodes := []Node{{Name: "node-a", Workload: 1}, {Name: "node-b"}, {Name: "node-c"}}
-	fmt.Println(Spread(nodes, 4))
-	// Output: [node-b node-c node-a node-b]
-}
-
-func BenchmarkSpread(b *testing.B) {
-	for _, size := range []int{10, 1000, 10000} {
+func BenchmarkPlace(b *testing.B) {
+	for _, size := range []int{10, 1000, 5000} {
 		nodes := make([]Node, size)
 		for i := range nodes {
-			nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Total: i % 7}
+			nodes[i] = Node{Name: fmt.Sprintf("node-%05d", i), Ready: true, Total: i % 7,
+				Labels:      map[string]string{ZoneLabel: fmt.Sprint("zone-", i%3)},
+				Allocatable: Resources{CPUMilli: 8000, MemoryBytes: 32 << 30}, Requested: Resources{CPUMilli: int64(i%8) * 500}}
 		}
-		b.Run(fmt.Sprintf("nodes=%d/replicas=100", size), func(b *testing.B) {
+		pod := Pod{Workload: "web", Requests: Resources{CPUMilli: 100, MemoryBytes: 128 << 20}}
+		b.Run(fmt.Sprintf("nodes=%d/replicas=10", size), func(b *testing.B) {
 			for b.Loop() {
-				Spread(nodes, 100)
+				Place(pod, nodes, 10, SpreadOut)
 			}
 		})
+	}
+}
+
+// TestPlaceFastEqualsScan: the per-zone heaps choose exactly what scanning
+// every node for every replica chooses, on random clusters.
+func TestPlaceFastEqualsScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		nodes := make([]Node, 1+rng.IntN(30))
+		names := rng.Perm(len(nodes))
+		for i := range nodes {
+			nodes[i] = Node{Name: fmt.Sprintf("n%02d", names[i]), Ready: rng.IntN(10) > 0,
+				Allocatable: Resources{CPUMilli: int64(rng.IntN(4)) * 1000, MemoryBytes: int64(rng.IntN(4)) * gi},
+				Requested:   Resources{CPUMilli: int64(rng.IntN(3)) * 500, MemoryBytes: int64(rng.IntN(3)) * gi / 2},
+				Workloads:   map[string]int{"web": rng.IntN(3)}, Total: rng.IntN(5)}
+			if z := rng.IntN(4); z > 0 {
+				nodes[i].Labels = map[string]string{ZoneLabel: fmt.Sprint("z", z)}
+			}
+			if rng.IntN(5) == 0 {
+				nodes[i].HostPorts = map[string]bool{"TCP/80": true}
+			}
+		}
+		pod := Pod{Workload: "web", Requests: Resources{CPUMilli: int64(rng.IntN(3)) * 250, MemoryBytes: int64(rng.IntN(3)) * gi / 4}}
+		if rng.IntN(4) == 0 {
+			pod.HostPorts = []string{"TCP/80"}
+		}
+		if rng.IntN(4) == 0 {
+			pod.Claims = []string{"data"}
+		}
+		for _, s := range []Strategy{SpreadOut, BinPack} {
+			n := rng.IntN(12)
+			fast := Place(pod, nodes, n, s)
+			scan := newPlacer(pod, nodes, s).placeScan(n, Result{})
+			if !slices.Equal(fast.Nodes, scan.Nodes) || fast.Unplaced != scan.Unplaced || fast.Reason != scan.Reason {
+				t.Fatalf("round %d, strategy %d: fast %v %d %q, scan %v %d %q", round, s, fast.Nodes, fast.Unplaced, fast.Reason, scan.Nodes, scan.Unplaced, scan.Reason)
+			}
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/schedule"
 )
 
 // serverOptions configure the reconciler and the git source it follows.
@@ -28,6 +29,7 @@ type serverOptions struct {
 	git                gitFlags
 	id                 string        // this server's name in the leader lease
 	leaseTTL           time.Duration // 0: DefaultLeaseTTL
+	placement          string        // spread (default) or binpack
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -57,6 +59,13 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	}
 	defer stopHook()
 	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace, ID: o.id}
+	switch o.placement {
+	case "", "spread":
+	case "binpack":
+		cfg.Strategy = schedule.BinPack
+	default:
+		return fmt.Errorf("--placement %q: want spread or binpack", o.placement)
+	}
 	if cfg.ID == "" {
 		cfg.ID = defaultServerID()
 	}

@@ -112,6 +112,11 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", wl.Name, wl.Desired, wl.Current, wl.Running, wl.Ready, wl.SpecHash)
 	}
 	tw.Flush()
+	for _, wl := range st.Workloads {
+		if wl.Pending > 0 {
+			fmt.Fprintf(w, "Pending: %s: %d replica(s) fit on no node: %s\n", wl.Name, wl.Pending, wl.PendingReason)
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {

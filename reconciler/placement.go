@@ -1,0 +1,142 @@
+package reconciler
+
+import (
+	"fmt"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/schedule"
+)
+
+// cluster is the placement view of the nodes during one Compute: what each
+// holds, updated as replicas are placed so later workloads see earlier ones.
+type cluster struct {
+	nodes []schedule.Node
+	index map[string]int
+}
+
+// podRequests sums a pod's container requests.
+func podRequests(p desired.PodSpec) schedule.Resources {
+	var r schedule.Resources
+	for _, c := range p.Containers {
+		r.CPUMilli += c.Resources.Requests.CPUMilli
+		r.MemoryBytes += c.Resources.Requests.MemoryBytes
+	}
+	return r
+}
+
+func portKeys(p desired.PodSpec) []string {
+	var out []string
+	for _, b := range protocol.HostPorts(p) {
+		out = append(out, fmt.Sprintf("%s/%d", b.Protocol, b.HostPort))
+	}
+	return out
+}
+
+func newCluster(in Input, ready map[string]bool, byWorkload map[string][]replica) *cluster {
+	c := &cluster{index: map[string]int{}}
+	requests := map[string]schedule.Resources{}
+	ports := map[string][]string{}
+	if in.Desired != nil {
+		for _, w := range in.Desired.Workloads {
+			requests[w.Name] = podRequests(w.Pod)
+			ports[w.Name] = portKeys(w.Pod)
+		}
+	}
+	for _, name := range sortedKeys(in.Nodes) {
+		n := in.Nodes[name]
+		sn := schedule.Node{Name: name, Ready: ready[name], Labels: n.Labels,
+			Allocatable: schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
+			HostPorts:   map[string]bool{}, Volumes: map[string]bool{}, Workloads: map[string]int{}}
+		for _, v := range n.Volumes {
+			sn.Volumes[v] = true
+		}
+		c.index[name] = len(c.nodes)
+		c.nodes = append(c.nodes, sn)
+	}
+	for _, rs := range byWorkload {
+		for _, r := range rs {
+			i, ok := c.index[r.node]
+			if !ok || !alive(r.State) {
+				continue
+			}
+			n := &c.nodes[i]
+			req := requests[r.Workload]
+			n.Requested.CPUMilli += req.CPUMilli
+			n.Requested.MemoryBytes += req.MemoryBytes
+			n.Workloads[r.Workload]++
+			n.Total++
+			for _, p := range r.Ports {
+				n.HostPorts[fmt.Sprintf("%s/%d", p.Protocol, p.HostPort)] = true
+			}
+			if r.pending { // not reported yet: its ports are its template's
+				for _, p := range ports[r.Workload] {
+					n.HostPorts[p] = true
+				}
+			}
+		}
+	}
+	return c
+}
+
+// schedPod is what placement needs of a workload's pod.
+func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
+	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod)}
+	for _, v := range w.Pod.Volumes {
+		if v.Claim != nil {
+			p.Claims = append(p.Claims, v.Claim.Claim)
+		}
+	}
+	for _, t := range w.Pod.TopologySpread {
+		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, MaxSkew: max(t.MaxSkew, 1),
+			Hard: t.WhenUnsatisfiable != "ScheduleAnyway", Weight: 1, Matches: matchingWorkloads(w, st, t.MatchLabels)})
+	}
+	for _, t := range w.Pod.AntiAffinity {
+		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, Hard: t.Weight == 0, Weight: t.Weight,
+			Matches: matchingWorkloads(w, st, t.MatchLabels)})
+	}
+	return p
+}
+
+// matchingWorkloads are the workloads whose pod labels match sel; with no
+// selector, the workload itself.
+func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]string) map[string]bool {
+	m := map[string]bool{}
+	if len(sel) == 0 {
+		m[w.Name] = true
+		return m
+	}
+	for _, o := range st.Workloads {
+		ok := true
+		for k, v := range sel {
+			if o.PodLabels[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			m[o.Name] = true
+		}
+	}
+	return m
+}
+
+// place chooses nodes for n replicas of w and counts them on their nodes.
+func (c *cluster) place(w desired.Workload, st *desired.State, n int, strategy schedule.Strategy) schedule.Result {
+	pod := schedPod(w, st)
+	res := schedule.Place(pod, c.nodes, n, strategy)
+	for _, name := range res.Nodes {
+		nd := &c.nodes[c.index[name]]
+		nd.Requested.CPUMilli += pod.Requests.CPUMilli
+		nd.Requested.MemoryBytes += pod.Requests.MemoryBytes
+		nd.Workloads[w.Name]++
+		nd.Total++
+		for _, hp := range pod.HostPorts {
+			nd.HostPorts[hp] = true
+		}
+		for _, cl := range pod.Claims {
+			nd.Volumes[cl] = true
+		}
+	}
+	return res
+}
