@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -70,7 +71,44 @@ const (
 	// Pending says Count replicas of Workload fit on no node, and why; it
 	// sends nothing.
 	Pending ActionType = "pending"
+	// Hold says Compute is in disruption mode: Count silent nodes keep
+	// their replicas. It sends nothing.
+	Hold ActionType = "hold"
 )
+
+// DisruptionThreshold is the share of nodes that, silent at once, puts
+// Compute in disruption mode (Kubernetes' unhealthy-zone threshold).
+const DisruptionThreshold = 0.55
+
+// DisruptionHold is how long disruption mode keeps a silent node's
+// replicas; after it, they are placed elsewhere after all (a node removed
+// for good must not freeze its replicas forever).
+const DisruptionHold = 5 * time.Minute
+
+// heldNodes returns the silent nodes whose replicas stay put: those that
+// went silent within DisruptionHold, when they are more than
+// DisruptionThreshold of the nodes (at least two).
+func heldNodes(in Input) map[string]bool {
+	recent := map[string]bool{}
+	for name, n := range in.Nodes {
+		silent := in.Now.Sub(n.LastHeartbeat)
+		if !n.LastHeartbeat.IsZero() && silent > in.NodeGrace && silent <= in.NodeGrace+DisruptionHold {
+			recent[name] = true
+		}
+	}
+	if len(recent) < 2 || float64(len(recent)) <= DisruptionThreshold*float64(len(in.Nodes)) {
+		return nil
+	}
+	return recent
+}
+
+func joinNames(m map[string]bool) string {
+	names := sortedKeys(m)
+	if len(names) > 5 {
+		names = append(names[:5], fmt.Sprintf("and %d more", len(names)-5))
+	}
+	return strings.Join(names, ", ")
+}
 
 // Action is one step toward the desired state.
 type Action struct {
@@ -100,6 +138,7 @@ type replica struct {
 	node     string
 	assigned bool
 	pending  bool // assigned, not reported yet
+	held     bool // on a silent node in disruption mode: counted, never stopped
 }
 
 // Compute returns the actions that move the live state toward in.Desired.
@@ -110,6 +149,15 @@ func Compute(in Input) []Action {
 	for name, n := range in.Nodes {
 		ready[name] = NodeReady(n, in.Now, in.NodeGrace)
 	}
+	// Disruption mode: when most nodes went silent recently, the fault is
+	// likely the control plane's (its network, NATS): their replicas are
+	// neither forgotten nor replaced; Baton waits, and says so.
+	held := heldNodes(in)
+	if len(held) > 0 {
+		actions = append(actions, Action{Type: Hold, Count: len(held), Reason: fmt.Sprintf(
+			"%d of %d nodes went silent at once (%s): not moving their replicas for up to %s, in case the fault is the control plane's",
+			len(held), len(in.Nodes), joinNames(held), DisruptionHold)})
+	}
 
 	// Forget assignments that can no longer come true.
 	for _, id := range sortedKeys(in.Assignments) {
@@ -118,6 +166,8 @@ func Compute(in Input) []Action {
 		switch {
 		case !heard && in.Now.Sub(in.Started) <= in.NodeGrace:
 			// Just started: the node may not have sent a heartbeat yet.
+		case held[a.Node]:
+			// Disruption mode: kept, counted below.
 		case !ready[a.Node]:
 			actions = append(actions, Action{Type: Forget, Node: a.Node, Workload: a.Workload, ReplicaID: id, Reason: "node lost"})
 		case !reported(in.Nodes[a.Node], id) && in.Now.Sub(a.Created) > in.PendingTimeout:
@@ -137,7 +187,7 @@ func Compute(in Input) []Action {
 	// Group the replicas of ready nodes by workload.
 	byWorkload := map[string][]replica{}
 	for _, name := range sortedKeys(in.Nodes) {
-		if !ready[name] {
+		if !ready[name] && !held[name] {
 			continue
 		}
 		n := in.Nodes[name]
@@ -145,7 +195,7 @@ func Compute(in Input) []Action {
 		for _, r := range n.Replicas {
 			seen[r.ID] = true
 			_, assigned := in.Assignments[r.ID]
-			byWorkload[r.Workload] = append(byWorkload[r.Workload], replica{Replica: r, node: name, assigned: assigned})
+			byWorkload[r.Workload] = append(byWorkload[r.Workload], replica{Replica: r, node: name, assigned: assigned, held: held[name]})
 		}
 		for _, a := range assignedTo[name] {
 			id := a.ReplicaID
@@ -154,7 +204,7 @@ func Compute(in Input) []Action {
 			}
 			byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
 				Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
-				node:    name, assigned: true, pending: true,
+				node:    name, assigned: true, pending: true, held: held[name],
 			})
 		}
 	}
@@ -190,7 +240,7 @@ func Compute(in Input) []Action {
 	for _, wname := range sortedKeys(byWorkload) {
 		if !want[wname] {
 			for _, r := range byWorkload[wname] {
-				if r.State != protocol.StateStopping && !r.pending {
+				if r.State != protocol.StateStopping && !r.pending && !r.held {
 					actions = append(actions, stop(r, "workload removed from the desired state"))
 				}
 			}
@@ -264,6 +314,23 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 	for _, r := range old[:max(excess, 0)] {
 		actions = append(actions, stop(r, fmt.Sprintf("replaced by template %s", w.Hash)))
 	}
+	// Replicas of silent nodes in disruption mode are never stopped: no
+	// command could reach them, and they may be fine.
+	heldIDs := map[string]bool{}
+	for _, r := range rs {
+		if r.held {
+			heldIDs[r.ID] = true
+		}
+	}
+	if len(heldIDs) > 0 {
+		kept := actions[:0]
+		for _, a := range actions {
+			if a.Type != Stop || !heldIDs[a.ReplicaID] {
+				kept = append(kept, a)
+			}
+		}
+		actions = kept
+	}
 	return actions
 }
 
@@ -280,6 +347,9 @@ func stop(r replica, reason string) Action {
 func sortForStop(rs []replica, perNode map[string]int) {
 	rank := func(r replica) int {
 		n := 0
+		if r.held {
+			n += 4
+		}
 		if r.assigned {
 			n += 2
 		}

@@ -28,6 +28,8 @@ func node(name string, reps ...protocol.Replica) NodeView {
 
 func lost(n NodeView) NodeView { n.LastHeartbeat = t0.Add(-grace - time.Second); return n }
 
+func silentFor(n NodeView, d time.Duration) NodeView { n.LastHeartbeat = t0.Add(-d); return n }
+
 func rep(id string, w desired.Workload, st protocol.ReplicaState, started time.Duration) protocol.Replica {
 	return protocol.Replica{ID: id, Workload: w.Name, SpecHash: w.Hash, State: st, StartedAt: t0.Add(-started)}
 }
@@ -61,6 +63,8 @@ func summary(actions []Action) []string {
 			out = append(out, fmt.Sprintf("start %s@%s", a.Workload, a.Node))
 		case Pending:
 			out = append(out, fmt.Sprintf("pending %s×%d: %s", a.Workload, a.Count, a.Reason))
+		case Hold:
+			out = append(out, fmt.Sprintf("hold %d", a.Count))
 		default:
 			out = append(out, fmt.Sprintf("%s %s@%s", a.Type, a.ReplicaID, a.Node))
 		}
@@ -215,6 +219,30 @@ func TestCompute(t *testing.T) {
 				node("n2", rep("c", web, R, time.Hour))),
 				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n1", time.Hour), assigned("c", web, "n2", time.Hour))},
 			want: []string{"forget a@n1", "forget b@n1", "start web@n2", "start web@n2"},
+		},
+		{
+			name: "disruption mode: 2 of 3 nodes silent at once: nothing forgotten or replaced",
+			in: Input{Desired: state(web), Nodes: nodes(
+				lost(node("n1", rep("a", web, R, time.Hour))), lost(node("n2", rep("b", web, R, time.Hour))),
+				node("n3", rep("c", web, R, time.Hour))),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n2", time.Hour), assigned("c", web, "n3", time.Hour))},
+			want: []string{"hold 2"},
+		},
+		{
+			name: "disruption mode: a template change replaces only what it can reach",
+			in: Input{Desired: state(web2), Nodes: nodes(
+				lost(node("n1", rep("a", web, R, time.Hour))), lost(node("n2", rep("b", web, R, time.Hour))),
+				node("n3", rep("c", web, R, time.Hour), rep("d", web2, R, time.Minute), rep("e", web2, R, time.Minute), rep("f", web2, R, time.Minute)))},
+			want: []string{"hold 2", "stop c@n3"},
+		},
+		{
+			name: "disruption mode ends after DisruptionHold: the replicas move",
+			in: Input{Desired: state(web), Nodes: nodes(
+				silentFor(node("n1", rep("a", web, R, time.Hour)), grace+DisruptionHold+time.Second),
+				silentFor(node("n2", rep("b", web, R, time.Hour)), grace+DisruptionHold+time.Second),
+				node("n3", rep("c", web, R, time.Hour))),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n2", time.Hour), assigned("c", web, "n3", time.Hour))},
+			want: []string{"forget a@n1", "forget b@n2", "start web@n3", "start web@n3"},
 		},
 		{
 			name: "just started: assignments of nodes not heard from yet are kept",

@@ -87,6 +87,7 @@ type Reconciler struct {
 	sourceErr   string
 	events      []string
 	pending     map[string]Action // workload → why some of its replicas fit nowhere
+	hold        string            // disruption mode's reason, "" when off
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -336,7 +337,7 @@ func (r *Reconciler) apply(ctx context.Context, actions []Action) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallel)
 	for _, a := range actions {
-		if a.Type == Pending {
+		if a.Type == Pending || a.Type == Hold {
 			continue
 		}
 		wg.Add(1)
@@ -387,15 +388,27 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 // the status, logging each change once.
 func (r *Reconciler) notePending(ctx context.Context, actions []Action) {
 	now := map[string]Action{}
+	hold := ""
 	for _, a := range actions {
-		if a.Type == Pending {
+		switch a.Type {
+		case Pending:
 			now[a.Workload] = a
+		case Hold:
+			hold = a.Reason
 		}
 	}
 	r.mu.Lock()
-	prev := r.pending
-	r.pending = now
+	prev, prevHold := r.pending, r.hold
+	r.pending, r.hold = now, hold
 	r.mu.Unlock()
+	switch {
+	case hold != "" && prevHold == "":
+		zerolog.Ctx(ctx).Error().Str("reason", hold).Msg("disruption mode: waiting")
+		r.event("disruption mode: " + hold)
+	case hold == "" && prevHold != "":
+		zerolog.Ctx(ctx).Info().Msg("disruption mode over")
+		r.event("disruption mode over")
+	}
 	for w, a := range now {
 		if p, ok := prev[w]; !ok || p.Reason != a.Reason || p.Count != a.Count {
 			zerolog.Ctx(ctx).Warn().Str("workload", w).Int("pending", a.Count).Str("reason", a.Reason).Msg("replicas fit on no node")

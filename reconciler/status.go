@@ -40,6 +40,9 @@ type Status struct {
 	Events []string `json:"events,omitempty"`
 	// Warnings name what the synced revision asks for that Baton does not act on yet.
 	Warnings []string `json:"warnings,omitempty"`
+	// Disruption is set while most nodes are silent and their replicas are
+	// kept where they are (disruption mode).
+	Disruption string `json:"disruption,omitempty"`
 	// Leader is the server answering, and Term its leadership term (0
 	// without leader election).
 	Leader string `json:"leader,omitempty"`
@@ -97,7 +100,7 @@ func (r *Reconciler) Status() Status {
 	now := r.cfg.Clock()
 	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
-		Leader: r.cfg.ID, Term: r.cfg.Term}
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

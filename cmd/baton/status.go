@@ -90,6 +90,9 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "Revision: %s%s %q (synced %s)\n", short(st.Synced.ID), ref, st.Synced.Message, ago(st.SyncedAt, now))
 	}
+	if st.Disruption != "" {
+		fmt.Fprintf(w, "Disruption mode: %s\n", st.Disruption)
+	}
 	if st.Leader != "" {
 		fmt.Fprintf(w, "Leader: %s (term %d)\n", st.Leader, st.Term)
 	}
