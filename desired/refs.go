@@ -256,33 +256,9 @@ func unenforced(st *State) []string {
 		}
 	}
 	for _, wl := range st.Workloads {
-		var fields []string
-		if wl.Strategy.Type == "Recreate" || wl.MinReadySeconds > 0 {
-			fields = append(fields, "rollout strategy")
-		}
-		if len(fields) > 0 {
-			add("Deployment %s: %s not enforced yet", wl.Name, joinUnique(fields))
+		if wl.Paused {
+			add("Deployment %s: paused is not enforced yet", wl.Name)
 		}
 	}
 	return w
-}
-
-func joinUnique(s []string) string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	sort.Strings(out)
-	r := ""
-	for i, x := range out {
-		if i > 0 {
-			r += ", "
-		}
-		r += x
-	}
-	return r
 }

@@ -55,6 +55,9 @@ type Input struct {
 	Started time.Time
 	// Strategy chooses among the nodes that fit a replica.
 	Strategy schedule.Strategy
+	// ReadySince is when each replica was first seen ready (since it last
+	// was not), for minReadySeconds.
+	ReadySince map[string]time.Time
 }
 
 // ActionType names what an Action does.
@@ -247,12 +250,12 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
-		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.Now)...)
+		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, in.Now)...)
 	}
 	return actions
 }
 
-func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -275,13 +278,25 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		perNode[r.node]++
 	}
 
-	// Scale the current template to the desired count.
-	if need := w.Replicas - len(current); need > 0 {
+	// Scale the current template to the desired count; while old replicas
+	// remain, within the rollout's surge (Recreate: once they are gone).
+	surge, unavailable := rolloutLimits(w)
+	need := w.Replicas - len(current)
+	if len(old) > 0 && need > 0 {
+		if w.Strategy.Type == "Recreate" {
+			need = 0
+		} else {
+			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
+		}
+	}
+	started := 0
+	if need > 0 {
 		res := cl.place(w, st, need, strategy)
 		pod := st.ResolvePod(w.Pod)
 		if res.Unplaced > 0 {
 			actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
 		}
+		started = len(res.Nodes)
 		for i, node := range res.Nodes {
 			id := newReplicaID(w, now, i, usedIDs)
 			actions = append(actions, Action{
@@ -298,21 +313,47 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		current = current[-need:]
 	}
 
-	// Replace the old template: stop an old replica for each running new one
-	// beyond the desired count, so serving capacity never drops.
-	running := 0
-	for _, r := range current {
-		if r.State == protocol.StateRunning {
-			running++
+	// Replace the old template (Kubernetes' rolling update): stop old
+	// replicas while at least replicas-maxUnavailable stay available, not-ready
+	// ones first; new replicas count as available once ready for
+	// minReadySeconds.
+	if len(old) > 0 {
+		sortForRollout(old, perNode)
+		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
+			for _, r := range old {
+				actions = append(actions, stop(r, fmt.Sprintf("replaced by template %s (%s)", w.Hash, strategyName(w))))
+			}
+		} else {
+			availableNew := 0
+			for _, r := range current {
+				if available(r, w, readySince, now) {
+					availableNew++
+				}
+			}
+			readyOld := 0
+			for _, r := range old {
+				if r.Ready {
+					readyOld++
+				}
+			}
+			minAvailable := w.Replicas - unavailable
+			newUnavailable := len(current) + started - availableNew
+			maxDown := len(current) + started + len(old) - minAvailable - newUnavailable
+			budget := availableNew + readyOld - minAvailable
+			for _, r := range old {
+				if maxDown <= 0 {
+					break
+				}
+				if r.Ready {
+					if budget <= 0 {
+						break
+					}
+					budget--
+				}
+				maxDown--
+				actions = append(actions, stop(r, fmt.Sprintf("replaced by template %s (%d available, at least %d kept)", w.Hash, availableNew+readyOld, minAvailable)))
+			}
 		}
-	}
-	excess := min(running+len(old)-w.Replicas, len(old))
-	if w.Replicas == 0 {
-		excess = len(old)
-	}
-	sortForStop(old, perNode)
-	for _, r := range old[:max(excess, 0)] {
-		actions = append(actions, stop(r, fmt.Sprintf("replaced by template %s", w.Hash)))
 	}
 	// Replicas of silent nodes in disruption mode are never stopped: no
 	// command could reach them, and they may be fine.
@@ -332,6 +373,62 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		actions = kept
 	}
 	return actions
+}
+
+// rolloutLimits resolves maxSurge (rounded up) and maxUnavailable (rounded
+// down) against the desired count, as Kubernetes does; both zero would stall,
+// so maxUnavailable is then 1.
+func rolloutLimits(w desired.Workload) (surge, unavailable int) {
+	surge = intOrPercent(w.Strategy.MaxSurge, w.Replicas, true)
+	unavailable = intOrPercent(w.Strategy.MaxUnavailable, w.Replicas, false)
+	if surge == 0 && unavailable == 0 {
+		unavailable = 1
+	}
+	return surge, unavailable
+}
+
+func intOrPercent(v string, total int, roundUp bool) int {
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return 0
+		}
+		if roundUp {
+			return (n*total + 99) / 100
+		}
+		return n * total / 100
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func strategyName(w desired.Workload) string {
+	if w.Strategy.Type == "" {
+		return "RollingUpdate"
+	}
+	return w.Strategy.Type
+}
+
+// available: ready, for at least the workload's minReadySeconds.
+func available(r replica, w desired.Workload, readySince map[string]time.Time, now time.Time) bool {
+	if !r.Ready {
+		return false
+	}
+	if w.MinReadySeconds <= 0 {
+		return true
+	}
+	since, ok := readySince[r.ID]
+	return ok && now.Sub(since) >= time.Duration(w.MinReadySeconds)*time.Second
+}
+
+// sortForRollout orders old replicas for stopping: not ready first, then
+// as sortForStop.
+func sortForRollout(rs []replica, perNode map[string]int) {
+	sortForStop(rs, perNode)
+	sort.SliceStable(rs, func(i, j int) bool { return !rs[i].Ready && rs[j].Ready })
 }
 
 func stop(r replica, reason string) Action {

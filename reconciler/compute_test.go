@@ -17,8 +17,18 @@ const grace = 10 * time.Second
 
 func workload(name string, replicas int, image string) desired.Workload {
 	pod := desired.PodSpec{Containers: []desired.Container{{Name: "web", Image: image}}}
-	return desired.Workload{Name: name, Kind: "Deployment", Replicas: replicas, Pod: pod, Hash: pod.Hash()}
+	return desired.Workload{Name: name, Kind: "Deployment", Replicas: replicas, Pod: pod, Hash: pod.Hash(),
+		Strategy: desired.Strategy{Type: "RollingUpdate", MaxSurge: "25%", MaxUnavailable: "25%"}}
 }
+
+func withStrategy(w desired.Workload, typ, surge, unavailable string) desired.Workload {
+	w.Strategy = desired.Strategy{Type: typ, MaxSurge: surge, MaxUnavailable: unavailable}
+	return w
+}
+
+func withMinReady(w desired.Workload, s int) desired.Workload { w.MinReadySeconds = s; return w }
+
+func notReady(r protocol.Replica) protocol.Replica { r.Ready = false; return r }
 
 func state(ws ...desired.Workload) *desired.State { return &desired.State{Workloads: ws} }
 
@@ -31,7 +41,8 @@ func lost(n NodeView) NodeView { n.LastHeartbeat = t0.Add(-grace - time.Second);
 func silentFor(n NodeView, d time.Duration) NodeView { n.LastHeartbeat = t0.Add(-d); return n }
 
 func rep(id string, w desired.Workload, st protocol.ReplicaState, started time.Duration) protocol.Replica {
-	return protocol.Replica{ID: id, Workload: w.Name, SpecHash: w.Hash, State: st, StartedAt: t0.Add(-started)}
+	// Running replicas are ready (no readiness probe), as agents report them.
+	return protocol.Replica{ID: id, Workload: w.Name, SpecHash: w.Hash, State: st, StartedAt: t0.Add(-started), Ready: st == protocol.StateRunning}
 }
 
 func assigned(id string, w desired.Workload, node string, age time.Duration) Assignment {
@@ -170,7 +181,40 @@ func TestCompute(t *testing.T) {
 			name: "new template: start new replicas, keep the old serving",
 			in: Input{Desired: state(web2), Nodes: nodes(node("n1",
 				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},
-			want: []string{"start web@n1", "start web@n1", "start web@n1"},
+			want: []string{"start web@n1"}, // maxSurge 25% of 3, rounded up
+		},
+		{
+			name: "rollout: a new replica not ready yet holds the rollout",
+			in: Input{Desired: state(web2), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour),
+				notReady(rep("d", web2, R, time.Minute))))},
+			want: []string{},
+		},
+		{
+			name: "rollout: maxUnavailable 1, maxSurge 0: an old one goes before any new one starts",
+			in: Input{Desired: state(withStrategy(web2, "RollingUpdate", "0", "1")), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{"stop c@n1"},
+		},
+		{
+			name: "rollout: old replicas that are not ready go first, without using the budget",
+			in: Input{Desired: state(withStrategy(web2, "RollingUpdate", "0", "1")), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), notReady(rep("b", web, R, 2*time.Hour)), rep("c", web, R, time.Hour)))},
+			want: []string{"stop b@n1"},
+		},
+		{
+			name: "rollout: minReadySeconds: new replicas ready for less do not count",
+			in: Input{Desired: state(withMinReady(web2, 30)), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour),
+				rep("d", web2, R, time.Minute), rep("e", web2, R, time.Minute), rep("f", web2, R, time.Minute))),
+				ReadySince: map[string]time.Time{"d": t0.Add(-10 * time.Second), "e": t0.Add(-40 * time.Second), "f": t0.Add(-40 * time.Second)}},
+			want: []string{"stop b@n1", "stop c@n1"},
+		},
+		{
+			name: "Recreate: every old replica stops before a new one starts",
+			in: Input{Desired: state(withStrategy(web2, "Recreate", "", "")), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour)))},
+			want: []string{"stop a@n1", "stop b@n1"},
 		},
 		{
 			name: "new template: an old replica stops for each new one running",

@@ -65,7 +65,8 @@ func (c *Config) defaults() {
 
 type nodeState struct {
 	NodeView
-	hb protocol.Heartbeat
+	hb         protocol.Heartbeat
+	readySince map[string]time.Time // replica → first report that showed it ready
 }
 
 const maxEvents = 20
@@ -106,7 +107,8 @@ func New(cfg Config) *Reconciler {
 		nodes:       map[string]*nodeState{},
 		assignments: map[string]Assignment{},
 		pending:     map[string]Action{},
-		deposed:     make(chan struct{}),
+
+		deposed: make(chan struct{}),
 	}
 }
 
@@ -253,9 +255,21 @@ func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
 	}
 	r.mu.Lock()
 	n := r.node(rep.Node)
+	now := r.cfg.Clock()
+	prev := n.readySince
+	n.readySince = map[string]time.Time{}
+	for _, x := range rep.Replicas {
+		if x.Ready {
+			since, ok := prev[x.ID]
+			if !ok {
+				since = now
+			}
+			n.readySince[x.ID] = since
+		}
+	}
 	n.Replicas = rep.Replicas
 	n.Volumes = rep.Volumes
-	n.ReportTime = r.cfg.Clock()
+	n.ReportTime = now
 	r.mu.Unlock()
 	r.kick()
 }
@@ -301,8 +315,12 @@ func (r *Reconciler) input() Input {
 		Started:        r.started,
 		Strategy:       r.cfg.Strategy,
 	}
+	in.ReadySince = map[string]time.Time{}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView
+		for id, t := range v.readySince {
+			in.ReadySince[id] = t
+		}
 	}
 	for k, v := range r.assignments {
 		in.Assignments[k] = v
