@@ -250,6 +250,9 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
+		if len(in.Desired.Schedules) > 0 {
+			w.Replicas = scaleOf(w, in.Desired, in.Now).Replicas
+		}
 		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, in.Now)...)
 	}
 	return actions

@@ -30,6 +30,11 @@ func withMinReady(w desired.Workload, s int) desired.Workload { w.MinReadySecond
 
 func notReady(r protocol.Replica) protocol.Replica { r.Ready = false; return r }
 
+func scheduled(st *desired.State, target string, windows ...desired.ScalingWindow) *desired.State {
+	st.Schedules = append(st.Schedules, desired.ScalingSchedule{Meta: desired.Meta{Name: "hours"}, Target: target, Windows: windows})
+	return st
+}
+
 func state(ws ...desired.Workload) *desired.State { return &desired.State{Workloads: ws} }
 
 func node(name string, reps ...protocol.Replica) NodeView {
@@ -307,6 +312,13 @@ func TestCompute(t *testing.T) {
 			in: Input{Desired: state(big, mid), Nodes: nodes(
 				sized(labeled(node("n1", rep("m", mid, R, time.Hour)), "disk", "ssd"), 4*gi))},
 			want: []string{"pending big×2: 0/1 nodes fit: 1 insufficient memory", "start big@n1"},
+		},
+		{
+			name: "a ScalingSchedule owns the count: its last window (09:00 UTC, 5) beats spec.replicas (3)",
+			in: Input{Desired: scheduled(state(web), "web", desired.ScalingWindow{Name: "day", Schedule: "0 9 * * *", Replicas: 5},
+				desired.ScalingWindow{Name: "night", Schedule: "0 18 * * *", Replicas: 1}), Nodes: nodes(node("n1",
+				rep("a", web, R, time.Hour), rep("b", web, R, time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{"start web@n1", "start web@n1"},
 		},
 		{
 			name: "just started: an assignment on a node not heard from yet is not duplicated elsewhere",

@@ -61,6 +61,9 @@ type WorkloadStatus struct {
 	Ready   int `json:"ready"`
 	// Pending counts replicas that fit on no node; PendingReason says why,
 	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
+	// Scale says who owns the desired count (Git or a ScalingSchedule) and
+	// the window in effect.
+	Scale         Scale           `json:"scale"`
 	Pending       int             `json:"pending,omitempty"`
 	PendingReason string          `json:"pendingReason,omitempty"`
 	Replicas      []ReplicaStatus `json:"replicas"`
@@ -107,7 +110,8 @@ func (r *Reconciler) Status() Status {
 	if r.desired != nil {
 		st.Warnings = r.desired.Warnings
 		for _, w := range r.desired.Workloads {
-			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: w.Replicas, Replicas: []ReplicaStatus{}}
+			sc := scaleOf(w, r.desired, now)
+			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: sc.Replicas, Scale: sc, Replicas: []ReplicaStatus{}}
 			names = append(names, w.Name)
 		}
 	}

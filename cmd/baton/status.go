@@ -116,6 +116,21 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	for _, wl := range st.Workloads {
+		if sc := wl.Scale; sc.Owner != "" && sc.Owner != "git" {
+			line := fmt.Sprintf("Scale: %s: %d replicas, set by %s", wl.Name, sc.Replicas, sc.Owner)
+			if sc.Window != "" {
+				line += fmt.Sprintf(" (window %s since %s)", sc.Window, sc.Since.Format(time.RFC3339))
+			} else {
+				line += " (no window has fired yet: spec.replicas)"
+			}
+			if sc.NextWindow != "" {
+				line += fmt.Sprintf("; next: %s at %s", sc.NextWindow, sc.Next.Format(time.RFC3339))
+			}
+			if sc.Error != "" {
+				line += "; error: " + sc.Error
+			}
+			fmt.Fprintln(w, line)
+		}
 		if wl.Pending > 0 {
 			fmt.Fprintf(w, "Pending: %s: %d replica(s) fit on no node: %s\n", wl.Name, wl.Pending, wl.PendingReason)
 		}
