@@ -84,12 +84,28 @@ func firstInvalid(b []byte) int {
 	return len(b)
 }
 
+// extract decodes the next document, turning a panic of the decoder on
+// malformed input into an error: bad input must never crash the reconciler.
+func extract(dec *cueyaml.Decoder) (expr ast.Expr, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			expr, err = nil, fmt.Errorf("cannot parse YAML: the decoder failed on this input (%v)", p)
+		}
+	}()
+	return dec.Extract()
+}
+
 // yamlDocuments parses a multi-document YAML file into CUE values.
 func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []document {
 	var docs []document
+	// YAML line breaks are LF, CRLF or a lone CR; CUE's decoder mishandles
+	// the lone CR (it panics on some inputs): make them all LF, which keeps
+	// line numbers.
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
 	dec := cueyaml.NewDecoder(file, bytes.NewReader(data))
 	for i := 0; ; i++ {
-		expr, err := dec.Extract()
+		expr, err := extract(dec)
 		if errors.Is(err, io.EOF) {
 			return docs
 		}

@@ -83,6 +83,13 @@ func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*Stat
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() {
+			// A bug in a parser must not take the reconciler down: the
+			// revision is refused, and the last good one keeps running.
+			if p := recover(); p != nil {
+				done <- result{nil, fmt.Errorf("internal error loading the revision: %v", p)}
+			}
+		}()
 		st, err := load(files, opts)
 		done <- result{st, err}
 	}()
