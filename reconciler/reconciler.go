@@ -69,7 +69,8 @@ type nodeState struct {
 	readySince map[string]time.Time // replica → first report that showed it ready
 }
 
-const maxEvents = 20
+// maxEvents bounds the decisions kept for `baton events` and the status.
+const maxEvents = 200
 
 // Reconciler runs the control loop.
 type Reconciler struct {
@@ -364,8 +365,10 @@ func (r *Reconciler) apply(ctx context.Context, actions []Action) {
 			defer func() { <-sem; wg.Done() }()
 			if err := r.applyOne(ctx, a); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("action", string(a.Type)).Str("replica", a.ReplicaID).Str("node", a.Node).Msg("action failed")
-				r.event(fmt.Sprintf("%s %s: %v", a.Type, a.ReplicaID, err))
+				r.event(fmt.Sprintf("failed: %s %s: %v", a.Type, a.ReplicaID, err))
+				return
 			}
+			r.event(a.String())
 		}()
 	}
 	wg.Wait()

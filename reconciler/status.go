@@ -36,7 +36,9 @@ type Status struct {
 	SourceError string           `json:"sourceError,omitempty"`
 	Workloads   []WorkloadStatus `json:"workloads"`
 	Nodes       []NodeStatus     `json:"nodes"`
-	// Events are the newest failures applying actions, newest last.
+	// Events are the newest decisions (starts, stops, forgets with their
+	// reasons; failures; pending replicas; disruption mode), newest last,
+	// at most 200.
 	Events []string `json:"events,omitempty"`
 	// Warnings name what the synced revision asks for that Baton does not act on yet.
 	Warnings []string `json:"warnings,omitempty"`

@@ -195,6 +195,20 @@ func TestEndToEnd(t *testing.T) {
 	if n := strings.Count(out.String(), `hello: "v1" listening on :8080`); n != 6 {
 		t.Fatalf("baton logs printed %d start lines, want 6:\n%s", n, out.String())
 	}
+
+	// baton events: the decisions, with their reasons.
+	out.Reset()
+	cmd = rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"events", "--nats", c.ns.ClientURL()})
+	if err := cmd.ExecuteContext(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"start hello/hello-", "replicas of template", "stop hello/hello-", "forget hello/hello-", "node lost"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("baton events does not show %q:\n%s", want, out.String())
+		}
+	}
 }
 
 func replicaIDs(ts []task) []string {

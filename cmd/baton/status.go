@@ -169,9 +169,41 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	if len(st.Events) > 0 {
-		fmt.Fprintln(w, "\nRecent failures:")
-		for _, e := range st.Events {
+		fmt.Fprintln(w, "\nRecent events (baton events lists more):")
+		for _, e := range st.Events[max(len(st.Events)-5, 0):] {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+}
+
+func eventsCmd() *cobra.Command {
+	var natsURL string
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List the reconciler's latest decisions with their reasons, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := nats.Connect(natsURL, nats.Name("baton-events"), nats.Timeout(3*time.Second))
+			if err != nil {
+				return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", natsURL, err)
+			}
+			defer nc.Close()
+			st, err := fetchStatus(cmd.Context(), nc)
+			if err != nil {
+				return err
+			}
+			evs := st.Events
+			if tail > 0 && len(evs) > tail {
+				evs = evs[len(evs)-tail:]
+			}
+			for _, e := range evs {
+				fmt.Fprintln(cmd.OutOrStdout(), e)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	cmd.Flags().IntVar(&tail, "tail", 0, "only the last N events (0: all that are kept, at most 200)")
+	return cmd
 }
