@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -64,9 +65,11 @@ type Snapshot struct {
 type Source struct {
 	cfg        Config
 	constraint *semver.Constraints
-	repo       *git.Repository
-	last       *Snapshot
 	wake       chan struct{}
+
+	mu   sync.Mutex // Fetch and At
+	repo *git.Repository
+	last *Snapshot
 }
 
 // New returns a Source for cfg.
@@ -212,6 +215,8 @@ func (s *Source) resolve(ctx context.Context) (target, error) {
 // Fetch returns the snapshot of the followed revision. When the remote still
 // points where it did, it costs one ref listing and no fetch.
 func (s *Source) Fetch(ctx context.Context) (Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.open(); err != nil {
 		return Snapshot{}, err
 	}
@@ -239,6 +244,27 @@ func (s *Source) Fetch(ctx context.Context) (Snapshot, error) {
 	snap.Ref = t.label
 	s.last = &snap
 	return snap, nil
+}
+
+// At returns the snapshot of a revision already in the local cache (a
+// commit fetched before), without the network: for rolling back to a
+// revision that was healthy, and for pinning one while the Git host is down.
+func (s *Source) At(rev string) (Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.open(); err != nil {
+		return Snapshot{}, err
+	}
+	if !plumbing.IsHash(rev) {
+		return Snapshot{}, fmt.Errorf("revision %q: want a full commit hash", rev)
+	}
+	h := plumbing.NewHash(rev)
+	if s.cfg.VerifyKeyring != "" {
+		if err := s.verify(h); err != nil {
+			return Snapshot{}, err
+		}
+	}
+	return s.snapshot(h)
 }
 
 func (s *Source) fetch(ctx context.Context, t target) error {

@@ -154,6 +154,35 @@ func TestFetchFollowsNewCommitsAndPath(t *testing.T) {
 	}
 }
 
+// TestAt reads an earlier revision from the cache, offline.
+func TestAt(t *testing.T) {
+	r := newRepo(t)
+	rev1 := r.commit("first", map[string][]byte{"apps/web.yaml": []byte("a: 1\n")})
+	s, _ := New(Config{URL: r.dir, Path: "apps", CacheDir: t.TempDir()})
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.commit("second", map[string][]byte{"apps/web.yaml": []byte("a: 2\n")})
+	if _, err := s.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(r.dir); err != nil { // the Git host is gone
+		t.Fatal(err)
+	}
+	snap, err := s.At(rev1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != rev1 || string(snap.Files["web.yaml"]) != "a: 1\n" {
+		t.Fatalf("snapshot %s %v", snap.Revision, snap.Files)
+	}
+	for _, bad := range []string{"main", "0123456789012345678901234567890123456789"} {
+		if _, err := s.At(bad); err == nil {
+			t.Fatalf("At(%q) succeeded", bad)
+		}
+	}
+}
+
 func TestFetchRefusesUnsafeTrees(t *testing.T) {
 	tests := []struct {
 		name  string
