@@ -58,6 +58,19 @@ type Input struct {
 	// ReadySince is when each replica was first seen ready (since it last
 	// was not), for minReadySeconds.
 	ReadySince map[string]time.Time
+	// Frozen names workloads whose rollout to the given template failed:
+	// no new replica of it is started and no old one stopped while old ones
+	// serve.
+	Frozen map[string]string
+	// Rollback replaces a workload's desired template by the last healthy
+	// one (auto-rollback of a failed rollout), with the state it resolves in.
+	Rollback map[string]RollbackTo
+}
+
+// RollbackTo is the template a failed rollout returns to.
+type RollbackTo struct {
+	Workload desired.Workload
+	State    *desired.State
 }
 
 // ActionType names what an Action does.
@@ -253,12 +266,19 @@ func Compute(in Input) []Action {
 		if len(in.Desired.Schedules) > 0 {
 			w.Replicas = scaleOf(w, in.Desired, in.Now).Replicas
 		}
-		actions = append(actions, computeWorkload(w, in.Desired, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, in.Now)...)
+		st := in.Desired
+		if rb, ok := in.Rollback[w.Name]; ok {
+			count := w.Replicas
+			w, st = rb.Workload, rb.State
+			w.Replicas = count
+		}
+		frozen := in.Frozen[w.Name] == w.Hash
+		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Now)...)
 	}
 	return actions
 }
 
-func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, frozen bool, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -286,7 +306,7 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 	surge, unavailable := rolloutLimits(w)
 	need := w.Replicas - len(current)
 	if len(old) > 0 && need > 0 {
-		if w.Strategy.Type == "Recreate" {
+		if w.Strategy.Type == "Recreate" || frozen {
 			need = 0
 		} else {
 			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
@@ -320,7 +340,7 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 	// replicas while at least replicas-maxUnavailable stay available, not-ready
 	// ones first; new replicas count as available once ready for
 	// minReadySeconds.
-	if len(old) > 0 {
+	if len(old) > 0 && !frozen {
 		sortForRollout(old, perNode)
 		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
 			for _, r := range old {

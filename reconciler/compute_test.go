@@ -216,6 +216,27 @@ func TestCompute(t *testing.T) {
 			want: []string{"stop b@n1", "stop c@n1"},
 		},
 		{
+			name: "failed rollout: frozen: no new replica starts, no old one stops",
+			in: Input{Desired: state(web2), Frozen: map[string]string{"web": web2.Hash}, Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour),
+				notReady(rep("d", web2, R, time.Minute))))},
+			want: []string{},
+		},
+		{
+			name: "auto-rollback: the healthy template is desired again; the failed replicas are replaced",
+			in: Input{Desired: state(web2), Rollback: map[string]RollbackTo{"web": {Workload: web, State: state(web)}}, Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour),
+				notReady(rep("d", web2, R, time.Minute))))},
+			want: []string{"start web@n1"},
+		},
+		{
+			name: "auto-rollback, once the healthy replicas are back: the failed one stops",
+			in: Input{Desired: state(web2), Rollback: map[string]RollbackTo{"web": {Workload: web, State: state(web)}}, Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Minute),
+				notReady(rep("d", web2, R, time.Minute))))},
+			want: []string{"stop d@n1"},
+		},
+		{
 			name: "Recreate: every old replica stops before a new one starts",
 			in: Input{Desired: state(withStrategy(web2, "Recreate", "", "")), Nodes: nodes(node("n1",
 				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour)))},

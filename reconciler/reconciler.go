@@ -33,6 +33,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
 	Clock func() time.Time
+	// Revisions reads earlier revisions for auto-rollback (nil: none).
+	Revisions RevisionReader
 	// Strategy chooses among the nodes that fit (spread by default).
 	Strategy schedule.Strategy
 	// Term is the leadership term this reconciler acts in (from Lease), sent
@@ -90,6 +92,8 @@ type Reconciler struct {
 	events      []string
 	pending     map[string]Action // workload → why some of its replicas fit nowhere
 	hold        string            // disruption mode's reason, "" when off
+	rollouts    map[string]Rollout
+	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -108,6 +112,8 @@ func New(cfg Config) *Reconciler {
 		nodes:       map[string]*nodeState{},
 		assignments: map[string]Assignment{},
 		pending:     map[string]Action{},
+		rollouts:    map[string]Rollout{},
+		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
 	}
@@ -216,9 +222,14 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ros, err := r.cfg.Store.Rollouts(ctx)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
+	r.rollouts = ros
 	r.started = r.cfg.Clock()
 	r.synced = Revision{ID: sr.Revision}
 	r.syncedAt = sr.Time
@@ -331,6 +342,7 @@ func (r *Reconciler) input() Input {
 
 func (r *Reconciler) pass(ctx context.Context) {
 	in := r.input()
+	r.trackRollouts(ctx, &in)
 	actions := Compute(in)
 	r.apply(ctx, actions)
 

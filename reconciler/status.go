@@ -65,7 +65,9 @@ type WorkloadStatus struct {
 	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
 	// Scale says who owns the desired count (Git or a ScalingSchedule) and
 	// the window in effect.
-	Scale         Scale           `json:"scale"`
+	Scale Scale `json:"scale"`
+	// Rollout is the latest template change and how it went.
+	Rollout       *Rollout        `json:"rollout,omitempty"`
 	Pending       int             `json:"pending,omitempty"`
 	PendingReason string          `json:"pendingReason,omitempty"`
 	Replicas      []ReplicaStatus `json:"replicas"`
@@ -114,6 +116,12 @@ func (r *Reconciler) Status() Status {
 		for _, w := range r.desired.Workloads {
 			sc := scaleOf(w, r.desired, now)
 			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: sc.Replicas, Scale: sc, Replicas: []ReplicaStatus{}}
+			if ro, ok := r.rollouts[w.Name]; ok {
+				byName[w.Name].Rollout = &ro
+				if ro.State == RolloutRolledBack && ro.Hash == w.Hash {
+					byName[w.Name].SpecHash = ro.Healthy // what is desired now
+				}
+			}
 			names = append(names, w.Name)
 		}
 	}

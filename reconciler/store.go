@@ -17,6 +17,7 @@ const Bucket = "baton"
 const (
 	keySynced        = "revision.synced"
 	assignmentPrefix = "assign."
+	rolloutPrefix    = "rollout."
 )
 
 // SyncedRevision is the last revision whose desired state the reconciler applied.
@@ -111,6 +112,40 @@ func (s *Store) PutAssignment(ctx context.Context, a Assignment) error {
 func (s *Store) DeleteAssignment(ctx context.Context, id string) error {
 	if err := s.kv.Purge(ctx, assignmentPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("delete assignment %s: %w", id, err)
+	}
+	return nil
+}
+
+// Rollouts loads the rollout record of every workload.
+func (s *Store) Rollouts(ctx context.Context) (map[string]Rollout, error) {
+	out := map[string]Rollout{}
+	lister, err := s.kv.ListKeysFiltered(ctx, rolloutPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list rollouts: %w", err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		var ro Rollout
+		if err := json.Unmarshal(e.Value(), &ro); err != nil || ro.Workload != strings.TrimPrefix(key, rolloutPrefix) {
+			continue // damaged: the rollout starts over, from what runs
+		}
+		out[ro.Workload] = ro
+	}
+	return out, nil
+}
+
+// PutRollout records a workload's rollout.
+func (s *Store) PutRollout(ctx context.Context, ro Rollout) error {
+	b, _ := json.Marshal(ro)
+	if _, err := s.kv.Put(ctx, rolloutPrefix+ro.Workload, b); err != nil {
+		return fmt.Errorf("put rollout %s: %w", ro.Workload, err)
 	}
 	return nil
 }

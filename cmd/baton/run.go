@@ -119,6 +119,7 @@ func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, p
 		held <- lease.Hold(ctx)
 		cancel()
 	}()
+	cfg.Revisions = cachedRevisions{src}
 	rec := reconciler.New(cfg)
 	go src.Poll(ctx, poll,
 		func(s gitsource.Snapshot) {
@@ -135,6 +136,14 @@ func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, p
 		_ = lease.Release(context.WithoutCancel(ctx))
 	}
 	return err
+}
+
+// cachedRevisions reads earlier revisions from the git source's cache.
+type cachedRevisions struct{ src *gitsource.Source }
+
+func (c cachedRevisions) At(rev string) (map[string][]byte, error) {
+	snap, err := c.src.At(rev)
+	return snap.Files, err
 }
 
 func defaultServerID() string {

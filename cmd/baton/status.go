@@ -131,6 +131,13 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			}
 			fmt.Fprintln(w, line)
 		}
+		if ro := wl.Rollout; ro != nil && ro.State != reconciler.RolloutComplete {
+			line := fmt.Sprintf("Rollout: %s to template %s: %s", wl.Name, ro.Hash, ro.State)
+			if ro.Reason != "" {
+				line += ": " + ro.Reason
+			}
+			fmt.Fprintln(w, line)
+		}
 		if wl.Pending > 0 {
 			fmt.Fprintf(w, "Pending: %s: %d replica(s) fit on no node: %s\n", wl.Name, wl.Pending, wl.PendingReason)
 		}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/reconciler"
+)
+
+// rolloutManifest is a 3-replica Deployment with a 3 s progress deadline.
+func rolloutManifest(image, message string, autoRollback bool) map[string]string {
+	ann := ""
+	if autoRollback {
+		ann = "\n  annotations: {baton.dev/auto-rollback: \"true\"}"
+	}
+	return map[string]string{"hello.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello%s
+spec:
+  replicas: 3
+  progressDeadlineSeconds: 3
+  template:
+    spec:
+      containers:
+        - name: web
+          image: %s
+          imagePullPolicy: Never
+          args: ["-message", %q]
+`, ann, image, message)}
+}
+
+func (c *cluster) rollout(t *testing.T) *reconciler.Rollout {
+	t.Helper()
+	for _, w := range c.status().Workloads {
+		if w.Name == "hello" {
+			return w.Rollout
+		}
+	}
+	return nil
+}
+
+// TestRolloutFailsAndRollsBack: a template whose image does not exist makes
+// no progress; past its deadline the rollout fails with the reason while the
+// old replicas keep serving, and with auto-rollback it returns to the last
+// healthy template by itself. Without it, git revert does the same.
+func TestRolloutFailsAndRollsBack(t *testing.T) {
+	c := newCluster(t, 8*time.Second)
+	c.startAgent("n1")
+
+	good := rolloutManifest(testImage, "v1", true)
+	hash1 := hashOf(t, good)
+	c.commit("hello v1", good)
+	c.converged(t, 3, hash1, "n1")
+	waitFor(t, 10*time.Second, "rollout complete", func() (bool, string) {
+		ro := c.rollout(t)
+		return ro != nil && ro.State == reconciler.RolloutComplete, fmt.Sprintf("%+v", ro)
+	})
+
+	// A missing image with auto-rollback: failed, then rolled back.
+	c.commit("hello: missing image", rolloutManifest("baton.local/missing:v1", "v2", true))
+	waitFor(t, 30*time.Second, "rolled back", func() (bool, string) {
+		ro := c.rollout(t)
+		return ro != nil && ro.State == reconciler.RolloutRolledBack, fmt.Sprintf("%+v", ro)
+	})
+	ro := c.rollout(t)
+	if !strings.Contains(ro.Reason, "rolled back to template "+hash1) || !strings.Contains(ro.Reason, "no progress for 3s") {
+		t.Fatalf("reason %q", ro.Reason)
+	}
+	c.converged(t, 3, hash1, "n1")
+	time.Sleep(time.Second) // stays rolled back: nothing new is tried
+	c.converged(t, 3, hash1, "n1")
+
+	// Without auto-rollback: failed and frozen, the old replicas serving;
+	// git revert brings the good template back.
+	c.commit("hello v1, no auto-rollback", rolloutManifest(testImage, "v1", false))
+	hash1b := hashOf(t, rolloutManifest(testImage, "v1", false))
+	if hash1b != hash1 {
+		t.Fatal("an annotation must not change the pod template hash")
+	}
+	c.commit("hello: missing image again", rolloutManifest("baton.local/missing:v1", "v3", false))
+	waitFor(t, 30*time.Second, "failed", func() (bool, string) {
+		ro := c.rollout(t)
+		return ro != nil && ro.State == reconciler.RolloutFailed, fmt.Sprintf("%+v", ro)
+	})
+	if n := c.running("n1", hash1); n != 3 {
+		t.Fatalf("%d old replicas serving after the failed rollout, want 3", n)
+	}
+	start := time.Now()
+	c.git("revert", "--no-edit", "HEAD")
+	c.converged(t, 3, hash1, "n1")
+	waitFor(t, 10*time.Second, "rollout complete after the revert", func() (bool, string) {
+		ro := c.rollout(t)
+		return ro != nil && ro.State == reconciler.RolloutComplete && ro.Hash == hash1, fmt.Sprintf("%+v", ro)
+	})
+	t.Logf("git revert of the failed rollout → converged and complete in %s", time.Since(start).Round(10*time.Millisecond))
+}

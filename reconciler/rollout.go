@@ -1,0 +1,225 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Rollout states.
+const (
+	RolloutProgressing = "progressing"
+	RolloutComplete    = "complete"
+	RolloutFailed      = "failed"
+	RolloutRolledBack  = "rolled-back"
+)
+
+// AutoRollbackAnnotation on a Deployment ("true") returns a failed rollout
+// to the last template that completed.
+const AutoRollbackAnnotation = "baton.dev/auto-rollback"
+
+// Rollout is the durable record of a workload's latest template change,
+// kept in KV so a restarted or new leader resumes it.
+type Rollout struct {
+	Workload string `json:"workload"`
+	// Hash is the template being rolled out, asked for by Revision.
+	Hash     string    `json:"hash"`
+	Revision string    `json:"revision,omitempty"`
+	State    string    `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	Started  time.Time `json:"started"`
+	// Progress is when the rollout last moved: more new replicas available,
+	// or fewer old ones. Available and Old are the counts then.
+	Progress  time.Time `json:"progress"`
+	Available int       `json:"available"`
+	Old       int       `json:"old"`
+	// Healthy is the last template that completed, from HealthyRevision.
+	Healthy         string `json:"healthy,omitempty"`
+	HealthyRevision string `json:"healthyRevision,omitempty"`
+}
+
+// observed is what the cluster shows of one workload's rollout.
+type observed struct {
+	Available int    // replicas of the target template ready for minReadySeconds
+	Old       int    // live replicas of other templates
+	Problem   string // why a new replica is not available, if one is not
+}
+
+// observe counts a workload's replicas in a Compute input.
+func observe(in Input, w desired.Workload) observed {
+	var o observed
+	for name, n := range in.Nodes {
+		if !NodeReady(n, in.Now, in.NodeGrace) {
+			continue
+		}
+		for _, r := range n.Replicas {
+			if r.Workload != w.Name || r.State == protocol.StateStopping {
+				continue
+			}
+			if r.SpecHash != w.Hash {
+				if alive(r.State) {
+					o.Old++
+				}
+				continue
+			}
+			if available(replica{Replica: r}, w, in.ReadySince, in.Now) {
+				o.Available++
+			} else if o.Problem == "" {
+				o.Problem = fmt.Sprintf("replica %s on %s is %s, not ready", r.ID, name, r.State)
+				if r.Message != "" {
+					o.Problem += ": " + r.Message
+				}
+			}
+		}
+	}
+	return o
+}
+
+// track advances a rollout record from what the cluster shows: a new
+// template starts a rollout; one whose replicas are all available with no
+// old left completes; one that has not moved for the workload's
+// progressDeadlineSeconds fails, with the reason. Pure: table-tested.
+func track(prev Rollout, w desired.Workload, count int, rev string, o observed, now time.Time) Rollout {
+	ro := prev
+	if prev.Hash != w.Hash {
+		ro = Rollout{Workload: w.Name, Hash: w.Hash, Revision: rev, State: RolloutProgressing, Started: now,
+			Progress: now, Available: o.Available, Old: o.Old, Healthy: prev.Healthy, HealthyRevision: prev.HealthyRevision}
+		if prev.State == RolloutComplete {
+			ro.Healthy, ro.HealthyRevision = prev.Hash, prev.Revision
+		}
+	}
+	if ro.State == RolloutComplete || ro.State == RolloutRolledBack {
+		return ro
+	}
+	if o.Available >= count && o.Old == 0 {
+		ro.State, ro.Reason = RolloutComplete, ""
+		ro.Healthy, ro.HealthyRevision = ro.Hash, ro.Revision
+		return ro
+	}
+	if o.Available > ro.Available || o.Old < ro.Old {
+		ro.Progress, ro.Available, ro.Old = now, o.Available, o.Old
+		if ro.State == RolloutFailed {
+			ro.State, ro.Reason = RolloutProgressing, ""
+		}
+		return ro
+	}
+	deadline := time.Duration(w.ProgressDeadlineSeconds) * time.Second
+	if ro.State == RolloutProgressing && deadline > 0 && now.Sub(ro.Progress) > deadline {
+		ro.State = RolloutFailed
+		ro.Reason = fmt.Sprintf("no progress for %s (progressDeadlineSeconds): %d/%d new replicas available, %d old still serving", deadline, o.Available, count, o.Old)
+		if o.Problem != "" {
+			ro.Reason += "; " + o.Problem
+		}
+	}
+	return ro
+}
+
+// RevisionReader reads the files of a revision already fetched (the git
+// source's cache): auto-rollback reloads the last healthy revision with it.
+type RevisionReader interface {
+	At(rev string) (map[string][]byte, error)
+}
+
+// trackRollouts advances every workload's rollout record, persists the ones
+// that changed, and tells Compute which rollouts are frozen (failed) or
+// rolled back.
+func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
+	if in.Desired == nil {
+		return
+	}
+	log := zerolog.Ctx(ctx)
+	in.Frozen, in.Rollback = map[string]string{}, map[string]RollbackTo{}
+	for _, w := range in.Desired.Workloads {
+		r.mu.Lock()
+		prev, had := r.rollouts[w.Name]
+		r.mu.Unlock()
+		if prev.State == RolloutRolledBack && prev.Hash == w.Hash {
+			if rb, err := r.rollbackTo(ctx, prev); err == nil {
+				in.Rollback[w.Name] = rb
+			} else {
+				log.Error().Err(err).Str("workload", w.Name).Msg("rolled-back workload: cannot load the healthy revision")
+				in.Frozen[w.Name] = w.Hash
+			}
+			continue
+		}
+		count := w.Replicas
+		if len(in.Desired.Schedules) > 0 {
+			count = scaleOf(w, in.Desired, in.Now).Replicas
+		}
+		ro := track(prev, w, count, in.Desired.Revision, observe(*in, w), in.Now)
+		if ro.State == RolloutFailed && prev.State != RolloutFailed {
+			log.Error().Str("workload", w.Name).Str("template", w.Hash).Str("reason", ro.Reason).Msg("rollout failed; the old replicas keep serving")
+			r.event(fmt.Sprintf("rollout of %s to template %s failed: %s", w.Name, w.Hash, ro.Reason))
+			if w.Annotations[AutoRollbackAnnotation] == "true" {
+				if ro.HealthyRevision == "" || ro.Healthy == ro.Hash {
+					ro.Reason += "; auto-rollback: no earlier template completed"
+				} else if rb, err := r.rollbackTo(ctx, ro); err != nil {
+					ro.Reason += "; auto-rollback impossible: " + err.Error()
+				} else {
+					ro.State = RolloutRolledBack
+					ro.Reason = fmt.Sprintf("rolled back to template %s of revision %s: %s", ro.Healthy, short12(ro.HealthyRevision), ro.Reason)
+					in.Rollback[w.Name] = rb
+					r.event(fmt.Sprintf("rolled back %s to template %s (revision %s)", w.Name, ro.Healthy, short12(ro.HealthyRevision)))
+				}
+			}
+		}
+		if ro.State == RolloutFailed {
+			in.Frozen[w.Name] = ro.Hash
+		}
+		if ro.State == RolloutComplete && prev.State != RolloutComplete && had {
+			r.event(fmt.Sprintf("rollout of %s to template %s complete", w.Name, w.Hash))
+		}
+		if ro != prev {
+			r.mu.Lock()
+			r.rollouts[w.Name] = ro
+			r.mu.Unlock()
+			if err := r.cfg.Store.PutRollout(ctx, ro); err != nil {
+				log.Warn().Err(err).Str("workload", w.Name).Msg("persist rollout")
+			}
+		}
+	}
+}
+
+// rollbackTo loads the healthy template of a rollout from its revision.
+func (r *Reconciler) rollbackTo(ctx context.Context, ro Rollout) (RollbackTo, error) {
+	r.mu.Lock()
+	rb, ok := r.rollbacks[ro.Workload]
+	r.mu.Unlock()
+	if ok && rb.Workload.Hash == ro.Healthy {
+		return rb, nil
+	}
+	if r.cfg.Revisions == nil {
+		return RollbackTo{}, errors.New("no revision reader configured")
+	}
+	files, err := r.cfg.Revisions.At(ro.HealthyRevision)
+	if err != nil {
+		return RollbackTo{}, fmt.Errorf("read revision %s: %w", short12(ro.HealthyRevision), err)
+	}
+	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
+	if err != nil {
+		return RollbackTo{}, fmt.Errorf("load revision %s: %w", short12(ro.HealthyRevision), err)
+	}
+	for _, w := range st.Workloads {
+		if w.Name == ro.Workload && w.Hash == ro.Healthy {
+			rb = RollbackTo{Workload: w, State: st}
+			r.mu.Lock()
+			r.rollbacks[ro.Workload] = rb
+			r.mu.Unlock()
+			return rb, nil
+		}
+	}
+	return RollbackTo{}, fmt.Errorf("revision %s has no workload %s of template %s", short12(ro.HealthyRevision), ro.Workload, ro.Healthy)
+}
+
+func short12(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

@@ -1,0 +1,66 @@
+package reconciler
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+)
+
+func TestTrack(t *testing.T) {
+	web := workload("web", 3, "web:1")
+	web2 := workload("web", 3, "web:2")
+	web2.ProgressDeadlineSeconds = 60
+	done := Rollout{Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutComplete, Healthy: web.Hash, HealthyRevision: "r1"}
+	started := Rollout{Workload: "web", Hash: web2.Hash, Revision: "r2", State: RolloutProgressing, Started: t0.Add(-time.Minute),
+		Progress: t0.Add(-30 * time.Second), Available: 1, Old: 2, Healthy: web.Hash, HealthyRevision: "r1"}
+	tests := []struct {
+		name   string
+		prev   Rollout
+		w      desired.Workload
+		obs    observed
+		state  string
+		reason string // substring
+		check  func(t *testing.T, ro Rollout)
+	}{
+		{name: "a new template starts a rollout; the completed one becomes the healthy one", prev: done, w: web2, obs: observed{Old: 3},
+			state: RolloutProgressing, check: func(t *testing.T, ro Rollout) {
+				if ro.Healthy != web.Hash || ro.HealthyRevision != "r1" || ro.Revision != "r2" || !ro.Started.Equal(t0) {
+					t.Fatalf("%+v", ro)
+				}
+			}},
+		{name: "first sight of a running workload completes at once", w: web, obs: observed{Available: 3}, state: RolloutComplete,
+			check: func(t *testing.T, ro Rollout) {
+				if ro.Healthy != web.Hash || ro.HealthyRevision != "r2" {
+					t.Fatalf("%+v", ro)
+				}
+			}},
+		{name: "more available new replicas are progress", prev: started, w: web2, obs: observed{Available: 2, Old: 2}, state: RolloutProgressing,
+			check: func(t *testing.T, ro Rollout) {
+				if !ro.Progress.Equal(t0) || ro.Available != 2 {
+					t.Fatalf("%+v", ro)
+				}
+			}},
+		{name: "fewer old replicas are progress", prev: started, w: web2, obs: observed{Available: 1, Old: 1}, state: RolloutProgressing},
+		{name: "within the deadline it is still progressing", prev: started, w: web2, obs: observed{Available: 1, Old: 2}, state: RolloutProgressing},
+		{name: "all available and no old: complete", prev: started, w: web2, obs: observed{Available: 3}, state: RolloutComplete},
+		{name: "no progress past the deadline: failed, with the reason", w: web2, obs: observed{Available: 1, Old: 2, Problem: "replica x on n1 is waiting, not ready: back-off"},
+			prev:  func() Rollout { r := started; r.Progress = t0.Add(-61 * time.Second); return r }(),
+			state: RolloutFailed, reason: "no progress for 1m0s (progressDeadlineSeconds): 1/3 new replicas available, 2 old still serving; replica x on n1 is waiting"},
+		{name: "a failed rollout that moves again is progressing", w: web2, obs: observed{Available: 2, Old: 2},
+			prev: func() Rollout { r := started; r.State = RolloutFailed; return r }(), state: RolloutProgressing},
+		{name: "a completed rollout stays complete when replicas go (a node loss is not a rollout)", prev: done, w: web, obs: observed{Available: 1}, state: RolloutComplete},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ro := track(tt.prev, tt.w, 3, "r2", tt.obs, t0)
+			if ro.State != tt.state || !strings.Contains(ro.Reason, tt.reason) {
+				t.Fatalf("state %s %q, want %s %q", ro.State, ro.Reason, tt.state, tt.reason)
+			}
+			if tt.check != nil {
+				tt.check(t, ro)
+			}
+		})
+	}
+}
