@@ -249,7 +249,7 @@ func unenforced(st *State) []string {
 		n    int
 		kind string
 	}{{len(st.Jobs), "Job"}, {len(st.CronJobs), "CronJob"},
-		{len(st.Services), "Service"}, {len(st.Autoscalers), "HorizontalPodAutoscaler"}}
+		{len(st.Services), "Service"}}
 	for _, k := range kinds {
 		if k.n > 0 {
 			add("%d %s object(s) are validated but not run yet", k.n, k.kind)

@@ -62,6 +62,9 @@ type Input struct {
 	// no new replica of it is started and no old one stopped while old ones
 	// serve.
 	Frozen map[string]string
+	// Scale is the replica count autoscalers set, by workload (it wins over
+	// spec.replicas and ScalingSchedules, which give its floor).
+	Scale map[string]int
 	// Rollback replaces a workload's desired template by the last healthy
 	// one (auto-rollback of a failed rollout), with the state it resolves in.
 	Rollback map[string]RollbackTo
@@ -263,7 +266,9 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
-		if len(in.Desired.Schedules) > 0 {
+		if n, ok := in.Scale[w.Name]; ok {
+			w.Replicas = n // an autoscaler owns the count
+		} else if len(in.Desired.Schedules) > 0 {
 			w.Replicas = scaleOf(w, in.Desired, in.Now).Replicas
 		}
 		st := in.Desired

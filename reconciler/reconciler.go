@@ -93,6 +93,7 @@ type Reconciler struct {
 	pending     map[string]Action // workload → why some of its replicas fit nowhere
 	hold        string            // disruption mode's reason, "" when off
 	rollouts    map[string]Rollout
+	hpa         map[string]HPAState   // by target workload
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 
 	deposed chan struct{} // closed when a node says a newer leader exists
@@ -113,6 +114,7 @@ func New(cfg Config) *Reconciler {
 		assignments: map[string]Assignment{},
 		pending:     map[string]Action{},
 		rollouts:    map[string]Rollout{},
+		hpa:         map[string]HPAState{},
 		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
@@ -226,10 +228,15 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hpa, err := r.cfg.Store.Autoscalers(ctx)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
 	r.rollouts = ros
+	r.hpa = hpa
 	r.started = r.cfg.Clock()
 	r.synced = Revision{ID: sr.Revision}
 	r.syncedAt = sr.Time
@@ -342,6 +349,7 @@ func (r *Reconciler) input() Input {
 
 func (r *Reconciler) pass(ctx context.Context) {
 	in := r.input()
+	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
 	actions := Compute(in)
 	r.apply(ctx, actions)

@@ -149,7 +149,9 @@ func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
 			continue
 		}
 		count := w.Replicas
-		if len(in.Desired.Schedules) > 0 {
+		if n, ok := in.Scale[w.Name]; ok {
+			count = n
+		} else if len(in.Desired.Schedules) > 0 {
 			count = scaleOf(w, in.Desired, in.Now).Replicas
 		}
 		ro := track(prev, w, count, in.Desired.Revision, observe(*in, w), in.Now)

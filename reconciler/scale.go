@@ -11,8 +11,12 @@ import (
 // Scale says who sets a workload's replica count and what it is now.
 type Scale struct {
 	Replicas int `json:"replicas"`
-	// Owner is "git" (spec.replicas) or "ScalingSchedule <name>".
-	Owner string `json:"owner"`
+	// Owner is "git" (spec.replicas), "ScalingSchedule <name>" or
+	// "HorizontalPodAutoscaler <name>"; Reason the autoscaler's last word,
+	// Floor a schedule's count under an autoscaler.
+	Owner  string `json:"owner"`
+	Reason string `json:"reason,omitempty"`
+	Floor  string `json:"floor,omitempty"`
 	// Window is the schedule's window in effect, and since when; Next the
 	// next change (window name and time).
 	Window     string    `json:"window,omitempty"`
@@ -50,4 +54,28 @@ func scaleOf(w desired.Workload, st *desired.State, now time.Time) Scale {
 		return sc
 	}
 	return Scale{Replicas: w.Replicas, Owner: "git"}
+}
+
+// hpaScale describes a count owned by an autoscaler.
+func hpaScale(w desired.Workload, st *desired.State, h HPAState, sched Scale) Scale {
+	sc := Scale{Replicas: h.Replicas, Owner: "HorizontalPodAutoscaler", Reason: h.Reason}
+	for _, a := range st.Autoscalers {
+		if a.Target == w.Name {
+			sc.Owner += " " + a.Name
+		}
+	}
+	if sched.Owner != "git" {
+		sc.Floor = fmt.Sprintf("%d from %s", sched.Replicas, sched.Owner)
+		sc.Window, sc.Since, sc.NextWindow, sc.Next = sched.Window, sched.Since, sched.NextWindow, sched.Next
+	}
+	return sc
+}
+
+func autoscaled(st *desired.State, workload string) bool {
+	for _, a := range st.Autoscalers {
+		if a.Target == workload {
+			return true
+		}
+	}
+	return false
 }

@@ -115,6 +115,9 @@ func (r *Reconciler) Status() Status {
 		st.Warnings = r.desired.Warnings
 		for _, w := range r.desired.Workloads {
 			sc := scaleOf(w, r.desired, now)
+			if h, ok := r.hpa[w.Name]; ok && autoscaled(r.desired, w.Name) {
+				sc = hpaScale(w, r.desired, h, sc)
+			}
 			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: sc.Replicas, Scale: sc, Replicas: []ReplicaStatus{}}
 			if ro, ok := r.rollouts[w.Name]; ok {
 				byName[w.Name].Rollout = &ro

@@ -18,6 +18,7 @@ const (
 	keySynced        = "revision.synced"
 	assignmentPrefix = "assign."
 	rolloutPrefix    = "rollout."
+	hpaPrefix        = "hpa."
 )
 
 // SyncedRevision is the last revision whose desired state the reconciler applied.
@@ -146,6 +147,40 @@ func (s *Store) PutRollout(ctx context.Context, ro Rollout) error {
 	b, _ := json.Marshal(ro)
 	if _, err := s.kv.Put(ctx, rolloutPrefix+ro.Workload, b); err != nil {
 		return fmt.Errorf("put rollout %s: %w", ro.Workload, err)
+	}
+	return nil
+}
+
+// Autoscalers loads the state of every autoscaler, by target workload.
+func (s *Store) Autoscalers(ctx context.Context) (map[string]HPAState, error) {
+	out := map[string]HPAState{}
+	lister, err := s.kv.ListKeysFiltered(ctx, hpaPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list autoscalers: %w", err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		var st HPAState
+		if err := json.Unmarshal(e.Value(), &st); err != nil {
+			continue // damaged: the autoscaler starts from the live count
+		}
+		out[strings.TrimPrefix(key, hpaPrefix)] = st
+	}
+	return out, nil
+}
+
+// PutAutoscaler records the autoscaler state of a workload.
+func (s *Store) PutAutoscaler(ctx context.Context, workload string, st HPAState) error {
+	b, _ := json.Marshal(st)
+	if _, err := s.kv.Put(ctx, hpaPrefix+workload, b); err != nil {
+		return fmt.Errorf("put autoscaler %s: %w", workload, err)
 	}
 	return nil
 }

@@ -118,10 +118,17 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	for _, wl := range st.Workloads {
 		if sc := wl.Scale; sc.Owner != "" && sc.Owner != "git" {
 			line := fmt.Sprintf("Scale: %s: %d replicas, set by %s", wl.Name, sc.Replicas, sc.Owner)
-			if sc.Window != "" {
-				line += fmt.Sprintf(" (window %s since %s)", sc.Window, sc.Since.Format(time.RFC3339))
-			} else {
-				line += " (no window has fired yet: spec.replicas)"
+			if sc.Reason != "" {
+				line += " (" + sc.Reason + ")"
+			}
+			if sc.Floor != "" {
+				line += "; floor " + sc.Floor
+			}
+			switch {
+			case sc.Window != "":
+				line += fmt.Sprintf("; window %s since %s", sc.Window, sc.Since.Format(time.RFC3339))
+			case strings.HasPrefix(sc.Owner, "ScalingSchedule") || strings.Contains(sc.Floor, "ScalingSchedule"):
+				line += "; no window has fired yet: spec.replicas"
 			}
 			if sc.NextWindow != "" {
 				line += fmt.Sprintf("; next: %s at %s", sc.NextWindow, sc.Next.Format(time.RFC3339))

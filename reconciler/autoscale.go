@@ -1,0 +1,241 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// HPAState is what an autoscaler remembers between passes; it is kept in KV
+// so a new leader continues from the count in force.
+type HPAState struct {
+	Replicas  int       `json:"replicas"`
+	LastScale time.Time `json:"lastScale,omitzero"`
+	// Recommendations are the raw counts of recent passes, for the
+	// stabilization windows.
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
+	// Utilization is the last measured CPU use, in percent of requests
+	// (-1: unknown); Reason explains the count.
+	Utilization int    `json:"utilization"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Recommendation is one pass's raw count.
+type Recommendation struct {
+	At       time.Time `json:"at"`
+	Replicas int       `json:"replicas"`
+}
+
+// cpuSample sums the CPU use and requests of a workload's running pods that
+// reported usage.
+type cpuSample struct {
+	UsageMilli, RequestMilli int64
+	Pods                     int
+}
+
+// hpaTolerance: utilization within 10% of the target changes nothing (as
+// Kubernetes).
+const hpaTolerance = 0.1
+
+// Default scaling policies, as Kubernetes: up by 100% or 4 pods (the more)
+// per 15 s, down by 100% per 15 s.
+var (
+	defaultUp   = []desired.ScalingPolicy{{Type: "Percent", Value: 100, PeriodSeconds: 15}, {Type: "Pods", Value: 4, PeriodSeconds: 15}}
+	defaultDown = []desired.ScalingPolicy{{Type: "Percent", Value: 100, PeriodSeconds: 15}}
+)
+
+// autoscale returns the autoscaler's next state: the replica count from
+// the CPU utilization against the target (within a 10% tolerance), clamped
+// to [minReplicas, maxReplicas], stabilized (scale up to the lowest
+// recommendation of the scale-up window, down to the highest of the
+// scale-down window, so load that comes and goes does not flap the count),
+// limited by the scaling policies (at most one change per policy period), and
+// never below floor (a ScalingSchedule's count). live is the count running
+// when the autoscaler has no state yet. Pure: table-tested.
+func autoscale(a desired.Autoscaler, prev HPAState, live int, cpu cpuSample, floor int, now time.Time) HPAState {
+	st := prev
+	cur := prev.Replicas
+	if cur == 0 {
+		cur = clamp(max(live, 1), a.MinReplicas, a.MaxReplicas)
+	}
+	st.Replicas = cur
+	raw := cur
+	st.Utilization = -1
+	switch {
+	case cpu.Pods == 0:
+		st.Reason = "no CPU usage reported yet"
+	case cpu.RequestMilli == 0:
+		st.Reason = "the pods have no cpu requests: utilization is undefined"
+	default:
+		util := float64(cpu.UsageMilli) / float64(cpu.RequestMilli)
+		st.Utilization = int(math.Round(util * 100))
+		ratio := util * 100 / float64(a.TargetCPUPercent)
+		if math.Abs(ratio-1) > hpaTolerance {
+			raw = int(math.Ceil(float64(cur) * ratio))
+		}
+		st.Reason = fmt.Sprintf("cpu %d%% of requests, target %d%%", st.Utilization, a.TargetCPUPercent)
+	}
+	raw = clamp(raw, a.MinReplicas, a.MaxReplicas)
+
+	// Stabilization over the recommendations of the windows.
+	keep := time.Duration(max(a.ScaleUp.StabilizationWindowSeconds, a.ScaleDown.StabilizationWindowSeconds)) * time.Second
+	recs := []Recommendation{{At: now, Replicas: raw}}
+	for _, r := range prev.Recommendations {
+		if now.Sub(r.At) <= keep {
+			recs = append(recs, r)
+		}
+	}
+	st.Recommendations = recs
+	up, down := raw, raw
+	for _, r := range recs {
+		age := now.Sub(r.At)
+		if age <= time.Duration(a.ScaleUp.StabilizationWindowSeconds)*time.Second {
+			up = min(up, r.Replicas)
+		}
+		if age <= time.Duration(a.ScaleDown.StabilizationWindowSeconds)*time.Second {
+			down = max(down, r.Replicas)
+		}
+	}
+	want := cur
+	switch {
+	case up > cur:
+		want = min(up, cur+allowed(a.ScaleUp, defaultUp, cur))
+	case down < cur:
+		want = max(down, cur-allowed(a.ScaleDown, defaultDown, cur))
+	}
+	if want != cur {
+		if period := minPeriod(want > cur, a); !prev.LastScale.IsZero() && now.Sub(prev.LastScale) < period {
+			want = cur // one change per policy period
+		}
+	}
+	want = max(want, floor)
+	if want != cur {
+		st.Reason = fmt.Sprintf("%s: %d → %d", st.Reason, cur, want)
+		if floor == want && want > cur {
+			st.Reason = fmt.Sprintf("raised to the schedule's floor: %d → %d", cur, want)
+		}
+		st.Replicas, st.LastScale = want, now
+	}
+	return st
+}
+
+func clamp(n, lo, hi int) int { return max(lo, min(n, hi)) }
+
+// allowed is how many pods the rules let the count move by at once.
+func allowed(r desired.ScalingRules, defaults []desired.ScalingPolicy, cur int) int {
+	if r.SelectPolicy == "Disabled" {
+		return 0
+	}
+	policies := r.Policies
+	if len(policies) == 0 {
+		policies = defaults
+	}
+	out := -1
+	for _, p := range policies {
+		n := p.Value
+		if p.Type == "Percent" {
+			n = int(math.Ceil(float64(cur) * float64(p.Value) / 100))
+		}
+		switch {
+		case out < 0:
+			out = n
+		case r.SelectPolicy == "Min":
+			out = min(out, n)
+		default:
+			out = max(out, n)
+		}
+	}
+	return max(out, 0)
+}
+
+func minPeriod(up bool, a desired.Autoscaler) time.Duration {
+	r, defaults := a.ScaleDown, defaultDown
+	if up {
+		r, defaults = a.ScaleUp, defaultUp
+	}
+	policies := r.Policies
+	if len(policies) == 0 {
+		policies = defaults
+	}
+	p := policies[0].PeriodSeconds
+	for _, x := range policies {
+		p = min(p, x.PeriodSeconds)
+	}
+	return time.Duration(p) * time.Second
+}
+
+// cpuOf sums what a workload's running replicas of ready nodes use and request.
+func cpuOf(in Input, w desired.Workload) (cpuSample, int) {
+	var s cpuSample
+	live := 0
+	req := podRequests(w.Pod).CPUMilli
+	for _, n := range in.Nodes {
+		if !NodeReady(n, in.Now, in.NodeGrace) {
+			continue
+		}
+		for _, r := range n.Replicas {
+			if r.Workload != w.Name || r.State != protocol.StateRunning {
+				continue
+			}
+			live++
+			if r.Usage != nil {
+				s.UsageMilli += r.Usage.CPUMilli
+				s.RequestMilli += req
+				s.Pods++
+			}
+		}
+	}
+	return s, live
+}
+
+// autoscaleAll runs the autoscalers of the revision and gives Compute the
+// counts they own (in.Scale).
+func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
+	if in.Desired == nil || len(in.Desired.Autoscalers) == 0 {
+		return
+	}
+	in.Scale = map[string]int{}
+	for _, a := range in.Desired.Autoscalers {
+		w, ok := workloadNamed(in.Desired, a.Target)
+		if !ok {
+			continue
+		}
+		floor := 0
+		if sc := scaleOf(w, in.Desired, in.Now); sc.Owner != "git" {
+			floor = sc.Replicas
+		}
+		cpu, live := cpuOf(*in, w)
+		r.mu.Lock()
+		prev := r.hpa[w.Name]
+		r.mu.Unlock()
+		st := autoscale(a, prev, live, cpu, floor, in.Now)
+		in.Scale[w.Name] = st.Replicas
+		if st.Replicas != prev.Replicas {
+			zerolog.Ctx(ctx).Info().Str("workload", w.Name).Str("autoscaler", a.Name).Int("from", prev.Replicas).Int("to", st.Replicas).Str("reason", st.Reason).Msg("autoscale")
+			if prev.Replicas != 0 {
+				r.event(fmt.Sprintf("scaled %s by HorizontalPodAutoscaler %s: %s", w.Name, a.Name, st.Reason))
+			}
+			if err := r.cfg.Store.PutAutoscaler(ctx, w.Name, st); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str("workload", w.Name).Msg("persist autoscaler")
+			}
+		}
+		r.mu.Lock()
+		r.hpa[w.Name] = st
+		r.mu.Unlock()
+	}
+}
+
+func workloadNamed(st *desired.State, name string) (desired.Workload, bool) {
+	for _, w := range st.Workloads {
+		if w.Name == name {
+			return w, true
+		}
+	}
+	return desired.Workload{}, false
+}
