@@ -62,6 +62,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./desired
 
 # Pure benchmarks, then the end-to-end ones (real containerd, 5 runs each).
+# 1,000 real agents on simulated runtimes over real NATS: 10,000 replicas
+# from an empty cluster to converged (TestFleet, a bounded version, runs in make test).
+scale:
+	$(GO) test -run '^$$' -bench Fleet -benchtime 3x -timeout 30m ./reconciler
+
 bench: containerd
 	$(GO) test -run '^$$' -bench . -benchmem ./desired ./schedule ./reconciler
 	BATON_E2E=1 $(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./cmd/baton

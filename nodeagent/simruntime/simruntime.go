@@ -1,0 +1,87 @@
+// Package simruntime is an in-memory nodeagent.Runtime for scale
+// simulations: thousands of real agents speaking the real protocol over
+// real NATS, with pods that start at once and never fail. It is never used
+// instead of containerd on the end-to-end path.
+package simruntime
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Runtime holds simulated pods.
+type Runtime struct {
+	mu      sync.Mutex
+	pods    map[string]protocol.Replica
+	changes chan struct{}
+	// StartDelay is how long a start takes (default 0).
+	StartDelay time.Duration
+}
+
+// New returns an empty simulated runtime.
+func New() *Runtime {
+	return &Runtime{pods: map[string]protocol.Replica{}, changes: make(chan struct{}, 1)}
+}
+
+// Start implements nodeagent.Runtime: the pod runs and is ready at once.
+func (r *Runtime) Start(ctx context.Context, s protocol.ReplicaSpec) error {
+	if r.StartDelay > 0 {
+		select {
+		case <-time.After(r.StartDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pods[s.ID]; !ok {
+		r.pods[s.ID] = protocol.Replica{ID: s.ID, Workload: s.Workload, SpecHash: s.SpecHash,
+			State: protocol.StateRunning, Ready: true, StartedAt: time.Now().UTC()}
+	}
+	return nil
+}
+
+// Stop implements nodeagent.Runtime.
+func (r *Runtime) Stop(_ context.Context, id string, _ time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pods, id)
+	return nil
+}
+
+// List implements nodeagent.Runtime.
+func (r *Runtime) List(context.Context) ([]protocol.Replica, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]protocol.Replica, 0, len(r.pods))
+	for _, p := range r.pods {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Supervise implements nodeagent.Runtime: simulated pods never exit.
+func (r *Runtime) Supervise(context.Context, time.Time) (bool, time.Duration, error) {
+	return false, 0, nil
+}
+
+// Claims implements nodeagent.Runtime: no volumes.
+func (r *Runtime) Claims() []string { return nil }
+
+// LogFiles implements nodeagent.Runtime: no logs.
+func (r *Runtime) LogFiles(context.Context, string) (map[string]string, error) { return nil, nil }
+
+// Changes implements nodeagent.Runtime.
+func (r *Runtime) Changes(context.Context) <-chan struct{} { return r.changes }
+
+// Len is the number of pods held.
+func (r *Runtime) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pods)
+}
