@@ -103,6 +103,9 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 	// line numbers.
 	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	data = bytes.ReplaceAll(data, []byte("\r"), []byte("\n"))
+	if blankYAML(data) {
+		return nil // an empty or comment-only file holds no object (as kubectl)
+	}
 	dec := cueyaml.NewDecoder(file, bytes.NewReader(data))
 	for i := 0; ; i++ {
 		expr, err := extract(dec)
@@ -127,6 +130,18 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 		}
 		docs = append(docs, document{file: file, value: v})
 	}
+}
+
+// blankYAML reports whether a YAML file has nothing but blank lines,
+// comments and document markers.
+func blankYAML(data []byte) bool {
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		l := bytes.TrimSpace(line)
+		if len(l) > 0 && l[0] != '#' && !bytes.Equal(l, []byte("---")) && !bytes.Equal(l, []byte("...")) {
+			return false
+		}
+	}
+	return true
 }
 
 func isNull(e ast.Expr) bool {

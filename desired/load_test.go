@@ -163,6 +163,18 @@ func TestLoadSkipsOtherFiles(t *testing.T) {
 	}
 }
 
+// TestLoadEmptyFiles: empty and comment-only YAML files hold no object
+// (as with kubectl), in any line-ending style.
+func TestLoadEmptyFiles(t *testing.T) {
+	st, err := Load(map[string][]byte{"empty.yaml": nil, "comments.yaml": []byte("# nothing yet\r\n---\r\n"), "app/web.yml": []byte(base)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workloads) != 1 {
+		t.Fatalf("workloads %+v", st.Workloads)
+	}
+}
+
 func TestHashIsCanonical(t *testing.T) {
 	load := func(y string) string {
 		t.Helper()

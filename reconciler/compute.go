@@ -252,9 +252,12 @@ func Compute(in Input) []Action {
 		}
 	}
 
-	want := make(map[string]bool, len(in.Desired.Workloads))
+	want := make(map[string]bool, len(in.Desired.Workloads)+len(in.Desired.Jobs))
 	for _, w := range in.Desired.Workloads {
 		want[w.Name] = true
+	}
+	for _, j := range in.Desired.Jobs {
+		want[JobWorkload(j.Name)] = true
 	}
 	for _, wname := range sortedKeys(byWorkload) {
 		if !want[wname] {
@@ -279,6 +282,9 @@ func Compute(in Input) []Action {
 		}
 		frozen := in.Frozen[w.Name] == w.Hash
 		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Now)...)
+	}
+	for _, j := range in.Desired.Jobs {
+		actions = append(actions, computeJob(j.Name, j.Spec, j.Hash, in.Desired, byWorkload[JobWorkload(j.Name)], cl, in.Strategy, usedIDs, in.Now)...)
 	}
 	return actions
 }

@@ -35,6 +35,19 @@ func scheduled(st *desired.State, target string, windows ...desired.ScalingWindo
 	return st
 }
 
+// migrate is a Job: 3 completions, 2 at a time, backoffLimit 1.
+var migrate = func() desired.Job {
+	pod := desired.PodSpec{Containers: []desired.Container{{Name: "m", Image: "migrate:1"}}, RestartPolicy: "Never"}
+	return desired.Job{Meta: desired.Meta{Name: "migrate"}, Hash: "0123456789abcdef",
+		Spec: desired.JobSpec{Pod: pod, Completions: 3, Parallelism: 2, BackoffLimit: 1}}
+}()
+
+func jobs(js ...desired.Job) *desired.State { return &desired.State{Jobs: js} }
+
+func jobPod(id string, j desired.Job, st protocol.ReplicaState, code int) protocol.Replica {
+	return protocol.Replica{ID: id, Workload: JobWorkload(j.Name), SpecHash: j.Hash, State: st, ExitCode: code, StartedAt: t0.Add(-time.Minute)}
+}
+
 func state(ws ...desired.Workload) *desired.State { return &desired.State{Workloads: ws} }
 
 func node(name string, reps ...protocol.Replica) NodeView {
@@ -235,6 +248,39 @@ func TestCompute(t *testing.T) {
 				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Minute),
 				notReady(rep("d", web2, R, time.Minute))))},
 			want: []string{"stop d@n1"},
+		},
+		{
+			name: "Job: parallelism pods start",
+			in:   Input{Desired: jobs(migrate), Nodes: nodes(node("n1"))},
+			want: []string{"start job/migrate@n1", "start job/migrate@n1"},
+		},
+		{
+			name: "Job: succeeded pods count, and are kept; the rest start",
+			in:   Input{Desired: jobs(migrate), Nodes: nodes(node("n1", jobPod("a", migrate, X, 0), jobPod("b", migrate, R, 0)))},
+			want: []string{"start job/migrate@n1"},
+		},
+		{
+			name: "Job: complete: nothing starts or stops",
+			in: Input{Desired: jobs(migrate), Nodes: nodes(node("n1",
+				jobPod("a", migrate, X, 0), jobPod("b", migrate, X, 0), jobPod("c", migrate, X, 0)))},
+			want: []string{},
+		},
+		{
+			name: "Job: past backoffLimit it fails and its active pods stop",
+			in: Input{Desired: jobs(migrate), Nodes: nodes(node("n1",
+				jobPod("a", migrate, X, 1), jobPod("b", migrate, X, 1), jobPod("c", migrate, R, 0)))},
+			want: []string{"stop c@n1"},
+		},
+		{
+			name: "Job: in-place restarts count as failures",
+			in: Input{Desired: jobs(migrate), Nodes: nodes(node("n1",
+				func() protocol.Replica { r := jobPod("a", migrate, R, 0); r.Restarts = 2; return r }()))},
+			want: []string{"stop a@n1"},
+		},
+		{
+			name: "Job removed from Git: its pods stop",
+			in:   Input{Desired: state(), Nodes: nodes(node("n1", jobPod("a", migrate, X, 0), jobPod("b", migrate, R, 0)))},
+			want: []string{"stop a@n1", "stop b@n1"},
 		},
 		{
 			name: "Recreate: every old replica stops before a new one starts",

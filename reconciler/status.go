@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
@@ -35,6 +36,7 @@ type Status struct {
 	// SourceError is set while the config repository cannot be fetched.
 	SourceError string           `json:"sourceError,omitempty"`
 	Workloads   []WorkloadStatus `json:"workloads"`
+	Jobs        []JobStatus      `json:"jobs,omitempty"`
 	Nodes       []NodeStatus     `json:"nodes"`
 	// Events are the newest decisions (starts, stops, forgets with their
 	// reasons; failures; pending replicas; disruption mode), newest last,
@@ -82,11 +84,13 @@ type ReplicaStatus struct {
 	Ready    bool                  `json:"ready"`
 	PodIP    string                `json:"podIP,omitempty"`
 	// Ports are the replica's published host ports, "hostPort->containerPort/proto".
-	Ports    []string        `json:"ports,omitempty"`
-	Restarts int             `json:"restarts,omitempty"`
-	Usage    *protocol.Usage `json:"usage,omitempty"`
-	LastExit string          `json:"lastExit,omitempty"`
-	Message  string          `json:"message,omitempty"`
+	Ports     []string        `json:"ports,omitempty"`
+	Restarts  int             `json:"restarts,omitempty"`
+	ExitCode  int             `json:"exitCode,omitempty"`
+	StartedAt time.Time       `json:"startedAt,omitzero"`
+	Usage     *protocol.Usage `json:"usage,omitempty"`
+	LastExit  string          `json:"lastExit,omitempty"`
+	Message   string          `json:"message,omitempty"`
 }
 
 // NodeStatus is one node.
@@ -144,7 +148,7 @@ func (r *Reconciler) Status() Status {
 				names = append(names, rep.Workload)
 			}
 			rs := ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
-				PodIP: rep.PodIP, Restarts: rep.Restarts, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message}
+				PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message}
 			if rep.HostNetwork {
 				rs.PodIP = "host"
 			}
@@ -163,6 +167,12 @@ func (r *Reconciler) Status() Status {
 			}
 		}
 	}
+	jobs := map[string]desired.Job{}
+	if r.desired != nil {
+		for _, j := range r.desired.Jobs {
+			jobs[JobWorkload(j.Name)] = j
+		}
+	}
 	sort.Strings(names)
 	for _, name := range names {
 		ws := byName[name]
@@ -170,7 +180,34 @@ func (r *Reconciler) Status() Status {
 			ws.Pending, ws.PendingReason = p.Count, p.Reason
 		}
 		sort.Slice(ws.Replicas, func(i, j int) bool { return ws.Replicas[i].ID < ws.Replicas[j].ID })
+		if j, ok := jobs[name]; ok {
+			st.Jobs = append(st.Jobs, jobStatus(j, ws, now))
+			delete(jobs, name)
+			continue
+		}
 		st.Workloads = append(st.Workloads, *ws)
 	}
+	for _, name := range sortedKeys(jobs) { // Jobs with no pod yet
+		st.Jobs = append(st.Jobs, jobStatus(jobs[name], &WorkloadStatus{Name: name}, now))
+	}
 	return st
+}
+
+// JobStatus is a Job's progress and its pods.
+type JobStatus struct {
+	JobProgress
+	Completions   int             `json:"completions"`
+	Pending       int             `json:"pending,omitempty"`
+	PendingReason string          `json:"pendingReason,omitempty"`
+	Replicas      []ReplicaStatus `json:"replicas,omitempty"`
+}
+
+func jobStatus(j desired.Job, ws *WorkloadStatus, now time.Time) JobStatus {
+	var pods []replica
+	for _, rs := range ws.Replicas {
+		pods = append(pods, replica{Replica: protocol.Replica{ID: rs.ID, SpecHash: rs.SpecHash, State: rs.State,
+			ExitCode: rs.ExitCode, Restarts: rs.Restarts, StartedAt: rs.StartedAt}})
+	}
+	return JobStatus{JobProgress: jobProgress(j.Name, j.Spec, j.Hash, pods, now), Completions: j.Spec.Completions,
+		Pending: ws.Pending, PendingReason: ws.PendingReason, Replicas: ws.Replicas}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler"
 )
 
 func logsCmd() *cobra.Command {
@@ -36,18 +37,20 @@ func logsCmd() *cobra.Command {
 			}
 			type target struct{ id, node string }
 			var targets []target
+			pods := map[string][]reconciler.ReplicaStatus{}
 			for _, w := range st.Workloads {
-				if w.Name != args[0] {
-					continue
-				}
-				for _, r := range w.Replicas {
-					if replica == "" || r.ID == replica {
-						targets = append(targets, target{r.ID, r.Node})
-					}
+				pods[w.Name] = w.Replicas
+			}
+			for _, j := range st.Jobs { // their pods are kept after they finish
+				pods[reconciler.JobWorkload(j.Name)] = j.Replicas
+			}
+			for _, r := range pods[args[0]] {
+				if replica == "" || r.ID == replica {
+					targets = append(targets, target{r.ID, r.Node})
 				}
 			}
 			if len(targets) == 0 {
-				return fmt.Errorf("no replica of %q%s is running", args[0], map[bool]string{true: " with id " + replica}[replica != ""])
+				return fmt.Errorf("no replica of %q%s on any node", args[0], map[bool]string{true: " with id " + replica}[replica != ""])
 			}
 			out := &syncWriter{w: cmd.OutOrStdout()}
 			var wg sync.WaitGroup

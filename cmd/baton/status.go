@@ -149,6 +149,14 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			fmt.Fprintf(w, "Pending: %s: %d replica(s) fit on no node: %s\n", wl.Name, wl.Pending, wl.PendingReason)
 		}
 	}
+	if len(st.Jobs) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "JOB\tSTATE\tSUCCEEDED\tACTIVE\tFAILED\tREASON")
+		for _, j := range st.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\n", j.Name, j.State, j.Succeeded, j.Completions, j.Active, j.Failed, j.Reason)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {

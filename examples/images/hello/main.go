@@ -25,7 +25,14 @@ func main() {
 	tick := flag.Duration("tick", 0, "print a numbered line at this interval (to test logs)")
 	burn := flag.Bool("burn", false, "keep one CPU busy (to test CPU limits and usage)")
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test grace periods)")
+	exitAfter := flag.Duration("exit-after", 0, "exit with -exit-code after this long (to test Jobs)")
+	exitCode := flag.Int("exit-code", 0, "exit code for -exit-after")
 	flag.Parse()
+	if *exitAfter > 0 {
+		time.Sleep(*exitAfter)
+		fmt.Printf("%s: done, exit %d\n", *message, *exitCode)
+		os.Exit(*exitCode)
+	}
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
 		for { // serve nothing; only SIGKILL ends it

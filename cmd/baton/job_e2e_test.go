@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/reconciler"
+)
+
+func jobManifest(name string, completions, parallelism, backoff int, exitCode int) string {
+	return fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata:
+  name: %s
+spec:
+  completions: %d
+  parallelism: %d
+  backoffLimit: %d
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: task
+          image: %s
+          args: ["-exit-after", "300ms", "-exit-code", "%d", "-message", "task %s"]
+`, name, completions, parallelism, backoff, testImage, exitCode, name)
+}
+
+func (c *cluster) job(name string) *reconciler.JobStatus {
+	nc := c.connect("status")
+	defer nc.Close()
+	st, err := fetchStatus(c.ctx, nc)
+	if err != nil {
+		return nil // the server is still starting
+	}
+	for _, j := range st.Jobs {
+		if j.Name == name {
+			return &j
+		}
+	}
+	return nil
+}
+
+// TestJobs: a Job runs its pods to completion on real containerd, 2 at a
+// time, and keeps them so `baton logs job/NAME` reads their output; a Job
+// whose pods fail stops after backoffLimit failures.
+func TestJobs(t *testing.T) {
+	c := newCluster(t, 8*time.Second)
+	c.startAgent("n1")
+	c.commit("jobs", map[string]string{
+		"ok.yaml":   jobManifest("ok", 3, 2, 6, 0),
+		"fail.yaml": jobManifest("fail", 1, 1, 1, 3),
+	})
+	waitFor(t, 60*time.Second, "job ok complete and job fail failed", func() (bool, string) {
+		ok, fail := c.job("ok"), c.job("fail")
+		return ok != nil && ok.State == reconciler.JobComplete && fail != nil && fail.State == reconciler.JobFailed,
+			fmt.Sprintf("ok %+v; fail %+v", ok, fail)
+	})
+	ok, fail := c.job("ok"), c.job("fail")
+	if ok.Succeeded != 3 || ok.Failed != 0 || len(ok.Replicas) != 3 {
+		t.Fatalf("job ok: %+v", ok)
+	}
+	if fail.Failed != 2 || !strings.Contains(fail.Reason, "backoffLimit 1 exceeded") {
+		t.Fatalf("job fail: %+v", fail)
+	}
+	// Nothing more starts once a Job is done.
+	time.Sleep(time.Second)
+	if ok := c.job("ok"); len(ok.Replicas) != 3 {
+		t.Fatalf("a complete Job has %d pods, want its 3", len(ok.Replicas))
+	}
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"logs", "job/ok", "--nats", c.ns.ClientURL()})
+	if err := cmd.ExecuteContext(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "task ok: done, exit 0"); n != 3 {
+		t.Fatalf("logs of job/ok show %d completions, want 3:\n%s", n, out.String())
+	}
+	// Removing the Jobs from Git removes their pods.
+	c.git("rm", "-q", "ok.yaml", "fail.yaml")
+	c.git("commit", "-q", "-m", "no jobs")
+	waitFor(t, 30*time.Second, "job pods removed", func() (bool, string) {
+		n := len(c.tasks("n1"))
+		return n == 0, fmt.Sprintf("%d tasks", n)
+	})
+}
