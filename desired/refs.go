@@ -245,14 +245,12 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 func unenforced(st *State) []string {
 	var w []string
 	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
-	kinds := []struct {
-		n    int
-		kind string
-	}{{len(st.Jobs), "Job"}, {len(st.CronJobs), "CronJob"},
-		{len(st.Services), "Service"}}
-	for _, k := range kinds {
-		if k.n > 0 {
-			add("%d %s object(s) are validated but not run yet", k.n, k.kind)
+	if n := len(st.Services); n > 0 {
+		add("%d Service object(s) are validated but not routed yet", n)
+	}
+	for _, j := range st.Jobs {
+		if j.Spec.TTLSecondsAfterFinished != nil {
+			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
 		}
 	}
 	for _, wl := range st.Workloads {

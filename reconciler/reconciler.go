@@ -95,6 +95,8 @@ type Reconciler struct {
 	rollouts    map[string]Rollout
 	hpa         map[string]HPAState   // by target workload
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
+	crons       map[string]CronState
+	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -115,6 +117,7 @@ func New(cfg Config) *Reconciler {
 		pending:     map[string]Action{},
 		rollouts:    map[string]Rollout{},
 		hpa:         map[string]HPAState{},
+		crons:       map[string]CronState{},
 		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
@@ -232,11 +235,16 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	crons, err := r.cfg.Store.Crons(ctx)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
 	r.rollouts = ros
 	r.hpa = hpa
+	r.crons = crons
 	r.started = r.cfg.Clock()
 	r.synced = Revision{ID: sr.Revision}
 	r.syncedAt = sr.Time
@@ -349,6 +357,7 @@ func (r *Reconciler) input() Input {
 
 func (r *Reconciler) pass(ctx context.Context) {
 	in := r.input()
+	r.runCronJobs(ctx, &in)
 	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
 	actions := Compute(in)

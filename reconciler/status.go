@@ -168,8 +168,12 @@ func (r *Reconciler) Status() Status {
 		}
 	}
 	jobs := map[string]desired.Job{}
-	if r.desired != nil {
-		for _, j := range r.desired.Jobs {
+	withJobs := r.desired
+	if r.withRuns != nil {
+		withJobs = r.withRuns
+	}
+	if withJobs != nil {
+		for _, j := range withJobs.Jobs {
 			jobs[JobWorkload(j.Name)] = j
 		}
 	}

@@ -19,6 +19,7 @@ const (
 	assignmentPrefix = "assign."
 	rolloutPrefix    = "rollout."
 	hpaPrefix        = "hpa."
+	cronPrefix       = "cron."
 )
 
 // SyncedRevision is the last revision whose desired state the reconciler applied.
@@ -181,6 +182,40 @@ func (s *Store) PutAutoscaler(ctx context.Context, workload string, st HPAState)
 	b, _ := json.Marshal(st)
 	if _, err := s.kv.Put(ctx, hpaPrefix+workload, b); err != nil {
 		return fmt.Errorf("put autoscaler %s: %w", workload, err)
+	}
+	return nil
+}
+
+// Crons loads the state of every CronJob, by name.
+func (s *Store) Crons(ctx context.Context) (map[string]CronState, error) {
+	out := map[string]CronState{}
+	lister, err := s.kv.ListKeysFiltered(ctx, cronPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list cronjobs: %w", err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		var st CronState
+		if err := json.Unmarshal(e.Value(), &st); err != nil {
+			continue // damaged: the CronJob starts over from now
+		}
+		out[strings.TrimPrefix(key, cronPrefix)] = st
+	}
+	return out, nil
+}
+
+// PutCron records a CronJob's state.
+func (s *Store) PutCron(ctx context.Context, name string, st CronState) error {
+	b, _ := json.Marshal(st)
+	if _, err := s.kv.Put(ctx, cronPrefix+name, b); err != nil {
+		return fmt.Errorf("put cronjob %s: %w", name, err)
 	}
 	return nil
 }

@@ -89,3 +89,49 @@ func TestJobs(t *testing.T) {
 		return n == 0, fmt.Sprintf("%d tasks", n)
 	})
 }
+
+// TestCronJob: a CronJob starts a Job at each firing, never two at once
+// (Forbid), and keeps the pods of the newest 2 successful runs only.
+func TestCronJob(t *testing.T) {
+	c := newCluster(t, 8*time.Second)
+	c.startAgent("n1")
+	c.commit("cron", map[string]string{"cron.yaml": fmt.Sprintf(`apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: tick
+spec:
+  schedule: "@every 2s"
+  concurrencyPolicy: Forbid
+  successfulJobsHistoryLimit: 2
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: task
+              image: %s
+              args: ["-exit-after", "200ms", "-message", "tick"]
+`, testImage)})
+	waitFor(t, 60*time.Second, "3 runs done", func() (bool, string) {
+		nc := c.connect("status")
+		defer nc.Close()
+		st, err := fetchStatus(c.ctx, nc)
+		if err != nil {
+			return false, err.Error()
+		}
+		done := 0
+		for _, j := range st.Jobs {
+			if j.State == reconciler.JobComplete {
+				done++
+			}
+		}
+		return done == 2 && strings.Contains(strings.Join(st.Events, "\n"), "CronJob tick: started run tick-") &&
+			strings.Count(strings.Join(st.Events, "\n"), "CronJob tick: started run") >= 3, fmt.Sprintf("%d complete; events %v", done, st.Events)
+	})
+	// At most the 2 kept runs and one running: older runs' pods are removed.
+	waitFor(t, 10*time.Second, "old runs removed", func() (bool, string) {
+		n := len(c.tasks("n1"))
+		return n <= 3, fmt.Sprintf("%d tasks", n)
+	})
+}
