@@ -221,7 +221,7 @@ func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
 			if prev.Replicas != 0 {
 				r.event(fmt.Sprintf("scaled %s by HorizontalPodAutoscaler %s: %s", w.Name, a.Name, st.Reason))
 			}
-			if err := r.cfg.Store.PutAutoscaler(ctx, w.Name, st); err != nil {
+			if err := r.stored(r.cfg.Store.PutAutoscaler(ctx, w.Name, st)); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("workload", w.Name).Msg("persist autoscaler")
 			}
 		}

@@ -156,7 +156,7 @@ func (r *Reconciler) runCronJobs(ctx context.Context, in *Input) {
 			r.mu.Lock()
 			r.crons[c.Name] = next
 			r.mu.Unlock()
-			if err := r.cfg.Store.PutCron(ctx, c.Name, next); err != nil {
+			if err := r.stored(r.cfg.Store.PutCron(ctx, c.Name, next)); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("cronjob", c.Name).Msg("persist cronjob")
 			}
 		}

@@ -103,7 +103,8 @@ type Reconciler struct {
 }
 
 // ErrDeposed is returned by Run when a node refused a command because a
-// leader of a newer term exists.
+// leader of a newer term exists, or when a write to the KV state found it
+// changed by another reconciler (ErrConflict).
 var ErrDeposed = errors.New("a newer leader exists")
 
 // New returns a Reconciler; Run starts it.
@@ -219,6 +220,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 }
 
 func (r *Reconciler) restore(ctx context.Context) error {
+	r.cfg.Store.forget() // read everything again: writes compare with what is read now
 	as, err := r.cfg.Store.Assignments(ctx)
 	if err != nil {
 		return err
@@ -371,7 +373,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	if rev != nil {
-		if err := r.cfg.Store.SetSynced(ctx, SyncedRevision{Revision: rev.ID, Time: in.Now}); err != nil {
+		if err := r.stored(r.cfg.Store.SetSynced(ctx, SyncedRevision{Revision: rev.ID, Time: in.Now})); err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
 		}
 	}
@@ -415,7 +417,10 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 		r.mu.Lock()
 		r.assignments[as.ReplicaID] = as
 		r.mu.Unlock()
-		if err := r.cfg.Store.PutAssignment(ctx, as); err != nil {
+		if err := r.stored(r.cfg.Store.PutAssignment(ctx, as)); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return fmt.Errorf("start replica %s: %w", a.ReplicaID, err) // not the leader any more: send nothing
+			}
 			log.Warn().Err(err).Msg("persist assignment")
 		}
 		log.Info().Str("reason", a.Reason).Msg("start replica")
@@ -471,7 +476,16 @@ func (r *Reconciler) forget(ctx context.Context, id string) error {
 	r.mu.Lock()
 	delete(r.assignments, id)
 	r.mu.Unlock()
-	return r.cfg.Store.DeleteAssignment(ctx, id)
+	return r.stored(r.cfg.Store.DeleteAssignment(ctx, id))
+}
+
+// stored passes a store error through; a conflict means another reconciler
+// writes the state, so this one stops acting, as when a node says so.
+func (r *Reconciler) stored(err error) error {
+	if errors.Is(err, ErrConflict) {
+		r.depose.Do(func() { close(r.deposed) })
+	}
+	return err
 }
 
 // resync asks every agent for a full report, telling them this leader's term.

@@ -260,3 +260,87 @@ func TestReconcilerDeposed(t *testing.T) {
 		t.Fatalf("the node ran %d replicas for an old leader", len(node.reps))
 	}
 }
+
+// TestStoreCompareAndSet: a store whose view of a key is stale cannot
+// overwrite or delete it: another reconciler wrote it.
+func TestStoreCompareAndSet(t *testing.T) {
+	ctx := context.Background()
+	nc := startJetStream(t)
+	old, cur := openStore(t, nc), openStore(t, nc)
+	a := Assignment{ReplicaID: "web-1", Workload: "web", Node: "n1"}
+	if err := old.PutAssignment(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cur.Assignments(ctx); err != nil { // the new leader reads...
+		t.Fatal(err)
+	}
+	a.Node = "n2"
+	if err := cur.PutAssignment(ctx, a); err != nil { // ...and writes
+		t.Fatal(err)
+	}
+	if err := old.PutAssignment(ctx, a); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale put: %v, want ErrConflict", err)
+	}
+	if err := old.DeleteAssignment(ctx, "web-1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale delete: %v, want ErrConflict", err)
+	}
+	// A key the stale store never saw, written by the other: create conflicts.
+	if err := cur.SetSynced(ctx, SyncedRevision{Revision: "r2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.SetSynced(ctx, SyncedRevision{Revision: "r1"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale create: %v, want ErrConflict", err)
+	}
+	// The current store deletes, then creates again.
+	if err := cur.DeleteAssignment(ctx, "web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cur.PutAssignment(ctx, a); err != nil {
+		t.Fatalf("create after delete: %v", err)
+	}
+}
+
+// TestReconcilerDeposedByStateConflict: a reconciler whose state another
+// one has written since (a newer leader) stops acting at its next write.
+func TestReconcilerDeposedByStateConflict(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
+	node.serve(t)
+	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	go func() {
+		for ctx.Err() == nil {
+			node.report()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rec, func(s Status) bool { return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2 })
+
+	// A newer leader reads the state and writes it.
+	newer := openStore(t, nc)
+	if _, err := newer.Synced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := newer.SetSynced(ctx, SyncedRevision{Revision: "rev1", Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The old one's next write conflicts: it stands down.
+	if err := rec.SetRevision(ctx, Revision{ID: "rev2"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDeposed) {
+			t.Fatalf("Run returned %v, want ErrDeposed", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stale reconciler kept running")
+	}
+}

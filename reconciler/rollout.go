@@ -181,7 +181,7 @@ func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
 			r.mu.Lock()
 			r.rollouts[w.Name] = ro
 			r.mu.Unlock()
-			if err := r.cfg.Store.PutRollout(ctx, ro); err != nil {
+			if err := r.stored(r.cfg.Store.PutRollout(ctx, ro)); err != nil {
 				log.Warn().Err(err).Str("workload", w.Name).Msg("persist rollout")
 			}
 		}

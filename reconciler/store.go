@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,6 +23,11 @@ const (
 	cronPrefix       = "cron."
 )
 
+// ErrConflict is returned by a write when the key changed since this store
+// last read or wrote it: another reconciler writes the bucket, so this one
+// is no longer the leader.
+var ErrConflict = errors.New("state changed by another writer")
+
 // SyncedRevision is the last revision whose desired state the reconciler applied.
 type SyncedRevision struct {
 	Revision string    `json:"revision"`
@@ -29,9 +35,14 @@ type SyncedRevision struct {
 }
 
 // Store keeps the reconciler's state in a JetStream KV bucket, so a restarted
-// reconciler resumes where it stopped.
+// reconciler resumes where it stopped. Every write is a compare-and-set on
+// the revision of the key this store last saw (a create for a key it saw
+// absent).
 type Store struct {
 	kv jetstream.KeyValue
+
+	mu   sync.Mutex
+	revs map[string]uint64 // last revision seen per key; 0: absent or deleted
 }
 
 // OpenStore creates the bucket if needed. replicas is the bucket's replication
@@ -46,176 +57,165 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %q: %w", Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, revs: map[string]uint64{}}, nil
+}
+
+// forget drops the revisions seen: a reconciler that starts reads
+// everything again.
+func (s *Store) forget() {
+	s.mu.Lock()
+	s.revs = map[string]uint64{}
+	s.mu.Unlock()
+}
+
+func (s *Store) seen(key string, rev uint64) {
+	s.mu.Lock()
+	s.revs[key] = rev
+	s.mu.Unlock()
+}
+
+// put writes v at key with a compare-and-set.
+func (s *Store) put(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	s.mu.Lock()
+	rev := s.revs[key]
+	s.mu.Unlock()
+	var next uint64
+	if rev == 0 {
+		next, err = s.kv.Create(ctx, key, b)
+	} else {
+		next, err = s.kv.Update(ctx, key, b, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("put %s: %w", key, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	s.seen(key, next)
+	return nil
+}
+
+// del deletes key with a compare-and-set; a key never seen is not there.
+func (s *Store) del(ctx context.Context, key string) error {
+	s.mu.Lock()
+	rev := s.revs[key]
+	s.mu.Unlock()
+	if rev == 0 {
+		return nil
+	}
+	err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("delete %s: %w", key, ErrConflict)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	s.seen(key, 0)
+	return nil
+}
+
+// get reads one key into v; found is false when it is absent.
+func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.seen(key, 0)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", key, err)
+	}
+	s.seen(key, e.Revision())
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// list reads every key under prefix. A damaged record (not JSON, or refused
+// by valid) is skipped: the state it held is rebuilt from what runs.
+func list[T any](ctx context.Context, s *Store, prefix string, valid func(name string, v T) bool) (map[string]T, error) {
+	out := map[string]T{}
+	lister, err := s.kv.ListKeysFiltered(ctx, prefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list %s*: %w", prefix, err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s: %w", key, err)
+		}
+		s.seen(key, e.Revision())
+		var v T
+		name := strings.TrimPrefix(key, prefix)
+		if json.Unmarshal(e.Value(), &v) != nil || (valid != nil && !valid(name, v)) {
+			continue
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 // Synced returns the last synced revision, or a zero value if there is none.
 func (s *Store) Synced(ctx context.Context) (SyncedRevision, error) {
 	var sr SyncedRevision
-	e, err := s.kv.Get(ctx, keySynced)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return sr, nil
-	}
-	if err != nil {
-		return sr, fmt.Errorf("get %s: %w", keySynced, err)
-	}
-	if err := json.Unmarshal(e.Value(), &sr); err != nil {
-		return sr, fmt.Errorf("decode %s: %w", keySynced, err)
-	}
-	return sr, nil
+	_, err := s.get(ctx, keySynced, &sr)
+	return sr, err
 }
 
 // SetSynced records rev as the last synced revision.
 func (s *Store) SetSynced(ctx context.Context, sr SyncedRevision) error {
-	b, _ := json.Marshal(sr)
-	if _, err := s.kv.Put(ctx, keySynced, b); err != nil {
-		return fmt.Errorf("put %s: %w", keySynced, err)
-	}
-	return nil
+	return s.put(ctx, keySynced, sr)
 }
 
 // Assignments loads every recorded assignment.
 func (s *Store) Assignments(ctx context.Context) (map[string]Assignment, error) {
-	out := map[string]Assignment{}
-	lister, err := s.kv.ListKeysFiltered(ctx, assignmentPrefix+">")
-	if err != nil {
-		return nil, fmt.Errorf("list assignments: %w", err)
-	}
-	defer lister.Stop()
-	for key := range lister.Keys() {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", key, err)
-		}
-		var a Assignment
-		if err := json.Unmarshal(e.Value(), &a); err != nil || a.ReplicaID != strings.TrimPrefix(key, assignmentPrefix) {
-			// A damaged record must not stop the reconciler: the replica, if it
-			// runs, is adopted from its node's report.
-			continue
-		}
-		out[a.ReplicaID] = a
-	}
-	return out, nil
+	return list(ctx, s, assignmentPrefix, func(id string, a Assignment) bool { return a.ReplicaID == id })
 }
 
 // PutAssignment records a.
 func (s *Store) PutAssignment(ctx context.Context, a Assignment) error {
-	b, _ := json.Marshal(a)
-	if _, err := s.kv.Put(ctx, assignmentPrefix+a.ReplicaID, b); err != nil {
-		return fmt.Errorf("put assignment %s: %w", a.ReplicaID, err)
-	}
-	return nil
+	return s.put(ctx, assignmentPrefix+a.ReplicaID, a)
 }
 
 // DeleteAssignment removes the assignment of a replica.
 func (s *Store) DeleteAssignment(ctx context.Context, id string) error {
-	if err := s.kv.Purge(ctx, assignmentPrefix+id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("delete assignment %s: %w", id, err)
-	}
-	return nil
+	return s.del(ctx, assignmentPrefix+id)
 }
 
 // Rollouts loads the rollout record of every workload.
 func (s *Store) Rollouts(ctx context.Context) (map[string]Rollout, error) {
-	out := map[string]Rollout{}
-	lister, err := s.kv.ListKeysFiltered(ctx, rolloutPrefix+">")
-	if err != nil {
-		return nil, fmt.Errorf("list rollouts: %w", err)
-	}
-	defer lister.Stop()
-	for key := range lister.Keys() {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", key, err)
-		}
-		var ro Rollout
-		if err := json.Unmarshal(e.Value(), &ro); err != nil || ro.Workload != strings.TrimPrefix(key, rolloutPrefix) {
-			continue // damaged: the rollout starts over, from what runs
-		}
-		out[ro.Workload] = ro
-	}
-	return out, nil
+	return list(ctx, s, rolloutPrefix, func(w string, ro Rollout) bool { return ro.Workload == w })
 }
 
 // PutRollout records a workload's rollout.
 func (s *Store) PutRollout(ctx context.Context, ro Rollout) error {
-	b, _ := json.Marshal(ro)
-	if _, err := s.kv.Put(ctx, rolloutPrefix+ro.Workload, b); err != nil {
-		return fmt.Errorf("put rollout %s: %w", ro.Workload, err)
-	}
-	return nil
+	return s.put(ctx, rolloutPrefix+ro.Workload, ro)
 }
 
 // Autoscalers loads the state of every autoscaler, by target workload.
 func (s *Store) Autoscalers(ctx context.Context) (map[string]HPAState, error) {
-	out := map[string]HPAState{}
-	lister, err := s.kv.ListKeysFiltered(ctx, hpaPrefix+">")
-	if err != nil {
-		return nil, fmt.Errorf("list autoscalers: %w", err)
-	}
-	defer lister.Stop()
-	for key := range lister.Keys() {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", key, err)
-		}
-		var st HPAState
-		if err := json.Unmarshal(e.Value(), &st); err != nil {
-			continue // damaged: the autoscaler starts from the live count
-		}
-		out[strings.TrimPrefix(key, hpaPrefix)] = st
-	}
-	return out, nil
+	return list[HPAState](ctx, s, hpaPrefix, nil)
 }
 
 // PutAutoscaler records the autoscaler state of a workload.
 func (s *Store) PutAutoscaler(ctx context.Context, workload string, st HPAState) error {
-	b, _ := json.Marshal(st)
-	if _, err := s.kv.Put(ctx, hpaPrefix+workload, b); err != nil {
-		return fmt.Errorf("put autoscaler %s: %w", workload, err)
-	}
-	return nil
+	return s.put(ctx, hpaPrefix+workload, st)
 }
 
 // Crons loads the state of every CronJob, by name.
 func (s *Store) Crons(ctx context.Context) (map[string]CronState, error) {
-	out := map[string]CronState{}
-	lister, err := s.kv.ListKeysFiltered(ctx, cronPrefix+">")
-	if err != nil {
-		return nil, fmt.Errorf("list cronjobs: %w", err)
-	}
-	defer lister.Stop()
-	for key := range lister.Keys() {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", key, err)
-		}
-		var st CronState
-		if err := json.Unmarshal(e.Value(), &st); err != nil {
-			continue // damaged: the CronJob starts over from now
-		}
-		out[strings.TrimPrefix(key, cronPrefix)] = st
-	}
-	return out, nil
+	return list[CronState](ctx, s, cronPrefix, nil)
 }
 
 // PutCron records a CronJob's state.
 func (s *Store) PutCron(ctx context.Context, name string, st CronState) error {
-	b, _ := json.Marshal(st)
-	if _, err := s.kv.Put(ctx, cronPrefix+name, b); err != nil {
-		return fmt.Errorf("put cronjob %s: %w", name, err)
-	}
-	return nil
+	return s.put(ctx, cronPrefix+name, st)
 }
