@@ -321,7 +321,9 @@ func TestReconcilerDeposedByStateConflict(t *testing.T) {
 	if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, rec, func(s Status) bool { return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2 })
+	waitStatus(t, rec, func(s Status) bool {
+		return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2
+	})
 
 	// A newer leader reads the state and writes it.
 	newer := openStore(t, nc)
