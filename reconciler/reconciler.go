@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,6 +34,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
 	Clock func() time.Time
+	// Events keeps every decision in a JetStream stream (nil: memory only).
+	Events *EventLog
 	// Revisions reads earlier revisions for auto-rollback (nil: none).
 	Revisions RevisionReader
 	// Strategy chooses among the nodes that fit (spread by default).
@@ -97,6 +100,8 @@ type Reconciler struct {
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 	crons       map[string]CronState
 	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
+
+	eventErrs atomic.Int64 // events the stream refused
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -512,9 +517,18 @@ func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command
 }
 
 func (r *Reconciler) event(s string) {
+	line := r.cfg.Clock().UTC().Format(time.RFC3339) + " " + s
+	if r.cfg.ID != "" {
+		line = fmt.Sprintf("%s [%s term %d] %s", r.cfg.Clock().UTC().Format(time.RFC3339), r.cfg.ID, r.cfg.Term, s)
+	}
+	if r.cfg.Events != nil {
+		if err := r.cfg.Events.Append(line); err != nil {
+			r.eventErrs.Add(1)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, r.cfg.Clock().UTC().Format(time.RFC3339)+" "+s)
+	r.events = append(r.events, line)
 	if len(r.events) > maxEvents {
 		r.events = r.events[len(r.events)-maxEvents:]
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +85,19 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	if !slices.Equal(key(before), key(after)) {
 		t.Fatalf("takeover changed the pods: before %v, after %v", key(before), key(after))
+	}
+
+	// The decisions of every leader are kept, across takeovers.
+	var out bytes.Buffer
+	cmd := rootCmd()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"events", "--tail", "0", "--nats", c.ns.ClientURL()})
+	if err := cmd.ExecuteContext(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[s1 term ", "[s2 term ", "start hello/"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("baton events lacks %q:\n%s", want, out.String())
+		}
 	}
 }

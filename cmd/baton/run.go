@@ -78,6 +78,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
+	if cfg.Events, err = reconciler.OpenEventLog(ctx, js, o.bucketReplicas); err != nil {
+		return err
+	}
 	lease, err := reconciler.OpenLease(ctx, js, cfg.ID, ttl, o.bucketReplicas)
 	if err != nil {
 		return err

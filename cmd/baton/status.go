@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -203,7 +204,7 @@ func eventsCmd() *cobra.Command {
 	var tail int
 	cmd := &cobra.Command{
 		Use:   "events",
-		Short: "List the reconciler's latest decisions with their reasons, oldest first",
+		Short: "List the reconcilers' decisions with their reasons, oldest first (kept in JetStream, across leaders)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nats.Connect(natsURL, nats.Name("baton-events"), nats.Timeout(3*time.Second))
@@ -211,21 +212,20 @@ func eventsCmd() *cobra.Command {
 				return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", natsURL, err)
 			}
 			defer nc.Close()
-			st, err := fetchStatus(cmd.Context(), nc)
+			js, err := jetstream.New(nc)
 			if err != nil {
 				return err
 			}
-			evs := st.Events
-			if tail > 0 && len(evs) > tail {
-				evs = evs[len(evs)-tail:]
-			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			evs, err := reconciler.Recent(ctx, js, tail)
 			for _, e := range evs {
 				fmt.Fprintln(cmd.OutOrStdout(), e)
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
-	cmd.Flags().IntVar(&tail, "tail", 0, "only the last N events (0: all that are kept, at most 200)")
+	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", reconciler.MaxStoredEvents))
 	return cmd
 }
