@@ -119,11 +119,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Stop n1's agent: after the grace period its replicas run on n2.
+	lostAt := time.Now()
 	c.stopAgent("n1")
 	waitFor(t, 30*time.Second, "6 replicas on n2", func() (bool, string) {
 		n := c.running("n2", hash1)
 		return n == 6, fmt.Sprintf("n2 runs %d", n)
 	})
+	t.Logf("node n1 lost: its replicas ran on n2 %s later (node grace 8s)", time.Since(lostAt).Round(10*time.Millisecond))
 	// n1 comes back: its superseded replicas are stopped, 6 in all remain.
 	c.startAgent("n1")
 	c.converged(t, 6, hash1, "n1", "n2")
