@@ -62,12 +62,29 @@ type Input struct {
 	// no new replica of it is started and no old one stopped while old ones
 	// serve.
 	Frozen map[string]string
+	// Backoff holds back new starts of workloads whose replicas keep failing.
+	Backoff map[string]Backoff
 	// Scale is the replica count autoscalers set, by workload (it wins over
 	// spec.replicas and ScalingSchedules, which give its floor).
 	Scale map[string]int
 	// Rollback replaces a workload's desired template by the last healthy
 	// one (auto-rollback of a failed rollout), with the state it resolves in.
 	Rollback map[string]RollbackTo
+}
+
+// Backoff delays the next start of a workload whose replicas failed.
+type Backoff struct {
+	Until    time.Time
+	Failures int
+	Reason   string
+}
+
+// nextBackoff is Kubernetes' CrashLoopBackOff progression: 10 s doubling
+// per failure, at most 5 min.
+func nextBackoff(prev Backoff, reason string, now time.Time) Backoff {
+	n := prev.Failures + 1
+	d := 10 * time.Second << min(n-1, 5)
+	return Backoff{Until: now.Add(min(d, 5*time.Minute)), Failures: n, Reason: reason}
 }
 
 // RollbackTo is the template a failed rollout returns to.
@@ -137,7 +154,8 @@ type Action struct {
 	ReplicaID string
 	Spec      *protocol.ReplicaSpec // with Start
 	Reason    string
-	Count     int // with Pending
+	Count     int  // with Pending
+	Failed    bool // a Stop of a replica that failed or exited for good
 }
 
 func (a Action) String() string {
@@ -281,7 +299,7 @@ func Compute(in Input) []Action {
 			w.Replicas = count
 		}
 		frozen := in.Frozen[w.Name] == w.Hash
-		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Now)...)
+		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Backoff, in.Now)...)
 	}
 	for _, j := range in.Desired.Jobs {
 		actions = append(actions, computeJob(j.Name, j.Spec, j.Hash, in.Desired, byWorkload[JobWorkload(j.Name)], cl, in.Strategy, usedIDs, in.Now)...)
@@ -289,7 +307,7 @@ func Compute(in Input) []Action {
 	return actions
 }
 
-func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, frozen bool, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, frozen bool, backoff map[string]Backoff, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -302,7 +320,9 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 			if r.Message != "" {
 				reason += ": " + r.Message
 			}
-			actions = append(actions, stop(r, reason))
+			a := stop(r, reason)
+			a.Failed = true
+			actions = append(actions, a)
 			continue
 		case r.SpecHash == w.Hash:
 			current = append(current, r)
@@ -322,6 +342,12 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		} else {
 			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
 		}
+	}
+	if b, ok := backoff[w.Name]; ok && need > 0 && now.Before(b.Until) {
+		// Starts that keep failing back off instead of churning.
+		actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: need, Reason: fmt.Sprintf(
+			"back-off after %d failed start(s), next try in %s: %s", b.Failures, b.Until.Sub(now).Round(time.Second), b.Reason)})
+		need = 0
 	}
 	started := 0
 	if need > 0 {

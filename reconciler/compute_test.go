@@ -312,6 +312,18 @@ func TestCompute(t *testing.T) {
 			want: []string{"start web@n1", "stop a@n1"},
 		},
 		{
+			name: "failed starts back off: the failed replica goes, its replacement waits",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, F, 0))),
+				Backoff: map[string]Backoff{"web": {Until: t0.Add(20 * time.Second), Failures: 2, Reason: "image not found"}}},
+			want: []string{"pending web×1: back-off after 2 failed start(s), next try in 20s: image not found", "stop a@n1"},
+		},
+		{
+			name: "after the back-off, the next start",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
+				Backoff: map[string]Backoff{"web": {Until: t0.Add(-time.Second), Failures: 2}}},
+			want: []string{"start web@n1"},
+		},
+		{
 			name: "a stopping replica does not count",
 			in:   Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, S, time.Hour)))},
 			want: []string{"start web@n1"},
@@ -546,5 +558,18 @@ spec:
 	}
 	if acts[0].Spec.SpecHash != st.Workloads[0].Hash {
 		t.Fatal("spec hash is not the workload's hash")
+	}
+}
+
+func TestNextBackoff(t *testing.T) {
+	var b Backoff
+	var got []time.Duration
+	for range 8 {
+		b = nextBackoff(b, "x", t0)
+		got = append(got, b.Until.Sub(t0))
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second, 300 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("back-offs %v, want %v", got, want)
 	}
 }

@@ -99,6 +99,7 @@ type Reconciler struct {
 	hpa         map[string]HPAState   // by target workload
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 	crons       map[string]CronState
+	backoff     map[string]Backoff // by workload: failed starts
 	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused
@@ -124,6 +125,7 @@ func New(cfg Config) *Reconciler {
 		rollouts:    map[string]Rollout{},
 		hpa:         map[string]HPAState{},
 		crons:       map[string]CronState{},
+		backoff:     map[string]Backoff{},
 		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
@@ -349,6 +351,10 @@ func (r *Reconciler) input() Input {
 		Started:        r.started,
 		Strategy:       r.cfg.Strategy,
 	}
+	in.Backoff = make(map[string]Backoff, len(r.backoff))
+	for k, v := range r.backoff {
+		in.Backoff[k] = v
+	}
 	in.ReadySince = map[string]time.Time{}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView
@@ -364,10 +370,12 @@ func (r *Reconciler) input() Input {
 
 func (r *Reconciler) pass(ctx context.Context) {
 	in := r.input()
+	r.clearBackoffs(&in)
 	r.runCronJobs(ctx, &in)
 	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
 	actions := Compute(in)
+	r.noteFailures(actions, in.Now)
 	r.apply(ctx, actions)
 
 	r.mu.Lock()
@@ -442,6 +450,35 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 		return r.forget(ctx, a.ReplicaID)
 	}
 	return fmt.Errorf("unknown action %q", a.Type)
+}
+
+// noteFailures backs off the workloads whose replicas failed in this pass.
+func (r *Reconciler) noteFailures(actions []Action, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, a := range actions {
+		if a.Type == Stop && a.Failed && !seen[a.Workload] {
+			seen[a.Workload] = true
+			r.backoff[a.Workload] = nextBackoff(r.backoff[a.Workload], a.Reason, now)
+		}
+	}
+}
+
+// clearBackoffs forgets the failures of workloads whose current replicas
+// all run and are ready again.
+func (r *Reconciler) clearBackoffs(in *Input) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in.Desired == nil {
+		return
+	}
+	for _, w := range in.Desired.Workloads {
+		if _, ok := r.backoff[w.Name]; ok && observe(*in, w).Available >= max(w.Replicas, 1) {
+			delete(r.backoff, w.Name)
+			delete(in.Backoff, w.Name)
+		}
+	}
 }
 
 // notePending records which workloads have replicas that fit nowhere, for
