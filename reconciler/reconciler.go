@@ -100,7 +100,7 @@ type Reconciler struct {
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 	crons       map[string]CronState
 	backoff     map[string]Backoff // by workload: failed starts
-	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
+	withRuns    *desired.State     // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused
 
