@@ -100,6 +100,7 @@ type Reconciler struct {
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 	crons       map[string]CronState
 	backoff     map[string]Backoff // by workload: failed starts
+	history     *HistoryEntry      // the latest revision applied
 	withRuns    *desired.State     // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused
@@ -248,12 +249,19 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hist, err := r.cfg.Store.History(ctx)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
 	r.rollouts = ros
 	r.hpa = hpa
 	r.crons = crons
+	if len(hist) > 0 {
+		r.history = &hist[len(hist)-1]
+	}
 	r.started = r.cfg.Clock()
 	r.synced = Revision{ID: sr.Revision}
 	r.syncedAt = sr.Time
@@ -389,7 +397,9 @@ func (r *Reconciler) pass(ctx context.Context) {
 		if err := r.stored(r.cfg.Store.SetSynced(ctx, SyncedRevision{Revision: rev.ID, Time: in.Now})); err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
 		}
+		r.recordApplied(ctx, *rev, in.Now)
 	}
+	r.settleHistory(ctx, r.cfg.Clock())
 }
 
 // maxParallel bounds the commands in flight at once.

@@ -64,3 +64,35 @@ func TestTrack(t *testing.T) {
 		})
 	}
 }
+
+func TestHistoryStep(t *testing.T) {
+	web, db := workload("web", 3, "web:2"), workload("db", 1, "db:1")
+	st := &desired.State{Revision: "r2", Workloads: []desired.Workload{web, db}}
+	prog := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-5 * time.Second)}
+	done := func(w desired.Workload) Rollout { return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete} }
+	tests := []struct {
+		name     string
+		e        HistoryEntry
+		rollouts map[string]Rollout
+		outcome  string
+	}{
+		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged},
+		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing},
+		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing},
+		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed},
+		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed},
+		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded},
+		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := historyStep(tt.e, st, tt.rollouts, t0)
+			if got.Outcome != tt.outcome {
+				t.Fatalf("outcome %s (%s), want %s", got.Outcome, got.Reason, tt.outcome)
+			}
+			if got.Outcome == OutcomeConverged && !got.Converged.Equal(t0) {
+				t.Fatalf("converged at %s", got.Converged)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -80,7 +81,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	if hash1b != hash1 {
 		t.Fatal("an annotation must not change the pod template hash")
 	}
-	c.commit("hello: missing image again", rolloutManifest("baton.local/missing:v1", "v3", false))
+	bad := c.commit("hello: missing image again", rolloutManifest("baton.local/missing:v1", "v3", false))[:12]
 	waitFor(t, 30*time.Second, "failed", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutFailed, fmt.Sprintf("%+v", ro)
@@ -96,4 +97,29 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 		return ro != nil && ro.State == reconciler.RolloutComplete && ro.Hash == hash1, fmt.Sprintf("%+v", ro)
 	})
 	t.Logf("git revert of the failed rollout → converged and complete in %s", time.Since(start).Round(10*time.Millisecond))
+
+	// baton wait: the revert converged (exit 0); the bad revision failed (an error).
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := rootCmd()
+		cmd.SetOut(&out)
+		cmd.SetArgs(append(args, "--nats", c.ns.ClientURL()))
+		err := cmd.ExecuteContext(c.ctx)
+		return out.String(), err
+	}
+	if out, err := run("wait", "--timeout", "30s"); err != nil || !strings.Contains(out, "converged in") {
+		t.Fatalf("baton wait: %v\n%s", err, out)
+	}
+	if _, err := run("wait", bad, "--timeout", "5s"); err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("baton wait on the failed revision: %v", err)
+	}
+	out, err := run("history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"converged", "failed: hello: rolled back to template", "failed: hello: no progress", "hello: missing image again"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("baton history lacks %q:\n%s", want, out)
+		}
+	}
 }

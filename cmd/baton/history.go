@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/reconciler"
+)
+
+func historyCmd() *cobra.Command {
+	var natsURL, output string
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Every revision applied: commit, author, message, applied, converged, outcome",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			js, done, err := connectJS(natsURL, "baton-history")
+			if err != nil {
+				return err
+			}
+			defer done()
+			h, err := reconciler.ReadHistory(cmd.Context(), js)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(h)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "REVISION\tAPPLIED\tCONVERGED IN\tOUTCOME\tAUTHOR\tMESSAGE")
+			for i := len(h) - 1; i >= 0; i-- {
+				e := h[i]
+				took := "-"
+				if !e.Converged.IsZero() {
+					took = e.Converged.Sub(e.Applied).Round(10 * time.Millisecond).String()
+				}
+				outcome := e.Outcome
+				if e.Reason != "" {
+					outcome += ": " + e.Reason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(e.Revision), e.Applied.Local().Format(time.RFC3339), took, outcome, e.Author, e.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// errNotConverged makes `baton wait` exit 1.
+var errNotConverged = errors.New("revision did not converge")
+
+func waitCmd() *cobra.Command {
+	var natsURL string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait [REVISION]",
+		Short: "Wait until a revision (default: the latest applied) has converged (exit 0) or failed (exit 1)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			js, done, err := connectJS(natsURL, "baton-wait")
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			want := ""
+			if len(args) == 1 {
+				want = args[0]
+			}
+			for {
+				h, err := reconciler.ReadHistory(ctx, js)
+				if err != nil && ctx.Err() == nil {
+					return err
+				}
+				if e, ok := findRevision(h, want); ok {
+					switch e.Outcome {
+					case reconciler.OutcomeConverged:
+						fmt.Fprintf(cmd.OutOrStdout(), "revision %s converged in %s\n", short(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond))
+						return nil
+					case reconciler.OutcomeFailed, reconciler.OutcomeSuperseded:
+						return fmt.Errorf("%w: %s %s: %s", errNotConverged, short(e.Revision), e.Outcome, e.Reason)
+					}
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%w: still not converged after %s", errNotConverged, timeout)
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (exit 1) after this long")
+	return cmd
+}
+
+// findRevision finds rev (a full or abbreviated commit; "" for the latest)
+// in the history, newest first.
+func findRevision(h []reconciler.HistoryEntry, rev string) (reconciler.HistoryEntry, bool) {
+	for i := len(h) - 1; i >= 0; i-- {
+		if rev == "" || strings.HasPrefix(h[i].Revision, rev) {
+			return h[i], true
+		}
+	}
+	return reconciler.HistoryEntry{}, false
+}
+
+func connectJS(url, name string) (jetstream.JetStream, func(), error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
+}

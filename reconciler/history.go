@@ -1,0 +1,166 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+)
+
+// Revision outcomes in the history.
+const (
+	OutcomeProgressing = "progressing"
+	OutcomeConverged   = "converged"
+	OutcomeFailed      = "failed"
+	OutcomeSuperseded  = "superseded"
+)
+
+// MaxHistory bounds the revisions kept in the history.
+const MaxHistory = 100
+
+const historyPrefix = "history."
+
+// HistoryEntry is one revision the reconciler applied, and what became of it.
+type HistoryEntry struct {
+	Revision  string    `json:"revision"`
+	Ref       string    `json:"ref,omitempty"`
+	Author    string    `json:"author,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Committed time.Time `json:"committed,omitzero"`
+	Applied   time.Time `json:"applied"`
+	Converged time.Time `json:"converged,omitzero"`
+	Outcome   string    `json:"outcome"`
+	Reason    string    `json:"reason,omitempty"`
+	// Seq orders the entries (the key is history.<seq>).
+	Seq uint64 `json:"seq"`
+}
+
+// historyStep settles a progressing entry from the workloads' rollouts: it
+// converged when every workload's rollout of its current template is
+// complete; it failed when one of them failed (or was rolled back). Pure.
+func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, now time.Time) HistoryEntry {
+	if e.Outcome != OutcomeProgressing || st == nil || st.Revision != e.Revision {
+		return e
+	}
+	var failed []string
+	waiting := 0
+	for _, w := range st.Workloads {
+		ro, ok := rollouts[w.Name]
+		switch {
+		case !ok || ro.Hash != w.Hash:
+			waiting++
+		case ro.State == RolloutFailed || ro.State == RolloutRolledBack:
+			failed = append(failed, fmt.Sprintf("%s: %s", w.Name, ro.Reason))
+		case ro.State != RolloutComplete:
+			waiting++
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		e.Outcome, e.Reason = OutcomeFailed, strings.Join(failed, "; ")
+	case waiting == 0:
+		e.Outcome, e.Converged = OutcomeConverged, now
+	}
+	return e
+}
+
+// recordApplied starts the history entry of a newly applied revision; the
+// previous one, if still progressing, is superseded.
+func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.Time) {
+	r.mu.Lock()
+	prev := r.history
+	r.mu.Unlock()
+	if prev != nil && prev.Revision == rev.ID {
+		return
+	}
+	if prev != nil && prev.Outcome == OutcomeProgressing {
+		p := *prev
+		p.Outcome, p.Reason = OutcomeSuperseded, "revision "+short12(rev.ID)+" was applied before it converged"
+		r.putHistory(ctx, p)
+	}
+	seq := uint64(1)
+	if prev != nil {
+		seq = prev.Seq + 1
+	}
+	e := HistoryEntry{Revision: rev.ID, Ref: rev.Ref, Author: rev.Author, Message: firstLine(rev.Message), Committed: rev.Time,
+		Applied: now, Outcome: OutcomeProgressing, Seq: seq}
+	r.putHistory(ctx, e)
+	if seq > MaxHistory {
+		if err := r.stored(r.cfg.Store.del(ctx, historyKey(seq-MaxHistory))); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("trim history")
+		}
+	}
+}
+
+// settleHistory updates the latest entry after a pass.
+func (r *Reconciler) settleHistory(ctx context.Context, now time.Time) {
+	r.mu.Lock()
+	cur := r.history
+	st := r.desired
+	rollouts := make(map[string]Rollout, len(r.rollouts))
+	for k, v := range r.rollouts {
+		rollouts[k] = v
+	}
+	r.mu.Unlock()
+	if cur == nil {
+		return
+	}
+	if next := historyStep(*cur, st, rollouts, now); next != *cur {
+		r.putHistory(ctx, next)
+		if next.Outcome == OutcomeConverged {
+			r.event(fmt.Sprintf("revision %s converged in %s", short12(next.Revision), next.Converged.Sub(next.Applied).Round(10*time.Millisecond)))
+		} else {
+			r.event(fmt.Sprintf("revision %s %s: %s", short12(next.Revision), next.Outcome, next.Reason))
+		}
+	}
+}
+
+func (r *Reconciler) putHistory(ctx context.Context, e HistoryEntry) {
+	if err := r.stored(r.cfg.Store.put(ctx, historyKey(e.Seq), e)); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("revision", e.Revision).Msg("record history")
+		return
+	}
+	r.mu.Lock()
+	if r.history == nil || e.Seq >= r.history.Seq {
+		r.history = &e
+	}
+	r.mu.Unlock()
+}
+
+func historyKey(seq uint64) string { return fmt.Sprintf("%s%012d", historyPrefix, seq) }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// History loads the kept history, oldest first.
+func (s *Store) History(ctx context.Context) ([]HistoryEntry, error) {
+	m, err := list[HistoryEntry](ctx, s, historyPrefix, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryEntry, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// ReadHistory reads the history from the KV bucket, for the CLI: it needs
+// no reconciler to answer.
+func ReadHistory(ctx context.Context, js jetstream.JetStream) ([]HistoryEntry, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %q: %w", Bucket, err)
+	}
+	s := &Store{kv: kv, revs: map[string]uint64{}}
+	return s.History(ctx)
+}
