@@ -69,7 +69,9 @@ func TestHistoryStep(t *testing.T) {
 	web, db := workload("web", 3, "web:2"), workload("db", 1, "db:1")
 	st := &desired.State{Revision: "r2", Workloads: []desired.Workload{web, db}}
 	prog := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-5 * time.Second)}
-	done := func(w desired.Workload) Rollout { return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete} }
+	done := func(w desired.Workload) Rollout {
+		return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete}
+	}
 	tests := []struct {
 		name     string
 		e        HistoryEntry
