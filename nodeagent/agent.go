@@ -324,11 +324,21 @@ func (a *Agent) start(ctx context.Context, spec protocol.ReplicaSpec) {
 		a.mu.Unlock()
 		return
 	}
-	a.ops[spec.ID] = &op{state: protocol.StateCreating, spec: spec}
+	mine := &op{state: protocol.StateCreating, spec: spec}
+	a.ops[spec.ID] = mine
 	a.mu.Unlock()
 	a.background(func() {
 		defer a.lockReplica(spec.ID)()
 		log := zerolog.Ctx(ctx).With().Str("replica", spec.ID).Str("workload", spec.Workload).Logger()
+		a.mu.Lock()
+		superseded := a.ops[spec.ID] != mine
+		a.mu.Unlock()
+		if superseded {
+			// A stop for this replica arrived after the start and ran first:
+			// starting now would bring back a replica the reconciler dropped.
+			log.Info().Msg("start skipped: the replica was stopped meanwhile")
+			return
+		}
 		err := a.cfg.Runtime.Start(ctx, spec)
 		a.mu.Lock()
 		if err != nil {

@@ -195,11 +195,12 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			return fmt.Errorf("bring up loopback: %w", err)
 		}
 		if r.network != nil {
+			attached = true // a failed ADD still needs its DEL (CNI spec)
 			ip, err := r.network.Attach(ctx, spec.ID, net.nsPath, net.ports)
 			if err != nil {
 				return err
 			}
-			attached, net.ip = true, ip
+			net.ip = ip
 		}
 	}
 	volumes, err := r.prepareVolumes(spec)
@@ -504,7 +505,13 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	for _, c := range cs {
 		if p := c.labels[LabelNetNS]; p != "" {
 			if r.network != nil && c.labels[LabelPodIP] != "" {
-				if err := r.network.Detach(ctx, id, p, portsOf(c.labels)); err != nil {
+				nsArg := p
+				if gone, err := netns.LoadNetNS(p).Closed(); err == nil && gone {
+					// Not a live namespace any more (the machine rebooted):
+					// DEL without one still frees the address and the rules.
+					nsArg = ""
+				}
+				if err := r.network.Detach(ctx, id, nsArg, portsOf(c.labels)); err != nil {
 					return fmt.Errorf("stop replica %s: %w", id, err)
 				}
 			}

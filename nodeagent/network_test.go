@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/netns"
 	cnins "github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/testenv"
@@ -129,4 +130,30 @@ func dialIn(nsPath, addr string) error {
 		}
 		return err
 	})
+}
+
+// TestCNIStopAfterNetnsLost: when a pod's network namespace file is no
+// longer a namespace (as after a reboot), stopping the pod still succeeds
+// and gives its address back.
+func TestCNIStopAfterNetnsLost(t *testing.T) {
+	cni, host := testenv.CNI(t)
+	rt := newRuntime(t)
+	rt.SetNetwork(cni, host)
+	ctx := context.Background()
+	spec := podSpec("hello-net-lost", desired.Container{Name: "web", Image: testenv.HelloImage, Args: []string{"-listen", ":8080"}})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	r := waitState(t, rt, spec.ID, protocol.StateRunning)
+	_, nsPath := rt.Debug(ctx, spec.ID)
+	if err := unix.Unmount(nsPath, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Stop(ctx, spec.ID, time.Second); err != nil {
+		t.Fatalf("stop after the namespace was lost: %v", err)
+	}
+	lease := filepath.Join(cni.Config().StateDir, "ipam", "baton", r.PodIP)
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Fatalf("lease of the stopped pod still there: %v", err)
+	}
 }

@@ -31,9 +31,9 @@ func newTermGuard(file string) (*termGuard, error) {
 	case err != nil:
 		return nil, fmt.Errorf("read leader term: %w", err)
 	default:
-		if g.term, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err != nil {
-			return nil, fmt.Errorf("leader term file %s: %w", file, err)
-		}
+		// A damaged file (a crash while writing) must not keep the agent
+		// down: start from 0, and the next leader's resync sets the term.
+		g.term, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	}
 	return g, nil
 }
@@ -64,8 +64,27 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

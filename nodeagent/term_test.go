@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -80,5 +81,24 @@ func TestTermSurvivesRestart(t *testing.T) {
 	}
 	if ok, cur := g2.admit(&log, 6); ok || cur != 7 {
 		t.Fatalf("after restart: term 6 admitted=%v, current %d", ok, cur)
+	}
+}
+
+// TestTermFileDamaged: an empty or garbled term file (a crash while
+// writing) does not keep the agent from starting.
+func TestTermFileDamaged(t *testing.T) {
+	for _, content := range []string{"", "garbage\n"} {
+		file := filepath.Join(t.TempDir(), "leader-term")
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := newTermGuard(file)
+		if err != nil {
+			t.Fatalf("%q: %v", content, err)
+		}
+		log := zerolog.Nop()
+		if ok, _ := g.admit(&log, 3); !ok {
+			t.Fatalf("%q: term 3 refused", content)
+		}
 	}
 }

@@ -216,13 +216,25 @@ func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
 		r.mu.Unlock()
 		st := autoscale(a, prev, live, cpu, floor, in.Now)
 		in.Scale[w.Name] = st.Replicas
-		if st.Replicas != prev.Replicas {
+		changed := st.Replicas != prev.Replicas
+		if changed {
 			zerolog.Ctx(ctx).Info().Str("workload", w.Name).Str("autoscaler", a.Name).Int("from", prev.Replicas).Int("to", st.Replicas).Str("reason", st.Reason).Msg("autoscale")
 			if prev.Replicas != 0 {
 				r.event(fmt.Sprintf("scaled %s by HorizontalPodAutoscaler %s: %s", w.Name, a.Name, st.Reason))
 			}
+		}
+		// The recommendations are saved too (every 10 s at most), so a new
+		// leader keeps the scale-down window instead of starting it over.
+		r.mu.Lock()
+		due := changed || in.Now.Sub(r.hpaSaved[w.Name]) >= 10*time.Second
+		r.mu.Unlock()
+		if due {
 			if err := r.stored(r.cfg.Store.PutAutoscaler(ctx, w.Name, st)); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("workload", w.Name).Msg("persist autoscaler")
+			} else {
+				r.mu.Lock()
+				r.hpaSaved[w.Name] = in.Now
+				r.mu.Unlock()
 			}
 		}
 		r.mu.Lock()

@@ -62,6 +62,8 @@ type Input struct {
 	// no new replica of it is started and no old one stopped while old ones
 	// serve.
 	Frozen map[string]string
+	// JobsDone are the Jobs that finished, from their durable records.
+	JobsDone map[string]JobRecord
 	// Backoff holds back new starts of workloads whose replicas keep failing.
 	Backoff map[string]Backoff
 	// Scale is the replica count autoscalers set, by workload (it wins over
@@ -120,6 +122,12 @@ const DisruptionThreshold = 0.55
 // replicas; after it, they are placed elsewhere after all (a node removed
 // for good must not freeze its replicas forever).
 const DisruptionHold = 5 * time.Minute
+
+// awaitingReport: the node's heartbeats come, but no report has yet.
+func awaitingReport(in Input, name string) bool {
+	n, ok := in.Nodes[name]
+	return ok && n.ReportTime.IsZero() && !n.LastHeartbeat.IsZero() && in.Now.Sub(n.LastHeartbeat) <= in.NodeGrace
+}
 
 // heldNodes returns the silent nodes whose replicas stay put: those that
 // went silent within DisruptionHold, when they are more than
@@ -205,6 +213,9 @@ func Compute(in Input) []Action {
 			// Just started: the node may not have sent a heartbeat yet.
 		case held[a.Node]:
 			// Disruption mode: kept, counted below.
+		case awaitingReport(in, a.Node):
+			// Heard, but its report has not come yet (e.g. just after a
+			// leader change): what it runs is unknown, kept, counted below.
 		case !ready[a.Node]:
 			actions = append(actions, Action{Type: Forget, Node: a.Node, Workload: a.Workload, ReplicaID: id, Reason: "node lost"})
 		case !reported(in.Nodes[a.Node], id) && in.Now.Sub(a.Created) > in.PendingTimeout:
@@ -245,12 +256,14 @@ func Compute(in Input) []Action {
 			})
 		}
 	}
-	// Just started: replicas assigned to nodes not heard from yet count as
-	// pending, so they are not started a second time elsewhere.
-	if in.Now.Sub(in.Started) <= in.NodeGrace {
+	// Replicas assigned to nodes whose report has not come yet (not heard
+	// from since a restart, or heard but not reported) count as pending, so
+	// they are not started a second time elsewhere.
+	{
+		justStarted := in.Now.Sub(in.Started) <= in.NodeGrace
 		for _, id := range sortedKeys(in.Assignments) {
 			a := in.Assignments[id]
-			if _, heard := in.Nodes[a.Node]; !heard {
+			if _, heard := in.Nodes[a.Node]; (!heard && justStarted) || awaitingReport(in, a.Node) {
 				byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
 					Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
 					node:    a.Node, assigned: true, pending: true,
@@ -302,7 +315,7 @@ func Compute(in Input) []Action {
 		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Backoff, in.Now)...)
 	}
 	for _, j := range in.Desired.Jobs {
-		actions = append(actions, computeJob(j.Name, j.Spec, j.Hash, in.Desired, byWorkload[JobWorkload(j.Name)], cl, in.Strategy, usedIDs, in.Now)...)
+		actions = append(actions, computeJob(j.Name, j.Spec, j.Hash, in.Desired, byWorkload[JobWorkload(j.Name)], in.JobsDone, cl, in.Strategy, usedIDs, in.Now)...)
 	}
 	return actions
 }

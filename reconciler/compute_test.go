@@ -406,6 +406,12 @@ func TestCompute(t *testing.T) {
 			want: []string{},
 		},
 		{
+			name: "a node heard but not reported yet (after a leader change): its assignments are kept and counted",
+			in: Input{Desired: state(web1), Nodes: nodes(NodeView{Name: "n1", LastHeartbeat: t0.Add(-time.Second)}, node("n2")),
+				Started: t0.Add(-time.Hour), Assignments: assignments(assigned("a", web, "n1", time.Hour))},
+			want: []string{},
+		},
+		{
 			name: "a node not heard from for the grace period since start is lost",
 			in: Input{Desired: state(web1), Nodes: nodes(), Started: t0.Add(-grace - time.Second),
 				Assignments: assignments(assigned("a", web, "n1", time.Hour))},

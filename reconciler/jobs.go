@@ -1,9 +1,12 @@
 package reconciler
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -73,22 +76,26 @@ func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica,
 // computeJob runs a Job to completion: up to parallelism pods at once until
 // completions pods succeeded; a failed Job's active pods are stopped; pods
 // of an earlier template of the Job are stopped.
-func computeJob(name string, spec desired.JobSpec, hash string, st *desired.State, pods []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, now time.Time) []Action {
+func computeJob(name string, spec desired.JobSpec, hash string, st *desired.State, pods []replica, done map[string]JobRecord, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, now time.Time) []Action {
 	var actions []Action
 	workload := JobWorkload(name)
 	var mine []replica
 	for _, r := range pods {
 		switch {
-		case r.held || r.pending && r.SpecHash != hash:
 		case r.SpecHash != hash:
-			if r.State != protocol.StateStopping {
+			if r.State != protocol.StateStopping && !r.held && !r.pending {
 				actions = append(actions, stop(r, "the Job's template changed"))
 			}
 		default:
-			mine = append(mine, r)
+			mine = append(mine, r) // held pods (silent nodes) count too
 		}
 	}
 	p := jobProgress(name, spec, hash, mine, now)
+	if rec, ok := done[name]; ok && rec.Hash == hash {
+		// Finished for good: a Job never runs again because the node that
+		// held its pods was lost.
+		p.State, p.Reason = rec.State, rec.Reason
+	}
 	switch p.State {
 	case JobFailed:
 		for _, r := range mine {
@@ -126,3 +133,65 @@ func jobIDPrefix(name string) string {
 	}
 	return name
 }
+
+// JobRecord is the durable end of a Job (KV job.<name>): once complete or
+// failed, it stays so even when its pods are gone.
+type JobRecord struct {
+	Hash   string `json:"hash"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// recordJobs stores the Jobs that finished in this pass and gives Compute
+// the finished ones (in.JobsDone); records of Jobs gone from Git are deleted.
+func (r *Reconciler) recordJobs(ctx context.Context, in *Input) {
+	if in.Desired == nil {
+		return
+	}
+	pods := map[string][]replica{}
+	for name, n := range in.Nodes {
+		if !NodeReady(n, in.Now, in.NodeGrace) {
+			continue
+		}
+		for _, rep := range n.Replicas {
+			pods[rep.Workload] = append(pods[rep.Workload], replica{Replica: rep, node: name})
+		}
+	}
+	r.mu.Lock()
+	done := make(map[string]JobRecord, len(r.jobs))
+	for k, v := range r.jobs {
+		done[k] = v
+	}
+	r.mu.Unlock()
+	want := map[string]bool{}
+	for _, j := range in.Desired.Jobs {
+		want[j.Name] = true
+		if rec, ok := done[j.Name]; ok && rec.Hash == j.Hash {
+			continue
+		}
+		p := jobProgress(j.Name, j.Spec, j.Hash, pods[JobWorkload(j.Name)], in.Now)
+		if p.State == JobRunning {
+			continue
+		}
+		rec := JobRecord{Hash: j.Hash, State: p.State, Reason: p.Reason}
+		if err := r.stored(r.cfg.Store.put(ctx, jobPrefix+j.Name, rec)); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("job", j.Name).Msg("record job")
+			continue
+		}
+		done[j.Name] = rec
+		r.event(fmt.Sprintf("Job %s %s: %d/%d succeeded, %d failed %s", j.Name, p.State, p.Succeeded, j.Spec.Completions, p.Failed, p.Reason))
+	}
+	for name := range done {
+		if !want[name] {
+			if err := r.stored(r.cfg.Store.del(ctx, jobPrefix+name)); err == nil {
+				delete(done, name)
+			}
+		}
+	}
+	r.mu.Lock()
+	r.jobs = done
+	r.mu.Unlock()
+	in.JobsDone = done
+}
+
+const jobPrefix = "job."

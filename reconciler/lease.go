@@ -119,26 +119,33 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 }
 
 // Hold renews the lease every TTL/3 until ctx ends (it then returns nil) or
-// the lease is lost (ErrLeaseLost). When renewals fail for longer than
-// 2/3 of the TTL, Hold gives up before the lease could expire on the server,
-// so two leaders never act at once on a working clock.
+// the lease is lost (ErrLeaseLost). Leadership ends 2/3 of the TTL after
+// the last successful renewal even while a renewal hangs, well before the
+// server could expire the key, so two leaders never act at once (unless
+// this process is paused for longer than a third of the TTL, which the
+// agents' term check and the KV compare-and-set then catch).
 func (l *Lease) Hold(ctx context.Context) error {
 	li := LeaderInfo{ID: l.id, Term: l.term, At: time.Now().UTC()}
 	b, _ := json.Marshal(li)
 	every := l.ttl / 3
 	renewed := time.Now()
-	t := time.NewTicker(every / 2)
+	t := time.NewTicker(every / 4)
 	defer t.Stop()
 	for {
+		// Leadership ends 2/3 of the TTL after the last renewal, whatever
+		// a renewal in flight does: the server expires the key at the TTL.
+		deadline := renewed.Add(2 * l.ttl / 3)
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-time.After(time.Until(deadline)):
+			return fmt.Errorf("%w: not renewed for %s", ErrLeaseLost, 2*l.ttl/3)
 		case <-t.C:
 		}
 		if time.Since(renewed) < every {
 			continue
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		rev, err := l.kv.Update(rctx, leaderKey, b, l.rev)
 		cancel()
 		switch {
@@ -148,10 +155,9 @@ func (l *Lease) Hold(ctx context.Context) error {
 			return fmt.Errorf("%w: another server holds it", ErrLeaseLost)
 		case ctx.Err() != nil:
 			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%w: cannot renew: %v", ErrLeaseLost, err)
 		default:
-			if time.Since(renewed) >= 2*l.ttl/3 {
-				return fmt.Errorf("%w: cannot renew: %v", ErrLeaseLost, err)
-			}
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("renew leader lease")
 		}
 	}
@@ -164,6 +170,16 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	err := l.kv.Delete(ctx, leaderKey, jetstream.LastRevision(l.rev))
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		// A renewal cancelled in flight may still have been applied: delete
+		// the entry if it is still ours, at its current revision.
+		if e, gerr := l.kv.Get(ctx, leaderKey); gerr == nil {
+			var li LeaderInfo
+			if json.Unmarshal(e.Value(), &li) == nil && li.ID == l.id && li.Term == l.term {
+				err = l.kv.Delete(ctx, leaderKey, jetstream.LastRevision(e.Revision()))
+			}
+		}
+	}
 	l.rev = 0
 	if err != nil {
 		return fmt.Errorf("release leader lease: %w", err)

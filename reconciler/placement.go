@@ -42,6 +42,10 @@ func newCluster(in Input, ready map[string]bool, byWorkload map[string][]replica
 			requests[w.Name] = podRequests(w.Pod)
 			ports[w.Name] = portKeys(w.Pod)
 		}
+		for _, j := range in.Desired.Jobs { // CronJob runs are among them
+			requests[JobWorkload(j.Name)] = podRequests(j.Spec.Pod)
+			ports[JobWorkload(j.Name)] = portKeys(j.Spec.Pod)
+		}
 	}
 	for _, name := range sortedKeys(in.Nodes) {
 		n := in.Nodes[name]

@@ -101,7 +101,9 @@ type Reconciler struct {
 	crons       map[string]CronState
 	backoff     map[string]Backoff // by workload: failed starts
 	history     *HistoryEntry      // the latest revision applied
-	withRuns    *desired.State     // the desired state with the CronJobs' runs as Jobs
+	jobs        map[string]JobRecord
+	hpaSaved    map[string]time.Time // when each autoscaler's state was last written
+	withRuns    *desired.State       // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused
 
@@ -127,6 +129,8 @@ func New(cfg Config) *Reconciler {
 		hpa:         map[string]HPAState{},
 		crons:       map[string]CronState{},
 		backoff:     map[string]Backoff{},
+		jobs:        map[string]JobRecord{},
+		hpaSaved:    map[string]time.Time{},
 		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
@@ -253,12 +257,17 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	jobs, err := list[JobRecord](ctx, r.cfg.Store, jobPrefix, nil)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assignments = as
 	r.rollouts = ros
 	r.hpa = hpa
 	r.crons = crons
+	r.jobs = jobs
 	if len(hist) > 0 {
 		r.history = &hist[len(hist)-1]
 	}
@@ -380,6 +389,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	in := r.input()
 	r.clearBackoffs(&in)
 	r.runCronJobs(ctx, &in)
+	r.recordJobs(ctx, &in)
 	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
 	actions := Compute(in)
@@ -407,6 +417,9 @@ const maxParallel = 16
 
 func (r *Reconciler) apply(ctx context.Context, actions []Action) {
 	r.notePending(ctx, actions)
+	if r.isDeposed() {
+		return
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxParallel)
 	for _, a := range actions {
@@ -448,7 +461,13 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 		}
 		log.Info().Str("reason", a.Reason).Msg("start replica")
 		if err := r.send(ctx, a.Node, protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: a.Spec}); err != nil {
-			_ = r.forget(ctx, a.ReplicaID)
+			// Forget the assignment only when the node clearly did not take
+			// the start; after a timeout it may be starting, and the pending
+			// timeout forgets it if it never shows up.
+			var ce *protocol.CommandError
+			if errors.As(err, &ce) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrDeposed) {
+				_ = r.forget(ctx, a.ReplicaID)
+			}
 			return fmt.Errorf("start replica %s on %s: %w", a.ReplicaID, a.Node, err)
 		}
 		return nil
@@ -545,7 +564,20 @@ func (r *Reconciler) resync() error {
 	return r.cfg.NATS.Publish(protocol.ResyncSubject, protocol.Encode(protocol.Resync{Version: protocol.Version, Term: r.cfg.Term, Leader: r.cfg.ID}))
 }
 
+// isDeposed reports whether this reconciler learnt that it no longer leads.
+func (r *Reconciler) isDeposed() bool {
+	select {
+	case <-r.deposed:
+		return true
+	default:
+		return false
+	}
+}
+
 func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command) error {
+	if r.isDeposed() {
+		return ErrDeposed
+	}
 	cmd.Term = r.cfg.Term
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 	defer cancel()
