@@ -103,6 +103,7 @@ type Reconciler struct {
 	history     *HistoryEntry      // the latest revision applied
 	jobs        map[string]JobRecord
 	hpaSaved    map[string]time.Time // when each autoscaler's state was last written
+	stats       PassStats
 	withRuns    *desired.State       // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused
@@ -385,7 +386,31 @@ func (r *Reconciler) input() Input {
 	return in
 }
 
+// PassStats describe the reconciler's passes, for metrics.
+type PassStats struct {
+	Passes       int64
+	LastDuration time.Duration
+	TotalSeconds float64
+	ActionErrors int64
+}
+
+// Stats returns the pass counters.
+func (r *Reconciler) Stats() PassStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
 func (r *Reconciler) pass(ctx context.Context) {
+	began := time.Now()
+	defer func() {
+		d := time.Since(began)
+		r.mu.Lock()
+		r.stats.Passes++
+		r.stats.LastDuration = d
+		r.stats.TotalSeconds += d.Seconds()
+		r.mu.Unlock()
+	}()
 	in := r.input()
 	r.clearBackoffs(&in)
 	r.runCronJobs(ctx, &in)
@@ -433,6 +458,9 @@ func (r *Reconciler) apply(ctx context.Context, actions []Action) {
 			if err := r.applyOne(ctx, a); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("action", string(a.Type)).Str("replica", a.ReplicaID).Str("node", a.Node).Msg("action failed")
 				r.event(fmt.Sprintf("failed: %s %s: %v", a.Type, a.ReplicaID, err))
+				r.mu.Lock()
+				r.stats.ActionErrors++
+				r.mu.Unlock()
 				return
 			}
 			r.event(a.String())

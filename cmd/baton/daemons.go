@@ -51,6 +51,8 @@ func serverCmd() *cobra.Command {
 	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
 	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV buckets (3 on a NATS cluster)")
+	f.StringVar(&so.apiListen, "api-listen", "127.0.0.1:8420", "control-plane HTTP API address (\"\" for none)")
+	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
 	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
 	f.StringVar(&so.id, "id", "", "this server's name in the leader lease (default: hostname-pid)")
 	f.DurationVar(&so.leaseTTL, "lease-ttl", DefaultLeaseTTL, "leader lease TTL: run several servers; one leads, the others take over within about this long of its death")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/httpapi"
 	"github.com/batonhq/baton/schedule"
 )
 
@@ -30,6 +33,8 @@ type serverOptions struct {
 	id                 string        // this server's name in the leader lease
 	leaseTTL           time.Duration // 0: DefaultLeaseTTL
 	placement          string        // spread (default) or binpack
+	apiListen          string        // control-plane HTTP API address ("" for none)
+	apiTokens          string        // tokens file for the API ("": open)
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -87,6 +92,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	}
 	log := zerolog.Ctx(ctx).With().Str("server", cfg.ID).Logger()
 	ctx = log.WithContext(ctx)
+	api, stopAPI, err := serveAPI(log, js, cfg.ID, o.apiListen, o.apiTokens)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
 	log.Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("tag", gcfg.Tag).
 		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
 		Dur("poll", o.poll).Dur("leaseTTL", ttl).Msg("following config repository")
@@ -96,7 +106,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 			return nil // ctx ended while standing by
 		}
 		cfg.Term = term
-		err = lead(ctx, lease, src, o.poll, cfg)
+		err = lead(ctx, lease, src, o.poll, cfg, api)
 		if ctx.Err() != nil {
 			// Shutting down: hand over at once instead of after the TTL.
 			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
@@ -114,7 +124,7 @@ const DefaultLeaseTTL = 6 * time.Second
 
 // lead runs the reconciler and the git source while the lease is held; it
 // returns why leadership ended.
-func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config) error {
+func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config, api *httpapi.Server) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	held := make(chan error, 1)
@@ -124,6 +134,8 @@ func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, p
 	}()
 	cfg.Revisions = cachedRevisions{src}
 	rec := reconciler.New(cfg)
+	api.SetLeader(rec)
+	defer api.SetLeader(nil)
 	go src.Poll(ctx, poll,
 		func(s gitsource.Snapshot) {
 			rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
@@ -215,4 +227,28 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// serveAPI starts the control-plane HTTP API on addr ("" for none).
+func serveAPI(log zerolog.Logger, js jetstream.JetStream, id, addr, tokensFile string) (*httpapi.Server, func(), error) {
+	var tokens map[string]string
+	if tokensFile != "" {
+		t, err := httpapi.ReadTokens(tokensFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		tokens = t
+	}
+	api := httpapi.New(js, id, tokens)
+	if addr == "" {
+		return api, func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("API listener: %w", err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/{status,events,history}, /metrics)")
+	return api, func() { _ = srv.Close() }, nil
 }

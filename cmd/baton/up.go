@@ -103,6 +103,8 @@ examples/hello, and follows it.`,
 	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
 	so.git.register(f)
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
+	f.StringVar(&so.apiListen, "api-listen", "127.0.0.1:8420", "control-plane HTTP API address (\"\" for none)")
+	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
 	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
 	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	ao.register(f)

@@ -1,0 +1,192 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/reconciler"
+)
+
+// Roles of tokens.
+const (
+	RoleRead  = "read"
+	RoleAdmin = "admin"
+)
+
+// MaxBodyBytes caps request bodies.
+const MaxBodyBytes = 1 << 20
+
+// Server is the API handler. Set the reconciler while this server leads.
+type Server struct {
+	js     jetstream.JetStream
+	id     string
+	tokens map[string]string // token → role; nil: no authentication
+
+	mu  sync.Mutex
+	rec *reconciler.Reconciler
+}
+
+// New returns an API for the server id; tokens may be nil (open API).
+func New(js jetstream.JetStream, id string, tokens map[string]string) *Server {
+	return &Server{js: js, id: id, tokens: tokens}
+}
+
+// SetLeader records the reconciler of the current leadership (nil when
+// standing by).
+func (s *Server) SetLeader(r *reconciler.Reconciler) {
+	s.mu.Lock()
+	s.rec = r
+	s.mu.Unlock()
+}
+
+func (s *Server) leader() *reconciler.Reconciler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
+}
+
+// ReadTokens reads a tokens file: one "TOKEN ROLE" per line (role read or
+// admin), blank lines and # comments ignored; tokens at least 16 characters.
+func ReadTokens(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens file: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 || (fields[1] != RoleRead && fields[1] != RoleAdmin) || len(fields[0]) < 16 {
+			return nil, fmt.Errorf("%s:%d: want \"TOKEN read|admin\" with a token of 16 characters or more", path, n)
+		}
+		out[fields[0]] = fields[1]
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("tokens file: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", path)
+	}
+	return out, nil
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /api/v1/status", s.auth(RoleRead, http.HandlerFunc(s.status)))
+	mux.Handle("GET /api/v1/events", s.auth(RoleRead, http.HandlerFunc(s.events)))
+	mux.Handle("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
+	mux.Handle("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/architecture.md, Control-plane API)", r.Method, r.URL.Path))
+	})
+	return http.MaxBytesHandler(mux, MaxBodyBytes)
+}
+
+// auth checks the bearer token's role; with no tokens configured, all pass.
+func (s *Server) auth(role string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tokens == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="baton"`)
+			writeError(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
+			return
+		}
+		got := ""
+		for t, rl := range s.tokens {
+			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+				got = rl
+			}
+		}
+		switch {
+		case got == "":
+			writeError(w, http.StatusUnauthorized, "unknown token")
+		case role == RoleAdmin && got != RoleAdmin:
+			writeError(w, http.StatusForbidden, "this token is read-only")
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	role := "standby"
+	if s.leader() != nil {
+		role = "leader"
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"server": s.id, "role": role})
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	rec := s.leader()
+	if rec == nil {
+		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
+		return
+	}
+	writeJSON(w, http.StatusOK, rec.Status())
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	tail := 200
+	if v := r.URL.Query().Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "tail: want a number ≥ 0")
+			return
+		}
+		tail = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	evs, err := reconciler.Recent(ctx, s.js, tail)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	h, err := reconciler.ReadHistory(ctx, s.js)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"history": h})
+}

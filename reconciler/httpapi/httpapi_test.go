@@ -1,0 +1,119 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/httpapi"
+)
+
+const (
+	viewer = "viewer-token-0123456789"
+	admin  = "admin-token-0123456789ab"
+)
+
+func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
+	nc := testenv.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := reconciler.OpenStore(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reconciler.OpenEventLog(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("# viewers\n"+viewer+" read\n"+admin+" admin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := httpapi.ReadTokens(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httpapi.New(js, "s1", tokens)
+	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: store, ID: "s1", Term: 4}))
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return api, srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAPI over real HTTP, with and without tokens.
+func TestAPI(t *testing.T) {
+	api, srv := newAPI(t)
+	tests := []struct {
+		path, token string
+		code        int
+		body        string
+	}{
+		{"/healthz", "", 200, "ok"},
+		{"/readyz", "", 200, `"role": "leader"`},
+		{"/api/v1/status", "", 401, `"error": "a bearer token is required`},
+		{"/api/v1/status", "not-a-token-at-all", 401, `"error": "unknown token"`},
+		{"/api/v1/status", viewer, 200, `"leader": "s1"`},
+		{"/api/v1/status", admin, 200, `"term": 4`},
+		{"/api/v1/history", viewer, 200, `"history"`},
+		{"/api/v1/events?tail=5", viewer, 200, `"events"`},
+		{"/api/v1/events?tail=x", viewer, 400, `"error": "tail: want a number`},
+		{"/metrics", viewer, 200, `baton_leader{server="s1"} 1`},
+		{"/metrics", "", 401, "bearer token"},
+		{"/api/v1/nothing", viewer, 404, `"error": "no such endpoint`},
+	}
+	for _, tt := range tests {
+		code, body := get(t, srv, tt.path, tt.token)
+		if code != tt.code || !strings.Contains(body, tt.body) {
+			t.Errorf("GET %s (token %q): %d %s; want %d containing %q", tt.path, tt.token, code, body, tt.code, tt.body)
+		}
+	}
+	// A standby says so, and who to ask.
+	api.SetLeader(nil)
+	if code, body := get(t, srv, "/api/v1/status", viewer); code != 503 || !strings.Contains(body, "standing by") {
+		t.Fatalf("standby status: %d %s", code, body)
+	}
+	code, body := get(t, srv, "/readyz", "")
+	var ready map[string]string
+	if code != 200 || json.Unmarshal([]byte(body), &ready) != nil || ready["role"] != "standby" {
+		t.Fatalf("standby readyz: %d %s", code, body)
+	}
+}
+
+func TestReadTokensRefusesBadFiles(t *testing.T) {
+	for _, content := range []string{"", "short read\n", "0123456789abcdefgh owner\n", "0123456789abcdefgh\n"} {
+		file := filepath.Join(t.TempDir(), "tokens")
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := httpapi.ReadTokens(file); err == nil {
+			t.Errorf("tokens file %q accepted", content)
+		}
+	}
+}
