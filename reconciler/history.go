@@ -43,13 +43,14 @@ type HistoryEntry struct {
 
 // historyStep settles a progressing entry from the workloads' rollouts: it
 // converged when every workload's rollout of its current template is
-// complete; it failed when one of them failed (or was rolled back). Pure.
-func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, now time.Time) HistoryEntry {
+// complete and no workload is short of or above its count (unsettled); it
+// failed when a rollout failed (or was rolled back). Pure.
+func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, unsettled int, now time.Time) HistoryEntry {
 	if e.Outcome != OutcomeProgressing || st == nil || st.Revision != e.Revision {
 		return e
 	}
 	var failed []string
-	waiting := 0
+	waiting := unsettled // workloads whose running count is not the desired one yet
 	for _, w := range st.Workloads {
 		ro, ok := rollouts[w.Name]
 		switch {
@@ -108,10 +109,16 @@ func (r *Reconciler) settleHistory(ctx context.Context, now time.Time) {
 		rollouts[k] = v
 	}
 	r.mu.Unlock()
-	if cur == nil {
+	if cur == nil || cur.Outcome != OutcomeProgressing {
 		return
 	}
-	if next := historyStep(*cur, st, rollouts, now); next != *cur {
+	unsettled := 0
+	for _, w := range r.Status().Workloads {
+		if w.Current != w.Desired || w.Running != w.Desired {
+			unsettled++
+		}
+	}
+	if next := historyStep(*cur, st, rollouts, unsettled, now); next != *cur {
 		r.putHistory(ctx, next)
 		if next.Outcome == OutcomeConverged {
 			r.event(fmt.Sprintf("revision %s converged in %s", short12(next.Revision), next.Converged.Sub(next.Applied).Round(10*time.Millisecond)))

@@ -73,22 +73,24 @@ func TestHistoryStep(t *testing.T) {
 		return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete}
 	}
 	tests := []struct {
-		name     string
-		e        HistoryEntry
-		rollouts map[string]Rollout
-		outcome  string
+		name      string
+		e         HistoryEntry
+		rollouts  map[string]Rollout
+		outcome   string
+		unsettled int
 	}{
-		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged},
-		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing},
-		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing},
-		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed},
-		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed},
-		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded},
-		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing},
+		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, 0},
+		{"complete, but a workload short of its count: still progressing", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, 1},
+		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, 0},
+		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing, 0},
+		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, 0},
+		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, 0},
+		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded, 0},
+		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := historyStep(tt.e, st, tt.rollouts, t0)
+			got := historyStep(tt.e, st, tt.rollouts, tt.unsettled, t0)
 			if got.Outcome != tt.outcome {
 				t.Fatalf("outcome %s (%s), want %s", got.Outcome, got.Reason, tt.outcome)
 			}
