@@ -344,3 +344,21 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// ReadLocal reads the files under path of revision rev (a branch, tag,
+// commit or any revision go-git resolves, e.g. HEAD~1) of the repository
+// at dir, with the same limits and symlink rules as a followed source: for
+// `baton diff` and `baton plan` on a checkout.
+func ReadLocal(dir, sub, rev string) (Snapshot, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("revision %q in %s: %w", rev, dir, err)
+	}
+	s := &Source{repo: repo}
+	s.cfg.Path = strings.Trim(path.Clean("/"+filepath.ToSlash(sub)), "/")
+	return s.snapshot(*h)
+}

@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // run runs the baton command line in-process.
@@ -88,5 +92,52 @@ func TestSchemaCommand(t *testing.T) {
 	out, _, err = run(t, "schema", "--fields")
 	if err != nil || !strings.Contains(out, "apps/v1 Deployment: spec.template.spec.containers[].image") {
 		t.Fatalf("schema --fields: %v\n%s", err, out[:min(len(out), 500)])
+	}
+}
+
+// TestDiff: baton diff between two revisions of a real git repository
+// (made with go-git) and between directories; exit codes 0, 2 and 1.
+func TestDiff(t *testing.T) {
+	dir := t.TempDir()
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := repo.Worktree()
+	commit := func(replicas string) string {
+		t.Helper()
+		body := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: " + replicas + "\n  template: {spec: {containers: [{name: a, image: 'web:1'}]}}\n"
+		if err := os.MkdirAll(filepath.Join(dir, "apps"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "apps", "web.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add("apps/web.yaml"); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wt.Commit("web "+replicas, &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@localhost", When: time.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.String()
+	}
+	first := commit("3")
+	commit("5")
+	out, _, err := run(t, "diff", "--repo", dir, "--path", "apps", first, "HEAD")
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "~ Deployment web") || !strings.Contains(out, "replicas: 3 → 5") {
+		t.Fatalf("diff of two revisions: %v\n%s", err, out)
+	}
+	out, _, err = run(t, "diff", "--repo", dir, "--path", "apps", "HEAD", "HEAD")
+	if err != nil || !strings.Contains(out, "No changes.") {
+		t.Fatalf("diff of a revision with itself: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "diff", "--repo", dir, "HEAD", "no-such-branch"); err == nil || errors.As(err, &ee) {
+		t.Fatalf("diff with an unknown revision: %v", err)
+	}
+	out, _, err = run(t, "diff", "-o", "json", filepath.Join(dir, "apps"), "../../examples/hello")
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, `"op": "added"`) || !strings.Contains(out, `"op": "removed"`) {
+		t.Fatalf("diff of two directories: %v\n%s", err, out)
 	}
 }

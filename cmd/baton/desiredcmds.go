@@ -23,6 +23,11 @@ func loadDir(cmd *cobra.Command, dir, keyFile string) (*desired.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadFiles(cmd, files, keyFile)
+}
+
+// loadFiles loads a revision's files, printing every error as file:line:col.
+func loadFiles(cmd *cobra.Command, files map[string][]byte, keyFile string) (*desired.State, error) {
 	opts := desired.Options{}
 	if keyFile != "" {
 		u, err := unsealer(keyFile)

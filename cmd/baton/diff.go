@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/gitsource"
+)
+
+func diffCmd() *cobra.Command {
+	var repo, path, output, keyFile string
+	cmd := &cobra.Command{
+		Use:   "diff A B",
+		Short: "Compare two revisions offline, object by object and field by field (exit 0: none, 2: changes, 1: error)",
+		Long: `A and B are directories, or revisions (branch, tag, commit, HEAD~1...) of the
+repository --repo. Objects are compared in their normalized form, so reordering and
+formatting are not changes; Secret values are never shown.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: want text or json", output)
+			}
+			var states [2]*desired.State
+			for i, arg := range args {
+				files, err := revisionFiles(repo, path, arg)
+				if err != nil {
+					return err
+				}
+				if states[i], err = loadFiles(cmd, files, keyFile); err != nil {
+					return err
+				}
+			}
+			changes := desired.Diff(states[0], states[1])
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"from": args[0], "to": args[1], "changes": changes}); err != nil {
+					return err
+				}
+			} else {
+				printChanges(cmd.OutOrStdout(), changes)
+			}
+			if len(changes) > 0 {
+				return exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&repo, "repo", ".", "repository whose revisions A and B name (when they are not directories)")
+	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&keyFile, "secret-key", "", "age identity file, to compare SealedSecrets by their decrypted data")
+	return cmd
+}
+
+// revisionFiles reads a directory, or a revision of repo.
+func revisionFiles(repo, path, arg string) (map[string][]byte, error) {
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		return desired.ReadDir(arg)
+	}
+	snap, err := gitsource.ReadLocal(repo, path, arg)
+	if err != nil {
+		return nil, err
+	}
+	return snap.Files, nil
+}
+
+func printChanges(w io.Writer, changes []desired.Change) {
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "No changes.")
+		return
+	}
+	n := map[string]int{}
+	for _, c := range changes {
+		n[c.Op]++
+	}
+	fmt.Fprintf(w, "%d added, %d changed, %d removed\n\n", n["added"], n["changed"], n["removed"])
+	sign := map[string]string{"added": "+", "removed": "-", "changed": "~"}
+	for _, c := range changes {
+		fmt.Fprintf(w, "%s %s %s\n", sign[c.Op], c.Kind, c.Name)
+		for _, f := range c.Fields {
+			switch {
+			case f.Old == "":
+				fmt.Fprintf(w, "    %s: + %s\n", f.Path, f.New)
+			case f.New == "":
+				fmt.Fprintf(w, "    %s: - %s\n", f.Path, f.Old)
+			default:
+				fmt.Fprintf(w, "    %s: %s → %s\n", f.Path, f.Old, f.New)
+			}
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package desired
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Change is what happened to one object between two states.
+type Change struct {
+	Kind   string        `json:"kind"`
+	Name   string        `json:"name"`
+	Op     string        `json:"op"` // added, removed, changed
+	Fields []FieldChange `json:"fields,omitempty"`
+}
+
+// FieldChange is one changed field of the normalized object, with its
+// values as compact JSON ("" when absent). A Secret's values never appear:
+// its data shows as "(changed)".
+type FieldChange struct {
+	Path string `json:"path"`
+	Old  string `json:"old,omitempty"`
+	New  string `json:"new,omitempty"`
+}
+
+// Diff compares two states object by object, field by field, on their
+// normalized form: reordering and formatting in the files are not changes.
+// Provenance (file:line) and derived hashes are left out.
+func Diff(a, b *State) []Change {
+	var out []Change
+	out = append(out, diffKind("Deployment", objects(a, func(s *State) []any { return anySlice(s.Workloads) }), objects(b, func(s *State) []any { return anySlice(s.Workloads) }))...)
+	out = append(out, diffKind("Job", objects(a, func(s *State) []any { return anySlice(s.Jobs) }), objects(b, func(s *State) []any { return anySlice(s.Jobs) }))...)
+	out = append(out, diffKind("CronJob", objects(a, func(s *State) []any { return anySlice(s.CronJobs) }), objects(b, func(s *State) []any { return anySlice(s.CronJobs) }))...)
+	out = append(out, diffKind("ConfigMap", objects(a, func(s *State) []any { return anySlice(s.ConfigMaps) }), objects(b, func(s *State) []any { return anySlice(s.ConfigMaps) }))...)
+	out = append(out, diffSecrets(a, b)...)
+	out = append(out, diffKind("PersistentVolumeClaim", objects(a, func(s *State) []any { return anySlice(s.Claims) }), objects(b, func(s *State) []any { return anySlice(s.Claims) }))...)
+	out = append(out, diffKind("Service", objects(a, func(s *State) []any { return anySlice(s.Services) }), objects(b, func(s *State) []any { return anySlice(s.Services) }))...)
+	out = append(out, diffKind("HorizontalPodAutoscaler", objects(a, func(s *State) []any { return anySlice(s.Autoscalers) }), objects(b, func(s *State) []any { return anySlice(s.Autoscalers) }))...)
+	out = append(out, diffKind("ScalingSchedule", objects(a, func(s *State) []any { return anySlice(s.Schedules) }), objects(b, func(s *State) []any { return anySlice(s.Schedules) }))...)
+	return out
+}
+
+func anySlice[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i := range xs {
+		out[i] = xs[i]
+	}
+	return out
+}
+
+// objects flattens each object of a kind into path → JSON value, by name.
+func objects(s *State, get func(*State) []any) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	if s == nil {
+		return out
+	}
+	for _, o := range get(s) {
+		b, err := json.Marshal(o)
+		if err != nil {
+			continue
+		}
+		var v any
+		if json.Unmarshal(b, &v) != nil {
+			continue
+		}
+		m, _ := v.(map[string]any)
+		name, _ := m["name"].(string)
+		flat := map[string]string{}
+		flatten("", v, flat)
+		out[name] = flat
+	}
+	return out
+}
+
+// ignored are fields that are provenance or derived, not intent.
+var ignored = map[string]bool{"source": true, "hash": true, "revision": true}
+
+func flatten(prefix string, v any, out map[string]string) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 && prefix != "" {
+			out[prefix] = "{}"
+		}
+		for k, e := range x {
+			if prefix == "" && ignored[k] {
+				continue
+			}
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			flatten(p, e, out)
+		}
+	case []any:
+		if len(x) == 0 {
+			out[prefix] = "[]"
+		}
+		for i, e := range x {
+			flatten(fmt.Sprintf("%s[%d]", prefix, i), e, out)
+		}
+	default:
+		b, _ := json.Marshal(x)
+		out[prefix] = string(b)
+	}
+}
+
+func diffKind(kind string, a, b map[string]map[string]string) []Change {
+	names := map[string]bool{}
+	for n := range a {
+		names[n] = true
+	}
+	for n := range b {
+		names[n] = true
+	}
+	var out []Change
+	for _, n := range sortedNames(names) {
+		oa, inA := a[n]
+		ob, inB := b[n]
+		switch {
+		case !inA:
+			out = append(out, Change{Kind: kind, Name: n, Op: "added"})
+		case !inB:
+			out = append(out, Change{Kind: kind, Name: n, Op: "removed"})
+		default:
+			if f := diffFields(oa, ob); len(f) > 0 {
+				out = append(out, Change{Kind: kind, Name: n, Op: "changed", Fields: f})
+			}
+		}
+	}
+	return out
+}
+
+func diffFields(a, b map[string]string) []FieldChange {
+	paths := map[string]bool{}
+	for p := range a {
+		paths[p] = true
+	}
+	for p := range b {
+		paths[p] = true
+	}
+	var out []FieldChange
+	for _, p := range sortedNames(paths) {
+		if a[p] != b[p] {
+			out = append(out, FieldChange{Path: p, Old: a[p], New: b[p]})
+		}
+	}
+	return out
+}
+
+// diffSecrets compares Secrets by key names and by a digest of their data
+// that never leaves this package: a changed value shows as "(changed)".
+func diffSecrets(a, b *State) []Change {
+	index := func(s *State) map[string]Secret {
+		m := map[string]Secret{}
+		if s != nil {
+			for _, x := range s.Secrets {
+				m[x.Name] = x
+			}
+		}
+		return m
+	}
+	sa, sb := index(a), index(b)
+	names := map[string]bool{}
+	for n := range sa {
+		names[n] = true
+	}
+	for n := range sb {
+		names[n] = true
+	}
+	var out []Change
+	for _, n := range sortedNames(names) {
+		x, inA := sa[n]
+		y, inB := sb[n]
+		switch {
+		case !inA:
+			out = append(out, Change{Kind: "Secret", Name: n, Op: "added"})
+		case !inB:
+			out = append(out, Change{Kind: "Secret", Name: n, Op: "removed"})
+		default:
+			var f []FieldChange
+			if ka, kb := strings.Join(x.Keys, ","), strings.Join(y.Keys, ","); ka != kb {
+				f = append(f, FieldChange{Path: "keys", Old: ka, New: kb})
+			}
+			if x.digest != y.digest {
+				f = append(f, FieldChange{Path: "data", Old: "(hidden)", New: "(changed)"})
+			}
+			if x.Type != y.Type {
+				f = append(f, FieldChange{Path: "type", Old: x.Type, New: y.Type})
+			}
+			if len(f) > 0 {
+				out = append(out, Change{Kind: "Secret", Name: n, Op: "changed", Fields: f})
+			}
+		}
+	}
+	return out
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
