@@ -104,6 +104,7 @@ type Reconciler struct {
 	jobs        map[string]JobRecord
 	hpaSaved    map[string]time.Time // when each autoscaler's state was last written
 	stats       PassStats
+	pin         *Pin
 	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
 
 	eventErrs atomic.Int64 // events the stream refused

@@ -47,6 +47,8 @@ type Status struct {
 	// Disruption is set while most nodes are silent and their replicas are
 	// kept where they are (disruption mode).
 	Disruption string `json:"disruption,omitempty"`
+	// Pin is set while the cluster is pinned to a revision (baton pin).
+	Pin *Pin `json:"pin,omitempty"`
 	// Leader is the server answering, and Term its leadership term (0
 	// without leader election).
 	Leader string `json:"leader,omitempty"`
@@ -111,7 +113,7 @@ func (r *Reconciler) Status() Status {
 	now := r.cfg.Clock()
 	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
-		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold}
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold, Pin: r.pin}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

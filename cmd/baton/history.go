@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -130,4 +131,66 @@ func connectJS(url, name string) (jetstream.JetStream, func(), error) {
 		return nil, nil, err
 	}
 	return js, nc.Close, nil
+}
+
+func pinCmd() *cobra.Command {
+	var natsURL, reason string
+	cmd := &cobra.Command{
+		Use:   "pin REVISION",
+		Short: "Apply an earlier revision from the servers' cache and stop following the branch (until baton unpin)",
+		Long: `For incidents, e.g. when the Git host is down: REVISION (a full or abbreviated commit)
+must be one the cluster applied before (see baton history). The pin shows in baton status,
+the API and the metrics until baton unpin.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			js, done, err := connectJS(natsURL, "baton-pin")
+			if err != nil {
+				return err
+			}
+			defer done()
+			h, err := reconciler.ReadHistory(cmd.Context(), js)
+			if err != nil {
+				return err
+			}
+			e, ok := findRevision(h, args[0])
+			if !ok || args[0] == "" {
+				return fmt.Errorf("revision %q was never applied (see baton history): only those are in the servers' cache", args[0])
+			}
+			by, _ := os.Hostname()
+			if u := os.Getenv("USER"); u != "" {
+				by = u + "@" + by
+			}
+			if err := reconciler.SetPin(cmd.Context(), js, reconciler.Pin{Revision: e.Revision, By: by, Reason: reason, At: time.Now().UTC()}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pinned to %s %q; baton unpin follows the branch again\n", short(e.Revision), e.Message)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown with the pin)")
+	return cmd
+}
+
+func unpinCmd() *cobra.Command {
+	var natsURL string
+	cmd := &cobra.Command{
+		Use:   "unpin",
+		Short: "Follow the branch again after baton pin",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			js, done, err := connectJS(natsURL, "baton-unpin")
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := reconciler.ClearPin(cmd.Context(), js); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "unpinned: the servers follow the branch again")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -106,7 +107,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 			return nil // ctx ended while standing by
 		}
 		cfg.Term = term
-		err = lead(ctx, lease, src, o.poll, cfg, api)
+		err = lead(ctx, js, lease, src, o.poll, cfg, api)
 		if ctx.Err() != nil {
 			// Shutting down: hand over at once instead of after the TTL.
 			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
@@ -124,7 +125,7 @@ const DefaultLeaseTTL = 6 * time.Second
 
 // lead runs the reconciler and the git source while the lease is held; it
 // returns why leadership ended.
-func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config, api *httpapi.Server) error {
+func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config, api *httpapi.Server) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	held := make(chan error, 1)
@@ -136,12 +137,57 @@ func lead(ctx context.Context, lease *reconciler.Lease, src *gitsource.Source, p
 	rec := reconciler.New(cfg)
 	api.SetLeader(rec)
 	defer api.SetLeader(nil)
+	apply := func(s gitsource.Snapshot) {
+		rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
+		_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
+	}
+	var (
+		pinMu  sync.Mutex
+		pinned *reconciler.Pin
+	)
+	log := zerolog.Ctx(ctx)
 	go src.Poll(ctx, poll,
 		func(s gitsource.Snapshot) {
-			rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
-			_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
+			pinMu.Lock()
+			p := pinned
+			pinMu.Unlock()
+			if p != nil {
+				log.Warn().Str("revision", s.Revision).Str("pinned", p.Revision).Msg("new revision not applied: the cluster is pinned (baton unpin)")
+				return
+			}
+			apply(s)
 		},
 		rec.SetSourceError)
+	// baton pin / unpin: apply a cached revision and stop following the
+	// branch, or follow it again.
+	if err := reconciler.WatchPin(ctx, js, func(p *reconciler.Pin) {
+		pinMu.Lock()
+		prev := pinned
+		pinned = p
+		pinMu.Unlock()
+		switch {
+		case p != nil:
+			snap, err := src.At(p.Revision)
+			if err != nil {
+				log.Error().Err(err).Str("revision", p.Revision).Msg("pinned revision is not in the cache")
+				rec.SetSourceError(fmt.Errorf("pinned revision %s: %w", p.Revision, err))
+			}
+			rec.SetPinned(p)
+			if err == nil {
+				snap.Ref = "pinned"
+				apply(snap)
+			}
+		case prev != nil:
+			rec.SetPinned(nil)
+			if snap, err := src.Fetch(ctx); err != nil {
+				rec.SetSourceError(err)
+			} else {
+				apply(snap)
+			}
+		}
+	}); err != nil {
+		return err
+	}
 	err := rec.Run(ctx)
 	cancel()
 	if herr := <-held; herr != nil {

@@ -34,6 +34,11 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 		lag = st.SyncedAt.Sub(st.Synced.Time).Seconds()
 	}
 	metric(w, "baton_sync_lag_seconds", "gauge", "Time from the synced commit to its application", fmt.Sprintf("baton_sync_lag_seconds %g", lag))
+	pinned := 0
+	if st.Pin != nil {
+		pinned = 1
+	}
+	metric(w, "baton_pinned", "gauge", "1 while the cluster is pinned to a revision (baton pin)", fmt.Sprintf("baton_pinned %d", pinned))
 	revErr := 0
 	if st.Error != nil {
 		revErr = 1

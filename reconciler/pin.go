@@ -1,0 +1,115 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Pin holds the cluster on one revision while the Git host is down or an
+// incident is handled: the server applies it from its cache and stops
+// following the branch until it is removed.
+type Pin struct {
+	Revision string    `json:"revision"`
+	By       string    `json:"by,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+const keyPin = "pin"
+
+func pinBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %q (is a baton server running?): %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// SetPin pins the cluster to p.Revision (a full commit hash).
+func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
+	kv, err := pinBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(p)
+	if _, err := kv.Put(ctx, keyPin, b); err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	return nil
+}
+
+// ClearPin removes the pin: the servers follow the branch again.
+func ClearPin(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := pinBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	if err := kv.Delete(ctx, keyPin); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("unpin: %w", err)
+	}
+	return nil
+}
+
+// WatchPin calls onChange with the pin (nil when there is none) now and at
+// each change, until ctx ends.
+func WatchPin(ctx context.Context, js jetstream.JetStream, onChange func(*Pin)) error {
+	kv, err := pinBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	w, err := kv.Watch(ctx, keyPin)
+	if err != nil {
+		return fmt.Errorf("watch pin: %w", err)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		seenInitial := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil { // end of the initial values
+					if !seenInitial {
+						seenInitial = true
+						onChange(nil)
+					}
+					continue
+				}
+				seenInitial = true
+				if e.Operation() != jetstream.KeyValuePut {
+					onChange(nil)
+					continue
+				}
+				var p Pin
+				if err := json.Unmarshal(e.Value(), &p); err != nil {
+					zerolog.Ctx(ctx).Warn().Err(err).Msg("pin record damaged: ignored")
+					continue
+				}
+				onChange(&p)
+			}
+		}
+	}()
+	return nil
+}
+
+// SetPinned records the pin in force, for the status (nil: none).
+func (r *Reconciler) SetPinned(p *Pin) {
+	r.mu.Lock()
+	r.pin = p
+	r.mu.Unlock()
+	if p != nil {
+		r.event(fmt.Sprintf("pinned to revision %s by %s: %s", short12(p.Revision), p.By, p.Reason))
+	} else {
+		r.event("unpinned: following the branch again")
+	}
+}
