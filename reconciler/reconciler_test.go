@@ -2,7 +2,9 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -344,5 +346,63 @@ func TestReconcilerDeposedByStateConflict(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the stale reconciler kept running")
+	}
+}
+
+// TestPlan: a revision is compared with the live cluster: field changes,
+// counts now → after, the rollout it would start, placements by the real
+// scheduler, what would not fit, load errors; secret values never appear.
+func TestPlan(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
+	node.serve(t)
+	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = rec.Run(ctx) }()
+	go func() {
+		for ctx.Err() == nil {
+			node.report()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	const canary = "canary-3b9f-secret-value"
+	secret := "---\napiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: " + canary + "}\n"
+	if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest + secret)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rec, func(s Status) bool { return len(s.Workloads) == 1 && s.Workloads[0].Current == 2 })
+
+	next := strings.Replace(strings.Replace(manifest, "replicas: 2", "replicas: 3", 1), "web:1", "web:2", 1) +
+		"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: big}\nspec:\n  template:\n    spec:\n      nodeSelector: {disk: nvme}\n      containers: [{name: a, image: 'big:1'}]\n" +
+		strings.Replace(secret, canary, canary+"-rotated", 1)
+	p, err := rec.Plan(ctx, map[string][]byte{"web.yaml": []byte(next)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(p)
+	if strings.Contains(string(js), "canary") {
+		t.Fatalf("a secret value leaked into the plan: %s", js)
+	}
+	if !p.Changed() || p.Against.Revision != "rev1" || len(p.Against.Index) != 16 {
+		t.Fatalf("plan base %+v", p.Against)
+	}
+	want := []string{
+		"big: new, 1 replicas; 1 would not fit: 0/1 nodes fit: 1 node selector mismatch",
+		"web: image web:1 → web:2; rolling update of 3 replicas, 1 extra and 0 unavailable at a time; scaled 2 → 3 by git",
+	}
+	if !slices.Equal(p.Summary, want) {
+		t.Fatalf("summary %q\nwant    %q", p.Summary, want)
+	}
+	for _, wp := range p.Workloads {
+		if wp.Name == "web" && wp.Placements["n1"] != 2 {
+			t.Fatalf("web placements %v (3 wanted + maxSurge 1 - 2 old: two new replicas first)", wp.Placements)
+		}
+	}
+	// A revision that does not load: errors with file:line:col.
+	p, err = rec.Plan(ctx, map[string][]byte{"web.yaml": []byte(strings.Replace(manifest, "replicas:", "replicaz:", 1))})
+	if err != nil || len(p.Errors) == 0 || !strings.Contains(p.Errors[0], "web.yaml:6:3: spec.replicaz") {
+		t.Fatalf("plan of a bad revision: %v %+v", err, p.Errors)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,11 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/httpapi"
 )
 
 // run runs the baton command line in-process.
@@ -139,5 +145,41 @@ func TestDiff(t *testing.T) {
 	out, _, err = run(t, "diff", "-o", "json", filepath.Join(dir, "apps"), "../../examples/hello")
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, `"op": "added"`) || !strings.Contains(out, `"op": "removed"`) {
 		t.Fatalf("diff of two directories: %v\n%s", err, out)
+	}
+}
+
+// TestPlanCLI: baton plan posts a directory to the API and prints the plan
+// as text, Markdown or JSON, with terraform's detailed exit codes.
+func TestPlanCLI(t *testing.T) {
+	nc := testenv.NATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := reconciler.OpenStore(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httpapi.New(js, "s1", nil)
+	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: store}))
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+
+	out, _, err := run(t, "plan", "../../examples/hello", "--server", srv.URL, "-o", "markdown")
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "### Baton plan") || !strings.Contains(out, "| hello | 0 → 3 | git |") {
+		t.Fatalf("plan -o markdown: %v\n%s", err, out)
+	}
+	out, _, err = run(t, "plan", "../../examples/hello", "--server", srv.URL)
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "hello: new, 3 replicas; 3 would not fit: no nodes") {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "w.yaml"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replicaz: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := run(t, "plan", dir, "--server", srv.URL)
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(errOut, "w.yaml:5:3") {
+		t.Fatalf("plan of a bad revision: %v\n%s", err, errOut)
 	}
 }

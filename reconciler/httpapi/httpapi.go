@@ -95,10 +95,51 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/events", s.auth(RoleRead, http.HandlerFunc(s.events)))
 	mux.Handle("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
 	mux.Handle("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
+	mux.Handle("POST /api/v1/plan", s.auth(RoleRead, http.HandlerFunc(s.plan)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/architecture.md, Control-plane API)", r.Method, r.URL.Path))
 	})
-	return http.MaxBytesHandler(mux, MaxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(MaxBodyBytes)
+		if r.URL.Path == "/api/v1/plan" {
+			limit = MaxPlanBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// MaxPlanBytes caps a plan request: a revision's files as JSON.
+const MaxPlanBytes = 96 << 20
+
+// PlanRequest is the body of POST /api/v1/plan: a revision's files.
+type PlanRequest struct {
+	Files map[string]string `json:"files"`
+}
+
+func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
+	rec := s.leader()
+	if rec == nil {
+		writeError(w, http.StatusServiceUnavailable, "this server is standing by; plan against the leader")
+		return
+	}
+	var req PlanRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: want {\"files\": {\"path\": \"content\"}}: "+err.Error())
+		return
+	}
+	files := make(map[string][]byte, len(req.Files))
+	for k, v := range req.Files {
+		files[k] = []byte(v)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	p, err := rec.Plan(ctx, files)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 // auth checks the bearer token's role; with no tokens configured, all pass.
