@@ -101,6 +101,7 @@ or $BATON_TOKEN.`,
 	cmd.Flags().StringVar(&repo, "repo", ".", "repository whose revision is planned (when the argument is not a directory)")
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
+	cmd.Flags().StringVar(&output, "format", "text", "same as --output")
 	return cmd
 }
 
