@@ -91,3 +91,40 @@ func BenchmarkHeal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRollOutAndRevert: a 3-replica Deployment is rolled to a new
+// template (commit → every replica of it running, none of the old), then
+// `git revert`ed back the same way; a revert must take no longer than the
+// deploy it undoes.
+//
+//	BATON_E2E=1 go test -run '^$' -bench RollOutAndRevert -benchtime 5x ./cmd/baton/
+func BenchmarkRollOutAndRevert(b *testing.B) {
+	c := newCluster(b, 10*time.Second)
+	c.startAgent("n1")
+	base := deployment(3, "base")
+	baseHash := specHash(b, base)
+	c.commit("base", base)
+	only := func(hash string) {
+		waitFor(b, 60*time.Second, "rolled", func() (bool, string) {
+			got, all := c.running("n1", hash), len(c.tasks("n1"))
+			return got == 3 && all == 3, fmt.Sprintf("%d of %d running", got, all)
+		})
+	}
+	only(baseHash)
+	var deploy, revert time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		next := deployment(3, fmt.Sprintf("next-%d", i))
+		start := time.Now()
+		c.commit("roll out", next)
+		only(specHash(b, next))
+		deploy += time.Since(start)
+		start = time.Now()
+		c.git("revert", "--no-edit", "HEAD")
+		only(baseHash)
+		revert += time.Since(start)
+	}
+	b.ReportMetric(float64(deploy.Milliseconds())/float64(b.N), "ms-rollout")
+	b.ReportMetric(float64(revert.Milliseconds())/float64(b.N), "ms-revert")
+}
