@@ -425,6 +425,8 @@ func TestContainerdGracePeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, rt, spec.ID, protocol.StateRunning)
+	// The process ignores SIGTERM once it says so (not as soon as it runs).
+	waitLog(t, rt, spec.ID, "a", "ignoring SIGTERM")
 	start := time.Now()
 	if err := rt.Stop(ctx, spec.ID, 30*time.Second); err != nil {
 		t.Fatal(err)
@@ -432,5 +434,21 @@ func TestContainerdGracePeriod(t *testing.T) {
 	// SIGTERM is ignored: SIGKILL after the pod's 1 s, not the agent's 30 s.
 	if d := time.Since(start); d < 900*time.Millisecond || d > 10*time.Second {
 		t.Fatalf("stop took %s, want about 1s", d)
+	}
+}
+
+// waitLog waits until a container's log holds line.
+func waitLog(t *testing.T, rt *nodeagent.Containerd, replica, container, line string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files, err := rt.LogFiles(context.Background(), replica)
+		if err == nil {
+			if b, err := os.ReadFile(files[container]); err == nil && strings.Contains(string(b), line) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s of %s never logged %q", container, replica, line)
+		}
 	}
 }

@@ -35,6 +35,7 @@ func main() {
 	}
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
 		for { // serve nothing; only SIGKILL ends it
 			time.Sleep(time.Hour)
 		}
