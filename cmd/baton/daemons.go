@@ -41,7 +41,7 @@ func serverCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	f.StringVar(&natsURL, "nats", defaultNATS, "NATS server URL (JetStream enabled)")
 	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps its git cache")
 	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
 	f.StringVar(&so.branch, "branch", "", "branch to follow (default: the repository's HEAD)")
@@ -87,7 +87,7 @@ func agentCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	f.StringVar(&natsURL, "nats", defaultNATS, "NATS server URL")
 	ao.register(f)
 	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
 	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs, network namespaces and volumes")

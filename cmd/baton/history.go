@@ -10,8 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton/reconciler"
@@ -55,7 +53,7 @@ func historyCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -104,7 +102,7 @@ func waitCmd() *cobra.Command {
 			}
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (exit 1) after this long")
 	return cmd
 }
@@ -120,18 +118,6 @@ func findRevision(h []reconciler.HistoryEntry, rev string) (reconciler.HistoryEn
 	return reconciler.HistoryEntry{}, false
 }
 
-func connectJS(url, name string) (jetstream.JetStream, func(), error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", url, err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return js, nc.Close, nil
-}
 
 func pinCmd() *cobra.Command {
 	var natsURL, reason string
@@ -167,7 +153,7 @@ the API and the metrics until baton unpin.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	cmd.Flags().StringVar(&reason, "reason", "", "why (shown with the pin)")
 	return cmd
 }
@@ -191,6 +177,6 @@ func unpinCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	return cmd
 }

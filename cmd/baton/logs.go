@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton/nodeagent"
@@ -26,9 +25,9 @@ func logsCmd() *cobra.Command {
 		Short: "Print (or follow) the output of a workload's containers, from their nodes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := nats.Connect(natsURL, nats.Name("baton-logs"), nats.Timeout(3*time.Second))
+			nc, err := dialCLI(natsURL, "baton-logs")
 			if err != nil {
-				return fmt.Errorf("connect to nats at %s: %w", natsURL, err)
+				return err
 			}
 			defer nc.Close()
 			st, err := fetchStatus(cmd.Context(), nc)
@@ -79,7 +78,7 @@ func logsCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(f, &natsURL)
 	f.StringVar(&replica, "replica", "", "only this replica")
 	f.StringVarP(&container, "container", "c", "", "only this container of each pod")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")

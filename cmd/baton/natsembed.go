@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/pflag"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -55,4 +57,35 @@ func connectNATS(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
 	}
 	return nc, nil
+}
+
+// defaultNATS is where the operator commands find NATS by default.
+const defaultNATS = "nats://127.0.0.1:4222"
+
+// natsFlag registers the --nats flag of an operator command.
+func natsFlag(f *pflag.FlagSet, url *string) {
+	f.StringVar(url, "nats", defaultNATS, "NATS server URL")
+}
+
+// dialCLI connects a short-lived operator command to NATS.
+func dialCLI(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", url, err)
+	}
+	return nc, nil
+}
+
+// connectJS is dialCLI for commands that read JetStream; done closes it.
+func connectJS(url, name string) (jetstream.JetStream, func(), error) {
+	nc, err := dialCLI(url, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -27,9 +26,9 @@ func statusCmd() *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			nc, err := nats.Connect(natsURL, nats.Name("baton-status"), nats.Timeout(3*time.Second))
+			nc, err := dialCLI(natsURL, "baton-status")
 			if err != nil {
-				return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", natsURL, err)
+				return err
 			}
 			defer nc.Close()
 			st, err := fetchStatus(cmd.Context(), nc)
@@ -45,7 +44,7 @@ func statusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -210,15 +209,11 @@ func eventsCmd() *cobra.Command {
 		Short: "List the reconcilers' decisions with their reasons, oldest first (kept in JetStream, across leaders)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := nats.Connect(natsURL, nats.Name("baton-events"), nats.Timeout(3*time.Second))
-			if err != nil {
-				return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", natsURL, err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
+			js, done, err := connectJS(natsURL, "baton-events")
 			if err != nil {
 				return err
 			}
+			defer done()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			evs, err := reconciler.Recent(ctx, js, tail)
@@ -228,7 +223,7 @@ func eventsCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL")
+	natsFlag(cmd.Flags(), &natsURL)
 	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", reconciler.MaxStoredEvents))
 	return cmd
 }

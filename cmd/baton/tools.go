@@ -56,7 +56,7 @@ func imageCmd() *cobra.Command {
 			return nil
 		},
 	}
-	push.Flags().StringVar(&natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	push.Flags().StringVar(&natsURL, "nats", defaultNATS, "NATS server URL (JetStream enabled)")
 	cmd.AddCommand(imp, push)
 	return cmd
 }
