@@ -22,8 +22,9 @@ type HPAState struct {
 	Recommendations []Recommendation `json:"recommendations,omitempty"`
 	// Utilization is the last measured CPU use, in percent of requests
 	// (-1: unknown); Reason explains the count.
-	Utilization int    `json:"utilization"`
-	Reason      string `json:"reason,omitempty"`
+	Utilization int       `json:"utilization"`
+	Reason      string    `json:"reason,omitempty"`
+	saved       time.Time // when this state was last written to KV
 }
 
 // Recommendation is one pass's raw count.
@@ -175,20 +176,15 @@ func cpuOf(in Input, w desired.Workload) (cpuSample, int) {
 	var s cpuSample
 	live := 0
 	req := podRequests(w.Pod).CPUMilli
-	for _, n := range in.Nodes {
-		if !NodeReady(n, in.Now, in.NodeGrace) {
+	for _, r := range in.reported()[w.Name] {
+		if r.State != protocol.StateRunning {
 			continue
 		}
-		for _, r := range n.Replicas {
-			if r.Workload != w.Name || r.State != protocol.StateRunning {
-				continue
-			}
-			live++
-			if r.Usage != nil {
-				s.UsageMilli += r.Usage.CPUMilli
-				s.RequestMilli += req
-				s.Pods++
-			}
+		live++
+		if r.Usage != nil {
+			s.UsageMilli += r.Usage.CPUMilli
+			s.RequestMilli += req
+			s.Pods++
 		}
 	}
 	return s, live
@@ -225,16 +221,11 @@ func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
 		}
 		// The recommendations are saved too (every 10 s at most), so a new
 		// leader keeps the scale-down window instead of starting it over.
-		r.mu.Lock()
-		due := changed || in.Now.Sub(r.hpaSaved[w.Name]) >= 10*time.Second
-		r.mu.Unlock()
-		if due {
+		if changed || in.Now.Sub(st.saved) >= 10*time.Second {
 			if err := r.stored(r.cfg.Store.PutAutoscaler(ctx, w.Name, st)); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("workload", w.Name).Msg("persist autoscaler")
 			} else {
-				r.mu.Lock()
-				r.hpaSaved[w.Name] = in.Now
-				r.mu.Unlock()
+				st.saved = in.Now
 			}
 		}
 		r.mu.Lock()

@@ -64,6 +64,8 @@ type Input struct {
 	Frozen map[string]string
 	// JobsDone are the Jobs that finished, from their durable records.
 	JobsDone map[string]JobRecord
+	// index caches reported(); nil until built.
+	index map[string][]replica
 	// Backoff holds back new starts of workloads whose replicas keep failing.
 	Backoff map[string]Backoff
 	// Scale is the replica count autoscalers set, by workload (it wins over
@@ -87,6 +89,36 @@ func nextBackoff(prev Backoff, reason string, now time.Time) Backoff {
 	n := prev.Failures + 1
 	d := 10 * time.Second << min(n-1, 5)
 	return Backoff{Until: now.Add(min(d, 5*time.Minute)), Failures: n, Reason: reason}
+}
+
+// reported groups the replicas that ready nodes report, by workload: built
+// once per pass by the reconciler (Input.index), or on demand.
+func (in Input) reported() map[string][]replica {
+	if in.index != nil {
+		return in.index
+	}
+	out := map[string][]replica{}
+	for name, n := range in.Nodes {
+		if !NodeReady(n, in.Now, in.NodeGrace) {
+			continue
+		}
+		for _, r := range n.Replicas {
+			out[r.Workload] = append(out[r.Workload], replica{Replica: r, node: name})
+		}
+	}
+	return out
+}
+
+// count is the replica count in effect for w: an autoscaler's, else a
+// ScalingSchedule's window, else spec.replicas.
+func (in Input) count(w desired.Workload) int {
+	if n, ok := in.Scale[w.Name]; ok {
+		return n
+	}
+	if len(in.Desired.Schedules) > 0 {
+		return scaleOf(w, in.Desired, in.Now).Replicas
+	}
+	return w.Replicas
 }
 
 // RollbackTo is the template a failed rollout returns to.
@@ -300,11 +332,7 @@ func Compute(in Input) []Action {
 		}
 	}
 	for _, w := range in.Desired.Workloads {
-		if n, ok := in.Scale[w.Name]; ok {
-			w.Replicas = n // an autoscaler owns the count
-		} else if len(in.Desired.Schedules) > 0 {
-			w.Replicas = scaleOf(w, in.Desired, in.Now).Replicas
-		}
+		w.Replicas = in.count(w)
 		st := in.Desired
 		if rb, ok := in.Rollback[w.Name]; ok {
 			count := w.Replicas

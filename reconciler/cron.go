@@ -130,15 +130,7 @@ func (r *Reconciler) runCronJobs(ctx context.Context, in *Input) {
 	}
 	st := *in.Desired
 	st.Jobs = slices.Clone(in.Desired.Jobs)
-	byWorkload := map[string][]replica{}
-	for name, n := range in.Nodes {
-		if !NodeReady(n, in.Now, in.NodeGrace) {
-			continue
-		}
-		for _, rep := range n.Replicas {
-			byWorkload[rep.Workload] = append(byWorkload[rep.Workload], replica{Replica: rep, node: name})
-		}
-	}
+	byWorkload := in.reported()
 	for _, c := range in.Desired.CronJobs {
 		r.mu.Lock()
 		prev := r.crons[c.Name]

@@ -99,26 +99,26 @@ func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.T
 	}
 }
 
-// settleHistory updates the latest entry after a pass.
-func (r *Reconciler) settleHistory(ctx context.Context, now time.Time) {
+// settleHistory updates the latest entry after a pass, from the pass's input.
+func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 	r.mu.Lock()
 	cur := r.history
-	st := r.desired
 	rollouts := make(map[string]Rollout, len(r.rollouts))
 	for k, v := range r.rollouts {
 		rollouts[k] = v
 	}
 	r.mu.Unlock()
-	if cur == nil || cur.Outcome != OutcomeProgressing {
+	if cur == nil || cur.Outcome != OutcomeProgressing || in.Desired == nil {
 		return
 	}
 	unsettled := 0
-	for _, w := range r.Status().Workloads {
-		if w.Current != w.Desired || w.Running != w.Desired {
+	for _, w := range in.Desired.Workloads {
+		if o := observe(in, w); o.Available != in.count(w) || o.Old > 0 {
 			unsettled++
 		}
 	}
-	if next := historyStep(*cur, st, rollouts, unsettled, now); next != *cur {
+	now := r.cfg.Clock()
+	if next := historyStep(*cur, in.Desired, rollouts, unsettled, now); next != *cur {
 		r.putHistory(ctx, next)
 		if next.Outcome == OutcomeConverged {
 			r.event(fmt.Sprintf("revision %s converged in %s", short12(next.Revision), next.Converged.Sub(next.Applied).Round(10*time.Millisecond)))

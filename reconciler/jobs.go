@@ -148,15 +148,7 @@ func (r *Reconciler) recordJobs(ctx context.Context, in *Input) {
 	if in.Desired == nil {
 		return
 	}
-	pods := map[string][]replica{}
-	for name, n := range in.Nodes {
-		if !NodeReady(n, in.Now, in.NodeGrace) {
-			continue
-		}
-		for _, rep := range n.Replicas {
-			pods[rep.Workload] = append(pods[rep.Workload], replica{Replica: rep, node: name})
-		}
-	}
+	pods := in.reported()
 	r.mu.Lock()
 	done := make(map[string]JobRecord, len(r.jobs))
 	for k, v := range r.jobs {

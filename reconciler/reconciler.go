@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -102,12 +101,9 @@ type Reconciler struct {
 	backoff     map[string]Backoff // by workload: failed starts
 	history     *HistoryEntry      // the latest revision applied
 	jobs        map[string]JobRecord
-	hpaSaved    map[string]time.Time // when each autoscaler's state was last written
 	stats       PassStats
 	pin         *Pin
 	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
-
-	eventErrs atomic.Int64 // events the stream refused
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -132,7 +128,6 @@ func New(cfg Config) *Reconciler {
 		crons:       map[string]CronState{},
 		backoff:     map[string]Backoff{},
 		jobs:        map[string]JobRecord{},
-		hpaSaved:    map[string]time.Time{},
 		rollbacks:   map[string]RollbackTo{},
 
 		deposed: make(chan struct{}),
@@ -384,6 +379,7 @@ func (r *Reconciler) input() Input {
 	for k, v := range r.assignments {
 		in.Assignments[k] = v
 	}
+	in.index = in.reported() // once per pass: rollouts, autoscalers, Jobs and history read it
 	return in
 }
 
@@ -393,6 +389,7 @@ type PassStats struct {
 	LastDuration time.Duration
 	TotalSeconds float64
 	ActionErrors int64
+	EventErrors  int64 // events the stream refused
 }
 
 // Stats returns the pass counters.
@@ -413,11 +410,11 @@ func (r *Reconciler) pass(ctx context.Context) {
 		r.mu.Unlock()
 	}()
 	in := r.input()
-	r.clearBackoffs(&in)
 	r.runCronJobs(ctx, &in)
 	r.recordJobs(ctx, &in)
 	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
+	r.clearBackoffs(&in)
 	actions := Compute(in)
 	r.noteFailures(actions, in.Now)
 	r.apply(ctx, actions)
@@ -435,7 +432,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 		}
 		r.recordApplied(ctx, *rev, in.Now)
 	}
-	r.settleHistory(ctx, r.cfg.Clock())
+	r.settleHistory(ctx, in)
 }
 
 // maxParallel bounds the commands in flight at once.
@@ -532,7 +529,7 @@ func (r *Reconciler) clearBackoffs(in *Input) {
 		return
 	}
 	for _, w := range in.Desired.Workloads {
-		if _, ok := r.backoff[w.Name]; ok && observe(*in, w).Available >= max(w.Replicas, 1) {
+		if _, ok := r.backoff[w.Name]; ok && observe(*in, w).Available >= max(in.count(w), 1) {
 			delete(r.backoff, w.Name)
 			delete(in.Backoff, w.Name)
 		}
@@ -625,17 +622,18 @@ func (r *Reconciler) send(ctx context.Context, node string, cmd protocol.Command
 }
 
 func (r *Reconciler) event(s string) {
-	line := r.cfg.Clock().UTC().Format(time.RFC3339) + " " + s
+	line := r.cfg.Clock().UTC().Format(time.RFC3339) + " "
 	if r.cfg.ID != "" {
-		line = fmt.Sprintf("%s [%s term %d] %s", r.cfg.Clock().UTC().Format(time.RFC3339), r.cfg.ID, r.cfg.Term, s)
+		line += fmt.Sprintf("[%s term %d] ", r.cfg.ID, r.cfg.Term)
 	}
-	if r.cfg.Events != nil {
-		if err := r.cfg.Events.Append(line); err != nil {
-			r.eventErrs.Add(1)
-		}
+	line += s
+	var lost int64
+	if r.cfg.Events != nil && r.cfg.Events.Append(line) != nil {
+		lost = 1
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stats.EventErrors += lost
 	r.events = append(r.events, line)
 	if len(r.events) > maxEvents {
 		r.events = r.events[len(r.events)-maxEvents:]

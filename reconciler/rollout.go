@@ -54,27 +54,19 @@ type observed struct {
 // observe counts a workload's replicas in a Compute input.
 func observe(in Input, w desired.Workload) observed {
 	var o observed
-	for name, n := range in.Nodes {
-		if !NodeReady(n, in.Now, in.NodeGrace) {
-			continue
-		}
-		for _, r := range n.Replicas {
-			if r.Workload != w.Name || r.State == protocol.StateStopping {
-				continue
+	for _, r := range in.reported()[w.Name] {
+		switch {
+		case r.State == protocol.StateStopping:
+		case r.SpecHash != w.Hash:
+			if alive(r.State) {
+				o.Old++
 			}
-			if r.SpecHash != w.Hash {
-				if alive(r.State) {
-					o.Old++
-				}
-				continue
-			}
-			if available(replica{Replica: r}, w, in.ReadySince, in.Now) {
-				o.Available++
-			} else if o.Problem == "" {
-				o.Problem = fmt.Sprintf("replica %s on %s is %s, not ready", r.ID, name, r.State)
-				if r.Message != "" {
-					o.Problem += ": " + r.Message
-				}
+		case available(r, w, in.ReadySince, in.Now):
+			o.Available++
+		case o.Problem == "":
+			o.Problem = fmt.Sprintf("replica %s on %s is %s, not ready", r.ID, r.node, r.State)
+			if r.Message != "" {
+				o.Problem += ": " + r.Message
 			}
 		}
 	}
@@ -148,13 +140,7 @@ func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
 			}
 			continue
 		}
-		count := w.Replicas
-		if n, ok := in.Scale[w.Name]; ok {
-			count = n
-		} else if len(in.Desired.Schedules) > 0 {
-			count = scaleOf(w, in.Desired, in.Now).Replicas
-		}
-		ro := track(prev, w, count, in.Desired.Revision, observe(*in, w), in.Now)
+		ro := track(prev, w, in.count(w), in.Desired.Revision, observe(*in, w), in.Now)
 		if ro.State == RolloutFailed && prev.State != RolloutFailed {
 			log.Error().Str("workload", w.Name).Str("template", w.Hash).Str("reason", ro.Reason).Msg("rollout failed; the old replicas keep serving")
 			r.event(fmt.Sprintf("rollout of %s to template %s failed: %s", w.Name, w.Hash, ro.Reason))

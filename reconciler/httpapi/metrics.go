@@ -29,6 +29,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	metric(w, "baton_reconcile_duration_seconds_sum", "counter", "Seconds spent in reconcile passes", fmt.Sprintf("baton_reconcile_duration_seconds_sum %g", stats.TotalSeconds))
 	metric(w, "baton_reconcile_last_duration_seconds", "gauge", "Duration of the last pass", fmt.Sprintf("baton_reconcile_last_duration_seconds %g", stats.LastDuration.Seconds()))
 	metric(w, "baton_action_errors_total", "counter", "Start and stop commands that failed", fmt.Sprintf("baton_action_errors_total %d", stats.ActionErrors))
+	metric(w, "baton_event_errors_total", "counter", "Events the JetStream stream refused", fmt.Sprintf("baton_event_errors_total %d", stats.EventErrors))
 	lag := 0.0
 	if !st.Synced.Time.IsZero() && !st.SyncedAt.IsZero() {
 		lag = st.SyncedAt.Sub(st.Synced.Time).Seconds()
