@@ -28,17 +28,25 @@ type FieldChange struct {
 // normalized form: reordering and formatting in the files are not changes.
 // Provenance (file:line) and derived hashes are left out.
 func Diff(a, b *State) []Change {
+	kinds := []struct {
+		kind string
+		of   func(*State) []any
+	}{
+		{"Deployment", func(s *State) []any { return anySlice(s.Workloads) }},
+		{"Job", func(s *State) []any { return anySlice(s.Jobs) }},
+		{"CronJob", func(s *State) []any { return anySlice(s.CronJobs) }},
+		{"ConfigMap", func(s *State) []any { return anySlice(s.ConfigMaps) }},
+		{"PersistentVolumeClaim", func(s *State) []any { return anySlice(s.Claims) }},
+		{"Service", func(s *State) []any { return anySlice(s.Services) }},
+		{"HorizontalPodAutoscaler", func(s *State) []any { return anySlice(s.Autoscalers) }},
+		{"ScalingSchedule", func(s *State) []any { return anySlice(s.Schedules) }},
+	}
 	var out []Change
-	out = append(out, diffKind("Deployment", objects(a, func(s *State) []any { return anySlice(s.Workloads) }), objects(b, func(s *State) []any { return anySlice(s.Workloads) }))...)
-	out = append(out, diffKind("Job", objects(a, func(s *State) []any { return anySlice(s.Jobs) }), objects(b, func(s *State) []any { return anySlice(s.Jobs) }))...)
-	out = append(out, diffKind("CronJob", objects(a, func(s *State) []any { return anySlice(s.CronJobs) }), objects(b, func(s *State) []any { return anySlice(s.CronJobs) }))...)
-	out = append(out, diffKind("ConfigMap", objects(a, func(s *State) []any { return anySlice(s.ConfigMaps) }), objects(b, func(s *State) []any { return anySlice(s.ConfigMaps) }))...)
-	out = append(out, diffSecrets(a, b)...)
-	out = append(out, diffKind("PersistentVolumeClaim", objects(a, func(s *State) []any { return anySlice(s.Claims) }), objects(b, func(s *State) []any { return anySlice(s.Claims) }))...)
-	out = append(out, diffKind("Service", objects(a, func(s *State) []any { return anySlice(s.Services) }), objects(b, func(s *State) []any { return anySlice(s.Services) }))...)
-	out = append(out, diffKind("HorizontalPodAutoscaler", objects(a, func(s *State) []any { return anySlice(s.Autoscalers) }), objects(b, func(s *State) []any { return anySlice(s.Autoscalers) }))...)
-	out = append(out, diffKind("ScalingSchedule", objects(a, func(s *State) []any { return anySlice(s.Schedules) }), objects(b, func(s *State) []any { return anySlice(s.Schedules) }))...)
-	return out
+	for _, k := range kinds {
+		out = append(out, diffKind(k.kind, objects(a, k.of), objects(b, k.of))...)
+	}
+	// Secrets: by key names and a digest, never by value.
+	return append(out, diffSecrets(a, b)...)
 }
 
 func anySlice[T any](xs []T) []any {

@@ -191,7 +191,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 				_ = ns.Remove()
 			}
 		}()
-		if err := ns.Do(loopbackUp); err != nil {
+		if err := ns.Do(LoopbackUp); err != nil {
 			return fmt.Errorf("bring up loopback: %w", err)
 		}
 		if r.network != nil {
@@ -215,7 +215,9 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 	return nil
 }
 
-func loopbackUp(cnins.NetNS) error {
+// LoopbackUp brings up the loopback interface of the network namespace the
+// calling thread is in (use it with NetNS.Do).
+func LoopbackUp(cnins.NetNS) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err

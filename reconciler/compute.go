@@ -155,6 +155,15 @@ const DisruptionThreshold = 0.55
 // for good must not freeze its replicas forever).
 const DisruptionHold = 5 * time.Minute
 
+// pendingReplica is an assignment its node has not reported yet: it counts
+// as a replica being created there.
+func pendingReplica(a Assignment, held bool) replica {
+	return replica{
+		Replica: protocol.Replica{ID: a.ReplicaID, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
+		node:    a.Node, assigned: true, pending: true, held: held,
+	}
+}
+
 // awaitingReport: the node's heartbeats come, but no report has yet.
 func awaitingReport(in Input, name string) bool {
 	n, ok := in.Nodes[name]
@@ -282,10 +291,7 @@ func Compute(in Input) []Action {
 			if seen[id] || in.Now.Sub(a.Created) > in.PendingTimeout {
 				continue
 			}
-			byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
-				Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
-				node:    name, assigned: true, pending: true, held: held[name],
-			})
+			byWorkload[a.Workload] = append(byWorkload[a.Workload], pendingReplica(a, held[name]))
 		}
 	}
 	// Replicas assigned to nodes whose report has not come yet (not heard
@@ -296,10 +302,7 @@ func Compute(in Input) []Action {
 		for _, id := range sortedKeys(in.Assignments) {
 			a := in.Assignments[id]
 			if _, heard := in.Nodes[a.Node]; (!heard && justStarted) || awaitingReport(in, a.Node) {
-				byWorkload[a.Workload] = append(byWorkload[a.Workload], replica{
-					Replica: protocol.Replica{ID: id, Workload: a.Workload, SpecHash: a.SpecHash, State: protocol.StateCreating, StartedAt: a.Created},
-					node:    a.Node, assigned: true, pending: true,
-				})
+				byWorkload[a.Workload] = append(byWorkload[a.Workload], pendingReplica(a, false))
 			}
 		}
 	}

@@ -118,7 +118,6 @@ func findRevision(h []reconciler.HistoryEntry, rev string) (reconciler.HistoryEn
 	return reconciler.HistoryEntry{}, false
 }
 
-
 func pinCmd() *cobra.Command {
 	var natsURL, reason string
 	cmd := &cobra.Command{

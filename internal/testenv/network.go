@@ -11,7 +11,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/netns"
 	"github.com/containernetworking/cni/pkg/invoke"
 	cnins "github.com/containernetworking/plugins/pkg/ns"
-	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/nodeagent"
 )
@@ -31,7 +30,7 @@ func HostNetNS(tb testing.TB) string {
 		tb.Fatalf("create host network namespace: %v", err)
 	}
 	tb.Cleanup(func() { _ = ns.Remove() })
-	if err := ns.Do(func(cnins.NetNS) error { return linkUp("lo") }); err != nil {
+	if err := ns.Do(nodeagent.LoopbackUp); err != nil {
 		tb.Fatalf("loopback up: %v", err)
 	}
 	return ns.GetPath()
@@ -70,23 +69,6 @@ func CNI(tb testing.TB) (*nodeagent.CNI, string) {
 		tb.Fatal(err)
 	}
 	return n, host
-}
-
-func linkUp(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // GetIn makes an HTTP/1.0 GET / to addr from inside the network namespace
