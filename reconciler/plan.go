@@ -6,12 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 
 	"github.com/batonhq/baton/desired"
 )
 
-// Plan is what applying a revision would do to the live cluster.
+// Plan is what applying a revision would do to the live cluster. Its JSON
+// form is the API's answer to POST /api/v1/plan (schema in
+// docs/architecture.md, "Plan JSON").
 type Plan struct {
 	// Against identifies the live state the plan was computed from: the
 	// synced revision and a digest of every live replica and assignment
@@ -34,10 +38,17 @@ type PlanBase struct {
 // WorkloadPlan is one workload's part of a plan.
 type WorkloadPlan struct {
 	Name string `json:"name"`
-	// Now and After are the replica counts, and Owner who sets After.
+	// Op is added, removed, changed or unchanged (the Deployment object).
+	Op string `json:"op"`
+	// Now and After are the replica counts, and Owner who sets After: git
+	// (spec.replicas), a ScalingSchedule's window or an autoscaler.
 	Now   int    `json:"now"`
 	After int    `json:"after"`
 	Owner string `json:"owner"`
+	// Image is the first container's image, and ImageBefore the one running
+	// now when it changes.
+	Image       string `json:"image,omitempty"`
+	ImageBefore string `json:"imageBefore,omitempty"`
 	// Rollout describes how a template change would roll ("" when none).
 	Rollout string `json:"rollout,omitempty"`
 	// Placements are the nodes new replicas would land on (node → count),
@@ -63,33 +74,70 @@ func (p Plan) Changed() bool {
 
 // Plan computes what files, as the next revision, would do.
 func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, error) {
-	var p Plan
 	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
 	if err != nil {
 		var errs desired.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				p.Errors = append(p.Errors, e.Error())
-			}
-			return p, nil
+		if !errors.As(err, &errs) {
+			return Plan{}, err
 		}
-		return p, err
+		var p Plan
+		for _, e := range errs {
+			p.Errors = append(p.Errors, e.Error())
+		}
+		return p, nil
 	}
-	p.Warnings = st.Warnings
 	in := r.input()
 	r.mu.Lock()
-	cur := r.desired
-	p.Against = PlanBase{Revision: r.synced.ID, Index: liveIndex(in)}
+	cur, synced := r.desired, r.synced.ID
+	hpa := maps.Clone(r.hpa)
 	r.mu.Unlock()
-	p.Changes = desired.Diff(cur, st)
+	return makePlan(cur, st, in, hpa, synced), nil
+}
+
+// makePlan compares st with the state in force (cur) and runs the real
+// Compute on the live input. Pure: golden-tested.
+func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced string) Plan {
+	p := Plan{Against: PlanBase{Revision: synced, Index: liveIndex(in)}, Changes: desired.Diff(cur, st), Workloads: []WorkloadPlan{}}
+	p.Warnings = append(append(p.Warnings, st.Warnings...), desired.Lint(st)...)
+
+	// Replica counts: the autoscalers' (from their state, within the new
+	// bounds), else the schedules' windows, else spec.replicas.
+	running := map[string]int{}
+	for name, reps := range in.reported() {
+		for _, rep := range reps {
+			if alive(rep.State) {
+				running[name]++
+			}
+		}
+	}
+	scales := map[string]Scale{}
+	in.Scale = map[string]int{}
+	for _, w := range st.Workloads {
+		sc := scaleOf(w, st, in.Now)
+		for _, a := range st.Autoscalers {
+			if a.Target != w.Name {
+				continue
+			}
+			floor := 0
+			if sc.Owner != "git" {
+				floor = sc.Replicas
+			}
+			n := hpa[w.Name].Replicas
+			if n == 0 {
+				n = max(running[w.Name], 1)
+			}
+			sc = Scale{Replicas: max(clamp(n, a.MinReplicas, a.MaxReplicas), floor), Owner: "HorizontalPodAutoscaler " + a.Name}
+			in.Scale[w.Name] = sc.Replicas
+		}
+		scales[w.Name] = sc
+	}
 
 	// The scheduler's answer against the live nodes.
 	in.Desired = st
 	in.Frozen, in.Rollback, in.Backoff = nil, nil, nil
-	actions := Compute(in)
 	placed := map[string]map[string]int{}
 	pending := map[string]Action{}
-	for _, a := range actions {
+	for _, a := range Compute(in) {
 		switch a.Type {
 		case Start:
 			if placed[a.Workload] == nil {
@@ -100,10 +148,6 @@ func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, e
 			pending[a.Workload] = a
 		}
 	}
-	running := map[string]int{}
-	for _, w := range r.Status().Workloads {
-		running[w.Name] = w.Running
-	}
 	old := map[string]desired.Workload{}
 	if cur != nil {
 		for _, w := range cur.Workloads {
@@ -111,48 +155,88 @@ func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, e
 		}
 	}
 	for _, w := range st.Workloads {
-		sc := scaleOf(w, st, in.Now)
-		wp := WorkloadPlan{Name: w.Name, Now: running[w.Name], After: sc.Replicas, Owner: sc.Owner, Placements: placed[w.Name]}
+		sc := scales[w.Name]
+		wp := WorkloadPlan{Name: w.Name, Op: "unchanged", Now: running[w.Name], After: sc.Replicas, Owner: sc.Owner,
+			Image: firstImage(w), Placements: placed[w.Name]}
 		if sc.Window != "" {
 			wp.Owner += " (window " + sc.Window + ")"
 		}
-		if o, ok := old[w.Name]; ok && o.Hash != w.Hash {
+		o, had := old[w.Name]
+		switch {
+		case !had:
+			wp.Op = "added"
+		case o.Hash != w.Hash:
+			wp.Op = "changed"
+			if firstImage(o) != wp.Image {
+				wp.ImageBefore = firstImage(o)
+			}
 			surge, unavailable := rolloutLimits(w)
 			if w.Strategy.Type == "Recreate" {
-				wp.Rollout = fmt.Sprintf("Recreate: all %d replicas stop, then %d start", running[w.Name], sc.Replicas)
+				wp.Rollout = fmt.Sprintf("Recreate: all %d replicas stop, then %d start", wp.Now, wp.After)
 			} else {
-				wp.Rollout = fmt.Sprintf("rolling update of %d replicas, %d extra and %d unavailable at a time", sc.Replicas, surge, unavailable)
+				wp.Rollout = fmt.Sprintf("rolling update of %d replicas, %d extra and %d unavailable at a time", wp.After, surge, unavailable)
+			}
+		}
+		for _, c := range p.Changes {
+			if c.Kind == "Deployment" && c.Name == w.Name && wp.Op == "unchanged" {
+				wp.Op = "changed" // a field outside the template, e.g. spec.replicas
 			}
 		}
 		if a, ok := pending[w.Name]; ok {
 			wp.Unplaceable, wp.Reason = a.Count, a.Reason
 		}
 		p.Workloads = append(p.Workloads, wp)
-		p.Summary = append(p.Summary, summaryLine(wp, old[w.Name], w))
+		delete(old, w.Name)
+	}
+	for name, w := range old {
+		p.Workloads = append(p.Workloads, WorkloadPlan{Name: name, Op: "removed", Now: running[name], Owner: "git", Image: firstImage(w)})
+	}
+	sort.Slice(p.Workloads, func(i, j int) bool { return p.Workloads[i].Name < p.Workloads[j].Name })
+	for _, wp := range p.Workloads {
+		p.Summary = append(p.Summary, summaryLine(wp))
 	}
 	for _, c := range p.Changes {
-		if c.Kind == "Deployment" && c.Op == "removed" {
-			p.Summary = append(p.Summary, fmt.Sprintf("%s: removed (%d replicas stop)", c.Name, running[c.Name]))
+		if c.Kind != "Deployment" {
+			p.Summary = append(p.Summary, fmt.Sprintf("%s %s: %s", c.Kind, c.Name, c.Op))
 		}
 	}
-	sort.Strings(p.Summary)
-	return p, nil
+	return p
 }
 
-func summaryLine(wp WorkloadPlan, old, w desired.Workload) string {
-	var parts []string
-	if old.Name == "" {
-		parts = append(parts, fmt.Sprintf("new, %d replicas", wp.After))
+func replicas(n int) string {
+	if n == 1 {
+		return "1 replica"
 	}
-	if old.Name != "" && len(old.Pod.Containers) > 0 && len(w.Pod.Containers) > 0 && old.Pod.Containers[0].Image != w.Pod.Containers[0].Image {
-		parts = append(parts, fmt.Sprintf("image %s → %s", old.Pod.Containers[0].Image, w.Pod.Containers[0].Image))
-	} else if wp.Rollout != "" {
+	return fmt.Sprintf("%d replicas", n)
+}
+
+func firstImage(w desired.Workload) string {
+	if len(w.Pod.Containers) == 0 {
+		return ""
+	}
+	return w.Pod.Containers[0].Image
+}
+
+// summaryLine is one workload's plain-language line: "web: image 1.4 →
+// 1.5; rolling update of ...; scaled 2 → 4 by ...".
+func summaryLine(wp WorkloadPlan) string {
+	if wp.Op == "removed" {
+		return fmt.Sprintf("%s: removed, %s stop", wp.Name, replicas(wp.Now))
+	}
+	var parts []string
+	if wp.Op == "added" {
+		parts = append(parts, fmt.Sprintf("new, %s (%s)", replicas(wp.After), wp.Image))
+	}
+	switch {
+	case wp.ImageBefore != "":
+		parts = append(parts, fmt.Sprintf("image %s → %s", wp.ImageBefore, wp.Image))
+	case wp.Rollout != "":
 		parts = append(parts, "template changed")
 	}
 	if wp.Rollout != "" {
 		parts = append(parts, wp.Rollout)
 	}
-	if old.Name != "" && wp.Now != wp.After {
+	if wp.Op != "added" && wp.Now != wp.After {
 		parts = append(parts, fmt.Sprintf("scaled %d → %d by %s", wp.Now, wp.After, wp.Owner))
 	}
 	if wp.Unplaceable > 0 {
@@ -161,14 +245,7 @@ func summaryLine(wp WorkloadPlan, old, w desired.Workload) string {
 	if len(parts) == 0 {
 		parts = append(parts, "no change")
 	}
-	line := w.Name + ": "
-	for i, s := range parts {
-		if i > 0 {
-			line += "; "
-		}
-		line += s
-	}
-	return line
+	return wp.Name + ": " + strings.Join(parts, "; ")
 }
 
 // liveIndex digests the live replicas and assignments.

@@ -389,8 +389,9 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("plan base %+v", p.Against)
 	}
 	want := []string{
-		"big: new, 1 replicas; 1 would not fit: 0/1 nodes fit: 1 node selector mismatch",
+		"big: new, 1 replica (big:1); 1 would not fit: 0/1 nodes fit: 1 node selector mismatch",
 		"web: image web:1 → web:2; rolling update of 3 replicas, 1 extra and 0 unavailable at a time; scaled 2 → 3 by git",
+		"Secret db: changed",
 	}
 	if !slices.Equal(p.Summary, want) {
 		t.Fatalf("summary %q\nwant    %q", p.Summary, want)

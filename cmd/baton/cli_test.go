@@ -167,11 +167,11 @@ func TestPlanCLI(t *testing.T) {
 
 	out, _, err := run(t, "plan", "../../examples/hello", "--server", srv.URL, "-o", "markdown")
 	var ee exitError
-	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "### Baton plan") || !strings.Contains(out, "| hello | 0 → 3 | git |") {
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "### Baton plan") || !strings.Contains(out, "| hello | added | 0 → 3 | git |") {
 		t.Fatalf("plan -o markdown: %v\n%s", err, out)
 	}
 	out, _, err = run(t, "plan", "../../examples/hello", "--server", srv.URL)
-	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "hello: new, 3 replicas; 3 would not fit: no nodes") {
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "+ hello: new, 3 replicas (baton.local/hello:v1); 3 would not fit: no nodes") {
 		t.Fatalf("plan: %v\n%s", err, out)
 	}
 	dir := t.TempDir()

@@ -78,7 +78,7 @@ func validateCmd() *cobra.Command {
 			for _, wl := range st.Workloads {
 				fmt.Fprintf(w, "  %s: %d replicas, template %s (%s)\n", wl.Name, wl.Replicas, wl.Hash, wl.Source)
 			}
-			for _, warn := range st.Warnings {
+			for _, warn := range append(st.Warnings, desired.Lint(st)...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", warn)
 			}
 			return nil

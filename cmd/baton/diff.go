@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,7 +12,7 @@ import (
 )
 
 func diffCmd() *cobra.Command {
-	var repo, path, output, keyFile string
+	var repo, path, output, keyFile, color string
 	cmd := &cobra.Command{
 		Use:   "diff A B",
 		Short: "Compare two revisions offline, object by object and field by field (exit 0: none, 2: changes, 1: error)",
@@ -43,7 +42,11 @@ formatting are not changes; Secret values are never shown.`,
 					return err
 				}
 			} else {
-				printChanges(cmd.OutOrStdout(), changes)
+				c, err := colorsFor(color, cmd.OutOrStdout())
+				if err != nil {
+					return err
+				}
+				printChangesColored(cmd.OutOrStdout(), changes, c)
 			}
 			if len(changes) > 0 {
 				return exitError{code: 2}
@@ -54,6 +57,7 @@ formatting are not changes; Secret values are never shown.`,
 	cmd.Flags().StringVar(&repo, "repo", ".", "repository whose revisions A and B name (when they are not directories)")
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&color, "color", "auto", "colour the text output: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	cmd.Flags().StringVar(&keyFile, "secret-key", "", "age identity file, to compare SealedSecrets by their decrypted data")
 	return cmd
 }
@@ -68,30 +72,4 @@ func revisionFiles(repo, path, arg string) (map[string][]byte, error) {
 		return nil, err
 	}
 	return snap.Files, nil
-}
-
-func printChanges(w io.Writer, changes []desired.Change) {
-	if len(changes) == 0 {
-		fmt.Fprintln(w, "No changes.")
-		return
-	}
-	n := map[string]int{}
-	for _, c := range changes {
-		n[c.Op]++
-	}
-	fmt.Fprintf(w, "%d added, %d changed, %d removed\n\n", n["added"], n["changed"], n["removed"])
-	sign := map[string]string{"added": "+", "removed": "-", "changed": "~"}
-	for _, c := range changes {
-		fmt.Fprintf(w, "%s %s %s\n", sign[c.Op], c.Kind, c.Name)
-		for _, f := range c.Fields {
-			switch {
-			case f.Old == "":
-				fmt.Fprintf(w, "    %s: + %s\n", f.Path, f.New)
-			case f.New == "":
-				fmt.Fprintf(w, "    %s: - %s\n", f.Path, f.Old)
-			default:
-				fmt.Fprintf(w, "    %s: %s → %s\n", f.Path, f.Old, f.New)
-			}
-		}
-	}
 }

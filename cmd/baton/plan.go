@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 )
 
 func planCmd() *cobra.Command {
-	var repo, path, output, server, tokenFile string
+	var repo, path, output, server, tokenFile, color string
 	cmd := &cobra.Command{
 		Use:   "plan REVISION|DIR",
 		Short: "What a revision would do to the live cluster (exit 0: nothing, 2: changes, 1: errors)",
@@ -78,7 +77,11 @@ or $BATON_TOKEN.`,
 			case "markdown":
 				printPlanMarkdown(w, p)
 			default:
-				printPlan(w, p)
+				c, err := colorsFor(color, w)
+				if err != nil {
+					return err
+				}
+				printPlan(w, p, c)
 			}
 			switch {
 			case len(p.Errors) > 0:
@@ -102,86 +105,7 @@ or $BATON_TOKEN.`,
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().StringVar(&output, "format", "text", "same as --output")
+	cmd.Flags().StringVar(&color, "color", "auto", "colour the text output: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	return cmd
 }
 
-func printPlan(w io.Writer, p reconciler.Plan) {
-	for _, e := range p.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
-	}
-	if len(p.Errors) > 0 {
-		return
-	}
-	fmt.Fprintf(w, "Plan against revision %s (live index %s)\n\n", short(p.Against.Revision), p.Against.Index)
-	for _, s := range p.Summary {
-		fmt.Fprintf(w, "  %s\n", s)
-	}
-	fmt.Fprintln(w)
-	printChanges(w, p.Changes)
-	for _, wp := range p.Workloads {
-		if len(wp.Placements) > 0 {
-			fmt.Fprintf(w, "%s: new replicas on %s\n", wp.Name, placements(wp.Placements))
-		}
-	}
-	for _, warn := range p.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
-}
-
-func placements(m map[string]int) string {
-	var parts []string
-	for _, n := range sortedStrings(m) {
-		parts = append(parts, fmt.Sprintf("%s ×%d", n, m[n]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func sortedStrings(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// printPlanMarkdown writes a PR comment: a summary table, then a
-// collapsible section per workload.
-func printPlanMarkdown(w io.Writer, p reconciler.Plan) {
-	fmt.Fprintln(w, "### Baton plan")
-	if len(p.Errors) > 0 {
-		fmt.Fprintln(w, "\n**The revision does not load:**\n\n```")
-		for _, e := range p.Errors {
-			fmt.Fprintln(w, e)
-		}
-		fmt.Fprintln(w, "```")
-		return
-	}
-	fmt.Fprintf(w, "\nAgainst revision `%s` (live index `%s`).\n\n", short(p.Against.Revision), p.Against.Index)
-	fmt.Fprintln(w, "| workload | replicas | set by | rollout | unplaceable |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
-	for _, wp := range p.Workloads {
-		rollout := wp.Rollout
-		if rollout == "" {
-			rollout = "-"
-		}
-		fmt.Fprintf(w, "| %s | %d → %d | %s | %s | %d |\n", wp.Name, wp.Now, wp.After, wp.Owner, rollout, wp.Unplaceable)
-	}
-	for _, c := range p.Changes {
-		fmt.Fprintf(w, "\n<details><summary>%s %s: %s</summary>\n\n```\n", c.Kind, c.Name, c.Op)
-		for _, f := range c.Fields {
-			fmt.Fprintf(w, "%s: %s → %s\n", f.Path, orNone(f.Old), orNone(f.New))
-		}
-		fmt.Fprintln(w, "```\n</details>")
-	}
-	for _, warn := range p.Warnings {
-		fmt.Fprintf(w, "\n> warning: %s\n", warn)
-	}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
