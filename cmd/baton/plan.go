@@ -108,4 +108,3 @@ or $BATON_TOKEN.`,
 	cmd.Flags().StringVar(&color, "color", "auto", "colour the text output: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	return cmd
 }
-
