@@ -19,7 +19,19 @@ const (
 	OutcomeConverged   = "converged"
 	OutcomeFailed      = "failed"
 	OutcomeSuperseded  = "superseded"
+	// OutcomeDegraded: every rollout completed, but some workload has run
+	// short of its count for longer than its progress deadline (pods that
+	// fit nowhere, crash loops, a lost node). It becomes converged if the
+	// counts are met later; the revision is not marked bad.
+	OutcomeDegraded = "degraded"
 )
+
+// Shortfall is a workload not running its desired count, for the history.
+type Shortfall struct {
+	Workload string
+	Text     string        // e.g. "2/3 available"
+	Deadline time.Duration // its progressDeadlineSeconds
+}
 
 // MaxHistory bounds the revisions kept in the history.
 const MaxHistory = 100
@@ -41,16 +53,18 @@ type HistoryEntry struct {
 	Seq uint64 `json:"seq"`
 }
 
-// historyStep settles a progressing entry from the workloads' rollouts: it
-// converged when every workload's rollout of its current template is
-// complete and no workload is short of or above its count (unsettled); it
-// failed when a rollout failed (or was rolled back). Pure.
-func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, unsettled int, now time.Time) HistoryEntry {
-	if e.Outcome != OutcomeProgressing || st == nil || st.Revision != e.Revision {
+// historyStep settles a progressing (or degraded) entry from the
+// workloads' rollouts: it converged when every workload's rollout of its
+// current template is complete and no workload is short of or above its
+// count (unsettled); it failed when a rollout failed (or was rolled back);
+// it is degraded when only counts are unmet past the longest progress
+// deadline among the short workloads. Pure.
+func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, unsettled []Shortfall, now time.Time) HistoryEntry {
+	if (e.Outcome != OutcomeProgressing && e.Outcome != OutcomeDegraded) || st == nil || st.Revision != e.Revision {
 		return e
 	}
 	var failed []string
-	waiting := unsettled // workloads whose running count is not the desired one yet
+	waiting := 0 // workloads whose rollout is not complete
 	for _, w := range st.Workloads {
 		ro, ok := rollouts[w.Name]
 		switch {
@@ -65,8 +79,18 @@ func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout,
 	switch {
 	case len(failed) > 0:
 		e.Outcome, e.Reason = OutcomeFailed, strings.Join(failed, "; ")
+	case waiting == 0 && len(unsettled) == 0:
+		e.Outcome, e.Reason, e.Converged = OutcomeConverged, "", now
 	case waiting == 0:
-		e.Outcome, e.Converged = OutcomeConverged, now
+		deadline, short := time.Duration(0), make([]string, len(unsettled))
+		for i, s := range unsettled {
+			deadline = max(deadline, s.Deadline)
+			short[i] = s.Workload + ": " + s.Text
+		}
+		if now.Sub(e.Applied) > deadline {
+			e.Outcome = OutcomeDegraded
+			e.Reason = "rolled out, but short of replicas past the progress deadline: " + strings.Join(short, "; ")
+		}
 	}
 	return e
 }
@@ -108,13 +132,17 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 		rollouts[k] = v
 	}
 	r.mu.Unlock()
-	if cur == nil || cur.Outcome != OutcomeProgressing || in.Desired == nil {
+	if cur == nil || (cur.Outcome != OutcomeProgressing && cur.Outcome != OutcomeDegraded) || in.Desired == nil {
 		return
 	}
-	unsettled := 0
+	var unsettled []Shortfall
 	for _, w := range in.Desired.Workloads {
-		if o := observe(in, w); o.Available != in.count(w) || o.Old > 0 {
-			unsettled++
+		if o, n := observe(in, w), in.count(w); o.Available != n || o.Old > 0 {
+			text := fmt.Sprintf("%d/%d available", o.Available, n)
+			if o.Old > 0 {
+				text += fmt.Sprintf(", %d old", o.Old)
+			}
+			unsettled = append(unsettled, Shortfall{Workload: w.Name, Text: text, Deadline: time.Duration(w.ProgressDeadlineSeconds) * time.Second})
 		}
 	}
 	now := r.cfg.Clock()
@@ -124,6 +152,9 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 			r.event(fmt.Sprintf("revision %s converged in %s", short12(next.Revision), next.Converged.Sub(next.Applied).Round(10*time.Millisecond)))
 		} else {
 			r.event(fmt.Sprintf("revision %s %s: %s", short12(next.Revision), next.Outcome, next.Reason))
+		}
+		if next.Outcome == OutcomeFailed {
+			r.markBad(ctx, next)
 		}
 	}
 }
@@ -138,6 +169,9 @@ func (r *Reconciler) putHistory(ctx context.Context, e HistoryEntry) {
 		r.history = &e
 	}
 	r.mu.Unlock()
+	if r.cfg.Git != nil && e.Outcome != OutcomeProgressing {
+		r.writeBack(gitJob{note: &e})
+	}
 }
 
 func historyKey(seq uint64) string { return fmt.Sprintf("%s%012d", historyPrefix, seq) }

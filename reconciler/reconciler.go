@@ -43,6 +43,9 @@ type Config struct {
 	// with every command; 0 without leader election. ID names this server.
 	Term uint64
 	ID   string
+	// Git writes outcomes back to the config repository (git notes) and
+	// reverts failed revisions (--auto-revert); nil for neither.
+	Git GitWriter
 	// Unsealer decrypts SealedSecrets (the cluster's private key); without
 	// it a revision whose pods use a SealedSecret's values does not start them
 	// with those values.
@@ -81,29 +84,33 @@ type Reconciler struct {
 	cfg  Config
 	wake chan struct{}
 
-	mu          sync.Mutex
-	nodes       map[string]*nodeState
-	assignments map[string]Assignment
-	desired     *desired.State
-	pendingRev  *Revision // loaded, not yet applied by a pass
-	synced      Revision
-	syncedAt    time.Time
-	revErr      *RevisionError
-	started     time.Time
-	sourceErr   string
-	events      []string
-	pending     map[string]Action // workload → why some of its replicas fit nowhere
-	hold        string            // disruption mode's reason, "" when off
-	rollouts    map[string]Rollout
-	hpa         map[string]HPAState   // by target workload
-	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
-	crons       map[string]CronState
-	backoff     map[string]Backoff // by workload: failed starts
-	history     *HistoryEntry      // the latest revision applied
-	jobs        map[string]JobRecord
-	stats       PassStats
-	pin         *Pin
-	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
+	mu           sync.Mutex
+	nodes        map[string]*nodeState
+	assignments  map[string]Assignment
+	desired      *desired.State
+	pendingRev   *Revision // loaded, not yet applied by a pass
+	pendingState *desired.State
+	bad          map[string]BadRevision // revisions whose rollout failed
+	refused      *BadRevision           // the newest revision seen, not applied because it is bad
+	gitq         chan gitJob
+	synced       Revision
+	syncedAt     time.Time
+	revErr       *RevisionError
+	started      time.Time
+	sourceErr    string
+	events       []string
+	pending      map[string]Action // workload → why some of its replicas fit nowhere
+	hold         string            // disruption mode's reason, "" when off
+	rollouts     map[string]Rollout
+	hpa          map[string]HPAState   // by target workload
+	rollbacks    map[string]RollbackTo // loaded healthy templates, by workload
+	crons        map[string]CronState
+	backoff      map[string]Backoff // by workload: failed starts
+	history      *HistoryEntry      // the latest revision applied
+	jobs         map[string]JobRecord
+	stats        PassStats
+	pin          *Pin
+	withRuns     *desired.State // the desired state with the CronJobs' runs as Jobs
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
@@ -129,6 +136,8 @@ func New(cfg Config) *Reconciler {
 		backoff:     map[string]Backoff{},
 		jobs:        map[string]JobRecord{},
 		rollbacks:   map[string]RollbackTo{},
+		bad:         map[string]BadRevision{},
+		gitq:        make(chan gitJob, gitQueue),
 
 		deposed: make(chan struct{}),
 	}
@@ -157,7 +166,7 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 		return err
 	}
 	st.Revision = rev.ID
-	r.desired = st
+	r.pendingState = st // the next pass puts it in force (takeRevision)
 	r.revErr = nil
 	for _, w := range st.Warnings {
 		zerolog.Ctx(ctx).Warn().Str("revision", rev.ID).Msg(w)
@@ -212,6 +221,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.resync(); err != nil {
 		return fmt.Errorf("ask agents for reports: %w", err)
 	}
+	if r.cfg.Git != nil {
+		go r.gitWorker(ctx)
+	}
 	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Uint64("term", r.cfg.Term).Msg("reconciler running")
 	ticker := time.NewTicker(r.cfg.Resync)
 	defer ticker.Stop()
@@ -258,8 +270,20 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bad, err := list[BadRevision](ctx, r.cfg.Store, badPrefix, nil)
+	if err != nil {
+		return err
+	}
+	if r.cfg.Git != nil {
+		for _, b := range bad {
+			if b.Reverted == "" && b.RevertError == "" {
+				r.writeBack(gitJob{revert: &b}) // the last leader died before reverting it
+			}
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.bad = bad
 	r.assignments = as
 	r.rollouts = ros
 	r.hpa = hpa
@@ -409,6 +433,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 		r.stats.TotalSeconds += d.Seconds()
 		r.mu.Unlock()
 	}()
+	rev := r.takeRevision(ctx)
 	in := r.input()
 	r.runCronJobs(ctx, &in)
 	r.recordJobs(ctx, &in)
@@ -419,14 +444,10 @@ func (r *Reconciler) pass(ctx context.Context) {
 	r.noteFailures(actions, in.Now)
 	r.apply(ctx, actions)
 
-	r.mu.Lock()
-	rev := r.pendingRev
-	r.pendingRev = nil
 	if rev != nil {
+		r.mu.Lock()
 		r.synced, r.syncedAt = *rev, r.cfg.Clock()
-	}
-	r.mu.Unlock()
-	if rev != nil {
+		r.mu.Unlock()
 		if err := r.stored(r.cfg.Store.SetSynced(ctx, SyncedRevision{Revision: rev.ID, Time: in.Now})); err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
 		}

@@ -94,7 +94,13 @@ func (f *fakeNode) serve(t *testing.T) {
 			return
 		}
 		if c.Op == protocol.OpStart {
-			f.reps[c.Start.ID] = protocol.Replica{ID: c.Start.ID, Workload: c.Start.Workload, SpecHash: c.Start.SpecHash, State: protocol.StateRunning}
+			rep := protocol.Replica{ID: c.Start.ID, Workload: c.Start.Workload, SpecHash: c.Start.SpecHash, State: protocol.StateRunning, Ready: true}
+			for _, ctr := range c.Start.Pod.Containers { // images tagged "bad" never become ready
+				if strings.HasSuffix(ctr.Image, ":bad") {
+					rep.State, rep.Ready, rep.Message = protocol.StateWaiting, false, "image "+ctr.Image+" not found"
+				}
+			}
+			f.reps[c.Start.ID] = rep
 		} else {
 			delete(f.reps, c.StopID)
 		}

@@ -69,6 +69,9 @@ func TestHistoryStep(t *testing.T) {
 	web, db := workload("web", 3, "web:2"), workload("db", 1, "db:1")
 	st := &desired.State{Revision: "r2", Workloads: []desired.Workload{web, db}}
 	prog := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-5 * time.Second)}
+	old := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-11 * time.Minute)}
+	degraded := HistoryEntry{Revision: "r2", Outcome: OutcomeDegraded, Applied: t0.Add(-11 * time.Minute), Reason: "x"}
+	short := []Shortfall{{Workload: "web", Text: "2/3 available", Deadline: 10 * time.Minute}}
 	done := func(w desired.Workload) Rollout {
 		return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete}
 	}
@@ -77,16 +80,19 @@ func TestHistoryStep(t *testing.T) {
 		e         HistoryEntry
 		rollouts  map[string]Rollout
 		outcome   string
-		unsettled int
+		unsettled []Shortfall
 	}{
-		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, 0},
-		{"complete, but a workload short of its count: still progressing", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, 1},
-		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, 0},
-		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing, 0},
-		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, 0},
-		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, 0},
-		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded, 0},
-		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, 0},
+		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, nil},
+		{"complete, but a workload short of its count: still progressing", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, short},
+		{"short of its count past the deadline: degraded", old, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeDegraded, short},
+		{"a degraded revision whose counts are met: converged", degraded, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, nil},
+		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, nil},
+		{"still rolling out past the deadline: not degraded (the rollout fails or completes)", old, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, short},
+		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing, nil},
+		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, nil},
+		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, nil},
+		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded, nil},
+		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +100,10 @@ func TestHistoryStep(t *testing.T) {
 			if got.Outcome != tt.outcome {
 				t.Fatalf("outcome %s (%s), want %s", got.Outcome, got.Reason, tt.outcome)
 			}
-			if got.Outcome == OutcomeConverged && !got.Converged.Equal(t0) {
+			if got.Outcome == OutcomeDegraded && got.Reason != "rolled out, but short of replicas past the progress deadline: web: 2/3 available" {
+				t.Fatalf("reason %q", got.Reason)
+			}
+			if got.Outcome == OutcomeConverged && (!got.Converged.Equal(t0) || got.Reason != "") {
 				t.Fatalf("converged at %s", got.Converged)
 			}
 		})

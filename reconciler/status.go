@@ -49,6 +49,9 @@ type Status struct {
 	Disruption string `json:"disruption,omitempty"`
 	// Pin is set while the cluster is pinned to a revision (baton pin).
 	Pin *Pin `json:"pin,omitempty"`
+	// Refused is set while the newest revision of the branch is one whose
+	// rollout failed before: it is not applied again on its own.
+	Refused *BadRevision `json:"refused,omitempty"`
 	// Leader is the server answering, and Term its leadership term (0
 	// without leader election).
 	Leader string `json:"leader,omitempty"`
@@ -113,7 +116,7 @@ func (r *Reconciler) Status() Status {
 	now := r.cfg.Clock()
 	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
-		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold, Pin: r.pin}
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold, Pin: r.pin, Refused: r.refused}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

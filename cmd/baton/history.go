@@ -90,7 +90,7 @@ func waitCmd() *cobra.Command {
 					case reconciler.OutcomeConverged:
 						fmt.Fprintf(cmd.OutOrStdout(), "revision %s converged in %s\n", short(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond))
 						return nil
-					case reconciler.OutcomeFailed, reconciler.OutcomeSuperseded:
+					case reconciler.OutcomeFailed, reconciler.OutcomeSuperseded, reconciler.OutcomeDegraded:
 						return fmt.Errorf("%w: %s %s: %s", errNotConverged, short(e.Revision), e.Outcome, e.Reason)
 					}
 				}

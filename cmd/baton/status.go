@@ -93,6 +93,9 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	if p := st.Pin; p != nil {
 		fmt.Fprintf(w, "PINNED to %s since %s by %s (%s): new commits are not applied until baton unpin\n", short(p.Revision), p.At.Format(time.RFC3339), p.By, p.Reason)
 	}
+	if b := st.Refused; b != nil {
+		fmt.Fprintf(w, "REFUSED %s: its rollout failed before (%s); staying on %s until a new commit (or baton pin)\n", short(b.Revision), b.Reason, short(st.Synced.ID))
+	}
 	if st.Disruption != "" {
 		fmt.Fprintf(w, "Disruption mode: %s\n", st.Disruption)
 	}

@@ -1,0 +1,89 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// gitJob is one write back to the config repository, done off the pass.
+type gitJob struct {
+	note   *HistoryEntry
+	revert *BadRevision
+}
+
+// gitQueue bounds the write-backs waiting (each takes a push).
+const gitQueue = 64
+
+// writeBack queues a job for the git worker; a full queue drops it (notes
+// are a courtesy; a dropped revert is retried by the next leader).
+func (r *Reconciler) writeBack(j gitJob) {
+	select {
+	case r.gitq <- j:
+	default:
+		r.event("git write-back queue full: a note or revert was dropped")
+	}
+}
+
+// gitWorker pushes notes and reverts one at a time until ctx ends.
+func (r *Reconciler) gitWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-r.gitq:
+			r.doGit(ctx, j)
+		}
+	}
+}
+
+func (r *Reconciler) doGit(ctx context.Context, j gitJob) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	log := zerolog.Ctx(ctx)
+	if e := j.note; e != nil {
+		if err := r.cfg.Git.Note(ctx, e.Revision, noteText(*e, r.cfg.ID, r.cfg.Term)); err != nil {
+			log.Warn().Err(err).Str("revision", e.Revision).Msg("git note")
+			r.event(fmt.Sprintf("git note on %s failed: %v", short12(e.Revision), err))
+		}
+	}
+	if b := j.revert; b != nil {
+		sha, err := r.cfg.Git.Revert(ctx, b.Revision, b.Reason)
+		switch {
+		case err != nil:
+			b.RevertError = err.Error()
+			log.Error().Err(err).Str("revision", b.Revision).Msg("auto-revert")
+			r.event(fmt.Sprintf("auto-revert of %s failed: %v", short12(b.Revision), err))
+		case sha != "":
+			b.Reverted = sha
+			log.Info().Str("revision", b.Revision).Str("revert", sha).Msg("auto-revert pushed")
+			r.event(fmt.Sprintf("auto-revert: pushed %s reverting %s", short12(sha), short12(b.Revision)))
+		default:
+			b.RevertError = "not reverted: the branch moved past it (the newer commit is applied)"
+		}
+		if ctx.Err() == nil {
+			r.putBad(ctx, *b)
+		}
+	}
+}
+
+// noteText is the git note of a revision's outcome, as `git log
+// --notes=baton` shows it.
+func noteText(e HistoryEntry, server string, term uint64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "baton: %s\n", e.Outcome)
+	fmt.Fprintf(&b, "applied: %s\n", e.Applied.UTC().Format(time.RFC3339))
+	if !e.Converged.IsZero() {
+		fmt.Fprintf(&b, "converged: %s (%s)\n", e.Converged.UTC().Format(time.RFC3339), e.Converged.Sub(e.Applied).Round(10*time.Millisecond))
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, "reason: %s\n", e.Reason)
+	}
+	if server != "" {
+		fmt.Fprintf(&b, "server: %s (term %d)\n", server, term)
+	}
+	return b.String()
+}
