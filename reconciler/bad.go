@@ -36,18 +36,20 @@ const maxBad = MaxHistory
 // failed before: the revision in force stays.
 var ErrBadRevision = errors.New("revision failed before; not applied again on its own")
 
-// GitWriter writes back to the config repository: git notes with each
-// revision's outcome, and revert commits of failed revisions. Either
-// method may be a no-op (returning "", nil) when turned off.
-type GitWriter interface {
-	// Note records text as the note of rev (refs/notes/baton).
+// Noter writes each revision's outcome back to the config repository as a
+// git note (refs/notes/baton).
+type Noter interface {
 	Note(ctx context.Context, rev, text string) error
-	// Revert pushes a commit reverting rev onto the followed branch, if rev
-	// is still its tip, and returns the new commit ("" when not needed).
+}
+
+// Reverter pushes a commit reverting a failed revision onto the followed
+// branch, if it is still the branch's tip, and returns the new commit (""
+// when the branch moved on).
+type Reverter interface {
 	Revert(ctx context.Context, rev, reason string) (string, error)
 }
 
-// markBad remembers a failed revision and, with a GitWriter, asks for its
+// markBad remembers a failed revision and, with a Reverter, asks for its
 // revert.
 func (r *Reconciler) markBad(ctx context.Context, e HistoryEntry) {
 	b := BadRevision{Revision: e.Revision, Reason: e.Reason, At: r.cfg.Clock()}
@@ -71,7 +73,7 @@ func (r *Reconciler) markBad(ctx context.Context, e HistoryEntry) {
 		}
 	}
 	r.event(fmt.Sprintf("revision %s marked bad: it is not applied again on its own (push a new commit)", short12(e.Revision)))
-	if r.cfg.Git != nil {
+	if r.cfg.Reverter != nil {
 		r.writeBack(gitJob{revert: &b})
 	}
 }

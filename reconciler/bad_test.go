@@ -22,7 +22,7 @@ func (rs revisions) At(rev string) (map[string][]byte, error) {
 	return nil, errors.New("not in the cache")
 }
 
-// recordingGit is a GitWriter that records what it is asked.
+// recordingGit is a Noter and Reverter that records what it is asked.
 type recordingGit struct {
 	mu      sync.Mutex
 	notes   map[string]string
@@ -53,7 +53,7 @@ func (g *recordingGit) note(rev string) string {
 // remembered in KV; when the branch points at it again (after a pin and
 // unpin, or for a new leader) it is not applied, the revision in force
 // stays; a new commit is applied as usual; notes and a revert are asked of
-// the GitWriter.
+// the Noter and Reverter.
 func TestBadRevisionNotReapplied(t *testing.T) {
 	nc := startJetStream(t)
 	store := openStore(t, nc)
@@ -76,7 +76,7 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	git := &recordingGit{notes: map[string]string{}}
 	start := func() (*Reconciler, context.CancelFunc) {
 		rctx, stop := context.WithCancel(ctx)
-		rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond, Revisions: revs, Git: git, ID: "s1"})
+		rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond, Revisions: revs, Notes: git, Reverter: git, ID: "s1"})
 		done := make(chan struct{})
 		go func() { _ = rec.Run(rctx); close(done) }()
 		return rec, func() { stop(); <-done }

@@ -45,13 +45,13 @@ func (r *Reconciler) doGit(ctx context.Context, j gitJob) {
 	defer cancel()
 	log := zerolog.Ctx(ctx)
 	if e := j.note; e != nil {
-		if err := r.cfg.Git.Note(ctx, e.Revision, noteText(*e, r.cfg.ID, r.cfg.Term)); err != nil {
+		if err := r.cfg.Notes.Note(ctx, e.Revision, noteText(*e, r.cfg.ID, r.cfg.Term)); err != nil {
 			log.Warn().Err(err).Str("revision", e.Revision).Msg("git note")
 			r.event(fmt.Sprintf("git note on %s failed: %v", short12(e.Revision), err))
 		}
 	}
 	if b := j.revert; b != nil {
-		sha, err := r.cfg.Git.Revert(ctx, b.Revision, b.Reason)
+		sha, err := r.cfg.Reverter.Revert(ctx, b.Revision, b.Reason)
 		switch {
 		case err != nil:
 			b.RevertError = err.Error()

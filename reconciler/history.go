@@ -169,7 +169,7 @@ func (r *Reconciler) putHistory(ctx context.Context, e HistoryEntry) {
 		r.history = &e
 	}
 	r.mu.Unlock()
-	if r.cfg.Git != nil && e.Outcome != OutcomeProgressing {
+	if r.cfg.Notes != nil && e.Outcome != OutcomeProgressing {
 		r.writeBack(gitJob{note: &e})
 	}
 }

@@ -43,9 +43,11 @@ type Config struct {
 	// with every command; 0 without leader election. ID names this server.
 	Term uint64
 	ID   string
-	// Git writes outcomes back to the config repository (git notes) and
-	// reverts failed revisions (--auto-revert); nil for neither.
-	Git GitWriter
+	// Notes writes each revision's outcome back to the config repository
+	// (--git-notes); Reverter reverts failed revisions (--auto-revert). Nil
+	// turns either off.
+	Notes    Noter
+	Reverter Reverter
 	// Unsealer decrypts SealedSecrets (the cluster's private key); without
 	// it a revision whose pods use a SealedSecret's values does not start them
 	// with those values.
@@ -221,7 +223,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if err := r.resync(); err != nil {
 		return fmt.Errorf("ask agents for reports: %w", err)
 	}
-	if r.cfg.Git != nil {
+	if r.cfg.Notes != nil || r.cfg.Reverter != nil {
 		go r.gitWorker(ctx)
 	}
 	log.Info().Dur("nodeGrace", r.cfg.NodeGrace).Uint64("term", r.cfg.Term).Msg("reconciler running")
@@ -274,7 +276,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.cfg.Git != nil {
+	if r.cfg.Reverter != nil {
 		for _, b := range bad {
 			if b.Reverted == "" && b.RevertError == "" {
 				r.writeBack(gitJob{revert: &b}) // the last leader died before reverting it

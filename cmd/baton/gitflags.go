@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/reconciler"
 )
 
 // gitFlags are the flags that say what to follow and how to authenticate.
@@ -30,6 +32,8 @@ type gitFlags struct {
 	verifyKeyring       string
 	webhookListen       string
 	webhookSecretFile   string
+	notes, autoRevert   bool
+	author              string
 }
 
 func (g *gitFlags) register(f *pflag.FlagSet) {
@@ -47,6 +51,46 @@ func (g *gitFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&g.verifyKeyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
 	f.StringVar(&g.webhookListen, "webhook-listen", "", "address for push webhooks (POST /hooks/git), e.g. :9090")
 	f.StringVar(&g.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (at least 16 bytes)")
+	f.BoolVar(&g.notes, "git-notes", false, "write each revision's outcome to the repository as a git note (refs/notes/baton; needs push rights)")
+	f.BoolVar(&g.autoRevert, "auto-revert", false, "when a revision's rollout fails, push a commit reverting it onto the followed branch (needs push rights)")
+	f.StringVar(&g.author, "git-author", "Baton <baton@localhost>", "author of the notes and revert commits Baton pushes")
+}
+
+// writeBack gives the reconciler the git notes and auto-revert the flags
+// ask for, through src.
+func (g *gitFlags) writeBack(cfg *reconciler.Config, src *gitsource.Source) error {
+	if !g.notes && !g.autoRevert {
+		return nil
+	}
+	by, err := gitsource.ParseSignature(g.author)
+	if err != nil {
+		return fmt.Errorf("--git-author: %w", err)
+	}
+	w := gitWriter{src: src, by: by}
+	if g.notes {
+		cfg.Notes = w
+	}
+	if g.autoRevert {
+		cfg.Reverter = w
+	}
+	return nil
+}
+
+type gitWriter struct {
+	src *gitsource.Source
+	by  gitsource.Signature
+}
+
+func (w gitWriter) Note(ctx context.Context, rev, text string) error {
+	return w.src.Note(ctx, rev, text, w.by)
+}
+
+func (w gitWriter) Revert(ctx context.Context, rev, reason string) (string, error) {
+	sha, err := w.src.Revert(ctx, rev, reason, w.by)
+	if sha != "" {
+		w.src.Trigger() // apply the revert now rather than at the next poll
+	}
+	return sha, err
 }
 
 func readSecret(file string) (string, error) {
@@ -97,6 +141,12 @@ func (g *gitFlags) apply(cfg *gitsource.Config) error {
 			return fmt.Errorf("--verify-keyring: %w", err)
 		}
 		cfg.VerifyKeyring = string(b)
+	}
+	if g.autoRevert && (g.tag != "" || g.semver != "" || g.commit != "") {
+		return errors.New("--auto-revert needs a branch to push to: not with --tag, --semver or --commit")
+	}
+	if g.autoRevert && g.verifyKeyring != "" {
+		return errors.New("--auto-revert with --verify-keyring: Baton does not sign its revert commits, so it would refuse to deploy them")
 	}
 	if g.webhookListen != "" && g.webhookSecretFile == "" {
 		return errors.New("--webhook-listen needs --webhook-secret-file")

@@ -49,6 +49,8 @@ type cluster struct {
 	hostNS    map[string]string
 	servers   map[string]*runningServer
 	nodeGrace time.Duration
+	// serverOpts adjust every server's options (git write-back flags...).
+	serverOpts []func(*serverOptions)
 }
 
 type runningAgent struct {
@@ -57,7 +59,7 @@ type runningAgent struct {
 	nc     *nats.Conn
 }
 
-func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
+func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serverOptions)) *cluster {
 	sock := testenv.ContainerdSocket(tb)
 	archive := testenv.HelloArchive(tb)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,7 +104,7 @@ func newCluster(tb testing.TB, nodeGrace time.Duration) *cluster {
 	}
 	c.nodeNamespaces(archive)
 
-	c.nodeGrace = nodeGrace
+	c.nodeGrace, c.serverOpts = nodeGrace, serverOpts
 	c.servers = map[string]*runningServer{}
 	c.startServer("s1")
 	return c
@@ -120,10 +122,12 @@ func (c *cluster) startServer(id string) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	nc := c.connect("server-" + id)
 	rs := &runningServer{cancel: cancel, done: make(chan error, 1), nc: nc}
-	go func() {
-		rs.done <- runServer(ctx, nc, serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
-			dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second})
-	}()
+	o := serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
+		dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second}
+	for _, f := range c.serverOpts {
+		f(&o)
+	}
+	go func() { rs.done <- runServer(ctx, nc, o) }()
 	c.servers[id] = rs
 	c.stopAll = append([]func(){func() {
 		if c.servers[id] != rs {
@@ -223,6 +227,17 @@ func (c *cluster) git(args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.tb.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// gitOut runs the git command line in the repository and returns its output.
+func (c *cluster) gitOut(args ...string) string {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = filepath.Join(c.dir, "repo")
+	out, err := cmd.Output()
+	if err != nil {
+		c.tb.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // task is a containerd task of a replica.

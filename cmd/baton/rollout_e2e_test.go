@@ -123,3 +123,54 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoRevert: with --auto-revert and --git-notes, a revision whose
+// rollout fails is reverted by Baton itself (a commit pushed onto the
+// branch, so Git and the cluster agree), the revert is applied and
+// converges, and every revision's outcome is a git note.
+func TestAutoRevert(t *testing.T) {
+	c := newCluster(t, 8*time.Second, func(o *serverOptions) { o.git.autoRevert, o.git.notes, o.git.author = true, true, "Baton CI <baton@localhost>" })
+	// The config repository has a work tree: let pushes update it, as a
+	// bare repository on a Git host would simply take them.
+	c.git("config", "receive.denyCurrentBranch", "updateInstead")
+	c.startAgent("n1")
+	good := rolloutManifest(testImage, "v1", false)
+	hash1 := hashOf(t, good)
+	goodRev := c.commit("hello v1", good)
+	c.converged(t, 3, hash1, "n1")
+
+	deployed := time.Now()
+	badRev := c.commit("hello: missing image", rolloutManifest("baton.local/missing:v1", "v2", false))
+	var revert string
+	waitFor(t, 60*time.Second, "Baton pushed a revert", func() (bool, string) {
+		revert = c.gitOut("rev-parse", "main")
+		return revert != badRev, revert
+	})
+	pushed := time.Since(deployed)
+	if parent := c.gitOut("rev-parse", "main^"); parent != badRev {
+		t.Fatalf("the revert's parent is %s, want the bad commit %s", parent, badRev)
+	}
+	if msg := c.gitOut("log", "-1", "--format=%an%n%B", "main"); !strings.Contains(msg, "Baton CI") || !strings.Contains(msg, "This reverts commit "+badRev) || !strings.Contains(msg, "no progress for 3s") {
+		t.Fatalf("revert commit:\n%s", msg)
+	}
+	if d := c.gitOut("diff", goodRev, revert); d != "" {
+		t.Fatalf("the revert's tree is not the good revision's:\n%s", d)
+	}
+	c.converged(t, 3, hash1, "n1")
+	waitFor(t, 20*time.Second, "the revert converged", func() (bool, string) {
+		st := c.status()
+		return st.Synced.ID == revert && st.Refused == nil, st.Synced.ID
+	})
+	converged := time.Since(deployed)
+	t.Logf("bad commit → revert pushed in %s → converged on the revert %s after the bad commit", pushed.Round(10*time.Millisecond), converged.Round(10*time.Millisecond))
+
+	// Notes on every revision, as git log --notes=baton shows them.
+	waitFor(t, 20*time.Second, "notes", func() (bool, string) {
+		out := c.gitOut("log", "--notes=baton", "--format=%h %N")
+		return strings.Contains(out, goodRev[:7]+" baton: converged") && strings.Contains(out, badRev[:7]+" baton: failed") &&
+			strings.Contains(out, revert[:7]+" baton: converged"), out
+	})
+	if out := c.gitOut("notes", "--ref=baton", "show", badRev); !strings.Contains(out, "reason: hello: no progress") {
+		t.Fatalf("note of the bad revision:\n%s", out)
+	}
+}

@@ -75,6 +75,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if cfg.ID == "" {
 		cfg.ID = defaultServerID()
 	}
+	if err := o.git.writeBack(&cfg, src); err != nil {
+		return err
+	}
 	if o.secretKey != "" {
 		if cfg.Unsealer, err = unsealer(o.secretKey); err != nil {
 			return err
