@@ -129,7 +129,9 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 // branch, so Git and the cluster agree), the revert is applied and
 // converges, and every revision's outcome is a git note.
 func TestAutoRevert(t *testing.T) {
-	c := newCluster(t, 8*time.Second, func(o *serverOptions) { o.git.autoRevert, o.git.notes, o.git.author = true, true, "Baton CI <baton@localhost>" })
+	c := newCluster(t, 8*time.Second, func(o *serverOptions) {
+		o.git.autoRevert, o.git.notes, o.git.author = true, true, "Baton CI <baton@localhost>"
+	})
 	// The config repository has a work tree: let pushes update it, as a
 	// bare repository on a Git host would simply take them.
 	c.git("config", "receive.denyCurrentBranch", "updateInstead")
