@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +45,27 @@ func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
 	return nil
 }
 
+// PinRevision pins the cluster to rev, a full or abbreviated commit that
+// the cluster applied before (the servers' cache holds only those), and
+// returns its history entry.
+func PinRevision(ctx context.Context, js jetstream.JetStream, rev, by, reason string) (HistoryEntry, error) {
+	h, err := ReadHistory(ctx, js)
+	if err != nil {
+		return HistoryEntry{}, err
+	}
+	if rev != "" {
+		for i := len(h) - 1; i >= 0; i-- {
+			if strings.HasPrefix(h[i].Revision, rev) {
+				return h[i], SetPin(ctx, js, Pin{Revision: h[i].Revision, By: by, Reason: reason, At: time.Now().UTC()})
+			}
+		}
+	}
+	return HistoryEntry{}, fmt.Errorf("%w: %q (see baton history): only those are in the servers' cache", ErrNeverApplied, rev)
+}
+
+// ErrNeverApplied: a pin names a revision the cluster never applied.
+var ErrNeverApplied = errors.New("revision was never applied")
+
 // ClearPin removes the pin: the servers follow the branch again.
 func ClearPin(ctx context.Context, js jetstream.JetStream) error {
 	kv, err := pinBucket(ctx, js)
@@ -54,6 +76,26 @@ func ClearPin(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("unpin: %w", err)
 	}
 	return nil
+}
+
+// ReadPin returns the pin, or nil when there is none.
+func ReadPin(ctx context.Context, js jetstream.JetStream) (*Pin, error) {
+	kv, err := pinBucket(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, keyPin)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pin: %w", err)
+	}
+	var p Pin
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return nil, fmt.Errorf("read pin: %w", err)
+	}
+	return &p, nil
 }
 
 // WatchPin calls onChange with the pin (nil when there is none) now and at

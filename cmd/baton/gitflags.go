@@ -49,8 +49,8 @@ func (g *gitFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&g.sshPassFile, "git-ssh-passphrase-file", "", "file holding the ssh key's passphrase")
 	f.StringArrayVar(&g.knownHosts, "git-known-hosts", nil, "known_hosts file for ssh remotes (default ~/.ssh/known_hosts); host keys are always checked")
 	f.StringVar(&g.verifyKeyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
-	f.StringVar(&g.webhookListen, "webhook-listen", "", "address for push webhooks (POST /hooks/git), e.g. :9090")
-	f.StringVar(&g.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (at least 16 bytes)")
+	f.StringVar(&g.webhookListen, "webhook-listen", "", "a separate address for push webhooks (POST /hooks/git), e.g. :9090; the API serves them at POST /api/v1/hooks/git in any case")
+	f.StringVar(&g.webhookSecretFile, "webhook-secret-file", "", "file holding the push webhooks' shared secret (at least 16 bytes): turns the webhook on")
 	f.BoolVar(&g.notes, "git-notes", false, "write each revision's outcome to the repository as a git note (refs/notes/baton; needs push rights)")
 	f.BoolVar(&g.autoRevert, "auto-revert", false, "when a revision's rollout fails, push a commit reverting it onto the followed branch (needs push rights)")
 	f.StringVar(&g.author, "git-author", "Baton <baton@localhost>", "author of the notes and revert commits Baton pushes")
@@ -154,27 +154,32 @@ func (g *gitFlags) apply(cfg *gitsource.Config) error {
 	return nil
 }
 
-// serveWebhook listens for push webhooks that make src poll at once.
-func (g *gitFlags) serveWebhook(log zerolog.Logger, src *gitsource.Source) (func(), error) {
-	if g.webhookListen == "" {
-		return func() {}, nil
+// webhook returns the push webhook that makes src poll at once (nil
+// without --webhook-secret-file); it is served on the API at POST
+// /api/v1/hooks/git and, with --webhook-listen, on its own listener too.
+func (g *gitFlags) webhook(log zerolog.Logger, src *gitsource.Source) (http.Handler, func(), error) {
+	if g.webhookSecretFile == "" {
+		return nil, func() {}, nil
 	}
 	secret, err := readSecret(g.webhookSecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+		return nil, nil, fmt.Errorf("--webhook-secret-file: %w", err)
 	}
 	hook, err := gitsource.NewWebhook([]byte(secret), src.Trigger, 5, 20, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if g.webhookListen == "" {
+		return hook, func() {}, nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/git", hook)
 	ln, err := net.Listen("tcp", g.webhookListen)
 	if err != nil {
-		return nil, fmt.Errorf("webhook listener: %w", err)
+		return nil, nil, fmt.Errorf("webhook listener: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info().Str("address", ln.Addr().String()).Msg("webhook endpoint POST /hooks/git")
-	return func() { _ = srv.Close() }, nil
+	return hook, func() { _ = srv.Close() }, nil
 }

@@ -16,18 +16,16 @@ import (
 )
 
 func historyCmd() *cobra.Command {
-	var natsURL, output string
+	var (
+		pl     plane
+		output string
+	)
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "Every revision applied: commit, author, message, applied, converged, outcome",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			js, done, err := connectJS(natsURL, "baton-history")
-			if err != nil {
-				return err
-			}
-			defer done()
-			h, err := reconciler.ReadHistory(cmd.Context(), js)
+			h, err := pl.resolve(cmd).history(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -53,7 +51,7 @@ func historyCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -62,18 +60,16 @@ func historyCmd() *cobra.Command {
 var errNotConverged = errors.New("revision did not converge")
 
 func waitCmd() *cobra.Command {
-	var natsURL string
-	var timeout time.Duration
+	var (
+		pl      plane
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "wait [REVISION]",
 		Short: "Wait until a revision (default: the latest applied) has converged (exit 0) or failed (exit 1)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			js, done, err := connectJS(natsURL, "baton-wait")
-			if err != nil {
-				return err
-			}
-			defer done()
+			pl.resolve(cmd)
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			want := ""
@@ -81,7 +77,7 @@ func waitCmd() *cobra.Command {
 				want = args[0]
 			}
 			for {
-				h, err := reconciler.ReadHistory(ctx, js)
+				h, err := pl.history(ctx)
 				if err != nil && ctx.Err() == nil {
 					return err
 				}
@@ -102,7 +98,7 @@ func waitCmd() *cobra.Command {
 			}
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (exit 1) after this long")
 	return cmd
 }
@@ -119,7 +115,10 @@ func findRevision(h []reconciler.HistoryEntry, rev string) (reconciler.HistoryEn
 }
 
 func pinCmd() *cobra.Command {
-	var natsURL, reason string
+	var (
+		pl     plane
+		reason string
+	)
 	cmd := &cobra.Command{
 		Use:   "pin REVISION",
 		Short: "Apply an earlier revision from the servers' cache and stop following the branch (until baton unpin)",
@@ -128,54 +127,37 @@ must be one the cluster applied before (see baton history). The pin shows in bat
 the API and the metrics until baton unpin.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			js, done, err := connectJS(natsURL, "baton-pin")
-			if err != nil {
-				return err
-			}
-			defer done()
-			h, err := reconciler.ReadHistory(cmd.Context(), js)
-			if err != nil {
-				return err
-			}
-			e, ok := findRevision(h, args[0])
-			if !ok || args[0] == "" {
-				return fmt.Errorf("revision %q was never applied (see baton history): only those are in the servers' cache", args[0])
-			}
 			by, _ := os.Hostname()
 			if u := os.Getenv("USER"); u != "" {
 				by = u + "@" + by
 			}
-			if err := reconciler.SetPin(cmd.Context(), js, reconciler.Pin{Revision: e.Revision, By: by, Reason: reason, At: time.Now().UTC()}); err != nil {
+			e, err := pl.resolve(cmd).pin(cmd.Context(), args[0], by, reason)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pinned to %s %q; baton unpin follows the branch again\n", short(e.Revision), e.Message)
 			return nil
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	cmd.Flags().StringVar(&reason, "reason", "", "why (shown with the pin)")
 	return cmd
 }
 
 func unpinCmd() *cobra.Command {
-	var natsURL string
+	var pl plane
 	cmd := &cobra.Command{
 		Use:   "unpin",
 		Short: "Follow the branch again after baton pin",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			js, done, err := connectJS(natsURL, "baton-unpin")
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := reconciler.ClearPin(cmd.Context(), js); err != nil {
+			if err := pl.resolve(cmd).unpin(cmd.Context()); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "unpinned: the servers follow the branch again")
 			return nil
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	return cmd
 }

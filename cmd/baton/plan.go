@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/batonhq/baton/reconciler"
-	"github.com/batonhq/baton/reconciler/httpapi"
 )
 
 func planCmd() *cobra.Command {
-	var repo, path, output, server, tokenFile, color string
+	var (
+		pl                        plane
+		repo, path, output, color string
+	)
 	cmd := &cobra.Command{
 		Use:   "plan REVISION|DIR",
 		Short: "What a revision would do to the live cluster (exit 0: nothing, 2: changes, 1: errors)",
@@ -36,39 +30,9 @@ or $BATON_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			body := httpapi.PlanRequest{Files: map[string]string{}}
-			for k, v := range files {
-				body.Files[k] = string(v)
-			}
-			b, _ := json.Marshal(body)
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(server, "/")+"/api/v1/plan", bytes.NewReader(b))
+			p, rb, err := pl.plan(cmd.Context(), files)
 			if err != nil {
 				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			token := os.Getenv("BATON_TOKEN")
-			if tokenFile != "" {
-				t, err := os.ReadFile(tokenFile)
-				if err != nil {
-					return fmt.Errorf("--token-file: %w", err)
-				}
-				token = strings.TrimSpace(string(t))
-			}
-			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
-			resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-			if err != nil {
-				return fmt.Errorf("plan: %w (is the API at %s?)", err, server)
-			}
-			defer resp.Body.Close()
-			rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("plan: %s: %s", resp.Status, strings.TrimSpace(string(rb)))
-			}
-			var p reconciler.Plan
-			if err := json.Unmarshal(rb, &p); err != nil {
-				return fmt.Errorf("plan: bad answer: %w", err)
 			}
 			w := cmd.OutOrStdout()
 			switch output {
@@ -95,13 +59,10 @@ or $BATON_TOKEN.`,
 			return nil
 		},
 	}
-	def := os.Getenv("BATON_SERVER")
-	if def == "" {
-		def = "http://127.0.0.1:8420"
-	}
-	cmd.Flags().StringVar(&server, "server", def, "control-plane API URL ($BATON_SERVER)")
-	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding an API token ($BATON_TOKEN)")
-	cmd.Flags().StringVar(&repo, "repo", ".", "repository whose revision is planned (when the argument is not a directory)")
+	f := cmd.Flags()
+	f.StringVar(&pl.server, "server", os.Getenv("BATON_SERVER"), "control-plane API URL ($BATON_SERVER; default http://127.0.0.1:8420)")
+	f.StringVar(&pl.tokenFile, "token-file", "", "file holding an API bearer token ($BATON_TOKEN)")
+	f.StringVar(&repo, "repo", ".", "repository whose revision is planned (when the argument is not a directory)")
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().StringVar(&output, "format", "text", "same as --output")

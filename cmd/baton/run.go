@@ -35,6 +35,7 @@ type serverOptions struct {
 	leaseTTL           time.Duration // 0: DefaultLeaseTTL
 	placement          string        // spread (default) or binpack
 	apiListen          string        // control-plane HTTP API address ("" for none)
+	apiListener        net.Listener  // tests: a listener made already (wins over apiListen)
 	apiTokens          string        // tokens file for the API ("": open)
 }
 
@@ -59,7 +60,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return err
 	}
-	stopHook, err := o.git.serveWebhook(*zerolog.Ctx(ctx), src)
+	hook, stopHook, err := o.git.webhook(*zerolog.Ctx(ctx), src)
 	if err != nil {
 		return err
 	}
@@ -96,11 +97,14 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	}
 	log := zerolog.Ctx(ctx).With().Str("server", cfg.ID).Logger()
 	ctx = log.WithContext(ctx)
-	api, stopAPI, err := serveAPI(log, js, cfg.ID, o.apiListen, o.apiTokens)
+	api, stopAPI, err := serveAPI(log, js, cfg.ID, o.apiListener, o.apiListen, o.apiTokens)
 	if err != nil {
 		return err
 	}
 	defer stopAPI()
+	if hook != nil {
+		api.SetWebhook(hook)
+	}
 	log.Info().Str("repo", gitsource.Redact(o.repo)).Str("branch", o.branch).Str("tag", gcfg.Tag).
 		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
 		Dur("poll", o.poll).Dur("leaseTTL", ttl).Msg("following config repository")
@@ -278,8 +282,8 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	return a.Run(ctx)
 }
 
-// serveAPI starts the control-plane HTTP API on addr ("" for none).
-func serveAPI(log zerolog.Logger, js jetstream.JetStream, id, addr, tokensFile string) (*httpapi.Server, func(), error) {
+// serveAPI starts the control-plane HTTP API on ln, else on addr ("" for none).
+func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.Listener, addr, tokensFile string) (*httpapi.Server, func(), error) {
 	var tokens map[string]string
 	if tokensFile != "" {
 		t, err := httpapi.ReadTokens(tokensFile)
@@ -289,15 +293,17 @@ func serveAPI(log zerolog.Logger, js jetstream.JetStream, id, addr, tokensFile s
 		tokens = t
 	}
 	api := httpapi.New(js, id, tokens)
-	if addr == "" {
+	if ln == nil && addr == "" {
 		return api, func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("API listener: %w", err)
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, fmt.Errorf("API listener: %w", err)
+		}
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/{status,events,history}, /metrics)")
+	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/..., /metrics)")
 	return api, func() { _ = srv.Close() }, nil
 }

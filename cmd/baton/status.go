@@ -17,7 +17,10 @@ import (
 )
 
 func statusCmd() *cobra.Command {
-	var natsURL, output string
+	var (
+		pl     plane
+		output string
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show workloads (desired and running replicas), nodes and the synced revision",
@@ -26,12 +29,7 @@ func statusCmd() *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			nc, err := dialCLI(natsURL, "baton-status")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			st, err := fetchStatus(cmd.Context(), nc)
+			st, err := pl.resolve(cmd).status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,7 +42,7 @@ func statusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -205,28 +203,25 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 }
 
 func eventsCmd() *cobra.Command {
-	var natsURL string
-	var tail int
+	var (
+		pl   plane
+		tail int
+	)
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "List the reconcilers' decisions with their reasons, oldest first (kept in JetStream, across leaders)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			js, done, err := connectJS(natsURL, "baton-events")
-			if err != nil {
-				return err
-			}
-			defer done()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			evs, err := reconciler.Recent(ctx, js, tail)
+			evs, err := pl.resolve(cmd).events(ctx, tail)
 			for _, e := range evs {
 				fmt.Fprintln(cmd.OutOrStdout(), e)
 			}
 			return err
 		},
 	}
-	natsFlag(cmd.Flags(), &natsURL)
+	pl.register(cmd.Flags())
 	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", reconciler.MaxStoredEvents))
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -33,8 +34,17 @@ type Server struct {
 	id     string
 	tokens map[string]string // token → role; nil: no authentication
 
-	mu  sync.Mutex
-	rec *reconciler.Reconciler
+	mu      sync.Mutex
+	rec     *reconciler.Reconciler
+	webhook http.Handler
+}
+
+// SetWebhook serves the git push webhook at POST /api/v1/hooks/git; it
+// authenticates requests itself (a shared secret), not by bearer token.
+func (s *Server) SetWebhook(h http.Handler) {
+	s.mu.Lock()
+	s.webhook = h
+	s.mu.Unlock()
 }
 
 // New returns an API for the server id; tokens may be nil (open API).
@@ -96,6 +106,24 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
 	mux.Handle("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
 	mux.Handle("POST /api/v1/plan", s.auth(RoleRead, http.HandlerFunc(s.plan)))
+	mux.Handle("GET /api/v1/workloads", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any {
+		return map[string]any{"workloads": st.Workloads, "jobs": st.Jobs}
+	})))
+	mux.Handle("GET /api/v1/nodes", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any { return map[string]any{"nodes": st.Nodes} })))
+	mux.Handle("GET /api/v1/replicas", s.auth(RoleRead, s.fromStatus(replicas)))
+	mux.Handle("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
+	mux.Handle("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
+	mux.Handle("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
+	mux.HandleFunc("POST /api/v1/hooks/git", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		h := s.webhook
+		s.mu.Unlock()
+		if h == nil {
+			writeError(w, http.StatusNotFound, "no webhook configured (baton server --webhook-secret-file)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/architecture.md, Control-plane API)", r.Method, r.URL.Path))
 	})
@@ -124,8 +152,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req PlanRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: want {\"files\": {\"path\": \"content\"}}: "+err.Error())
+	if !decode(w, r, &req, `{"files": {"path": "content"}}`) {
 		return
 	}
 	files := make(map[string][]byte, len(req.Files))
@@ -172,6 +199,22 @@ func (s *Server) auth(role string, next http.Handler) http.Handler {
 	})
 }
 
+// decode reads a JSON body into v, answering 413 past the size limit and
+// 400 for anything else that is not the wanted shape.
+func decode(w http.ResponseWriter, r *http.Request, v any, want string) bool {
+	err := json.NewDecoder(r.Body).Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: at most %d bytes", tooBig.Limit))
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "body: want "+want+": "+err.Error())
+	default:
+		return true
+	}
+	return false
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -192,13 +235,94 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"server": s.id, "role": role})
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	rec := s.leader()
-	if rec == nil {
-		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	s.fromStatus(func(st reconciler.Status) any { return st }).ServeHTTP(w, r)
+}
+
+// fromStatus answers with part of the leader's status.
+func (s *Server) fromStatus(part func(reconciler.Status) any) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		rec := s.leader()
+		if rec == nil {
+			writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
+			return
+		}
+		writeJSON(w, http.StatusOK, part(rec.Status()))
+	})
+}
+
+// Replica is one live replica, with its workload.
+type Replica struct {
+	Workload string `json:"workload"`
+	reconciler.ReplicaStatus
+}
+
+func replicas(st reconciler.Status) any {
+	out := []Replica{}
+	for _, ws := range append(append([]reconciler.WorkloadStatus(nil), st.Workloads...), jobWorkloads(st)...) {
+		for _, r := range ws.Replicas {
+			out = append(out, Replica{Workload: ws.Name, ReplicaStatus: r})
+		}
+	}
+	return map[string]any{"replicas": out}
+}
+
+func jobWorkloads(st reconciler.Status) []reconciler.WorkloadStatus {
+	var out []reconciler.WorkloadStatus
+	for _, j := range st.Jobs {
+		out = append(out, reconciler.WorkloadStatus{Name: reconciler.JobWorkload(j.Name), Replicas: j.Replicas})
+	}
+	return out
+}
+
+// PinRequest is the body of PUT /api/v1/pin.
+type PinRequest struct {
+	Revision string `json:"revision"`
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func (s *Server) getPin(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	p, err := reconciler.ReadPin(ctx, s.js)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, rec.Status())
+	writeJSON(w, http.StatusOK, map[string]any{"pin": p})
+}
+
+func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
+	var req PinRequest
+	if !decode(w, r, &req, `{"revision": "COMMIT", "reason": "..."}`) {
+		return
+	}
+	if req.Revision == "" {
+		writeError(w, http.StatusBadRequest, `body: want {"revision": "COMMIT", "reason": "..."}`)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	e, err := reconciler.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
+	switch {
+	case errors.Is(err, reconciler.ErrNeverApplied):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		writeError(w, http.StatusBadGateway, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"pinned": e})
+	}
+}
+
+func (s *Server) deletePin(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := reconciler.ClearPin(ctx, s.js); err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pin": nil})
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

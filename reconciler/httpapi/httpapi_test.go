@@ -2,6 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
@@ -54,7 +59,12 @@ func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
 
 func get(t *testing.T, srv *httptest.Server, path, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	return do(t, srv, http.MethodGet, path, token, "")
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -87,6 +97,11 @@ func TestAPI(t *testing.T) {
 		{"/metrics", viewer, 200, `baton_leader{server="s1"} 1`},
 		{"/metrics", "", 401, "bearer token"},
 		{"/api/v1/nothing", viewer, 404, `"error": "no such endpoint`},
+		{"/api/v1/workloads", viewer, 200, `"workloads": []`},
+		{"/api/v1/nodes", viewer, 200, `"nodes": []`},
+		{"/api/v1/replicas", viewer, 200, `"replicas": []`},
+		{"/api/v1/pin", viewer, 200, `"pin": null`},
+		{"/api/v1/replicas", "", 401, "bearer token"},
 	}
 	for _, tt := range tests {
 		code, body := get(t, srv, tt.path, tt.token)
@@ -94,6 +109,51 @@ func TestAPI(t *testing.T) {
 			t.Errorf("GET %s (token %q): %d %s; want %d containing %q", tt.path, tt.token, code, body, tt.code, tt.body)
 		}
 	}
+	// Writes need an admin token; bodies are checked.
+	writes := []struct {
+		method, path, token, body string
+		code                      int
+		want                      string
+	}{
+		{"PUT", "/api/v1/pin", viewer, `{"revision": "abc"}`, 403, "read-only"},
+		{"PUT", "/api/v1/pin", "", `{"revision": "abc"}`, 401, "bearer token"},
+		{"PUT", "/api/v1/pin", admin, `{"revision": "abc"}`, 404, "never applied"},
+		{"PUT", "/api/v1/pin", admin, `{"revision": `, 400, "want {"},
+		{"DELETE", "/api/v1/pin", viewer, "", 403, "read-only"},
+		{"DELETE", "/api/v1/pin", admin, "", 200, `"pin": null`},
+		{"POST", "/api/v1/hooks/git", "", "{}", 404, "no webhook configured"},
+		{"POST", "/api/v1/plan", viewer, `{"files": {"a.yaml": "` + strings.Repeat("x", httpapi.MaxPlanBytes) + `"}}`, 413, "at most 100663296 bytes"},
+		{"PUT", "/api/v1/pin", admin, `{"revision": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`, 413, "at most 1048576 bytes"},
+	}
+	for _, w := range writes {
+		if code, body := do(t, srv, w.method, w.path, w.token, w.body); code != w.code || !strings.Contains(body, w.want) {
+			t.Errorf("%s %s (token %q): %d %s; want %d containing %q", w.method, w.path, w.token, code, body, w.code, w.want)
+		}
+	}
+	// The push webhook, served with the API, checks its own signature.
+	triggered := make(chan struct{}, 1)
+	hook, err := gitsource.NewWebhook([]byte("webhook-secret-0123456789"), func() { triggered <- struct{}{} }, 10, 10, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.SetWebhook(hook)
+	if code, body := do(t, srv, "POST", "/api/v1/hooks/git", "", "{}"); code != http.StatusUnauthorized {
+		t.Fatalf("unsigned webhook: %d %s", code, body)
+	}
+	body := `{"ref": "refs/heads/main"}`
+	mac := hmac.New(sha256.New, []byte("webhook-secret-0123456789"))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/hooks/git", strings.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 || len(triggered) != 1 {
+		t.Fatalf("signed webhook: %d, triggered %d", resp.StatusCode, len(triggered))
+	}
+
 	// A standby says so, and who to ask.
 	api.SetLeader(nil)
 	if code, body := get(t, srv, "/api/v1/status", viewer); code != 503 || !strings.Contains(body, "standing by") {

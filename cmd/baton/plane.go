@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/httpapi"
+)
+
+// plane is where an operator command reads and writes the control plane:
+// the HTTP API (--server or $BATON_SERVER, a token from --token-file or
+// $BATON_TOKEN), else NATS (--nats). An explicit --nats wins over
+// $BATON_SERVER.
+type plane struct {
+	natsURL, server, tokenFile string
+	useAPI                     bool
+}
+
+func (p *plane) register(f *pflag.FlagSet) {
+	natsFlag(f, &p.natsURL)
+	f.StringVar(&p.server, "server", os.Getenv("BATON_SERVER"), "control-plane API URL ($BATON_SERVER); without it the command uses NATS (--nats)")
+	f.StringVar(&p.tokenFile, "token-file", "", "file holding an API bearer token ($BATON_TOKEN)")
+}
+
+// resolve decides between the API and NATS once the flags are parsed.
+func (p *plane) resolve(cmd *cobra.Command) *plane {
+	p.useAPI = p.server != "" && (cmd.Flags().Changed("server") || !cmd.Flags().Changed("nats"))
+	return p
+}
+
+// maxAnswerBytes bounds an API answer the CLI reads.
+const maxAnswerBytes = 64 << 20
+
+// call makes one API request; body and out are JSON (either may be nil).
+func (p *plane) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(p.server, "/")+path, rd)
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", p.server, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	token := os.Getenv("BATON_TOKEN")
+	if p.tokenFile != "" {
+		t, err := os.ReadFile(p.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(t))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is the API at %s?)", method, path, err, p.server)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+	}
+	return nil
+}
+
+func (p *plane) status(ctx context.Context) (reconciler.Status, error) {
+	var st reconciler.Status
+	if p.useAPI {
+		return st, p.call(ctx, http.MethodGet, "/api/v1/status", nil, &st)
+	}
+	nc, err := dialCLI(p.natsURL, "baton-status")
+	if err != nil {
+		return st, err
+	}
+	defer nc.Close()
+	return fetchStatus(ctx, nc)
+}
+
+func (p *plane) events(ctx context.Context, tail int) ([]string, error) {
+	if p.useAPI {
+		var ans struct{ Events []string }
+		err := p.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/events?tail=%d", tail), nil, &ans)
+		return ans.Events, err
+	}
+	js, done, err := connectJS(p.natsURL, "baton-events")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return reconciler.Recent(ctx, js, tail)
+}
+
+func (p *plane) history(ctx context.Context) ([]reconciler.HistoryEntry, error) {
+	if p.useAPI {
+		var ans struct{ History []reconciler.HistoryEntry }
+		err := p.call(ctx, http.MethodGet, "/api/v1/history", nil, &ans)
+		return ans.History, err
+	}
+	js, done, err := connectJS(p.natsURL, "baton-history")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return reconciler.ReadHistory(ctx, js)
+}
+
+func (p *plane) pin(ctx context.Context, rev, by, reason string) (reconciler.HistoryEntry, error) {
+	if p.useAPI {
+		var ans struct{ Pinned reconciler.HistoryEntry }
+		err := p.call(ctx, http.MethodPut, "/api/v1/pin", httpapi.PinRequest{Revision: rev, By: by, Reason: reason}, &ans)
+		return ans.Pinned, err
+	}
+	js, done, err := connectJS(p.natsURL, "baton-pin")
+	if err != nil {
+		return reconciler.HistoryEntry{}, err
+	}
+	defer done()
+	return reconciler.PinRevision(ctx, js, rev, by, reason)
+}
+
+func (p *plane) unpin(ctx context.Context) error {
+	if p.useAPI {
+		return p.call(ctx, http.MethodDelete, "/api/v1/pin", nil, nil)
+	}
+	js, done, err := connectJS(p.natsURL, "baton-unpin")
+	if err != nil {
+		return err
+	}
+	defer done()
+	return reconciler.ClearPin(ctx, js)
+}
+
+// plan asks the API (the only way: planning needs the leader's live view).
+func (p *plane) plan(ctx context.Context, files map[string][]byte) (reconciler.Plan, []byte, error) {
+	if p.server == "" {
+		p.server = "http://127.0.0.1:8420"
+	}
+	body := httpapi.PlanRequest{Files: make(map[string]string, len(files))}
+	for k, v := range files {
+		body.Files[k] = string(v)
+	}
+	var raw []byte
+	var pl reconciler.Plan
+	if err := p.call(ctx, http.MethodPost, "/api/v1/plan", body, &raw); err != nil {
+		return pl, nil, err
+	}
+	if err := json.Unmarshal(raw, &pl); err != nil {
+		return pl, nil, fmt.Errorf("plan: bad answer: %w", err)
+	}
+	return pl, raw, nil
+}
