@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +53,27 @@ type cluster struct {
 	nodeGrace time.Duration
 	// serverOpts adjust every server's options (git write-back flags...).
 	serverOpts []func(*serverOptions)
+	// logs keeps everything the daemons log, at every level (the secret
+	// canary test reads it).
+	logs *lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type runningAgent struct {
@@ -63,13 +86,17 @@ func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serv
 	sock := testenv.ContainerdSocket(tb)
 	archive := testenv.HelloArchive(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	log := zerolog.New(zerolog.NewTestWriter(tb)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
-	if os.Getenv("BATON_E2E_LOG") == "" {
-		log = log.Level(zerolog.WarnLevel)
+	shown := zerolog.WarnLevel // in the test's output; BATON_E2E_LOG=1 shows more
+	if os.Getenv("BATON_E2E_LOG") != "" {
+		shown = zerolog.InfoLevel
 	}
+	logs := &lockedBuffer{}
+	log := zerolog.New(zerolog.MultiLevelWriter(logs, &zerolog.FilteredLevelWriter{
+		Writer: zerolog.LevelWriterAdapter{Writer: zerolog.NewTestWriter(tb)}, Level: shown,
+	})).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	ctx = log.WithContext(ctx)
 	c := &cluster{tb: tb, ctx: ctx, sock: sock, dir: tb.TempDir(), agents: map[string]*runningAgent{},
-		prefix: fmt.Sprintf("baton-e2e-%d", rand.Uint32()%1_000_000)}
+		prefix: fmt.Sprintf("baton-e2e-%d", rand.Uint32()%1_000_000), logs: logs}
 	cli, err := nodeagent.DialContainerd(ctx, sock)
 	if err != nil {
 		tb.Fatal(err)
@@ -314,7 +341,8 @@ func (c *cluster) cleanupContainerd() {
 	ctx := context.Background()
 	for _, node := range []string{"n1", "n2"} {
 		ns := c.namespace(node)
-		rt, err := nodeagent.NewContainerd(c.cli, ns, filepath.Join(c.dir, "cleanup-"+node))
+		// The agent's data directory: Stop unmounts its pods' volumes.
+		rt, err := nodeagent.NewContainerd(c.cli, ns, filepath.Join(c.dir, "agent-"+node))
 		if err != nil {
 			continue
 		}
