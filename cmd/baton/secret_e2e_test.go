@@ -95,7 +95,7 @@ func TestSecretCanary(t *testing.T) {
 		outputs = append(outputs, fmt.Sprintf("baton %s:\n%s%s", strings.Join(args, " "), out.String(), errOut.String()))
 	}
 	next := t.TempDir()
-	if err := os.WriteFile(filepath.Join(next, "app.yaml"), []byte(secretApp(canary+"-three")["app.yaml"]), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(next, "app.yaml"), []byte(secretApp(canary + "-three")["app.yaml"]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	api2 := []string{"--server", url, "--token-file", viewer}
