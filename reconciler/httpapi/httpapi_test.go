@@ -95,6 +95,7 @@ func TestAPI(t *testing.T) {
 		{"/api/v1/events?tail=5", viewer, 200, `"events"`},
 		{"/api/v1/events?tail=x", viewer, 400, `"error": "tail: want a number`},
 		{"/metrics", viewer, 200, `baton_leader{server="s1"} 1`},
+		{"/metrics", viewer, 200, "baton_revision_refused 0"},
 		{"/metrics", "", 401, "bearer token"},
 		{"/api/v1/nothing", viewer, 404, `"error": "no such endpoint`},
 		{"/api/v1/workloads", viewer, 200, `"workloads": []`},

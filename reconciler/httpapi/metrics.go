@@ -40,6 +40,11 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 		pinned = 1
 	}
 	metric(w, "baton_pinned", "gauge", "1 while the cluster is pinned to a revision (baton pin)", fmt.Sprintf("baton_pinned %d", pinned))
+	refused := 0
+	if st.Refused != nil {
+		refused = 1
+	}
+	metric(w, "baton_revision_refused", "gauge", "1 while the branch points at a revision whose rollout failed before (not applied again)", fmt.Sprintf("baton_revision_refused %d", refused))
 	revErr := 0
 	if st.Error != nil {
 		revErr = 1
