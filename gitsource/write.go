@@ -90,6 +90,9 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 		if t2, rerr := s.resolve(ctx); rerr == nil && t2.hash != t.hash {
 			return "", nil // someone pushed first
 		}
+		if strings.Contains(err.Error(), "checked out") {
+			err = fmt.Errorf("%w (a repository with a work tree takes pushes to its checked-out branch with: git config receive.denyCurrentBranch updateInstead)", err)
+		}
 		return "", fmt.Errorf("push the revert of %s to %s: %w", rev[:12], t.label, err)
 	}
 	return h.String(), nil

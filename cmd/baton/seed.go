@@ -32,6 +32,9 @@ func seedRepo(dir string) (bool, error) {
 		return false, err
 	}
 	cfg.User.Name, cfg.User.Email = "Baton", "baton@localhost"
+	// --auto-revert pushes to the checked-out branch: update the work tree
+	// with it, as a Git host's bare repository would simply take the push.
+	cfg.Raw.Section("receive").SetOption("denyCurrentBranch", "updateInstead")
 	if err := repo.SetConfig(cfg); err != nil {
 		return false, err
 	}

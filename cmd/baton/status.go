@@ -86,7 +86,8 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		if st.Synced.Ref != "" {
 			ref = " on " + st.Synced.Ref
 		}
-		fmt.Fprintf(w, "Revision: %s%s %q (synced %s)\n", short(st.Synced.ID), ref, st.Synced.Message, ago(st.SyncedAt, now))
+		subject, _, _ := strings.Cut(st.Synced.Message, "\n")
+		fmt.Fprintf(w, "Revision: %s%s %q (synced %s)\n", short(st.Synced.ID), ref, subject, ago(st.SyncedAt, now))
 	}
 	if p := st.Pin; p != nil {
 		fmt.Fprintf(w, "PINNED to %s since %s by %s (%s): new commits are not applied until baton unpin\n", short(p.Revision), p.At.Format(time.RFC3339), p.By, p.Reason)
