@@ -267,6 +267,23 @@ func (s *Source) At(rev string) (Snapshot, error) {
 	return s.snapshot(h)
 }
 
+// AtOrFetch is At, fetching every branch first when the commit is not in
+// the cache yet (a new leader reloading the revision in force, or a healthy
+// revision to roll back to, that its own polls never fetched).
+func (s *Source) AtOrFetch(ctx context.Context, rev string) (Snapshot, error) {
+	snap, err := s.At(rev)
+	if err == nil || !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return snap, err
+	}
+	s.mu.Lock()
+	ferr := s.fetch(ctx, target{hash: plumbing.NewHash(rev), label: "commit " + rev[:12]})
+	s.mu.Unlock()
+	if ferr != nil {
+		return Snapshot{}, fmt.Errorf("%w; fetching it: %v", err, ferr)
+	}
+	return s.At(rev)
+}
+
 func (s *Source) fetch(ctx context.Context, t target) error {
 	auth, err := s.cfg.Auth.method(s.cfg.URL)
 	if err != nil {

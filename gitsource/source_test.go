@@ -183,6 +183,31 @@ func TestAt(t *testing.T) {
 	}
 }
 
+// TestAtOrFetch: a commit the source never fetched (here on another
+// branch) is fetched on demand; one that exists nowhere is an error.
+func TestAtOrFetch(t *testing.T) {
+	r := newRepo(t)
+	r.commit("first", map[string][]byte{"web.yaml": []byte("a: 1\n")})
+	r.git("checkout", "-q", "-b", "other")
+	other := r.commit("on another branch", map[string][]byte{"web.yaml": []byte("a: 2\n")})
+	r.git("checkout", "-q", "main")
+	s, _ := New(Config{URL: r.dir, Branch: "main", CacheDir: t.TempDir()})
+	ctx := context.Background()
+	if _, err := s.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.At(other); err == nil {
+		t.Fatal("At found a commit that was never fetched")
+	}
+	snap, err := s.AtOrFetch(ctx, other)
+	if err != nil || string(snap.Files["web.yaml"]) != "a: 2\n" {
+		t.Fatalf("AtOrFetch: %v %v", err, snap.Files)
+	}
+	if _, err := s.AtOrFetch(ctx, "0123456789012345678901234567890123456789"); err == nil {
+		t.Fatal("AtOrFetch of a commit that exists nowhere succeeded")
+	}
+}
+
 func TestFetchRefusesUnsafeTrees(t *testing.T) {
 	tests := []struct {
 		name  string

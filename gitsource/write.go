@@ -61,6 +61,11 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 	if t.hash.String() != rev {
 		return "", nil
 	}
+	if _, err := s.repo.CommitObject(t.hash); err != nil {
+		if err := s.fetch(ctx, t); err != nil { // a new leader's cache may not have it yet
+			return "", err
+		}
+	}
 	bad, err := s.repo.CommitObject(t.hash)
 	if err != nil {
 		return "", fmt.Errorf("revert %s: %w", rev[:12], err)
@@ -87,7 +92,9 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 		return "", err
 	}
 	if err := s.push(ctx, config.RefSpec(fmt.Sprintf("%s:%s", local, t.remote))); err != nil {
-		if t2, rerr := s.resolve(ctx); rerr == nil && t2.hash != t.hash {
+		if t2, rerr := s.resolve(ctx); rerr == nil && t2.hash == h {
+			return h.String(), nil // pushed; only the answer was lost
+		} else if rerr == nil && t2.hash != t.hash {
 			return "", nil // someone pushed first
 		}
 		if strings.Contains(err.Error(), "checked out") {

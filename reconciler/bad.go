@@ -32,10 +32,6 @@ const badPrefix = "bad."
 // maxBad bounds the bad revisions remembered; the oldest are forgotten.
 const maxBad = MaxHistory
 
-// ErrBadRevision is returned by SetRevision for a revision whose rollout
-// failed before: the revision in force stays.
-var ErrBadRevision = errors.New("revision failed before; not applied again on its own")
-
 // Noter writes each revision's outcome back to the config repository as a
 // git note (refs/notes/baton).
 type Noter interface {
@@ -88,36 +84,90 @@ func (r *Reconciler) putBad(ctx context.Context, b BadRevision) {
 }
 
 // takeRevision moves a revision loaded by SetRevision into force, unless
-// it is bad and not already the one in force (nor pinned on purpose). It
-// returns the revision taken, or nil.
+// it is bad and not already the one in force (nor pinned on purpose), or
+// the cluster is pinned to another one (a snapshot polled just before the
+// pin). It returns the revision taken, or nil. A new leader that refused a
+// bad revision retries loading the one in force every 30 s until it has it.
 func (r *Reconciler) takeRevision(ctx context.Context) *Revision {
 	r.mu.Lock()
 	rev, st := r.pendingRev, r.pendingState
 	r.pendingRev, r.pendingState = nil, nil
+	cur, synced, now := r.desired, r.synced.ID, r.cfg.Clock()
 	if rev == nil {
+		retry := cur == nil && r.refused != nil && synced != "" && !now.Before(r.reloadAfter)
+		if retry {
+			r.reloadAfter = now.Add(30 * time.Second)
+		}
 		r.mu.Unlock()
+		if retry {
+			r.reload(ctx, synced)
+		}
+		return nil
+	}
+	if p := r.pin; p != nil && p.Revision != rev.ID {
+		r.mu.Unlock()
+		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned")
 		return nil
 	}
 	b, isBad := r.bad[rev.ID]
-	pinned := r.pin != nil && r.pin.Revision == rev.ID
-	if !isBad || pinned || rev.ID == r.synced.ID {
+	if !isBad || r.pin != nil || rev.ID == synced {
 		r.desired, r.refused = st, nil
 		r.mu.Unlock()
 		return rev
 	}
 	r.refused = &b
-	cur, synced := r.desired, r.synced.ID
+	r.reloadAfter = now.Add(30 * time.Second)
 	r.mu.Unlock()
 	zerolog.Ctx(ctx).Warn().Str("revision", rev.ID).Str("running", synced).Str("failed", b.Reason).
 		Msg("revision not applied: its rollout failed before")
 	r.event(fmt.Sprintf("revision %s not applied: its rollout failed before (%s); staying on %s until a new commit", short12(rev.ID), b.Reason, short12(synced)))
 	if cur == nil && synced != "" {
-		// A new leader: the revision in force is the synced one.
-		if err := r.loadSynced(ctx, synced); err != nil {
-			zerolog.Ctx(ctx).Error().Err(err).Str("revision", synced).Msg("reload the revision in force")
-		}
+		r.reload(ctx, synced) // a new leader: the revision in force is the synced one
 	}
 	return nil
+}
+
+func (r *Reconciler) reload(ctx context.Context, rev string) {
+	if err := r.loadSynced(ctx, rev); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("revision", rev).Msg("reload the revision in force (retried every 30 s)")
+	}
+}
+
+// forgetBad clears a revision's bad mark once it converged after all (it
+// was pinned on purpose and worked this time).
+func (r *Reconciler) forgetBad(ctx context.Context, rev string) {
+	r.mu.Lock()
+	_, isBad := r.bad[rev]
+	r.mu.Unlock()
+	if !isBad {
+		return
+	}
+	if err := r.stored(r.cfg.Store.del(ctx, badPrefix+rev)); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("revision", rev).Msg("clear bad revision")
+		return
+	}
+	r.mu.Lock()
+	delete(r.bad, rev)
+	r.mu.Unlock()
+	r.event(fmt.Sprintf("revision %s converged: no longer marked bad", short12(rev)))
+}
+
+// applyGitResults records what the git worker did, in the pass: every
+// write of bad.* keys happens on the pass's goroutine.
+func (r *Reconciler) applyGitResults(ctx context.Context) {
+	for {
+		select {
+		case b := <-r.gitDone:
+			r.mu.Lock()
+			_, still := r.bad[b.Revision]
+			r.mu.Unlock()
+			if still {
+				r.putBad(ctx, b)
+			}
+		default:
+			return
+		}
+	}
 }
 
 // loadSynced loads the revision in force from the git cache.

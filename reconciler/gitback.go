@@ -30,44 +30,78 @@ func (r *Reconciler) writeBack(j gitJob) {
 
 // gitWorker pushes notes and reverts one at a time until ctx ends.
 func (r *Reconciler) gitWorker(ctx context.Context) {
+	var notesDownUntil time.Time // after a failed note, notes wait a minute
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-r.gitq:
-			r.doGit(ctx, j)
+			if j.note != nil && time.Now().Before(notesDownUntil) {
+				continue
+			}
+			if !r.doGit(ctx, j) {
+				notesDownUntil = time.Now().Add(time.Minute)
+			}
 		}
 	}
 }
 
-func (r *Reconciler) doGit(ctx context.Context, j gitJob) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+// gitTimeout bounds one write-back (the source's lock is held meanwhile).
+const gitTimeout = 30 * time.Second
+
+// revertTries is how often a revert is tried before its error is kept.
+var revertTries = []time.Duration{0, 5 * time.Second, 20 * time.Second}
+
+// doGit runs one job; it returns false when a note failed.
+func (r *Reconciler) doGit(ctx context.Context, j gitJob) bool {
 	log := zerolog.Ctx(ctx)
 	if e := j.note; e != nil {
-		if err := r.cfg.Notes.Note(ctx, e.Revision, noteText(*e, r.cfg.ID, r.cfg.Term)); err != nil {
-			log.Warn().Err(err).Str("revision", e.Revision).Msg("git note")
-			r.event(fmt.Sprintf("git note on %s failed: %v", short12(e.Revision), err))
+		nctx, cancel := context.WithTimeout(ctx, gitTimeout)
+		err := r.cfg.Notes.Note(nctx, e.Revision, noteText(*e, r.cfg.ID, r.cfg.Term))
+		cancel()
+		if err != nil {
+			log.Warn().Err(err).Str("revision", e.Revision).Msg("git note (notes paused for a minute)")
+			r.event(fmt.Sprintf("git note on %s failed (notes paused for a minute): %v", short12(e.Revision), err))
+			return false
 		}
 	}
-	if b := j.revert; b != nil {
-		sha, err := r.cfg.Reverter.Revert(ctx, b.Revision, b.Reason)
-		switch {
-		case err != nil:
-			b.RevertError = err.Error()
-			log.Error().Err(err).Str("revision", b.Revision).Msg("auto-revert")
-			r.event(fmt.Sprintf("auto-revert of %s failed: %v", short12(b.Revision), err))
-		case sha != "":
-			b.Reverted = sha
-			log.Info().Str("revision", b.Revision).Str("revert", sha).Msg("auto-revert pushed")
-			r.event(fmt.Sprintf("auto-revert: pushed %s reverting %s", short12(sha), short12(b.Revision)))
-		default:
-			b.RevertError = "not reverted: the branch moved past it (the newer commit is applied)"
-		}
-		if ctx.Err() == nil {
-			r.putBad(ctx, *b)
-		}
+	if j.revert == nil {
+		return true
 	}
+	b := *j.revert
+	var sha string
+	var err error
+	for _, wait := range revertTries {
+		select {
+		case <-ctx.Done():
+			return true // the next leader retries it
+		case <-time.After(wait):
+		}
+		rctx, cancel := context.WithTimeout(ctx, gitTimeout)
+		sha, err = r.cfg.Reverter.Revert(rctx, b.Revision, b.Reason)
+		cancel()
+		if err == nil {
+			break
+		}
+		log.Warn().Err(err).Str("revision", b.Revision).Msg("auto-revert")
+	}
+	switch {
+	case err != nil:
+		b.RevertError = err.Error()
+		r.event(fmt.Sprintf("auto-revert of %s failed: %v", short12(b.Revision), err))
+	case sha != "":
+		b.Reverted = sha
+		log.Info().Str("revision", b.Revision).Str("revert", sha).Msg("auto-revert pushed")
+		r.event(fmt.Sprintf("auto-revert: pushed %s reverting %s", short12(sha), short12(b.Revision)))
+	default:
+		b.RevertError = "not reverted: the branch moved past it (the newer commit is applied)"
+	}
+	select {
+	case r.gitDone <- b:
+		r.kick()
+	default:
+	}
+	return true
 }
 
 // noteText is the git note of a revision's outcome, as `git log

@@ -29,7 +29,6 @@ const (
 // Shortfall is a workload not running its desired count, for the history.
 type Shortfall struct {
 	Workload string
-	Text     string        // e.g. "2/3 available"
 	Deadline time.Duration // its progressDeadlineSeconds
 }
 
@@ -82,14 +81,16 @@ func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout,
 	case waiting == 0 && len(unsettled) == 0:
 		e.Outcome, e.Reason, e.Converged = OutcomeConverged, "", now
 	case waiting == 0:
+		// Only the names: counts would change the reason (a KV write, an
+		// event, a note) at every pass while pods crash-loop.
 		deadline, short := time.Duration(0), make([]string, len(unsettled))
 		for i, s := range unsettled {
 			deadline = max(deadline, s.Deadline)
-			short[i] = s.Workload + ": " + s.Text
+			short[i] = s.Workload
 		}
 		if now.Sub(e.Applied) > deadline {
 			e.Outcome = OutcomeDegraded
-			e.Reason = "rolled out, but short of replicas past the progress deadline: " + strings.Join(short, "; ")
+			e.Reason = "rolled out, but short of replicas past the progress deadline: " + strings.Join(short, ", ")
 		}
 	}
 	return e
@@ -108,6 +109,9 @@ func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.T
 		p := *prev
 		p.Outcome, p.Reason = OutcomeSuperseded, "revision "+short12(rev.ID)+" was applied before it converged"
 		r.putHistory(ctx, p)
+		if r.cfg.Notes != nil {
+			r.writeBack(gitJob{note: &p})
+		}
 	}
 	seq := uint64(1)
 	if prev != nil {
@@ -137,12 +141,8 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 	}
 	var unsettled []Shortfall
 	for _, w := range in.Desired.Workloads {
-		if o, n := observe(in, w), in.count(w); o.Available != n || o.Old > 0 {
-			text := fmt.Sprintf("%d/%d available", o.Available, n)
-			if o.Old > 0 {
-				text += fmt.Sprintf(", %d old", o.Old)
-			}
-			unsettled = append(unsettled, Shortfall{Workload: w.Name, Text: text, Deadline: time.Duration(w.ProgressDeadlineSeconds) * time.Second})
+		if o := observe(in, w); o.Available != in.count(w) || o.Old > 0 {
+			unsettled = append(unsettled, Shortfall{Workload: w.Name, Deadline: time.Duration(w.ProgressDeadlineSeconds) * time.Second})
 		}
 	}
 	now := r.cfg.Clock()
@@ -155,6 +155,12 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 		}
 		if next.Outcome == OutcomeFailed {
 			r.markBad(ctx, next)
+		}
+		if next.Outcome == OutcomeConverged {
+			r.forgetBad(ctx, next.Revision)
+		}
+		if r.cfg.Notes != nil && next.Outcome != cur.Outcome {
+			r.writeBack(gitJob{note: &next})
 		}
 	}
 }
@@ -169,9 +175,6 @@ func (r *Reconciler) putHistory(ctx context.Context, e HistoryEntry) {
 		r.history = &e
 	}
 	r.mu.Unlock()
-	if r.cfg.Notes != nil && e.Outcome != OutcomeProgressing {
-		r.writeBack(gitJob{note: &e})
-	}
 }
 
 func historyKey(seq uint64) string { return fmt.Sprintf("%s%012d", historyPrefix, seq) }

@@ -45,23 +45,50 @@ func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
 	return nil
 }
 
-// PinRevision pins the cluster to rev, a full or abbreviated commit that
-// the cluster applied before (the servers' cache holds only those), and
-// returns its history entry.
+// PinRevision pins the cluster to rev, a full commit or a prefix of at
+// least 7 hex digits naming one revision the cluster applied before (the
+// servers' cache holds only those), and returns its latest history entry.
+// by and reason are cut to MaxPinText bytes.
 func PinRevision(ctx context.Context, js jetstream.JetStream, rev, by, reason string) (HistoryEntry, error) {
+	if len(rev) < 7 || len(rev) > 40 || strings.Trim(strings.ToLower(rev), "0123456789abcdef") != "" {
+		return HistoryEntry{}, fmt.Errorf("%w: revision %q: want a commit hash or a prefix of 7 hex digits or more", ErrBadPin, rev)
+	}
+	rev = strings.ToLower(rev)
 	h, err := ReadHistory(ctx, js)
 	if err != nil {
 		return HistoryEntry{}, err
 	}
-	if rev != "" {
-		for i := len(h) - 1; i >= 0; i-- {
-			if strings.HasPrefix(h[i].Revision, rev) {
-				return h[i], SetPin(ctx, js, Pin{Revision: h[i].Revision, By: by, Reason: reason, At: time.Now().UTC()})
-			}
+	var found *HistoryEntry
+	for i := len(h) - 1; i >= 0; i-- {
+		if !strings.HasPrefix(h[i].Revision, rev) {
+			continue
+		}
+		if found != nil && found.Revision != h[i].Revision {
+			return HistoryEntry{}, fmt.Errorf("%w: %q names %s and %s: give more digits", ErrBadPin, rev, short12(found.Revision), short12(h[i].Revision))
+		}
+		if found == nil {
+			found = &h[i]
 		}
 	}
-	return HistoryEntry{}, fmt.Errorf("%w: %q (see baton history): only those are in the servers' cache", ErrNeverApplied, rev)
+	if found == nil {
+		return HistoryEntry{}, fmt.Errorf("%w: %q (see baton history): only those are in the servers' cache", ErrNeverApplied, rev)
+	}
+	p := Pin{Revision: found.Revision, By: cut(by, MaxPinText), Reason: cut(reason, MaxPinText), At: time.Now().UTC()}
+	return *found, SetPin(ctx, js, p)
 }
+
+// MaxPinText bounds a pin's by and reason.
+const MaxPinText = 1024
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// ErrBadPin: a pin's revision is malformed or ambiguous.
+var ErrBadPin = errors.New("bad pin")
 
 // ErrNeverApplied: a pin names a revision the cluster never applied.
 var ErrNeverApplied = errors.New("revision was never applied")

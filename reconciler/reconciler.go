@@ -95,6 +95,8 @@ type Reconciler struct {
 	bad          map[string]BadRevision // revisions whose rollout failed
 	refused      *BadRevision           // the newest revision seen, not applied because it is bad
 	gitq         chan gitJob
+	gitDone      chan BadRevision // reverts done, recorded by the next pass
+	reloadAfter  time.Time        // next try at loading the revision in force
 	synced       Revision
 	syncedAt     time.Time
 	revErr       *RevisionError
@@ -140,6 +142,7 @@ func New(cfg Config) *Reconciler {
 		rollbacks:   map[string]RollbackTo{},
 		bad:         map[string]BadRevision{},
 		gitq:        make(chan gitJob, gitQueue),
+		gitDone:     make(chan BadRevision, gitQueue),
 
 		deposed: make(chan struct{}),
 	}
@@ -435,6 +438,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 		r.stats.TotalSeconds += d.Seconds()
 		r.mu.Unlock()
 	}()
+	r.applyGitResults(ctx)
 	rev := r.takeRevision(ctx)
 	in := r.input()
 	r.runCronJobs(ctx, &in)

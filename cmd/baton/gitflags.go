@@ -145,6 +145,9 @@ func (g *gitFlags) apply(cfg *gitsource.Config) error {
 	if g.autoRevert && (g.tag != "" || g.semver != "" || g.commit != "") {
 		return errors.New("--auto-revert needs a branch to push to: not with --tag, --semver or --commit")
 	}
+	if g.autoRevert && g.shallow {
+		return errors.New("--auto-revert needs the parent of a failed commit: not with --shallow")
+	}
 	if g.autoRevert && g.verifyKeyring != "" {
 		return errors.New("--auto-revert with --verify-keyring: Baton does not sign its revert commits, so it would refuse to deploy them")
 	}

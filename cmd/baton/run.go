@@ -206,11 +206,14 @@ func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, 
 	return err
 }
 
-// cachedRevisions reads earlier revisions from the git source's cache.
+// cachedRevisions reads earlier revisions from the git source's cache,
+// fetching the branches when one is not there yet.
 type cachedRevisions struct{ src *gitsource.Source }
 
 func (c cachedRevisions) At(rev string) (map[string][]byte, error) {
-	snap, err := c.src.At(rev)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	snap, err := c.src.AtOrFetch(ctx, rev)
 	return snap.Files, err
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/reconciler"
 )
 
@@ -99,22 +100,28 @@ func ReadTokens(path string) (map[string]string, error) {
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /api/v1/status", s.auth(RoleRead, http.HandlerFunc(s.status)))
-	mux.Handle("GET /api/v1/events", s.auth(RoleRead, http.HandlerFunc(s.events)))
-	mux.Handle("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
-	mux.Handle("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
-	mux.Handle("POST /api/v1/plan", s.auth(RoleRead, http.HandlerFunc(s.plan)))
-	mux.Handle("GET /api/v1/workloads", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any {
+	allowed := map[string][]string{} // path → methods, for 405 answers
+	route := func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		allowed[path] = append(allowed[path], method)
+		mux.Handle(pattern, h)
+	}
+	route("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
+	route("GET /readyz", http.HandlerFunc(s.readyz))
+	route("GET /api/v1/status", s.auth(RoleRead, http.HandlerFunc(s.status)))
+	route("GET /api/v1/events", s.auth(RoleRead, http.HandlerFunc(s.events)))
+	route("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
+	route("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
+	route("POST /api/v1/plan", s.auth(RoleRead, http.HandlerFunc(s.plan)))
+	route("GET /api/v1/workloads", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any {
 		return map[string]any{"workloads": st.Workloads, "jobs": st.Jobs}
 	})))
-	mux.Handle("GET /api/v1/nodes", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any { return map[string]any{"nodes": st.Nodes} })))
-	mux.Handle("GET /api/v1/replicas", s.auth(RoleRead, s.fromStatus(replicas)))
-	mux.Handle("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
-	mux.Handle("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
-	mux.Handle("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
-	mux.HandleFunc("POST /api/v1/hooks/git", func(w http.ResponseWriter, r *http.Request) {
+	route("GET /api/v1/nodes", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any { return map[string]any{"nodes": st.Nodes} })))
+	route("GET /api/v1/replicas", s.auth(RoleRead, s.fromStatus(replicas)))
+	route("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
+	route("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
+	route("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
+	route("POST /api/v1/hooks/git", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		h := s.webhook
 		s.mu.Unlock()
@@ -123,14 +130,22 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
-	})
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if methods, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: allowed: %s", r.Method, r.URL.Path, strings.Join(methods, ", ")))
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/architecture.md, Control-plane API)", r.Method, r.URL.Path))
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := int64(MaxBodyBytes)
-		if r.URL.Path == "/api/v1/plan" {
+		switch r.URL.Path {
+		case "/api/v1/plan":
 			limit = MaxPlanBytes
+		case "/api/v1/hooks/git":
+			limit = gitsource.MaxWebhookBytes
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		mux.ServeHTTP(w, r)
@@ -308,6 +323,8 @@ func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, reconciler.ErrNeverApplied):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, reconciler.ErrBadPin):
+		writeError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
 		writeError(w, http.StatusBadGateway, err.Error())
 	default:

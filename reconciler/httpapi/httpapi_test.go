@@ -118,7 +118,10 @@ func TestAPI(t *testing.T) {
 	}{
 		{"PUT", "/api/v1/pin", viewer, `{"revision": "abc"}`, 403, "read-only"},
 		{"PUT", "/api/v1/pin", "", `{"revision": "abc"}`, 401, "bearer token"},
-		{"PUT", "/api/v1/pin", admin, `{"revision": "abc"}`, 404, "never applied"},
+		{"PUT", "/api/v1/pin", admin, `{"revision": "abc"}`, 400, "7 hex digits"},
+		{"PUT", "/api/v1/pin", admin, `{"revision": "abcdef0"}`, 404, "never applied"},
+		{"GET", "/api/v1/plan", viewer, "", 405, "allowed: POST"},
+		{"POST", "/api/v1/pin", admin, "", 405, "allowed: GET, PUT, DELETE"},
 		{"PUT", "/api/v1/pin", admin, `{"revision": `, 400, "want {"},
 		{"DELETE", "/api/v1/pin", viewer, "", 403, "read-only"},
 		{"DELETE", "/api/v1/pin", admin, "", 200, `"pin": null`},
