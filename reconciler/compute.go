@@ -388,9 +388,11 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		}
 	}
 	if b, ok := backoff[w.Name]; ok && need > 0 && now.Before(b.Until) {
-		// Starts that keep failing back off instead of churning.
+		// Starts that keep failing back off instead of churning. The reason
+		// gives the time of the next try, not a countdown: it stays the same
+		// from pass to pass, so it is logged and made an event once.
 		actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: need, Reason: fmt.Sprintf(
-			"back-off after %d failed start(s), next try in %s: %s", b.Failures, b.Until.Sub(now).Round(time.Second), b.Reason)})
+			"back-off after %d failed start(s), next try at %s UTC: %s", b.Failures, b.Until.UTC().Format(time.TimeOnly), b.Reason)})
 		need = 0
 	}
 	started := 0

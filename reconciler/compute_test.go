@@ -316,7 +316,7 @@ func TestCompute(t *testing.T) {
 			name: "failed starts back off: the failed replica goes, its replacement waits",
 			in: Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, F, 0))),
 				Backoff: map[string]Backoff{"web": {Until: t0.Add(20 * time.Second), Failures: 2, Reason: "image not found"}}},
-			want: []string{"pending web×1: back-off after 2 failed start(s), next try in 20s: image not found", "stop a@n1"},
+			want: []string{"pending web×1: back-off after 2 failed start(s), next try at " + t0.Add(20*time.Second).UTC().Format(time.TimeOnly) + " UTC: image not found", "stop a@n1"},
 		},
 		{
 			name: "after the back-off, the next start",

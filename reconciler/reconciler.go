@@ -590,7 +590,7 @@ func (r *Reconciler) notePending(ctx context.Context, actions []Action) {
 	}
 	for w, a := range now {
 		if p, ok := prev[w]; !ok || p.Reason != a.Reason || p.Count != a.Count {
-			zerolog.Ctx(ctx).Warn().Str("workload", w).Int("pending", a.Count).Str("reason", a.Reason).Msg("replicas fit on no node")
+			zerolog.Ctx(ctx).Warn().Str("workload", w).Int("pending", a.Count).Str("reason", a.Reason).Msg("replicas pending")
 			r.event(fmt.Sprintf("pending %s: %d replica(s): %s", w, a.Count, a.Reason))
 		}
 	}
