@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // NotesRef is where Baton writes each revision's outcome: `git log
@@ -83,7 +84,7 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 		Author: by.at(now), Committer: by.at(now), TreeHash: parent.TreeHash, ParentHashes: []plumbing.Hash{bad.Hash},
 		Message: fmt.Sprintf("Revert %q\n\nThis reverts commit %s.\n\nBaton reverted it because its rollout failed: %s\n", subject, rev, reason),
 	}
-	h, err := s.storeCommit(c)
+	h, err := storeCommit(s.repo, c)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +107,9 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 }
 
 // Note sets text as the note of rev in NotesRef and pushes it; a
-// concurrent update of the notes is fetched and the note added again on top.
+// concurrent update of the notes is fetched and the note added again on
+// top. It works in a repository in memory holding only the notes' tip
+// (depth 1), so it never takes the source's lock or touches its cache.
 func (s *Source) Note(ctx context.Context, rev, text string, by Signature) error {
 	if len(text) > MaxNoteBytes {
 		return fmt.Errorf("note of %d bytes: at most %d", len(text), MaxNoteBytes)
@@ -114,40 +117,45 @@ func (s *Source) Note(ctx context.Context, rev, text string, by Signature) error
 	if !plumbing.IsHash(rev) {
 		return fmt.Errorf("note: revision %q is not a full commit hash", rev)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.open(); err != nil {
-		return err
-	}
 	auth, err := s.cfg.Auth.method(s.cfg.URL)
 	if err != nil {
 		return err
 	}
 	var last error
 	for attempt := 0; attempt < 3; attempt++ {
-		err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: s.cfg.Auth.CABundle,
+		repo, err := git.Init(memory.NewStorage(), nil)
+		if err != nil {
+			return err
+		}
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}}); err != nil {
+			return err
+		}
+		err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: s.cfg.Auth.CABundle, Depth: 1,
 			RefSpecs: []config.RefSpec{"+" + NotesRef + ":" + NotesRef}, Tags: git.NoTags, Force: true})
 		var none git.NoMatchingRefSpecError
 		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) && !errors.As(err, &none) {
 			return fmt.Errorf("fetch %s: %w", NotesRef, redactErr(err, s.cfg.Auth, s.cfg.URL))
 		}
-		if err := s.addNote(rev, text, by); err != nil {
+		if err := addNote(repo, rev, text, by); err != nil {
 			return err
 		}
-		if last = s.push(ctx, config.RefSpec(NotesRef+":"+NotesRef)); last == nil {
+		last = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{NotesRef + ":" + NotesRef},
+			Auth: auth, CABundle: s.cfg.Auth.CABundle})
+		if last == nil || errors.Is(last, git.NoErrAlreadyUpToDate) {
 			return nil
 		}
+		last = redactErr(last, s.cfg.Auth, s.cfg.URL)
 	}
 	return fmt.Errorf("push %s: %w", NotesRef, last)
 }
 
 // addNote commits a new notes tree on top of the local NotesRef: every
 // note kept, rev's replaced (flat or under a two-digit fan-out directory).
-func (s *Source) addNote(rev, text string, by Signature) error {
+func addNote(repo *git.Repository, rev, text string, by Signature) error {
 	var parents []plumbing.Hash
 	var entries []object.TreeEntry
-	if ref, err := s.repo.Reference(NotesRef, true); err == nil {
-		prev, err := s.repo.CommitObject(ref.Hash())
+	if ref, err := repo.Reference(NotesRef, true); err == nil {
+		prev, err := repo.CommitObject(ref.Hash())
 		if err != nil {
 			return fmt.Errorf("%s: %w", NotesRef, err)
 		}
@@ -161,7 +169,7 @@ func (s *Source) addNote(rev, text string, by Signature) error {
 				continue
 			}
 			if e.Mode == filemode.Dir && e.Name == rev[:2] {
-				h, err := s.withoutEntry(e.Hash, rev[2:])
+				h, err := withoutEntry(repo, e.Hash, rev[2:])
 				if err != nil {
 					return err
 				}
@@ -173,7 +181,7 @@ func (s *Source) addNote(rev, text string, by Signature) error {
 			entries = append(entries, e)
 		}
 	}
-	blob := s.repo.Storer.NewEncodedObject()
+	blob := repo.Storer.NewEncodedObject()
 	blob.SetType(plumbing.BlobObject)
 	w, err := blob.Writer()
 	if err != nil {
@@ -181,27 +189,27 @@ func (s *Source) addNote(rev, text string, by Signature) error {
 	}
 	_, _ = w.Write([]byte(text))
 	_ = w.Close()
-	bh, err := s.repo.Storer.SetEncodedObject(blob)
+	bh, err := repo.Storer.SetEncodedObject(blob)
 	if err != nil {
 		return err
 	}
 	entries = append(entries, object.TreeEntry{Name: rev, Mode: filemode.Regular, Hash: bh})
-	th, err := s.storeTree(entries)
+	th, err := storeTree(repo, entries)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	h, err := s.storeCommit(&object.Commit{Author: by.at(now), Committer: by.at(now), TreeHash: th, ParentHashes: parents,
+	h, err := storeCommit(repo, &object.Commit{Author: by.at(now), Committer: by.at(now), TreeHash: th, ParentHashes: parents,
 		Message: "Notes added by 'baton'\n"})
 	if err != nil {
 		return err
 	}
-	return s.repo.Storer.SetReference(plumbing.NewHashReference(NotesRef, h))
+	return repo.Storer.SetReference(plumbing.NewHashReference(NotesRef, h))
 }
 
 // withoutEntry returns tree h without name (the zero hash when empty).
-func (s *Source) withoutEntry(h plumbing.Hash, name string) (plumbing.Hash, error) {
-	tree, err := s.repo.TreeObject(h)
+func withoutEntry(repo *git.Repository, h plumbing.Hash, name string) (plumbing.Hash, error) {
+	tree, err := repo.TreeObject(h)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -214,10 +222,10 @@ func (s *Source) withoutEntry(h plumbing.Hash, name string) (plumbing.Hash, erro
 	if len(keep) == 0 {
 		return plumbing.ZeroHash, nil
 	}
-	return s.storeTree(keep)
+	return storeTree(repo, keep)
 }
 
-func (s *Source) storeTree(entries []object.TreeEntry) (plumbing.Hash, error) {
+func storeTree(repo *git.Repository, entries []object.TreeEntry) (plumbing.Hash, error) {
 	// Git's order: by name, a directory's name compared as if it ended in "/".
 	key := func(e object.TreeEntry) string {
 		if e.Mode == filemode.Dir {
@@ -226,19 +234,19 @@ func (s *Source) storeTree(entries []object.TreeEntry) (plumbing.Hash, error) {
 		return e.Name
 	}
 	sort.Slice(entries, func(i, j int) bool { return key(entries[i]) < key(entries[j]) })
-	obj := s.repo.Storer.NewEncodedObject()
+	obj := repo.Storer.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return s.repo.Storer.SetEncodedObject(obj)
+	return repo.Storer.SetEncodedObject(obj)
 }
 
-func (s *Source) storeCommit(c *object.Commit) (plumbing.Hash, error) {
-	obj := s.repo.Storer.NewEncodedObject()
+func storeCommit(repo *git.Repository, c *object.Commit) (plumbing.Hash, error) {
+	obj := repo.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return s.repo.Storer.SetEncodedObject(obj)
+	return repo.Storer.SetEncodedObject(obj)
 }
 
 func (s *Source) push(ctx context.Context, spec config.RefSpec) error {
