@@ -108,8 +108,8 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 
 // Note sets text as the note of rev in NotesRef and pushes it; a
 // concurrent update of the notes is fetched and the note added again on
-// top. It works in a repository in memory holding only the notes' tip
-// (depth 1), so it never takes the source's lock or touches its cache.
+// top. It works in a repository in memory holding only the notes'
+// history, so it never takes the source's lock or touches its cache.
 func (s *Source) Note(ctx context.Context, rev, text string, by Signature) error {
 	if len(text) > MaxNoteBytes {
 		return fmt.Errorf("note of %d bytes: at most %d", len(text), MaxNoteBytes)
@@ -130,7 +130,7 @@ func (s *Source) Note(ctx context.Context, rev, text string, by Signature) error
 		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}}); err != nil {
 			return err
 		}
-		err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: s.cfg.Auth.CABundle, Depth: 1,
+		err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: auth, CABundle: s.cfg.Auth.CABundle,
 			RefSpecs: []config.RefSpec{"+" + NotesRef + ":" + NotesRef}, Tags: git.NoTags, Force: true})
 		var none git.NoMatchingRefSpecError
 		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) && !errors.As(err, &none) {
