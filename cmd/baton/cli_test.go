@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"os"
@@ -173,6 +174,18 @@ func TestPlanCLI(t *testing.T) {
 	out, _, err = run(t, "plan", "../../examples/hello", "--server", srv.URL)
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "+ hello: new, 3 replicas (baton.local/hello:v1); 3 would not fit: no nodes") {
 		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	// --check-index: the plan's live index must still be the given one.
+	out, _, err = run(t, "plan", "../../examples/hello", "--server", srv.URL, "-o", "json")
+	var p reconciler.Plan
+	if jerr := json.Unmarshal([]byte(out), &p); jerr != nil || len(p.Against.Index) != 16 {
+		t.Fatalf("plan -o json: %v %v", err, jerr)
+	}
+	if _, _, err := run(t, "plan", "../../examples/hello", "--server", srv.URL, "--check-index", p.Against.Index); !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("plan --check-index with the current index: %v", err)
+	}
+	if _, _, err := run(t, "plan", "../../examples/hello", "--server", srv.URL, "--check-index", "0000000000000000"); err == nil || !strings.Contains(err.Error(), "the cluster moved") {
+		t.Fatalf("plan --check-index with another index: %v", err)
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "w.yaml"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replicaz: 1\n"), 0o644); err != nil {

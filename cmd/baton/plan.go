@@ -9,8 +9,8 @@ import (
 
 func planCmd() *cobra.Command {
 	var (
-		pl                        plane
-		repo, path, output, color string
+		pl                                    plane
+		repo, path, output, color, checkIndex string
 	)
 	cmd := &cobra.Command{
 		Use:   "plan REVISION|DIR",
@@ -33,6 +33,9 @@ or $BATON_TOKEN.`,
 			p, rb, err := pl.plan(cmd.Context(), files)
 			if err != nil {
 				return err
+			}
+			if checkIndex != "" && len(p.Errors) == 0 && p.Against.Index != checkIndex {
+				return fmt.Errorf("the cluster moved since the plan was made: live index %s, not %s (review the new plan)", p.Against.Index, checkIndex)
 			}
 			w := cmd.OutOrStdout()
 			switch output {
@@ -62,6 +65,7 @@ or $BATON_TOKEN.`,
 	f := cmd.Flags()
 	f.StringVar(&pl.server, "server", os.Getenv("BATON_SERVER"), "control-plane API URL ($BATON_SERVER; default http://127.0.0.1:8420)")
 	f.StringVar(&pl.tokenFile, "token-file", "", "file holding an API bearer token ($BATON_TOKEN)")
+	f.StringVar(&checkIndex, "check-index", "", "fail (exit 1) unless the live index is still this one (from an earlier plan), as nomad job plan -check-index")
 	f.StringVar(&repo, "repo", ".", "repository whose revision is planned (when the argument is not a directory)")
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
