@@ -2,14 +2,11 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/batonhq/baton/desired"
 )
 
 // BadRevision is a revision whose rollout failed. It is kept in KV
@@ -59,13 +56,7 @@ func (r *Reconciler) markBad(ctx context.Context, e HistoryEntry) {
 	if len(oldest) > maxBad {
 		sort.Slice(oldest, func(i, j int) bool { return oldest[i].At.Before(oldest[j].At) })
 		for _, x := range oldest[:len(oldest)-maxBad] {
-			if err := r.stored(r.cfg.Store.del(ctx, badPrefix+x.Revision)); err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Msg("forget old bad revision")
-				continue
-			}
-			r.mu.Lock()
-			delete(r.bad, x.Revision)
-			r.mu.Unlock()
+			r.dropBad(ctx, x.Revision)
 		}
 	}
 	r.event(fmt.Sprintf("revision %s marked bad: it is not applied again on its own (push a new commit)", short12(e.Revision)))
@@ -84,16 +75,16 @@ func (r *Reconciler) putBad(ctx context.Context, b BadRevision) {
 }
 
 // takeRevision moves a revision loaded by SetRevision into force, unless
-// it is bad and not already the one in force (nor pinned on purpose), or
-// the cluster is pinned to another one (a snapshot polled just before the
-// pin). It returns the revision taken, or nil. A new leader that refused a
+// it is bad and not already the one in force (nor pinned on purpose; while
+// pinned, SetRevision and SetPinned let no other revision through). It
+// returns the revision taken, or nil. A new leader that refused a
 // bad revision retries loading the one in force every 30 s until it has it.
 func (r *Reconciler) takeRevision(ctx context.Context) *Revision {
 	r.mu.Lock()
-	rev, st := r.pendingRev, r.pendingState
-	r.pendingRev, r.pendingState = nil, nil
+	next := r.next
+	r.next = nil
 	cur, synced, now := r.desired, r.synced.ID, r.cfg.Clock()
-	if rev == nil {
+	if next == nil {
 		retry := cur == nil && r.refused != nil && synced != "" && !now.Before(r.reloadAfter)
 		if retry {
 			r.reloadAfter = now.Add(30 * time.Second)
@@ -104,14 +95,10 @@ func (r *Reconciler) takeRevision(ctx context.Context) *Revision {
 		}
 		return nil
 	}
-	if p := r.pin; p != nil && p.Revision != rev.ID {
-		r.mu.Unlock()
-		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned")
-		return nil
-	}
+	rev := &next.rev
 	b, isBad := r.bad[rev.ID]
 	if !isBad || r.pin != nil || rev.ID == synced {
-		r.desired, r.refused = st, nil
+		r.desired, r.refused = next.state, nil
 		r.mu.Unlock()
 		return rev
 	}
@@ -127,10 +114,18 @@ func (r *Reconciler) takeRevision(ctx context.Context) *Revision {
 	return nil
 }
 
+// reload puts the revision in force back, read from the git cache.
 func (r *Reconciler) reload(ctx context.Context, rev string) {
-	if err := r.loadSynced(ctx, rev); err != nil {
-		zerolog.Ctx(ctx).Error().Err(err).Str("revision", rev).Msg("reload the revision in force (retried every 30 s)")
+	st, err := r.loadRevision(ctx, rev)
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("reload the revision in force (retried every 30 s)")
+		return
 	}
+	r.mu.Lock()
+	if r.desired == nil {
+		r.desired = st
+	}
+	r.mu.Unlock()
 }
 
 // forgetBad clears a revision's bad mark once it converged after all (it
@@ -139,17 +134,21 @@ func (r *Reconciler) forgetBad(ctx context.Context, rev string) {
 	r.mu.Lock()
 	_, isBad := r.bad[rev]
 	r.mu.Unlock()
-	if !isBad {
-		return
+	if isBad && r.dropBad(ctx, rev) {
+		r.event(fmt.Sprintf("revision %s converged: no longer marked bad", short12(rev)))
 	}
+}
+
+// dropBad deletes a bad mark from KV and memory; false if KV refused.
+func (r *Reconciler) dropBad(ctx context.Context, rev string) bool {
 	if err := r.stored(r.cfg.Store.del(ctx, badPrefix+rev)); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("revision", rev).Msg("clear bad revision")
-		return
+		zerolog.Ctx(ctx).Warn().Err(err).Str("revision", rev).Msg("drop bad revision")
+		return false
 	}
 	r.mu.Lock()
 	delete(r.bad, rev)
 	r.mu.Unlock()
-	r.event(fmt.Sprintf("revision %s converged: no longer marked bad", short12(rev)))
+	return true
 }
 
 // applyGitResults records what the git worker did, in the pass: every
@@ -168,28 +167,6 @@ func (r *Reconciler) applyGitResults(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// loadSynced loads the revision in force from the git cache.
-func (r *Reconciler) loadSynced(ctx context.Context, rev string) error {
-	if r.cfg.Revisions == nil {
-		return errors.New("no revision reader configured")
-	}
-	files, err := r.cfg.Revisions.At(rev)
-	if err != nil {
-		return err
-	}
-	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
-	if err != nil {
-		return err
-	}
-	st.Revision = rev
-	r.mu.Lock()
-	if r.desired == nil {
-		r.desired = st
-	}
-	r.mu.Unlock()
-	return nil
 }
 
 // BadRevisions lists the revisions remembered as bad, newest first.

@@ -17,7 +17,7 @@ import (
 // stand-in for this unit test; cmd/baton tests the real one).
 type revisions map[string]map[string][]byte
 
-func (rs revisions) At(rev string) (map[string][]byte, error) {
+func (rs revisions) At(_ context.Context, rev string) (map[string][]byte, error) {
 	if f, ok := rs[rev]; ok {
 		return f, nil
 	}

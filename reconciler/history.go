@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -109,9 +110,7 @@ func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.T
 		p := *prev
 		p.Outcome, p.Reason = OutcomeSuperseded, "revision "+short12(rev.ID)+" was applied before it converged"
 		r.putHistory(ctx, p)
-		if r.cfg.Notes != nil {
-			r.writeBack(gitJob{note: &p})
-		}
+		r.settled(ctx, p, OutcomeProgressing)
 	}
 	seq := uint64(1)
 	if prev != nil {
@@ -130,11 +129,7 @@ func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.T
 // settleHistory updates the latest entry after a pass, from the pass's input.
 func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 	r.mu.Lock()
-	cur := r.history
-	rollouts := make(map[string]Rollout, len(r.rollouts))
-	for k, v := range r.rollouts {
-		rollouts[k] = v
-	}
+	cur, rollouts := r.history, maps.Clone(r.rollouts)
 	r.mu.Unlock()
 	if cur == nil || (cur.Outcome != OutcomeProgressing && cur.Outcome != OutcomeDegraded) || in.Desired == nil {
 		return
@@ -148,20 +143,25 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input) {
 	now := r.cfg.Clock()
 	if next := historyStep(*cur, in.Desired, rollouts, unsettled, now); next != *cur {
 		r.putHistory(ctx, next)
-		if next.Outcome == OutcomeConverged {
-			r.event(fmt.Sprintf("revision %s converged in %s", short12(next.Revision), next.Converged.Sub(next.Applied).Round(10*time.Millisecond)))
-		} else {
-			r.event(fmt.Sprintf("revision %s %s: %s", short12(next.Revision), next.Outcome, next.Reason))
-		}
-		if next.Outcome == OutcomeFailed {
-			r.markBad(ctx, next)
-		}
-		if next.Outcome == OutcomeConverged {
-			r.forgetBad(ctx, next.Revision)
-		}
-		if r.cfg.Notes != nil && next.Outcome != cur.Outcome {
-			r.writeBack(gitJob{note: &next})
-		}
+		r.settled(ctx, next, cur.Outcome)
+	}
+}
+
+// settled acts on a history entry whose outcome or reason changed from
+// prev: an event; a failed revision is marked bad, a converged one no
+// longer is; a new outcome is written as a git note.
+func (r *Reconciler) settled(ctx context.Context, e HistoryEntry, prev string) {
+	if e.Outcome == OutcomeConverged {
+		r.event(fmt.Sprintf("revision %s converged in %s", short12(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond)))
+		r.forgetBad(ctx, e.Revision)
+	} else {
+		r.event(fmt.Sprintf("revision %s %s: %s", short12(e.Revision), e.Outcome, e.Reason))
+	}
+	if e.Outcome == OutcomeFailed {
+		r.markBad(ctx, e)
+	}
+	if r.cfg.Notes != nil && e.Outcome != prev {
+		r.writeBack(gitJob{note: &e})
 	}
 }
 

@@ -171,10 +171,14 @@ func WatchPin(ctx context.Context, js jetstream.JetStream, onChange func(*Pin)) 
 	return nil
 }
 
-// SetPinned records the pin in force, for the status (nil: none).
+// SetPinned records the pin in force (nil: none): while pinned, no other
+// revision is taken (a revision loaded just before is dropped).
 func (r *Reconciler) SetPinned(p *Pin) {
 	r.mu.Lock()
 	r.pin = p
+	if p != nil && r.next != nil && r.next.rev.ID != p.Revision {
+		r.next = nil // loaded just before the pin: not applied
+	}
 	r.mu.Unlock()
 	if p != nil {
 		r.event(fmt.Sprintf("pinned to revision %s by %s: %s", short12(p.Revision), p.By, p.Reason))

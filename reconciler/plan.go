@@ -100,8 +100,9 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	p := Plan{Against: PlanBase{Revision: synced, Index: liveIndex(in)}, Changes: desired.Diff(cur, st), Workloads: []WorkloadPlan{}}
 	p.Warnings = append(append(p.Warnings, st.Warnings...), desired.Lint(st)...)
 
-	// Replica counts: the autoscalers' (from their state, within the new
-	// bounds), else the schedules' windows, else spec.replicas.
+	// Replica counts: what the autoscalers would set next (the real
+	// autoscale from their state, within the new bounds), else the
+	// schedules' windows, else spec.replicas.
 	running := map[string]int{}
 	for name, reps := range in.reported() {
 		for _, rep := range reps {
@@ -122,11 +123,9 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 			if sc.Owner != "git" {
 				floor = sc.Replicas
 			}
-			n := hpa[w.Name].Replicas
-			if n == 0 {
-				n = max(running[w.Name], 1)
-			}
-			sc = Scale{Replicas: max(clamp(n, a.MinReplicas, a.MaxReplicas), floor), Owner: "HorizontalPodAutoscaler " + a.Name}
+			cpu, live := cpuOf(in, w)
+			h := autoscale(a, hpa[w.Name], live, cpu, floor, in.Now)
+			sc = Scale{Replicas: h.Replicas, Owner: "HorizontalPodAutoscaler " + a.Name}
 			in.Scale[w.Name] = sc.Replicas
 		}
 		scales[w.Name] = sc
@@ -154,6 +153,12 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 			old[w.Name] = w
 		}
 	}
+	changed := map[string]bool{} // Deployments with a field changed
+	for _, c := range p.Changes {
+		if c.Kind == "Deployment" {
+			changed[c.Name] = true
+		}
+	}
 	for _, w := range st.Workloads {
 		sc := scales[w.Name]
 		wp := WorkloadPlan{Name: w.Name, Op: "unchanged", Now: running[w.Name], After: sc.Replicas, Owner: sc.Owner,
@@ -177,10 +182,8 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 				wp.Rollout = fmt.Sprintf("rolling update of %d replicas, %d extra and %d unavailable at a time", wp.After, surge, unavailable)
 			}
 		}
-		for _, c := range p.Changes {
-			if c.Kind == "Deployment" && c.Name == w.Name && wp.Op == "unchanged" {
-				wp.Op = "changed" // a field outside the template, e.g. spec.replicas
-			}
+		if wp.Op == "unchanged" && changed[w.Name] {
+			wp.Op = "changed" // a field outside the template, e.g. spec.replicas
 		}
 		if a, ok := pending[w.Name]; ok {
 			wp.Unplaceable, wp.Reason = a.Count, a.Reason

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -86,38 +87,43 @@ type Reconciler struct {
 	cfg  Config
 	wake chan struct{}
 
-	mu           sync.Mutex
-	nodes        map[string]*nodeState
-	assignments  map[string]Assignment
-	desired      *desired.State
-	pendingRev   *Revision // loaded, not yet applied by a pass
-	pendingState *desired.State
-	bad          map[string]BadRevision // revisions whose rollout failed
-	refused      *BadRevision           // the newest revision seen, not applied because it is bad
-	gitq         chan gitJob
-	gitDone      chan BadRevision // reverts done, recorded by the next pass
-	reloadAfter  time.Time        // next try at loading the revision in force
-	synced       Revision
-	syncedAt     time.Time
-	revErr       *RevisionError
-	started      time.Time
-	sourceErr    string
-	events       []string
-	pending      map[string]Action // workload → why some of its replicas fit nowhere
-	hold         string            // disruption mode's reason, "" when off
-	rollouts     map[string]Rollout
-	hpa          map[string]HPAState   // by target workload
-	rollbacks    map[string]RollbackTo // loaded healthy templates, by workload
-	crons        map[string]CronState
-	backoff      map[string]Backoff // by workload: failed starts
-	history      *HistoryEntry      // the latest revision applied
-	jobs         map[string]JobRecord
-	stats        PassStats
-	pin          *Pin
-	withRuns     *desired.State // the desired state with the CronJobs' runs as Jobs
+	mu          sync.Mutex
+	nodes       map[string]*nodeState
+	assignments map[string]Assignment
+	desired     *desired.State
+	next        *loaded                // loaded by SetRevision, put in force by the next pass
+	bad         map[string]BadRevision // revisions whose rollout failed
+	refused     *BadRevision           // the newest revision seen, not applied because it is bad
+	gitq        chan gitJob
+	gitDone     chan BadRevision // reverts done, recorded by the next pass
+	reloadAfter time.Time        // next try at loading the revision in force
+	synced      Revision
+	syncedAt    time.Time
+	revErr      *RevisionError
+	started     time.Time
+	sourceErr   string
+	events      []string
+	pending     map[string]Action // workload → why some of its replicas fit nowhere
+	hold        string            // disruption mode's reason, "" when off
+	rollouts    map[string]Rollout
+	hpa         map[string]HPAState   // by target workload
+	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
+	crons       map[string]CronState
+	backoff     map[string]Backoff // by workload: failed starts
+	history     *HistoryEntry      // the latest revision applied
+	jobs        map[string]JobRecord
+	stats       PassStats
+	pin         *Pin
+	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
 
 	deposed chan struct{} // closed when a node says a newer leader exists
 	depose  sync.Once
+}
+
+// loaded is a revision and its desired state.
+type loaded struct {
+	rev   Revision
+	state *desired.State
 }
 
 // ErrDeposed is returned by Run when a node refused a command because a
@@ -150,7 +156,15 @@ func New(cfg Config) *Reconciler {
 
 // SetRevision renders files as the desired state of rev. A revision that does
 // not load is recorded in the status and the last good one stays in force.
+// While the cluster is pinned, any other revision is ignored.
 func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[string][]byte) error {
+	r.mu.Lock()
+	p := r.pin
+	r.mu.Unlock()
+	if p != nil && p.Revision != rev.ID {
+		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned (baton unpin)")
+		return nil
+	}
 	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -171,12 +185,11 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 		return err
 	}
 	st.Revision = rev.ID
-	r.pendingState = st // the next pass puts it in force (takeRevision)
+	r.next = &loaded{rev: rev, state: st} // the next pass puts it in force (takeRevision)
 	r.revErr = nil
 	for _, w := range st.Warnings {
 		zerolog.Ctx(ctx).Warn().Str("revision", rev.ID).Msg(w)
 	}
-	r.pendingRev = &rev
 	zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Int("workloads", len(st.Workloads)).Msg("new desired state")
 	r.kick()
 	return nil
@@ -394,10 +407,7 @@ func (r *Reconciler) input() Input {
 		Started:        r.started,
 		Strategy:       r.cfg.Strategy,
 	}
-	in.Backoff = make(map[string]Backoff, len(r.backoff))
-	for k, v := range r.backoff {
-		in.Backoff[k] = v
-	}
+	in.Backoff = maps.Clone(r.backoff)
 	in.ReadySince = map[string]time.Time{}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView

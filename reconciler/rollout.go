@@ -112,10 +112,28 @@ func track(prev Rollout, w desired.Workload, count int, rev string, o observed, 
 	return ro
 }
 
-// RevisionReader reads the files of a revision already fetched (the git
-// source's cache): auto-rollback reloads the last healthy revision with it.
+// RevisionReader reads the files of an earlier revision (the git source's
+// cache): auto-rollback reloads the last healthy revision with it, and a new
+// leader the revision in force when the branch points at a bad one.
 type RevisionReader interface {
-	At(rev string) (map[string][]byte, error)
+	At(ctx context.Context, rev string) (map[string][]byte, error)
+}
+
+// loadRevision reads and loads an earlier revision.
+func (r *Reconciler) loadRevision(ctx context.Context, rev string) (*desired.State, error) {
+	if r.cfg.Revisions == nil {
+		return nil, errors.New("no revision reader configured")
+	}
+	files, err := r.cfg.Revisions.At(ctx, rev)
+	if err != nil {
+		return nil, fmt.Errorf("read revision %s: %w", short12(rev), err)
+	}
+	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
+	if err != nil {
+		return nil, fmt.Errorf("load revision %s: %w", short12(rev), err)
+	}
+	st.Revision = rev
+	return st, nil
 }
 
 // trackRollouts advances every workload's rollout record, persists the ones
@@ -182,16 +200,9 @@ func (r *Reconciler) rollbackTo(ctx context.Context, ro Rollout) (RollbackTo, er
 	if ok && rb.Workload.Hash == ro.Healthy {
 		return rb, nil
 	}
-	if r.cfg.Revisions == nil {
-		return RollbackTo{}, errors.New("no revision reader configured")
-	}
-	files, err := r.cfg.Revisions.At(ro.HealthyRevision)
+	st, err := r.loadRevision(ctx, ro.HealthyRevision)
 	if err != nil {
-		return RollbackTo{}, fmt.Errorf("read revision %s: %w", short12(ro.HealthyRevision), err)
-	}
-	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
-	if err != nil {
-		return RollbackTo{}, fmt.Errorf("load revision %s: %w", short12(ro.HealthyRevision), err)
+		return RollbackTo{}, err
 	}
 	for _, w := range st.Workloads {
 		if w.Name == ro.Workload && w.Hash == ro.Healthy {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -148,33 +147,21 @@ func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, 
 		rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
 		_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
 	}
-	var (
-		pinMu  sync.Mutex
-		pinned *reconciler.Pin
-	)
-	log := zerolog.Ctx(ctx)
-	go src.Poll(ctx, poll,
-		func(s gitsource.Snapshot) {
-			pinMu.Lock()
-			p := pinned
-			pinMu.Unlock()
-			if p != nil {
-				log.Warn().Str("revision", s.Revision).Str("pinned", p.Revision).Msg("new revision not applied: the cluster is pinned (baton unpin)")
-				return
-			}
-			apply(s)
-		},
-		rec.SetSourceError)
+	// While pinned, the reconciler takes no other revision than the pinned
+	// one: new commits are polled and loaded, and not applied.
+	go src.Poll(ctx, poll, apply, rec.SetSourceError)
 	// baton pin / unpin: apply a cached revision and stop following the
 	// branch, or follow it again.
+	log := zerolog.Ctx(ctx)
+	var pinned *reconciler.Pin // only the watcher's goroutine uses it
 	if err := reconciler.WatchPin(ctx, js, func(p *reconciler.Pin) {
-		pinMu.Lock()
 		prev := pinned
 		pinned = p
-		pinMu.Unlock()
 		switch {
 		case p != nil:
-			snap, err := src.At(p.Revision)
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			snap, err := src.AtOrFetch(fctx, p.Revision)
+			cancel()
 			if err != nil {
 				log.Error().Err(err).Str("revision", p.Revision).Msg("pinned revision is not in the cache")
 				rec.SetSourceError(fmt.Errorf("pinned revision %s: %w", p.Revision, err))
@@ -210,8 +197,8 @@ func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, 
 // fetching the branches when one is not there yet.
 type cachedRevisions struct{ src *gitsource.Source }
 
-func (c cachedRevisions) At(rev string) (map[string][]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (c cachedRevisions) At(ctx context.Context, rev string) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	snap, err := c.src.AtOrFetch(ctx, rev)
 	return snap.Files, err
