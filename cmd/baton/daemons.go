@@ -44,16 +44,9 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&natsURL, "nats", defaultNATS, "NATS server URL (JetStream enabled)")
 	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps its git cache")
 	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
-	f.StringVar(&so.branch, "branch", "", "branch to follow (default: the repository's HEAD)")
-	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
-	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
-	so.git.register(f)
-	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
+	so.register(f)
 	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV buckets (3 on a NATS cluster)")
-	f.StringVar(&so.apiListen, "api-listen", "127.0.0.1:8420", "control-plane HTTP API address (\"\" for none)")
-	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
-	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
 	f.StringVar(&so.id, "id", "", "this server's name in the leader lease (default: hostname-pid)")
 	f.DurationVar(&so.leaseTTL, "lease-ttl", DefaultLeaseTTL, "leader lease TTL: run several servers; one leads, the others take over within about this long of its death")
 	return cmd
@@ -93,6 +86,18 @@ func agentCmd() *cobra.Command {
 	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs, network namespaces and volumes")
 	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")
 	return cmd
+}
+
+// register adds the flags that baton server and baton up share.
+func (so *serverOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&so.branch, "branch", "", "branch to follow (default: the repository's HEAD)")
+	f.StringVar(&so.path, "path", "", "directory of the repository that holds the manifests")
+	f.DurationVar(&so.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before its replicas move")
+	so.git.register(f)
+	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
+	f.StringVar(&so.apiListen, "api-listen", "127.0.0.1:8420", "control-plane HTTP API address (\"\" for none)")
+	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
+	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
 }
 
 // register adds the flags that baton agent and baton up share.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -36,9 +35,7 @@ formatting are not changes; Secret values are never shown.`,
 			}
 			changes := desired.Diff(states[0], states[1])
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"from": args[0], "to": args[1], "changes": changes}); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), map[string]any{"from": args[0], "to": args[1], "changes": changes}); err != nil {
 					return err
 				}
 			} else {

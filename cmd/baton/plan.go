@@ -30,7 +30,7 @@ or $BATON_TOKEN.`,
 			if err != nil {
 				return err
 			}
-			p, rb, err := pl.plan(cmd.Context(), files)
+			p, err := pl.plan(cmd.Context(), files)
 			if err != nil {
 				return err
 			}
@@ -40,7 +40,9 @@ or $BATON_TOKEN.`,
 			w := cmd.OutOrStdout()
 			switch output {
 			case "json":
-				_, _ = w.Write(rb)
+				if err := printJSON(w, p); err != nil {
+					return err
+				}
 			case "markdown":
 				printPlanMarkdown(w, p)
 			default:

@@ -87,10 +87,6 @@ func (p *plane) call(ctx context.Context, method, path string, body, out any) er
 	if out == nil {
 		return nil
 	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = b
-		return nil
-	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
 	}
@@ -165,7 +161,7 @@ func (p *plane) unpin(ctx context.Context) error {
 }
 
 // plan asks the API (the only way: planning needs the leader's live view).
-func (p *plane) plan(ctx context.Context, files map[string][]byte) (reconciler.Plan, []byte, error) {
+func (p *plane) plan(ctx context.Context, files map[string][]byte) (reconciler.Plan, error) {
 	if p.server == "" {
 		p.server = "http://127.0.0.1:8420"
 	}
@@ -173,13 +169,13 @@ func (p *plane) plan(ctx context.Context, files map[string][]byte) (reconciler.P
 	for k, v := range files {
 		body.Files[k] = string(v)
 	}
-	var raw []byte
 	var pl reconciler.Plan
-	if err := p.call(ctx, http.MethodPost, "/api/v1/plan", body, &raw); err != nil {
-		return pl, nil, err
-	}
-	if err := json.Unmarshal(raw, &pl); err != nil {
-		return pl, nil, fmt.Errorf("plan: bad answer: %w", err)
-	}
-	return pl, raw, nil
+	return pl, p.call(ctx, http.MethodPost, "/api/v1/plan", body, &pl)
+}
+
+// printJSON writes v as indented JSON, as the API does.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
