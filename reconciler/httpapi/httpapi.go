@@ -274,20 +274,17 @@ type Replica struct {
 
 func replicas(st reconciler.Status) any {
 	out := []Replica{}
-	for _, ws := range append(append([]reconciler.WorkloadStatus(nil), st.Workloads...), jobWorkloads(st)...) {
+	for _, ws := range st.Workloads {
 		for _, r := range ws.Replicas {
 			out = append(out, Replica{Workload: ws.Name, ReplicaStatus: r})
 		}
 	}
-	return map[string]any{"replicas": out}
-}
-
-func jobWorkloads(st reconciler.Status) []reconciler.WorkloadStatus {
-	var out []reconciler.WorkloadStatus
 	for _, j := range st.Jobs {
-		out = append(out, reconciler.WorkloadStatus{Name: reconciler.JobWorkload(j.Name), Replicas: j.Replicas})
+		for _, r := range j.Replicas {
+			out = append(out, Replica{Workload: reconciler.JobWorkload(j.Name), ReplicaStatus: r})
+		}
 	}
-	return out
+	return map[string]any{"replicas": out}
 }
 
 // PinRequest is the body of PUT /api/v1/pin.
@@ -297,29 +294,13 @@ type PinRequest struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-func (s *Server) getPin(w http.ResponseWriter, r *http.Request) {
+// fromKV answers {key: value} from the JetStream state, which any server
+// reads (10 s at most): 404 for a revision never applied, 400 for a bad
+// pin, 502 when NATS fails.
+func fromKV(w http.ResponseWriter, r *http.Request, key string, read func(context.Context) (any, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	p, err := reconciler.ReadPin(ctx, s.js)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"pin": p})
-}
-
-func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
-	var req PinRequest
-	if !decode(w, r, &req, `{"revision": "COMMIT", "reason": "..."}`) {
-		return
-	}
-	if req.Revision == "" {
-		writeError(w, http.StatusBadRequest, `body: want {"revision": "COMMIT", "reason": "..."}`)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	e, err := reconciler.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
+	v, err := read(ctx)
 	switch {
 	case errors.Is(err, reconciler.ErrNeverApplied):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -328,18 +309,26 @@ func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusBadGateway, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"pinned": e})
+		writeJSON(w, http.StatusOK, map[string]any{key: v})
 	}
 }
 
-func (s *Server) deletePin(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if err := reconciler.ClearPin(ctx, s.js); err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
+func (s *Server) getPin(w http.ResponseWriter, r *http.Request) {
+	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return reconciler.ReadPin(ctx, s.js) })
+}
+
+func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
+	var req PinRequest
+	if !decode(w, r, &req, `{"revision": "COMMIT", "reason": "..."}`) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"pin": nil})
+	fromKV(w, r, "pinned", func(ctx context.Context) (any, error) {
+		return reconciler.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
+	})
+}
+
+func (s *Server) deletePin(w http.ResponseWriter, r *http.Request) {
+	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return nil, reconciler.ClearPin(ctx, s.js) })
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -352,23 +341,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		tail = n
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	evs, err := reconciler.Recent(ctx, s.js, tail)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	fromKV(w, r, "events", func(ctx context.Context) (any, error) { return reconciler.Recent(ctx, s.js, tail) })
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	h, err := reconciler.ReadHistory(ctx, s.js)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"history": h})
+	fromKV(w, r, "history", func(ctx context.Context) (any, error) { return reconciler.ReadHistory(ctx, s.js) })
 }
