@@ -114,15 +114,8 @@ func flatten(prefix string, v any, out map[string]string) {
 }
 
 func diffKind(kind string, a, b map[string]map[string]string) []Change {
-	names := map[string]bool{}
-	for n := range a {
-		names[n] = true
-	}
-	for n := range b {
-		names[n] = true
-	}
 	var out []Change
-	for _, n := range sortedNames(names) {
+	for _, n := range unionKeys(a, b) {
 		oa, inA := a[n]
 		ob, inB := b[n]
 		switch {
@@ -140,15 +133,8 @@ func diffKind(kind string, a, b map[string]map[string]string) []Change {
 }
 
 func diffFields(a, b map[string]string) []FieldChange {
-	paths := map[string]bool{}
-	for p := range a {
-		paths[p] = true
-	}
-	for p := range b {
-		paths[p] = true
-	}
 	var out []FieldChange
-	for _, p := range sortedNames(paths) {
+	for _, p := range unionKeys(a, b) {
 		if a[p] != b[p] {
 			out = append(out, FieldChange{Path: p, Old: a[p], New: b[p]})
 		}
@@ -156,58 +142,41 @@ func diffFields(a, b map[string]string) []FieldChange {
 	return out
 }
 
-// diffSecrets compares Secrets by key names and by a digest of their data
-// that never leaves this package: a changed value shows as "(changed)".
+// diffSecrets compares Secrets by key names, type and a digest of their
+// data that never leaves this package: a changed value shows as
+// "(hidden)" → "(changed)".
 func diffSecrets(a, b *State) []Change {
-	index := func(s *State) map[string]Secret {
-		m := map[string]Secret{}
+	flat := func(s *State) map[string]map[string]string {
+		m := map[string]map[string]string{}
 		if s != nil {
 			for _, x := range s.Secrets {
-				m[x.Name] = x
+				m[x.Name] = map[string]string{"keys": strings.Join(x.Keys, ","), "data": x.digest, "type": x.Type}
 			}
 		}
 		return m
 	}
-	sa, sb := index(a), index(b)
-	names := map[string]bool{}
-	for n := range sa {
-		names[n] = true
-	}
-	for n := range sb {
-		names[n] = true
-	}
-	var out []Change
-	for _, n := range sortedNames(names) {
-		x, inA := sa[n]
-		y, inB := sb[n]
-		switch {
-		case !inA:
-			out = append(out, Change{Kind: "Secret", Name: n, Op: "added"})
-		case !inB:
-			out = append(out, Change{Kind: "Secret", Name: n, Op: "removed"})
-		default:
-			var f []FieldChange
-			if ka, kb := strings.Join(x.Keys, ","), strings.Join(y.Keys, ","); ka != kb {
-				f = append(f, FieldChange{Path: "keys", Old: ka, New: kb})
-			}
-			if x.digest != y.digest {
-				f = append(f, FieldChange{Path: "data", Old: "(hidden)", New: "(changed)"})
-			}
-			if x.Type != y.Type {
-				f = append(f, FieldChange{Path: "type", Old: x.Type, New: y.Type})
-			}
-			if len(f) > 0 {
-				out = append(out, Change{Kind: "Secret", Name: n, Op: "changed", Fields: f})
+	out := diffKind("Secret", flat(a), flat(b))
+	for _, c := range out {
+		for i, f := range c.Fields {
+			if f.Path == "data" {
+				c.Fields[i].Old, c.Fields[i].New = "(hidden)", "(changed)"
 			}
 		}
 	}
 	return out
 }
 
-func sortedNames(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// unionKeys lists the keys of a and b, sorted.
+func unionKeys[V any](a, b map[string]V) []string {
+	seen := make(map[string]bool, len(a)+len(b))
+	out := make([]string, 0, len(a)+len(b))
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
 	}
 	sort.Strings(out)
 	return out
