@@ -92,7 +92,7 @@ func (s *Source) Revert(ctx context.Context, rev, reason string, by Signature) (
 	if err := s.repo.Storer.SetReference(plumbing.NewHashReference(local, h)); err != nil {
 		return "", err
 	}
-	if err := s.push(ctx, config.RefSpec(fmt.Sprintf("%s:%s", local, t.remote))); err != nil {
+	if err := s.push(ctx, s.repo, config.RefSpec(fmt.Sprintf("%s:%s", local, t.remote))); err != nil {
 		if t2, rerr := s.resolve(ctx); rerr == nil && t2.hash == h {
 			return h.String(), nil // pushed; only the answer was lost
 		} else if rerr == nil && t2.hash != t.hash {
@@ -139,12 +139,9 @@ func (s *Source) Note(ctx context.Context, rev, text string, by Signature) error
 		if err := addNote(repo, rev, text, by); err != nil {
 			return err
 		}
-		last = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{NotesRef + ":" + NotesRef},
-			Auth: auth, CABundle: s.cfg.Auth.CABundle})
-		if last == nil || errors.Is(last, git.NoErrAlreadyUpToDate) {
+		if last = s.push(ctx, repo, NotesRef+":"+NotesRef); last == nil {
 			return nil
 		}
-		last = redactErr(last, s.cfg.Auth, s.cfg.URL)
 	}
 	return fmt.Errorf("push %s: %w", NotesRef, last)
 }
@@ -249,12 +246,14 @@ func storeCommit(repo *git.Repository, c *object.Commit) (plumbing.Hash, error) 
 	return repo.Storer.SetEncodedObject(obj)
 }
 
-func (s *Source) push(ctx context.Context, spec config.RefSpec) error {
+// push pushes spec from repo (the cache, or a repository in memory) to the
+// source's remote with its credentials.
+func (s *Source) push(ctx context.Context, repo *git.Repository, spec config.RefSpec) error {
 	auth, err := s.cfg.Auth.method(s.cfg.URL)
 	if err != nil {
 		return err
 	}
-	err = s.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth, CABundle: s.cfg.Auth.CABundle})
+	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth, CABundle: s.cfg.Auth.CABundle})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return redactErr(err, s.cfg.Auth, s.cfg.URL)
 	}

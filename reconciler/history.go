@@ -201,9 +201,9 @@ func (s *Store) History(ctx context.Context) ([]HistoryEntry, error) {
 // ReadHistory reads the history from the KV bucket, for the CLI: it needs
 // no reconciler to answer.
 func ReadHistory(ctx context.Context, js jetstream.JetStream) ([]HistoryEntry, error) {
-	kv, err := js.KeyValue(ctx, Bucket)
+	kv, err := openBucket(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %q: %w", Bucket, err)
+		return nil, err
 	}
 	s := &Store{kv: kv, revs: map[string]uint64{}}
 	return s.History(ctx)

@@ -24,7 +24,9 @@ type Pin struct {
 
 const keyPin = "pin"
 
-func pinBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+// openBucket opens the state bucket for a reader that runs no reconciler
+// (the CLI, the API of any server).
+func openBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %q (is a baton server running?): %w", Bucket, err)
@@ -34,7 +36,7 @@ func pinBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue,
 
 // SetPin pins the cluster to p.Revision (a full commit hash).
 func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
-	kv, err := pinBucket(ctx, js)
+	kv, err := openBucket(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -95,7 +97,7 @@ var ErrNeverApplied = errors.New("revision was never applied")
 
 // ClearPin removes the pin: the servers follow the branch again.
 func ClearPin(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := pinBucket(ctx, js)
+	kv, err := openBucket(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func ClearPin(ctx context.Context, js jetstream.JetStream) error {
 
 // ReadPin returns the pin, or nil when there is none.
 func ReadPin(ctx context.Context, js jetstream.JetStream) (*Pin, error) {
-	kv, err := pinBucket(ctx, js)
+	kv, err := openBucket(ctx, js)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +130,7 @@ func ReadPin(ctx context.Context, js jetstream.JetStream) (*Pin, error) {
 // WatchPin calls onChange with the pin (nil when there is none) now and at
 // each change, until ctx ends.
 func WatchPin(ctx context.Context, js jetstream.JetStream, onChange func(*Pin)) error {
-	kv, err := pinBucket(ctx, js)
+	kv, err := openBucket(ctx, js)
 	if err != nil {
 		return err
 	}
