@@ -22,7 +22,7 @@ import (
 )
 
 // run runs the baton command line in-process.
-func run(t *testing.T, args ...string) (string, string, error) {
+func run(t testing.TB, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := rootCmd()

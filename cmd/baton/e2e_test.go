@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,42 +172,31 @@ func TestEndToEnd(t *testing.T) {
 	if want := "hello.yaml:6:3: spec.replicaz: field not allowed"; !strings.Contains(strings.Join(st.Error.Errors, "\n"), want) {
 		t.Fatalf("errors %q do not contain %q", st.Error.Errors, want)
 	}
-	var out bytes.Buffer
-	cmd := rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"status", "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	out, err := c.baton("status")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "hello.yaml:6:3") || !strings.Contains(out.String(), "does not load") {
-		t.Fatalf("baton status does not show the error:\n%s", out.String())
+	if !strings.Contains(out, "hello.yaml:6:3") || !strings.Contains(out, "does not load") {
+		t.Fatalf("baton status does not show the error:\n%s", out)
 	}
 	time.Sleep(time.Second)
 	c.converged(t, 6, hash1, "n1", "n2")
 
 	// baton logs: the output of every replica, from its node.
-	out.Reset()
-	cmd = rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"logs", "hello", "--tail", "1", "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	if out, err = c.baton("logs", "hello", "--tail", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(out.String(), `hello: "v1" listening on :8080`); n != 6 {
-		t.Fatalf("baton logs printed %d start lines, want 6:\n%s", n, out.String())
+	if n := strings.Count(out, `hello: "v1" listening on :8080`); n != 6 {
+		t.Fatalf("baton logs printed %d start lines, want 6:\n%s", n, out)
 	}
 
 	// baton events: the decisions, with their reasons.
-	out.Reset()
-	cmd = rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"events", "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	if out, err = c.baton("events"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"start hello/hello-", "replicas of template", "stop hello/hello-", "forget hello/hello-", "node lost"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("baton events does not show %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Fatalf("baton events does not show %q:\n%s", want, out)
 		}
 	}
 }

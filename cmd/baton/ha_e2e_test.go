@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -88,16 +87,13 @@ func TestLeaderFailover(t *testing.T) {
 	}
 
 	// The decisions of every leader are kept, across takeovers.
-	var out bytes.Buffer
-	cmd := rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"events", "--tail", "0", "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	out, err := c.baton("events", "--tail", "0")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"[s1 term ", "[s2 term ", "start hello/"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("baton events lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Fatalf("baton events lacks %q:\n%s", want, out)
 		}
 	}
 }

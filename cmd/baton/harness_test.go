@@ -256,6 +256,13 @@ func (c *cluster) git(args ...string) {
 	}
 }
 
+// baton runs a baton command against the cluster's NATS and returns what
+// it printed.
+func (c *cluster) baton(args ...string) (string, error) {
+	out, errOut, err := run(c.tb, append(args, "--nats", c.ns.ClientURL())...)
+	return out + errOut, err
+}
+
 // gitOut runs the git command line in the repository and returns its output.
 func (c *cluster) gitOut(args ...string) string {
 	cmd := exec.Command("git", args...)

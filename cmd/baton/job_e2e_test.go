@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -71,15 +70,12 @@ func TestJobs(t *testing.T) {
 	if ok := c.job("ok"); len(ok.Replicas) != 3 {
 		t.Fatalf("a complete Job has %d pods, want its 3", len(ok.Replicas))
 	}
-	var out bytes.Buffer
-	cmd := rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"logs", "job/ok", "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	out, err := c.baton("logs", "job/ok")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(out.String(), "task ok: done, exit 0"); n != 3 {
-		t.Fatalf("logs of job/ok show %d completions, want 3:\n%s", n, out.String())
+	if n := strings.Count(out, "task ok: done, exit 0"); n != 3 {
+		t.Fatalf("logs of job/ok show %d completions, want 3:\n%s", n, out)
 	}
 	// Removing the Jobs from Git removes their pods.
 	c.git("rm", "-q", "ok.yaml", "fail.yaml")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,18 +40,13 @@ func TestPin(t *testing.T) {
 	api, url, viewer, admin := withAPI(t)
 	c := newCluster(t, 8*time.Second, api)
 	c.startAgent("n1")
-	run := func(token string, args ...string) (string, error) {
-		t.Helper()
-		var out bytes.Buffer
-		cmd := rootCmd()
-		cmd.SetOut(&out)
-		cmd.SetArgs(append(args, "--server", url, "--token-file", token))
-		err := cmd.ExecuteContext(c.ctx)
-		return out.String(), err
+	as := func(token string, args ...string) (string, error) {
+		out, _, err := run(t, append(args, "--server", url, "--token-file", token)...)
+		return out, err
 	}
 	must := func(token string, args ...string) string {
 		t.Helper()
-		out, err := run(token, args...)
+		out, err := as(token, args...)
 		if err != nil {
 			t.Fatalf("baton %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -64,10 +58,10 @@ func TestPin(t *testing.T) {
 	c.commit("v2", v2)
 	c.converged(t, 2, hashOf(t, v2), "n1")
 
-	if _, err := run(viewer, "pin", rev1[:10]); err == nil || !strings.Contains(err.Error(), "read-only") {
+	if _, err := as(viewer, "pin", rev1[:10]); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("pin with a viewer token: %v", err)
 	}
-	if _, err := run(admin, "pin", "0badc0ffee"); err == nil || !strings.Contains(err.Error(), "never applied") {
+	if _, err := as(admin, "pin", "0badc0ffee"); err == nil || !strings.Contains(err.Error(), "never applied") {
 		t.Fatalf("pin of an unknown revision: %v", err)
 	}
 	must(admin, "pin", rev1[:10], "--reason", "incident 42")

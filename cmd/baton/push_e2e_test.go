@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +20,12 @@ func TestImagePushEndToEnd(t *testing.T) {
 		Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: testenv.HelloBinary(t)}}}); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd := rootCmd()
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"image", "push", archive, "--nats", c.ns.ClientURL()})
-	if err := cmd.ExecuteContext(c.ctx); err != nil {
+	out, err := c.baton("image", "push", archive)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "pushed baton.local/pushed:v1") {
-		t.Fatalf("push said %q", out.String())
+	if !strings.Contains(out, "pushed baton.local/pushed:v1") {
+		t.Fatalf("push said %q", out)
 	}
 	files := deployment(2, "pushed")
 	files["hello.yaml"] = strings.Replace(files["hello.yaml"], testImage, "baton.local/pushed:v1", 1)

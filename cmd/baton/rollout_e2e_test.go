@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -99,21 +98,13 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	t.Logf("git revert of the failed rollout → converged and complete in %s", time.Since(start).Round(10*time.Millisecond))
 
 	// baton wait: the revert converged (exit 0); the bad revision failed (an error).
-	run := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		cmd := rootCmd()
-		cmd.SetOut(&out)
-		cmd.SetArgs(append(args, "--nats", c.ns.ClientURL()))
-		err := cmd.ExecuteContext(c.ctx)
-		return out.String(), err
-	}
-	if out, err := run("wait", "--timeout", "30s"); err != nil || !strings.Contains(out, "converged in") {
+	if out, err := c.baton("wait", "--timeout", "30s"); err != nil || !strings.Contains(out, "converged in") {
 		t.Fatalf("baton wait: %v\n%s", err, out)
 	}
-	if _, err := run("wait", bad, "--timeout", "5s"); err == nil || !strings.Contains(err.Error(), "failed") {
+	if _, err := c.baton("wait", bad, "--timeout", "5s"); err == nil || !strings.Contains(err.Error(), "failed") {
 		t.Fatalf("baton wait on the failed revision: %v", err)
 	}
-	out, err := run("history")
+	out, err := c.baton("history")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,17 +82,12 @@ func TestSecretCanary(t *testing.T) {
 	var outputs []string
 	cli := func(args ...string) {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		cmd := rootCmd()
-		cmd.SetOut(&out)
-		cmd.SetErr(&errOut)
-		cmd.SetArgs(args)
-		err := cmd.ExecuteContext(c.ctx)
+		out, errOut, err := run(t, args...)
 		var ee exitError
 		if err != nil && !(errors.As(err, &ee) && ee.code == 2) {
-			t.Fatalf("baton %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+			t.Fatalf("baton %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
 		}
-		outputs = append(outputs, fmt.Sprintf("baton %s:\n%s%s", strings.Join(args, " "), out.String(), errOut.String()))
+		outputs = append(outputs, fmt.Sprintf("baton %s:\n%s%s", strings.Join(args, " "), out, errOut))
 	}
 	next := t.TempDir()
 	if err := os.WriteFile(filepath.Join(next, "app.yaml"), []byte(secretApp(canary + "-three")["app.yaml"]), 0o644); err != nil {
