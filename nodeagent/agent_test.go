@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,74 +14,8 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/nodeagent/simruntime"
 )
-
-// fakeRuntime is a configurable in-memory Runtime for unit tests of the agent.
-type fakeRuntime struct {
-	mu       sync.Mutex
-	replicas map[string]protocol.Replica
-	starts   []string
-	failWith error
-	block    chan struct{} // when set, Start waits on it
-	changes  chan struct{}
-}
-
-func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{replicas: map[string]protocol.Replica{}, changes: make(chan struct{}, 1)}
-}
-
-func (f *fakeRuntime) Start(ctx context.Context, s protocol.ReplicaSpec) error {
-	f.mu.Lock()
-	block, fail := f.block, f.failWith
-	f.starts = append(f.starts, s.ID)
-	f.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	if fail != nil {
-		return fail
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.replicas[s.ID] = protocol.Replica{ID: s.ID, Workload: s.Workload, SpecHash: s.SpecHash, State: protocol.StateRunning}
-	return nil
-}
-
-func (f *fakeRuntime) Stop(ctx context.Context, id string, grace time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.replicas, id)
-	return nil
-}
-
-func (f *fakeRuntime) List(ctx context.Context) ([]protocol.Replica, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []protocol.Replica
-	for _, r := range f.replicas {
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func (f *fakeRuntime) Changes(ctx context.Context) <-chan struct{} { return f.changes }
-
-func (f *fakeRuntime) Supervise(context.Context, time.Time) (bool, time.Duration, error) {
-	return false, 0, nil
-}
-
-func (f *fakeRuntime) Claims() []string { return nil }
-
-func (f *fakeRuntime) LogFiles(context.Context, string) (map[string]string, error) { return nil, nil }
-
-func (f *fakeRuntime) exit(id string, code int) {
-	f.mu.Lock()
-	r := f.replicas[id]
-	r.State, r.ExitCode = protocol.StateExited, code
-	f.replicas[id] = r
-	f.mu.Unlock()
-	f.changes <- struct{}{}
-}
 
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
@@ -106,13 +39,13 @@ func startNATS(t *testing.T) *nats.Conn {
 type agentHarness struct {
 	t       *testing.T
 	nc      *nats.Conn
-	rt      *fakeRuntime
+	rt      *simruntime.Runtime
 	reports chan protocol.Report
 }
 
 func runTestAgent(t *testing.T) *agentHarness {
 	nc := startNATS(t)
-	h := &agentHarness{t: t, nc: nc, rt: newFakeRuntime(), reports: make(chan protocol.Report, 100)}
+	h := &agentHarness{t: t, nc: nc, rt: simruntime.New(), reports: make(chan protocol.Report, 100)}
 	_, err := nc.Subscribe(protocol.ReportSubject("n1"), func(m *nats.Msg) {
 		var r protocol.Report
 		if err := protocol.Decode(m.Data, &r); err != nil {
@@ -209,9 +142,10 @@ func TestAgentStartStop(t *testing.T) {
 func TestAgentReportsCreatingThenFailed(t *testing.T) {
 	h := runTestAgent(t)
 	block := make(chan struct{})
-	h.rt.mu.Lock()
-	h.rt.block, h.rt.failWith = block, errors.New("image web:1 not found")
-	h.rt.mu.Unlock()
+	h.rt.SetStartHook(func(protocol.ReplicaSpec) error {
+		<-block
+		return errors.New("image web:1 not found")
+	})
 	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-2")})
 	h.waitReport(hasReplica("web-2", protocol.StateCreating))
 	// A duplicate start while one is in flight is acknowledged and ignored.
@@ -221,10 +155,7 @@ func TestAgentReportsCreatingThenFailed(t *testing.T) {
 	if !strings.Contains(r.Replicas[0].Message, "not found") {
 		t.Fatalf("message %q", r.Replicas[0].Message)
 	}
-	h.rt.mu.Lock()
-	starts := len(h.rt.starts)
-	h.rt.mu.Unlock()
-	if starts != 1 {
+	if starts := h.rt.Starts(); starts != 1 {
 		t.Fatalf("runtime saw %d starts, want 1", starts)
 	}
 	// Stopping a failed replica clears it.
@@ -236,7 +167,7 @@ func TestAgentReportsExitAtOnce(t *testing.T) {
 	h := runTestAgent(t)
 	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-3")})
 	h.waitReport(hasReplica("web-3", protocol.StateRunning))
-	h.rt.exit("web-3", 137)
+	h.rt.Exit("web-3", 137)
 	r := h.waitReport(hasReplica("web-3", protocol.StateExited))
 	if r.Replicas[0].ExitCode != 137 {
 		t.Fatalf("exit code %d", r.Replicas[0].ExitCode)
@@ -316,7 +247,7 @@ func TestAgentReportsAtOnceAfterReconnect(t *testing.T) {
 	if err := watcher.Flush(); err != nil { // the subscription is in place before the agent reports
 		t.Fatal(err)
 	}
-	a, _ := New(Config{Node: "n1", NATS: agentNC, Runtime: newFakeRuntime(), ReportInterval: time.Hour, HeartbeatInterval: time.Hour})
+	a, _ := New(Config{Node: "n1", NATS: agentNC, Runtime: simruntime.New(), ReportInterval: time.Hour, HeartbeatInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = a.Run(ctx) }()

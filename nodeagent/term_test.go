@@ -53,12 +53,10 @@ func TestAgentRefusesOldTerms(t *testing.T) {
 		t.Fatalf("term 9: %+v", r)
 	}
 	h.waitReport(hasReplica("web-4", protocol.StateRunning))
-	h.rt.mu.Lock()
-	defer h.rt.mu.Unlock()
-	if _, ok := h.rt.replicas["web-3"]; ok {
+	if h.rt.Has("web-3") {
 		t.Fatal("a refused start reached the runtime")
 	}
-	if _, ok := h.rt.replicas["web-1"]; !ok {
+	if !h.rt.Has("web-1") {
 		t.Fatal("a refused stop reached the runtime")
 	}
 }

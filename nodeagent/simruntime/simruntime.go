@@ -1,7 +1,8 @@
 // Package simruntime is an in-memory nodeagent.Runtime for scale
-// simulations: thousands of real agents speaking the real protocol over
-// real NATS, with pods that start at once and never fail. It is never used
-// instead of containerd on the end-to-end path.
+// simulations (thousands of real agents speaking the real protocol over
+// real NATS, with pods that start at once) and the agent's unit tests
+// (starts that block or fail, pods that exit). It is never used instead of
+// containerd on the end-to-end path.
 package simruntime
 
 import (
@@ -15,9 +16,11 @@ import (
 
 // Runtime holds simulated pods.
 type Runtime struct {
-	mu      sync.Mutex
-	pods    map[string]protocol.Replica
-	changes chan struct{}
+	mu        sync.Mutex
+	pods      map[string]protocol.Replica
+	changes   chan struct{}
+	starts    int
+	startHook func(protocol.ReplicaSpec) error
 	// StartDelay is how long a start takes (default 0).
 	StartDelay time.Duration
 }
@@ -27,8 +30,25 @@ func New() *Runtime {
 	return &Runtime{pods: map[string]protocol.Replica{}, changes: make(chan struct{}, 1)}
 }
 
+// SetStartHook runs hook before every start; an error from it fails the
+// start (nil removes it).
+func (r *Runtime) SetStartHook(hook func(protocol.ReplicaSpec) error) {
+	r.mu.Lock()
+	r.startHook = hook
+	r.mu.Unlock()
+}
+
 // Start implements nodeagent.Runtime: the pod runs and is ready at once.
 func (r *Runtime) Start(ctx context.Context, s protocol.ReplicaSpec) error {
+	r.mu.Lock()
+	r.starts++
+	hook := r.startHook
+	r.mu.Unlock()
+	if hook != nil {
+		if err := hook(s); err != nil {
+			return err
+		}
+	}
 	if r.StartDelay > 0 {
 		select {
 		case <-time.After(r.StartDelay):
@@ -78,6 +98,34 @@ func (r *Runtime) LogFiles(context.Context, string) (map[string]string, error) {
 
 // Changes implements nodeagent.Runtime.
 func (r *Runtime) Changes(context.Context) <-chan struct{} { return r.changes }
+
+// Exit makes a pod exit with code, as its process would.
+func (r *Runtime) Exit(id string, code int) {
+	r.mu.Lock()
+	p := r.pods[id]
+	p.State, p.ExitCode, p.Ready = protocol.StateExited, code, false
+	r.pods[id] = p
+	r.mu.Unlock()
+	select {
+	case r.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Starts counts the starts asked for, failed ones included.
+func (r *Runtime) Starts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.starts
+}
+
+// Has reports whether the pod is held.
+func (r *Runtime) Has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pods[id]
+	return ok
+}
 
 // Len is the number of pods held.
 func (r *Runtime) Len() int {
