@@ -198,7 +198,7 @@ func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
 	}
 	in.Scale = map[string]int{}
 	for _, a := range in.Desired.Autoscalers {
-		w, ok := workloadNamed(in.Desired, a.Target)
+		w, ok := in.Desired.Workload(a.Target)
 		if !ok {
 			continue
 		}
@@ -232,13 +232,4 @@ func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
 		r.hpa[w.Name] = st
 		r.mu.Unlock()
 	}
-}
-
-func workloadNamed(st *desired.State, name string) (desired.Workload, bool) {
-	for _, w := range st.Workloads {
-		if w.Name == name {
-			return w, true
-		}
-	}
-	return desired.Workload{}, false
 }

@@ -21,13 +21,12 @@ const (
 
 // EventLog appends events to the JetStream stream.
 type EventLog struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
+	js jetstream.JetStream
 }
 
 // OpenEventLog creates the events stream if needed.
 func OpenEventLog(ctx context.Context, js jetstream.JetStream, replicas int) (*EventLog, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        EventStream,
 		Description: "Baton reconciler decisions",
 		Subjects:    []string{EventSubject},
@@ -40,7 +39,7 @@ func OpenEventLog(ctx context.Context, js jetstream.JetStream, replicas int) (*E
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", EventStream, err)
 	}
-	return &EventLog{js: js, stream: s}, nil
+	return &EventLog{js: js}, nil
 }
 
 // Append publishes one event line without waiting for the acknowledgement:

@@ -124,8 +124,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 				floor = sc.Replicas
 			}
 			cpu, live := cpuOf(in, w)
-			h := autoscale(a, hpa[w.Name], live, cpu, floor, in.Now)
-			sc = Scale{Replicas: h.Replicas, Owner: "HorizontalPodAutoscaler " + a.Name}
+			sc = hpaScale(w, st, autoscale(a, hpa[w.Name], live, cpu, floor, in.Now), sc)
 			in.Scale[w.Name] = sc.Replicas
 		}
 		scales[w.Name] = sc
