@@ -55,11 +55,13 @@ test: containerd
 test-short:
 	$(GO) test -race -short ./...
 
-# The loaders' fuzz targets, each for a bounded time (FUZZTIME).
+# The loaders' and the agent's command handler's fuzz targets, each for a
+# bounded time (FUZZTIME).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadYAML$$' -fuzztime $(FUZZTIME) ./desired
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./desired
+	$(GO) test -run '^$$' -fuzz '^FuzzAgentCommand$$' -fuzztime $(FUZZTIME) ./nodeagent
 
 # Pure benchmarks, then the end-to-end ones (real containerd, 5 runs each).
 # 1,000 real agents on simulated runtimes over real NATS: 10,000 replicas

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/internal/ratelog"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
@@ -39,6 +41,9 @@ type Config struct {
 	StopGrace time.Duration
 	// MaxParallel bounds concurrent starts and stops (default 8).
 	MaxParallel int
+	// StartBackoff spaces the tries of a start that failed (default
+	// Kubernetes': 10 s doubling to 5 min); ResetAfter is unused.
+	StartBackoff Backoff
 	// TermFile keeps the newest leader term seen across agent restarts
 	// ("": memory only).
 	TermFile string
@@ -60,19 +65,30 @@ func (c *Config) defaults() {
 	if c.MaxParallel <= 0 {
 		c.MaxParallel = 8
 	}
+	if c.StartBackoff.Base <= 0 {
+		c.StartBackoff = DefaultBackoff
+	}
 }
 
 // NodeName is the pattern of node names: they are NATS subject tokens.
 var NodeName = regexp.MustCompile(`^[a-zA-Z0-9][-a-zA-Z0-9_]{0,62}$`)
 
-var replicaID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
-// op is a start or stop in flight, or a start that failed.
+// op is a start or stop in flight, or a start that failed: waiting for its
+// next try, or failed for good.
 type op struct {
-	state protocol.ReplicaState // creating, stopping or failed
-	spec  protocol.ReplicaSpec
-	msg   string
+	state    protocol.ReplicaState // creating, stopping, waiting or failed
+	spec     protocol.ReplicaSpec
+	msg      string
+	code     protocol.ErrorCode
+	failures int       // failed starts in a row
+	retryAt  time.Time // with waiting
+	image    string    // the missing image a waiting start needs
+	expires  time.Time // a record of a removed half-made pod: dropped then
 }
+
+// tombstoneTTL is how long a finished stop is remembered: a runtime list
+// that began before the stop ended may still show the replica.
+const tombstoneTTL = time.Minute
 
 // Agent runs one node.
 type Agent struct {
@@ -81,11 +97,13 @@ type Agent struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup
 
-	terms *termGuard
+	terms    *termGuard
+	rejected ratelog.Limiter // malformed or refused commands and resyncs
 
-	mu    sync.Mutex
-	ops   map[string]*op
-	locks map[string]*refLock
+	mu      sync.Mutex
+	ops     map[string]*op
+	locks   map[string]*refLock
+	stopped map[string]time.Time // replica → when its stop finished
 }
 
 // New returns an Agent; Run starts it.
@@ -98,7 +116,19 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxParallel), ops: map[string]*op{}, locks: map[string]*refLock{}, terms: terms}, nil
+	return &Agent{cfg: cfg, kick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.MaxParallel), ops: map[string]*op{},
+		locks: map[string]*refLock{}, stopped: map[string]time.Time{}, terms: terms}, nil
+}
+
+// Rejected counts the messages the agent refused (malformed, oversized,
+// of an old leader).
+func (a *Agent) Rejected() int64 { return a.rejected.Total() }
+
+// reject logs a refused message at a bounded rate.
+func (a *Agent) reject(log *zerolog.Logger, err error, what string) {
+	if ok, held := a.rejected.Allow(time.Now()); ok {
+		log.Warn().Err(err).Int64("heldBack", held).Int64("total", a.rejected.Total()).Msg(what)
+	}
 }
 
 // Run serves commands and sends heartbeats and reports until ctx ends. The
@@ -106,11 +136,12 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	log := zerolog.Ctx(ctx).With().Str("node", a.cfg.Node).Logger()
 	ctx = log.WithContext(ctx)
+	defer a.wg.Wait()
+	a.recover(ctx)
 	sub, err := a.cfg.NATS.Subscribe(protocol.CommandSubject(a.cfg.Node), func(m *nats.Msg) { a.onCommand(ctx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to commands: %w", err)
 	}
-	defer a.wg.Wait()
 	defer func() { _ = sub.Unsubscribe() }()
 	logs := &logServer{nc: a.cfg.NATS, files: a.cfg.Runtime.LogFiles}
 	lsub, err := a.cfg.NATS.Subscribe(protocol.LogsSubject(a.cfg.Node), func(m *nats.Msg) { logs.serve(ctx, m) })
@@ -123,11 +154,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if len(m.Data) > 0 {
 			var rs protocol.Resync
 			if err := protocol.Decode(m.Data, &rs); err != nil {
-				log.Warn().Err(err).Msg("resync request rejected")
+				a.reject(&log, err, "resync request rejected")
 				return
 			}
 			if ok, cur := a.terms.admit(&log, rs.Term); !ok {
-				log.Warn().Uint64("term", rs.Term).Uint64("current", cur).Str("leader", rs.Leader).Msg("resync from an old leader ignored")
+				a.reject(&log, fmt.Errorf("term %d, the node has seen term %d (leader %s)", rs.Term, cur, rs.Leader), "resync from an old leader ignored")
 				return
 			}
 		}
@@ -141,8 +172,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer func() { _ = rsub.Unsubscribe() }()
 	// After a cut, a full report at once: the reconciler may have declared
-	// this node lost and must see what still runs here.
-	prev := a.cfg.NATS.Opts.ReconnectedCB
+	// this node lost and must see what still runs here. The connection's own
+	// handler is called too, and put back when the agent stops.
+	prev := a.cfg.NATS.ReconnectHandler()
 	a.cfg.NATS.SetReconnectHandler(func(nc *nats.Conn) {
 		log.Info().Msg("reconnected to nats: sending a full report")
 		select {
@@ -153,9 +185,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			prev(nc)
 		}
 	})
+	defer a.cfg.NATS.SetReconnectHandler(prev)
 	log.Info().Msg("agent running")
 
 	changes := a.cfg.Runtime.Changes(ctx)
+	var images <-chan string
+	if w, ok := a.cfg.Runtime.(ImageWatcher); ok {
+		images = w.Images(ctx)
+	}
 	hb := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	poll := time.NewTicker(a.cfg.PollInterval)
@@ -163,7 +200,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.heartbeat(ctx)
 	var last []protocol.Replica
 	var lastSent time.Time
-	var due <-chan time.Time // the next pending restart
+	var due <-chan time.Time   // the next pending restart
+	var retry <-chan time.Time // the next try of a failed start
 	report := func(force bool) {
 		if _, next, err := a.cfg.Runtime.Supervise(ctx, time.Now()); err != nil {
 			if ctx.Err() == nil {
@@ -171,6 +209,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		} else if next > 0 {
 			due = time.After(next)
+		}
+		retry = nil
+		if next, ok := a.nextRetry(time.Now()); ok {
+			retry = time.After(next)
 		}
 		reps, err := a.replicas(ctx)
 		if err != nil {
@@ -205,12 +247,43 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-due:
 			due = nil
 			report(false)
+		case <-retry:
+			a.retryDue(ctx, time.Now(), "")
+			report(false)
+		case name, ok := <-images:
+			if !ok {
+				images = nil
+				continue
+			}
+			a.retryDue(ctx, time.Now(), name)
+			report(false)
 		case _, ok := <-changes:
 			if !ok {
 				changes = nil
 			}
 			report(false)
 		}
+	}
+}
+
+// recover removes what an agent killed in the middle of a start left
+// behind, and reports each such replica as failed for a while, so the
+// reconciler replaces it at once instead of waiting for it.
+func (a *Agent) recover(ctx context.Context) {
+	rc, ok := a.cfg.Runtime.(Recoverer)
+	if !ok {
+		return
+	}
+	removed, err := rc.Recover(ctx)
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("remove half-made pods")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range removed {
+		a.ops[r.ID] = &op{state: protocol.StateFailed, spec: protocol.ReplicaSpec{ID: r.ID, Workload: r.Workload, SpecHash: r.SpecHash},
+			code: protocol.CodeRuntimeError, msg: "left half made by an agent that stopped in the middle of its start: removed",
+			expires: time.Now().Add(5 * time.Minute)}
 	}
 }
 
@@ -227,107 +300,151 @@ func (a *Agent) heartbeat(ctx context.Context) {
 
 // replicas is the runtime's list with the operations in flight laid over it.
 func (a *Agent) replicas(ctx context.Context) ([]protocol.Replica, error) {
+	began := time.Now()
 	reps, err := a.cfg.Runtime.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	seen := map[string]bool{}
-	for i := range reps {
-		seen[reps[i].ID] = true
-		if o, ok := a.ops[reps[i].ID]; ok {
-			reps[i].State, reps[i].Message = o.state, o.msg
+	now := time.Now()
+	for id, at := range a.stopped {
+		if now.Sub(at) > tombstoneTTL {
+			delete(a.stopped, id)
 		}
 	}
 	for id, o := range a.ops {
+		if !o.expires.IsZero() && now.After(o.expires) {
+			delete(a.ops, id)
+		}
+	}
+	seen := map[string]bool{}
+	kept := reps[:0]
+	for _, r := range reps {
+		if at, ok := a.stopped[r.ID]; ok && !at.Before(began) {
+			continue // stopped while the list was read: what it shows is gone
+		}
+		seen[r.ID] = true
+		if o, ok := a.ops[r.ID]; ok {
+			o.overlay(&r)
+		}
+		kept = append(kept, r)
+	}
+	reps = kept
+	for id, o := range a.ops {
 		if !seen[id] && o.state != protocol.StateStopping {
-			reps = append(reps, protocol.Replica{ID: id, Workload: o.spec.Workload, SpecHash: o.spec.SpecHash, State: o.state, Message: o.msg})
+			r := protocol.Replica{ID: id, Workload: o.spec.Workload, SpecHash: o.spec.SpecHash}
+			o.overlay(&r)
+			reps = append(reps, r)
 		}
 	}
 	sortReplicas(reps)
 	return reps, nil
 }
 
-func (a *Agent) onCommand(ctx context.Context, m *nats.Msg) {
-	log := zerolog.Ctx(ctx)
-	reply := func(err error) {
-		r := protocol.Reply{Version: protocol.Version, OK: err == nil}
-		if err != nil {
-			r.Code, r.Error = protocol.CodeBadRequest, err.Error()
-			if errors.Is(err, errStaleTerm) {
-				r.Code = protocol.CodeStaleTerm
-			}
-		}
-		if err := m.Respond(protocol.Encode(r)); err != nil {
-			log.Warn().Err(err).Msg("reply to command")
-		}
+// overlay shows an operation in flight, or a failed start, in a replica.
+func (o *op) overlay(r *protocol.Replica) {
+	r.State, r.Message, r.Code, r.Failures, r.RetryAt = o.state, o.msg, o.code, o.failures, o.retryAt
+	r.Ready = false
+	if o.state == protocol.StateWaiting {
+		r.Message = fmt.Sprintf("%s: %s (failed start %d, next try at %s UTC)", o.code, o.msg, o.failures, o.retryAt.UTC().Format(time.TimeOnly))
+	} else if o.code != "" {
+		r.Message = fmt.Sprintf("%s: %s", o.code, o.msg)
 	}
+}
+
+func (a *Agent) onCommand(ctx context.Context, m *nats.Msg) {
+	if err := m.Respond(protocol.Encode(a.handle(ctx, m.Data))); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("reply to command")
+	}
+}
+
+// handle carries out one command and returns its reply. No command, however
+// malformed, crashes the agent: a panic answers internal_error.
+func (a *Agent) handle(ctx context.Context, data []byte) (reply protocol.Reply) {
+	log := zerolog.Ctx(ctx)
+	fail := func(err error) protocol.Reply {
+		r := protocol.Reply{Version: protocol.Version, Code: protocol.CodeBadRequest, Error: err.Error()}
+		switch {
+		case errors.Is(err, errStaleTerm):
+			r.Code = protocol.CodeStaleTerm
+		case errors.Is(err, ErrInvalidSpec):
+			r.Code = protocol.CodeInvalidSpec
+		case errors.Is(err, errInternal):
+			r.Code = protocol.CodeInternal
+		}
+		return r
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error().Interface("panic", p).Str("stack", string(debug.Stack())).Msg("command handler panicked")
+			reply = fail(fmt.Errorf("%w: %v", errInternal, p))
+		}
+	}()
 	var cmd protocol.Command
-	if err := protocol.Decode(m.Data, &cmd); err != nil {
-		log.Warn().Err(err).Msg("command rejected")
-		reply(err)
-		return
+	if err := protocol.Decode(data, &cmd); err != nil {
+		a.reject(log, err, "command rejected")
+		return fail(err)
 	}
 	if ok, cur := a.terms.admit(log, cmd.Term); !ok {
-		log.Warn().Uint64("term", cmd.Term).Uint64("current", cur).Str("op", string(cmd.Op)).Msg("command of an old leader refused")
-		reply(fmt.Errorf("%w: term %d, the node has seen term %d", errStaleTerm, cmd.Term, cur))
-		return
+		err := fmt.Errorf("%w: term %d, the node has seen term %d", errStaleTerm, cmd.Term, cur)
+		a.reject(log, err, "command of an old leader refused")
+		return fail(err)
 	}
 	switch cmd.Op {
 	case protocol.OpStart:
-		if err := validateSpec(cmd.Start); err != nil {
-			log.Warn().Err(err).Msg("start rejected")
-			reply(err)
-			return
+		if cmd.Start == nil {
+			return fail(fmt.Errorf("%w: start without a replica spec", ErrInvalidSpec))
+		}
+		if err := ValidateSpec(*cmd.Start); err != nil {
+			a.reject(log, err, "start rejected")
+			return fail(err)
 		}
 		a.start(ctx, *cmd.Start)
-		reply(nil)
 	case protocol.OpStop:
 		if !replicaID.MatchString(cmd.StopID) {
-			reply(fmt.Errorf("invalid replica id %q", cmd.StopID))
-			return
+			err := fmt.Errorf("invalid replica id %q", cutString(cmd.StopID))
+			a.reject(log, err, "stop rejected")
+			return fail(err)
 		}
 		a.stop(ctx, cmd.StopID)
-		reply(nil)
 	default:
-		reply(fmt.Errorf("unknown op %q", cmd.Op))
+		err := fmt.Errorf("unknown op %q", cutString(string(cmd.Op)))
+		a.reject(log, err, "command rejected")
+		return fail(err)
 	}
+	return protocol.Reply{Version: protocol.Version, OK: true}
 }
 
-// errStaleTerm refuses a command of an older leader.
-var errStaleTerm = errors.New("stale leader term")
+var (
+	// errStaleTerm refuses a command of an older leader.
+	errStaleTerm = errors.New("stale leader term")
+	// errInternal: the agent failed to handle a command.
+	errInternal = errors.New("internal error")
+)
 
-func validateSpec(s *protocol.ReplicaSpec) error {
-	if s == nil {
-		return errors.New("start without a replica spec")
-	}
-	if !replicaID.MatchString(s.ID) {
-		return fmt.Errorf("invalid replica id %q", s.ID)
-	}
-	if len(s.Pod.Containers) == 0 || len(s.Pod.Containers) > 32 {
-		return fmt.Errorf("replica %s: a pod needs 1 to 32 containers", s.ID)
-	}
-	for _, c := range s.Pod.Containers {
-		if !replicaID.MatchString(c.Name) || strings.TrimSpace(c.Image) == "" {
-			return fmt.Errorf("replica %s: container %q needs a valid name and an image", s.ID, c.Name)
-		}
-	}
-	return nil
-}
-
-// start begins starting a replica in the background. A replica already being
-// started or stopped is left alone: commands are idempotent.
+// start begins starting a replica in the background. A replica already
+// being started or stopped, or whose start failed (the agent tries it
+// again by itself), is left alone: commands are idempotent.
 func (a *Agent) start(ctx context.Context, spec protocol.ReplicaSpec) {
 	a.mu.Lock()
-	if o, busy := a.ops[spec.ID]; busy && o.state != protocol.StateFailed {
+	if _, busy := a.ops[spec.ID]; busy {
 		a.mu.Unlock()
 		return
 	}
 	mine := &op{state: protocol.StateCreating, spec: spec}
 	a.ops[spec.ID] = mine
 	a.mu.Unlock()
-	a.background(func() {
+	a.runStart(ctx, mine)
+}
+
+// runStart starts the replica of o, in the background. A failed start
+// waits for its next try (back-off per replica, as the kubelet's), or fails
+// for good when its error is terminal (an invalid spec, a pod this node's
+// policy refuses).
+func (a *Agent) runStart(ctx context.Context, mine *op) {
+	spec := mine.spec
+	a.background(ctx, spec.ID, func() {
 		defer a.lockReplica(spec.ID)()
 		log := zerolog.Ctx(ctx).With().Str("replica", spec.ID).Str("workload", spec.Workload).Logger()
 		a.mu.Lock()
@@ -340,37 +457,116 @@ func (a *Agent) start(ctx context.Context, spec protocol.ReplicaSpec) {
 			return
 		}
 		err := a.cfg.Runtime.Start(ctx, spec)
+		if err != nil && ctx.Err() != nil {
+			return // the agent is stopping: the next one sees what is left
+		}
 		a.mu.Lock()
-		if err != nil {
-			a.ops[spec.ID] = &op{state: protocol.StateFailed, spec: spec, msg: err.Error()}
-		} else if a.ops[spec.ID] != nil && a.ops[spec.ID].state == protocol.StateCreating {
+		defer a.mu.Unlock()
+		if a.ops[spec.ID] != mine {
+			return
+		}
+		if err == nil {
 			delete(a.ops, spec.ID)
-		}
-		a.mu.Unlock()
-		if err != nil {
-			log.Error().Err(err).Msg("start replica")
-		} else {
 			log.Info().Msg("replica started")
+			return
 		}
+		a.ops[spec.ID] = a.failedStart(mine, err, time.Now())
+		log.Error().Err(err).Str("code", string(a.ops[spec.ID].code)).Int("failures", mine.failures+1).Msg("start replica")
 	})
 }
 
-// stop begins stopping a replica in the background.
+// failedStart is the op that follows a start that failed with err.
+func (a *Agent) failedStart(prev *op, err error, now time.Time) *op {
+	o := &op{spec: prev.spec, code: Classify(err), msg: err.Error(), failures: prev.failures + 1}
+	if o.code.Terminal() {
+		o.state = protocol.StateFailed
+		return o
+	}
+	var missing *MissingImageError
+	if errors.As(err, &missing) {
+		o.image = missing.Image
+	}
+	o.state = protocol.StateWaiting
+	o.retryAt = now.Add(a.cfg.StartBackoff.after(o.failures))
+	return o
+}
+
+// after is the wait before the try that follows the n-th failure: Base,
+// doubling, at most Max.
+func (b Backoff) after(n int) time.Duration {
+	d := b.Base
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// nextRetry is how long until the next try of a failed start is due.
+func (a *Agent) nextRetry(now time.Time) (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var next time.Time
+	for _, o := range a.ops {
+		if o.state == protocol.StateWaiting && (next.IsZero() || o.retryAt.Before(next)) {
+			next = o.retryAt
+		}
+	}
+	return max(next.Sub(now), 0), !next.IsZero()
+}
+
+// retryDue tries again the failed starts whose back-off ended, and, when
+// image is set (an image arrived on the node), at once the ones that
+// waited for it.
+func (a *Agent) retryDue(ctx context.Context, now time.Time, image string) {
+	var due []*op
+	a.mu.Lock()
+	for id, o := range a.ops {
+		if o.state != protocol.StateWaiting {
+			continue
+		}
+		if now.Before(o.retryAt) && (image == "" || o.image != image) {
+			continue
+		}
+		retry := &op{state: protocol.StateCreating, spec: o.spec, failures: o.failures, code: o.code,
+			msg: fmt.Sprintf("trying again after %d failed start(s): %s", o.failures, o.msg)}
+		if image != "" && o.image == image {
+			retry.msg = "image " + image + " arrived on the node: trying again"
+		}
+		a.ops[id] = retry
+		due = append(due, retry)
+	}
+	a.mu.Unlock()
+	for _, o := range due {
+		zerolog.Ctx(ctx).Info().Str("replica", o.spec.ID).Int("failures", o.failures).Str("why", o.msg).Msg("trying a failed start again")
+		a.runStart(ctx, o)
+	}
+}
+
+// stop begins stopping a replica in the background. A replica the runtime
+// holds nothing of (stopped already, or whose start failed and left
+// nothing) is stopped at once, without taking a slot of the parallel ones.
 func (a *Agent) stop(ctx context.Context, id string) {
 	a.mu.Lock()
-	if o, busy := a.ops[id]; busy && o.state == protocol.StateStopping {
+	prev, busy := a.ops[id]
+	if busy && prev.state == protocol.StateStopping {
 		a.mu.Unlock()
 		return
 	}
-	a.ops[id] = &op{state: protocol.StateStopping}
+	mine := &op{state: protocol.StateStopping}
+	a.ops[id] = mine
 	a.mu.Unlock()
-	a.background(func() {
+	if !busy || prev.state == protocol.StateWaiting || prev.state == protocol.StateFailed {
+		if has, err := a.cfg.Runtime.Has(ctx, id); err == nil && !has {
+			a.stopDone(id, mine)
+			zerolog.Ctx(ctx).Debug().Str("replica", id).Msg("stop: nothing left of the replica")
+			return
+		}
+	}
+	a.background(ctx, id, func() {
 		defer a.lockReplica(id)()
 		log := zerolog.Ctx(ctx).With().Str("replica", id).Logger()
 		err := a.cfg.Runtime.Stop(context.WithoutCancel(ctx), id, a.cfg.StopGrace)
-		a.mu.Lock()
-		delete(a.ops, id)
-		a.mu.Unlock()
+		a.stopDone(id, mine)
 		if err != nil {
 			log.Error().Err(err).Msg("stop replica")
 		} else {
@@ -379,17 +575,45 @@ func (a *Agent) stop(ctx context.Context, id string) {
 	})
 }
 
-func (a *Agent) background(f func()) {
+// stopDone ends a stop: the op goes, and the replica is remembered as
+// stopped for a while (a runtime list begun before may still show it).
+func (a *Agent) stopDone(id string, mine *op) {
+	a.mu.Lock()
+	if a.ops[id] == mine {
+		delete(a.ops, id)
+	}
+	a.stopped[id] = time.Now()
+	a.mu.Unlock()
+	a.kickReport()
+}
+
+func (a *Agent) kickReport() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// background runs f for a replica with a slot of the parallel ones; a
+// panic in it fails the replica's operation instead of the agent.
+func (a *Agent) background(ctx context.Context, id string, f func()) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		a.sem <- struct{}{}
 		defer func() { <-a.sem }()
+		defer a.kickReport()
+		defer func() {
+			if p := recover(); p != nil {
+				zerolog.Ctx(ctx).Error().Interface("panic", p).Str("replica", id).Str("stack", string(debug.Stack())).Msg("operation panicked")
+				a.mu.Lock()
+				if o, ok := a.ops[id]; ok {
+					a.ops[id] = &op{state: protocol.StateFailed, spec: o.spec, code: protocol.CodeRuntimeError, msg: fmt.Sprintf("agent error: %v", p)}
+				}
+				a.mu.Unlock()
+			}
+		}()
 		f()
-		select {
-		case a.kick <- struct{}{}:
-		default:
-		}
 	}()
 }
 

@@ -3,9 +3,12 @@ package nodeagent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +46,7 @@ type agentHarness struct {
 	reports chan protocol.Report
 }
 
-func runTestAgent(t *testing.T) *agentHarness {
+func runTestAgent(t *testing.T, opts ...func(*Config)) *agentHarness {
 	nc := startNATS(t)
 	h := &agentHarness{t: t, nc: nc, rt: simruntime.New(), reports: make(chan protocol.Report, 100)}
 	_, err := nc.Subscribe(protocol.ReportSubject("n1"), func(m *nats.Msg) {
@@ -57,8 +60,12 @@ func runTestAgent(t *testing.T) *agentHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{Node: "n1", NATS: nc, Runtime: h.rt, HeartbeatInterval: 50 * time.Millisecond,
-		PollInterval: 20 * time.Millisecond, ReportInterval: time.Hour})
+	cfg := Config{Node: "n1", NATS: nc, Runtime: h.rt, HeartbeatInterval: 50 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond, ReportInterval: time.Hour}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,28 +146,197 @@ func TestAgentStartStop(t *testing.T) {
 	}
 }
 
-func TestAgentReportsCreatingThenFailed(t *testing.T) {
-	h := runTestAgent(t)
+func TestAgentReportsCreatingThenWaiting(t *testing.T) {
+	h := runTestAgent(t, func(c *Config) { c.StartBackoff = Backoff{Base: time.Hour, Max: time.Hour} })
 	block := make(chan struct{})
 	h.rt.SetStartHook(func(protocol.ReplicaSpec) error {
 		<-block
-		return errors.New("image web:1 not found")
+		return errors.New("containerd: snapshot failed")
 	})
 	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-2")})
 	h.waitReport(hasReplica("web-2", protocol.StateCreating))
 	// A duplicate start while one is in flight is acknowledged and ignored.
 	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-2")})
 	close(block)
-	r := h.waitReport(hasReplica("web-2", protocol.StateFailed))
-	if !strings.Contains(r.Replicas[0].Message, "not found") {
-		t.Fatalf("message %q", r.Replicas[0].Message)
+	r := h.waitReport(hasReplica("web-2", protocol.StateWaiting))
+	got := r.Replicas[0]
+	if got.Code != protocol.CodeRuntimeError || got.Failures != 1 || !strings.Contains(got.Message, "snapshot failed") || got.RetryAt.IsZero() {
+		t.Fatalf("failed start reported as %+v", got)
 	}
+	// A start of a replica whose start failed leaves it to the agent's back-off.
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-2")})
 	if starts := h.rt.Starts(); starts != 1 {
 		t.Fatalf("runtime saw %d starts, want 1", starts)
 	}
-	// Stopping a failed replica clears it.
+	// Stopping a failed replica clears it, without a stop in the runtime.
 	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "web-2"})
 	h.waitReport(func(r protocol.Report) bool { return len(r.Replicas) == 0 })
+	if stops := h.rt.Stops(); stops != 0 {
+		t.Fatalf("runtime ran %d stops of a replica it does not hold", stops)
+	}
+}
+
+// TestAgentStartBackoffPerReplica: each failed start waits for its own
+// back-off (10 s doubling, here 200 ms), however many fail at once, and
+// is tried again by the agent itself.
+func TestAgentStartBackoffPerReplica(t *testing.T) {
+	base := 200 * time.Millisecond
+	h := runTestAgent(t, func(c *Config) { c.StartBackoff = Backoff{Base: base, Max: 4 * base} })
+	h.rt.SetStartHook(func(s protocol.ReplicaSpec) error {
+		return &MissingImageError{Image: "docker.io/library/web:1", Detail: "is not present on the node"}
+	})
+	sent := time.Now()
+	for _, id := range []string{"web-1", "web-2", "web-3"} {
+		h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec(id)})
+	}
+	first := h.waitReport(func(r protocol.Report) bool {
+		return len(r.Replicas) == 3 && !slices.ContainsFunc(r.Replicas, func(x protocol.Replica) bool { return x.State != protocol.StateWaiting })
+	})
+	for _, r := range first.Replicas {
+		if r.Code != protocol.CodeImageNotFound || r.Failures != 1 || r.RetryAt.Sub(sent) > base+time.Second || r.RetryAt.Before(sent.Add(base)) {
+			t.Fatalf("after one failure: %+v (want image_not_found, next try %s after the start)", r, base)
+		}
+		if !strings.Contains(r.Message, "image_not_found") || strings.Contains(r.Message, "exit code") {
+			t.Fatalf("message %q", r.Message)
+		}
+	}
+	second := h.waitReport(func(r protocol.Report) bool {
+		return len(r.Replicas) == 3 && !slices.ContainsFunc(r.Replicas, func(x protocol.Replica) bool { return x.Failures != 2 || x.State != protocol.StateWaiting })
+	})
+	for i, r := range second.Replicas {
+		if d := r.RetryAt.Sub(first.Replicas[i].RetryAt); d < 2*base {
+			t.Fatalf("second back-off of %s lasted %s, want at least %s", r.ID, d, 2*base)
+		}
+	}
+	if n := h.rt.Starts(); n != 6 && n != 7 && n != 8 && n != 9 {
+		t.Fatalf("runtime saw %d starts, want two per replica", n)
+	}
+}
+
+// TestAgentRetriesWhenTheImageArrives: a start waiting for an image is tried
+// again as soon as that image arrives on the node, not at the end of its
+// back-off; starts waiting for other images keep waiting.
+func TestAgentRetriesWhenTheImageArrives(t *testing.T) {
+	h := runTestAgent(t, func(c *Config) { c.StartBackoff = Backoff{Base: time.Hour, Max: time.Hour} })
+	var mu sync.Mutex
+	present := map[string]bool{}
+	h.rt.SetStartHook(func(s protocol.ReplicaSpec) error {
+		img := "docker.io/library/" + s.Pod.Containers[0].Image
+		mu.Lock()
+		defer mu.Unlock()
+		if !present[img] {
+			return &MissingImageError{Image: img, Detail: "is not present on the node"}
+		}
+		return nil
+	})
+	for id, image := range map[string]string{"web-1": "web:1", "web-2": "web:1", "api-1": "api:1"} {
+		s := spec(id)
+		s.Pod.Containers[0].Image = image
+		h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: s})
+	}
+	h.waitReport(func(r protocol.Report) bool {
+		return len(r.Replicas) == 3 && r.Replicas[2].State == protocol.StateWaiting
+	})
+	mu.Lock()
+	present["docker.io/library/web:1"] = true
+	mu.Unlock()
+	arrived := time.Now()
+	h.rt.ImageArrived("docker.io/library/web:1")
+	r := h.waitReport(func(r protocol.Report) bool {
+		return hasReplica("web-1", protocol.StateRunning)(r) && hasReplica("web-2", protocol.StateRunning)(r)
+	})
+	if d := time.Since(arrived); d > 2*time.Second {
+		t.Fatalf("replicas ran %s after their image arrived", d)
+	}
+	if !hasReplica("api-1", protocol.StateWaiting)(r) {
+		t.Fatalf("a start waiting for another image was retried: %+v", r.Replicas)
+	}
+}
+
+// TestAgentTerminalFailure: a pod this node's policy refuses fails for good:
+// reported failed with its code, never tried again.
+func TestAgentTerminalFailure(t *testing.T) {
+	h := runTestAgent(t, func(c *Config) { c.StartBackoff = Backoff{Base: 20 * time.Millisecond, Max: 20 * time.Millisecond} })
+	h.rt.SetStartHook(func(protocol.ReplicaSpec) error {
+		return fmt.Errorf("%w: volume data: /etc", ErrHostPathNotAllowed)
+	})
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-1")})
+	r := h.waitReport(hasReplica("web-1", protocol.StateFailed))
+	if got := r.Replicas[0]; got.Code != protocol.CodeNotAllowed || !got.RetryAt.IsZero() {
+		t.Fatalf("reported %+v", got)
+	}
+	time.Sleep(200 * time.Millisecond) // ten back-offs: none may retry
+	if n := h.rt.Starts(); n != 1 {
+		t.Fatalf("a terminal failure was tried %d times", n)
+	}
+}
+
+// TestAgentStopsOnce: duplicate stops of a replica run one stop, and a stop
+// of a replica already stopped is done without the runtime.
+func TestAgentStopsOnce(t *testing.T) {
+	h := runTestAgent(t)
+	block := make(chan struct{})
+	h.rt.SetStartHook(func(protocol.ReplicaSpec) error { return nil })
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-1")})
+	h.waitReport(hasReplica("web-1", protocol.StateRunning))
+	h.rt.SetListHook(func(r []protocol.Replica) []protocol.Replica { <-block; return r })
+	for range 3 {
+		if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "web-1"}); !r.OK {
+			t.Fatalf("stop: %+v", r)
+		}
+	}
+	h.rt.SetListHook(nil)
+	close(block)
+	h.waitReport(func(r protocol.Report) bool { return len(r.Replicas) == 0 })
+	for range 3 {
+		h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "web-1"})
+	}
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "never-there"})
+	if n := h.rt.Stops(); n != 1 {
+		t.Fatalf("runtime ran %d stops, want 1", n)
+	}
+}
+
+// TestAgentNeverReportsAStoppedReplicaAsFailed: a runtime list that began
+// before a stop ended may show the replica half deleted (containerd's
+// task NotFound): the agent does not report what it stopped as failed.
+func TestAgentNeverReportsAStoppedReplicaAsFailed(t *testing.T) {
+	h := runTestAgent(t)
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-1")})
+	h.waitReport(hasReplica("web-1", protocol.StateRunning))
+	listing, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.rt.SetListHook(func(r []protocol.Replica) []protocol.Replica {
+		once.Do(func() {
+			close(listing)
+			<-release
+			for i := range r {
+				r[i].State, r[i].ExitCode, r[i].Message = protocol.StateFailed, -1, "task: not found"
+			}
+		})
+		return r
+	})
+	if err := h.nc.Publish(protocol.ResyncSubject, nil); err != nil { // a list begins...
+		t.Fatal(err)
+	}
+	<-listing
+	h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "web-1"}) // ...a stop ends meanwhile
+	for h.rt.Stops() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	deadline := time.After(time.Second)
+	for {
+		select {
+		case r := <-h.reports:
+			if slices.ContainsFunc(r.Replicas, func(x protocol.Replica) bool { return x.ID == "web-1" && x.State != protocol.StateStopping }) {
+				t.Fatalf("a stopped replica was reported %+v", r.Replicas)
+			}
+		case <-deadline:
+			return
+		}
+	}
 }
 
 func TestAgentReportsExitAtOnce(t *testing.T) {
@@ -176,31 +352,73 @@ func TestAgentReportsExitAtOnce(t *testing.T) {
 
 func TestAgentRejectsBadCommands(t *testing.T) {
 	h := runTestAgent(t)
+	probe0 := spec("web-6")
+	probe0.Pod.Containers[0].LivenessProbe = &desired.Probe{TCPSocket: &desired.TCPSocket{Port: "80"}, PeriodSeconds: 0, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
+	escape := spec("web-7")
+	escape.Pod.Volumes = []desired.Volume{{Name: "../../../tmp", EmptyDir: &desired.EmptyDir{Memory: true}}}
+	escape.Pod.Containers[0].VolumeMounts = []desired.VolumeMount{{Name: "../../../tmp", MountPath: "/x"}}
+	claim := spec("web-8")
+	claim.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "../../../etc"}}}
 	tests := []struct {
 		name string
 		data []byte
+		code protocol.ErrorCode
 		want string
 	}{
-		{"not json", []byte("{"), "decode message"},
-		{"future version", []byte(`{"version":9,"op":"start"}`), "unsupported message version"},
-		{"unknown op", protocol.Encode(protocol.Command{Version: protocol.Version, Op: "reboot"}), "unknown op"},
-		{"start without spec", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart}), "without a replica spec"},
-		{"bad replica id", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("../etc")}), "invalid replica id"},
+		{"not json", []byte("{"), protocol.CodeBadRequest, "decode message"},
+		{"future version", []byte(`{"version":9,"op":"start"}`), protocol.CodeBadRequest, "unsupported message version"},
+		{"unknown op", protocol.Encode(protocol.Command{Version: protocol.Version, Op: "reboot"}), protocol.CodeBadRequest, "unknown op"},
+		{"bad stop id", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "A B"}), protocol.CodeBadRequest, "invalid replica id"},
+		{"start without spec", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart}), protocol.CodeInvalidSpec, "without a replica spec"},
+		{"bad replica id", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("../etc")}), protocol.CodeInvalidSpec, "replica id"},
 		{"no containers", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart,
-			Start: &protocol.ReplicaSpec{ID: "web-4"}}), "1 to 32 containers"},
-		{"bad stop id", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: "A B"}), "invalid replica id"},
+			Start: &protocol.ReplicaSpec{ID: "web-4", Workload: "web", SpecHash: "abc"}}), protocol.CodeInvalidSpec, "1 to 32 containers"},
+		{"probe period 0", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: probe0}), protocol.CodeInvalidSpec, "periodSeconds"},
+		{"volume leaving the pod", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: escape}), protocol.CodeInvalidSpec, "volumes[0].name"},
+		{"claim leaving the claims", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: claim}), protocol.CodeInvalidSpec, "claimName"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := h.sendRaw(tt.data)
-			if r.OK || r.Code != protocol.CodeBadRequest || !strings.Contains(r.Error, tt.want) {
-				t.Fatalf("reply %+v, want bad_request %q", r, tt.want)
+			if r.OK || r.Code != tt.code || !strings.Contains(r.Error, tt.want) {
+				t.Fatalf("reply %+v, want %s %q", r, tt.code, tt.want)
 			}
 		})
+	}
+	if n := h.rt.Starts(); n != 0 {
+		t.Fatalf("%d refused starts reached the runtime", n)
 	}
 	// The agent still works.
 	if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: spec("web-5")}); !r.OK {
 		t.Fatalf("start after bad commands: %+v", r)
+	}
+}
+
+// TestAgentRestoresReconnectHandler: the agent chains the connection's own
+// reconnect handler while it runs and puts it back when it stops.
+func TestAgentRestoresReconnectHandler(t *testing.T) {
+	nc := startNATS(t)
+	mine := func(*nats.Conn) {}
+	nc.SetReconnectHandler(mine)
+	a, err := New(Config{Node: "n1", NATS: nc, Runtime: simruntime.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); reflect.ValueOf(nc.ReconnectHandler()).Pointer() == reflect.ValueOf(mine).Pointer(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never set its handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if reflect.ValueOf(nc.ReconnectHandler()).Pointer() != reflect.ValueOf(mine).Pointer() {
+		t.Fatal("the connection's reconnect handler was not put back")
 	}
 }
 

@@ -74,6 +74,11 @@ type Containerd struct {
 	network Network // nil: pods get a loopback-only network namespace
 	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
 	portMu  sync.Mutex
+
+	events   sync.Once
+	imageArr chan string // images that arrived on the node
+
+	testHook func(stage string) // tests: called at stages of a start
 }
 
 // DialContainerd connects to the containerd socket and checks that it answers.
@@ -99,7 +104,7 @@ func NewContainerd(c *client.Client, namespace, dataDir string) (*Containerd, er
 			return nil, fmt.Errorf("create agent data dir: %w", err)
 		}
 	}
-	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, changed: make(chan struct{}, 1), stopping: map[string]int{}, pulls: make(chan struct{}, MaxConcurrentPulls)}, nil
+	return &Containerd{client: c, namespace: namespace, dataDir: dataDir, backoff: DefaultBackoff, maxLogBytes: MaxLogBytes, usage: newUsageTracker(), probers: map[string]*prober{}, changed: make(chan struct{}, 1), stopping: map[string]int{}, pulls: make(chan struct{}, MaxConcurrentPulls), imageArr: make(chan string, 64)}, nil
 }
 
 func (r *Containerd) ctx(ctx context.Context) context.Context {
@@ -148,6 +153,9 @@ func containerID(replica, container string) string { return replica + "." + cont
 
 // Start implements Runtime.
 func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retErr error) {
+	if err := ValidateSpec(spec); err != nil {
+		return err
+	}
 	ctx = r.ctx(ctx)
 	existing, err := r.containersOf(ctx, spec.ID)
 	if err != nil {
@@ -174,12 +182,23 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			return err
 		}
 	}
+	if len(existing) == 0 {
+		if err := r.writeRecord(spec, net); err != nil {
+			return err
+		}
+	}
 	if net.nsPath == "" && !net.host {
 		ns, err := netns.NewNetNS(filepath.Join(r.dataDir, "netns"))
 		if err != nil {
 			return fmt.Errorf("create network namespace: %w", err)
 		}
 		net.nsPath = ns.GetPath()
+		// Recorded before anything is attached: an agent killed from here on
+		// finds the namespace and the address at its next start (Recover).
+		if err := r.writeRecord(spec, net); err != nil {
+			_ = ns.Remove()
+			return err
+		}
 		attached := false
 		defer func() {
 			// Stop finds a pod's namespace through its containers' labels:
@@ -203,6 +222,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			net.ip = ip
 		}
 	}
+	r.hook("network")
 	volumes, err := r.prepareVolumes(spec)
 	if err != nil {
 		return fmt.Errorf("volumes of replica %s: %w", spec.ID, err)
@@ -213,6 +233,14 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 		}
 	}
 	return nil
+}
+
+// hook runs the test hook at a stage of a start (tests stop an agent there,
+// as a kill -9 would).
+func (r *Containerd) hook(stage string) {
+	if r.testHook != nil {
+		r.testHook(stage)
+	}
 }
 
 // LoopbackUp brings up the loopback interface of the network namespace the
@@ -383,6 +411,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			return fmt.Errorf("delete old task: %w", err)
 		}
 	}
+	r.hook("container")
 	task, err = cont.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", id+".log")))
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
@@ -419,7 +448,7 @@ func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Imag
 	}
 	switch {
 	case policy == "Never" && !present:
-		return nil, fmt.Errorf("%w: %s is not present on the node and imagePullPolicy is Never", ErrImageNotFound, name)
+		return nil, &MissingImageError{Image: name, Detail: "is not present on the node and imagePullPolicy is Never"}
 	case policy == "Always" || !present:
 		pulled, perr := r.pull(ctx, name)
 		switch {
@@ -432,7 +461,7 @@ func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Imag
 				return nil, fmt.Errorf("image %s: %w", name, err)
 			}
 		default:
-			return nil, fmt.Errorf("%w: %s is not present on the node and pulling it failed: %v", ErrImageNotFound, name, perr)
+			return nil, &MissingImageError{Image: name, Detail: "is not present on the node, nor in the cluster's image store, and pulling it failed: " + perr.Error()}
 		}
 	}
 	ok, err := img.IsUnpacked(ctx, Snapshotter)
@@ -502,25 +531,31 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop replica %s: %w", id, err)
 	}
-	// The network goes before the containers: their labels are the record of
-	// it, so a failed detach is retried by the next stop.
+	// The network goes before the containers: their labels (or the pod's
+	// network record, when no container was made) are the record of it, so a
+	// failed detach is retried by the next stop.
+	net, hasNet := r.readNetRecord(id)
 	for _, c := range cs {
 		if p := c.labels[LabelNetNS]; p != "" {
-			if r.network != nil && c.labels[LabelPodIP] != "" {
-				nsArg := p
-				if gone, err := netns.LoadNetNS(p).Closed(); err == nil && gone {
-					// Not a live namespace any more (the machine rebooted):
-					// DEL without one still frees the address and the rules.
-					nsArg = ""
-				}
-				if err := r.network.Detach(ctx, id, nsArg, portsOf(c.labels)); err != nil {
-					return fmt.Errorf("stop replica %s: %w", id, err)
-				}
-			}
-			if err := netns.LoadNetNS(p).Remove(); err != nil {
-				return fmt.Errorf("stop replica %s: remove network namespace: %w", id, err)
-			}
+			net, hasNet = podNet{nsPath: p, ip: c.labels[LabelPodIP], ports: portsOf(c.labels)}, true
 			break
+		}
+	}
+	if hasNet && net.nsPath != "" {
+		if r.network != nil {
+			nsArg := net.nsPath
+			if gone, err := netns.LoadNetNS(net.nsPath).Closed(); err != nil || gone {
+				// Not a live namespace any more (the machine rebooted), or
+				// never made: DEL without one still frees the address and
+				// the rules.
+				nsArg = ""
+			}
+			if err := r.network.Detach(ctx, id, nsArg, net.ports); err != nil {
+				return fmt.Errorf("stop replica %s: %w", id, err)
+			}
+		}
+		if err := netns.LoadNetNS(net.nsPath).Remove(); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("stop replica %s: remove network namespace: %w", id, err)
 		}
 	}
 	for _, c := range cs {
@@ -634,9 +669,12 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	}
 	// Readiness: every container running and, where it has probes, started
 	// and ready.
-	ready := r.syncProbers(ctx, cs, running)
+	ready, problems := r.syncProbers(ctx, cs, running)
 	for id, rep := range byID {
 		rep.Ready = rep.State == protocol.StateRunning && ready[id]
+		if msg, ok := problems[id]; ok && rep.State == protocol.StateRunning {
+			rep.Message = msg
+		}
 	}
 
 	// Usage, every usageEvery per replica: the sum over its running containers.
@@ -706,6 +744,10 @@ func containerState(ctx context.Context, c client.Container) (protocol.ReplicaSt
 		return protocol.StateFailed, -1, err.Error(), nil
 	}
 	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		// Deleted since it was loaded: being stopped or restarted, not failed.
+		return protocol.StateExited, -1, "no task", nil
+	}
 	if err != nil {
 		return protocol.StateFailed, -1, err.Error(), task
 	}
@@ -727,38 +769,8 @@ func containerState(ctx context.Context, c client.Container) (protocol.ReplicaSt
 // Changes implements Runtime: containerd's task exit events, and readiness
 // changes found by the probers. The channel is never closed.
 func (r *Containerd) Changes(ctx context.Context) <-chan struct{} {
-	out := r.changed
-	go func() {
-		filter := fmt.Sprintf(`topic=="/tasks/exit",namespace==%q`, r.namespace)
-		for ctx.Err() == nil {
-			evs, errs := r.client.Subscribe(ctx, filter)
-		loop:
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-evs:
-					if !ok {
-						break loop
-					}
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-				case err := <-errs:
-					if err != nil && ctx.Err() == nil {
-						zerolog.Ctx(ctx).Warn().Err(err).Msg("containerd events ended; resubscribing")
-					}
-					break loop
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}()
-	return out
+	r.watch(ctx)
+	return r.changed
 }
 
 // Import imports an OCI (or Docker) image archive into namespace and unpacks

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/nats-io/nats.go/jetstream"
@@ -187,4 +188,35 @@ func ExistingImageStore(ctx context.Context, js jetstream.JetStream, replicas in
 		return nil, fmt.Errorf("open object store %q: %w", ImageBucket, err)
 	}
 	return &ObjectImageStore{obs: obs}, nil
+}
+
+// Watch announces the images pushed to the store from now on (their
+// normalized references), until ctx ends; it waits for the bucket when the
+// cluster has none yet. The channel is closed when ctx ends.
+func (l LazyImageStore) Watch(ctx context.Context) <-chan string {
+	out := make(chan string, 16)
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			if obs, err := l.JS.ObjectStore(ctx, ImageBucket); err == nil {
+				if w, err := obs.Watch(ctx, jetstream.UpdatesOnly()); err == nil {
+					for info := range w.Updates() {
+						if info == nil || info.Deleted {
+							continue
+						}
+						select {
+						case out <- info.Name:
+						case <-ctx.Done():
+						}
+					}
+					_ = w.Stop()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}()
+	return out
 }

@@ -3,7 +3,7 @@ package nodeagent
 import (
 	"bufio"
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +25,7 @@ const cpuPeriod = 100_000
 
 // ErrPrivilegedNotAllowed refuses a privileged container on a node that
 // does not allow them.
-var ErrPrivilegedNotAllowed = errors.New("privileged containers are not allowed on this node")
+var ErrPrivilegedNotAllowed = fmt.Errorf("privileged containers: %w", ErrNotAllowed)
 
 // securityOpts applies a container's securityContext on top of the secure
 // defaults every container gets: no new privileges (unless

@@ -265,14 +265,39 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	wg.Wait()
 }
 
+// readProbes reads a container's probes from its label and checks them as
+// desired.ValidatePod does: a label written by another agent, or damaged,
+// is never trusted to run a prober (a zero period would panic it).
+func readProbes(label string) (probes, error) {
+	var spec probes
+	if err := json.Unmarshal([]byte(label), &spec); err != nil {
+		return probes{}, fmt.Errorf("stored probes unreadable: %w", err)
+	}
+	names := map[string]bool{}
+	for n := range spec.Ports {
+		names[n] = true
+	}
+	for _, p := range []struct {
+		pr            *desired.Probe
+		liveOrStartup bool
+	}{{spec.Liveness, true}, {spec.Readiness, false}, {spec.Startup, true}} {
+		if err := desired.ValidateProbe(p.pr, names, p.liveOrStartup); err != nil {
+			return probes{}, fmt.Errorf("stored probes refused: %w", err)
+		}
+	}
+	return spec, nil
+}
+
 // syncProbers starts a prober for each running container with probes and
 // stops those whose task is gone or replaced; running holds the tasks of the
 // running containers, by container ID. It returns, per replica, whether all
-// its containers are ready.
-func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[string]client.Task) map[string]bool {
+// its containers are ready, and why not when a container's stored probes
+// cannot be run (the replica is then reported not ready, never fatal).
+func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[string]client.Task) (map[string]bool, map[string]string) {
 	r.probeMu.Lock()
 	defer r.probeMu.Unlock()
 	ready := map[string]bool{}
+	problems := map[string]string{}
 	seen := map[string]bool{}
 	for _, c := range cs {
 		id := c.labels[LabelReplica]
@@ -288,8 +313,10 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[
 		if label == "" {
 			continue
 		}
-		var spec probes
-		if err := json.Unmarshal([]byte(label), &spec); err != nil {
+		spec, err := readProbes(label)
+		if err != nil {
+			ready[id] = false
+			problems[id] = fmt.Sprintf("container %s: %v", c.labels[LabelContainer], err)
 			continue
 		}
 		seen[c.c.ID()] = true
@@ -302,7 +329,14 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[
 			pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange}
 			r.probers[c.c.ID()] = p
-			go p.run(pctx, c.c.ID(), spec, c.labels[LabelNetNS], t)
+			go func() {
+				defer func() {
+					if p := recover(); p != nil { // a prober never takes the agent down
+						zerolog.Ctx(ctx).Error().Interface("panic", p).Str("container", c.c.ID()).Msg("prober panicked")
+					}
+				}()
+				p.run(pctx, c.c.ID(), spec, c.labels[LabelNetNS], t)
+			}()
 		}
 		if started, rdy := p.state(); !started || !rdy {
 			ready[id] = false
@@ -314,7 +348,7 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[
 			delete(r.probers, cid)
 		}
 	}
-	return ready
+	return ready, problems
 }
 
 // StopProbes stops every prober (the agent is stopping).

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,10 +54,10 @@ func TestAgentRefusesOldTerms(t *testing.T) {
 		t.Fatalf("term 9: %+v", r)
 	}
 	h.waitReport(hasReplica("web-4", protocol.StateRunning))
-	if h.rt.Has("web-3") {
+	if has, _ := h.rt.Has(context.Background(), "web-3"); has {
 		t.Fatal("a refused start reached the runtime")
 	}
-	if !h.rt.Has("web-1") {
+	if has, _ := h.rt.Has(context.Background(), "web-1"); !has {
 		t.Fatal("a refused stop reached the runtime")
 	}
 }

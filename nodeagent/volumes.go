@@ -1,7 +1,6 @@
 package nodeagent
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 )
 
 // ErrHostPathNotAllowed is returned for a hostPath outside the operator's allow-list.
-var ErrHostPathNotAllowed = errors.New("hostPath not allowed on this node")
+var ErrHostPathNotAllowed = fmt.Errorf("hostPath %w", ErrNotAllowed)
 
 // Volume layout under the agent's data dir:
 //
@@ -37,8 +36,14 @@ func (r *Containerd) hostPathAllowed(p string) bool {
 	p = filepath.Clean(p)
 	for _, a := range r.hostPathAllow {
 		a = filepath.Clean(a)
-		if p == a || strings.HasPrefix(p, a+string(filepath.Separator)) {
-			return true
+		roots := []string{a}
+		if resolved, err := filepath.EvalSymlinks(a); err == nil && resolved != a {
+			roots = append(roots, resolved)
+		}
+		for _, root := range roots {
+			if p == root || strings.HasPrefix(p, root+string(filepath.Separator)) {
+				return true
+			}
 		}
 	}
 	return false
@@ -51,10 +56,16 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]strin
 		dir := filepath.Join(r.podDir(spec.ID), "volumes", v.Name)
 		switch {
 		case v.HostPath != "":
-			if !r.hostPathAllowed(v.HostPath) {
+			// The path a symlink leads to must be allowed too: a link under
+			// an allowed directory may point anywhere.
+			p := filepath.Clean(v.HostPath)
+			if resolved, err := filepath.EvalSymlinks(p); err == nil {
+				p = resolved
+			}
+			if !r.hostPathAllowed(v.HostPath) || !r.hostPathAllowed(p) {
 				return nil, fmt.Errorf("%w: volume %s: %s (allowed: %s)", ErrHostPathNotAllowed, v.Name, v.HostPath, strings.Join(r.hostPathAllow, ", "))
 			}
-			paths[v.Name] = filepath.Clean(v.HostPath)
+			paths[v.Name] = p
 			continue
 		case v.Claim != nil:
 			dir = filepath.Join(r.dataDir, "claims", v.Claim.Claim)

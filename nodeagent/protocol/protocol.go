@@ -98,8 +98,13 @@ const (
 	StateRunning  ReplicaState = "running"
 	StateExited   ReplicaState = "exited"
 	// StateWaiting: a container exited and waits for its restart back-off
-	// (Kubernetes' CrashLoopBackOff); the node restarts it by itself.
-	StateWaiting  ReplicaState = "waiting"
+	// (Kubernetes' CrashLoopBackOff), or the pod's start failed and waits
+	// for its next try (Code says why, RetryAt when); the node restarts or
+	// retries it by itself.
+	StateWaiting ReplicaState = "waiting"
+	// StateFailed: the pod does not run and the node will not try again:
+	// its start failed for good (Code is terminal), or it was found half
+	// made after an agent restart and removed.
 	StateFailed   ReplicaState = "failed"
 	StateStopping ReplicaState = "stopping"
 )
@@ -128,6 +133,13 @@ type Replica struct {
 	Usage     *Usage    `json:"usage,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Code says why the pod's start failed (image_not_found,
+	// host_port_in_use, invalid_spec, not_allowed, runtime_error); Failures
+	// counts the failed starts in a row, and RetryAt is the node's next try
+	// (with StateWaiting; sooner if a missing image arrives on the node).
+	Code     ErrorCode `json:"code,omitempty"`
+	Failures int       `json:"failures,omitempty"`
+	RetryAt  time.Time `json:"retryAt,omitzero"`
 }
 
 // PortBinding is a container port published on the node.
@@ -215,15 +227,35 @@ type Resync struct {
 // ErrorCode classifies a failed command.
 type ErrorCode string
 
-// Error codes of a Reply.
+// Error codes of a Reply, and of a replica whose start failed.
 const (
-	CodeBadRequest    ErrorCode = "bad_request"
+	// CodeBadRequest: the command is not one the node understands.
+	CodeBadRequest ErrorCode = "bad_request"
+	// CodeInvalidSpec: the pod breaks the rules of desired.ValidatePod; it
+	// is not tried again until the template changes.
+	CodeInvalidSpec ErrorCode = "invalid_spec"
+	// CodeNotAllowed: this node's policy refuses the pod (a hostPath outside
+	// --host-path-allow, a privileged container); not tried again there.
+	CodeNotAllowed ErrorCode = "not_allowed"
+	// CodeImageNotFound: an image is neither on the node, nor in the
+	// cluster's image store, nor pullable; tried again with back-off, and at
+	// once when the image arrives on the node.
 	CodeImageNotFound ErrorCode = "image_not_found"
-	CodeInternal      ErrorCode = "internal"
+	// CodeHostPortInUse: another pod of the node publishes a host port of
+	// the pod; tried again with back-off.
+	CodeHostPortInUse ErrorCode = "host_port_in_use"
+	// CodeRuntimeError: containerd, the network or a volume failed; tried
+	// again with back-off.
+	CodeRuntimeError ErrorCode = "runtime_error"
+	CodeInternal     ErrorCode = "internal"
 	// CodeStaleTerm: the command's term is older than one the node has
 	// seen; its sender is no longer the leader.
 	CodeStaleTerm ErrorCode = "stale_term"
 )
+
+// Terminal reports whether a start that failed with c is not worth trying
+// again with the same pod spec (on the same node, for CodeNotAllowed).
+func (c ErrorCode) Terminal() bool { return c == CodeInvalidSpec || c == CodeNotAllowed }
 
 // Reply answers a Command.
 type Reply struct {

@@ -19,15 +19,18 @@ type Runtime struct {
 	mu        sync.Mutex
 	pods      map[string]protocol.Replica
 	changes   chan struct{}
+	images    chan string
 	starts    int
+	stops     int
 	startHook func(protocol.ReplicaSpec) error
+	listHook  func([]protocol.Replica) []protocol.Replica
 	// StartDelay is how long a start takes (default 0).
 	StartDelay time.Duration
 }
 
 // New returns an empty simulated runtime.
 func New() *Runtime {
-	return &Runtime{pods: map[string]protocol.Replica{}, changes: make(chan struct{}, 1)}
+	return &Runtime{pods: map[string]protocol.Replica{}, changes: make(chan struct{}, 1), images: make(chan string, 16)}
 }
 
 // SetStartHook runs hook before every start; an error from it fails the
@@ -35,6 +38,14 @@ func New() *Runtime {
 func (r *Runtime) SetStartHook(hook func(protocol.ReplicaSpec) error) {
 	r.mu.Lock()
 	r.startHook = hook
+	r.mu.Unlock()
+}
+
+// SetListHook passes every list through hook, which may block or change
+// what the list shows (nil removes it).
+func (r *Runtime) SetListHook(hook func([]protocol.Replica) []protocol.Replica) {
+	r.mu.Lock()
+	r.listHook = hook
 	r.mu.Unlock()
 }
 
@@ -69,6 +80,7 @@ func (r *Runtime) Start(ctx context.Context, s protocol.ReplicaSpec) error {
 func (r *Runtime) Stop(_ context.Context, id string, _ time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stops++
 	delete(r.pods, id)
 	return nil
 }
@@ -76,12 +88,16 @@ func (r *Runtime) Stop(_ context.Context, id string, _ time.Duration) error {
 // List implements nodeagent.Runtime.
 func (r *Runtime) List(context.Context) ([]protocol.Replica, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := make([]protocol.Replica, 0, len(r.pods))
 	for _, p := range r.pods {
 		out = append(out, p)
 	}
+	hook := r.listHook
+	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if hook != nil {
+		out = hook(out)
+	}
 	return out, nil
 }
 
@@ -96,8 +112,14 @@ func (r *Runtime) Claims() []string { return nil }
 // LogFiles implements nodeagent.Runtime: no logs.
 func (r *Runtime) LogFiles(context.Context, string) (map[string]string, error) { return nil, nil }
 
-// Changes implements nodeagent.Runtime.
+// Changes implements nodeagent.Runtime; the channel is never closed.
 func (r *Runtime) Changes(context.Context) <-chan struct{} { return r.changes }
+
+// Images implements nodeagent.ImageWatcher: the names given to ImageArrived.
+func (r *Runtime) Images(context.Context) <-chan string { return r.images }
+
+// ImageArrived announces an image, as containerd's events would.
+func (r *Runtime) ImageArrived(name string) { r.images <- name }
 
 // Exit makes a pod exit with code, as its process would.
 func (r *Runtime) Exit(id string, code int) {
@@ -112,6 +134,13 @@ func (r *Runtime) Exit(id string, code int) {
 	}
 }
 
+// Stops counts the stops the runtime ran.
+func (r *Runtime) Stops() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stops
+}
+
 // Starts counts the starts asked for, failed ones included.
 func (r *Runtime) Starts() int {
 	r.mu.Lock()
@@ -119,12 +148,12 @@ func (r *Runtime) Starts() int {
 	return r.starts
 }
 
-// Has reports whether the pod is held.
-func (r *Runtime) Has(id string) bool {
+// Has implements nodeagent.Runtime: whether the pod is held.
+func (r *Runtime) Has(_ context.Context, id string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.pods[id]
-	return ok
+	return ok, nil
 }
 
 // Len is the number of pods held.

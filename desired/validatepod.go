@@ -1,0 +1,402 @@
+package desired
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidPod is wrapped by every error of ValidatePod.
+var ErrInvalidPod = errors.New("invalid pod spec")
+
+// Bounds of a pod spec that did not come through the loader (a start
+// command): the loader's own limits make a manifest's pods smaller.
+const (
+	MaxContainers     = 32
+	MaxVolumes        = 64
+	MaxProjectedBytes = 4 << 20 // files of one configMap or secret volume
+	maxListLen        = 1024    // args, env, ports, mounts, files of one container or volume
+	maxStringLen      = 64 << 10
+	// MaxGraceSeconds and MaxProbeSeconds bound terminationGracePeriodSeconds
+	// and a probe's seconds and thresholds (the schema has the same bounds).
+	MaxGraceSeconds     = 24 * 3600
+	MaxProbeSeconds     = 24 * 3600
+	maxHostID           = math.MaxUint32 - 1
+	maxTopologyTerms    = 16
+	maxProbeHeaderCount = 64
+)
+
+var (
+	labelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	capRE       = regexp.MustCompile(`^[A-Z_]+$`)
+)
+
+// IsName reports whether s is a DNS-1123 label (the schema's #Name).
+func IsName(s string) bool { return len(s) <= 63 && labelRE.MatchString(s) }
+
+// IsSubdomain reports whether s is a DNS-1123 subdomain (the schema's #Subdomain).
+func IsSubdomain(s string) bool { return len(s) <= 253 && subdomainRE.MatchString(s) }
+
+// podCheck collects the problems of one pod spec.
+type podCheck struct{ errs []string }
+
+func (c *podCheck) fail(field, format string, args ...any) {
+	if len(c.errs) < 20 {
+		c.errs = append(c.errs, field+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+// ValidatePod checks a normalized pod spec with the rules the loader applies
+// to a manifest (the schema's patterns and bounds and the normalizer's
+// checks), and bounds every list and string. The node agent checks every
+// start command with it before it turns a field into a path, a mount, a
+// capability or a host resource: a pod that the loader would refuse is
+// refused here too, whoever sent it.
+func ValidatePod(p PodSpec) error {
+	c := &podCheck{}
+	c.pod(p)
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidPod, strings.Join(c.errs, "; "))
+}
+
+func (c *podCheck) pod(p PodSpec) {
+	if len(p.Containers) == 0 || len(p.Containers) > MaxContainers {
+		c.fail("containers", "a pod needs 1 to %d containers (has %d)", MaxContainers, len(p.Containers))
+	}
+	switch p.RestartPolicy {
+	case "", "Always", "OnFailure", "Never":
+	default:
+		c.fail("restartPolicy", "%q: want Always, OnFailure or Never", cut(p.RestartPolicy))
+	}
+	if p.TerminationGracePeriodSeconds < 0 || p.TerminationGracePeriodSeconds > MaxGraceSeconds {
+		c.fail("terminationGracePeriodSeconds", "%d: want 0 to %d", p.TerminationGracePeriodSeconds, MaxGraceSeconds)
+	}
+	if p.Hostname != "" && !IsName(p.Hostname) {
+		c.fail("hostname", "%q is not a DNS label", cut(p.Hostname))
+	}
+	c.strings("nodeSelector", p.NodeSelector)
+	if len(p.TopologySpread)+len(p.AntiAffinity) > maxTopologyTerms {
+		c.fail("topologySpread", "at most %d topology terms", maxTopologyTerms)
+	}
+	for i, t := range p.TopologySpread {
+		if t.MaxSkew < 1 || t.TopologyKey == "" {
+			c.fail(fmt.Sprintf("topologySpread[%d]", i), "needs maxSkew ≥ 1 and a topologyKey")
+		}
+	}
+	for i, t := range p.AntiAffinity {
+		if t.Weight < 0 || t.Weight > 100 || t.TopologyKey == "" {
+			c.fail(fmt.Sprintf("antiAffinity[%d]", i), "needs a weight of 0 to 100 and a topologyKey")
+		}
+	}
+	if len(p.Volumes) > MaxVolumes {
+		c.fail("volumes", "at most %d volumes", MaxVolumes)
+	}
+	volumes := map[string]bool{}
+	for i, v := range p.Volumes {
+		f := fmt.Sprintf("volumes[%d]", i)
+		if !IsName(v.Name) {
+			c.fail(f+".name", "%q is not a DNS label", cut(v.Name))
+		}
+		if volumes[v.Name] {
+			c.fail(f+".name", "duplicate volume name %q", cut(v.Name))
+		}
+		volumes[v.Name] = true
+		c.volume(f, v)
+	}
+	names := map[string]bool{}
+	hostPorts := map[string]bool{}
+	for i, ct := range p.Containers {
+		f := fmt.Sprintf("containers[%d]", i)
+		if !IsName(ct.Name) {
+			c.fail(f+".name", "%q is not a DNS label", cut(ct.Name))
+		}
+		if names[ct.Name] {
+			c.fail(f+".name", "duplicate container name %q", cut(ct.Name))
+		}
+		names[ct.Name] = true
+		c.container(f, ct, volumes)
+		for j, pt := range ct.Ports {
+			if p.HostNetwork && pt.HostPort != 0 && pt.HostPort != pt.ContainerPort {
+				c.fail(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "with hostNetwork, hostPort must equal containerPort")
+			}
+			if pt.HostPort == 0 {
+				continue
+			}
+			key := pt.Protocol + "/" + strconv.Itoa(pt.HostPort)
+			if hostPorts[key] {
+				c.fail(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "host port %s is used twice in the pod", key)
+			}
+			hostPorts[key] = true
+		}
+	}
+}
+
+func (c *podCheck) volume(f string, v Volume) {
+	sources := 0
+	if v.EmptyDir != nil {
+		sources++
+		if v.EmptyDir.SizeLimitBytes < 0 {
+			c.fail(f+".emptyDir.sizeLimit", "negative")
+		}
+	}
+	if v.HostPath != "" {
+		sources++
+		if !filepath.IsAbs(v.HostPath) || strings.ContainsRune(v.HostPath, 0) || len(v.HostPath) > 4096 {
+			c.fail(f+".hostPath", "%q: want an absolute path", cut(v.HostPath))
+		}
+	}
+	for _, ff := range []struct {
+		field string
+		src   *FilesFrom
+	}{{".configMap", v.ConfigMap}, {".secret", v.Secret}} {
+		if ff.src == nil {
+			continue
+		}
+		sources++
+		c.files(f+ff.field, ff.src)
+	}
+	if v.Claim != nil {
+		sources++
+		if !IsSubdomain(v.Claim.Claim) {
+			c.fail(f+".persistentVolumeClaim.claimName", "%q is not a DNS subdomain", cut(v.Claim.Claim))
+		}
+	}
+	if sources != 1 {
+		c.fail(f, "a volume needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+	}
+}
+
+func (c *podCheck) files(f string, ff *FilesFrom) {
+	if !IsSubdomain(ff.Name) {
+		c.fail(f+".name", "%q is not a DNS subdomain", cut(ff.Name))
+	}
+	if ff.DefaultMode < 0 || ff.DefaultMode > 0o777 {
+		c.fail(f+".defaultMode", "%#o: want 0 to 0777", ff.DefaultMode)
+	}
+	if len(ff.Items) > maxListLen || len(ff.Files) > maxListLen {
+		c.fail(f, "at most %d items and files", maxListLen)
+	}
+	for k, p := range ff.Items {
+		if !localPath(p) {
+			c.fail(f+".items."+cut(k), "path %q must be relative and stay in the volume", cut(p))
+		}
+	}
+	total := 0
+	for p, b := range ff.Files {
+		total += len(b)
+		if !localPath(p) {
+			c.fail(f+".files", "path %q must be relative and stay in the volume", cut(p))
+		}
+	}
+	if total > MaxProjectedBytes {
+		c.fail(f+".files", "%d bytes, more than %d", total, MaxProjectedBytes)
+	}
+}
+
+// localPath: relative, without "..", no NUL: a file that stays in its volume.
+func localPath(p string) bool {
+	return p != "" && filepath.IsLocal(p) && !strings.Contains(p, "..") && !strings.ContainsRune(p, 0) && len(p) <= 4096
+}
+
+func (c *podCheck) container(f string, ct Container, volumes map[string]bool) {
+	if ct.Image == "" || strings.ContainsAny(ct.Image, " \t\r\n\x00") || len(ct.Image) > 4096 {
+		c.fail(f+".image", "%q: want an image reference without spaces", cut(ct.Image))
+	}
+	switch ct.ImagePullPolicy {
+	case "", "Always", "IfNotPresent", "Never":
+	default:
+		c.fail(f+".imagePullPolicy", "%q: want Always, IfNotPresent or Never", cut(ct.ImagePullPolicy))
+	}
+	if len(ct.Command)+len(ct.Args) > maxListLen {
+		c.fail(f+".args", "at most %d command and args", maxListLen)
+	}
+	for _, s := range append(append([]string{ct.WorkingDir}, ct.Command...), ct.Args...) {
+		if strings.ContainsRune(s, 0) || len(s) > maxStringLen {
+			c.fail(f+".command", "an argument has a NUL byte or more than %d bytes", maxStringLen)
+			break
+		}
+	}
+	if len(ct.Env) > maxListLen || len(ct.EnvFrom) > maxListLen {
+		c.fail(f+".env", "at most %d variables", maxListLen)
+	}
+	envNames := map[string]bool{}
+	for i, e := range ct.Env {
+		if e.Name == "" || strings.ContainsAny(e.Name, "=\x00") || len(e.Name) > 1024 {
+			c.fail(fmt.Sprintf("%s.env[%d].name", f, i), "%q: a name without '=' or NUL", cut(e.Name))
+		}
+		if strings.ContainsRune(e.Value, 0) || len(e.Value) > MaxSecretBytes {
+			c.fail(fmt.Sprintf("%s.env[%d].value", f, i), "has a NUL byte or more than %d bytes", MaxSecretBytes)
+		}
+		if envNames[e.Name] {
+			c.fail(fmt.Sprintf("%s.env[%d].name", f, i), "duplicate environment variable %q", cut(e.Name))
+		}
+		envNames[e.Name] = true
+	}
+	if len(ct.Ports) > maxListLen {
+		c.fail(f+".ports", "at most %d ports", maxListLen)
+	}
+	portNames := map[string]bool{}
+	for i, p := range ct.Ports {
+		pf := fmt.Sprintf("%s.ports[%d]", f, i)
+		if p.ContainerPort < 1 || p.ContainerPort > 65535 {
+			c.fail(pf+".containerPort", "%d: want 1 to 65535", p.ContainerPort)
+		}
+		if p.HostPort < 0 || p.HostPort > 65535 {
+			c.fail(pf+".hostPort", "%d: want 1 to 65535", p.HostPort)
+		}
+		if p.Protocol != "TCP" && p.Protocol != "UDP" {
+			c.fail(pf+".protocol", "%q: want TCP or UDP", cut(p.Protocol))
+		}
+		if p.HostIP != "" && net.ParseIP(p.HostIP) == nil {
+			c.fail(pf+".hostIP", "%q is not an IP address", cut(p.HostIP))
+		}
+		if p.Name != "" {
+			if len(p.Name) > 15 || !labelRE.MatchString(p.Name) {
+				c.fail(pf+".name", "%q: a DNS label of 15 characters at most", cut(p.Name))
+			}
+			if portNames[p.Name] {
+				c.fail(pf+".name", "duplicate port name %q", cut(p.Name))
+			}
+			portNames[p.Name] = true
+		}
+	}
+	r := ct.Resources
+	if r.Requests.CPUMilli < 0 || r.Requests.MemoryBytes < 0 || r.Limits.CPUMilli < 0 || r.Limits.MemoryBytes < 0 {
+		c.fail(f+".resources", "negative")
+	}
+	if (r.Limits.CPUMilli > 0 && r.Requests.CPUMilli > r.Limits.CPUMilli) || (r.Limits.MemoryBytes > 0 && r.Requests.MemoryBytes > r.Limits.MemoryBytes) {
+		c.fail(f+".resources.requests", "a request is above its limit")
+	}
+	if sc := ct.SecurityContext; sc != nil {
+		for _, id := range []*int64{sc.RunAsUser, sc.RunAsGroup} {
+			if id != nil && (*id < 0 || *id > maxHostID) {
+				c.fail(f+".securityContext", "runAsUser and runAsGroup: want 0 to %d", int64(maxHostID))
+			}
+		}
+		if sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
+			c.fail(f+".securityContext.runAsNonRoot", "needs a non-zero runAsUser")
+		}
+		if len(sc.CapAdd)+len(sc.CapDrop) > 128 {
+			c.fail(f+".securityContext.capabilities", "at most 128")
+		}
+		for _, cp := range append(append([]string{}, sc.CapAdd...), sc.CapDrop...) {
+			if !capRE.MatchString(cp) || len(cp) > 64 {
+				c.fail(f+".securityContext.capabilities", "%q: want upper-case letters and '_'", cut(cp))
+			}
+		}
+	}
+	c.probe(f+".livenessProbe", ct.LivenessProbe, portNames, true)
+	c.probe(f+".readinessProbe", ct.ReadinessProbe, portNames, false)
+	c.probe(f+".startupProbe", ct.StartupProbe, portNames, true)
+	if len(ct.VolumeMounts) > maxListLen {
+		c.fail(f+".volumeMounts", "at most %d mounts", maxListLen)
+	}
+	for i, m := range ct.VolumeMounts {
+		mf := fmt.Sprintf("%s.volumeMounts[%d]", f, i)
+		if !volumes[m.Name] {
+			c.fail(mf+".name", "no volume named %q in the pod", cut(m.Name))
+		}
+		if !strings.HasPrefix(m.MountPath, "/") || strings.ContainsRune(m.MountPath, 0) || len(m.MountPath) > 4096 {
+			c.fail(mf+".mountPath", "%q: want an absolute path", cut(m.MountPath))
+		}
+		if m.SubPath != "" && !localPath(m.SubPath) {
+			c.fail(mf+".subPath", "%q must be relative and stay in the volume", cut(m.SubPath))
+		}
+	}
+}
+
+// ValidateProbe checks one probe; liveOrStartup probes need a success
+// threshold of 1. portNames are the container's named ports (nil: any name).
+func ValidateProbe(p *Probe, portNames map[string]bool, liveOrStartup bool) error {
+	c := &podCheck{}
+	c.probe("probe", p, portNames, liveOrStartup)
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidPod, strings.Join(c.errs, "; "))
+}
+
+func (c *podCheck) probe(f string, p *Probe, portNames map[string]bool, liveOrStartup bool) {
+	if p == nil {
+		return
+	}
+	handlers := 0
+	port := func(field, s string) {
+		if n, err := strconv.Atoi(s); err == nil {
+			if n < 1 || n > 65535 {
+				c.fail(field, "%d: want 1 to 65535", n)
+			}
+			return
+		}
+		if !IsName(s) || (portNames != nil && !portNames[s]) {
+			c.fail(field, "no container port named %q", cut(s))
+		}
+	}
+	if h := p.HTTPGet; h != nil {
+		handlers++
+		port(f+".httpGet.port", h.Port)
+		if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " \t\r\n\x00") || len(h.Path) > 4096 {
+			c.fail(f+".httpGet.path", "%q: want an absolute path without spaces", cut(h.Path))
+		}
+		if len(h.Headers) > maxProbeHeaderCount {
+			c.fail(f+".httpGet.httpHeaders", "at most %d", maxProbeHeaderCount)
+		}
+		for k, v := range h.Headers {
+			if k == "" || strings.ContainsAny(k, " :\r\n\x00") || strings.ContainsAny(v, "\r\n\x00") {
+				c.fail(f+".httpGet.httpHeaders", "%q is not a valid header", cut(k))
+			}
+		}
+	}
+	if p.TCPSocket != nil {
+		handlers++
+		port(f+".tcpSocket.port", p.TCPSocket.Port)
+	}
+	if len(p.Exec) > 0 {
+		handlers++
+		if len(p.Exec) > maxListLen {
+			c.fail(f+".exec.command", "at most %d arguments", maxListLen)
+		}
+	}
+	if handlers != 1 {
+		c.fail(f, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+	}
+	for _, b := range []struct {
+		name  string
+		v, lo int
+	}{
+		{"initialDelaySeconds", p.InitialDelaySeconds, 0},
+		{"periodSeconds", p.PeriodSeconds, 1},
+		{"timeoutSeconds", p.TimeoutSeconds, 1},
+		{"successThreshold", p.SuccessThreshold, 1},
+		{"failureThreshold", p.FailureThreshold, 1},
+	} {
+		if b.v < b.lo || b.v > MaxProbeSeconds {
+			c.fail(f+"."+b.name, "%d: want %d to %d", b.v, b.lo, MaxProbeSeconds)
+		}
+	}
+	if liveOrStartup && p.SuccessThreshold != 1 {
+		c.fail(f+".successThreshold", "must be 1 for liveness and startup probes")
+	}
+}
+
+func (c *podCheck) strings(f string, m map[string]string) {
+	if len(m) > maxListLen {
+		c.fail(f, "at most %d entries", maxListLen)
+	}
+}
+
+// cut shortens a value quoted in an error.
+func cut(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
