@@ -31,6 +31,9 @@ const (
 // DefaultEvalTimeout bounds the evaluation of a revision's CUE.
 const DefaultEvalTimeout = 10 * time.Second
 
+// ErrTooLarge is returned for a revision past MaxFiles or MaxTotalBytes.
+var ErrTooLarge = errors.New("revision too large")
+
 // ErrTimeout is returned when a revision takes longer than its time limit to evaluate.
 var ErrTimeout = errors.New("evaluation took too long")
 
@@ -39,6 +42,10 @@ type Options struct {
 	// Unsealer decrypts SealedSecrets; without it their values stay unknown
 	// (their keys are still checked).
 	Unsealer Unsealer
+	// RequireUnsealed makes a SealedSecret that cannot be decrypted (no
+	// Unsealer, or the wrong key) an error of the revision: a server must
+	// never start pods with empty values in place of secret ones.
+	RequireUnsealed bool
 	// Timeout bounds evaluation (default DefaultEvalTimeout).
 	Timeout time.Duration
 	// MaxFileBytes and MaxTotalBytes cap one file and the whole revision
@@ -120,7 +127,7 @@ func (o *Options) defaults() {
 func load(files map[string][]byte, opts Options) (*State, error) {
 	opts.defaults()
 	if len(files) > MaxFiles {
-		return nil, fmt.Errorf("%d files, more than the %d allowed", len(files), MaxFiles)
+		return nil, fmt.Errorf("%w: %d files, more than the %d allowed", ErrTooLarge, len(files), MaxFiles)
 	}
 	var paths []string
 	total := 0
@@ -131,7 +138,7 @@ func load(files map[string][]byte, opts Options) (*State, error) {
 		}
 	}
 	if total > opts.MaxTotalBytes {
-		return nil, fmt.Errorf("manifests total %d bytes, more than the %d allowed", total, opts.MaxTotalBytes)
+		return nil, fmt.Errorf("%w: manifests total %d bytes, more than the %d allowed", ErrTooLarge, total, opts.MaxTotalBytes)
 	}
 	sort.Strings(paths)
 
@@ -225,7 +232,7 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		}
 	case "SealedSecret":
 		if s, ok := decode[k8sSealedSecret](u, errs, n.d); ok {
-			st.Secrets = append(st.Secrets, n.sealed(s, opts.Unsealer))
+			st.Secrets = append(st.Secrets, n.sealed(s, opts.Unsealer, opts.RequireUnsealed))
 		}
 	case "PersistentVolumeClaim":
 		if c, ok := decode[k8sPVC](u, errs, n.d); ok {

@@ -59,7 +59,7 @@ func ParseIdentities(text string) ([]age.Identity, error) {
 	return age.ParseIdentities(strings.NewReader(text))
 }
 
-func (n *norm) sealed(s k8sSealedSecret, u Unsealer) Secret {
+func (n *norm) sealed(s k8sSealedSecret, u Unsealer, required bool) Secret {
 	out := Secret{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Sealed: true, Data: map[string][]byte{}}
 	if out.Type == "" {
 		out.Type = "Opaque"
@@ -73,6 +73,9 @@ func (n *norm) sealed(s k8sSealedSecret, u Unsealer) Secret {
 		}
 		cts[k] = ct
 		if u == nil {
+			if required {
+				n.fail("spec.encryptedData."+k, "cannot be decrypted: this server has no --secret-key (the cluster's key made by baton secret keygen)")
+			}
 			continue
 		}
 		pt, err := u.Unseal(ct)
@@ -85,7 +88,9 @@ func (n *norm) sealed(s k8sSealedSecret, u Unsealer) Secret {
 	}
 	out.Keys = sortedKeys(cts)
 	// The ciphertext, not the plaintext, goes into hashes: it is random per
-	// seal, so a hash reveals nothing about the value.
-	out.digest = hashOf(cts)
+	// seal, so a hash reveals nothing about the value. Whether the values
+	// were decrypted goes in too: pods that ran without them roll when they
+	// become readable.
+	out.digest = hashOf(cts, u != nil)
 	return out
 }

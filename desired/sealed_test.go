@@ -49,9 +49,16 @@ func TestSealedSecret(t *testing.T) {
 	if len(st2.Secrets[0].Data) != 0 || st2.Secrets[0].Keys[0] != "password" {
 		t.Fatalf("without a key: %+v", st2.Secrets[0])
 	}
-	// The hash depends on the ciphertext, not on whether it was decrypted.
-	if st.Workloads[0].Hash != st2.Workloads[0].Hash {
-		t.Fatal("hash differs with and without the key")
+	// The hash says whether the values were decrypted: pods that ran without
+	// them roll when they become readable.
+	if st.Workloads[0].Hash == st2.Workloads[0].Hash {
+		t.Fatal("the same hash with and without the values")
+	}
+	// A server requires them: without the key the revision is an error, at
+	// the value's position.
+	_, err = LoadWith(t.Context(), files, Options{RequireUnsealed: true})
+	if err == nil || !strings.Contains(err.Error(), "app.yaml:6:5: spec.encryptedData.password: cannot be decrypted: this server has no --secret-key") {
+		t.Fatalf("required, without a key: %v", err)
 	}
 	// Resealing the same value is a change (new ciphertext): it rolls out.
 	st3, _ := Load(map[string][]byte{"app.yaml": []byte(sealedManifest(t, id.Recipient(), "hunter2"))})

@@ -60,8 +60,10 @@ type Snapshot struct {
 	Files   map[string][]byte
 }
 
-// Source follows one repository. It is not safe for concurrent use, except
-// Trigger.
+// Source follows one repository. It is safe for concurrent use: Fetch, At,
+// AtOrFetch and Revert take its lock (a revert holds it while it pushes,
+// 30 s at most); Note works in a repository of its own, in memory; Trigger
+// never blocks.
 type Source struct {
 	cfg        Config
 	constraint *semver.Constraints

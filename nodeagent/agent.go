@@ -346,9 +346,8 @@ func (a *Agent) replicas(ctx context.Context) ([]protocol.Replica, error) {
 func (o *op) overlay(r *protocol.Replica) {
 	r.State, r.Message, r.Code, r.Failures, r.RetryAt = o.state, o.msg, o.code, o.failures, o.retryAt
 	r.Ready = false
-	if o.state == protocol.StateWaiting {
-		r.Message = fmt.Sprintf("%s: %s (failed start %d, next try at %s UTC)", o.code, o.msg, o.failures, o.retryAt.UTC().Format(time.TimeOnly))
-	} else if o.code != "" {
+	if o.code != "" && o.state != protocol.StateCreating {
+		// The code and the error; Failures and RetryAt say the rest.
 		r.Message = fmt.Sprintf("%s: %s", o.code, o.msg)
 	}
 }
@@ -484,7 +483,7 @@ func (a *Agent) failedStart(prev *op, err error, now time.Time) *op {
 	}
 	var missing *MissingImageError
 	if errors.As(err, &missing) {
-		o.image = missing.Image
+		o.image, o.msg = missing.Image, missing.Error()
 	}
 	o.state = protocol.StateWaiting
 	o.retryAt = now.Add(a.cfg.StartBackoff.after(o.failures))

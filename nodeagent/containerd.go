@@ -78,6 +78,10 @@ type Containerd struct {
 	events   sync.Once
 	imageArr chan string // images that arrived on the node
 
+	// recovering: Recover holds it to write, a start to read, so Recover
+	// never takes a pod being made for a half-made one.
+	recovering sync.RWMutex
+
 	testHook func(stage string) // tests: called at stages of a start
 }
 
@@ -156,6 +160,8 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 	if err := ValidateSpec(spec); err != nil {
 		return err
 	}
+	r.recovering.RLock()
+	defer r.recovering.RUnlock()
 	ctx = r.ctx(ctx)
 	existing, err := r.containersOf(ctx, spec.ID)
 	if err != nil {

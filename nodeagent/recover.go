@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/netns"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/distribution/reference"
 	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/desired"
@@ -132,6 +133,8 @@ func (r *Containerd) Has(ctx context.Context, id string) (bool, error) {
 // containers, volumes and record deleted. Network namespaces that nothing
 // records are unmounted too.
 func (r *Containerd) Recover(ctx context.Context) ([]protocol.Replica, error) {
+	r.recovering.Lock()
+	defer r.recovering.Unlock()
 	ctx = r.ctx(ctx)
 	log := zerolog.Ctx(ctx)
 	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelReplica))
@@ -252,6 +255,9 @@ func (r *Containerd) watch(ctx context.Context) {
 }
 
 func (r *Containerd) imageArrived(name string) {
+	if named, err := reference.ParseDockerRef(name); err == nil {
+		name = named.String() // as a start names a missing image
+	}
 	select {
 	case r.imageArr <- name:
 	default: // the agent is behind: it retries on its back-off anyway

@@ -210,3 +210,38 @@ func TestImagesAnnouncesArrivals(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableStoredProbes: a container whose stored probes are damaged
+// or unsafe (a zero period would panic a prober) is reported not ready with
+// why, at every re-adoption; the agent never runs them.
+func TestUnreadableStoredProbes(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	spec := podSpec("hello-probes-1", desired.Container{Name: "web", Image: testenv.HelloImage, Args: []string{"-listen", ":8080"},
+		ReadinessProbe: &desired.Probe{TCPSocket: &desired.TCPSocket{Port: "8080"}, PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	cli := clientOf(t)
+	nctx := namespaces.WithNamespace(ctx, rt.Namespace())
+	for _, label := range []string{`{"readiness":{"tcpSocket":{"port":"8080"},"periodSeconds":0,"timeoutSeconds":1,"successThreshold":1,"failureThreshold":1}}`, `{not json`} {
+		c, err := cli.LoadContainer(nctx, spec.ID+".web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SetLabels(nctx, map[string]string{nodeagent.LabelProbes: label}); err != nil {
+			t.Fatal(err)
+		}
+		// A new runtime re-adopts it, as a restarted agent does.
+		next, err := nodeagent.NewContainerd(cli, rt.Namespace(), rt.DataDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := waitState(t, next, spec.ID, protocol.StateRunning)
+		next.StopProbes()
+		if r.Ready || !strings.Contains(r.Message, "stored probes") {
+			t.Fatalf("label %s: reported %+v", label, r)
+		}
+	}
+}

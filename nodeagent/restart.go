@@ -23,6 +23,8 @@ const (
 // Backoff is the restart back-off of crashing containers, as Kubernetes'
 // CrashLoopBackOff: the first restart is immediate, then Base, 2*Base, ...
 // up to Max; a container that ran ResetAfter before exiting starts over.
+// Failed starts use it too (Config.StartBackoff): their first try again
+// waits Base.
 type Backoff struct {
 	Base, Max, ResetAfter time.Duration
 }

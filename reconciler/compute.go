@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,8 +67,13 @@ type Input struct {
 	JobsDone map[string]JobRecord
 	// index caches reported(); nil until built.
 	index map[string][]replica
-	// Backoff holds back new starts of workloads whose replicas keep failing.
-	Backoff map[string]Backoff
+	// Stopping are the replicas a stop was sent to, until their node's
+	// report no longer shows them: never counted, stopped again, or read as
+	// failed.
+	Stopping map[string]bool
+	// Refused are the templates the nodes refused to start, by workload: an
+	// invalid spec (nowhere), or one a node's policy refuses (there).
+	Refused map[string]StartFailure
 	// Scale is the replica count autoscalers set, by workload (it wins over
 	// spec.replicas and ScalingSchedules, which give its floor).
 	Scale map[string]int
@@ -76,19 +82,14 @@ type Input struct {
 	Rollback map[string]RollbackTo
 }
 
-// Backoff delays the next start of a workload whose replicas failed.
-type Backoff struct {
-	Until    time.Time
-	Failures int
-	Reason   string
-}
-
-// nextBackoff is Kubernetes' CrashLoopBackOff progression: 10 s doubling
-// per failure, at most 5 min.
-func nextBackoff(prev Backoff, reason string, now time.Time) Backoff {
-	n := prev.Failures + 1
-	d := 10 * time.Second << min(n-1, 5)
-	return Backoff{Until: now.Add(min(d, 5*time.Minute)), Failures: n, Reason: reason}
+// StartFailure is what the nodes said of a template they will not start:
+// invalid_spec (not started anywhere until the template changes) or
+// not_allowed (not placed again on Nodes, which refused it).
+type StartFailure struct {
+	Hash   string
+	Code   protocol.ErrorCode
+	Reason string
+	Nodes  map[string]string // not_allowed: node → its reason
 }
 
 // reported groups the replicas that ready nodes report, by workload: built
@@ -205,6 +206,10 @@ type Action struct {
 	Reason    string
 	Count     int  // with Pending
 	Failed    bool // a Stop of a replica that failed or exited for good
+	// Code is why a failed replica's start failed (with Failed); SpecHash
+	// is the stopped replica's template.
+	Code     protocol.ErrorCode
+	SpecHash string
 }
 
 func (a Action) String() string {
@@ -283,6 +288,9 @@ func Compute(in Input) []Action {
 		seen := map[string]bool{}
 		for _, r := range n.Replicas {
 			seen[r.ID] = true
+			if in.Stopping[r.ID] {
+				r.State = protocol.StateStopping // a stop was sent: it is going
+			}
 			_, assigned := in.Assignments[r.ID]
 			byWorkload[r.Workload] = append(byWorkload[r.Workload], replica{Replica: r, node: name, assigned: assigned, held: held[name]})
 		}
@@ -343,7 +351,7 @@ func Compute(in Input) []Action {
 			w.Replicas = count
 		}
 		frozen := in.Frozen[w.Name] == w.Hash
-		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Backoff, in.Now)...)
+		actions = append(actions, computeWorkload(w, st, byWorkload[w.Name], cl, in.Strategy, usedIDs, in.ReadySince, frozen, in.Refused[w.Name], in.Now)...)
 	}
 	for _, j := range in.Desired.Jobs {
 		actions = append(actions, computeJob(j.Name, j.Spec, j.Hash, in.Desired, byWorkload[JobWorkload(j.Name)], in.JobsDone, cl, in.Strategy, usedIDs, in.Now)...)
@@ -351,7 +359,7 @@ func Compute(in Input) []Action {
 	return actions
 }
 
-func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, frozen bool, backoff map[string]Backoff, now time.Time) []Action {
+func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, readySince map[string]time.Time, frozen bool, refused StartFailure, now time.Time) []Action {
 	var actions []Action
 	var current, old []replica
 	perNode := map[string]int{}
@@ -360,13 +368,16 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 		case r.State == protocol.StateStopping:
 			continue
 		case r.State == protocol.StateExited || r.State == protocol.StateFailed:
-			reason := fmt.Sprintf("replica %s (exit code %d)", r.State, r.ExitCode)
-			if r.Message != "" {
-				reason += ": " + r.Message
-			}
-			a := stop(r, reason)
-			a.Failed = true
+			// Stopped and replaced at once; a start that failed and is worth
+			// trying again waits on its node instead (StateWaiting). A
+			// terminal failure of this template holds its next starts back
+			// already in this pass.
+			a := stop(r, failureReason(r))
+			a.Failed, a.Code = true, r.Code
 			actions = append(actions, a)
+			if r.Code.Terminal() && r.SpecHash == w.Hash {
+				refused = refusedBy(refused, w.Hash, r.node, r.Code, a.Reason)
+			}
 			continue
 		case r.SpecHash == w.Hash:
 			current = append(current, r)
@@ -387,17 +398,19 @@ func computeWorkload(w desired.Workload, st *desired.State, rs []replica, cl *cl
 			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
 		}
 	}
-	if b, ok := backoff[w.Name]; ok && need > 0 && now.Before(b.Until) {
-		// Starts that keep failing back off instead of churning. The reason
-		// gives the time of the next try, not a countdown: it stays the same
-		// from pass to pass, so it is logged and made an event once.
-		actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: need, Reason: fmt.Sprintf(
-			"back-off after %d failed start(s), next try at %s UTC: %s", b.Failures, b.Until.UTC().Format(time.TimeOnly), b.Reason)})
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeInvalidSpec && need > 0 {
+		// Terminal: not tried again until the template changes.
+		actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: need, Code: refused.Code,
+			Reason: refused.Reason + " (not started again until the template changes)"})
 		need = 0
+	}
+	var excluded map[string]string
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
+		excluded = refused.Nodes
 	}
 	started := 0
 	if need > 0 {
-		res := cl.place(w, st, need, strategy)
+		res := cl.place(w, st, need, strategy, excluded)
 		pod := st.ResolvePod(w.Pod)
 		if res.Unplaced > 0 {
 			actions = append(actions, Action{Type: Pending, Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
@@ -538,25 +551,57 @@ func sortForRollout(rs []replica, perNode map[string]int) {
 }
 
 func stop(r replica, reason string) Action {
-	return Action{Type: Stop, Node: r.node, Workload: r.Workload, ReplicaID: r.ID, Reason: reason}
+	return Action{Type: Stop, Node: r.node, Workload: r.Workload, ReplicaID: r.ID, SpecHash: r.SpecHash, Reason: reason}
 }
 
-// sortForStop orders replicas best-to-stop first: not assigned by this
-// reconciler (superseded, e.g. on a node that came back after its replicas
-// were placed elsewhere) before assigned ones, and within each, not running
-// before running; then on the node holding the most replicas of the
-// workload; then the newest. Superseded go first even when a replacement is
-// still starting: the replacement was placed on purpose.
+// refusedBy adds a terminal failure on node to f (of template hash).
+func refusedBy(f StartFailure, hash, node string, code protocol.ErrorCode, reason string) StartFailure {
+	if f.Hash != hash || f.Code != code {
+		f = StartFailure{Hash: hash, Code: code}
+	}
+	f.Reason = reason
+	if code == protocol.CodeNotAllowed {
+		nodes := make(map[string]string, len(f.Nodes)+1)
+		maps.Copy(nodes, f.Nodes)
+		nodes[node] = reason
+		f.Nodes = nodes
+	}
+	return f
+}
+
+// failureReason says why a replica that does not run is stopped: never an
+// exit code for a container that never started.
+func failureReason(r replica) string {
+	switch {
+	case r.Code != "":
+		return "start failed: " + r.Message
+	case r.Message != "":
+		return fmt.Sprintf("replica %s: %s", r.State, r.Message)
+	}
+	return "replica " + string(r.State)
+}
+
+// sortForStop orders replicas best-to-stop first, as Kubernetes' ReplicaSet
+// does: not assigned by this reconciler (superseded, e.g. on a node that
+// came back after its replicas were placed elsewhere; they go first even
+// when a replacement is still starting: it was placed on purpose), then not
+// placed yet (assigned, not reported), then on silent nodes, then not
+// running or not ready; then on the node holding the most replicas of the
+// workload; then the newest. Replicas on silent nodes are never actually
+// stopped (no command reaches them): choosing them first means a ready
+// replica is never stopped to make room for the count of ones nobody sees.
 func sortForStop(rs []replica, perNode map[string]int) {
 	rank := func(r replica) int {
-		n := 0
-		if r.held {
-			n += 4
+		n := 6
+		switch {
+		case !r.assigned && !r.held:
+			n = 0
+		case r.pending:
+			n = 2
+		case r.held:
+			n = 4
 		}
-		if r.assigned {
-			n += 2
-		}
-		if r.State == protocol.StateRunning {
+		if r.State == protocol.StateRunning && r.Ready {
 			n++
 		}
 		return n

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,16 +314,72 @@ func TestCompute(t *testing.T) {
 			want: []string{"start web@n1", "stop a@n1"},
 		},
 		{
-			name: "failed starts back off: the failed replica goes, its replacement waits",
-			in: Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, F, 0))),
-				Backoff: map[string]Backoff{"web": {Until: t0.Add(20 * time.Second), Failures: 2, Reason: "image not found"}}},
-			want: []string{"pending web×1: back-off after 2 failed start(s), next try at " + t0.Add(20*time.Second).UTC().Format(time.TimeOnly) + " UTC: image not found", "stop a@n1"},
+			name: "a start that failed and waits for its next try on its node counts: nothing else starts",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", protocol.Replica{ID: "a", Workload: "web", SpecHash: web.Hash,
+				State: protocol.StateWaiting, Code: protocol.CodeImageNotFound, Failures: 3}))},
+			want: []string{},
 		},
 		{
-			name: "after the back-off, the next start",
+			name: "an invalid spec: the failed replica goes and the template is not started again",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", protocol.Replica{ID: "a", Workload: "web", SpecHash: web.Hash,
+				State: F, Code: protocol.CodeInvalidSpec, Message: "invalid_spec: bad probe"}))},
+			want: []string{"pending web×1: start failed: invalid_spec: bad probe (not started again until the template changes)", "stop a@n1"},
+		},
+		{
+			name: "an invalid spec, remembered: nothing starts",
 			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
-				Backoff: map[string]Backoff{"web": {Until: t0.Add(-time.Second), Failures: 2}}},
+				Refused: map[string]StartFailure{"web": {Hash: web.Hash, Code: protocol.CodeInvalidSpec, Reason: "invalid_spec: x"}}},
+			want: []string{"pending web×1: invalid_spec: x (not started again until the template changes)"},
+		},
+		{
+			name: "an invalid spec of an earlier template does not hold the new one back",
+			in: Input{Desired: state(workload("web", 1, "web:2")), Nodes: nodes(node("n1")),
+				Refused: map[string]StartFailure{"web": {Hash: web.Hash, Code: protocol.CodeInvalidSpec, Reason: "invalid_spec: x"}}},
 			want: []string{"start web@n1"},
+		},
+		{
+			name: "a node whose policy refuses the pod gets none: the replacement goes elsewhere",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", protocol.Replica{ID: "a", Workload: "web", SpecHash: web.Hash,
+				State: F, Code: protocol.CodeNotAllowed, Message: "not_allowed: hostPath"}), node("n2"))},
+			want: []string{"start web@n2", "stop a@n1"},
+		},
+		{
+			name: "every node refuses the pod: pending, with why",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
+				Refused: map[string]StartFailure{"web": {Hash: web.Hash, Code: protocol.CodeNotAllowed, Nodes: map[string]string{"n1": "not_allowed: x"}}}},
+			want: []string{"pending web×1: 0/1 nodes fit: 1 refused by the node (not_allowed)"},
+		},
+		{
+			name: "a stop sent is not sent again while the replica goes",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour))),
+				Stopping: map[string]bool{"b": true, "c": true}},
+			want: []string{},
+		},
+		{
+			name: "a replica being stopped is never read as failed",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web, R, time.Hour),
+				protocol.Replica{ID: "b", Workload: "web", SpecHash: web.Hash, State: F, ExitCode: -1, Message: "task: not found"})),
+				Stopping: map[string]bool{"b": true}},
+			want: []string{},
+		},
+		{
+			name: "scale down with two nodes silent: no ready replica stops for the count of the ones nobody sees",
+			in: Input{Desired: state(workload("web", 4, "web:1")), Nodes: nodes(
+				lost(node("n1", rep("a", web, R, time.Hour))), lost(node("n2", rep("b", web, R, time.Hour))),
+				node("n3", rep("c", web, R, time.Hour), rep("d", web, R, time.Hour), rep("e", web, R, time.Minute), rep("f", web, R, time.Minute))),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n2", time.Hour),
+					assigned("c", web, "n3", time.Hour), assigned("d", web, "n3", time.Hour), assigned("e", web, "n3", time.Minute), assigned("f", web, "n3", time.Minute))},
+			want: []string{"hold 2"},
+		},
+		{
+			name: "scale down stops, in order, replicas not yet placed, then not ready, then the newest",
+			in: Input{Desired: state(workload("web", 2, "web:1")), Nodes: nodes(
+				node("n1", rep("a", web, R, time.Hour), rep("b", web, R, time.Minute), notReady(rep("c", web, R, 2*time.Hour))),
+				node("n2", rep("d", web, R, time.Hour))),
+				Assignments: assignments(assigned("a", web, "n1", time.Hour), assigned("b", web, "n1", time.Minute),
+					assigned("c", web, "n1", 2*time.Hour), assigned("d", web, "n2", time.Hour), assigned("p", web, "n2", time.Second))},
+			want: []string{"stop b@n1", "stop c@n1", "stop p@n2"},
 		},
 		{
 			name: "a stopping replica does not count",
@@ -568,16 +625,22 @@ spec:
 	}
 }
 
-func TestNextBackoff(t *testing.T) {
-	var b Backoff
-	var got []time.Duration
-	for range 8 {
-		b = nextBackoff(b, "x", t0)
-		got = append(got, b.Until.Sub(t0))
-	}
-	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second, 300 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Fatalf("back-offs %v, want %v", got, want)
+// TestFailureReason: a container that never started is never said to have
+// exited with code 0.
+func TestFailureReason(t *testing.T) {
+	for _, tc := range []struct {
+		r    protocol.Replica
+		want string
+	}{
+		{protocol.Replica{State: protocol.StateFailed, Code: protocol.CodeInvalidSpec, Message: "invalid_spec: bad"}, "start failed: invalid_spec: bad"},
+		{protocol.Replica{State: protocol.StateFailed, Code: protocol.CodeRuntimeError, Message: "runtime_error: left half made"}, "start failed: runtime_error: left half made"},
+		{protocol.Replica{State: protocol.StateExited, ExitCode: 137, Message: "container web: OOMKilled: out of memory (exit code 137)"}, "replica exited: container web: OOMKilled: out of memory (exit code 137)"},
+		{protocol.Replica{State: protocol.StateExited, ExitCode: -1, Message: "container web: no task"}, "replica exited: container web: no task"},
+		{protocol.Replica{State: protocol.StateFailed}, "replica failed"},
+	} {
+		if got := failureReason(replica{Replica: tc.r}); got != tc.want || strings.Contains(got, "exit code 0") {
+			t.Errorf("failureReason(%+v) = %q, want %q", tc.r, got, tc.want)
+		}
 	}
 }
 

@@ -125,7 +125,11 @@ func dueFiring(c desired.CronJob, last, now time.Time) (time.Time, bool) {
 // runCronJobs advances every CronJob and returns the desired state with
 // their runs added as Jobs (for Compute and the status).
 func (r *Reconciler) runCronJobs(ctx context.Context, in *Input) {
-	if in.Desired == nil || len(in.Desired.CronJobs) == 0 {
+	if in.Desired == nil {
+		return
+	}
+	r.dropCrons(ctx, in.Desired.CronJobs)
+	if len(in.Desired.CronJobs) == 0 {
 		return
 	}
 	st := *in.Desired
@@ -160,4 +164,34 @@ func (r *Reconciler) runCronJobs(ctx context.Context, in *Input) {
 	r.mu.Lock()
 	r.withRuns = &st
 	r.mu.Unlock()
+}
+
+// dropCrons forgets the CronJobs that left the desired state, with their
+// runs: the status, the API and the metrics stop showing them, and their
+// pods stop (their Jobs are no longer desired).
+func (r *Reconciler) dropCrons(ctx context.Context, keep []desired.CronJob) {
+	want := make(map[string]bool, len(keep))
+	for _, c := range keep {
+		want[c.Name] = true
+	}
+	r.mu.Lock()
+	var gone []string
+	for name := range r.crons {
+		if !want[name] {
+			gone = append(gone, name)
+		}
+	}
+	if len(keep) == 0 {
+		r.withRuns = nil
+	}
+	r.mu.Unlock()
+	for _, name := range gone {
+		if err := r.stored(r.cfg.Store.del(ctx, cronPrefix+name)); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("cronjob", name).Msg("forget cronjob")
+			continue
+		}
+		r.mu.Lock()
+		delete(r.crons, name)
+		r.mu.Unlock()
+	}
 }

@@ -1,8 +1,10 @@
 package reconciler
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +84,54 @@ func TestCronStep(t *testing.T) {
 				t.Fatalf("runs %+v, want %+v", got.Runs, tt.runs)
 			}
 		})
+	}
+}
+
+// TestCronJobLeavesWithItsRuns: when the last CronJob leaves Git, its runs
+// leave the status (and so the API and the metrics), and its record the KV
+// bucket.
+func TestCronJobLeavesWithItsRuns(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	now := t0
+	rec := New(Config{NATS: nc, Store: store, Clock: func() time.Time { return now }})
+	ctx := context.Background()
+	if err := rec.restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cron := `apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: report
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: app
+              image: report:1
+`
+	if err := rec.SetRevision(ctx, Revision{ID: "r1"}, map[string][]byte{"cron.yaml": []byte(cron), "web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	rec.pass(ctx) // first sight
+	now = now.Add(61 * time.Second)
+	rec.pass(ctx) // a run
+	if st := rec.Status(); len(st.Jobs) != 1 || !strings.HasPrefix(st.Jobs[0].Name, "report-") {
+		t.Fatalf("jobs while the CronJob is in Git: %+v", st.Jobs)
+	}
+	if err := rec.SetRevision(ctx, Revision{ID: "r2"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	rec.pass(ctx)
+	if st := rec.Status(); len(st.Jobs) != 0 {
+		t.Fatalf("jobs after the CronJob left Git: %+v", st.Jobs)
+	}
+	crons, err := store.Crons(ctx)
+	if err != nil || len(crons) != 0 {
+		t.Fatalf("cron records after the CronJob left Git: %v %v", crons, err)
 	}
 }

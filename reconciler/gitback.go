@@ -116,6 +116,9 @@ func noteText(e HistoryEntry, server string, term uint64) string {
 	if e.Reason != "" {
 		fmt.Fprintf(&b, "reason: %s\n", e.Reason)
 	}
+	if e.AlreadyFailed != "" {
+		fmt.Fprintf(&b, "already failed before this revision: %s\n", e.AlreadyFailed)
+	}
 	if server != "" {
 		fmt.Fprintf(&b, "server: %s (term %d)\n", server, term)
 	}

@@ -49,6 +49,10 @@ type HistoryEntry struct {
 	Converged time.Time `json:"converged,omitzero"`
 	Outcome   string    `json:"outcome"`
 	Reason    string    `json:"reason,omitempty"`
+	// AlreadyFailed names the workloads whose rollout had failed (or was
+	// rolled back) under an earlier revision and that this one did not
+	// change: reported beside the outcome, never its cause.
+	AlreadyFailed string `json:"alreadyFailed,omitempty"`
 	// Seq orders the entries (the key is history.<seq>).
 	Seq uint64 `json:"seq"`
 }
@@ -56,26 +60,41 @@ type HistoryEntry struct {
 // historyStep settles a progressing (or degraded) entry from the
 // workloads' rollouts: it converged when every workload's rollout of its
 // current template is complete and no workload is short of or above its
-// count (unsettled); it failed when a rollout failed (or was rolled back);
-// it is degraded when only counts are unmet past the longest progress
-// deadline among the short workloads. Pure.
+// count (unsettled); it failed when a rollout of a template this revision
+// asked for failed (or was rolled back); it is degraded when only counts
+// are unmet past the longest progress deadline among the short workloads.
+// A workload whose rollout failed under an earlier revision, and that this
+// one left alone, is judged there: it is named in AlreadyFailed, beside the
+// outcome. Pure.
 func historyStep(e HistoryEntry, st *desired.State, rollouts map[string]Rollout, unsettled []Shortfall, now time.Time) HistoryEntry {
 	if (e.Outcome != OutcomeProgressing && e.Outcome != OutcomeDegraded) || st == nil || st.Revision != e.Revision {
 		return e
 	}
-	var failed []string
+	var failed, before []string
+	earlier := map[string]bool{}
 	waiting := 0 // workloads whose rollout is not complete
 	for _, w := range st.Workloads {
 		ro, ok := rollouts[w.Name]
 		switch {
 		case !ok || ro.Hash != w.Hash:
 			waiting++
+		case (ro.State == RolloutFailed || ro.State == RolloutRolledBack) && ro.Revision != e.Revision:
+			earlier[w.Name] = true
+			before = append(before, fmt.Sprintf("%s (%s since revision %s)", w.Name, ro.State, short12(ro.Revision)))
 		case ro.State == RolloutFailed || ro.State == RolloutRolledBack:
 			failed = append(failed, fmt.Sprintf("%s: %s", w.Name, ro.Reason))
 		case ro.State != RolloutComplete:
 			waiting++
 		}
 	}
+	e.AlreadyFailed = strings.Join(before, ", ")
+	kept := unsettled[:0:0]
+	for _, s := range unsettled {
+		if !earlier[s.Workload] {
+			kept = append(kept, s)
+		}
+	}
+	unsettled = kept
 	switch {
 	case len(failed) > 0:
 		e.Outcome, e.Reason = OutcomeFailed, strings.Join(failed, "; ")

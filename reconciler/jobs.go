@@ -109,7 +109,7 @@ func computeJob(name string, spec desired.JobSpec, hash string, st *desired.Stat
 			break
 		}
 		w := desired.Workload{Name: workload, Pod: spec.Pod, Hash: hash, PodLabels: spec.PodLabels}
-		res := cl.place(w, st, want, strategy)
+		res := cl.place(w, st, want, strategy, nil)
 		if res.Unplaced > 0 {
 			actions = append(actions, Action{Type: Pending, Workload: workload, Count: res.Unplaced, Reason: res.Reason})
 		}

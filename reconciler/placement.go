@@ -125,9 +125,11 @@ func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]str
 	return m
 }
 
-// place chooses nodes for n replicas of w and counts them on their nodes.
-func (c *cluster) place(w desired.Workload, st *desired.State, n int, strategy schedule.Strategy) schedule.Result {
+// place chooses nodes for n replicas of w, none among the nodes that
+// refused its template, and counts them on their nodes.
+func (c *cluster) place(w desired.Workload, st *desired.State, n int, strategy schedule.Strategy, refusedBy map[string]string) schedule.Result {
 	pod := schedPod(w, st)
+	pod.Refused = refusedBy
 	res := schedule.Place(pod, c.nodes, n, strategy)
 	for _, name := range res.Nodes {
 		nd := &c.nodes[c.index[name]]

@@ -74,7 +74,7 @@ func (p Plan) Changed() bool {
 
 // Plan computes what files, as the next revision, would do.
 func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, error) {
-	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
+	st, err := desired.LoadWith(ctx, files, r.loadOptions())
 	if err != nil {
 		var errs desired.Errors
 		if !errors.As(err, &errs) {
@@ -132,7 +132,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 
 	// The scheduler's answer against the live nodes.
 	in.Desired = st
-	in.Frozen, in.Rollback, in.Backoff = nil, nil, nil
+	in.Frozen, in.Rollback, in.Refused = nil, nil, nil
 	placed := map[string]map[string]int{}
 	pending := map[string]Action{}
 	for _, a := range Compute(in) {

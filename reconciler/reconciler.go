@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/ratelog"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/schedule"
 )
@@ -50,8 +50,8 @@ type Config struct {
 	Notes    Noter
 	Reverter Reverter
 	// Unsealer decrypts SealedSecrets (the cluster's private key); without
-	// it a revision whose pods use a SealedSecret's values does not start them
-	// with those values.
+	// it, or with the wrong key, a revision holding a SealedSecret is refused
+	// (an error in the status; the last good revision stays in force).
 	Unsealer desired.Unsealer
 }
 
@@ -109,15 +109,18 @@ type Reconciler struct {
 	hpa         map[string]HPAState   // by target workload
 	rollbacks   map[string]RollbackTo // loaded healthy templates, by workload
 	crons       map[string]CronState
-	backoff     map[string]Backoff // by workload: failed starts
-	history     *HistoryEntry      // the latest revision applied
+	startFails  map[string]StartFailure // by workload: templates the nodes will not start
+	stopping    map[string]stopSent     // replicas a stop was sent to
+	history     *HistoryEntry           // the latest revision applied
 	jobs        map[string]JobRecord
 	stats       PassStats
 	pin         *Pin
 	withRuns    *desired.State // the desired state with the CronJobs' runs as Jobs
 
-	deposed chan struct{} // closed when a node says a newer leader exists
+	deposed chan struct{} // closed when a node says a newer leader exists, or a KV write finds the state changed by another
 	depose  sync.Once
+
+	rejected ratelog.Limiter // node messages refused
 }
 
 // loaded is a revision and its desired state.
@@ -143,7 +146,8 @@ func New(cfg Config) *Reconciler {
 		rollouts:    map[string]Rollout{},
 		hpa:         map[string]HPAState{},
 		crons:       map[string]CronState{},
-		backoff:     map[string]Backoff{},
+		startFails:  map[string]StartFailure{},
+		stopping:    map[string]stopSent{},
 		jobs:        map[string]JobRecord{},
 		rollbacks:   map[string]RollbackTo{},
 		bad:         map[string]BadRevision{},
@@ -165,7 +169,7 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned (baton unpin)")
 		return nil
 	}
-	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
+	st, err := desired.LoadWith(ctx, files, r.loadOptions())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sourceErr = ""
@@ -228,7 +232,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	for subject, handler := range map[string]nats.MsgHandler{
 		protocol.HeartbeatWildcard: func(m *nats.Msg) { r.onHeartbeat(ctx, m) },
 		protocol.ReportWildcard:    func(m *nats.Msg) { r.onReport(ctx, m) },
-		protocol.StatusSubject:     r.onStatus,
+		protocol.StatusSubject:     func(m *nats.Msg) { r.onStatus(ctx, m) },
 	} {
 		s, err := r.cfg.NATS.Subscribe(subject, handler)
 		if err != nil {
@@ -319,7 +323,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 	var hb protocol.Heartbeat
 	if err := decodeFromNode(m, &hb, &hb.Node); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Msg("heartbeat rejected")
+		r.reject(ctx, err, m, "heartbeat rejected")
 		return
 	}
 	r.mu.Lock()
@@ -342,7 +346,7 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
 	var rep protocol.Report
 	if err := decodeFromNode(m, &rep, &rep.Node); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Msg("report rejected")
+		r.reject(ctx, err, m, "report rejected")
 		return
 	}
 	r.mu.Lock()
@@ -362,8 +366,40 @@ func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
 	n.Replicas = rep.Replicas
 	n.Volumes = rep.Volumes
 	n.ReportTime = now
+	// A stop is done when a report that came after it no longer shows the
+	// replica; until then it is not sent again.
+	if len(r.stopping) > 0 {
+		shown := make(map[string]bool, len(rep.Replicas))
+		for _, x := range rep.Replicas {
+			shown[x.ID] = true
+		}
+		for id, s := range r.stopping {
+			if s.node == rep.Node && !shown[id] {
+				delete(r.stopping, id)
+			}
+		}
+	}
 	r.mu.Unlock()
 	r.kick()
+}
+
+// stopSent is a stop command sent, until its replica is gone.
+type stopSent struct {
+	node string
+	at   time.Time
+}
+
+// expireStops forgets stops older than the command timeout whose replica
+// is still shown: the command was lost or the stop failed; the next pass
+// sends it again.
+func (r *Reconciler) expireStops(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, s := range r.stopping {
+		if now.Sub(s.at) > r.cfg.CommandTimeout+r.cfg.NodeGrace {
+			delete(r.stopping, id)
+		}
+	}
 }
 
 // decodeFromNode decodes a node's message and checks that the node it names
@@ -388,11 +424,6 @@ func (r *Reconciler) node(name string) *nodeState {
 	return n
 }
 
-func (r *Reconciler) onStatus(m *nats.Msg) {
-	b, _ := json.Marshal(r.Status())
-	_ = m.Respond(b)
-}
-
 // input copies the reconciler's state for Compute.
 func (r *Reconciler) input() Input {
 	r.mu.Lock()
@@ -407,7 +438,11 @@ func (r *Reconciler) input() Input {
 		Started:        r.started,
 		Strategy:       r.cfg.Strategy,
 	}
-	in.Backoff = maps.Clone(r.backoff)
+	in.Refused = maps.Clone(r.startFails)
+	in.Stopping = make(map[string]bool, len(r.stopping))
+	for id := range r.stopping {
+		in.Stopping[id] = true
+	}
 	in.ReadySince = map[string]time.Time{}
 	for k, v := range r.nodes {
 		in.Nodes[k] = v.NodeView
@@ -429,13 +464,26 @@ type PassStats struct {
 	TotalSeconds float64
 	ActionErrors int64
 	EventErrors  int64 // events the stream refused
+	// Rejected counts the node messages refused (malformed, oversized, of
+	// another version, naming another node than their subject).
+	Rejected int64
 }
 
 // Stats returns the pass counters.
 func (r *Reconciler) Stats() PassStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	st := r.stats
+	st.Rejected = r.rejected.Total()
+	return st
+}
+
+// reject logs a refused node message at a bounded rate: one bad message a
+// second must not write a warning a second.
+func (r *Reconciler) reject(ctx context.Context, err error, m *nats.Msg, what string) {
+	if ok, held := r.rejected.Allow(time.Now()); ok {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Int64("heldBack", held).Int64("total", r.rejected.Total()).Msg(what)
+	}
 }
 
 func (r *Reconciler) pass(ctx context.Context) {
@@ -449,15 +497,16 @@ func (r *Reconciler) pass(ctx context.Context) {
 		r.mu.Unlock()
 	}()
 	r.applyGitResults(ctx)
+	r.expireStops(r.cfg.Clock())
 	rev := r.takeRevision(ctx)
 	in := r.input()
 	r.runCronJobs(ctx, &in)
 	r.recordJobs(ctx, &in)
 	r.autoscaleAll(ctx, &in)
 	r.trackRollouts(ctx, &in)
-	r.clearBackoffs(&in)
+	r.forgetRefusals(&in)
 	actions := Compute(in)
-	r.noteFailures(actions, in.Now)
+	r.noteFailures(ctx, actions)
 	r.apply(ctx, actions)
 
 	if rev != nil {
@@ -531,12 +580,21 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 			if errors.As(err, &ce) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrDeposed) {
 				_ = r.forget(ctx, a.ReplicaID)
 			}
+			if errors.As(err, &ce) && ce.Code.Terminal() {
+				r.refuse(ctx, a.Workload, a.Spec.SpecHash, a.Node, ce.Code, fmt.Sprintf("%s: %s", ce.Code, ce.Msg))
+			}
 			return fmt.Errorf("start replica %s on %s: %w", a.ReplicaID, a.Node, err)
 		}
 		return nil
 	case Stop:
 		log.Info().Str("reason", a.Reason).Msg("stop replica")
+		r.mu.Lock()
+		r.stopping[a.ReplicaID] = stopSent{node: a.Node, at: r.cfg.Clock()}
+		r.mu.Unlock()
 		if err := r.send(ctx, a.Node, protocol.Command{Version: protocol.Version, Op: protocol.OpStop, StopID: a.ReplicaID}); err != nil {
+			r.mu.Lock()
+			delete(r.stopping, a.ReplicaID) // sent again by the next pass
+			r.mu.Unlock()
 			return fmt.Errorf("stop replica %s on %s: %w", a.ReplicaID, a.Node, err)
 		}
 		return r.forget(ctx, a.ReplicaID)
@@ -544,31 +602,41 @@ func (r *Reconciler) applyOne(ctx context.Context, a Action) error {
 	return fmt.Errorf("unknown action %q", a.Type)
 }
 
-// noteFailures backs off the workloads whose replicas failed in this pass.
-func (r *Reconciler) noteFailures(actions []Action, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	seen := map[string]bool{}
+// noteFailures remembers the templates whose starts failed for good: an
+// invalid spec is not started again until the template changes; a node
+// whose policy refuses a template gets no replica of it again.
+func (r *Reconciler) noteFailures(ctx context.Context, actions []Action) {
 	for _, a := range actions {
-		if a.Type == Stop && a.Failed && !seen[a.Workload] {
-			seen[a.Workload] = true
-			r.backoff[a.Workload] = nextBackoff(r.backoff[a.Workload], a.Reason, now)
+		if a.Type == Stop && a.Failed && a.Code.Terminal() {
+			r.refuse(ctx, a.Workload, a.SpecHash, a.Node, a.Code, a.Reason)
 		}
 	}
 }
 
-// clearBackoffs forgets the failures of workloads whose current replicas
-// all run and are ready again.
-func (r *Reconciler) clearBackoffs(in *Input) {
+// refuse records that node refused to start a replica of template hash
+// of workload, for good (code is terminal); reason says why.
+func (r *Reconciler) refuse(ctx context.Context, workload, hash, node string, code protocol.ErrorCode, reason string) {
+	r.mu.Lock()
+	r.startFails[workload] = refusedBy(r.startFails[workload], hash, node, code, reason)
+	r.mu.Unlock()
+	zerolog.Ctx(ctx).Error().Str("workload", workload).Str("template", hash).Str("node", node).Str("code", string(code)).
+		Str("reason", reason).Msg("template refused: not started again until it changes")
+}
+
+// forgetRefusals drops the refusals of templates no longer desired.
+func (r *Reconciler) forgetRefusals(in *Input) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if in.Desired == nil {
-		return
+	want := map[string]string{}
+	if in.Desired != nil {
+		for _, w := range in.Desired.Workloads {
+			want[w.Name] = w.Hash
+		}
 	}
-	for _, w := range in.Desired.Workloads {
-		if _, ok := r.backoff[w.Name]; ok && observe(*in, w).Available >= max(in.count(w), 1) {
-			delete(r.backoff, w.Name)
-			delete(in.Backoff, w.Name)
+	for name, f := range r.startFails {
+		if want[name] != f.Hash {
+			delete(r.startFails, name)
+			delete(in.Refused, name)
 		}
 	}
 }
@@ -675,4 +743,11 @@ func (r *Reconciler) event(s string) {
 	if len(r.events) > maxEvents {
 		r.events = r.events[len(r.events)-maxEvents:]
 	}
+}
+
+// loadOptions are how the reconciler loads a revision: SealedSecrets must
+// decrypt with the cluster's key, or the revision is refused (the last good
+// one stays in force).
+func (r *Reconciler) loadOptions() desired.Options {
+	return desired.Options{Unsealer: r.cfg.Unsealer, RequireUnsealed: true}
 }

@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -78,6 +82,13 @@ type fakeNode struct {
 	// minTerm: commands of older terms are refused, as a real node does
 	// once it has seen a newer leader.
 	minTerm uint64
+	// stops counts the stop commands per replica; with stopDelay, a stopped
+	// replica stays in the reports that long (a slow stop, stale reports).
+	stops     map[string]int
+	stopDelay time.Duration
+	// failStopping reports the replicas being stopped as failed.
+	failStopping bool
+	stopped      map[string]bool
 }
 
 func (f *fakeNode) serve(t *testing.T) {
@@ -102,7 +113,25 @@ func (f *fakeNode) serve(t *testing.T) {
 			}
 			f.reps[c.Start.ID] = rep
 		} else {
-			delete(f.reps, c.StopID)
+			if f.stops == nil {
+				f.stops = map[string]int{}
+			}
+			f.stops[c.StopID]++
+			if f.stopDelay > 0 {
+				id := c.StopID
+				if f.stopped == nil {
+					f.stopped = map[string]bool{}
+				}
+				f.stopped[id] = true
+				time.AfterFunc(f.stopDelay, func() {
+					f.mu.Lock()
+					delete(f.reps, id)
+					f.mu.Unlock()
+					f.report()
+				})
+			} else {
+				delete(f.reps, c.StopID)
+			}
 		}
 		f.mu.Unlock()
 		_ = m.Respond(protocol.Encode(protocol.Reply{Version: protocol.Version, OK: true}))
@@ -117,6 +146,9 @@ func (f *fakeNode) report() {
 	f.mu.Lock()
 	r := protocol.Report{Version: protocol.Version, Node: f.name}
 	for _, rep := range f.reps {
+		if f.failStopping && f.stopped[rep.ID] {
+			rep.State, rep.Ready, rep.ExitCode, rep.Message = protocol.StateFailed, false, -1, "task: not found"
+		}
 		r.Replicas = append(r.Replicas, rep)
 	}
 	f.mu.Unlock()
@@ -412,4 +444,129 @@ func TestPlan(t *testing.T) {
 	if err != nil || len(p.Errors) == 0 || !strings.Contains(p.Errors[0], "web.yaml:6:3: spec.replicaz") {
 		t.Fatalf("plan of a bad revision: %v %+v", err, p.Errors)
 	}
+}
+
+// TestStopSentOnce: a stop is sent once per replica, however many reports
+// still show it while it stops, and a replica being stopped is never read
+// as failed.
+func TestStopSentOnce(t *testing.T) {
+	nc := startJetStream(t)
+	store := openStore(t, nc)
+	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}, stopDelay: 400 * time.Millisecond}
+	node.serve(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := New(Config{NATS: nc, Store: store, Resync: 20 * time.Millisecond})
+	go func() { _ = rec.Run(ctx) }()
+	go func() {
+		for ctx.Err() == nil {
+			node.report()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	twenty := strings.Replace(manifest, "replicas: 2", "replicas: 20", 1)
+	if err := rec.SetRevision(ctx, Revision{ID: "r1"}, map[string][]byte{"web.yaml": []byte(twenty)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rec, func(s Status) bool { return len(s.Workloads) == 1 && s.Workloads[0].Current == 20 })
+	// The stopping replicas show as failed in the reports meanwhile, as a
+	// node's list does when it reads a task being deleted.
+	node.mu.Lock()
+	node.failStopping = true
+	node.mu.Unlock()
+	if err := rec.SetRevision(ctx, Revision{ID: "r2"}, map[string][]byte{"other.yaml": []byte(strings.Replace(manifest, "name: web", "name: other", 1))}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rec, func(s Status) bool {
+		for _, w := range s.Workloads {
+			if w.Name == "web" {
+				return false
+			}
+		}
+		return true
+	})
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if len(node.stops) != 20 {
+		t.Fatalf("stops sent to %d replicas, want 20", len(node.stops))
+	}
+	for id, n := range node.stops {
+		if n != 1 {
+			t.Errorf("%d stops of %s, want 1", n, id)
+		}
+	}
+}
+
+// TestSealedSecretWithoutKey: a server without the cluster's key refuses a
+// revision whose SealedSecret it cannot decrypt (its pods would get empty
+// values); the last good revision stays in force. With the key it loads.
+func TestSealedSecretWithoutKey(t *testing.T) {
+	nc := startJetStream(t)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := desired.Seal(id.Recipient(), []byte("hunter2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"web.yaml": []byte(manifest), "db.yaml": []byte("apiVersion: baton.dev/v1\nkind: SealedSecret\nmetadata: {name: db}\nspec:\n  encryptedData:\n    password: " + ct + "\n")}
+	ctx := context.Background()
+	rec := New(Config{NATS: nc, Store: openStore(t, nc)})
+	if err := rec.SetRevision(ctx, Revision{ID: "r1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	rec.pass(ctx)
+	if err := rec.SetRevision(ctx, Revision{ID: "r2"}, files); err == nil {
+		t.Fatal("a SealedSecret that cannot be decrypted was accepted")
+	}
+	rec.pass(ctx)
+	st := rec.Status()
+	if st.Synced.ID != "r1" || st.Error == nil || !strings.Contains(strings.Join(st.Error.Errors, "\n"), "db.yaml:6:5: spec.encryptedData.password: cannot be decrypted") {
+		t.Fatalf("status: synced %q, error %+v", st.Synced.ID, st.Error)
+	}
+	withKey := New(Config{NATS: nc, Store: openStore(t, nc), Unsealer: desired.AgeUnsealer{Identities: []age.Identity{id}}})
+	if err := withKey.SetRevision(ctx, Revision{ID: "r2"}, files); err != nil {
+		t.Fatalf("with the key: %v", err)
+	}
+}
+
+// TestRejectedMessagesBounded: a flood of bad messages is counted (a
+// metric) and logged at a bounded rate, not once per message.
+func TestRejectedMessagesBounded(t *testing.T) {
+	nc := startJetStream(t)
+	var logs lockedBuf
+	ctx, cancel := context.WithCancel(zerolog.New(&logs).WithContext(context.Background()))
+	defer cancel()
+	rec := New(Config{NATS: nc, Store: openStore(t, nc)})
+	go func() { _ = rec.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // subscribed
+	for i := range 50 {
+		_ = nc.Publish(protocol.ReportSubject("n1"), []byte(fmt.Sprintf("{bad %d", i)))
+	}
+	for deadline := time.Now().Add(5 * time.Second); rec.Stats().Rejected < 50; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("counted %d rejected messages, want 50", rec.Stats().Rejected)
+		}
+	}
+	if n := strings.Count(logs.String(), "report rejected"); n != 1 {
+		t.Fatalf("%d log lines for 50 bad messages, want 1", n)
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

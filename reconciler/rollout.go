@@ -64,13 +64,29 @@ func observe(in Input, w desired.Workload) observed {
 		case available(r, w, in.ReadySince, in.Now):
 			o.Available++
 		case o.Problem == "":
-			o.Problem = fmt.Sprintf("replica %s on %s is %s, not ready", r.ID, r.node, r.State)
-			if r.Message != "" {
-				o.Problem += ": " + r.Message
-			}
+			o.Problem = replicaProblem(r)
 		}
 	}
 	return o
+}
+
+// replicaProblem says why a replica is not available, its own reason
+// first: "image_not_found: web:2 is not present on the node ... (replica
+// web-1 on n1, 3 failed starts)".
+func replicaProblem(r replica) string {
+	where := fmt.Sprintf("replica %s on %s", r.ID, r.node)
+	switch {
+	case r.Code != "":
+		if r.Failures > 1 {
+			where += fmt.Sprintf(", %d failed starts", r.Failures)
+		}
+		return fmt.Sprintf("%s (%s)", r.Message, where)
+	case r.Message != "" && r.State != protocol.StateRunning:
+		return fmt.Sprintf("%s is %s: %s", where, r.State, r.Message)
+	case r.Message != "":
+		return fmt.Sprintf("%s is not ready: %s", where, r.Message)
+	}
+	return fmt.Sprintf("%s is %s, not ready", where, r.State)
 }
 
 // track advances a rollout record from what the cluster shows: a new
@@ -103,10 +119,11 @@ func track(prev Rollout, w desired.Workload, count int, rev string, o observed, 
 	}
 	deadline := time.Duration(w.ProgressDeadlineSeconds) * time.Second
 	if ro.State == RolloutProgressing && deadline > 0 && now.Sub(ro.Progress) > deadline {
+		// The first replica's own reason first: what to fix.
 		ro.State = RolloutFailed
 		ro.Reason = fmt.Sprintf("no progress for %s (progressDeadlineSeconds): %d/%d new replicas available, %d old still serving", deadline, o.Available, count, o.Old)
 		if o.Problem != "" {
-			ro.Reason += "; " + o.Problem
+			ro.Reason = o.Problem + "; " + ro.Reason
 		}
 	}
 	return ro
@@ -128,7 +145,7 @@ func (r *Reconciler) loadRevision(ctx context.Context, rev string) (*desired.Sta
 	if err != nil {
 		return nil, fmt.Errorf("read revision %s: %w", short12(rev), err)
 	}
-	st, err := desired.LoadWith(ctx, files, desired.Options{Unsealer: r.cfg.Unsealer})
+	st, err := desired.LoadWith(ctx, files, r.loadOptions())
 	if err != nil {
 		return nil, fmt.Errorf("load revision %s: %w", short12(rev), err)
 	}
@@ -158,7 +175,14 @@ func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
 			}
 			continue
 		}
-		ro := track(prev, w, in.count(w), in.Desired.Revision, observe(*in, w), in.Now)
+		o := observe(*in, w)
+		r.mu.Lock()
+		if p, ok := r.pending[w.Name]; ok && o.Problem == "" {
+			// No new replica to ask: they fit nowhere, or are held back.
+			o.Problem = fmt.Sprintf("%d replica(s) pending: %s", p.Count, p.Reason)
+		}
+		r.mu.Unlock()
+		ro := track(prev, w, in.count(w), in.Desired.Revision, o, in.Now)
 		if ro.State == RolloutFailed && prev.State != RolloutFailed {
 			log.Error().Str("workload", w.Name).Str("template", w.Hash).Str("reason", ro.Reason).Msg("rollout failed; the old replicas keep serving")
 			r.event(fmt.Sprintf("rollout of %s to template %s failed: %s", w.Name, w.Hash, ro.Reason))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
 func TestTrack(t *testing.T) {
@@ -45,9 +46,10 @@ func TestTrack(t *testing.T) {
 		{name: "fewer old replicas are progress", prev: started, w: web2, obs: observed{Available: 1, Old: 1}, state: RolloutProgressing},
 		{name: "within the deadline it is still progressing", prev: started, w: web2, obs: observed{Available: 1, Old: 2}, state: RolloutProgressing},
 		{name: "all available and no old: complete", prev: started, w: web2, obs: observed{Available: 3}, state: RolloutComplete},
-		{name: "no progress past the deadline: failed, with the reason", w: web2, obs: observed{Available: 1, Old: 2, Problem: "replica x on n1 is waiting, not ready: back-off"},
+		{name: "no progress past the deadline: failed, the first replica's reason first", w: web2,
+			obs:   observed{Available: 1, Old: 2, Problem: "image_not_found: web:2 is not present on the node (replica x on n1, 3 failed starts)"},
 			prev:  func() Rollout { r := started; r.Progress = t0.Add(-61 * time.Second); return r }(),
-			state: RolloutFailed, reason: "no progress for 1m0s (progressDeadlineSeconds): 1/3 new replicas available, 2 old still serving; replica x on n1 is waiting"},
+			state: RolloutFailed, reason: "image_not_found: web:2 is not present on the node (replica x on n1, 3 failed starts); no progress for 1m0s (progressDeadlineSeconds): 1/3 new replicas available, 2 old still serving"},
 		{name: "a failed rollout that moves again is progressing", w: web2, obs: observed{Available: 2, Old: 2},
 			prev: func() Rollout { r := started; r.State = RolloutFailed; return r }(), state: RolloutProgressing},
 		{name: "a completed rollout stays complete when replicas go (a node loss is not a rollout)", prev: done, w: web, obs: observed{Available: 1}, state: RolloutComplete},
@@ -55,6 +57,9 @@ func TestTrack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ro := track(tt.prev, tt.w, 3, "r2", tt.obs, t0)
+			if tt.state == RolloutFailed && ro.Reason != tt.reason {
+				t.Fatalf("reason %q, want %q", ro.Reason, tt.reason)
+			}
 			if ro.State != tt.state || !strings.Contains(ro.Reason, tt.reason) {
 				t.Fatalf("state %s %q, want %s %q", ro.State, ro.Reason, tt.state, tt.reason)
 			}
@@ -89,8 +94,12 @@ func TestHistoryStep(t *testing.T) {
 		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, nil},
 		{"still rolling out past the deadline: not degraded (the rollout fails or completes)", old, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, short},
 		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing, nil},
-		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, nil},
-		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, nil},
+		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, nil},
+		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, nil},
+		{"failed under an earlier revision, unchanged by this one: beside the outcome, not its cause", prog,
+			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutRolledBack}, "db": done(db)}, OutcomeConverged, short},
+		{"failed under an earlier revision: not degraded by its count either", old,
+			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutFailed}, "db": done(db)}, OutcomeConverged, short},
 		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded, nil},
 		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, nil},
 	}
@@ -103,9 +112,32 @@ func TestHistoryStep(t *testing.T) {
 			if got.Outcome == OutcomeDegraded && got.Reason != "rolled out, but short of replicas past the progress deadline: web" {
 				t.Fatalf("reason %q", got.Reason)
 			}
+			if strings.HasPrefix(tt.name, "failed under an earlier") && !strings.HasPrefix(got.AlreadyFailed, "web (") {
+				t.Fatalf("already failed %q, want web named", got.AlreadyFailed)
+			}
 			if got.Outcome == OutcomeConverged && (!got.Converged.Equal(t0) || got.Reason != "") {
 				t.Fatalf("converged at %s", got.Converged)
 			}
 		})
+	}
+}
+
+// TestReplicaProblem: a replica's own reason comes first, and a start that
+// failed says so without an exit code.
+func TestReplicaProblem(t *testing.T) {
+	for _, tc := range []struct {
+		r    replica
+		want string
+	}{
+		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Code: protocol.CodeImageNotFound, Failures: 3,
+			Message: "image_not_found: web:2 is not present on the node"}, node: "n1"},
+			"image_not_found: web:2 is not present on the node (replica web-1 on n1, 3 failed starts)"},
+		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Message: "container app: back-off restarting (exited with code 1, 4 restarts)"}, node: "n1"},
+			"replica web-1 on n1 is waiting: container app: back-off restarting (exited with code 1, 4 restarts)"},
+		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateRunning}, node: "n1"}, "replica web-1 on n1 is running, not ready"},
+	} {
+		if got := replicaProblem(tc.r); got != tc.want {
+			t.Errorf("replicaProblem = %q, want %q", got, tc.want)
+		}
 	}
 }

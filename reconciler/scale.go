@@ -42,8 +42,9 @@ func scaleOf(w desired.Workload, st *desired.State, now time.Time) Scale {
 		}
 		in, err := schedule.Windows(s.TimeZone, windows, now)
 		if err != nil {
-			// The loader validated zone and schedules: only a zone missing from
-			// this machine's tz database gets here.
+			// The loader checked the zone (the tz database is embedded, with
+			// time/tzdata) and the schedules: an error here is a bug, shown
+			// in the status rather than hidden.
 			sc.Error = fmt.Sprintf("ScalingSchedule %s: %v", s.Name, err)
 			return sc
 		}

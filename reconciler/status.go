@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -56,6 +57,40 @@ type Status struct {
 	// without leader election).
 	Leader string `json:"leader,omitempty"`
 	Term   uint64 `json:"term,omitempty"`
+	// ReplicasOmitted counts the replicas left out of the lists (a summary:
+	// StatusRequest.Replicas "all" lists them).
+	ReplicasOmitted int `json:"replicasOmitted,omitempty"`
+}
+
+// ReplicaList says which replicas a status lists.
+type ReplicaList string
+
+// Replica lists.
+const (
+	// ReplicasAuto lists them when there are at most AutoReplicas in all.
+	ReplicasAuto ReplicaList = "auto"
+	ReplicasAll  ReplicaList = "all"
+	ReplicasNone ReplicaList = "none"
+)
+
+// AutoReplicas is the most replicas a status lists by default.
+const AutoReplicas = 1000
+
+// StatusRequest says what a status holds: by default a summary (counts per
+// workload, nodes, revision, events) with the replicas listed up to
+// AutoReplicas; Workload keeps one workload (or job/<name>).
+type StatusRequest struct {
+	Replicas ReplicaList `json:"replicas,omitempty"`
+	Workload string      `json:"workload,omitempty"`
+}
+
+// Valid reports whether the request asks for a known list.
+func (q StatusRequest) Valid() bool {
+	switch q.Replicas {
+	case "", ReplicasAuto, ReplicasAll, ReplicasNone:
+		return true
+	}
+	return false
 }
 
 // WorkloadStatus compares one workload's desired and live replicas.
@@ -68,6 +103,8 @@ type WorkloadStatus struct {
 	Current int `json:"current"`
 	Running int `json:"running"`
 	Ready   int `json:"ready"`
+	// States counts the replicas by state, listed or not.
+	States map[protocol.ReplicaState]int `json:"states,omitempty"`
 	// Pending counts replicas that fit on no node; PendingReason says why,
 	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
 	// Scale says who owns the desired count (Git or a ScalingSchedule) and
@@ -96,6 +133,11 @@ type ReplicaStatus struct {
 	Usage     *protocol.Usage `json:"usage,omitempty"`
 	LastExit  string          `json:"lastExit,omitempty"`
 	Message   string          `json:"message,omitempty"`
+	// Code says why the replica's start failed; Failures counts the failed
+	// starts in a row and RetryAt is its node's next try.
+	Code     protocol.ErrorCode `json:"code,omitempty"`
+	Failures int                `json:"failures,omitempty"`
+	RetryAt  time.Time          `json:"retryAt,omitzero"`
 }
 
 // NodeStatus is one node.
@@ -109,11 +151,24 @@ type NodeStatus struct {
 	AgentVersion  string             `json:"agentVersion,omitempty"`
 }
 
-// Status returns a snapshot of the reconciler's view.
-func (r *Reconciler) Status() Status {
+// Status returns a snapshot of the reconciler's view, every replica listed.
+func (r *Reconciler) Status() Status { return r.StatusWith(StatusRequest{Replicas: ReplicasAll}) }
+
+// StatusWith returns a snapshot of the reconciler's view as q asks.
+func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Clock()
+	list := q.Replicas == ReplicasAll
+	if q.Replicas == "" || q.Replicas == ReplicasAuto {
+		total := 0
+		for _, n := range r.nodes {
+			total += len(n.Replicas)
+		}
+		list = total <= AutoReplicas
+	}
+	omitted := 0
+	keep := func(workload string) bool { return q.Workload == "" || q.Workload == workload }
 	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
 		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold, Pin: r.pin, Refused: r.refused}
@@ -123,6 +178,9 @@ func (r *Reconciler) Status() Status {
 	if r.desired != nil {
 		st.Warnings = r.desired.Warnings
 		for _, w := range r.desired.Workloads {
+			if !keep(w.Name) {
+				continue
+			}
 			sc := scaleOf(w, r.desired, now)
 			if h, ok := r.hpa[w.Name]; ok && autoscaled(r.desired, w.Name) {
 				sc = hpaScale(w, r.desired, h, sc)
@@ -146,6 +204,9 @@ func (r *Reconciler) Status() Status {
 			continue
 		}
 		for _, rep := range n.Replicas {
+			if !keep(rep.Workload) {
+				continue
+			}
 			ws, ok := byName[rep.Workload]
 			if !ok {
 				ws = &WorkloadStatus{Name: rep.Workload, Replicas: []ReplicaStatus{}}
@@ -153,14 +214,25 @@ func (r *Reconciler) Status() Status {
 				names = append(names, rep.Workload)
 			}
 			rs := ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
-				PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message}
+				PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message,
+				Code: rep.Code, Failures: rep.Failures, RetryAt: rep.RetryAt}
 			if rep.HostNetwork {
 				rs.PodIP = "host"
 			}
 			for _, p := range rep.Ports {
 				rs.Ports = append(rs.Ports, fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol))
 			}
-			ws.Replicas = append(ws.Replicas, rs)
+			// A Job's progress is counted from its pods: they are kept until
+			// then, and left out after if the lists are.
+			if list || strings.HasPrefix(rep.Workload, "job/") {
+				ws.Replicas = append(ws.Replicas, rs)
+			} else {
+				omitted++
+			}
+			if ws.States == nil {
+				ws.States = map[protocol.ReplicaState]int{}
+			}
+			ws.States[rep.State]++
 			if rep.Ready {
 				ws.Ready++
 			}
@@ -179,7 +251,9 @@ func (r *Reconciler) Status() Status {
 	}
 	if withJobs != nil {
 		for _, j := range withJobs.Jobs {
-			jobs[JobWorkload(j.Name)] = j
+			if keep(JobWorkload(j.Name)) {
+				jobs[JobWorkload(j.Name)] = j
+			}
 		}
 	}
 	sort.Strings(names)
@@ -190,12 +264,22 @@ func (r *Reconciler) Status() Status {
 		}
 		sort.Slice(ws.Replicas, func(i, j int) bool { return ws.Replicas[i].ID < ws.Replicas[j].ID })
 		if j, ok := jobs[name]; ok {
-			st.Jobs = append(st.Jobs, jobStatus(j, ws, now))
+			js := jobStatus(j, ws, now)
+			if !list {
+				omitted += len(js.Replicas)
+				js.Replicas = nil
+			}
+			st.Jobs = append(st.Jobs, js)
 			delete(jobs, name)
 			continue
 		}
+		if !list && strings.HasPrefix(name, "job/") {
+			omitted += len(ws.Replicas)
+			ws.Replicas = []ReplicaStatus{}
+		}
 		st.Workloads = append(st.Workloads, *ws)
 	}
+	st.ReplicasOmitted = omitted
 	for _, name := range sortedKeys(jobs) { // Jobs with no pod yet
 		st.Jobs = append(st.Jobs, jobStatus(jobs[name], &WorkloadStatus{Name: name}, now))
 	}

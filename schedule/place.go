@@ -56,6 +56,9 @@ type Pod struct {
 	// Claims must go where their volumes are, once a node holds one.
 	Claims []string
 	Terms  []Term
+	// Refused names the nodes that refused the pod (their policy), with
+	// why: they are filtered out.
+	Refused map[string]string
 }
 
 // Strategy chooses among the nodes that fit.
@@ -190,6 +193,9 @@ func matching(n *Node, t Term) int {
 func (p *placer) staticFilter(n *Node) string {
 	if !n.Ready {
 		return "node not ready"
+	}
+	if _, ok := p.pod.Refused[n.Name]; ok {
+		return "refused by the node (not_allowed)"
 	}
 	for k, v := range p.pod.NodeSelector {
 		if n.Labels[k] != v {

@@ -79,6 +79,9 @@ func TestSecretSealRoundTrip(t *testing.T) {
 	if _, errOut, err := run(t, "validate", "--secret-key", key, dir); err != nil {
 		t.Fatalf("validate with key: %v\n%s", err, errOut)
 	}
+	if _, errOut, err := run(t, "validate", dir); err != nil || !strings.Contains(errOut, "SealedSecret db not decrypted here (no --secret-key)") {
+		t.Fatalf("validate without a key: %v\n%s", err, errOut)
+	}
 	other := filepath.Join(dir, "other.key")
 	if _, _, err := run(t, "secret", "keygen", other); err != nil {
 		t.Fatal(err)

@@ -81,6 +81,13 @@ func validateCmd() *cobra.Command {
 			for _, warn := range append(st.Warnings, desired.Lint(st)...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", warn)
 			}
+			if keyFile == "" {
+				for _, s := range st.Secrets {
+					if s.Sealed {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: SealedSecret %s not decrypted here (no --secret-key): a server refuses a revision whose SealedSecrets it cannot decrypt\n", s.Source, s.Name)
+					}
+				}
+			}
 			return nil
 		},
 	}

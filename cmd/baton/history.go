@@ -43,6 +43,9 @@ func historyCmd() *cobra.Command {
 				if e.Reason != "" {
 					outcome += ": " + e.Reason
 				}
+				if e.AlreadyFailed != "" {
+					outcome += " (already failed before: " + e.AlreadyFailed + ")"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(e.Revision), e.Applied.Local().Format(time.RFC3339), took, outcome, e.Author, e.Message)
 			}
 			return tw.Flush()
@@ -82,6 +85,9 @@ func waitCmd() *cobra.Command {
 					switch e.Outcome {
 					case reconciler.OutcomeConverged:
 						fmt.Fprintf(cmd.OutOrStdout(), "revision %s converged in %s\n", short(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond))
+						if e.AlreadyFailed != "" {
+							fmt.Fprintf(cmd.OutOrStdout(), "already failed before this revision, and left alone by it: %s\n", e.AlreadyFailed)
+						}
 						return nil
 					case reconciler.OutcomeFailed, reconciler.OutcomeSuperseded, reconciler.OutcomeDegraded:
 						return fmt.Errorf("%w: %s %s: %s", errNotConverged, short(e.Revision), e.Outcome, e.Reason)

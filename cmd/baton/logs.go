@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -30,7 +31,9 @@ func logsCmd() *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			st, err := fetchStatus(cmd.Context(), nc)
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			st, err := reconciler.FetchStatus(ctx, nc, reconciler.StatusRequest{Replicas: reconciler.ReplicasAll, Workload: args[0]})
+			cancel()
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -93,17 +94,23 @@ func (p *plane) call(ctx context.Context, method, path string, body, out any) er
 	return nil
 }
 
-func (p *plane) status(ctx context.Context) (reconciler.Status, error) {
+func (p *plane) status(ctx context.Context, q reconciler.StatusRequest) (reconciler.Status, error) {
 	var st reconciler.Status
 	if p.useAPI {
-		return st, p.call(ctx, http.MethodGet, "/api/v1/status", nil, &st)
+		v := url.Values{"replicas": {string(q.Replicas)}}
+		if q.Workload != "" {
+			v.Set("workload", q.Workload)
+		}
+		return st, p.call(ctx, http.MethodGet, "/api/v1/status?"+v.Encode(), nil, &st)
 	}
 	nc, err := dialCLI(p.natsURL, "baton-status")
 	if err != nil {
 		return st, err
 	}
 	defer nc.Close()
-	return fetchStatus(ctx, nc)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return reconciler.FetchStatus(ctx, nc, q)
 }
 
 func (p *plane) events(ctx context.Context, tail int) ([]string, error) {

@@ -108,7 +108,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"converged", "failed: hello: rolled back to template", "failed: hello: no progress", "hello: missing image again"} {
+	for _, want := range []string{"converged", "failed: hello: rolled back to template", "failed: hello: image_not_found", "hello: missing image again"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("baton history lacks %q:\n%s", want, out)
 		}
@@ -163,7 +163,7 @@ func TestAutoRevert(t *testing.T) {
 		return strings.Contains(out, goodRev[:7]+" baton: converged") && strings.Contains(out, badRev[:7]+" baton: failed") &&
 			strings.Contains(out, revert[:7]+" baton: converged"), out
 	})
-	if out := c.gitOut("notes", "--ref=baton", "show", badRev); !strings.Contains(out, "reason: hello: no progress") {
+	if out := c.gitOut("notes", "--ref=baton", "show", badRev); !strings.Contains(out, "reason: hello: image_not_found: baton.local/missing:v1 is not present on the node") {
 		t.Fatalf("note of the bad revision:\n%s", out)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -12,14 +11,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
-	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 )
 
 func statusCmd() *cobra.Command {
 	var (
-		pl     plane
-		output string
+		pl       plane
+		output   string
+		all      bool
+		workload string
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -29,7 +29,11 @@ func statusCmd() *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			st, err := pl.resolve(cmd).status(cmd.Context())
+			q := reconciler.StatusRequest{Replicas: reconciler.ReplicasAuto, Workload: workload}
+			if all || workload != "" {
+				q.Replicas = reconciler.ReplicasAll
+			}
+			st, err := pl.resolve(cmd).status(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -42,24 +46,16 @@ func statusCmd() *cobra.Command {
 	}
 	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&all, "replicas", false, fmt.Sprintf("list every replica (by default only when there are at most %d)", reconciler.AutoReplicas))
+	cmd.Flags().StringVarP(&workload, "workload", "w", "", "only this workload (or job/NAME), with its replicas")
 	return cmd
 }
 
+// fetchStatus reads the whole status, every replica listed, over NATS.
 func fetchStatus(ctx context.Context, nc *nats.Conn) (reconciler.Status, error) {
-	var st reconciler.Status
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, protocol.StatusSubject, nil)
-	if err != nil {
-		return st, fmt.Errorf("ask the reconciler for its status (is it running?): %w", err)
-	}
-	if len(msg.Data) > protocol.MaxMessageBytes*8 {
-		return st, fmt.Errorf("status reply too large")
-	}
-	if err := json.Unmarshal(msg.Data, &st); err != nil {
-		return st, fmt.Errorf("decode status: %w", err)
-	}
-	return st, nil
+	return reconciler.FetchStatus(ctx, nc, reconciler.StatusRequest{Replicas: reconciler.ReplicasAll})
 }
 
 func short(rev string) string {
@@ -67,6 +63,14 @@ func short(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// until says when t comes: "in 8s", or "now" once it passed.
+func until(t, now time.Time) string {
+	if !t.After(now) {
+		return "now"
+	}
+	return "in " + t.Sub(now).Round(time.Second).String()
 }
 
 func ago(t, now time.Time) string {
@@ -161,6 +165,9 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w)
+	if st.ReplicasOmitted > 0 {
+		fmt.Fprintf(w, "%d replicas not listed: baton status --replicas lists them all, -w WORKLOAD one workload's\n\n", st.ReplicasOmitted)
+	}
 	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {
 		for _, r := range wl.Replicas {
@@ -179,7 +186,11 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			if len(r.Ports) > 0 {
 				ports = strings.Join(r.Ports, ",")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ip, ports, restarts, cpu, mem, r.SpecHash, r.Message)
+			msg := r.Message
+			if !r.RetryAt.IsZero() {
+				msg += fmt.Sprintf(" (%d failed starts; next try %s)", r.Failures, until(r.RetryAt, now))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ip, ports, restarts, cpu, mem, r.SpecHash, msg)
 		}
 	}
 	tw.Flush()

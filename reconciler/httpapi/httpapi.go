@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/reconciler"
 )
@@ -38,7 +39,17 @@ type Server struct {
 	mu      sync.Mutex
 	rec     *reconciler.Reconciler
 	webhook http.Handler
+
+	plans chan struct{} // a slot per plan running
 }
+
+// MaxConcurrentPlans bounds the plans computed at once (each holds its
+// revision, up to MaxPlanBytes, in memory); PlanQueueWait is how long a
+// plan waits for a slot before 429 Too Many Requests.
+const MaxConcurrentPlans = 2
+
+// PlanQueueWait is how long a plan request waits for a slot.
+var PlanQueueWait = 10 * time.Second
 
 // SetWebhook serves the git push webhook at POST /api/v1/hooks/git; it
 // authenticates requests itself (a shared secret), not by bearer token.
@@ -50,7 +61,7 @@ func (s *Server) SetWebhook(h http.Handler) {
 
 // New returns an API for the server id; tokens may be nil (open API).
 func New(js jetstream.JetStream, id string, tokens map[string]string) *Server {
-	return &Server{js: js, id: id, tokens: tokens}
+	return &Server{js: js, id: id, tokens: tokens, plans: make(chan struct{}, MaxConcurrentPlans)}
 }
 
 // SetLeader records the reconciler of the current leadership (nil when
@@ -117,7 +128,7 @@ func (s *Server) Handler() http.Handler {
 		return map[string]any{"workloads": st.Workloads, "jobs": st.Jobs}
 	})))
 	route("GET /api/v1/nodes", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any { return map[string]any{"nodes": st.Nodes} })))
-	route("GET /api/v1/replicas", s.auth(RoleRead, s.fromStatus(replicas)))
+	route("GET /api/v1/replicas", s.auth(RoleRead, http.HandlerFunc(s.replicas)))
 	route("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
 	route("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
 	route("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
@@ -166,6 +177,17 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "this server is standing by; plan against the leader")
 		return
 	}
+	// The slot before the body: a plan's memory is its decoded revision.
+	select {
+	case s.plans <- struct{}{}:
+		defer func() { <-s.plans }()
+	case <-time.After(PlanQueueWait):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d plans are being computed: try again shortly", MaxConcurrentPlans))
+		return
+	case <-r.Context().Done():
+		return
+	}
 	var req PlanRequest
 	if !decode(w, r, &req, `{"files": {"path": "content"}}`) {
 		return
@@ -177,7 +199,11 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
 	p, err := rec.Plan(ctx, files)
-	if err != nil {
+	switch {
+	case errors.Is(err, desired.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
@@ -250,11 +276,23 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"server": s.id, "role": role})
 }
 
+// status answers GET /api/v1/status?replicas=auto|all|none&workload=NAME:
+// by default a summary, the replicas listed up to reconciler.AutoReplicas.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	s.fromStatus(func(st reconciler.Status) any { return st }).ServeHTTP(w, r)
+	q := reconciler.StatusRequest{Replicas: reconciler.ReplicaList(r.URL.Query().Get("replicas")), Workload: r.URL.Query().Get("workload")}
+	if !q.Valid() {
+		writeError(w, http.StatusBadRequest, "replicas: want auto, all or none")
+		return
+	}
+	rec := s.leader()
+	if rec == nil {
+		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
+		return
+	}
+	writeJSON(w, http.StatusOK, rec.StatusWith(q))
 }
 
-// fromStatus answers with part of the leader's status.
+// fromStatus answers with part of the leader's status, without replica lists.
 func (s *Server) fromStatus(part func(reconciler.Status) any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		rec := s.leader()
@@ -262,7 +300,7 @@ func (s *Server) fromStatus(part func(reconciler.Status) any) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
 			return
 		}
-		writeJSON(w, http.StatusOK, part(rec.Status()))
+		writeJSON(w, http.StatusOK, part(rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasNone})))
 	})
 }
 
@@ -272,19 +310,67 @@ type Replica struct {
 	reconciler.ReplicaStatus
 }
 
-func replicas(st reconciler.Status) any {
-	out := []Replica{}
+// Pages of GET /api/v1/replicas.
+const (
+	DefaultReplicaPage = 1000
+	MaxReplicaPage     = 10000
+)
+
+// ReplicaPage is one page of GET /api/v1/replicas?limit=N&continue=TOKEN
+// (as Kubernetes' list paging): Continue is the token of the next page, ""
+// after the last.
+type ReplicaPage struct {
+	Replicas []Replica `json:"replicas"`
+	Continue string    `json:"continue,omitempty"`
+	Total    int       `json:"total"`
+}
+
+// replicas answers a page of the live replicas, sorted by workload and ID
+// (?workload= keeps one workload).
+func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
+	limit, from := DefaultReplicaPage, 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxReplicaPage {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want 1 to %d", MaxReplicaPage))
+			return
+		}
+		limit = n
+	}
+	if v := r.URL.Query().Get("continue"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "continue: a token from the previous page")
+			return
+		}
+		from = n
+	}
+	rec := s.leader()
+	if rec == nil {
+		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
+		return
+	}
+	st := rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasAll, Workload: r.URL.Query().Get("workload")})
+	var all []Replica
 	for _, ws := range st.Workloads {
-		for _, r := range ws.Replicas {
-			out = append(out, Replica{Workload: ws.Name, ReplicaStatus: r})
+		for _, x := range ws.Replicas {
+			all = append(all, Replica{Workload: ws.Name, ReplicaStatus: x})
 		}
 	}
 	for _, j := range st.Jobs {
-		for _, r := range j.Replicas {
-			out = append(out, Replica{Workload: reconciler.JobWorkload(j.Name), ReplicaStatus: r})
+		for _, x := range j.Replicas {
+			all = append(all, Replica{Workload: reconciler.JobWorkload(j.Name), ReplicaStatus: x})
 		}
 	}
-	return map[string]any{"replicas": out}
+	page := ReplicaPage{Replicas: []Replica{}, Total: len(all)}
+	if from < len(all) {
+		end := min(from+limit, len(all))
+		page.Replicas = all[from:end]
+		if end < len(all) {
+			page.Continue = strconv.Itoa(end)
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // PinRequest is the body of PUT /api/v1/pin.

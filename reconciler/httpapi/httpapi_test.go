@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,10 +14,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
@@ -127,6 +130,7 @@ func TestAPI(t *testing.T) {
 		{"DELETE", "/api/v1/pin", admin, "", 200, `"pin": null`},
 		{"POST", "/api/v1/hooks/git", "", "{}", 404, "no webhook configured"},
 		{"POST", "/api/v1/plan", viewer, `{"files": {"a.yaml": "` + strings.Repeat("x", httpapi.MaxPlanBytes) + `"}}`, 413, "at most 100663296 bytes"},
+		{"POST", "/api/v1/plan", viewer, bigRevision(desired.MaxTotalBytes + 1), 413, "revision too large"},
 		{"PUT", "/api/v1/pin", admin, `{"revision": "` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`, 413, "at most 1048576 bytes"},
 	}
 	for _, w := range writes {
@@ -179,5 +183,35 @@ func TestReadTokensRefusesBadFiles(t *testing.T) {
 		if _, err := httpapi.ReadTokens(file); err == nil {
 			t.Errorf("tokens file %q accepted", content)
 		}
+	}
+}
+
+// bigRevision is a plan request of n bytes of manifests, under the body
+// limit but over the loader's.
+func bigRevision(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"files": {`)
+	for i := 0; n > 0; i++ {
+		chunk := min(n, desired.MaxFileBytes/2)
+		fmt.Fprintf(&b, `"f%d.yaml": "#%s",`, i, strings.Repeat("x", chunk-1))
+		n -= chunk
+	}
+	return strings.TrimSuffix(b.String(), ",") + `}}`
+}
+
+// TestPlanSlots: at most a few plans run at once; one more waits, then is
+// told to come back (429 with Retry-After).
+func TestPlanSlots(t *testing.T) {
+	api, srv := newAPI(t)
+	defer func(d time.Duration) { httpapi.PlanQueueWait = d }(httpapi.PlanQueueWait)
+	httpapi.PlanQueueWait = 200 * time.Millisecond
+	release := httpapi.HoldPlanSlots(api)
+	code, body := do(t, srv, "POST", "/api/v1/plan", viewer, `{"files": {}}`)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "plans are being computed") {
+		t.Fatalf("with every slot taken: %d %s", code, body)
+	}
+	release()
+	if code, body := do(t, srv, "POST", "/api/v1/plan", viewer, `{"files": {}}`); code != http.StatusOK {
+		t.Fatalf("with a slot free: %d %s", code, body)
 	}
 }
