@@ -188,7 +188,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			}
 			msg := r.Message
 			if !r.RetryAt.IsZero() {
-				msg += fmt.Sprintf(" (%d failed starts; next try %s)", r.Failures, until(r.RetryAt, now))
+				msg += fmt.Sprintf(" (failed starts: %d; next try %s)", r.Failures, until(r.RetryAt, now))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ip, ports, restarts, cpu, mem, r.SpecHash, msg)
 		}
