@@ -15,7 +15,6 @@ import (
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
-	"github.com/robfig/cron/v3"
 )
 
 // Limits on what one revision may contain. MaxFileBytes and MaxTotalBytes
@@ -253,17 +252,16 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 	}
 }
 
-// cronParser accepts the five standard fields and descriptors like @hourly.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-func (n *norm) cronSpec(field, spec string) {
-	if strings.Contains(spec, "TZ=") {
-		n.fail(field, "set the time zone in timeZone, not in the schedule")
-		return
+// cron parses a cron spec in its zone, reporting a bad spec at field.
+func (n *norm) cron(field, spec, tz string) *Cron {
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+		tz = "UTC" // timeZone reported it
 	}
-	if _, err := cronParser.Parse(spec); err != nil {
-		n.fail(field, "invalid cron schedule %q: %v", spec, err)
+	c, err := ParseCron(spec, tz)
+	if err != nil {
+		n.fail(field, "%v", err)
 	}
+	return c
 }
 
 func (n *norm) timeZone(field, tz string) string {
@@ -277,9 +275,9 @@ func (n *norm) timeZone(field, tz string) string {
 }
 
 func (n *norm) cronJob(c k8sCronJob) CronJob {
-	n.cronSpec("spec.schedule", c.Spec.Schedule)
+	tz := n.timeZone("spec.timeZone", c.Spec.TimeZone)
 	cj := CronJob{
-		Meta: n.meta(c.Metadata), Schedule: c.Spec.Schedule, TimeZone: n.timeZone("spec.timeZone", c.Spec.TimeZone),
+		Meta: n.meta(c.Metadata), Schedule: c.Spec.Schedule, TimeZone: tz,
 		ConcurrencyPolicy: c.Spec.ConcurrencyPolicy, Suspend: c.Spec.Suspend, StartingDeadlineSeconds: c.Spec.StartingDeadlineSeconds,
 		SuccessfulJobsHistoryLimit: intOr(c.Spec.SuccessfulJobsHistoryLimit, 3), FailedJobsHistoryLimit: intOr(c.Spec.FailedJobsHistoryLimit, 1),
 		Job: n.jobSpec("spec.jobTemplate.spec", c.Spec.JobTemplate.Spec),
@@ -287,6 +285,7 @@ func (n *norm) cronJob(c k8sCronJob) CronJob {
 	if cj.ConcurrencyPolicy == "" {
 		cj.ConcurrencyPolicy = "Allow"
 	}
+	cj.Cron = n.cron("spec.schedule", c.Spec.Schedule, tz)
 	return cj
 }
 
@@ -295,12 +294,12 @@ func (n *norm) scalingSchedule(s k8sScalingSchedule) ScalingSchedule {
 	names := map[string]bool{}
 	for i, w := range s.Spec.Windows {
 		f := fmt.Sprintf("spec.windows[%d]", i)
-		n.cronSpec(f+".schedule", w.Schedule)
+		win := ScalingWindow{Name: w.Name, Schedule: w.Schedule, Replicas: w.Replicas, Cron: n.cron(f+".schedule", w.Schedule, out.TimeZone)}
 		if names[w.Name] {
 			n.fail(f+".name", "duplicate window name %q", w.Name)
 		}
 		names[w.Name] = true
-		out.Windows = append(out.Windows, ScalingWindow(w))
+		out.Windows = append(out.Windows, win)
 	}
 	return out
 }

@@ -278,6 +278,8 @@ type CronJob struct {
 	FailedJobsHistoryLimit     int     `json:"failedJobsHistoryLimit"`
 	Job                        JobSpec `json:"job"`
 	Hash                       string  `json:"hash"`
+	// Cron is Schedule parsed in TimeZone when the revision loaded.
+	Cron *Cron `json:"-"`
 }
 
 // ConfigMap is configuration data.
@@ -366,6 +368,9 @@ type ScalingWindow struct {
 	Name     string `json:"name"`
 	Schedule string `json:"schedule"`
 	Replicas int    `json:"replicas"`
+	// Cron is Schedule parsed in the ScalingSchedule's zone when the
+	// revision loaded.
+	Cron *Cron `json:"-"`
 }
 
 // HashLen is the number of hex digits kept of a pod spec hash.

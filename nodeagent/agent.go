@@ -407,6 +407,32 @@ func (a *Agent) handle(ctx context.Context, data []byte) (reply protocol.Reply) 
 			return fail(err)
 		}
 		a.stop(ctx, cmd.StopID)
+	case protocol.OpBatch:
+		b := cmd.Batch
+		if b == nil || len(b.Starts)+len(b.Stops) > protocol.MaxBatch {
+			return fail(fmt.Errorf("a batch needs 1 to %d starts and stops", protocol.MaxBatch))
+		}
+		out := protocol.Reply{Version: protocol.Version, OK: true, Results: make([]protocol.ItemResult, 0, len(b.Starts)+len(b.Stops))}
+		for _, id := range b.Stops {
+			if !replicaID.MatchString(id) {
+				err := fmt.Errorf("invalid replica id %q", cutString(id))
+				a.reject(log, err, "stop rejected")
+				out.Results = append(out.Results, protocol.ItemResult{ID: cutString(id), Code: protocol.CodeBadRequest, Error: err.Error()})
+				continue
+			}
+			a.stop(ctx, id)
+			out.Results = append(out.Results, protocol.ItemResult{ID: id, OK: true})
+		}
+		for _, s := range b.Starts {
+			if err := ValidateSpec(s); err != nil {
+				a.reject(log, err, "start rejected")
+				out.Results = append(out.Results, protocol.ItemResult{ID: cutString(s.ID), Code: protocol.CodeInvalidSpec, Error: err.Error()})
+				continue
+			}
+			a.start(ctx, s)
+			out.Results = append(out.Results, protocol.ItemResult{ID: s.ID, OK: true})
+		}
+		return out
 	default:
 		err := fmt.Errorf("unknown op %q", cutString(string(cmd.Op)))
 		a.reject(log, err, "command rejected")

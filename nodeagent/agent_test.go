@@ -16,19 +16,18 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/natsserver"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/nodeagent/simruntime"
 )
 
+// startNATS starts the server Baton embeds (without JetStream: the agent
+// needs none) and connects to it.
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	s, err := natsserver.Start(natsserver.Config{Listen: "127.0.0.1:0", Quiet: true})
 	if err != nil {
 		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
 	}
 	t.Cleanup(s.Shutdown)
 	nc, err := nats.Connect(s.ClientURL())
@@ -439,7 +438,10 @@ func TestNewRejectsBadNodeName(t *testing.T) {
 }
 
 func TestAgentReportsAtOnceAfterReconnect(t *testing.T) {
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+	opts, err := natsserver.Options(natsserver.Config{Listen: "127.0.0.1:0", Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,9 @@
 package reconciler
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -171,65 +168,20 @@ func minPeriod(up bool, a desired.Autoscaler) time.Duration {
 	return time.Duration(p) * time.Second
 }
 
-// cpuOf sums what a workload's running replicas of ready nodes use and request.
-func cpuOf(in Input, w desired.Workload) (cpuSample, int) {
-	var s cpuSample
-	live := 0
+// cpuOf sums what a workload's running replicas of ready nodes use and
+// request; running counts them.
+func cpuOf(live *Live, w desired.Workload) (s cpuSample, running int) {
 	req := podRequests(w.Pod).CPUMilli
-	for _, r := range in.reported()[w.Name] {
-		if r.State != protocol.StateRunning {
+	for _, r := range live.reported(w.Name) {
+		if r.State != protocol.StateRunning || r.gone() {
 			continue
 		}
-		live++
+		running++
 		if r.Usage != nil {
 			s.UsageMilli += r.Usage.CPUMilli
 			s.RequestMilli += req
 			s.Pods++
 		}
 	}
-	return s, live
-}
-
-// autoscaleAll runs the autoscalers of the revision and gives Compute the
-// counts they own (in.Scale).
-func (r *Reconciler) autoscaleAll(ctx context.Context, in *Input) {
-	if in.Desired == nil || len(in.Desired.Autoscalers) == 0 {
-		return
-	}
-	in.Scale = map[string]int{}
-	for _, a := range in.Desired.Autoscalers {
-		w, ok := in.Desired.Workload(a.Target)
-		if !ok {
-			continue
-		}
-		floor := 0
-		if sc := scaleOf(w, in.Desired, in.Now); sc.Owner != "git" {
-			floor = sc.Replicas
-		}
-		cpu, live := cpuOf(*in, w)
-		r.mu.Lock()
-		prev := r.hpa[w.Name]
-		r.mu.Unlock()
-		st := autoscale(a, prev, live, cpu, floor, in.Now)
-		in.Scale[w.Name] = st.Replicas
-		changed := st.Replicas != prev.Replicas
-		if changed {
-			zerolog.Ctx(ctx).Info().Str("workload", w.Name).Str("autoscaler", a.Name).Int("from", prev.Replicas).Int("to", st.Replicas).Str("reason", st.Reason).Msg("autoscale")
-			if prev.Replicas != 0 {
-				r.event(fmt.Sprintf("scaled %s by HorizontalPodAutoscaler %s: %s", w.Name, a.Name, st.Reason))
-			}
-		}
-		// The recommendations are saved too (every 10 s at most), so a new
-		// leader keeps the scale-down window instead of starting it over.
-		if changed || in.Now.Sub(st.saved) >= 10*time.Second {
-			if err := r.stored(r.cfg.Store.PutAutoscaler(ctx, w.Name, st)); err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("workload", w.Name).Msg("persist autoscaler")
-			} else {
-				st.saved = in.Now
-			}
-		}
-		r.mu.Lock()
-		r.hpa[w.Name] = st
-		r.mu.Unlock()
-	}
+	return s, running
 }

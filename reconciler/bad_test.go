@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // revisions is a RevisionReader over files kept in memory (the git cache's
@@ -58,7 +58,7 @@ func (g *recordingGit) note(rev string) string {
 // the Noter and Reverter.
 func TestBadRevisionNotReapplied(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
 	node.serve(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +78,7 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	git := &recordingGit{notes: map[string]string{}}
 	start := func() (*Reconciler, context.CancelFunc) {
 		rctx, stop := context.WithCancel(ctx)
-		rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond, Revisions: revs, Notes: git, Reverter: git, ID: "s1"})
+		rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond, Revisions: revs, Notes: git, Reverter: git, ID: "s1"})
 		done := make(chan struct{})
 		go func() { _ = rec.Run(rctx); close(done) }()
 		return rec, func() { stop(); <-done }
@@ -86,9 +86,8 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	outcome := func(rec *Reconciler, rev, want string) {
 		t.Helper()
 		waitStatus(t, rec, func(Status) bool {
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			return rec.history != nil && rec.history.Revision == rev && rec.history.Outcome == want
+			e, ok := rec.LastApplied()
+			return ok && e.Revision == rev && e.Outcome == want
 		})
 	}
 	images := func() map[string]int {
@@ -109,10 +108,10 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 		}
 	}
 	set("good")
-	outcome(rec, "good", OutcomeConverged)
+	outcome(rec, "good", store.OutcomeConverged)
 	goodHash := rec.Status().Workloads[0].SpecHash
 	set("bad")
-	outcome(rec, "bad", OutcomeFailed)
+	outcome(rec, "bad", store.OutcomeFailed)
 	if b := rec.BadRevisions(); len(b) != 1 || b[0].Revision != "bad" || !strings.Contains(b[0].Reason, "not found") {
 		t.Fatalf("bad revisions %+v", b)
 	}
@@ -127,11 +126,11 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 
 	// Pinned to the good revision, then unpinned: the branch still points at
 	// the bad one, which is not applied again.
-	rec.SetPinned(&Pin{Revision: "good"})
+	rec.SetPinned(&store.Pin{Revision: "good"})
 	set("good")
-	outcome(rec, "good", OutcomeConverged)
+	outcome(rec, "good", store.OutcomeConverged)
 	set("next") // polled just as the pin landed: not applied while pinned
-	time.Sleep(200 * time.Millisecond)
+	testenv.WaitPasses(t, rec, 3)
 	if st := rec.Status(); st.Synced.ID != "good" {
 		t.Fatalf("pinned to good, synced %s", st.Synced.ID)
 	}
@@ -141,7 +140,7 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	if st.Synced.ID != "good" || st.Refused.Revision != "bad" {
 		t.Fatalf("synced %s, refused %+v", st.Synced.ID, st.Refused)
 	}
-	time.Sleep(300 * time.Millisecond) // several passes
+	testenv.WaitPasses(t, rec, 5)
 	if im := images(); len(im) != 1 || im[goodHash] != 2 {
 		t.Fatalf("replicas by template %v: want only the good one's 2", im)
 	}
@@ -164,7 +163,7 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 
 	// The next commit is applied as usual.
 	set("next")
-	outcome(rec, "next", OutcomeConverged)
+	outcome(rec, "next", store.OutcomeConverged)
 	if st := rec.Status(); st.Refused != nil || st.Synced.ID != "next" {
 		t.Fatalf("after a new commit: refused %+v, synced %s", st.Refused, st.Synced.ID)
 	}
@@ -172,46 +171,5 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	defer git.mu.Unlock()
 	if len(git.reverts) != 1 {
 		t.Fatalf("reverts asked: %v (want one, not again by the new leader)", git.reverts)
-	}
-}
-
-// TestPinRevision: a pin names one revision applied before, by a prefix of
-// 7 hex digits or more; an ambiguous or short prefix is refused.
-func TestPinRevision(t *testing.T) {
-	nc := startJetStream(t)
-	store := openStore(t, nc)
-	ctx := context.Background()
-	revs := []string{"abcdef1111111111111111111111111111111111", "abcdef2222222222222222222222222222222222", "1234567333333333333333333333333333333333"}
-	for i, rev := range append(revs, revs[2]) { // applied twice: still one revision
-		if err := store.put(ctx, historyKey(uint64(i+1)), HistoryEntry{Revision: rev, Seq: uint64(i + 1), Outcome: OutcomeConverged}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	js, _ := jetstream.New(nc)
-	for _, tt := range []struct {
-		rev  string
-		want error
-	}{
-		{"abcdef", ErrBadPin},    // too short
-		{"abcdef1", nil},         // unique
-		{"ABCDEF2", nil},         // case does not matter
-		{"abcdef12x", ErrBadPin}, // not hex
-		{"1234567", nil},         // applied twice, one revision
-		{"7654321", ErrNeverApplied},
-	} {
-		_, err := PinRevision(ctx, js, tt.rev, "me", strings.Repeat("x", 5000))
-		if !errors.Is(err, tt.want) {
-			t.Errorf("PinRevision(%q): %v, want %v", tt.rev, err, tt.want)
-		}
-	}
-	p, err := ReadPin(ctx, js)
-	if err != nil || p == nil || p.Revision != revs[2] || len(p.Reason) != MaxPinText {
-		t.Fatalf("pin %+v %v", p, err)
-	}
-	if err := store.put(ctx, historyKey(9), HistoryEntry{Revision: "abcdef1999999999999999999999999999999999", Seq: 9}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := PinRevision(ctx, js, "abcdef1", "", ""); !errors.Is(err, ErrBadPin) || !strings.Contains(err.Error(), "give more digits") {
-		t.Fatalf("ambiguous prefix: %v", err)
 	}
 }

@@ -33,6 +33,9 @@ func withMinReady(w desired.Workload, s int) desired.Workload { w.MinReadySecond
 func notReady(r protocol.Replica) protocol.Replica { r.Ready = false; return r }
 
 func scheduled(st *desired.State, target string, windows ...desired.ScalingWindow) *desired.State {
+	for i := range windows { // parsed as the loader parses them
+		windows[i].Cron = desired.MustParseCron(windows[i].Schedule, "UTC")
+	}
 	st.Schedules = append(st.Schedules, desired.ScalingSchedule{Meta: desired.Meta{Name: "hours"}, Target: target, Windows: windows})
 	return st
 }
@@ -85,20 +88,33 @@ func assignments(as ...Assignment) map[string]Assignment {
 	return m
 }
 
-// summary renders actions without the generated replica IDs of starts.
-func summary(actions []Action) []string {
+// compute runs a pass's pure part: the live view, the one scale rule
+// (when the test gives no scales), then Compute.
+func compute(in Input) Result {
+	live := NewLive(in)
+	if in.Scales == nil && in.Desired != nil {
+		in.Scales, _, _, _ = scalesStep(in.Desired, nil, live, in.Now)
+	}
+	return Compute(in, live)
+}
+
+// summary renders a result without the generated replica IDs of starts.
+func summary(res Result) []string {
 	out := []string{}
-	for _, a := range actions {
-		switch a.Type {
-		case Start:
-			out = append(out, fmt.Sprintf("start %s@%s", a.Workload, a.Node))
-		case Pending:
-			out = append(out, fmt.Sprintf("pending %s×%d: %s", a.Workload, a.Count, a.Reason))
-		case Hold:
-			out = append(out, fmt.Sprintf("hold %d", a.Count))
-		default:
-			out = append(out, fmt.Sprintf("%s %s@%s", a.Type, a.ReplicaID, a.Node))
-		}
+	for _, a := range res.Starts {
+		out = append(out, fmt.Sprintf("start %s@%s", a.Workload, a.Node))
+	}
+	for _, a := range res.Stops {
+		out = append(out, fmt.Sprintf("stop %s@%s", a.ReplicaID, a.Node))
+	}
+	for _, a := range res.Forgets {
+		out = append(out, fmt.Sprintf("forget %s@%s", a.ReplicaID, a.Node))
+	}
+	for _, a := range res.Pending {
+		out = append(out, fmt.Sprintf("pending %s×%d: %s", a.Workload, a.Count, a.Reason))
+	}
+	if res.Hold != nil {
+		out = append(out, fmt.Sprintf("hold %d", res.Hold.Count))
 	}
 	slices.Sort(out)
 	return out
@@ -506,7 +522,7 @@ func TestCompute(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.in.Now, tt.in.NodeGrace, tt.in.PendingTimeout = t0, grace, 30*time.Second
-			got := summary(Compute(tt.in))
+			got := summary(compute(tt.in))
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("Compute() = %q\nwant        %q", got, tt.want)
 			}
@@ -517,29 +533,32 @@ func TestCompute(t *testing.T) {
 func TestComputeIsDeterministic(t *testing.T) {
 	in := Input{Desired: state(workload("web", 50, "web:1"), workload("api", 20, "api:1")),
 		Nodes: nodes(node("n1"), node("n2"), node("n3")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute}
-	a, b := Compute(in), Compute(in)
+	a, b := compute(in), compute(in)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("two calls with the same input differ")
 	}
 	ids := map[string]bool{}
-	for _, act := range a {
-		if ids[act.ReplicaID] {
-			t.Fatalf("replica ID %s given twice", act.ReplicaID)
+	for _, s := range a.Starts {
+		if ids[s.ReplicaID] {
+			t.Fatalf("replica ID %s given twice", s.ReplicaID)
 		}
-		ids[act.ReplicaID] = true
-		if act.Spec == nil || act.Spec.ID != act.ReplicaID || act.Spec.SpecHash == "" {
-			t.Fatalf("start without a complete spec: %+v", act)
+		ids[s.ReplicaID] = true
+		if s.Spec == nil || s.Spec.ID != s.ReplicaID || s.Spec.SpecHash == "" {
+			t.Fatalf("start without a complete spec: %+v", s)
 		}
+	}
+	if len(a.Starts) != 70 || len(a.Stops)+len(a.Forgets)+len(a.Pending) != 0 || a.Hold != nil {
+		t.Fatalf("result %+v, want 70 starts and nothing else", a)
 	}
 }
 
 func TestComputeStartCarriesTheSpec(t *testing.T) {
 	w := workload("web", 1, "web:1")
-	acts := Compute(Input{Desired: state(w), Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
-	if len(acts) != 1 || acts[0].Type != Start {
-		t.Fatalf("actions %v", acts)
+	res := compute(Input{Desired: state(w), Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
+	if len(res.Starts) != 1 {
+		t.Fatalf("result %+v", res)
 	}
-	s := acts[0].Spec
+	s := res.Starts[0].Spec
 	if s.Workload != "web" || s.SpecHash != w.Hash || !reflect.DeepEqual(s.Pod, w.Pod) {
 		t.Fatalf("spec %+v", s)
 	}
@@ -570,8 +589,8 @@ func BenchmarkCompute(b *testing.B) {
 		in := Input{Desired: state(ws...), Nodes: views, Now: t0, NodeGrace: grace, PendingTimeout: time.Minute}
 		b.Run(fmt.Sprintf("converged/nodes=%d/replicas=%d", size.nodes, size.workloads*size.replicas), func(b *testing.B) {
 			for b.Loop() {
-				if acts := Compute(in); len(acts) != 0 {
-					b.Fatalf("%d actions on a converged cluster", len(acts))
+				if res := compute(in); !res.Empty() {
+					b.Fatalf("%+v on a converged cluster", res)
 				}
 			}
 		})
@@ -584,7 +603,7 @@ func BenchmarkCompute(b *testing.B) {
 		in2.Desired = state(changed...)
 		b.Run(fmt.Sprintf("rollout/nodes=%d/replicas=%d", size.nodes, size.workloads*size.replicas), func(b *testing.B) {
 			for b.Loop() {
-				Compute(in2)
+				compute(in2)
 			}
 		})
 	}
@@ -611,16 +630,16 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts := Compute(Input{Desired: st, Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
-	if len(acts) != 1 {
-		t.Fatalf("actions %v", acts)
+	res := compute(Input{Desired: st, Nodes: nodes(node("n1")), Now: t0, NodeGrace: grace, PendingTimeout: time.Minute})
+	if len(res.Starts) != 1 {
+		t.Fatalf("result %+v", res)
 	}
-	env := acts[0].Spec.Pod.Containers[0].Env
+	env := res.Starts[0].Spec.Pod.Containers[0].Env
 	want := []desired.EnvVar{{Name: "CFG_mode", Value: "fast"}, {Name: "MODE", Value: "fast"}}
 	if !reflect.DeepEqual(env, want) {
 		t.Fatalf("env %+v, want %+v", env, want)
 	}
-	if acts[0].Spec.SpecHash != st.Workloads[0].Hash {
+	if res.Starts[0].Spec.SpecHash != st.Workloads[0].Hash {
 		t.Fatal("spec hash is not the workload's hash")
 	}
 }
@@ -638,7 +657,7 @@ func TestFailureReason(t *testing.T) {
 		{protocol.Replica{State: protocol.StateExited, ExitCode: -1, Message: "container web: no task"}, "replica exited: container web: no task"},
 		{protocol.Replica{State: protocol.StateFailed}, "replica failed"},
 	} {
-		if got := failureReason(replica{Replica: tc.r}); got != tc.want || strings.Contains(got, "exit code 0") {
+		if got := failureReason(replica{Replica: &tc.r}); got != tc.want || strings.Contains(got, "exit code 0") {
 			t.Errorf("failureReason(%+v) = %q, want %q", tc.r, got, tc.want)
 		}
 	}
@@ -662,16 +681,18 @@ func BenchmarkPlan(b *testing.B) {
 	}
 	cur.Revision = "rev1"
 	r := New(Config{NodeGrace: grace, Clock: func() time.Time { return t0 }})
-	r.desired, r.synced = cur, Revision{ID: "rev1"}
+	r.st.desired, r.st.synced = cur, Revision{ID: "rev1"}
 	for i := range 100 {
 		n := sized(node(fmt.Sprintf("node-%03d", i)), 64*gi)
-		r.nodes[n.Name] = &nodeState{NodeView: n}
+		r.st.views[n.Name] = n
 	}
 	k := 0
 	for _, w := range cur.Workloads {
 		for j := range w.Replicas {
-			n := r.nodes[fmt.Sprintf("node-%03d", k%100)]
+			name := fmt.Sprintf("node-%03d", k%100)
+			n := r.st.views[name]
 			n.Replicas = append(n.Replicas, rep(fmt.Sprintf("%s-%d", w.Name, j), w, protocol.StateRunning, time.Hour))
+			r.st.views[name] = n
 			k++
 		}
 	}

@@ -1,16 +1,11 @@
 package reconciler
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/robfig/cron/v3"
-	"github.com/rs/zerolog"
-
 	"github.com/batonhq/baton/desired"
-	"github.com/batonhq/baton/schedule"
 )
 
 // CronState is a CronJob's durable record: when it last fired, and the runs
@@ -98,100 +93,53 @@ func cronStep(c desired.CronJob, prev CronState, progress map[string]JobProgress
 	return st, notes
 }
 
-// dueFiring is the latest firing of the CronJob after last and at or before now.
+// dueFiring is the latest firing of the CronJob after last and at or
+// before now, from its schedule parsed when the revision loaded.
 func dueFiring(c desired.CronJob, last, now time.Time) (time.Time, bool) {
-	loc := time.UTC
-	if c.TimeZone != "" {
-		l, err := time.LoadLocation(c.TimeZone)
-		if err != nil {
-			return time.Time{}, false
-		}
-		loc = l
-	}
-	sched, err := schedule.Parser.Parse(c.Schedule)
-	if err != nil {
+	if c.Cron == nil {
 		return time.Time{}, false
 	}
-	if s, ok := sched.(*cron.SpecSchedule); ok {
-		s.Location = loc
-	}
 	var due time.Time
-	for t, n := sched.Next(last.In(loc)), 0; !t.IsZero() && !t.After(now) && n < 100_000; t, n = sched.Next(t), n+1 {
+	for t, n := c.Cron.Next(last), 0; !t.IsZero() && !t.After(now) && n < 100_000; t, n = c.Cron.Next(t), n+1 {
 		due = t
 	}
 	return due, !due.IsZero()
 }
 
-// runCronJobs advances every CronJob and returns the desired state with
-// their runs added as Jobs (for Compute and the status).
-func (r *Reconciler) runCronJobs(ctx context.Context, in *Input) {
-	if in.Desired == nil {
-		return
-	}
-	r.dropCrons(ctx, in.Desired.CronJobs)
-	if len(in.Desired.CronJobs) == 0 {
-		return
-	}
-	st := *in.Desired
-	st.Jobs = slices.Clone(in.Desired.Jobs)
-	byWorkload := in.reported()
-	for _, c := range in.Desired.CronJobs {
-		r.mu.Lock()
-		prev := r.crons[c.Name]
-		r.mu.Unlock()
+// cronsStep advances every CronJob and drops the records of those that left
+// the desired state (their runs go with them: the status, the API and the
+// metrics stop showing them, and their pods stop). It returns the records,
+// the desired state with the runs added as Jobs, the KV writes and the
+// events. Pure.
+func cronsStep(prev map[string]CronState, st *desired.State, live *Live, now time.Time) (map[string]CronState, *desired.State, []kvWrite, []string) {
+	next := make(map[string]CronState, len(st.CronJobs))
+	var writes []kvWrite
+	var events []string
+	withRuns := *st
+	withRuns.Jobs = slices.Clone(st.Jobs)
+	for _, c := range st.CronJobs {
+		p := prev[c.Name]
+		if c.Cron == nil {
+			events = append(events, fmt.Sprintf("CronJob %s: its schedule was not parsed when the revision loaded: not run", c.Name))
+		}
 		progress := map[string]JobProgress{}
-		for _, run := range prev.Runs {
-			progress[run.Name] = jobProgress(run.Name, c.Job, run.Hash, byWorkload[JobWorkload(run.Name)], in.Now)
+		for _, run := range p.Runs {
+			progress[run.Name] = jobProgress(run.Name, c.Job, run.Hash, live.reported(JobWorkload(run.Name)), now)
 		}
-		next, notes := cronStep(c, prev, progress, in.Now)
-		for _, n := range notes {
-			zerolog.Ctx(ctx).Info().Str("cronjob", c.Name).Msg(n)
-			r.event(n)
+		n, notes := cronStep(c, p, progress, now)
+		events = append(events, notes...)
+		if !n.LastScheduled.Equal(p.LastScheduled) || !slices.Equal(n.Runs, p.Runs) {
+			writes = append(writes, kvWrite{key: cronPrefix + c.Name, value: n})
 		}
-		if !next.LastScheduled.Equal(prev.LastScheduled) || !slices.Equal(next.Runs, prev.Runs) {
-			r.mu.Lock()
-			r.crons[c.Name] = next
-			r.mu.Unlock()
-			if err := r.stored(r.cfg.Store.PutCron(ctx, c.Name, next)); err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("cronjob", c.Name).Msg("persist cronjob")
-			}
-		}
-		for _, run := range next.Runs {
-			st.Jobs = append(st.Jobs, desired.Job{Meta: desired.Meta{Name: run.Name, Labels: map[string]string{"baton.dev/cronjob": c.Name}}, Spec: c.Job, Hash: run.Hash})
+		next[c.Name] = n
+		for _, run := range n.Runs {
+			withRuns.Jobs = append(withRuns.Jobs, desired.Job{Meta: desired.Meta{Name: run.Name, Labels: map[string]string{"baton.dev/cronjob": c.Name}}, Spec: c.Job, Hash: run.Hash})
 		}
 	}
-	in.Desired = &st
-	r.mu.Lock()
-	r.withRuns = &st
-	r.mu.Unlock()
-}
-
-// dropCrons forgets the CronJobs that left the desired state, with their
-// runs: the status, the API and the metrics stop showing them, and their
-// pods stop (their Jobs are no longer desired).
-func (r *Reconciler) dropCrons(ctx context.Context, keep []desired.CronJob) {
-	want := make(map[string]bool, len(keep))
-	for _, c := range keep {
-		want[c.Name] = true
-	}
-	r.mu.Lock()
-	var gone []string
-	for name := range r.crons {
-		if !want[name] {
-			gone = append(gone, name)
+	for _, name := range sortedKeys(prev) {
+		if _, ok := next[name]; !ok {
+			writes = append(writes, kvWrite{key: cronPrefix + name})
 		}
 	}
-	if len(keep) == 0 {
-		r.withRuns = nil
-	}
-	r.mu.Unlock()
-	for _, name := range gone {
-		if err := r.stored(r.cfg.Store.del(ctx, cronPrefix+name)); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Str("cronjob", name).Msg("forget cronjob")
-			continue
-		}
-		r.mu.Lock()
-		delete(r.crons, name)
-		r.mu.Unlock()
-	}
+	return next, &withRuns, writes, events
 }

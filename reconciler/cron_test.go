@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 func TestCronStep(t *testing.T) {
@@ -75,6 +76,7 @@ func TestCronStep(t *testing.T) {
 			for n, s := range tt.progress {
 				progress[n] = JobProgress{State: s}
 			}
+			tt.c.Cron = desired.MustParseCron(tt.c.Schedule, tt.c.TimeZone) // as the loader parses it
 			got, _ := cronStep(tt.c, tt.prev, progress, at(tt.now))
 			if !got.LastScheduled.Equal(at(tt.last)) {
 				t.Fatalf("last scheduled %s, want %s", got.LastScheduled.UTC(), tt.last)
@@ -92,9 +94,9 @@ func TestCronStep(t *testing.T) {
 // bucket.
 func TestCronJobLeavesWithItsRuns(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	now := t0
-	rec := New(Config{NATS: nc, Store: store, Clock: func() time.Time { return now }})
+	rec := New(Config{NATS: nc, Store: kv, Clock: func() time.Time { return now }})
 	ctx := context.Background()
 	if err := rec.restore(ctx); err != nil {
 		t.Fatal(err)
@@ -130,7 +132,7 @@ spec:
 	if st := rec.Status(); len(st.Jobs) != 0 {
 		t.Fatalf("jobs after the CronJob left Git: %+v", st.Jobs)
 	}
-	crons, err := store.Crons(ctx)
+	crons, err := store.List[CronState](ctx, kv, cronPrefix, nil)
 	if err != nil || len(crons) != 0 {
 		t.Fatalf("cron records after the CronJob left Git: %v %v", crons, err)
 	}

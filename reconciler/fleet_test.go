@@ -14,6 +14,7 @@ import (
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/nodeagent/simruntime"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // fleet is a reconciler and many real agents on simulated runtimes, all on
@@ -29,7 +30,7 @@ func startFleet(tb testing.TB, ctx context.Context, nodes int) *fleet {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store, err := reconciler.OpenStore(ctx, js, 1)
+	kv, err := store.Open(ctx, js, 1)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func startFleet(tb testing.TB, ctx context.Context, nodes int) *fleet {
 		f.sims = append(f.sims, sim)
 		go func() { _ = a.Run(ctx) }()
 	}
-	f.rec = reconciler.New(reconciler.Config{NATS: nc, Store: store, Resync: 500 * time.Millisecond})
+	f.rec = reconciler.New(reconciler.Config{NATS: nc, Store: kv, Resync: 500 * time.Millisecond})
 	go func() { _ = f.rec.Run(ctx) }()
 	waitFleet(tb, 60*time.Second, func() bool {
 		ready := 0

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // gitJob is one write back to the config repository, done off the pass.
 type gitJob struct {
-	note   *HistoryEntry
-	revert *BadRevision
+	note   *store.HistoryEntry
+	revert *store.BadRevision
 }
 
 // gitQueue bounds the write-backs waiting (each takes a push).
@@ -24,7 +26,7 @@ func (r *Reconciler) writeBack(j gitJob) {
 	select {
 	case r.gitq <- j:
 	default:
-		r.event("git write-back queue full: a note or revert was dropped")
+		r.events("git write-back queue full: a note or revert was dropped")
 	}
 }
 
@@ -61,7 +63,7 @@ func (r *Reconciler) doGit(ctx context.Context, j gitJob) bool {
 		cancel()
 		if err != nil {
 			log.Warn().Err(err).Str("revision", e.Revision).Msg("git note (notes paused for a minute)")
-			r.event(fmt.Sprintf("git note on %s failed (notes paused for a minute): %v", short12(e.Revision), err))
+			r.post(fmt.Sprintf("git note on %s failed (notes paused for a minute): %v", short12(e.Revision), err))
 			return false
 		}
 	}
@@ -88,25 +90,24 @@ func (r *Reconciler) doGit(ctx context.Context, j gitJob) bool {
 	switch {
 	case err != nil:
 		b.RevertError = err.Error()
-		r.event(fmt.Sprintf("auto-revert of %s failed: %v", short12(b.Revision), err))
+		r.post(fmt.Sprintf("auto-revert of %s failed: %v", short12(b.Revision), err))
 	case sha != "":
 		b.Reverted = sha
 		log.Info().Str("revision", b.Revision).Str("revert", sha).Msg("auto-revert pushed")
-		r.event(fmt.Sprintf("auto-revert: pushed %s reverting %s", short12(sha), short12(b.Revision)))
+		r.post(fmt.Sprintf("auto-revert: pushed %s reverting %s", short12(sha), short12(b.Revision)))
 	default:
 		b.RevertError = "not reverted: the branch moved past it (the newer commit is applied)"
 	}
-	select {
-	case r.gitDone <- b:
-		r.kick()
-	default:
-	}
+	r.mb.mu.Lock()
+	r.mb.gitDone = append(r.mb.gitDone, b)
+	r.mb.mu.Unlock()
+	r.kick()
 	return true
 }
 
 // noteText is the git note of a revision's outcome, as `git log
 // --notes=baton` shows it.
-func noteText(e HistoryEntry, server string, term uint64) string {
+func noteText(e store.HistoryEntry, server string, term uint64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "baton: %s\n", e.Outcome)
 	fmt.Fprintf(&b, "applied: %s\n", e.Applied.UTC().Format(time.RFC3339))

@@ -1,16 +1,13 @@
 package reconciler
 
 import (
-	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
-	"github.com/batonhq/baton/schedule"
 )
 
 // JobWorkload is the workload name a Job's pods carry in reports
@@ -46,7 +43,7 @@ type JobProgress struct {
 func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica, now time.Time) JobProgress {
 	p := JobProgress{Name: name, Hash: hash, State: JobRunning}
 	for _, r := range pods {
-		if r.SpecHash != hash || r.State == protocol.StateStopping {
+		if r.SpecHash != hash || r.gone() {
 			continue
 		}
 		if p.Started.IsZero() || r.StartedAt.Before(p.Started) {
@@ -73,25 +70,24 @@ func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica,
 	return p
 }
 
-// computeJob runs a Job to completion: up to parallelism pods at once until
+// job runs a Job to completion: up to parallelism pods at once until
 // completions pods succeeded; a failed Job's active pods are stopped; pods
 // of an earlier template of the Job are stopped.
-func computeJob(name string, spec desired.JobSpec, hash string, st *desired.State, pods []replica, done map[string]JobRecord, cl *cluster, strategy schedule.Strategy, usedIDs map[string]bool, now time.Time) []Action {
-	var actions []Action
-	workload := JobWorkload(name)
+func (c *pass) job(j desired.Job) {
+	workload := JobWorkload(j.Name)
 	var mine []replica
-	for _, r := range pods {
+	for _, r := range c.live.Of(workload) {
 		switch {
-		case r.SpecHash != hash:
-			if r.State != protocol.StateStopping && !r.held && !r.pending {
-				actions = append(actions, stop(r, "the Job's template changed"))
+		case r.SpecHash != j.Hash:
+			if !r.gone() && !r.held && !r.pending {
+				c.res.Stops = append(c.res.Stops, stop(r, "the Job's template changed"))
 			}
 		default:
 			mine = append(mine, r) // held pods (silent nodes) count too
 		}
 	}
-	p := jobProgress(name, spec, hash, mine, now)
-	if rec, ok := done[name]; ok && rec.Hash == hash {
+	p := jobProgress(j.Name, j.Spec, j.Hash, mine, c.in.Now)
+	if rec, ok := c.in.JobsDone[j.Name]; ok && rec.Hash == j.Hash {
 		// Finished for good: a Job never runs again because the node that
 		// held its pods was lost.
 		p.State, p.Reason = rec.State, rec.Reason
@@ -99,29 +95,31 @@ func computeJob(name string, spec desired.JobSpec, hash string, st *desired.Stat
 	switch p.State {
 	case JobFailed:
 		for _, r := range mine {
-			if alive(r.State) && !r.pending && !r.held {
-				actions = append(actions, stop(r, "Job failed: "+p.Reason))
+			if alive(r.State) && !r.gone() && !r.pending && !r.held {
+				c.res.Stops = append(c.res.Stops, stop(r, "Job failed: "+p.Reason))
 			}
 		}
 	case JobRunning:
-		want := min(spec.Parallelism, spec.Completions-p.Succeeded) - p.Active
+		want := min(j.Spec.Parallelism, j.Spec.Completions-p.Succeeded) - p.Active
 		if want <= 0 {
 			break
 		}
-		w := desired.Workload{Name: workload, Pod: spec.Pod, Hash: hash, PodLabels: spec.PodLabels}
-		res := cl.place(w, st, want, strategy, nil)
+		w := desired.Workload{Name: workload, Pod: j.Spec.Pod, Hash: j.Hash, PodLabels: j.Spec.PodLabels}
+		res := c.cluster().place(w, c.in.Desired, want, c.in.Strategy, nil)
 		if res.Unplaced > 0 {
-			actions = append(actions, Action{Type: Pending, Workload: workload, Count: res.Unplaced, Reason: res.Reason})
+			c.res.Pending = append(c.res.Pending, Pending{Workload: workload, Count: res.Unplaced, Reason: res.Reason})
 		}
-		pod := st.ResolvePod(spec.Pod)
+		if len(res.Nodes) == 0 {
+			break
+		}
+		pod := c.in.Desired.ResolvePod(j.Spec.Pod)
 		for i, node := range res.Nodes {
-			id := newReplicaID(desired.Workload{Name: jobIDPrefix(name), Hash: hash}, now, i, usedIDs)
-			actions = append(actions, Action{Type: Start, Node: node, Workload: workload, ReplicaID: id,
-				Spec:   &protocol.ReplicaSpec{ID: id, Workload: workload, SpecHash: hash, Pod: pod},
-				Reason: fmt.Sprintf("Job %s: %d/%d succeeded, %d active", name, p.Succeeded, spec.Completions, p.Active+i)})
+			id := c.ids.newReplicaID(desired.Workload{Name: jobIDPrefix(j.Name), Hash: j.Hash}, c.in.Now, i)
+			c.res.Starts = append(c.res.Starts, Start{Node: node, Workload: workload, ReplicaID: id,
+				Spec:   &protocol.ReplicaSpec{ID: id, Workload: workload, SpecHash: j.Hash, Pod: pod},
+				Reason: fmt.Sprintf("Job %s: %d/%d succeeded, %d active", j.Name, p.Succeeded, j.Spec.Completions, p.Active+i)})
 		}
 	}
-	return actions
 }
 
 // jobIDPrefix keeps replica IDs of Jobs valid DNS labels (63 characters at
@@ -142,48 +140,39 @@ type JobRecord struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// recordJobs stores the Jobs that finished in this pass and gives Compute
-// the finished ones (in.JobsDone); records of Jobs gone from Git are deleted.
-func (r *Reconciler) recordJobs(ctx context.Context, in *Input) {
-	if in.Desired == nil {
-		return
+// jobsStep records the Jobs that finished (their records are durable, so a
+// Job never runs again because the node that held its pods was lost) and
+// drops the records of Jobs gone from the desired state. Pure: it returns
+// the new records, the KV writes and the events.
+func jobsStep(prev map[string]JobRecord, jobs []desired.Job, live *Live, now time.Time) (map[string]JobRecord, []kvWrite, []string) {
+	next := maps.Clone(prev)
+	if next == nil {
+		next = map[string]JobRecord{}
 	}
-	pods := in.reported()
-	r.mu.Lock()
-	done := make(map[string]JobRecord, len(r.jobs))
-	for k, v := range r.jobs {
-		done[k] = v
-	}
-	r.mu.Unlock()
+	var writes []kvWrite
+	var events []string
 	want := map[string]bool{}
-	for _, j := range in.Desired.Jobs {
+	for _, j := range jobs {
 		want[j.Name] = true
-		if rec, ok := done[j.Name]; ok && rec.Hash == j.Hash {
+		if rec, ok := next[j.Name]; ok && rec.Hash == j.Hash {
 			continue
 		}
-		p := jobProgress(j.Name, j.Spec, j.Hash, pods[JobWorkload(j.Name)], in.Now)
+		p := jobProgress(j.Name, j.Spec, j.Hash, live.reported(JobWorkload(j.Name)), now)
 		if p.State == JobRunning {
 			continue
 		}
 		rec := JobRecord{Hash: j.Hash, State: p.State, Reason: p.Reason}
-		if err := r.stored(r.cfg.Store.put(ctx, jobPrefix+j.Name, rec)); err != nil {
-			zerolog.Ctx(ctx).Warn().Err(err).Str("job", j.Name).Msg("record job")
-			continue
-		}
-		done[j.Name] = rec
-		r.event(fmt.Sprintf("Job %s %s: %d/%d succeeded, %d failed %s", j.Name, p.State, p.Succeeded, j.Spec.Completions, p.Failed, p.Reason))
+		next[j.Name] = rec
+		writes = append(writes, kvWrite{key: jobPrefix + j.Name, value: rec})
+		events = append(events, fmt.Sprintf("Job %s %s: %d/%d succeeded, %d failed %s", j.Name, p.State, p.Succeeded, j.Spec.Completions, p.Failed, p.Reason))
 	}
-	for name := range done {
+	for _, name := range sortedKeys(next) {
 		if !want[name] {
-			if err := r.stored(r.cfg.Store.del(ctx, jobPrefix+name)); err == nil {
-				delete(done, name)
-			}
+			delete(next, name)
+			writes = append(writes, kvWrite{key: jobPrefix + name})
 		}
 	}
-	r.mu.Lock()
-	r.jobs = done
-	r.mu.Unlock()
-	in.JobsDone = done
+	return next, writes, events
 }
 
 const jobPrefix = "job."

@@ -33,7 +33,7 @@ func portKeys(p desired.PodSpec) []string {
 	return out
 }
 
-func newCluster(in Input, ready map[string]bool, byWorkload map[string][]replica) *cluster {
+func newCluster(in Input, live *Live) *cluster {
 	c := &cluster{index: map[string]int{}}
 	requests := map[string]schedule.Resources{}
 	ports := map[string][]string{}
@@ -49,7 +49,7 @@ func newCluster(in Input, ready map[string]bool, byWorkload map[string][]replica
 	}
 	for _, name := range sortedKeys(in.Nodes) {
 		n := in.Nodes[name]
-		sn := schedule.Node{Name: name, Ready: ready[name], Labels: n.Labels,
+		sn := schedule.Node{Name: name, Ready: live.Ready[name], Labels: n.Labels,
 			Allocatable: schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
 			HostPorts:   map[string]bool{}, Volumes: map[string]bool{}, Workloads: map[string]int{}}
 		for _, v := range n.Volumes {
@@ -58,10 +58,10 @@ func newCluster(in Input, ready map[string]bool, byWorkload map[string][]replica
 		c.index[name] = len(c.nodes)
 		c.nodes = append(c.nodes, sn)
 	}
-	for _, rs := range byWorkload {
+	for _, rs := range live.byWorkload {
 		for _, r := range rs {
 			i, ok := c.index[r.node]
-			if !ok || !alive(r.State) {
+			if !ok || !alive(r.State) || r.gone() {
 				continue
 			}
 			n := &c.nodes[i]

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 
@@ -72,7 +71,15 @@ func (p Plan) Changed() bool {
 	return false
 }
 
-// Plan computes what files, as the next revision, would do.
+// planRequest asks the loop for a plan of a loaded revision.
+type planRequest struct {
+	state *desired.State
+	reply chan Plan
+}
+
+// Plan computes what files, as the next revision, would do. The files are
+// loaded here; the plan itself is made on the loop's goroutine, between
+// two passes, from the state the loop owns.
 func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, error) {
 	st, err := desired.LoadWith(ctx, files, r.loadOptions())
 	if err != nil {
@@ -86,65 +93,65 @@ func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, e
 		}
 		return p, nil
 	}
-	in := r.input()
-	r.mu.Lock()
-	cur, synced := r.desired, r.synced.ID
-	hpa := maps.Clone(r.hpa)
-	r.mu.Unlock()
-	return makePlan(cur, st, in, hpa, synced), nil
+	if !r.running.Load() {
+		return r.plan(st), nil // no loop: nothing else touches the state
+	}
+	req := planRequest{state: st, reply: make(chan Plan, 1)}
+	select {
+	case r.plans <- req:
+	case <-ctx.Done():
+		return Plan{}, fmt.Errorf("plan: the reconciler is busy: %w", ctx.Err())
+	}
+	select {
+	case p := <-req.reply:
+		return p, nil
+	case <-ctx.Done():
+		return Plan{}, ctx.Err()
+	}
+}
+
+// plan is the loop's part of Plan.
+func (r *Reconciler) plan(st *desired.State) Plan {
+	s := r.st
+	in := Input{Desired: s.desired, Nodes: s.views, Assignments: s.assignments, Now: r.cfg.Clock(), NodeGrace: r.cfg.NodeGrace,
+		PendingTimeout: r.cfg.PendingTimeout, Started: s.started, Strategy: r.cfg.Strategy, ReadySince: s.readySince}
+	return makePlan(s.desired, st, in, s.hpa, s.synced.ID)
 }
 
 // makePlan compares st with the state in force (cur) and runs the real
-// Compute on the live input. Pure: golden-tested.
+// scale rule (scalesStep) and Compute on the live input. Pure: golden-tested.
 func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced string) Plan {
 	p := Plan{Against: PlanBase{Revision: synced, Index: liveIndex(in)}, Changes: desired.Diff(cur, st), Workloads: []WorkloadPlan{}}
 	p.Warnings = append(append(p.Warnings, st.Warnings...), desired.Lint(st)...)
 
-	// Replica counts: what the autoscalers would set next (the real
-	// autoscale from their state, within the new bounds), else the
-	// schedules' windows, else spec.replicas.
+	// Replica counts: the one scale rule on the new revision (an
+	// autoscaler's next count within the new bounds, else the schedules'
+	// windows, else spec.replicas).
+	in.Desired = st
+	live := NewLive(in)
 	running := map[string]int{}
-	for name, reps := range in.reported() {
+	for name, reps := range live.byWorkload {
 		for _, rep := range reps {
-			if alive(rep.State) {
+			if !rep.pending && !rep.held && alive(rep.State) {
 				running[name]++
 			}
 		}
 	}
-	scales := map[string]Scale{}
-	in.Scale = map[string]int{}
-	for _, w := range st.Workloads {
-		sc := scaleOf(w, st, in.Now)
-		for _, a := range st.Autoscalers {
-			if a.Target != w.Name {
-				continue
-			}
-			floor := 0
-			if sc.Owner != "git" {
-				floor = sc.Replicas
-			}
-			cpu, live := cpuOf(in, w)
-			sc = hpaScale(w, st, autoscale(a, hpa[w.Name], live, cpu, floor, in.Now), sc)
-			in.Scale[w.Name] = sc.Replicas
-		}
-		scales[w.Name] = sc
-	}
+	scales, _, _, _ := scalesStep(st, hpa, live, in.Now)
+	in.Scales = scales
 
 	// The scheduler's answer against the live nodes.
-	in.Desired = st
-	in.Frozen, in.Rollback, in.Refused = nil, nil, nil
 	placed := map[string]map[string]int{}
-	pending := map[string]Action{}
-	for _, a := range Compute(in) {
-		switch a.Type {
-		case Start:
-			if placed[a.Workload] == nil {
-				placed[a.Workload] = map[string]int{}
-			}
-			placed[a.Workload][a.Node]++
-		case Pending:
-			pending[a.Workload] = a
+	pending := map[string]Pending{}
+	res := Compute(in, live)
+	for _, a := range res.Starts {
+		if placed[a.Workload] == nil {
+			placed[a.Workload] = map[string]int{}
 		}
+		placed[a.Workload][a.Node]++
+	}
+	for _, a := range res.Pending {
+		pending[a.Workload] = a
 	}
 	old := map[string]desired.Workload{}
 	if cur != nil {
@@ -160,7 +167,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	}
 	for _, w := range st.Workloads {
 		sc := scales[w.Name]
-		wp := WorkloadPlan{Name: w.Name, Op: "unchanged", Now: running[w.Name], After: sc.Replicas, Owner: sc.Owner,
+		wp := WorkloadPlan{Name: w.Name, Op: "unchanged", Now: running[w.Name], After: sc.Replicas, Owner: sc.By(),
 			Image: firstImage(w), Placements: placed[w.Name]}
 		if sc.Window != "" {
 			wp.Owner += " (window " + sc.Window + ")"
@@ -191,7 +198,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 		delete(old, w.Name)
 	}
 	for name, w := range old {
-		p.Workloads = append(p.Workloads, WorkloadPlan{Name: name, Op: "removed", Now: running[name], Owner: "git", Image: firstImage(w)})
+		p.Workloads = append(p.Workloads, WorkloadPlan{Name: name, Op: "removed", Now: running[name], Owner: OwnerGit.String(), Image: firstImage(w)})
 	}
 	sort.Slice(p.Workloads, func(i, j int) bool { return p.Workloads[i].Name < p.Workloads[j].Name })
 	for _, wp := range p.Workloads {

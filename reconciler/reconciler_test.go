@@ -19,58 +19,22 @@ import (
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 func startJetStream(t *testing.T) *nats.Conn { return testenv.NATS(t) }
 
-func openStore(t *testing.T, nc *nats.Conn) *Store {
+func openStore(t *testing.T, nc *nats.Conn) *store.Store {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStore(context.Background(), js, 1)
+	st, err := store.Open(context.Background(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
-}
-
-func TestStore(t *testing.T) {
-	ctx := context.Background()
-	nc := startJetStream(t)
-	st := openStore(t, nc)
-	if sr, err := st.Synced(ctx); err != nil || sr.Revision != "" {
-		t.Fatalf("empty store: %+v %v", sr, err)
-	}
-	a := Assignment{ReplicaID: "web-1", Workload: "web", SpecHash: "abc", Node: "n1", Created: t0}
-	if err := st.PutAssignment(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.PutAssignment(ctx, Assignment{ReplicaID: "web-2", Node: "n2"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.DeleteAssignment(ctx, "web-2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.DeleteAssignment(ctx, "never-there"); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SetSynced(ctx, SyncedRevision{Revision: "deadbeef", Time: t0}); err != nil {
-		t.Fatal(err)
-	}
-	// A second store on the same bucket sees the same state (as a restarted reconciler does).
-	st2 := openStore(t, nc)
-	as, err := st2.Assignments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(as) != 1 || !as["web-1"].Created.Equal(t0) || as["web-1"].Node != "n1" {
-		t.Fatalf("assignments %+v", as)
-	}
-	if sr, _ := st2.Synced(ctx); sr.Revision != "deadbeef" {
-		t.Fatalf("synced %+v", sr)
-	}
 }
 
 // fakeNode answers commands and reports what it was told to run.
@@ -104,42 +68,59 @@ func (f *fakeNode) serve(t *testing.T) {
 			_ = m.Respond(protocol.Encode(protocol.Reply{Version: protocol.Version, Code: protocol.CodeStaleTerm, Error: "old term"}))
 			return
 		}
-		if c.Op == protocol.OpStart {
-			rep := protocol.Replica{ID: c.Start.ID, Workload: c.Start.Workload, SpecHash: c.Start.SpecHash, State: protocol.StateRunning, Ready: true}
-			for _, ctr := range c.Start.Pod.Containers { // images tagged "bad" never become ready
+		reply := protocol.Reply{Version: protocol.Version, OK: true}
+		starts, stops := []protocol.ReplicaSpec{}, []string{}
+		switch c.Op {
+		case protocol.OpStart:
+			starts = append(starts, *c.Start)
+		case protocol.OpStop:
+			stops = append(stops, c.StopID)
+		case protocol.OpBatch:
+			starts, stops = c.Batch.Starts, c.Batch.Stops
+		}
+		for _, id := range stops {
+			f.stopLocked(id)
+			reply.Results = append(reply.Results, protocol.ItemResult{ID: id, OK: true})
+		}
+		for _, s := range starts {
+			rep := protocol.Replica{ID: s.ID, Workload: s.Workload, SpecHash: s.SpecHash, State: protocol.StateRunning, Ready: true}
+			for _, ctr := range s.Pod.Containers { // images tagged "bad" never become ready
 				if strings.HasSuffix(ctr.Image, ":bad") {
 					rep.State, rep.Ready, rep.Message = protocol.StateWaiting, false, "image "+ctr.Image+" not found"
 				}
 			}
-			f.reps[c.Start.ID] = rep
-		} else {
-			if f.stops == nil {
-				f.stops = map[string]int{}
-			}
-			f.stops[c.StopID]++
-			if f.stopDelay > 0 {
-				id := c.StopID
-				if f.stopped == nil {
-					f.stopped = map[string]bool{}
-				}
-				f.stopped[id] = true
-				time.AfterFunc(f.stopDelay, func() {
-					f.mu.Lock()
-					delete(f.reps, id)
-					f.mu.Unlock()
-					f.report()
-				})
-			} else {
-				delete(f.reps, c.StopID)
-			}
+			f.reps[s.ID] = rep
+			reply.Results = append(reply.Results, protocol.ItemResult{ID: s.ID, OK: true})
 		}
 		f.mu.Unlock()
-		_ = m.Respond(protocol.Encode(protocol.Reply{Version: protocol.Version, OK: true}))
+		_ = m.Respond(protocol.Encode(reply))
 		f.report()
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stopLocked stops a replica (f.mu held).
+func (f *fakeNode) stopLocked(id string) {
+	if f.stops == nil {
+		f.stops = map[string]int{}
+	}
+	f.stops[id]++
+	if f.stopDelay <= 0 {
+		delete(f.reps, id)
+		return
+	}
+	if f.stopped == nil {
+		f.stopped = map[string]bool{}
+	}
+	f.stopped[id] = true
+	time.AfterFunc(f.stopDelay, func() {
+		f.mu.Lock()
+		delete(f.reps, id)
+		f.mu.Unlock()
+		f.report()
+	})
 }
 
 func (f *fakeNode) report() {
@@ -158,13 +139,11 @@ func (f *fakeNode) report() {
 
 func waitStatus(t *testing.T, r *Reconciler, ok func(Status) bool) Status {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if st := r.Status(); ok(st) {
-			return st
-		}
-	}
-	st := r.Status()
-	t.Fatalf("status never matched; last: %+v", st)
+	var st Status
+	testenv.WaitFor(t, 10*time.Second, "the status", func() (bool, string) {
+		st = r.Status()
+		return ok(st), fmt.Sprintf("%+v", st)
+	})
 	return st
 }
 
@@ -183,12 +162,12 @@ spec:
 
 func TestReconcilerLoop(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
 	node.serve(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond})
 	done := make(chan error)
 	go func() { done <- rec.Run(ctx) }()
 
@@ -224,7 +203,7 @@ func TestReconcilerLoop(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad revision accepted")
 	}
-	st = rec.Status()
+	st = waitStatus(t, rec, func(s Status) bool { return s.Error != nil }) // the next pass shows it
 	if st.Error == nil || st.Error.Revision != "rev2" || !strings.Contains(st.Error.Errors[0], "web.yaml:6:13: spec.replicas") || st.Synced.ID != "rev1" {
 		t.Fatalf("status after a bad revision: %+v %+v", st.Synced, st.Error)
 	}
@@ -240,14 +219,29 @@ func TestReconcilerLoop(t *testing.T) {
 	node.mu.Unlock()
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
-	rec2 := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	rec2 := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond})
 	go func() { _ = rec2.Run(ctx2) }()
-	waitStatus(t, rec2, func(s Status) bool { return s.Synced.ID == "rev1" })
-	rec2.mu.Lock()
-	n := len(rec2.assignments)
-	rec2.mu.Unlock()
-	if n != 2 || before != 2 {
-		t.Fatalf("restored %d assignments, node ran %d; want 2 and 2", n, before)
+	go func() {
+		for ctx2.Err() == nil {
+			node.report()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	if err := rec2.SetRevision(ctx2, Revision{ID: "rev1"}, map[string][]byte{"web.yaml": []byte(manifest)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, rec2, func(s Status) bool {
+		return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2
+	})
+	if as, err := store.List[Assignment](ctx2, kv, assignmentPrefix, nil); err != nil || len(as) != 2 {
+		t.Fatalf("assignments in KV %v %v, want 2", as, err)
+	}
+	testenv.WaitPasses(t, rec2, 5)
+	node.mu.Lock()
+	after := len(node.reps)
+	node.mu.Unlock()
+	if before != 2 || after != 2 {
+		t.Fatalf("the node ran %d replicas, then %d after a new reconciler resumed; want 2 and 2", before, after)
 	}
 }
 
@@ -256,7 +250,7 @@ func TestReconcilerLoop(t *testing.T) {
 // command and resync.
 func TestReconcilerDeposed(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}, minTerm: 8}
 	node.serve(t)
 	resyncs := make(chan protocol.Resync, 10)
@@ -269,7 +263,7 @@ func TestReconcilerDeposed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond, Term: 7, ID: "old"})
+	rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond, Term: 7, ID: "old"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -301,53 +295,14 @@ func TestReconcilerDeposed(t *testing.T) {
 	}
 }
 
-// TestStoreCompareAndSet: a store whose view of a key is stale cannot
-// overwrite or delete it: another reconciler wrote it.
-func TestStoreCompareAndSet(t *testing.T) {
-	ctx := context.Background()
-	nc := startJetStream(t)
-	old, cur := openStore(t, nc), openStore(t, nc)
-	a := Assignment{ReplicaID: "web-1", Workload: "web", Node: "n1"}
-	if err := old.PutAssignment(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cur.Assignments(ctx); err != nil { // the new leader reads...
-		t.Fatal(err)
-	}
-	a.Node = "n2"
-	if err := cur.PutAssignment(ctx, a); err != nil { // ...and writes
-		t.Fatal(err)
-	}
-	if err := old.PutAssignment(ctx, a); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale put: %v, want ErrConflict", err)
-	}
-	if err := old.DeleteAssignment(ctx, "web-1"); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale delete: %v, want ErrConflict", err)
-	}
-	// A key the stale store never saw, written by the other: create conflicts.
-	if err := cur.SetSynced(ctx, SyncedRevision{Revision: "r2"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.SetSynced(ctx, SyncedRevision{Revision: "r1"}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale create: %v, want ErrConflict", err)
-	}
-	// The current store deletes, then creates again.
-	if err := cur.DeleteAssignment(ctx, "web-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := cur.PutAssignment(ctx, a); err != nil {
-		t.Fatalf("create after delete: %v", err)
-	}
-}
-
 // TestReconcilerDeposedByStateConflict: a reconciler whose state another
 // one has written since (a newer leader) stops acting at its next write.
 func TestReconcilerDeposedByStateConflict(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
 	node.serve(t)
-	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -370,7 +325,7 @@ func TestReconcilerDeposedByStateConflict(t *testing.T) {
 	if _, err := newer.Synced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := newer.SetSynced(ctx, SyncedRevision{Revision: "rev1", Time: time.Now()}); err != nil {
+	if err := newer.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: "rev1", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	// The old one's next write conflicts: it stands down.
@@ -392,10 +347,10 @@ func TestReconcilerDeposedByStateConflict(t *testing.T) {
 // scheduler, what would not fit, load errors; secret values never appear.
 func TestPlan(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}}
 	node.serve(t)
-	rec := New(Config{NATS: nc, Store: store, Resync: 50 * time.Millisecond})
+	rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = rec.Run(ctx) }()
@@ -451,12 +406,12 @@ func TestPlan(t *testing.T) {
 // as failed.
 func TestStopSentOnce(t *testing.T) {
 	nc := startJetStream(t)
-	store := openStore(t, nc)
+	kv := openStore(t, nc)
 	node := &fakeNode{nc: nc, name: "n1", reps: map[string]protocol.Replica{}, stopDelay: 400 * time.Millisecond}
 	node.serve(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rec := New(Config{NATS: nc, Store: store, Resync: 20 * time.Millisecond})
+	rec := New(Config{NATS: nc, Store: kv, Resync: 20 * time.Millisecond})
 	go func() { _ = rec.Run(ctx) }()
 	go func() {
 		for ctx.Err() == nil {

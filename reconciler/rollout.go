@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -51,17 +52,17 @@ type observed struct {
 	Problem   string // why a new replica is not available, if one is not
 }
 
-// observe counts a workload's replicas in a Compute input.
-func observe(in Input, w desired.Workload) observed {
+// observe counts a workload's replicas as ready nodes report them.
+func observe(live *Live, w desired.Workload, readySince map[string]time.Time, now time.Time) observed {
 	var o observed
-	for _, r := range in.reported()[w.Name] {
+	for _, r := range live.reported(w.Name) {
 		switch {
-		case r.State == protocol.StateStopping:
+		case r.gone():
 		case r.SpecHash != w.Hash:
 			if alive(r.State) {
 				o.Old++
 			}
-		case available(r, w, in.ReadySince, in.Now):
+		case available(r, w, readySince, now):
 			o.Available++
 		case o.Problem == "":
 			o.Problem = replicaProblem(r)
@@ -153,75 +154,102 @@ func (r *Reconciler) loadRevision(ctx context.Context, rev string) (*desired.Sta
 	return st, nil
 }
 
-// trackRollouts advances every workload's rollout record, persists the ones
-// that changed, and tells Compute which rollouts are frozen (failed) or
-// rolled back.
-func (r *Reconciler) trackRollouts(ctx context.Context, in *Input) {
-	if in.Desired == nil {
-		return
+// rolloutsStep advances every workload's rollout record from what the
+// cluster shows (track), and returns the records (a new map when one
+// changed: the last snapshot keeps the old), the events, and the workloads
+// whose rollout failed just now and asks to roll back by itself. Pure.
+func rolloutsStep(prev map[string]Rollout, in Input, live *Live, pending map[string]Pending) (map[string]Rollout, []string, []string) {
+	next, copied := prev, false
+	var events, rollback []string
+	for _, w := range in.Desired.Workloads {
+		p, had := prev[w.Name]
+		if p.State == RolloutRolledBack && p.Hash == w.Hash {
+			continue
+		}
+		o := observe(live, w, in.ReadySince, in.Now)
+		if pd, ok := pending[w.Name]; ok && o.Problem == "" {
+			// No new replica to ask: they fit nowhere, or are held back.
+			o.Problem = fmt.Sprintf("%d replica(s) pending: %s", pd.Count, pd.Reason)
+		}
+		ro := track(p, w, in.count(w), in.Desired.Revision, o, in.Now)
+		if ro == p {
+			continue
+		}
+		if ro.State == RolloutFailed && p.State != RolloutFailed {
+			events = append(events, fmt.Sprintf("rollout of %s to template %s failed: %s", w.Name, w.Hash, ro.Reason))
+			if w.Annotations[AutoRollbackAnnotation] == "true" {
+				rollback = append(rollback, w.Name)
+			}
+		}
+		if ro.State == RolloutComplete && p.State != RolloutComplete && had {
+			events = append(events, fmt.Sprintf("rollout of %s to template %s complete", w.Name, w.Hash))
+		}
+		if !copied {
+			next, copied = maps.Clone(prev), true
+		}
+		next[w.Name] = ro
 	}
+	return next, events, rollback
+}
+
+// rollouts runs the rollout step of a pass, rolls failed rollouts back when
+// their workload asks (loading the healthy revision from the git cache),
+// saves what changed, and tells Compute which rollouts are frozen (failed)
+// or rolled back.
+func (r *Reconciler) rollouts(ctx context.Context, in *Input, live *Live) {
+	st := r.st
 	log := zerolog.Ctx(ctx)
+	prev := st.rollouts
+	next, events, rollback := rolloutsStep(prev, *in, live, st.pending)
+	r.events(events...)
+	for name, ro := range next {
+		if ro.State == RolloutFailed && prev[name].State != RolloutFailed {
+			log.Error().Str("workload", name).Str("template", ro.Hash).Str("reason", ro.Reason).Msg("rollout failed; the old replicas keep serving")
+		}
+	}
+	for _, name := range rollback {
+		ro := next[name]
+		if ro.HealthyRevision == "" || ro.Healthy == ro.Hash {
+			ro.Reason += "; auto-rollback: no earlier template completed"
+		} else if _, err := r.rollbackTo(ctx, ro); err != nil {
+			ro.Reason += "; auto-rollback impossible: " + err.Error()
+		} else {
+			ro.State = RolloutRolledBack
+			ro.Reason = fmt.Sprintf("rolled back to template %s of revision %s: %s", ro.Healthy, short12(ro.HealthyRevision), ro.Reason)
+			r.events(fmt.Sprintf("rolled back %s to template %s (revision %s)", name, ro.Healthy, short12(ro.HealthyRevision)))
+		}
+		next[name] = ro
+	}
+	var writes []kvWrite
+	for _, name := range sortedKeys(next) {
+		if ro := next[name]; ro != prev[name] {
+			writes = append(writes, kvWrite{key: rolloutPrefix + name, value: ro})
+		}
+	}
+	st.rollouts = next
+	r.save(ctx, writes)
 	in.Frozen, in.Rollback = map[string]string{}, map[string]RollbackTo{}
 	for _, w := range in.Desired.Workloads {
-		r.mu.Lock()
-		prev, had := r.rollouts[w.Name]
-		r.mu.Unlock()
-		if prev.State == RolloutRolledBack && prev.Hash == w.Hash {
-			if rb, err := r.rollbackTo(ctx, prev); err == nil {
+		ro, ok := next[w.Name]
+		switch {
+		case !ok || ro.Hash != w.Hash:
+		case ro.State == RolloutFailed:
+			in.Frozen[w.Name] = ro.Hash
+		case ro.State == RolloutRolledBack:
+			if rb, err := r.rollbackTo(ctx, ro); err == nil {
 				in.Rollback[w.Name] = rb
 			} else {
 				log.Error().Err(err).Str("workload", w.Name).Msg("rolled-back workload: cannot load the healthy revision")
 				in.Frozen[w.Name] = w.Hash
 			}
-			continue
-		}
-		o := observe(*in, w)
-		r.mu.Lock()
-		if p, ok := r.pending[w.Name]; ok && o.Problem == "" {
-			// No new replica to ask: they fit nowhere, or are held back.
-			o.Problem = fmt.Sprintf("%d replica(s) pending: %s", p.Count, p.Reason)
-		}
-		r.mu.Unlock()
-		ro := track(prev, w, in.count(w), in.Desired.Revision, o, in.Now)
-		if ro.State == RolloutFailed && prev.State != RolloutFailed {
-			log.Error().Str("workload", w.Name).Str("template", w.Hash).Str("reason", ro.Reason).Msg("rollout failed; the old replicas keep serving")
-			r.event(fmt.Sprintf("rollout of %s to template %s failed: %s", w.Name, w.Hash, ro.Reason))
-			if w.Annotations[AutoRollbackAnnotation] == "true" {
-				if ro.HealthyRevision == "" || ro.Healthy == ro.Hash {
-					ro.Reason += "; auto-rollback: no earlier template completed"
-				} else if rb, err := r.rollbackTo(ctx, ro); err != nil {
-					ro.Reason += "; auto-rollback impossible: " + err.Error()
-				} else {
-					ro.State = RolloutRolledBack
-					ro.Reason = fmt.Sprintf("rolled back to template %s of revision %s: %s", ro.Healthy, short12(ro.HealthyRevision), ro.Reason)
-					in.Rollback[w.Name] = rb
-					r.event(fmt.Sprintf("rolled back %s to template %s (revision %s)", w.Name, ro.Healthy, short12(ro.HealthyRevision)))
-				}
-			}
-		}
-		if ro.State == RolloutFailed {
-			in.Frozen[w.Name] = ro.Hash
-		}
-		if ro.State == RolloutComplete && prev.State != RolloutComplete && had {
-			r.event(fmt.Sprintf("rollout of %s to template %s complete", w.Name, w.Hash))
-		}
-		if ro != prev {
-			r.mu.Lock()
-			r.rollouts[w.Name] = ro
-			r.mu.Unlock()
-			if err := r.stored(r.cfg.Store.PutRollout(ctx, ro)); err != nil {
-				log.Warn().Err(err).Str("workload", w.Name).Msg("persist rollout")
-			}
 		}
 	}
 }
 
-// rollbackTo loads the healthy template of a rollout from its revision.
+// rollbackTo loads the healthy template of a rollout from its revision
+// (kept for the next passes).
 func (r *Reconciler) rollbackTo(ctx context.Context, ro Rollout) (RollbackTo, error) {
-	r.mu.Lock()
-	rb, ok := r.rollbacks[ro.Workload]
-	r.mu.Unlock()
-	if ok && rb.Workload.Hash == ro.Healthy {
+	if rb, ok := r.st.rollbacks[ro.Workload]; ok && rb.Workload.Hash == ro.Healthy {
 		return rb, nil
 	}
 	st, err := r.loadRevision(ctx, ro.HealthyRevision)
@@ -230,19 +258,10 @@ func (r *Reconciler) rollbackTo(ctx context.Context, ro Rollout) (RollbackTo, er
 	}
 	for _, w := range st.Workloads {
 		if w.Name == ro.Workload && w.Hash == ro.Healthy {
-			rb = RollbackTo{Workload: w, State: st}
-			r.mu.Lock()
-			r.rollbacks[ro.Workload] = rb
-			r.mu.Unlock()
+			rb := RollbackTo{Workload: w, State: st}
+			r.st.rollbacks[ro.Workload] = rb
 			return rb, nil
 		}
 	}
 	return RollbackTo{}, fmt.Errorf("revision %s has no workload %s of template %s", short12(ro.HealthyRevision), ro.Workload, ro.Healthy)
-}
-
-func short12(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 func TestTrack(t *testing.T) {
@@ -73,35 +74,35 @@ func TestTrack(t *testing.T) {
 func TestHistoryStep(t *testing.T) {
 	web, db := workload("web", 3, "web:2"), workload("db", 1, "db:1")
 	st := &desired.State{Revision: "r2", Workloads: []desired.Workload{web, db}}
-	prog := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-5 * time.Second)}
-	old := HistoryEntry{Revision: "r2", Outcome: OutcomeProgressing, Applied: t0.Add(-11 * time.Minute)}
-	degraded := HistoryEntry{Revision: "r2", Outcome: OutcomeDegraded, Applied: t0.Add(-11 * time.Minute), Reason: "x"}
+	prog := store.HistoryEntry{Revision: "r2", Outcome: store.OutcomeProgressing, Applied: t0.Add(-5 * time.Second)}
+	old := store.HistoryEntry{Revision: "r2", Outcome: store.OutcomeProgressing, Applied: t0.Add(-11 * time.Minute)}
+	degraded := store.HistoryEntry{Revision: "r2", Outcome: store.OutcomeDegraded, Applied: t0.Add(-11 * time.Minute), Reason: "x"}
 	short := []Shortfall{{Workload: "web", Deadline: 10 * time.Minute}}
 	done := func(w desired.Workload) Rollout {
 		return Rollout{Workload: w.Name, Hash: w.Hash, State: RolloutComplete}
 	}
 	tests := []struct {
 		name      string
-		e         HistoryEntry
+		e         store.HistoryEntry
 		rollouts  map[string]Rollout
 		outcome   string
 		unsettled []Shortfall
 	}{
-		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, nil},
-		{"complete, but a workload short of its count: still progressing", prog, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, short},
-		{"short of its count past the deadline: degraded", old, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeDegraded, short},
-		{"a degraded revision whose counts are met: converged", degraded, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeConverged, nil},
-		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, nil},
-		{"still rolling out past the deadline: not degraded (the rollout fails or completes)", old, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, OutcomeProgressing, short},
-		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, OutcomeProgressing, nil},
-		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, OutcomeFailed, nil},
-		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutRolledBack}, "db": done(db)}, OutcomeFailed, nil},
+		{"every rollout complete: converged", prog, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeConverged, nil},
+		{"complete, but a workload short of its count: still progressing", prog, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeProgressing, short},
+		{"short of its count past the deadline: degraded", old, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeDegraded, short},
+		{"a degraded revision whose counts are met: converged", degraded, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeConverged, nil},
+		{"one still progressing", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, store.OutcomeProgressing, nil},
+		{"still rolling out past the deadline: not degraded (the rollout fails or completes)", old, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, State: RolloutProgressing}, "db": done(db)}, store.OutcomeProgressing, short},
+		{"a rollout of an older template does not count", prog, map[string]Rollout{"web": {Workload: "web", Hash: "old", State: RolloutComplete}, "db": done(db)}, store.OutcomeProgressing, nil},
+		{"one failed: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutFailed, Reason: "no progress"}, "db": done(db)}, store.OutcomeFailed, nil},
+		{"rolled back: failed", prog, map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r2", State: RolloutRolledBack}, "db": done(db)}, store.OutcomeFailed, nil},
 		{"failed under an earlier revision, unchanged by this one: beside the outcome, not its cause", prog,
-			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutRolledBack}, "db": done(db)}, OutcomeConverged, short},
+			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutRolledBack}, "db": done(db)}, store.OutcomeConverged, short},
 		{"failed under an earlier revision: not degraded by its count either", old,
-			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutFailed}, "db": done(db)}, OutcomeConverged, short},
-		{"settled entries stay", HistoryEntry{Revision: "r2", Outcome: OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeSuperseded, nil},
-		{"an entry of another revision waits", HistoryEntry{Revision: "r1", Outcome: OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, OutcomeProgressing, nil},
+			map[string]Rollout{"web": {Workload: "web", Hash: web.Hash, Revision: "r1", State: RolloutFailed}, "db": done(db)}, store.OutcomeConverged, short},
+		{"settled entries stay", store.HistoryEntry{Revision: "r2", Outcome: store.OutcomeSuperseded}, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeSuperseded, nil},
+		{"an entry of another revision waits", store.HistoryEntry{Revision: "r1", Outcome: store.OutcomeProgressing}, map[string]Rollout{"web": done(web), "db": done(db)}, store.OutcomeProgressing, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,13 +110,13 @@ func TestHistoryStep(t *testing.T) {
 			if got.Outcome != tt.outcome {
 				t.Fatalf("outcome %s (%s), want %s", got.Outcome, got.Reason, tt.outcome)
 			}
-			if got.Outcome == OutcomeDegraded && got.Reason != "rolled out, but short of replicas past the progress deadline: web" {
+			if got.Outcome == store.OutcomeDegraded && got.Reason != "rolled out, but short of replicas past the progress deadline: web" {
 				t.Fatalf("reason %q", got.Reason)
 			}
 			if strings.HasPrefix(tt.name, "failed under an earlier") && !strings.HasPrefix(got.AlreadyFailed, "web (") {
 				t.Fatalf("already failed %q, want web named", got.AlreadyFailed)
 			}
-			if got.Outcome == OutcomeConverged && (!got.Converged.Equal(t0) || got.Reason != "") {
+			if got.Outcome == store.OutcomeConverged && (!got.Converged.Equal(t0) || got.Reason != "") {
 				t.Fatalf("converged at %s", got.Converged)
 			}
 		})
@@ -129,12 +130,12 @@ func TestReplicaProblem(t *testing.T) {
 		r    replica
 		want string
 	}{
-		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Code: protocol.CodeImageNotFound, Failures: 3,
+		{replica{Replica: &protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Code: protocol.CodeImageNotFound, Failures: 3,
 			Message: "image_not_found: web:2 is not present on the node"}, node: "n1"},
 			"image_not_found: web:2 is not present on the node (replica web-1 on n1, 3 failed starts)"},
-		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Message: "container app: back-off restarting (exited with code 1, 4 restarts)"}, node: "n1"},
+		{replica{Replica: &protocol.Replica{ID: "web-1", State: protocol.StateWaiting, Message: "container app: back-off restarting (exited with code 1, 4 restarts)"}, node: "n1"},
 			"replica web-1 on n1 is waiting: container app: back-off restarting (exited with code 1, 4 restarts)"},
-		{replica{Replica: protocol.Replica{ID: "web-1", State: protocol.StateRunning}, node: "n1"}, "replica web-1 on n1 is running, not ready"},
+		{replica{Replica: &protocol.Replica{ID: "web-1", State: protocol.StateRunning}, node: "n1"}, "replica web-1 on n1 is running, not ready"},
 	} {
 		if got := replicaProblem(tc.r); got != tc.want {
 			t.Errorf("replicaProblem = %q, want %q", got, tc.want)

@@ -2,12 +2,14 @@ package reconciler
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // Revision describes one commit of the config repository.
@@ -49,10 +51,10 @@ type Status struct {
 	// kept where they are (disruption mode).
 	Disruption string `json:"disruption,omitempty"`
 	// Pin is set while the cluster is pinned to a revision (baton pin).
-	Pin *Pin `json:"pin,omitempty"`
+	Pin *store.Pin `json:"pin,omitempty"`
 	// Refused is set while the newest revision of the branch is one whose
 	// rollout failed before: it is not applied again on its own.
-	Refused *BadRevision `json:"refused,omitempty"`
+	Refused *store.BadRevision `json:"refused,omitempty"`
 	// Leader is the server answering, and Term its leadership term (0
 	// without leader election).
 	Leader string `json:"leader,omitempty"`
@@ -107,8 +109,8 @@ type WorkloadStatus struct {
 	States map[protocol.ReplicaState]int `json:"states,omitempty"`
 	// Pending counts replicas that fit on no node; PendingReason says why,
 	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
-	// Scale says who owns the desired count (Git or a ScalingSchedule) and
-	// the window in effect.
+	// Scale says who owns the desired count (Git, a ScalingSchedule, an
+	// autoscaler) and the window in effect: the pass's one scale decision.
 	Scale Scale `json:"scale"`
 	// Rollout is the latest template change and how it went.
 	Rollout       *Rollout        `json:"rollout,omitempty"`
@@ -156,37 +158,39 @@ func (r *Reconciler) Status() Status { return r.StatusWith(StatusRequest{Replica
 
 // StatusWith returns a snapshot of the reconciler's view as q asks.
 func (r *Reconciler) StatusWith(q StatusRequest) Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.cfg.Clock()
+	s := r.snap.Load()
+	if s == nil { // no pass yet
+		return Status{Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Leader: r.cfg.ID, Term: r.cfg.Term}
+	}
+	now := s.at
 	list := q.Replicas == ReplicasAll
 	if q.Replicas == "" || q.Replicas == ReplicasAuto {
 		total := 0
-		for _, n := range r.nodes {
-			total += len(n.Replicas)
+		for _, n := range s.nodes {
+			total += len(n.view.Replicas)
 		}
 		list = total <= AutoReplicas
 	}
 	omitted := 0
 	keep := func(workload string) bool { return q.Workload == "" || q.Workload == workload }
-	st := Status{Synced: r.synced, SyncedAt: r.syncedAt, Error: r.revErr, SourceError: r.sourceErr,
-		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: append([]string(nil), r.events...),
-		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: r.hold, Pin: r.pin, Refused: r.refused}
+	st := Status{Synced: s.synced, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
+		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string
-	if r.desired != nil {
-		st.Warnings = r.desired.Warnings
-		for _, w := range r.desired.Workloads {
+	if s.desired != nil {
+		st.Warnings = s.desired.Warnings
+		for _, w := range s.desired.Workloads {
 			if !keep(w.Name) {
 				continue
 			}
-			sc := scaleOf(w, r.desired, now)
-			if h, ok := r.hpa[w.Name]; ok && autoscaled(r.desired, w.Name) {
-				sc = hpaScale(w, r.desired, h, sc)
+			sc, ok := s.scales[w.Name]
+			if !ok {
+				sc = Scale{Replicas: w.Replicas, Owner: OwnerGit}
 			}
 			byName[w.Name] = &WorkloadStatus{Name: w.Name, SpecHash: w.Hash, Desired: sc.Replicas, Scale: sc, Replicas: []ReplicaStatus{}}
-			if ro, ok := r.rollouts[w.Name]; ok {
+			if ro, ok := s.rollouts[w.Name]; ok {
 				byName[w.Name].Rollout = &ro
 				if ro.State == RolloutRolledBack && ro.Hash == w.Hash {
 					byName[w.Name].SpecHash = ro.Healthy // what is desired now
@@ -195,15 +199,16 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 			names = append(names, w.Name)
 		}
 	}
-	for _, name := range sortedKeys(r.nodes) {
-		n := r.nodes[name]
-		ready := NodeReady(n.NodeView, now, r.cfg.NodeGrace)
-		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.LastHeartbeat,
-			Replicas: len(n.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion})
+	for _, name := range sortedKeys(s.nodes) {
+		n := s.nodes[name]
+		ready := NodeReady(n.view, now, s.grace)
+		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.view.LastHeartbeat,
+			Replicas: len(n.view.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion})
 		if !ready {
 			continue
 		}
-		for _, rep := range n.Replicas {
+		for i := range n.view.Replicas {
+			rep := &n.view.Replicas[i]
 			if !keep(rep.Workload) {
 				continue
 			}
@@ -213,19 +218,10 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 				byName[rep.Workload] = ws
 				names = append(names, rep.Workload)
 			}
-			rs := ReplicaStatus{ID: rep.ID, Node: name, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
-				PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message,
-				Code: rep.Code, Failures: rep.Failures, RetryAt: rep.RetryAt}
-			if rep.HostNetwork {
-				rs.PodIP = "host"
-			}
-			for _, p := range rep.Ports {
-				rs.Ports = append(rs.Ports, fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol))
-			}
 			// A Job's progress is counted from its pods: they are kept until
 			// then, and left out after if the lists are.
 			if list || strings.HasPrefix(rep.Workload, "job/") {
-				ws.Replicas = append(ws.Replicas, rs)
+				ws.Replicas = append(ws.Replicas, replicaStatus(name, rep))
 			} else {
 				omitted++
 			}
@@ -245,11 +241,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 		}
 	}
 	jobs := map[string]desired.Job{}
-	withJobs := r.desired
-	if r.withRuns != nil {
-		withJobs = r.withRuns
-	}
-	if withJobs != nil {
+	if withJobs := s.withRuns; withJobs != nil {
 		for _, j := range withJobs.Jobs {
 			if keep(JobWorkload(j.Name)) {
 				jobs[JobWorkload(j.Name)] = j
@@ -259,7 +251,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	sort.Strings(names)
 	for _, name := range names {
 		ws := byName[name]
-		if p, ok := r.pending[name]; ok {
+		if p, ok := s.pending[name]; ok {
 			ws.Pending, ws.PendingReason = p.Count, p.Reason
 		}
 		sort.Slice(ws.Replicas, func(i, j int) bool { return ws.Replicas[i].ID < ws.Replicas[j].ID })
@@ -286,6 +278,19 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	return st
 }
 
+func replicaStatus(node string, rep *protocol.Replica) ReplicaStatus {
+	rs := ReplicaStatus{ID: rep.ID, Node: node, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
+		PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message,
+		Code: rep.Code, Failures: rep.Failures, RetryAt: rep.RetryAt}
+	if rep.HostNetwork {
+		rs.PodIP = "host"
+	}
+	for _, p := range rep.Ports {
+		rs.Ports = append(rs.Ports, fmt.Sprintf("%d->%d/%s", p.HostPort, p.ContainerPort, p.Protocol))
+	}
+	return rs
+}
+
 // JobStatus is a Job's progress and its pods.
 type JobStatus struct {
 	JobProgress
@@ -298,7 +303,7 @@ type JobStatus struct {
 func jobStatus(j desired.Job, ws *WorkloadStatus, now time.Time) JobStatus {
 	var pods []replica
 	for _, rs := range ws.Replicas {
-		pods = append(pods, replica{Replica: protocol.Replica{ID: rs.ID, SpecHash: rs.SpecHash, State: rs.State,
+		pods = append(pods, replica{Replica: &protocol.Replica{ID: rs.ID, SpecHash: rs.SpecHash, State: rs.State,
 			ExitCode: rs.ExitCode, Restarts: rs.Restarts, StartedAt: rs.StartedAt}})
 	}
 	return JobStatus{JobProgress: jobProgress(j.Name, j.Spec, j.Hash, pods, now), Completions: j.Spec.Completions,

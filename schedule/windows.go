@@ -3,14 +3,18 @@ package schedule
 import (
 	"fmt"
 	"time"
-
-	"github.com/robfig/cron/v3"
 )
+
+// Cron is a parsed cron schedule in its time zone (desired.Cron).
+type Cron interface {
+	// Next is the first firing strictly after t (zero if none).
+	Next(t time.Time) time.Time
+}
 
 // Window sets a replica count each time its cron schedule fires.
 type Window struct {
 	Name     string
-	Cron     string
+	Cron     Cron
 	Replicas int
 }
 
@@ -26,40 +30,25 @@ type InEffect struct {
 	NextWindow string
 }
 
-// Parser accepts the five standard cron fields and descriptors like @daily.
-var Parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // lookbacks are searched in turn for a window's last firing: a window that
 // fires often is found in the first, a yearly one in the last.
 var lookbacks = []time.Duration{2 * time.Minute, time.Hour, 25 * time.Hour, 8 * 24 * time.Hour, 32 * 24 * time.Hour, 367 * 24 * time.Hour, 4 * 366 * 24 * time.Hour}
 
-// Windows returns the window in effect at now: the one that fired last, in
-// the time zone tz (IANA name; "" is UTC), and when the next change is due.
-// It is a pure function of its arguments (daylight-saving changes follow
-// the zone's rules, as robfig/cron applies them).
-func Windows(tz string, windows []Window, now time.Time) (InEffect, error) {
+// Windows returns the window in effect at now: the one that fired last (in
+// its schedule's time zone), and when the next change is due. It is a pure
+// function of its arguments (daylight-saving changes follow the zone's
+// rules, as robfig/cron applies them); the schedules were parsed when their
+// revision loaded, and a window without one is an error, never skipped.
+func Windows(windows []Window, now time.Time) (InEffect, error) {
 	var res InEffect
-	loc := time.UTC
-	if tz != "" {
-		l, err := time.LoadLocation(tz)
-		if err != nil {
-			return res, fmt.Errorf("time zone %q: %w", tz, err)
-		}
-		loc = l
-	}
-	now = now.In(loc)
 	for _, w := range windows {
-		sched, err := Parser.Parse(w.Cron)
-		if err != nil {
-			return res, fmt.Errorf("window %s: %w", w.Name, err)
+		if w.Cron == nil {
+			return res, fmt.Errorf("window %s: no parsed schedule", w.Name)
 		}
-		if s, ok := sched.(*cron.SpecSchedule); ok {
-			s.Location = loc
-		}
-		if next := sched.Next(now); !next.IsZero() && (res.Next.IsZero() || next.Before(res.Next)) {
+		if next := w.Cron.Next(now); !next.IsZero() && (res.Next.IsZero() || next.Before(res.Next)) {
 			res.Next, res.NextWindow = next, w.Name
 		}
-		if last, ok := lastFiring(sched, now); ok && (!res.OK || last.After(res.Since)) {
+		if last, ok := lastFiring(w.Cron, now); ok && (!res.OK || last.After(res.Since)) {
 			res.Window, res.Since, res.OK = w, last, true
 		}
 	}
@@ -67,7 +56,7 @@ func Windows(tz string, windows []Window, now time.Time) (InEffect, error) {
 }
 
 // lastFiring finds the schedule's latest firing at or before now.
-func lastFiring(s cron.Schedule, now time.Time) (time.Time, bool) {
+func lastFiring(s Cron, now time.Time) (time.Time, bool) {
 	for _, back := range lookbacks {
 		// Next is strictly after its argument: start a nanosecond early.
 		t := s.Next(now.Add(-back - time.Nanosecond))

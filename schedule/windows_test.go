@@ -4,10 +4,23 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/desired"
 )
 
+// parsed gives each window its schedule parsed in zone tz, as the loader does.
+func parsed(tz string, specs map[string]string, ws []Window) []Window {
+	out := make([]Window, len(ws))
+	for i, w := range ws {
+		w.Cron = desired.MustParseCron(specs[w.Name], tz)
+		out[i] = w
+	}
+	return out
+}
+
 func TestWindows(t *testing.T) {
-	market := []Window{{Name: "open", Cron: "30 9 * * MON-FRI", Replicas: 50}, {Name: "close", Cron: "0 16 * * MON-FRI", Replicas: 2}}
+	specs := map[string]string{"open": "30 9 * * MON-FRI", "close": "0 16 * * MON-FRI", "noon": "0 12 * * *", "new-year": "0 0 1 1 *"}
+	market := []Window{{Name: "open", Replicas: 50}, {Name: "close", Replicas: 2}}
 	utc := func(s string) time.Time {
 		v, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -31,13 +44,13 @@ func TestWindows(t *testing.T) {
 		{"weekend: Friday's close holds", "America/New_York", market, "2026-03-07T18:00:00Z", "close", "2026-03-06T21:00:00Z", "2026-03-09T13:30:00Z", "open"},
 		{"Monday after the DST change: the open is an hour earlier in UTC", "America/New_York", market, "2026-03-09T13:31:00Z", "open", "2026-03-09T13:30:00Z", "2026-03-09T20:00:00Z", "close"},
 		{"Monday 13:31 UTC in EST would still be closed; in EDT it is open", "America/New_York", market, "2026-03-09T13:29:00Z", "close", "2026-03-06T21:00:00Z", "2026-03-09T13:30:00Z", "open"},
-		{"exactly at a firing, it is in effect", "", []Window{{Name: "noon", Cron: "0 12 * * *", Replicas: 3}}, "2026-11-27T12:00:00Z", "noon", "2026-11-27T12:00:00Z", "2026-11-28T12:00:00Z", "noon"},
-		{"a yearly window fired months ago", "", []Window{{Name: "new-year", Cron: "0 0 1 1 *", Replicas: 9}}, "2026-11-27T12:00:00Z", "new-year", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", "new-year"},
+		{"exactly at a firing, it is in effect", "", []Window{{Name: "noon", Replicas: 3}}, "2026-11-27T12:00:00Z", "noon", "2026-11-27T12:00:00Z", "2026-11-28T12:00:00Z", "noon"},
+		{"a yearly window fired months ago", "", []Window{{Name: "new-year", Replicas: 9}}, "2026-11-27T12:00:00Z", "new-year", "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", "new-year"},
 		{"no windows", "", nil, "2026-11-27T12:00:00Z", "", "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Windows(tt.tz, tt.windows, utc(tt.now))
+			got, err := Windows(parsed(tt.tz, specs, tt.windows), utc(tt.now))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,24 +65,26 @@ func TestWindows(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Windows("Mars/Olympus", market, time.Now()); err == nil {
-		t.Fatal("unknown time zone accepted")
+	if _, err := Windows(market, time.Now()); err == nil {
+		t.Fatal("a window without a parsed schedule was not an error")
 	}
 }
 
 func ExampleWindows() {
-	windows := []Window{{Name: "open", Cron: "30 9 * * MON-FRI", Replicas: 50}, {Name: "close", Cron: "0 16 * * MON-FRI", Replicas: 2}}
+	ny := func(spec string) *desired.Cron { return desired.MustParseCron(spec, "America/New_York") }
+	windows := []Window{{Name: "open", Cron: ny("30 9 * * MON-FRI"), Replicas: 50}, {Name: "close", Cron: ny("0 16 * * MON-FRI"), Replicas: 2}}
 	now := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC) // a Friday, 10:00 in New York
-	w, _ := Windows("America/New_York", windows, now)
+	w, _ := Windows(windows, now)
 	fmt.Println(w.Window.Name, w.Window.Replicas, "next:", w.NextWindow, w.Next.Format("15:04 MST"))
 	// Output: open 50 next: close 16:00 EST
 }
 
 func BenchmarkWindows(b *testing.B) {
-	windows := []Window{{Name: "open", Cron: "30 9 * * MON-FRI", Replicas: 50}, {Name: "close", Cron: "0 16 * * MON-FRI", Replicas: 2}}
+	ny := func(spec string) *desired.Cron { return desired.MustParseCron(spec, "America/New_York") }
+	windows := []Window{{Name: "open", Cron: ny("30 9 * * MON-FRI"), Replicas: 50}, {Name: "close", Cron: ny("0 16 * * MON-FRI"), Replicas: 2}}
 	now := time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC) // Saturday: the last firing is a day back
 	for b.Loop() {
-		if _, err := Windows("America/New_York", windows, now); err != nil {
+		if _, err := Windows(windows, now); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/reconciler"
 )
 
 // TestAutoscaleOnCPU: pods that use all of their CPU limit (and so twice
@@ -52,7 +54,7 @@ spec:
 	t.Logf("scaled from 1 to 3 replicas on CPU in %s", time.Since(start).Round(100*time.Millisecond))
 	st := c.status()
 	sc := st.Workloads[0].Scale
-	if sc.Owner != "HorizontalPodAutoscaler hello" || !strings.Contains(sc.Reason, "target 50%") {
+	if sc.Owner != reconciler.OwnerAutoscaler || sc.Name != "hello" || !strings.Contains(sc.Reason, "target 50%") {
 		t.Fatalf("scale %+v", sc)
 	}
 	// The count stays at maxReplicas: the autoscaler, not spec.replicas, owns it.

@@ -19,6 +19,7 @@ import (
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // run runs the baton command line in-process.
@@ -160,12 +161,12 @@ func TestPlanCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := reconciler.OpenStore(context.Background(), js, 1)
+	kv, err := store.Open(context.Background(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.New(js, "s1", nil)
-	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: store}))
+	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: kv}))
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 

@@ -9,9 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/batonhq/baton/reconciler/store"
 	"github.com/spf13/cobra"
-
-	"github.com/batonhq/baton/reconciler"
 )
 
 func historyCmd() *cobra.Command {
@@ -83,13 +82,13 @@ func waitCmd() *cobra.Command {
 				}
 				if e, ok := findRevision(h, want); ok {
 					switch e.Outcome {
-					case reconciler.OutcomeConverged:
+					case store.OutcomeConverged:
 						fmt.Fprintf(cmd.OutOrStdout(), "revision %s converged in %s\n", short(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond))
 						if e.AlreadyFailed != "" {
 							fmt.Fprintf(cmd.OutOrStdout(), "already failed before this revision, and left alone by it: %s\n", e.AlreadyFailed)
 						}
 						return nil
-					case reconciler.OutcomeFailed, reconciler.OutcomeSuperseded, reconciler.OutcomeDegraded:
+					case store.OutcomeFailed, store.OutcomeSuperseded, store.OutcomeDegraded:
 						return fmt.Errorf("%w: %s %s: %s", errNotConverged, short(e.Revision), e.Outcome, e.Reason)
 					}
 				}
@@ -108,13 +107,13 @@ func waitCmd() *cobra.Command {
 
 // findRevision finds rev (a full or abbreviated commit; "" for the latest)
 // in the history, newest first.
-func findRevision(h []reconciler.HistoryEntry, rev string) (reconciler.HistoryEntry, bool) {
+func findRevision(h []store.HistoryEntry, rev string) (store.HistoryEntry, bool) {
 	for i := len(h) - 1; i >= 0; i-- {
 		if rev == "" || strings.HasPrefix(h[i].Revision, rev) {
 			return h[i], true
 		}
 	}
-	return reconciler.HistoryEntry{}, false
+	return store.HistoryEntry{}, false
 }
 
 func pinCmd() *cobra.Command {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -11,42 +9,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
-	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/internal/natsserver"
 )
 
 // startNATS starts an embedded NATS server with JetStream, storing under dir
-// and listening on listen (host:port; port 0 or -1 picks a free one).
+// and listening on listen (host:port; port 0 picks a free one).
 func startNATS(listen, dir string) (*server.Server, error) {
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	opts := &server.Options{
-		ServerName: "baton",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoSigs:     true,
-		MaxPayload: protocol.MaxMessageBytes,
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(15 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats did not start listening on %s", listen)
-	}
-	return s, nil
+	return natsserver.Start(natsserver.Config{Listen: listen, StoreDir: dir})
 }
 
 // connectNATS connects to url, reconnecting forever.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // plane is where an operator command reads and writes the control plane:
@@ -124,12 +125,12 @@ func (p *plane) events(ctx context.Context, tail int) ([]string, error) {
 		return nil, err
 	}
 	defer done()
-	return reconciler.Recent(ctx, js, tail)
+	return store.Recent(ctx, js, tail)
 }
 
-func (p *plane) history(ctx context.Context) ([]reconciler.HistoryEntry, error) {
+func (p *plane) history(ctx context.Context) ([]store.HistoryEntry, error) {
 	if p.useAPI {
-		var ans struct{ History []reconciler.HistoryEntry }
+		var ans struct{ History []store.HistoryEntry }
 		err := p.call(ctx, http.MethodGet, "/api/v1/history", nil, &ans)
 		return ans.History, err
 	}
@@ -138,21 +139,21 @@ func (p *plane) history(ctx context.Context) ([]reconciler.HistoryEntry, error) 
 		return nil, err
 	}
 	defer done()
-	return reconciler.ReadHistory(ctx, js)
+	return store.ReadHistory(ctx, js)
 }
 
-func (p *plane) pin(ctx context.Context, rev, by, reason string) (reconciler.HistoryEntry, error) {
+func (p *plane) pin(ctx context.Context, rev, by, reason string) (store.HistoryEntry, error) {
 	if p.useAPI {
-		var ans struct{ Pinned reconciler.HistoryEntry }
+		var ans struct{ Pinned store.HistoryEntry }
 		err := p.call(ctx, http.MethodPut, "/api/v1/pin", httpapi.PinRequest{Revision: rev, By: by, Reason: reason}, &ans)
 		return ans.Pinned, err
 	}
 	js, done, err := connectJS(p.natsURL, "baton-pin")
 	if err != nil {
-		return reconciler.HistoryEntry{}, err
+		return store.HistoryEntry{}, err
 	}
 	defer done()
-	return reconciler.PinRevision(ctx, js, rev, by, reason)
+	return store.PinRevision(ctx, js, rev, by, reason)
 }
 
 func (p *plane) unpin(ctx context.Context) error {
@@ -164,7 +165,7 @@ func (p *plane) unpin(ctx context.Context) error {
 		return err
 	}
 	defer done()
-	return reconciler.ClearPin(ctx, js)
+	return store.ClearPin(ctx, js)
 }
 
 // plan asks the API (the only way: planning needs the leader's live view).

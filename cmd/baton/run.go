@@ -13,11 +13,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
+	"github.com/batonhq/baton/reconciler/lease"
+	"github.com/batonhq/baton/reconciler/store"
 	"github.com/batonhq/baton/schedule"
 )
 
@@ -44,7 +47,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	store, err := reconciler.OpenStore(ctx, js, o.bucketReplicas)
+	st, err := store.Open(ctx, js, o.bucketReplicas)
 	if err != nil {
 		return err
 	}
@@ -64,7 +67,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopHook()
-	cfg := reconciler.Config{NATS: nc, Store: store, NodeGrace: o.nodeGrace, ID: o.id}
+	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.id}
 	switch o.placement {
 	case "", "spread":
 	case "binpack":
@@ -87,10 +90,10 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	if cfg.Events, err = reconciler.OpenEventLog(ctx, js, o.bucketReplicas); err != nil {
+	if cfg.Events, err = store.OpenEventLog(ctx, js, o.bucketReplicas); err != nil {
 		return err
 	}
-	lease, err := reconciler.OpenLease(ctx, js, cfg.ID, ttl, o.bucketReplicas)
+	ls, err := lease.Open(ctx, js, cfg.ID, ttl, o.bucketReplicas)
 	if err != nil {
 		return err
 	}
@@ -108,17 +111,21 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		Str("semver", gcfg.SemVer).Str("commit", gcfg.Commit).Str("path", o.path).Str("auth", gcfg.Auth.String()).
 		Dur("poll", o.poll).Dur("leaseTTL", ttl).Msg("following config repository")
 	for {
-		term, err := lease.Acquire(ctx)
+		term, err := ls.Acquire(ctx)
 		if err != nil {
 			return nil // ctx ended while standing by
 		}
 		cfg.Term = term
-		err = lead(ctx, js, lease, src, o.poll, cfg, api)
-		if ctx.Err() != nil {
-			// Shutting down: hand over at once instead of after the TTL.
-			if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+		err = lead(ctx, js, ls, src, o.poll, cfg, api)
+		if ctx.Err() != nil || errors.Is(err, reconciler.ErrDeposed) {
+			// Hand over at once instead of after the TTL.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := ls.Release(rctx); err != nil {
 				log.Warn().Err(err).Msg("release leader lease")
 			}
+			cancel()
+		}
+		if ctx.Err() != nil {
 			return nil
 		}
 		log.Warn().Err(err).Uint64("term", term).Msg("leadership ended; standing by")
@@ -129,16 +136,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 // over within about this long.
 const DefaultLeaseTTL = 6 * time.Second
 
-// lead runs the reconciler and the git source while the lease is held; it
-// returns why leadership ended.
-func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config, api *httpapi.Server) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	held := make(chan error, 1)
-	go func() {
-		held <- lease.Hold(ctx)
-		cancel()
-	}()
+// lead runs the reconciler, the git source and the pin watcher while the
+// lease is held; it returns why leadership ended, once every goroutine it
+// started has.
+func lead(ctx context.Context, js jetstream.JetStream, ls *lease.Lease, src *gitsource.Source, poll time.Duration, cfg reconciler.Config, api *httpapi.Server) error {
+	g, ctx := errgroup.WithContext(ctx)
 	cfg.Revisions = cachedRevisions{src}
 	rec := reconciler.New(cfg)
 	api.SetLeader(rec)
@@ -147,48 +149,50 @@ func lead(ctx context.Context, js jetstream.JetStream, lease *reconciler.Lease, 
 		rev := reconciler.Revision{ID: s.Revision, Ref: s.Ref, Message: s.Message, Author: s.Author, Time: s.Time}
 		_ = rec.SetRevision(ctx, rev, s.Files) // a bad revision is logged and shown in status
 	}
+	log := zerolog.Ctx(ctx)
+	// The lease: its loss ends the group (and so the reconciler).
+	g.Go(func() error { return ls.Hold(ctx) })
+	g.Go(func() error { return rec.Run(ctx) })
 	// While pinned, the reconciler takes no other revision than the pinned
 	// one: new commits are polled and loaded, and not applied.
-	go src.Poll(ctx, poll, apply, rec.SetSourceError)
+	g.Go(func() error {
+		src.Poll(ctx, poll, apply, rec.SetSourceError)
+		return nil
+	})
 	// baton pin / unpin: apply a cached revision and stop following the
 	// branch, or follow it again.
-	log := zerolog.Ctx(ctx)
-	var pinned *reconciler.Pin // only the watcher's goroutine uses it
-	if err := reconciler.WatchPin(ctx, js, func(p *reconciler.Pin) {
-		prev := pinned
-		pinned = p
-		switch {
-		case p != nil:
-			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			snap, err := src.AtOrFetch(fctx, p.Revision)
-			cancel()
-			if err != nil {
-				log.Error().Err(err).Str("revision", p.Revision).Msg("pinned revision is not in the cache")
-				rec.SetSourceError(fmt.Errorf("pinned revision %s: %w", p.Revision, err))
+	var pinned *store.Pin // only the watcher's goroutine uses it
+	g.Go(func() error {
+		return store.WatchPin(ctx, js, func(p *store.Pin) {
+			prev := pinned
+			pinned = p
+			switch {
+			case p != nil:
+				fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				snap, err := src.AtOrFetch(fctx, p.Revision)
+				cancel()
+				if err != nil {
+					log.Error().Err(err).Str("revision", p.Revision).Msg("pinned revision is not in the cache")
+					rec.SetSourceError(fmt.Errorf("pinned revision %s: %w", p.Revision, err))
+				}
+				rec.SetPinned(p)
+				if err == nil {
+					snap.Ref = "pinned"
+					apply(snap)
+				}
+			case prev != nil:
+				rec.SetPinned(nil)
+				if snap, err := src.Fetch(ctx); err != nil {
+					rec.SetSourceError(err)
+				} else {
+					apply(snap)
+				}
 			}
-			rec.SetPinned(p)
-			if err == nil {
-				snap.Ref = "pinned"
-				apply(snap)
-			}
-		case prev != nil:
-			rec.SetPinned(nil)
-			if snap, err := src.Fetch(ctx); err != nil {
-				rec.SetSourceError(err)
-			} else {
-				apply(snap)
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	err := rec.Run(ctx)
-	cancel()
-	if herr := <-held; herr != nil {
-		return herr
-	}
-	if errors.Is(err, reconciler.ErrDeposed) {
-		_ = lease.Release(context.WithoutCancel(ctx))
+		})
+	})
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
 	}
 	return err
 }

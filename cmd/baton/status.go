@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 func statusCmd() *cobra.Command {
@@ -123,8 +124,8 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	}
 	tw.Flush()
 	for _, wl := range st.Workloads {
-		if sc := wl.Scale; sc.Owner != "" && sc.Owner != "git" {
-			line := fmt.Sprintf("Scale: %s: %d replicas, set by %s", wl.Name, sc.Replicas, sc.Owner)
+		if sc := wl.Scale; sc.Owner != reconciler.OwnerGit {
+			line := fmt.Sprintf("Scale: %s: %d replicas, set by %s", wl.Name, sc.Replicas, sc.By())
 			if sc.Reason != "" {
 				line += " (" + sc.Reason + ")"
 			}
@@ -134,7 +135,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			switch {
 			case sc.Window != "":
 				line += fmt.Sprintf("; window %s since %s", sc.Window, sc.Since.Format(time.RFC3339))
-			case strings.HasPrefix(sc.Owner, "ScalingSchedule") || strings.Contains(sc.Floor, "ScalingSchedule"):
+			case sc.Owner == reconciler.OwnerSchedule || sc.FloorBy == reconciler.OwnerSchedule:
 				line += "; no window has fired yet: spec.replicas"
 			}
 			if sc.NextWindow != "" {
@@ -232,6 +233,6 @@ func eventsCmd() *cobra.Command {
 		},
 	}
 	pl.register(cmd.Flags())
-	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", reconciler.MaxStoredEvents))
+	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", store.MaxStoredEvents))
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/batonhq/baton/internal/natsserver"
 	"github.com/batonhq/baton/internal/ociarchive"
 	"github.com/batonhq/baton/nodeagent"
 )
@@ -67,26 +68,30 @@ func HelloArchive(tb testing.TB) string {
 	return archive
 }
 
-// NATS starts a NATS server on a loopback port chosen by the kernel, with
-// JetStream in a temporary directory, and returns a connection to it.
+// NATS starts the embedded NATS server (NATSServer) and returns a
+// connection to it.
 func NATS(tb testing.TB) *nats.Conn {
 	tb.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats did not start")
-	}
-	tb.Cleanup(s.Shutdown)
+	s := NATSServer(tb)
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// NATSServer starts the server Baton embeds (internal/natsserver: the
+// production settings), on a loopback port chosen by the kernel, with
+// JetStream in a temporary directory; it is shut down when the test ends.
+func NATSServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	s, err := natsserver.Start(natsserver.Config{Listen: "127.0.0.1:0", StoreDir: tb.TempDir(), Quiet: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Shutdown)
+	return s
 }
 
 // HelloBinary returns the static hello server binary (built by HelloArchive).

@@ -194,7 +194,36 @@ type Op string
 const (
 	OpStart Op = "start"
 	OpStop  Op = "stop"
+	// OpBatch carries every start and stop a reconciler pass has for one
+	// node, in one message; the reply has one result per item.
+	OpBatch Op = "batch"
 )
+
+// MaxBatch bounds the items of one batch.
+const MaxBatch = 10_000
+
+// Batch is the starts and stops of one pass for one node. Stops are
+// carried out before starts (a stop may free what a start needs).
+type Batch struct {
+	Starts []ReplicaSpec `json:"starts,omitempty"`
+	Stops  []string      `json:"stops,omitempty"`
+}
+
+// ItemResult is the answer to one item of a batch.
+type ItemResult struct {
+	ID    string    `json:"id"`
+	OK    bool      `json:"ok"`
+	Code  ErrorCode `json:"code,omitempty"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Err returns the item's error, or nil when it is OK.
+func (r ItemResult) Err() error {
+	if r.OK {
+		return nil
+	}
+	return &CommandError{Code: r.Code, Msg: r.Error}
+}
 
 // ReplicaSpec is everything a node needs to run a replica.
 type ReplicaSpec struct {
@@ -211,6 +240,8 @@ type Command struct {
 	Start   *ReplicaSpec `json:"start,omitempty"`
 	// StopID is the replica to stop, with Op == OpStop.
 	StopID string `json:"stopId,omitempty"`
+	// Batch is the starts and stops of OpBatch.
+	Batch *Batch `json:"batch,omitempty"`
 	// Term is the issuing leader's term: a node refuses commands of a term
 	// older than the newest it has seen (0 with no leader election).
 	Term uint64 `json:"term,omitempty"`
@@ -263,6 +294,8 @@ type Reply struct {
 	OK      bool      `json:"ok"`
 	Code    ErrorCode `json:"code,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	// Results answer a batch's stops, then its starts, in order.
+	Results []ItemResult `json:"results,omitempty"`
 }
 
 // CommandError is the error carried by a failed Reply.

@@ -19,6 +19,7 @@ import (
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // Roles of tokens.
@@ -388,9 +389,9 @@ func fromKV(w http.ResponseWriter, r *http.Request, key string, read func(contex
 	defer cancel()
 	v, err := read(ctx)
 	switch {
-	case errors.Is(err, reconciler.ErrNeverApplied):
+	case errors.Is(err, store.ErrNeverApplied):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, reconciler.ErrBadPin):
+	case errors.Is(err, store.ErrBadPin):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case err != nil:
 		writeError(w, http.StatusBadGateway, err.Error())
@@ -400,7 +401,7 @@ func fromKV(w http.ResponseWriter, r *http.Request, key string, read func(contex
 }
 
 func (s *Server) getPin(w http.ResponseWriter, r *http.Request) {
-	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return reconciler.ReadPin(ctx, s.js) })
+	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return store.ReadPin(ctx, s.js) })
 }
 
 func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
@@ -409,12 +410,12 @@ func (s *Server) putPin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fromKV(w, r, "pinned", func(ctx context.Context) (any, error) {
-		return reconciler.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
+		return store.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
 	})
 }
 
 func (s *Server) deletePin(w http.ResponseWriter, r *http.Request) {
-	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return nil, reconciler.ClearPin(ctx, s.js) })
+	fromKV(w, r, "pin", func(ctx context.Context) (any, error) { return nil, store.ClearPin(ctx, s.js) })
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
@@ -427,9 +428,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		tail = n
 	}
-	fromKV(w, r, "events", func(ctx context.Context) (any, error) { return reconciler.Recent(ctx, s.js, tail) })
+	fromKV(w, r, "events", func(ctx context.Context) (any, error) { return store.Recent(ctx, s.js, tail) })
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	fromKV(w, r, "history", func(ctx context.Context) (any, error) { return reconciler.ReadHistory(ctx, s.js) })
+	fromKV(w, r, "history", func(ctx context.Context) (any, error) { return store.ReadHistory(ctx, s.js) })
 }

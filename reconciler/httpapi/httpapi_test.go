@@ -24,6 +24,7 @@ import (
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 const (
@@ -38,11 +39,11 @@ func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	store, err := reconciler.OpenStore(ctx, js, 1)
+	kv, err := store.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reconciler.OpenEventLog(ctx, js, 1); err != nil {
+	if _, err := store.OpenEventLog(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "tokens")
@@ -54,7 +55,7 @@ func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	api := httpapi.New(js, "s1", tokens)
-	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: store, ID: "s1", Term: 4}))
+	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: kv, ID: "s1", Term: 4}))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return api, srv

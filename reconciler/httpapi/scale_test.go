@@ -14,6 +14,7 @@ import (
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // TestStatusAt100kReplicas: 500 simulated nodes report 200 replicas each
@@ -29,11 +30,11 @@ func TestStatusAt100kReplicas(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store, err := reconciler.OpenStore(ctx, js, 1)
+	kv, err := store.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := reconciler.New(reconciler.Config{NATS: nc, Store: store, NodeGrace: time.Hour, Resync: time.Hour})
+	rec := reconciler.New(reconciler.Config{NATS: nc, Store: kv, NodeGrace: time.Hour, Resync: time.Hour})
 	go func() { _ = rec.Run(ctx) }()
 	time.Sleep(100 * time.Millisecond) // subscribed
 	now := time.Now().UTC()

@@ -1,4 +1,9 @@
-package reconciler
+// Package store owns Baton's state in NATS JetStream: the KV bucket "baton"
+// and its keys, compare-and-set writes (a reconciler that finds a key
+// changed by another stops acting), the events stream, and the records that
+// the CLI and the API read without a reconciler: the history of revisions,
+// the pin, bad revisions and events.
+package store
 
 import (
 	"context"
@@ -15,13 +20,8 @@ import (
 // Bucket is the JetStream key-value bucket holding the reconciler's state.
 const Bucket = "baton"
 
-const (
-	keySynced        = "revision.synced"
-	assignmentPrefix = "assign."
-	rolloutPrefix    = "rollout."
-	hpaPrefix        = "hpa."
-	cronPrefix       = "cron."
-)
+// KeySynced holds the SyncedRevision.
+const KeySynced = "revision.synced"
 
 // ErrConflict is returned by a write when the key changed since this store
 // last read or wrote it: another reconciler writes the bucket, so this one
@@ -45,9 +45,9 @@ type Store struct {
 	revs map[string]uint64 // last revision seen per key; 0: absent or deleted
 }
 
-// OpenStore creates the bucket if needed. replicas is the bucket's replication
+// Open creates the bucket if needed. replicas is the bucket's replication
 // factor (1 on a single server, 3 on a cluster).
-func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "Baton reconciler state",
@@ -60,9 +60,19 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Stor
 	return &Store{kv: kv, revs: map[string]uint64{}}, nil
 }
 
-// forget drops the revisions seen: a reconciler that starts reads
+// openBucket opens the state bucket for a reader that runs no reconciler
+// (the CLI, the API of any server).
+func openBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %q (is a baton server running?): %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// Reset drops the revisions seen: a reconciler that starts to lead reads
 // everything again.
-func (s *Store) forget() {
+func (s *Store) Reset() {
 	s.mu.Lock()
 	s.revs = map[string]uint64{}
 	s.mu.Unlock()
@@ -74,8 +84,8 @@ func (s *Store) seen(key string, rev uint64) {
 	s.mu.Unlock()
 }
 
-// put writes v at key with a compare-and-set.
-func (s *Store) put(ctx context.Context, key string, v any) error {
+// Put writes v at key with a compare-and-set.
+func (s *Store) Put(ctx context.Context, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -99,8 +109,8 @@ func (s *Store) put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// del deletes key with a compare-and-set; a key never seen is not there.
-func (s *Store) del(ctx context.Context, key string) error {
+// Delete deletes key with a compare-and-set; a key never seen is not there.
+func (s *Store) Delete(ctx context.Context, key string) error {
 	s.mu.Lock()
 	rev := s.revs[key]
 	s.mu.Unlock()
@@ -118,8 +128,8 @@ func (s *Store) del(ctx context.Context, key string) error {
 	return nil
 }
 
-// get reads one key into v; found is false when it is absent.
-func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
+// Get reads one key into v; found is false when it is absent.
+func (s *Store) Get(ctx context.Context, key string, v any) (bool, error) {
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.seen(key, 0)
@@ -135,9 +145,10 @@ func (s *Store) get(ctx context.Context, key string, v any) (bool, error) {
 	return true, nil
 }
 
-// list reads every key under prefix. A damaged record (not JSON, or refused
-// by valid) is skipped: the state it held is rebuilt from what runs.
-func list[T any](ctx context.Context, s *Store, prefix string, valid func(name string, v T) bool) (map[string]T, error) {
+// List reads every key under prefix, by the rest of the key. A damaged
+// record (not JSON, or refused by valid) is skipped: the state it held is
+// rebuilt from what runs.
+func List[T any](ctx context.Context, s *Store, prefix string, valid func(name string, v T) bool) (map[string]T, error) {
 	out := map[string]T{}
 	lister, err := s.kv.ListKeysFiltered(ctx, prefix+">")
 	if err != nil {
@@ -166,56 +177,14 @@ func list[T any](ctx context.Context, s *Store, prefix string, valid func(name s
 // Synced returns the last synced revision, or a zero value if there is none.
 func (s *Store) Synced(ctx context.Context) (SyncedRevision, error) {
 	var sr SyncedRevision
-	_, err := s.get(ctx, keySynced, &sr)
+	_, err := s.Get(ctx, KeySynced, &sr)
 	return sr, err
 }
 
-// SetSynced records rev as the last synced revision.
-func (s *Store) SetSynced(ctx context.Context, sr SyncedRevision) error {
-	return s.put(ctx, keySynced, sr)
-}
-
-// Assignments loads every recorded assignment.
-func (s *Store) Assignments(ctx context.Context) (map[string]Assignment, error) {
-	return list(ctx, s, assignmentPrefix, func(id string, a Assignment) bool { return a.ReplicaID == id })
-}
-
-// PutAssignment records a.
-func (s *Store) PutAssignment(ctx context.Context, a Assignment) error {
-	return s.put(ctx, assignmentPrefix+a.ReplicaID, a)
-}
-
-// DeleteAssignment removes the assignment of a replica.
-func (s *Store) DeleteAssignment(ctx context.Context, id string) error {
-	return s.del(ctx, assignmentPrefix+id)
-}
-
-// Rollouts loads the rollout record of every workload.
-func (s *Store) Rollouts(ctx context.Context) (map[string]Rollout, error) {
-	return list(ctx, s, rolloutPrefix, func(w string, ro Rollout) bool { return ro.Workload == w })
-}
-
-// PutRollout records a workload's rollout.
-func (s *Store) PutRollout(ctx context.Context, ro Rollout) error {
-	return s.put(ctx, rolloutPrefix+ro.Workload, ro)
-}
-
-// Autoscalers loads the state of every autoscaler, by target workload.
-func (s *Store) Autoscalers(ctx context.Context) (map[string]HPAState, error) {
-	return list[HPAState](ctx, s, hpaPrefix, nil)
-}
-
-// PutAutoscaler records the autoscaler state of a workload.
-func (s *Store) PutAutoscaler(ctx context.Context, workload string, st HPAState) error {
-	return s.put(ctx, hpaPrefix+workload, st)
-}
-
-// Crons loads the state of every CronJob, by name.
-func (s *Store) Crons(ctx context.Context) (map[string]CronState, error) {
-	return list[CronState](ctx, s, cronPrefix, nil)
-}
-
-// PutCron records a CronJob's state.
-func (s *Store) PutCron(ctx context.Context, name string, st CronState) error {
-	return s.put(ctx, cronPrefix+name, st)
+// Short12 is a commit as messages show it.
+func Short12(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }

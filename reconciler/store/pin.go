@@ -1,4 +1,4 @@
-package reconciler
+package store
 
 import (
 	"context"
@@ -22,17 +22,8 @@ type Pin struct {
 	At       time.Time `json:"at"`
 }
 
-const keyPin = "pin"
-
-// openBucket opens the state bucket for a reader that runs no reconciler
-// (the CLI, the API of any server).
-func openBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, Bucket)
-	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %q (is a baton server running?): %w", Bucket, err)
-	}
-	return kv, nil
-}
+// KeyPin holds the Pin.
+const KeyPin = "pin"
 
 // SetPin pins the cluster to p.Revision (a full commit hash).
 func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
@@ -41,7 +32,7 @@ func SetPin(ctx context.Context, js jetstream.JetStream, p Pin) error {
 		return err
 	}
 	b, _ := json.Marshal(p)
-	if _, err := kv.Put(ctx, keyPin, b); err != nil {
+	if _, err := kv.Put(ctx, KeyPin, b); err != nil {
 		return fmt.Errorf("pin: %w", err)
 	}
 	return nil
@@ -66,7 +57,7 @@ func PinRevision(ctx context.Context, js jetstream.JetStream, rev, by, reason st
 			continue
 		}
 		if found != nil && found.Revision != h[i].Revision {
-			return HistoryEntry{}, fmt.Errorf("%w: %q names %s and %s: give more digits", ErrBadPin, rev, short12(found.Revision), short12(h[i].Revision))
+			return HistoryEntry{}, fmt.Errorf("%w: %q names %s and %s: give more digits", ErrBadPin, rev, Short12(found.Revision), Short12(h[i].Revision))
 		}
 		if found == nil {
 			found = &h[i]
@@ -101,7 +92,7 @@ func ClearPin(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return err
 	}
-	if err := kv.Delete(ctx, keyPin); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := kv.Delete(ctx, KeyPin); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("unpin: %w", err)
 	}
 	return nil
@@ -113,7 +104,7 @@ func ReadPin(ctx context.Context, js jetstream.JetStream) (*Pin, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := kv.Get(ctx, keyPin)
+	e, err := kv.Get(ctx, KeyPin)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -128,63 +119,48 @@ func ReadPin(ctx context.Context, js jetstream.JetStream) (*Pin, error) {
 }
 
 // WatchPin calls onChange with the pin (nil when there is none) now and at
-// each change, until ctx ends.
+// each change, until ctx ends; it returns then (nil), or when the watch
+// cannot be set up or breaks.
 func WatchPin(ctx context.Context, js jetstream.JetStream, onChange func(*Pin)) error {
 	kv, err := openBucket(ctx, js)
 	if err != nil {
 		return err
 	}
-	w, err := kv.Watch(ctx, keyPin)
+	w, err := kv.Watch(ctx, KeyPin)
 	if err != nil {
 		return fmt.Errorf("watch pin: %w", err)
 	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		seenInitial := false
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
+	defer func() { _ = w.Stop() }()
+	seenInitial := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
 				}
-				if e == nil { // end of the initial values
-					if !seenInitial {
-						seenInitial = true
-						onChange(nil)
-					}
-					continue
-				}
-				seenInitial = true
-				if e.Operation() != jetstream.KeyValuePut {
-					onChange(nil)
-					continue
-				}
-				var p Pin
-				if err := json.Unmarshal(e.Value(), &p); err != nil {
-					zerolog.Ctx(ctx).Warn().Err(err).Msg("pin record damaged: ignored")
-					continue
-				}
-				onChange(&p)
+				return errors.New("watch pin: the watch ended")
 			}
+			if e == nil { // end of the initial values
+				if !seenInitial {
+					seenInitial = true
+					onChange(nil)
+				}
+				continue
+			}
+			seenInitial = true
+			if e.Operation() != jetstream.KeyValuePut {
+				onChange(nil)
+				continue
+			}
+			var p Pin
+			if err := json.Unmarshal(e.Value(), &p); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Msg("pin record damaged: ignored")
+				continue
+			}
+			onChange(&p)
 		}
-	}()
-	return nil
-}
-
-// SetPinned records the pin in force (nil: none): while pinned, no other
-// revision is taken (a revision loaded just before is dropped).
-func (r *Reconciler) SetPinned(p *Pin) {
-	r.mu.Lock()
-	r.pin = p
-	if p != nil && r.next != nil && r.next.rev.ID != p.Revision {
-		r.next = nil // loaded just before the pin: not applied
-	}
-	r.mu.Unlock()
-	if p != nil {
-		r.event(fmt.Sprintf("pinned to revision %s by %s: %s", short12(p.Revision), p.By, p.Reason))
-	} else {
-		r.event("unpinned: following the branch again")
 	}
 }

@@ -1,4 +1,4 @@
-package reconciler
+package lease
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 func openLease(t testing.TB, js jetstream.JetStream, id string, ttl time.Duration) *Lease {
 	t.Helper()
-	l, err := OpenLease(context.Background(), js, id, ttl, 1)
+	l, err := Open(context.Background(), js, id, ttl, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +77,8 @@ func TestLease(t *testing.T) {
 	}
 	t.Logf("takeover after the holder died: %s (TTL %s)", time.Since(start).Round(10*time.Millisecond), ttl)
 	// b wakes up and tries to renew: it learns it lost.
-	if err := b.Hold(ctx); !errors.Is(err, ErrLeaseLost) {
-		t.Fatalf("b's renewal: %v, want ErrLeaseLost", err)
+	if err := b.Hold(ctx); !errors.Is(err, ErrLost) {
+		t.Fatalf("b's renewal: %v, want ErrLost", err)
 	}
 }
 

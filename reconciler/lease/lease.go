@@ -1,4 +1,9 @@
-package reconciler
+// Package lease elects one leader among the Baton servers that share a NATS
+// cluster, with a key in a JetStream KV bucket whose entries the NATS server
+// expires: a leader that stops renewing loses the lease after its TTL. The
+// term of a leadership is the KV revision at which it was taken; agents
+// refuse the commands of a term older than one they have seen.
+package lease
 
 import (
 	"context"
@@ -11,19 +16,19 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// LeaderBucket holds the leader lease. Its entries expire after the lease's
+// Bucket holds the leader lease. Its entries expire after the lease's
 // TTL on the NATS server's clock, so a leader that stops renewing loses the
 // lease without any server's clock having to agree with another's.
-const LeaderBucket = "baton-leader"
+const Bucket = "baton-leader"
 
 const leaderKey = "leader"
 
-// ErrLeaseLost is returned by Hold when another server took the lease, or
+// ErrLost is returned by Hold when another server took the lease, or
 // when it could not be renewed before it would expire.
-var ErrLeaseLost = errors.New("leader lease lost")
+var ErrLost = errors.New("leader lease lost")
 
-// LeaderInfo names the holder of the lease.
-type LeaderInfo struct {
+// Info names the holder of the lease.
+type Info struct {
 	ID   string    `json:"id"`
 	Term uint64    `json:"term"`
 	At   time.Time `json:"acquiredAt"`
@@ -42,21 +47,21 @@ type Lease struct {
 	term uint64
 }
 
-// OpenLease opens (creating if needed) the lease bucket with the given TTL.
+// Open opens (creating if needed) the lease bucket with the given TTL.
 // id names this server in the lease.
-func OpenLease(ctx context.Context, js jetstream.JetStream, id string, ttl time.Duration, replicas int) (*Lease, error) {
+func Open(ctx context.Context, js jetstream.JetStream, id string, ttl time.Duration, replicas int) (*Lease, error) {
 	if ttl < time.Second {
 		return nil, fmt.Errorf("lease TTL %s: must be at least 1s", ttl)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LeaderBucket,
+		Bucket:      Bucket,
 		Description: "Baton leader lease",
 		History:     1,
 		TTL:         ttl,
 		Replicas:    replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %q: %w", LeaderBucket, err)
+		return nil, fmt.Errorf("open key-value bucket %q: %w", Bucket, err)
 	}
 	return &Lease{kv: kv, id: id, ttl: ttl}, nil
 }
@@ -65,17 +70,17 @@ func OpenLease(ctx context.Context, js jetstream.JetStream, id string, ttl time.
 func (l *Lease) Term() uint64 { return l.term }
 
 // Leader returns the current holder, if any.
-func (l *Lease) Leader(ctx context.Context) (LeaderInfo, bool, error) {
+func (l *Lease) Leader(ctx context.Context) (Info, bool, error) {
 	e, err := l.kv.Get(ctx, leaderKey)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return LeaderInfo{}, false, nil
+		return Info{}, false, nil
 	}
 	if err != nil {
-		return LeaderInfo{}, false, fmt.Errorf("read leader lease: %w", err)
+		return Info{}, false, fmt.Errorf("read leader lease: %w", err)
 	}
-	var li LeaderInfo
+	var li Info
 	if err := json.Unmarshal(e.Value(), &li); err != nil {
-		return LeaderInfo{}, false, fmt.Errorf("decode leader lease: %w", err)
+		return Info{}, false, fmt.Errorf("decode leader lease: %w", err)
 	}
 	return li, true, nil
 }
@@ -87,7 +92,7 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 	every := min(l.ttl/5, time.Second)
 	var lastSeen string
 	for {
-		li := LeaderInfo{ID: l.id, At: time.Now().UTC()}
+		li := Info{ID: l.id, At: time.Now().UTC()}
 		b, _ := json.Marshal(li)
 		rev, err := l.kv.Create(ctx, leaderKey, b)
 		if err == nil {
@@ -119,13 +124,13 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 }
 
 // Hold renews the lease every TTL/3 until ctx ends (it then returns nil) or
-// the lease is lost (ErrLeaseLost). Leadership ends 2/3 of the TTL after
+// the lease is lost (ErrLost). Leadership ends 2/3 of the TTL after
 // the last successful renewal even while a renewal hangs, well before the
 // server could expire the key, so two leaders never act at once (unless
 // this process is paused for longer than a third of the TTL, which the
 // agents' term check and the KV compare-and-set then catch).
 func (l *Lease) Hold(ctx context.Context) error {
-	li := LeaderInfo{ID: l.id, Term: l.term, At: time.Now().UTC()}
+	li := Info{ID: l.id, Term: l.term, At: time.Now().UTC()}
 	b, _ := json.Marshal(li)
 	every := l.ttl / 3
 	renewed := time.Now()
@@ -139,7 +144,7 @@ func (l *Lease) Hold(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(time.Until(deadline)):
-			return fmt.Errorf("%w: not renewed for %s", ErrLeaseLost, 2*l.ttl/3)
+			return fmt.Errorf("%w: not renewed for %s", ErrLost, 2*l.ttl/3)
 		case <-t.C:
 		}
 		if time.Since(renewed) < every {
@@ -152,11 +157,11 @@ func (l *Lease) Hold(ctx context.Context) error {
 		case err == nil:
 			l.rev, renewed = rev, time.Now()
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound):
-			return fmt.Errorf("%w: another server holds it", ErrLeaseLost)
+			return fmt.Errorf("%w: another server holds it", ErrLost)
 		case ctx.Err() != nil:
 			return nil
 		case time.Now().After(deadline):
-			return fmt.Errorf("%w: cannot renew: %v", ErrLeaseLost, err)
+			return fmt.Errorf("%w: cannot renew: %v", ErrLost, err)
 		default:
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("renew leader lease")
 		}
@@ -174,7 +179,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		// A renewal cancelled in flight may still have been applied: delete
 		// the entry if it is still ours, at its current revision.
 		if e, gerr := l.kv.Get(ctx, leaderKey); gerr == nil {
-			var li LeaderInfo
+			var li Info
 			if json.Unmarshal(e.Value(), &li) == nil && li.ID == l.id && li.Term == l.term {
 				err = l.kv.Delete(ctx, leaderKey, jetstream.LastRevision(e.Revision()))
 			}

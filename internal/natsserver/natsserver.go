@@ -1,0 +1,78 @@
+// Package natsserver holds the settings of the NATS server Baton embeds
+// (baton up, and every test that needs one): the listen address, JetStream
+// and where it stores, and the limits every Baton message lives under. The
+// tests start the same server as production, with only the address and the
+// store directory their own.
+package natsserver
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// Config says where an embedded server listens and stores.
+type Config struct {
+	// Listen is host:port; port 0 lets the kernel choose.
+	Listen string
+	// StoreDir is where JetStream keeps its streams ("" disables JetStream).
+	StoreDir string
+	// Name names the server ("baton" by default).
+	Name string
+	// Quiet turns the server's own log off (tests).
+	Quiet bool
+}
+
+// Options are the embedded server's settings: JetStream under StoreDir, a
+// payload limit of protocol.MaxMessageBytes (every message Baton decodes),
+// no signal handlers.
+func Options(c Config) (*server.Options, error) {
+	host, portStr, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", c.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	name := c.Name
+	if name == "" {
+		name = "baton"
+	}
+	return &server.Options{
+		ServerName: name,
+		Host:       host,
+		Port:       port,
+		JetStream:  c.StoreDir != "",
+		StoreDir:   c.StoreDir,
+		NoSigs:     true,
+		NoLog:      c.Quiet,
+		MaxPayload: protocol.MaxMessageBytes,
+	}, nil
+}
+
+// Start starts an embedded server and waits until it takes connections.
+func Start(c Config) (*server.Server, error) {
+	opts, err := Options(c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats did not start listening on %s", c.Listen)
+	}
+	return s, nil
+}

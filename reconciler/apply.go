@@ -1,0 +1,399 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
+)
+
+// Bounds of applying a pass: node batches in flight at once, KV writes in
+// flight at once, and the encoded size of one batch message.
+const (
+	maxNodesInFlight  = 32
+	maxWritesInFlight = 64
+	maxBatchBytes     = 768 << 10
+)
+
+// apply carries out a pass's result. Forgets drop assignments; every start
+// is recorded in KV before its command leaves; then each node gets one
+// message (more for a very big batch) with all its stops and starts, the
+// nodes in parallel. What the nodes answered is applied to the state back
+// on the loop's goroutine: assignments of starts they refused are dropped,
+// templates they refused for good remembered, stops marked sent.
+func (r *Reconciler) apply(ctx context.Context, res Result) {
+	st := r.st
+	now := r.cfg.Clock()
+	var writes []kvWrite
+	for _, f := range res.Forgets {
+		zerolog.Ctx(ctx).Info().Str("workload", f.Workload).Str("replica", f.ReplicaID).Str("node", f.Node).Str("reason", f.Reason).Msg("forget replica")
+		delete(st.assignments, f.ReplicaID)
+		writes = append(writes, kvWrite{key: assignmentPrefix + f.ReplicaID})
+		r.events(f.String())
+	}
+	r.saveAll(ctx, writes)
+	if r.isDeposed() || (len(res.Starts) == 0 && len(res.Stops) == 0) {
+		return
+	}
+	// Starts are recorded before they are sent: a new leader must know them.
+	writes = writes[:0]
+	for _, s := range res.Starts {
+		as := Assignment{ReplicaID: s.ReplicaID, Workload: s.Workload, SpecHash: s.Spec.SpecHash, Node: s.Node, Created: now}
+		st.assignments[as.ReplicaID] = as
+		writes = append(writes, kvWrite{key: assignmentPrefix + as.ReplicaID, value: as})
+	}
+	if failed := r.saveAll(ctx, writes); len(failed) > 0 || r.isDeposed() {
+		// Not recorded, not sent: the next pass starts them again.
+		for _, s := range res.Starts {
+			if failed[assignmentPrefix+s.ReplicaID] || r.isDeposed() {
+				delete(st.assignments, s.ReplicaID)
+			}
+		}
+		if r.isDeposed() {
+			return
+		}
+	}
+	for _, s := range res.Stops {
+		st.stopping[s.ReplicaID] = stopSent{node: s.Node, at: now}
+	}
+	byNode := map[string]*nodeBatch{}
+	for _, s := range res.Stops {
+		b := batchOf(byNode, s.Node)
+		b.stops = append(b.stops, s)
+	}
+	for _, s := range res.Starts {
+		if _, ok := st.assignments[s.ReplicaID]; !ok {
+			continue
+		}
+		b := batchOf(byNode, s.Node)
+		b.starts = append(b.starts, s)
+	}
+	r.send(ctx, byNode)
+	writes = writes[:0]
+	for _, node := range sortedKeys(byNode) {
+		b := byNode[node]
+		for i, s := range b.stops {
+			log := zerolog.Ctx(ctx).With().Str("workload", s.Workload).Str("replica", s.ReplicaID).Str("node", node).Logger()
+			if err := b.stopErrs[i]; err != nil {
+				delete(st.stopping, s.ReplicaID) // sent again by the next pass
+				r.failed(ctx, &log, fmt.Errorf("stop replica %s on %s: %w", s.ReplicaID, node, err))
+				continue
+			}
+			log.Info().Str("reason", s.Reason).Msg("stop replica")
+			delete(st.assignments, s.ReplicaID)
+			writes = append(writes, kvWrite{key: assignmentPrefix + s.ReplicaID})
+			r.events(s.String())
+		}
+		for i, s := range b.starts {
+			log := zerolog.Ctx(ctx).With().Str("workload", s.Workload).Str("replica", s.ReplicaID).Str("node", node).Logger()
+			err := b.startErrs[i]
+			if err == nil {
+				log.Info().Str("reason", s.Reason).Msg("start replica")
+				r.events(s.String())
+				continue
+			}
+			// Forget the assignment only when the node clearly did not take
+			// the start; after a timeout it may be starting, and the pending
+			// timeout forgets it if it never shows up.
+			var ce *protocol.CommandError
+			if errors.As(err, &ce) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrDeposed) {
+				delete(st.assignments, s.ReplicaID)
+				writes = append(writes, kvWrite{key: assignmentPrefix + s.ReplicaID})
+			}
+			if errors.As(err, &ce) && ce.Code.Terminal() {
+				r.refuse(ctx, s.Workload, s.Spec.SpecHash, node, ce.Code, fmt.Sprintf("%s: %s", ce.Code, ce.Msg))
+			}
+			r.failed(ctx, &log, fmt.Errorf("start replica %s on %s: %w", s.ReplicaID, node, err))
+		}
+	}
+	r.saveAll(ctx, writes)
+}
+
+// failed logs and records a command that failed.
+func (r *Reconciler) failed(_ context.Context, log *zerolog.Logger, err error) {
+	log.Warn().Err(err).Msg("action failed")
+	r.events("failed: " + err.Error())
+	r.actionErrors.Add(1)
+}
+
+// nodeBatch is what one node is sent in a pass, and what it answered.
+type nodeBatch struct {
+	starts    []Start
+	stops     []Stop
+	startErrs []error
+	stopErrs  []error
+}
+
+func batchOf(m map[string]*nodeBatch, node string) *nodeBatch {
+	b, ok := m[node]
+	if !ok {
+		b = &nodeBatch{}
+		m[node] = b
+	}
+	return b
+}
+
+// send sends every node its batch, at most maxNodesInFlight nodes at once,
+// and fills in the answers.
+func (r *Reconciler) send(ctx context.Context, byNode map[string]*nodeBatch) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxNodesInFlight)
+	for node, b := range byNode {
+		b.startErrs, b.stopErrs = make([]error, len(b.starts)), make([]error, len(b.stops))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r.sendBatch(ctx, node, b)
+		}()
+	}
+	wg.Wait()
+}
+
+// sendBatch sends one node its stops and starts, cut into messages of at
+// most maxBatchBytes.
+func (r *Reconciler) sendBatch(ctx context.Context, node string, b *nodeBatch) {
+	type item struct {
+		stop  int // index in b.stops, or -1
+		start int // index in b.starts, or -1
+		size  int
+	}
+	var items []item
+	for i, s := range b.stops {
+		items = append(items, item{stop: i, start: -1, size: len(s.ReplicaID) + 8})
+	}
+	for i, s := range b.starts {
+		items = append(items, item{stop: -1, start: i, size: specSize(s.Spec)})
+	}
+	for len(items) > 0 {
+		n, size := 0, 0
+		for n < len(items) && n < protocol.MaxBatch && (n == 0 || size+items[n].size <= maxBatchBytes) {
+			size += items[n].size
+			n++
+		}
+		chunk := items[:n]
+		items = items[n:]
+		batch := &protocol.Batch{}
+		for _, it := range chunk {
+			if it.stop >= 0 {
+				batch.Stops = append(batch.Stops, b.stops[it.stop].ReplicaID)
+			} else {
+				batch.Starts = append(batch.Starts, *b.starts[it.start].Spec)
+			}
+		}
+		results, err := r.command(ctx, node, protocol.Command{Version: protocol.Version, Op: protocol.OpBatch, Batch: batch})
+		k := 0
+		for _, it := range chunk {
+			itemErr := err
+			if err == nil {
+				if k < len(results) {
+					itemErr = results[k].Err()
+				} else {
+					itemErr = errors.New("no answer for this item")
+				}
+				k++
+			}
+			if it.stop >= 0 {
+				b.stopErrs[it.stop] = itemErr
+			} else {
+				b.startErrs[it.start] = itemErr
+			}
+		}
+	}
+}
+
+// specSize estimates a start's encoded size.
+func specSize(s *protocol.ReplicaSpec) int {
+	return len(protocol.Encode(s))
+}
+
+// command sends one command and returns its results (a batch's items).
+func (r *Reconciler) command(ctx context.Context, node string, cmd protocol.Command) ([]protocol.ItemResult, error) {
+	if r.isDeposed() {
+		return nil, ErrDeposed
+	}
+	cmd.Term = r.cfg.Term
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
+	defer cancel()
+	msg, err := r.cfg.NATS.RequestWithContext(ctx, protocol.CommandSubject(node), protocol.Encode(cmd))
+	if err != nil {
+		return nil, err
+	}
+	var reply protocol.Reply
+	if err := protocol.Decode(msg.Data, &reply); err != nil {
+		return nil, fmt.Errorf("bad reply: %w", err)
+	}
+	if reply.Code == protocol.CodeStaleTerm {
+		r.depose.Do(func() { close(r.deposed) })
+	}
+	return reply.Results, reply.Err()
+}
+
+// saveAll applies KV writes, maxWritesInFlight at once, and returns the
+// keys that failed.
+func (r *Reconciler) saveAll(ctx context.Context, writes []kvWrite) map[string]bool {
+	if len(writes) == 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxWritesInFlight)
+	for _, w := range writes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var err error
+			if w.value == nil {
+				err = r.stored(r.cfg.Store.Delete(ctx, w.key))
+			} else {
+				err = r.stored(r.cfg.Store.Put(ctx, w.key, w.value))
+			}
+			if err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Str("key", w.key).Msg("save state")
+				mu.Lock()
+				failed[w.key] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// noteFailures remembers the templates whose starts failed for good: an
+// invalid spec is not started again until the template changes; a node
+// whose policy refuses a template gets no replica of it again.
+func (r *Reconciler) noteFailures(ctx context.Context, res Result) {
+	for _, s := range res.Stops {
+		if s.Failed && s.Code.Terminal() {
+			r.refuse(ctx, s.Workload, s.SpecHash, s.Node, s.Code, s.Reason)
+		}
+	}
+}
+
+// refuse records that node refused to start a replica of template hash
+// of workload, for good (code is terminal); reason says why.
+func (r *Reconciler) refuse(ctx context.Context, workload, hash, node string, code protocol.ErrorCode, reason string) {
+	r.st.startFails[workload] = refusedBy(r.st.startFails[workload], hash, node, code, reason)
+	zerolog.Ctx(ctx).Error().Str("workload", workload).Str("template", hash).Str("node", node).Str("code", string(code)).
+		Str("reason", reason).Msg("template refused: not started again until it changes")
+}
+
+// refusals are the refusals of templates still desired (others are dropped).
+func (r *Reconciler) refusals(st *desired.State) map[string]StartFailure {
+	want := make(map[string]string, len(st.Workloads))
+	for _, w := range st.Workloads {
+		want[w.Name] = w.Hash
+	}
+	for name, f := range r.st.startFails {
+		if want[name] != f.Hash {
+			delete(r.st.startFails, name)
+		}
+	}
+	return r.st.startFails
+}
+
+// notePending records which workloads have replicas that cannot start, and
+// disruption mode, for the status; it logs and makes an event of each
+// change once.
+func (r *Reconciler) notePending(ctx context.Context, res Result) {
+	st := r.st
+	now := make(map[string]Pending, len(res.Pending))
+	for _, p := range res.Pending {
+		now[p.Workload] = p
+	}
+	hold := ""
+	if res.Hold != nil {
+		hold = res.Hold.Reason
+	}
+	prev, prevHold := st.pending, st.hold
+	st.pending, st.hold = now, hold
+	switch {
+	case hold != "" && prevHold == "":
+		zerolog.Ctx(ctx).Error().Str("reason", hold).Msg("disruption mode: waiting")
+		r.events("disruption mode: " + hold)
+	case hold == "" && prevHold != "":
+		zerolog.Ctx(ctx).Info().Msg("disruption mode over")
+		r.events("disruption mode over")
+	}
+	for _, w := range sortedKeys(now) {
+		p := now[w]
+		if q, ok := prev[w]; !ok || q.Reason != p.Reason || q.Count != p.Count {
+			zerolog.Ctx(ctx).Warn().Str("workload", w).Int("pending", p.Count).Str("reason", p.Reason).Msg("replicas pending")
+			r.events(fmt.Sprintf("pending %s: %d replica(s): %s", w, p.Count, p.Reason))
+		}
+	}
+}
+
+// keys of the reconciler's own records in the state bucket.
+const (
+	assignmentPrefix = "assign."
+	rolloutPrefix    = "rollout."
+	hpaPrefix        = "hpa."
+	cronPrefix       = "cron."
+)
+
+// restore reads the state a reconciler resumes from: assignments, the synced
+// revision, rollouts, autoscalers, CronJobs, Jobs, the history, bad
+// revisions. A leader reads everything again (writes compare with it).
+func (r *Reconciler) restore(ctx context.Context) error {
+	s := r.cfg.Store
+	s.Reset()
+	as, err := store.List(ctx, s, assignmentPrefix, func(id string, a Assignment) bool { return a.ReplicaID == id })
+	if err != nil {
+		return err
+	}
+	sr, err := s.Synced(ctx)
+	if err != nil {
+		return err
+	}
+	ros, err := store.List(ctx, s, rolloutPrefix, func(w string, ro Rollout) bool { return ro.Workload == w })
+	if err != nil {
+		return err
+	}
+	hpa, err := store.List[HPAState](ctx, s, hpaPrefix, nil)
+	if err != nil {
+		return err
+	}
+	crons, err := store.List[CronState](ctx, s, cronPrefix, nil)
+	if err != nil {
+		return err
+	}
+	hist, err := s.History(ctx)
+	if err != nil {
+		return err
+	}
+	jobs, err := store.List[JobRecord](ctx, s, jobPrefix, nil)
+	if err != nil {
+		return err
+	}
+	bad, err := store.List[store.BadRevision](ctx, s, store.BadPrefix, nil)
+	if err != nil {
+		return err
+	}
+	if r.cfg.Reverter != nil {
+		for _, b := range bad {
+			if b.Reverted == "" && b.RevertError == "" {
+				r.writeBack(gitJob{revert: &b}) // the last leader died before reverting it
+			}
+		}
+	}
+	st := r.st
+	st.bad, st.assignments, st.rollouts, st.hpa, st.crons, st.jobs = bad, as, ros, hpa, crons, jobs
+	if len(hist) > 0 {
+		st.history = &hist[len(hist)-1]
+	}
+	st.started = r.cfg.Clock()
+	st.synced = Revision{ID: sr.Revision}
+	st.syncedAt = sr.Time
+	return nil
+}

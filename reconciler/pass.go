@@ -1,0 +1,333 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime/metrics"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/store"
+)
+
+// loopState is the reconciler's state, owned by the loop goroutine: no
+// lock guards it. Maps that a snapshot shares are replaced, never changed
+// in place, once published.
+type loopState struct {
+	nodes       map[string]*nodeState // shared with snapshots: copy on write
+	views       map[string]NodeView   // Compute's view of the nodes (the loop's own)
+	readySince  map[string]time.Time  // replica → when it was first seen ready
+	assignments map[string]Assignment
+	stopping    map[string]stopSent // replicas a stop was sent to
+
+	desired   *desired.State
+	withRuns  *desired.State // the desired state with the CronJobs' runs as Jobs
+	next      *loaded        // loaded, put in force by the next pass
+	synced    Revision
+	syncedAt  time.Time
+	revErr    *RevisionError
+	sourceErr string
+	pin       *store.Pin
+
+	bad         map[string]store.BadRevision
+	refused     *store.BadRevision // the newest revision seen, not applied because it is bad
+	reloadAfter time.Time          // next try at loading the revision in force
+
+	rollouts   map[string]Rollout // shared with snapshots
+	rollbacks  map[string]RollbackTo
+	hpa        map[string]HPAState
+	crons      map[string]CronState
+	jobs       map[string]JobRecord
+	history    *store.HistoryEntry
+	startFails map[string]StartFailure
+	scales     map[string]Scale   // this pass's, shared with its snapshot
+	pending    map[string]Pending // this pass's, shared with its snapshot
+	hold       string
+	events     []string
+	started    time.Time
+	lastPass   time.Duration
+	total      time.Duration
+}
+
+func newLoopState() *loopState {
+	return &loopState{nodes: map[string]*nodeState{}, views: map[string]NodeView{}, readySince: map[string]time.Time{},
+		assignments: map[string]Assignment{}, stopping: map[string]stopSent{}, bad: map[string]store.BadRevision{},
+		rollouts: map[string]Rollout{}, rollbacks: map[string]RollbackTo{}, hpa: map[string]HPAState{}, crons: map[string]CronState{},
+		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
+}
+
+// nodeState is one node as the last messages showed it; never changed once
+// made (a new message makes a new one), so snapshots share it.
+type nodeState struct {
+	view NodeView
+	hb   protocol.Heartbeat
+}
+
+// stopSent is a stop command sent, until its replica is gone.
+type stopSent struct {
+	node string
+	at   time.Time
+}
+
+// maxEvents bounds the decisions kept for the status.
+const maxEvents = 200
+
+// kvWrite is one change a step asks of the KV state: value nil deletes key.
+type kvWrite struct {
+	key   string
+	value any
+}
+
+// save applies a step's KV writes, in order.
+func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
+	for _, w := range writes {
+		var err error
+		if w.value == nil {
+			err = r.stored(r.cfg.Store.Delete(ctx, w.key))
+		} else {
+			err = r.stored(r.cfg.Store.Put(ctx, w.key, w.value))
+		}
+		if err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("key", w.key).Msg("save state")
+		}
+	}
+}
+
+// pass is one turn of the loop:
+//
+//	drain the mailbox → put a new revision in force (unless bad) → Live
+//	→ CronJobs → Jobs → scales (schedules, autoscalers) → rollouts
+//	→ Compute → apply (commands, events) → history → publish a snapshot
+//
+// Each step is pure over (state, input, now) and returns its new state,
+// KV writes and events; the pass saves the writes after each step.
+func (r *Reconciler) pass(ctx context.Context) {
+	began := time.Now()
+	st := r.st
+	now := r.cfg.Clock()
+	r.drain(ctx, now)
+	rev := r.takeRevision(ctx, now)
+	for id, s := range st.stopping {
+		// A stop whose replica is still shown after the command timeout
+		// and the node grace was lost or failed: the next Compute sends it again.
+		if now.Sub(s.at) > r.cfg.CommandTimeout+r.cfg.NodeGrace {
+			delete(st.stopping, id)
+		}
+	}
+	in := Input{Desired: st.desired, Nodes: st.views, Assignments: st.assignments, Now: now, NodeGrace: r.cfg.NodeGrace,
+		PendingTimeout: r.cfg.PendingTimeout, Started: st.started, Strategy: r.cfg.Strategy, ReadySince: st.readySince,
+		Stopping: make(map[string]bool, len(st.stopping))}
+	for id := range st.stopping {
+		in.Stopping[id] = true
+	}
+	live := NewLive(in)
+	if in.Desired != nil {
+		// CronJobs: their runs become Jobs of the desired state.
+		crons, withRuns, writes, events := cronsStep(st.crons, in.Desired, live, now)
+		st.crons = crons
+		r.save(ctx, writes)
+		r.events(events...)
+		if len(in.Desired.CronJobs) > 0 {
+			in.Desired = withRuns
+		}
+		st.withRuns = in.Desired
+		// Jobs that finished are recorded for good.
+		jobs, writes, events := jobsStep(st.jobs, in.Desired.Jobs, live, now)
+		st.jobs, in.JobsDone = jobs, jobs
+		r.save(ctx, writes)
+		r.events(events...)
+		// One scale decision per workload, for Compute, status and plan.
+		scales, hpa, writes, events := scalesStep(in.Desired, st.hpa, live, now)
+		st.scales, st.hpa, in.Scales = scales, hpa, scales
+		r.save(ctx, writes)
+		r.events(events...)
+		// Rollouts: new templates, completions, failures, auto-rollbacks.
+		r.rollouts(ctx, &in, live)
+		in.Refused = r.refusals(in.Desired)
+	} else {
+		st.withRuns = nil
+	}
+	res := Compute(in, live)
+	r.noteFailures(ctx, res)
+	r.notePending(ctx, res)
+	r.apply(ctx, res)
+	if rev != nil {
+		st.synced, st.syncedAt = *rev, now
+		if err := r.stored(r.cfg.Store.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: rev.ID, Time: now})); err != nil {
+			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
+		}
+		r.recordApplied(ctx, *rev, now)
+	}
+	r.settleHistory(ctx, in, live)
+	st.lastPass = time.Since(began)
+	st.total += st.lastPass
+	r.passes.Add(1)
+	r.publish(now)
+}
+
+// drain moves what arrived since the last pass into the loop's state.
+func (r *Reconciler) drain(ctx context.Context, now time.Time) {
+	st := r.st
+	mb := r.mb.take()
+	r.events(mb.lines...)
+	if mb.sourceErr != nil {
+		st.sourceErr = *mb.sourceErr
+	}
+	if mb.revErrSet {
+		st.revErr = mb.revErr
+	}
+	if mb.pin != nil {
+		st.pin = mb.pin.pin
+		if p := st.pin; p != nil {
+			r.events(fmt.Sprintf("pinned to revision %s by %s: %s", short12(p.Revision), p.By, p.Reason))
+		} else {
+			r.events("unpinned: following the branch again")
+		}
+		if st.pin != nil && st.next != nil && st.next.rev.ID != st.pin.Revision {
+			st.next = nil // loaded just before the pin: not applied
+		}
+	}
+	if mb.next != nil && (st.pin == nil || mb.next.rev.ID == st.pin.Revision) {
+		st.next = mb.next
+	}
+	for _, b := range mb.gitDone {
+		// What the git worker did, recorded here: every write of bad.* keys
+		// happens on the loop's goroutine.
+		if _, still := st.bad[b.Revision]; still {
+			r.putBad(ctx, b)
+		}
+	}
+	if len(mb.heartbeats) == 0 && len(mb.reports) == 0 {
+		return
+	}
+	nodes := maps.Clone(st.nodes) // the last snapshot keeps the old map
+	resync := false
+	for name, hb := range mb.heartbeats {
+		n := *nodeOf(nodes, name)
+		n.hb = hb.msg
+		n.view.LastHeartbeat = hb.at
+		n.view.Labels, n.view.Allocatable = hb.msg.Labels, hb.msg.Capacity
+		if n.view.ReportTime.IsZero() {
+			resync = true
+		}
+		nodes[name] = &n
+	}
+	for name, rep := range mb.reports {
+		n := *nodeOf(nodes, name)
+		// When each replica was first seen ready, since it last was not.
+		ready := make(map[string]bool, len(rep.msg.Replicas))
+		for _, x := range rep.msg.Replicas {
+			if x.Ready {
+				ready[x.ID] = true
+				if _, ok := st.readySince[x.ID]; !ok {
+					st.readySince[x.ID] = rep.at
+				}
+			}
+		}
+		for _, x := range n.view.Replicas {
+			if !ready[x.ID] {
+				delete(st.readySince, x.ID)
+			}
+		}
+		n.view.Replicas, n.view.Volumes, n.view.ReportTime = rep.msg.Replicas, rep.msg.Volumes, rep.at
+		nodes[name] = &n
+		// A stop is done when a report that came after it no longer shows
+		// the replica; until then it is not sent again.
+		if len(st.stopping) > 0 {
+			shown := make(map[string]bool, len(rep.msg.Replicas))
+			for _, x := range rep.msg.Replicas {
+				shown[x.ID] = true
+			}
+			for id, s := range st.stopping {
+				if s.node == name && !shown[id] {
+					delete(st.stopping, id)
+				}
+			}
+		}
+	}
+	st.nodes = nodes
+	for name := range mb.heartbeats {
+		st.views[name] = nodes[name].view
+	}
+	for name := range mb.reports {
+		st.views[name] = nodes[name].view
+	}
+	if resync {
+		_ = r.resync() // a node heartbeats but has not reported: ask for it
+	}
+}
+
+func nodeOf(nodes map[string]*nodeState, name string) *nodeState {
+	if n, ok := nodes[name]; ok {
+		return n
+	}
+	return &nodeState{view: NodeView{Name: name}}
+}
+
+// events records decisions: the last maxEvents for the status, and every one
+// in the events stream (asynchronously: events never slow a pass).
+func (r *Reconciler) events(lines ...string) {
+	for _, s := range lines {
+		line := r.cfg.Clock().UTC().Format(time.RFC3339) + " "
+		if r.cfg.ID != "" {
+			line += fmt.Sprintf("[%s term %d] ", r.cfg.ID, r.cfg.Term)
+		}
+		line += s
+		if r.cfg.Events != nil && r.cfg.Events.Append(line) != nil {
+			r.eventErrors.Add(1)
+		}
+		st := r.st
+		st.events = append(st.events, line)
+		if len(st.events) > maxEvents {
+			st.events = append([]string(nil), st.events[len(st.events)-maxEvents:]...)
+		}
+	}
+}
+
+// snapshot is the immutable view a pass publishes: the status, the API and
+// the metrics read it without locks.
+type snapshot struct {
+	at        time.Time
+	grace     time.Duration
+	nodes     map[string]*nodeState
+	desired   *desired.State
+	withRuns  *desired.State
+	rollouts  map[string]Rollout
+	scales    map[string]Scale
+	pending   map[string]Pending
+	hold      string
+	synced    Revision
+	syncedAt  time.Time
+	revErr    *RevisionError
+	sourceErr string
+	pin       *store.Pin
+	refused   *store.BadRevision
+	events    []string
+	bad       []store.BadRevision
+	history   *store.HistoryEntry
+	stats     PassStats
+}
+
+// ready reports whether a node was ready at the snapshot.
+func (s *snapshot) ready(name string) bool {
+	n, ok := s.nodes[name]
+	return ok && NodeReady(n.view, s.at, s.grace)
+}
+
+var heapMetric = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+
+// publish makes the snapshot of this pass.
+func (r *Reconciler) publish(now time.Time) {
+	st := r.st
+	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
+		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
+		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, refused: st.refused, events: st.events,
+		bad: badList(st.bad), history: st.history}
+	metrics.Read(heapMetric)
+	s.stats = PassStats{LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heapMetric[0].Value.Uint64()}
+	r.snap.Store(s)
+}

@@ -1,0 +1,278 @@
+package reconciler
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// workloadPass is one Deployment in a pass: its template (the desired one,
+// or the one it rolls back to) with the count in effect, the state it
+// resolves in, its live replicas, and what holds its starts back.
+type workloadPass struct {
+	w        desired.Workload
+	st       *desired.State
+	replicas []replica
+	frozen   bool // its rollout failed: no starts of the new template, no stops of old ones
+	refused  StartFailure
+}
+
+// workload scales a Deployment to its count and rolls its template out.
+func (c *pass) workload(p workloadPass) {
+	w := p.w
+	var current, old []replica
+	perNode := map[string]int{}
+	refused := p.refused
+	for _, r := range p.replicas {
+		switch {
+		case r.gone():
+			continue
+		case r.State == protocol.StateExited || r.State == protocol.StateFailed:
+			// Stopped and replaced at once; a start that failed and is worth
+			// trying again waits on its node instead (StateWaiting). A
+			// terminal failure of this template holds its next starts back
+			// already in this pass.
+			s := stop(r, failureReason(r))
+			s.Failed, s.Code = true, r.Code
+			if !r.held {
+				c.res.Stops = append(c.res.Stops, s)
+			}
+			if r.Code.Terminal() && r.SpecHash == w.Hash {
+				refused = refusedBy(refused, w.Hash, r.node, r.Code, s.Reason)
+			}
+			continue
+		case r.SpecHash == w.Hash:
+			current = append(current, r)
+		default:
+			old = append(old, r)
+		}
+		perNode[r.node]++
+	}
+
+	// Scale the current template to the desired count; while old replicas
+	// remain, within the rollout's surge (Recreate: once they are gone).
+	surge, unavailable := rolloutLimits(w)
+	need := w.Replicas - len(current)
+	if len(old) > 0 && need > 0 {
+		if w.Strategy.Type == "Recreate" || p.frozen {
+			need = 0
+		} else {
+			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
+		}
+	}
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeInvalidSpec && need > 0 {
+		// Terminal: not tried again until the template changes.
+		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Code: refused.Code,
+			Reason: refused.Reason + " (not started again until the template changes)"})
+		need = 0
+	}
+	var excluded map[string]string
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
+		excluded = refused.Nodes
+	}
+	started := 0
+	var stops []Stop
+	if need > 0 {
+		res := c.cluster().place(w, p.st, need, c.in.Strategy, excluded)
+		if res.Unplaced > 0 {
+			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
+		}
+		started = len(res.Nodes)
+		if started > 0 {
+			pod := p.st.ResolvePod(w.Pod)
+			for i, node := range res.Nodes {
+				id := c.ids.newReplicaID(w, c.in.Now, i)
+				c.res.Starts = append(c.res.Starts, Start{
+					Node: node, Workload: w.Name, ReplicaID: id,
+					Spec:   &protocol.ReplicaSpec{ID: id, Workload: w.Name, SpecHash: w.Hash, Pod: pod},
+					Reason: fmt.Sprintf("%d/%d replicas of template %s", len(current)+i, w.Replicas, w.Hash),
+				})
+			}
+		}
+	} else if need < 0 {
+		sortForStop(current, perNode)
+		for _, r := range current[:-need] {
+			stops = append(stops, stop(r, fmt.Sprintf("scale down to %d", w.Replicas)))
+		}
+		current = current[-need:]
+	}
+
+	// Replace the old template (Kubernetes' rolling update): stop old
+	// replicas while at least replicas-maxUnavailable stay available, not-ready
+	// ones first; new replicas count as available once ready for
+	// minReadySeconds.
+	if len(old) > 0 && !p.frozen {
+		sortForRollout(old, perNode)
+		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
+			for _, r := range old {
+				stops = append(stops, stop(r, fmt.Sprintf("replaced by template %s (%s)", w.Hash, strategyName(w))))
+			}
+		} else {
+			availableNew := 0
+			for _, r := range current {
+				if available(r, w, c.in.ReadySince, c.in.Now) {
+					availableNew++
+				}
+			}
+			readyOld := 0
+			for _, r := range old {
+				if r.Ready {
+					readyOld++
+				}
+			}
+			minAvailable := w.Replicas - unavailable
+			newUnavailable := len(current) + started - availableNew
+			maxDown := len(current) + started + len(old) - minAvailable - newUnavailable
+			budget := availableNew + readyOld - minAvailable
+			for _, r := range old {
+				if maxDown <= 0 {
+					break
+				}
+				if r.Ready {
+					if budget <= 0 {
+						break
+					}
+					budget--
+				}
+				maxDown--
+				stops = append(stops, stop(r, fmt.Sprintf("replaced by template %s (%d available, at least %d kept)", w.Hash, availableNew+readyOld, minAvailable)))
+			}
+		}
+	}
+	// Replicas of silent nodes in disruption mode are never stopped: no
+	// command could reach them, and they may be fine.
+	for _, s := range stops {
+		if !c.live.Held[s.Node] {
+			c.res.Stops = append(c.res.Stops, s)
+		}
+	}
+}
+
+// refusedBy adds a terminal failure on node to f (of template hash).
+func refusedBy(f StartFailure, hash, node string, code protocol.ErrorCode, reason string) StartFailure {
+	if f.Hash != hash || f.Code != code {
+		f = StartFailure{Hash: hash, Code: code}
+	}
+	f.Reason = reason
+	if code == protocol.CodeNotAllowed {
+		nodes := make(map[string]string, len(f.Nodes)+1)
+		maps.Copy(nodes, f.Nodes)
+		nodes[node] = reason
+		f.Nodes = nodes
+	}
+	return f
+}
+
+// failureReason says why a replica that does not run is stopped: never an
+// exit code for a container that never started.
+func failureReason(r replica) string {
+	switch {
+	case r.Code != "":
+		return "start failed: " + r.Message
+	case r.Message != "":
+		return fmt.Sprintf("replica %s: %s", r.State, r.Message)
+	}
+	return "replica " + string(r.State)
+}
+
+// rolloutLimits resolves maxSurge (rounded up) and maxUnavailable (rounded
+// down) against the desired count, as Kubernetes does; both zero would stall,
+// so maxUnavailable is then 1.
+func rolloutLimits(w desired.Workload) (surge, unavailable int) {
+	surge = intOrPercent(w.Strategy.MaxSurge, w.Replicas, true)
+	unavailable = intOrPercent(w.Strategy.MaxUnavailable, w.Replicas, false)
+	if surge == 0 && unavailable == 0 {
+		unavailable = 1
+	}
+	return surge, unavailable
+}
+
+func intOrPercent(v string, total int, roundUp bool) int {
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return 0
+		}
+		if roundUp {
+			return (n*total + 99) / 100
+		}
+		return n * total / 100
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+func strategyName(w desired.Workload) string {
+	if w.Strategy.Type == "" {
+		return "RollingUpdate"
+	}
+	return w.Strategy.Type
+}
+
+// available: ready, for at least the workload's minReadySeconds.
+func available(r replica, w desired.Workload, readySince map[string]time.Time, now time.Time) bool {
+	if !r.Ready {
+		return false
+	}
+	if w.MinReadySeconds <= 0 {
+		return true
+	}
+	since, ok := readySince[r.ID]
+	return ok && now.Sub(since) >= time.Duration(w.MinReadySeconds)*time.Second
+}
+
+// sortForRollout orders old replicas for stopping: not ready first, then
+// as sortForStop.
+func sortForRollout(rs []replica, perNode map[string]int) {
+	sortForStop(rs, perNode)
+	sort.SliceStable(rs, func(i, j int) bool { return !rs[i].Ready && rs[j].Ready })
+}
+
+// sortForStop orders replicas best-to-stop first, as Kubernetes' ReplicaSet
+// does: not assigned by this reconciler (superseded, e.g. on a node that
+// came back after its replicas were placed elsewhere; they go first even
+// when a replacement is still starting: it was placed on purpose), then not
+// placed yet (assigned, not reported), then on silent nodes, then not
+// running or not ready; then on the node holding the most replicas of the
+// workload; then the newest. Replicas on silent nodes are never actually
+// stopped (no command reaches them): choosing them first means a ready
+// replica is never stopped to make room for the count of ones nobody sees.
+func sortForStop(rs []replica, perNode map[string]int) {
+	rank := func(r replica) int {
+		n := 6
+		switch {
+		case !r.assigned && !r.held:
+			n = 0
+		case r.pending:
+			n = 2
+		case r.held:
+			n = 4
+		}
+		if r.State == protocol.StateRunning && r.Ready {
+			n++
+		}
+		return n
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if rank(a) != rank(b) {
+			return rank(a) < rank(b)
+		}
+		if perNode[a.node] != perNode[b.node] {
+			return perNode[a.node] > perNode[b.node]
+		}
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.After(b.StartedAt)
+		}
+		return a.ID > b.ID
+	})
+}
