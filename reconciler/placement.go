@@ -58,8 +58,8 @@ func newCluster(in Input, live *Live) *cluster {
 		c.index[name] = len(c.nodes)
 		c.nodes = append(c.nodes, sn)
 	}
-	for _, rs := range live.byWorkload {
-		for _, r := range rs {
+	for _, g := range live.groups {
+		for _, r := range g.all {
 			i, ok := c.index[r.node]
 			if !ok || !alive(r.State) || r.gone() {
 				continue

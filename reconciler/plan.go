@@ -130,8 +130,8 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	in.Desired = st
 	live := NewLive(in)
 	running := map[string]int{}
-	for name, reps := range live.byWorkload {
-		for _, rep := range reps {
+	for name, g := range live.groups {
+		for _, rep := range g.all {
 			if !rep.pending && !rep.held && alive(rep.State) {
 				running[name]++
 			}

@@ -22,9 +22,9 @@ import (
 	"github.com/batonhq/baton/reconciler/store"
 )
 
-func startJetStream(t *testing.T) *nats.Conn { return testenv.NATS(t) }
+func startJetStream(t testing.TB) *nats.Conn { return testenv.NATS(t) }
 
-func openStore(t *testing.T, nc *nats.Conn) *store.Store {
+func openStore(t testing.TB, nc *nats.Conn) *store.Store {
 	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -234,7 +234,7 @@ func TestReconcilerLoop(t *testing.T) {
 		return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2
 	})
 	if as, err := store.List[Assignment](ctx2, kv, assignmentPrefix, nil); err != nil || len(as) != 2 {
-		t.Fatalf("assignments in KV %v %v, want 2", as, err)
+		t.Fatalf("assignments in KV %v %v, want 2; events %v", as, err, rec2.Status().Events)
 	}
 	testenv.WaitPasses(t, rec2, 5)
 	node.mu.Lock()

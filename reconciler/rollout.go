@@ -163,8 +163,8 @@ func rolloutsStep(prev map[string]Rollout, in Input, live *Live, pending map[str
 	var events, rollback []string
 	for _, w := range in.Desired.Workloads {
 		p, had := prev[w.Name]
-		if p.State == RolloutRolledBack && p.Hash == w.Hash {
-			continue
+		if p.Hash == w.Hash && (p.State == RolloutRolledBack || p.State == RolloutComplete) {
+			continue // settled: a completed rollout stays complete (a node loss is not a rollout)
 		}
 		o := observe(live, w, in.ReadySince, in.Now)
 		if pd, ok := pending[w.Name]; ok && o.Problem == "" {

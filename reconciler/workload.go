@@ -26,8 +26,8 @@ type workloadPass struct {
 // workload scales a Deployment to its count and rolls its template out.
 func (c *pass) workload(p workloadPass) {
 	w := p.w
-	var current, old []replica
-	perNode := map[string]int{}
+	current, old := c.cur[:0], c.old[:0]
+	defer func() { c.cur, c.old = current[:0], old[:0] }() // reused by the next workload
 	refused := p.refused
 	for _, r := range p.replicas {
 		switch {
@@ -52,7 +52,17 @@ func (c *pass) workload(p workloadPass) {
 		default:
 			old = append(old, r)
 		}
-		perNode[r.node]++
+	}
+	// Replicas per node, for choosing what to stop: only when something stops.
+	perNode := func() map[string]int {
+		m := map[string]int{}
+		for _, r := range current {
+			m[r.node]++
+		}
+		for _, r := range old {
+			m[r.node]++
+		}
+		return m
 	}
 
 	// Scale the current template to the desired count; while old replicas
@@ -96,7 +106,7 @@ func (c *pass) workload(p workloadPass) {
 			}
 		}
 	} else if need < 0 {
-		sortForStop(current, perNode)
+		sortForStop(current, perNode())
 		for _, r := range current[:-need] {
 			stops = append(stops, stop(r, fmt.Sprintf("scale down to %d", w.Replicas)))
 		}
@@ -108,7 +118,7 @@ func (c *pass) workload(p workloadPass) {
 	// ones first; new replicas count as available once ready for
 	// minReadySeconds.
 	if len(old) > 0 && !p.frozen {
-		sortForRollout(old, perNode)
+		sortForRollout(old, perNode())
 		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
 			for _, r := range old {
 				stops = append(stops, stop(r, fmt.Sprintf("replaced by template %s (%s)", w.Hash, strategyName(w))))
