@@ -9,10 +9,10 @@ import (
 )
 
 // cluster is the placement view of the nodes during one Compute: what each
-// holds, updated as replicas are placed so later workloads see earlier ones.
+// holds, updated as replicas are placed so later workloads see earlier ones
+// (schedule.Cluster, which keeps its heaps across the workloads of the pass).
 type cluster struct {
-	nodes []schedule.Node
-	index map[string]int
+	sc *schedule.Cluster
 }
 
 // podRequests sums a pod's container requests.
@@ -34,7 +34,6 @@ func portKeys(p desired.PodSpec) []string {
 }
 
 func newCluster(in Input, live *Live) *cluster {
-	c := &cluster{index: map[string]int{}}
 	requests := map[string]schedule.Resources{}
 	ports := map[string][]string{}
 	if in.Desired != nil {
@@ -47,40 +46,52 @@ func newCluster(in Input, live *Live) *cluster {
 			ports[JobWorkload(j.Name)] = portKeys(j.Spec.Pod)
 		}
 	}
-	for _, name := range sortedKeys(in.Nodes) {
+	names := sortedKeys(in.Nodes)
+	nodes := make([]schedule.Node, len(names))
+	index := make(map[string]int, len(names))
+	for i, name := range names {
 		n := in.Nodes[name]
 		sn := schedule.Node{Name: name, Ready: live.Ready[name], Labels: n.Labels,
 			Allocatable: schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
-			HostPorts:   map[string]bool{}, Volumes: map[string]bool{}, Workloads: map[string]int{}}
-		for _, v := range n.Volumes {
-			sn.Volumes[v] = true
+			Workloads:   map[string]int{}}
+		if len(n.Volumes) > 0 {
+			sn.Volumes = map[string]bool{}
+			for _, v := range n.Volumes {
+				sn.Volumes[v] = true
+			}
 		}
-		c.index[name] = len(c.nodes)
-		c.nodes = append(c.nodes, sn)
+		index[name] = i
+		nodes[i] = sn
 	}
 	for _, g := range live.groups {
 		for _, r := range g.all {
-			i, ok := c.index[r.node]
+			i, ok := index[r.node]
 			if !ok || !alive(r.State) || r.gone() {
 				continue
 			}
-			n := &c.nodes[i]
+			n := &nodes[i]
 			req := requests[r.Workload]
 			n.Requested.CPUMilli += req.CPUMilli
 			n.Requested.MemoryBytes += req.MemoryBytes
 			n.Workloads[r.Workload]++
 			n.Total++
 			for _, p := range r.Ports {
+				if n.HostPorts == nil {
+					n.HostPorts = map[string]bool{}
+				}
 				n.HostPorts[fmt.Sprintf("%s/%d", p.Protocol, p.HostPort)] = true
 			}
 			if r.pending { // not reported yet: its ports are its template's
 				for _, p := range ports[r.Workload] {
+					if n.HostPorts == nil {
+						n.HostPorts = map[string]bool{}
+					}
 					n.HostPorts[p] = true
 				}
 			}
 		}
 	}
-	return c
+	return &cluster{sc: schedule.NewCluster(nodes, in.Strategy)}
 }
 
 // schedPod is what placement needs of a workload's pod.
@@ -127,22 +138,8 @@ func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]str
 
 // place chooses nodes for n replicas of w, none among the nodes that
 // refused its template, and counts them on their nodes.
-func (c *cluster) place(w desired.Workload, st *desired.State, n int, strategy schedule.Strategy, refusedBy map[string]string) schedule.Result {
+func (c *cluster) place(w desired.Workload, st *desired.State, n int, refusedBy map[string]string) schedule.Result {
 	pod := schedPod(w, st)
 	pod.Refused = refusedBy
-	res := schedule.Place(pod, c.nodes, n, strategy)
-	for _, name := range res.Nodes {
-		nd := &c.nodes[c.index[name]]
-		nd.Requested.CPUMilli += pod.Requests.CPUMilli
-		nd.Requested.MemoryBytes += pod.Requests.MemoryBytes
-		nd.Workloads[w.Name]++
-		nd.Total++
-		for _, hp := range pod.HostPorts {
-			nd.HostPorts[hp] = true
-		}
-		for _, cl := range pod.Claims {
-			nd.Volumes[cl] = true
-		}
-	}
-	return res
+	return c.sc.Place(pod, n)
 }

@@ -89,7 +89,7 @@ func (c *pass) workload(p workloadPass) {
 	started := 0
 	var stops []Stop
 	if need > 0 {
-		res := c.cluster().place(w, p.st, need, c.in.Strategy, excluded)
+		res := c.cluster().place(w, p.st, need, excluded)
 		if res.Unplaced > 0 {
 			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
 		}

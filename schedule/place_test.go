@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -193,6 +194,87 @@ func TestPlaceFastEqualsScan(t *testing.T) {
 			scan := newPlacer(pod, nodes, s).placeScan(n, Result{})
 			if !slices.Equal(fast.Nodes, scan.Nodes) || fast.Unplaced != scan.Unplaced || fast.Reason != scan.Reason {
 				t.Fatalf("round %d, strategy %d: fast %v %d %q, scan %v %d %q", round, s, fast.Nodes, fast.Unplaced, fast.Reason, scan.Nodes, scan.Unplaced, scan.Reason)
+			}
+		}
+	}
+}
+
+// cloneNodes copies nodes deeply enough for placements to be counted on
+// the copy.
+func cloneNodes(nodes []Node) []Node {
+	out := make([]Node, len(nodes))
+	for i, n := range nodes {
+		n.Workloads = maps.Clone(n.Workloads)
+		n.HostPorts = maps.Clone(n.HostPorts)
+		n.Volumes = maps.Clone(n.Volumes)
+		out[i] = n
+	}
+	return out
+}
+
+// TestClusterEqualsPlace: a pass's shared cluster, placing pod after pod
+// (simple ones from its shape heaps), chooses exactly what Place chooses
+// when each placement is counted on the nodes before the next pod, on
+// random clusters with random pods.
+func TestClusterEqualsPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	for round := range rounds {
+		nodes := make([]Node, 1+rng.IntN(40))
+		names := rng.Perm(len(nodes))
+		for i := range nodes {
+			nodes[i] = Node{Name: fmt.Sprintf("n%02d", names[i]), Ready: rng.IntN(10) > 0,
+				Allocatable: Resources{CPUMilli: int64(rng.IntN(5)) * 1000, MemoryBytes: int64(rng.IntN(5)) * gi},
+				Requested:   Resources{CPUMilli: int64(rng.IntN(3)) * 500, MemoryBytes: int64(rng.IntN(3)) * gi / 2},
+				Workloads:   map[string]int{fmt.Sprint("w", rng.IntN(3)): rng.IntN(3)}, Total: rng.IntN(5)}
+			labels := map[string]string{}
+			if z := rng.IntN(4); z > 0 {
+				labels[ZoneLabel] = fmt.Sprint("z", z)
+			}
+			if rng.IntN(2) == 0 {
+				labels["disk"] = "ssd"
+			}
+			nodes[i].Labels = labels
+		}
+		for _, s := range []Strategy{SpreadOut, BinPack} {
+			shared := NewCluster(cloneNodes(nodes), s)
+			scan := cloneNodes(nodes)
+			for step := range 8 {
+				pod := Pod{Workload: fmt.Sprint("w", rng.IntN(4)),
+					Requests: Resources{CPUMilli: int64(rng.IntN(3)) * 250, MemoryBytes: int64(rng.IntN(3)) * gi / 4}}
+				if rng.IntN(3) == 0 {
+					pod.NodeSelector = map[string]string{"disk": "ssd"}
+				}
+				if rng.IntN(6) == 0 {
+					pod.HostPorts = []string{"TCP/80"}
+				}
+				n := rng.IntN(10)
+				got := shared.Place(pod, n)
+				want := Place(pod, scan, n, s)
+				if !slices.Equal(got.Nodes, want.Nodes) || got.Unplaced != want.Unplaced || got.Reason != want.Reason {
+					t.Fatalf("round %d, strategy %d, pod %d %+v: cluster %v %d %q, place %v %d %q", round, s, step, pod,
+						got.Nodes, got.Unplaced, got.Reason, want.Nodes, want.Unplaced, want.Reason)
+				}
+				byName := map[string]int{}
+				for i := range scan {
+					byName[scan[i].Name] = i
+				}
+				for _, name := range want.Nodes { // counted on the nodes, as the cluster does
+					n := &scan[byName[name]]
+					n.Requested.CPUMilli += pod.Requests.CPUMilli
+					n.Requested.MemoryBytes += pod.Requests.MemoryBytes
+					n.Workloads[pod.Workload]++
+					n.Total++
+					for _, hp := range pod.HostPorts {
+						if n.HostPorts == nil {
+							n.HostPorts = map[string]bool{}
+						}
+						n.HostPorts[hp] = true
+					}
+				}
 			}
 		}
 	}
