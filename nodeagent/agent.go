@@ -86,6 +86,10 @@ type op struct {
 	expires  time.Time // a record of a removed half-made pod: dropped then
 }
 
+// reportCoalesce is how long the agent waits after an operation ends
+// before it reports, so that the operations ending with it share the report.
+const reportCoalesce = 5 * time.Millisecond
+
 // tombstoneTTL is how long a finished stop is remembered: a runtime list
 // that began before the stop ended may still show the replica.
 const tombstoneTTL = time.Minute
@@ -202,6 +206,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var lastSent time.Time
 	var due <-chan time.Time   // the next pending restart
 	var retry <-chan time.Time // the next try of a failed start
+	var soon <-chan time.Time  // a report after operations ended
 	report := func(force bool) {
 		if _, next, err := a.cfg.Runtime.Supervise(ctx, time.Now()); err != nil {
 			if ctx.Err() == nil {
@@ -241,6 +246,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-poll.C:
 			report(false)
 		case <-a.kick:
+			// Operations that end together (a batch's starts) make one
+			// report: wait a moment for the others.
+			if soon == nil {
+				soon = time.After(reportCoalesce)
+			}
+		case <-soon:
+			soon = nil
 			report(false)
 		case <-resync:
 			report(true)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -14,71 +16,69 @@ import (
 	"github.com/batonhq/baton/reconciler/store"
 )
 
-// Bounds of applying a pass: node batches in flight at once, KV writes in
-// flight at once, and the encoded size of one batch message.
+// Bounds of applying a pass: nodes served at once, KV writes in flight at
+// once, and the encoded size of one batch message.
 const (
-	maxNodesInFlight  = 32
+	maxNodesInFlight  = 128
 	maxWritesInFlight = 64
 	maxBatchBytes     = 768 << 10
 )
 
-// apply carries out a pass's result. Forgets drop assignments; every start
-// is recorded in KV before its command leaves; then each node gets one
-// message (more for a very big batch) with all its stops and starts, the
-// nodes in parallel. What the nodes answered is applied to the state back
-// on the loop's goroutine: assignments of starts they refused are dropped,
-// templates they refused for good remembered, stops marked sent.
+// apply carries out a pass's result, node by node and nodes in parallel:
+// a node's assignments (one KV record per node) are saved with its new
+// starts before the node is sent one message (more for a very big batch)
+// with all its stops and starts. What the nodes answered is applied back on
+// the loop's goroutine: assignments of starts they refused dropped,
+// templates they refused for good remembered, stopped replicas forgotten,
+// and the records of nodes whose assignments changed saved again.
 func (r *Reconciler) apply(ctx context.Context, res Result) {
 	st := r.st
 	now := r.cfg.Clock()
-	var writes []kvWrite
+	dirty := map[string]bool{}
 	for _, f := range res.Forgets {
 		zerolog.Ctx(ctx).Info().Str("workload", f.Workload).Str("replica", f.ReplicaID).Str("node", f.Node).Str("reason", f.Reason).Msg("forget replica")
-		delete(st.assignments, f.ReplicaID)
-		writes = append(writes, kvWrite{key: assignmentPrefix + f.ReplicaID})
+		st.unassign(f.ReplicaID)
+		dirty[f.Node] = true
 		r.events(f.String())
 	}
-	r.saveAll(ctx, writes)
-	if r.isDeposed() || (len(res.Starts) == 0 && len(res.Stops) == 0) {
+	if r.isDeposed() {
 		return
-	}
-	// Starts are recorded before they are sent: a new leader must know them.
-	writes = writes[:0]
-	for _, s := range res.Starts {
-		as := Assignment{ReplicaID: s.ReplicaID, Workload: s.Workload, SpecHash: s.Spec.SpecHash, Node: s.Node, Created: now}
-		st.assignments[as.ReplicaID] = as
-		writes = append(writes, kvWrite{key: assignmentPrefix + as.ReplicaID, value: as})
-	}
-	if failed := r.saveAll(ctx, writes); len(failed) > 0 || r.isDeposed() {
-		// Not recorded, not sent: the next pass starts them again.
-		for _, s := range res.Starts {
-			if failed[assignmentPrefix+s.ReplicaID] || r.isDeposed() {
-				delete(st.assignments, s.ReplicaID)
-			}
-		}
-		if r.isDeposed() {
-			return
-		}
-	}
-	for _, s := range res.Stops {
-		st.stopping[s.ReplicaID] = stopSent{node: s.Node, at: now}
 	}
 	byNode := map[string]*nodeBatch{}
 	for _, s := range res.Stops {
+		st.stopping[s.ReplicaID] = stopSent{node: s.Node, at: now}
 		b := batchOf(byNode, s.Node)
 		b.stops = append(b.stops, s)
 	}
 	for _, s := range res.Starts {
-		if _, ok := st.assignments[s.ReplicaID]; !ok {
-			continue
-		}
+		// Recorded before they are sent: a new leader must know them.
+		st.assign(Assignment{ReplicaID: s.ReplicaID, Workload: s.Workload, SpecHash: s.Spec.SpecHash, Node: s.Node, Created: now})
 		b := batchOf(byNode, s.Node)
 		b.starts = append(b.starts, s)
+		b.record = true
+		delete(dirty, s.Node) // saved with the batch
+	}
+	for node, b := range byNode {
+		if b.record {
+			b.assigned = st.recordOf(node)
+		}
 	}
 	r.send(ctx, byNode)
-	writes = writes[:0]
+	for node := range dirty {
+		if _, ok := byNode[node]; !ok || !byNode[node].record {
+			dirty[node] = true
+		}
+	}
 	for _, node := range sortedKeys(byNode) {
 		b := byNode[node]
+		if b.saveErr != nil {
+			// Not recorded, not sent: the next pass starts them again.
+			for _, s := range b.starts {
+				st.unassign(s.ReplicaID)
+			}
+			dirty[node] = true
+			r.failed(ctx, zerolog.Ctx(ctx), fmt.Errorf("record the starts of %s: %w", node, b.saveErr))
+		}
 		for i, s := range b.stops {
 			log := zerolog.Ctx(ctx).With().Str("workload", s.Workload).Str("replica", s.ReplicaID).Str("node", node).Logger()
 			if err := b.stopErrs[i]; err != nil {
@@ -87,9 +87,13 @@ func (r *Reconciler) apply(ctx context.Context, res Result) {
 				continue
 			}
 			log.Info().Str("reason", s.Reason).Msg("stop replica")
-			delete(st.assignments, s.ReplicaID)
-			writes = append(writes, kvWrite{key: assignmentPrefix + s.ReplicaID})
+			if st.unassign(s.ReplicaID) {
+				dirty[node] = true
+			}
 			r.events(s.String())
+		}
+		if b.saveErr != nil {
+			continue
 		}
 		for i, s := range b.starts {
 			log := zerolog.Ctx(ctx).With().Str("workload", s.Workload).Str("replica", s.ReplicaID).Str("node", node).Logger()
@@ -104,8 +108,8 @@ func (r *Reconciler) apply(ctx context.Context, res Result) {
 			// timeout forgets it if it never shows up.
 			var ce *protocol.CommandError
 			if errors.As(err, &ce) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrDeposed) {
-				delete(st.assignments, s.ReplicaID)
-				writes = append(writes, kvWrite{key: assignmentPrefix + s.ReplicaID})
+				st.unassign(s.ReplicaID)
+				dirty[node] = true
 			}
 			if errors.As(err, &ce) && ce.Code.Terminal() {
 				r.refuse(ctx, s.Workload, s.Spec.SpecHash, node, ce.Code, fmt.Sprintf("%s: %s", ce.Code, ce.Msg))
@@ -113,7 +117,7 @@ func (r *Reconciler) apply(ctx context.Context, res Result) {
 			r.failed(ctx, &log, fmt.Errorf("start replica %s on %s: %w", s.ReplicaID, node, err))
 		}
 	}
-	r.saveAll(ctx, writes)
+	r.saveRecords(ctx, dirty)
 }
 
 // failed logs and records a command that failed.
@@ -127,6 +131,9 @@ func (r *Reconciler) failed(_ context.Context, log *zerolog.Logger, err error) {
 type nodeBatch struct {
 	starts    []Start
 	stops     []Stop
+	record    bool         // save the node's assignments (assigned) before sending
+	assigned  nodeAssigned // the node's assignments, with the new starts
+	saveErr   error        // the record could not be saved: nothing was sent
 	startErrs []error
 	stopErrs  []error
 }
@@ -140,8 +147,8 @@ func batchOf(m map[string]*nodeBatch, node string) *nodeBatch {
 	return b
 }
 
-// send sends every node its batch, at most maxNodesInFlight nodes at once,
-// and fills in the answers.
+// send serves every node, at most maxNodesInFlight at once: the node's
+// assignment record first (when it has starts), then its batch.
 func (r *Reconciler) send(ctx context.Context, byNode map[string]*nodeBatch) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxNodesInFlight)
@@ -151,6 +158,12 @@ func (r *Reconciler) send(ctx context.Context, byNode map[string]*nodeBatch) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			if b.record {
+				if err := r.stored(r.cfg.Store.Put(ctx, assignmentPrefix+node, b.assigned)); err != nil {
+					b.saveErr = err
+					return
+				}
+			}
 			r.sendBatch(ctx, node, b)
 		}()
 	}
@@ -236,37 +249,67 @@ func (r *Reconciler) command(ctx context.Context, node string, cmd protocol.Comm
 	return reply.Results, reply.Err()
 }
 
-// saveAll applies KV writes, maxWritesInFlight at once, and returns the
-// keys that failed.
-func (r *Reconciler) saveAll(ctx context.Context, writes []kvWrite) map[string]bool {
-	if len(writes) == 0 {
-		return nil
-	}
-	var mu sync.Mutex
-	failed := map[string]bool{}
+// saveRecords saves the assignment records of nodes, maxWritesInFlight at
+// once (a node without assignments has its record deleted).
+func (r *Reconciler) saveRecords(ctx context.Context, nodes map[string]bool) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxWritesInFlight)
-	for _, w := range writes {
+	for node := range nodes {
+		rec := r.st.recordOf(node)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			var err error
-			if w.value == nil {
-				err = r.stored(r.cfg.Store.Delete(ctx, w.key))
+			if len(rec.Assignments) == 0 {
+				err = r.stored(r.cfg.Store.Delete(ctx, assignmentPrefix+node))
 			} else {
-				err = r.stored(r.cfg.Store.Put(ctx, w.key, w.value))
+				err = r.stored(r.cfg.Store.Put(ctx, assignmentPrefix+node, rec))
 			}
 			if err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("key", w.key).Msg("save state")
-				mu.Lock()
-				failed[w.key] = true
-				mu.Unlock()
+				zerolog.Ctx(ctx).Warn().Err(err).Str("node", node).Msg("save assignments")
 			}
 		}()
 	}
 	wg.Wait()
-	return failed
+}
+
+// nodeAssigned is the KV record of one node's assignments (assign.<node>).
+type nodeAssigned struct {
+	Node        string       `json:"node"`
+	Assignments []Assignment `json:"assignments"`
+}
+
+// assign records an assignment in the loop's state.
+func (st *loopState) assign(a Assignment) {
+	st.assignments[a.ReplicaID] = a
+	ids := st.byNode[a.Node]
+	if ids == nil {
+		ids = map[string]bool{}
+		st.byNode[a.Node] = ids
+	}
+	ids[a.ReplicaID] = true
+}
+
+// unassign drops an assignment; false when there was none.
+func (st *loopState) unassign(id string) bool {
+	a, ok := st.assignments[id]
+	if !ok {
+		return false
+	}
+	delete(st.assignments, id)
+	delete(st.byNode[a.Node], id)
+	return true
+}
+
+// recordOf is a node's assignment record, sorted by replica ID.
+func (st *loopState) recordOf(node string) nodeAssigned {
+	rec := nodeAssigned{Node: node}
+	for id := range st.byNode[node] {
+		rec.Assignments = append(rec.Assignments, st.assignments[id])
+	}
+	sort.Slice(rec.Assignments, func(i, j int) bool { return rec.Assignments[i].ReplicaID < rec.Assignments[j].ReplicaID })
+	return rec
 }
 
 // noteFailures remembers the templates whose starts failed for good: an
@@ -348,7 +391,7 @@ const (
 func (r *Reconciler) restore(ctx context.Context) error {
 	s := r.cfg.Store
 	s.Reset()
-	as, err := store.List(ctx, s, assignmentPrefix, func(id string, a Assignment) bool { return a.ReplicaID == id })
+	as, err := r.restoreAssignments(ctx)
 	if err != nil {
 		return err
 	}
@@ -388,7 +431,11 @@ func (r *Reconciler) restore(ctx context.Context) error {
 		}
 	}
 	st := r.st
-	st.bad, st.assignments, st.rollouts, st.hpa, st.crons, st.jobs = bad, as, ros, hpa, crons, jobs
+	st.bad, st.rollouts, st.hpa, st.crons, st.jobs = bad, ros, hpa, crons, jobs
+	st.assignments, st.byNode = map[string]Assignment{}, map[string]map[string]bool{}
+	for _, a := range as {
+		st.assign(a)
+	}
 	if len(hist) > 0 {
 		st.history = &hist[len(hist)-1]
 	}
@@ -396,4 +443,57 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	st.synced = Revision{ID: sr.Revision}
 	st.syncedAt = sr.Time
 	return nil
+}
+
+// restoreAssignments reads every node's assignment record. Records of the
+// earlier layout (one key per replica) are read too, and rewritten as
+// node records, their keys deleted.
+func (r *Reconciler) restoreAssignments(ctx context.Context) (map[string]Assignment, error) {
+	// Both layouts name the node; only the old one has a replica ID.
+	type either struct {
+		Node        string       `json:"node"`
+		Assignments []Assignment `json:"assignments"`
+		ReplicaID   string       `json:"replicaId"`
+		Workload    string       `json:"workload"`
+		SpecHash    string       `json:"specHash"`
+		Created     time.Time    `json:"created"`
+	}
+	recs, err := store.List[either](ctx, r.cfg.Store, assignmentPrefix, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Assignment{}
+	var legacy []string
+	nodes := map[string]bool{}
+	for key, rec := range recs {
+		switch {
+		case rec.ReplicaID == "" && rec.Node == key:
+			for _, a := range rec.Assignments {
+				if a.Node == key && a.ReplicaID != "" {
+					out[a.ReplicaID] = a
+				}
+			}
+		case rec.ReplicaID == key && rec.Node != "":
+			out[key] = Assignment{ReplicaID: key, Workload: rec.Workload, SpecHash: rec.SpecHash, Node: rec.Node, Created: rec.Created}
+			legacy = append(legacy, key)
+			nodes[rec.Node] = true
+		}
+	}
+	if len(legacy) > 0 {
+		byNode := map[string][]Assignment{}
+		for _, a := range out {
+			byNode[a.Node] = append(byNode[a.Node], a)
+		}
+		for node := range nodes {
+			if err := r.stored(r.cfg.Store.Put(ctx, assignmentPrefix+node, nodeAssigned{Node: node, Assignments: byNode[node]})); err != nil {
+				return nil, err
+			}
+		}
+		for _, key := range legacy {
+			if err := r.stored(r.cfg.Store.Delete(ctx, assignmentPrefix+key)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -134,7 +135,7 @@ type mailbox struct {
 // inbox is what a mailbox holds.
 type inbox struct {
 	heartbeats map[string]received[protocol.Heartbeat]
-	reports    map[string]received[protocol.Report]
+	reports    map[string]rawReport // decoded by the pass: only the latest of a node
 	next       *loaded
 	revErr     *RevisionError
 	revErrSet  bool
@@ -151,8 +152,14 @@ type received[T any] struct {
 
 type pinChange struct{ pin *store.Pin }
 
+// rawReport is a node's report as it arrived.
+type rawReport struct {
+	msg *nats.Msg
+	at  time.Time
+}
+
 func (m *mailbox) reset() {
-	m.inbox = inbox{heartbeats: map[string]received[protocol.Heartbeat]{}, reports: map[string]received[protocol.Report]{}}
+	m.inbox = inbox{heartbeats: map[string]received[protocol.Heartbeat]{}, reports: map[string]rawReport{}}
 }
 
 // take empties the mailbox and returns what it held.
@@ -325,14 +332,21 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 	}
 }
 
+// onReport keeps a node's report for the next pass, which decodes the
+// latest of each node only: a node reporting ten times between two passes
+// costs one decode.
 func (r *Reconciler) onReport(ctx context.Context, m *nats.Msg) {
-	var rep protocol.Report
-	if err := decodeFromNode(m, &rep, &rep.Node); err != nil {
-		r.reject(ctx, err, m, "report rejected")
+	parts := strings.Split(m.Subject, ".")
+	switch {
+	case len(parts) != 4 || len(m.Data) > protocol.MaxMessageBytes:
+		r.reject(ctx, fmt.Errorf("%w: %d bytes on %s", protocol.ErrTooLarge, len(m.Data), m.Subject), m, "report rejected")
+		return
+	case !json.Valid(m.Data): // every bad message is counted; the rest when decoded
+		r.reject(ctx, errors.New("decode message: not JSON"), m, "report rejected")
 		return
 	}
 	r.mb.mu.Lock()
-	r.mb.reports[rep.Node] = received[protocol.Report]{msg: rep, at: r.cfg.Clock()}
+	r.mb.reports[parts[2]] = rawReport{msg: m, at: r.cfg.Clock()}
 	r.mb.mu.Unlock()
 	r.kick()
 }

@@ -22,7 +22,8 @@ type loopState struct {
 	views       map[string]NodeView   // Compute's view of the nodes (the loop's own)
 	readySince  map[string]time.Time  // replica → when it was first seen ready
 	assignments map[string]Assignment
-	stopping    map[string]stopSent // replicas a stop was sent to
+	byNode      map[string]map[string]bool // node → its assignments' replica IDs
+	stopping    map[string]stopSent        // replicas a stop was sent to
 
 	desired   *desired.State
 	withRuns  *desired.State // the desired state with the CronJobs' runs as Jobs
@@ -55,7 +56,7 @@ type loopState struct {
 
 func newLoopState() *loopState {
 	return &loopState{nodes: map[string]*nodeState{}, views: map[string]NodeView{}, readySince: map[string]time.Time{},
-		assignments: map[string]Assignment{}, stopping: map[string]stopSent{}, bad: map[string]store.BadRevision{},
+		assignments: map[string]Assignment{}, byNode: map[string]map[string]bool{}, stopping: map[string]stopSent{}, bad: map[string]store.BadRevision{},
 		rollouts: map[string]Rollout{}, rollbacks: map[string]RollbackTo{}, hpa: map[string]HPAState{}, crons: map[string]CronState{},
 		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
 }
@@ -216,7 +217,16 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		}
 		nodes[name] = &n
 	}
-	for name, rep := range mb.reports {
+	reports := make(map[string]received[protocol.Report], len(mb.reports))
+	for name, raw := range mb.reports {
+		var rep protocol.Report
+		if err := decodeFromNode(raw.msg, &rep, &rep.Node); err != nil {
+			r.reject(ctx, err, raw.msg, "report rejected")
+			continue
+		}
+		reports[name] = received[protocol.Report]{msg: rep, at: raw.at}
+	}
+	for name, rep := range reports {
 		n := *nodeOf(nodes, name)
 		// When each replica was first seen ready, since it last was not.
 		ready := make(map[string]bool, len(rep.msg.Replicas))
@@ -253,7 +263,7 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	for name := range mb.heartbeats {
 		st.views[name] = nodes[name].view
 	}
-	for name := range mb.reports {
+	for name := range reports {
 		st.views[name] = nodes[name].view
 	}
 	if resync {

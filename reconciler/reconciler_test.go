@@ -132,8 +132,10 @@ func (f *fakeNode) report() {
 		}
 		r.Replicas = append(r.Replicas, rep)
 	}
-	f.mu.Unlock()
+	// Published under the lock: reports leave in the order of the states
+	// they show, as an agent's (one goroutine) do.
 	_ = f.nc.Publish(protocol.ReportSubject(f.name), protocol.Encode(r))
+	f.mu.Unlock()
 	_ = f.nc.Publish(protocol.HeartbeatSubject(f.name), protocol.Encode(protocol.Heartbeat{Version: protocol.Version, Node: f.name}))
 }
 
@@ -233,7 +235,7 @@ func TestReconcilerLoop(t *testing.T) {
 	waitStatus(t, rec2, func(s Status) bool {
 		return s.Synced.ID == "rev1" && len(s.Workloads) == 1 && s.Workloads[0].Current == 2
 	})
-	if as, err := store.List[Assignment](ctx2, kv, assignmentPrefix, nil); err != nil || len(as) != 2 {
+	if as, err := store.List[nodeAssigned](ctx2, kv, assignmentPrefix, nil); err != nil || len(as) != 1 || len(as["n1"].Assignments) != 2 {
 		t.Fatalf("assignments in KV %v %v, want 2; events %v", as, err, rec2.Status().Events)
 	}
 	testenv.WaitPasses(t, rec2, 5)
@@ -447,7 +449,7 @@ func TestStopSentOnce(t *testing.T) {
 	}
 	for id, n := range node.stops {
 		if n != 1 {
-			t.Errorf("%d stops of %s, want 1", n, id)
+			t.Errorf("%d stops of %s, want 1; events %v", n, id, rec.Status().Events)
 		}
 	}
 }
