@@ -111,3 +111,26 @@ func BenchmarkLoad1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadOneFileChanged: a Loader that loaded a 1,000-Deployment
+// repository (100 files) loads the next commit, which changes one file:
+// only that file is validated again.
+//
+//	go test -run '^$' -bench LoadOneFileChanged -benchtime 20x ./desired
+func BenchmarkLoadOneFileChanged(b *testing.B) {
+	files := yamlRepo(1000)
+	l := NewLoader(Options{})
+	if _, err := l.Load(b.Context(), files); err != nil {
+		b.Fatal(err)
+	}
+	orig := string(files["apps/f007.yaml"])
+	i := 0
+	for b.Loop() {
+		i++ // a commit that changes one Deployment's count: new content each time
+		files["apps/f007.yaml"] = []byte(strings.Replace(orig, "replicas: 3", fmt.Sprintf("replicas: %d", 4+i%900), 1))
+		st, err := l.Load(b.Context(), files)
+		if err != nil || len(st.Workloads) != 1000 {
+			b.Fatalf("%v", err)
+		}
+	}
+}

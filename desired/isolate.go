@@ -43,7 +43,7 @@ func ServeChild() {
 		fmt.Fprintln(os.Stderr, "decode revision:", err)
 		os.Exit(2)
 	}
-	_, _ = load(files, Options{})
+	_, _ = load(files, Options{}, nil)
 	os.Exit(0)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	_ "time/tzdata" // time zones of ScalingSchedules and CronJobs, on any machine
 
 	"cuelang.org/go/cue"
-	"cuelang.org/go/cue/cuecontext"
 )
 
 // Limits on what one revision may contain. MaxFileBytes and MaxTotalBytes
@@ -73,6 +71,11 @@ func Load(files map[string][]byte) (*State, error) {
 // time limit fails with ErrTimeout; CUE evaluation cannot be interrupted, so
 // it finishes in the background.
 func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*State, error) {
+	return loadWith(ctx, files, opts, nil)
+}
+
+// loadWith is LoadWith with a Loader's cache (l may be nil).
+func loadWith(ctx context.Context, files map[string][]byte, opts Options, l *Loader) (*State, error) {
 	opts.defaults()
 	if hasCUE(files) && childReady.Load() {
 		start := time.Now()
@@ -96,7 +99,7 @@ func LoadWith(ctx context.Context, files map[string][]byte, opts Options) (*Stat
 				done <- result{nil, fmt.Errorf("internal error loading the revision: %v", p)}
 			}
 		}()
-		st, err := load(files, opts)
+		st, err := load(files, opts, l)
 		done <- result{st, err}
 	}()
 	t := time.NewTimer(opts.Timeout)
@@ -121,89 +124,6 @@ func (o *Options) defaults() {
 	if o.MaxTotalBytes <= 0 {
 		o.MaxTotalBytes = MaxTotalBytes
 	}
-}
-
-func load(files map[string][]byte, opts Options) (*State, error) {
-	opts.defaults()
-	if len(files) > MaxFiles {
-		return nil, fmt.Errorf("%w: %d files, more than the %d allowed", ErrTooLarge, len(files), MaxFiles)
-	}
-	var paths []string
-	total := 0
-	for p, b := range files {
-		if IsManifest(p) {
-			total += len(b)
-			paths = append(paths, p)
-		}
-	}
-	if total > opts.MaxTotalBytes {
-		return nil, fmt.Errorf("%w: manifests total %d bytes, more than the %d allowed", ErrTooLarge, total, opts.MaxTotalBytes)
-	}
-	sort.Strings(paths)
-
-	var errs Errors
-	ctx := cuecontext.New()
-	sch, err := compileSchema(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var docs []document
-	cueDirs := map[string]map[string][]byte{}
-	for _, p := range paths {
-		data := files[p]
-		if len(data) > opts.MaxFileBytes {
-			errs = append(errs, &Error{File: p, Msg: fmt.Sprintf("file is %d bytes, more than the %d allowed", len(data), opts.MaxFileBytes)})
-			continue
-		}
-		if e := checkText(p, data); e != nil {
-			errs = append(errs, e)
-			continue
-		}
-		if strings.HasSuffix(p, ".cue") {
-			dir := path.Dir(p)
-			if cueDirs[dir] == nil {
-				cueDirs[dir] = map[string][]byte{}
-			}
-			cueDirs[dir][p] = data
-			continue
-		}
-		docs = append(docs, yamlDocuments(ctx, p, data, &errs)...)
-	}
-	for _, dir := range sortedKeys(cueDirs) {
-		docs = append(docs, cueDocuments(ctx, dir, cueDirs[dir], &errs)...)
-	}
-
-	st := &State{Workloads: []Workload{}}
-	seen := map[string]string{}
-	for _, d := range docs {
-		u, kind, ok := validate(sch, d, &errs)
-		if !ok {
-			continue
-		}
-		name := d.str("metadata.name")
-		key := kind + "/" + name
-		if kind == "Secret" || kind == "SealedSecret" {
-			key = "Secret/" + name // one namespace for both
-		}
-		if prev, dup := seen[key]; dup {
-			line, col := nearest(d.value, "metadata.name")
-			errs = append(errs, &Error{File: d.file, Line: line, Col: col, Field: "metadata.name",
-				Msg: fmt.Sprintf("%s %q is already defined at %s", kind, name, prev)})
-			continue
-		}
-		seen[key] = fmt.Sprintf("%s:%d", d.file, d.line())
-		add(st, &norm{d: d, errs: &errs}, kind, u, opts)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	sortState(st)
-	resolve(st, docIndex(docs), &errs)
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	st.Warnings = unenforced(st)
-	return st, nil
 }
 
 func add(st *State, n *norm, kind string, u cue.Value, opts Options) {

@@ -310,3 +310,53 @@ func TestLoadBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeWaysAgree: decoding a validated document from its JSON gives the
+// same normalized objects as cue's decoder, on every kind the test data has
+// and on numbers in int-or-string and quantity fields.
+func TestDecodeWaysAgree(t *testing.T) {
+	numbers := map[string][]byte{"n.yaml": []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: n}
+spec:
+  replicas: 2
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 2, maxUnavailable: 0}}
+  template:
+    spec:
+      volumes: [{name: scratch, emptyDir: {sizeLimit: 1073741824}}]
+      containers:
+        - name: app
+          image: app:1
+          resources: {requests: {cpu: 0.25, memory: 134217728}, limits: {cpu: 2, memory: 1e9}}
+          livenessProbe: {httpGet: {path: /, port: 8080}}
+          readinessProbe: {tcpSocket: {port: 8080}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: n}
+spec: {selector: {app: n}, ports: [{port: 80, targetPort: 8080}]}
+`)}
+	for _, dir := range []string{"testdata/valid", "testdata/k8s", "testdata/yamlequiv"} {
+		files, err := ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range []map[string][]byte{files, numbers} {
+			viaJSON, err := Load(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decodeWithCUE = true
+			viaCUE, err := Load(set)
+			decodeWithCUE = false
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := json.Marshal(viaJSON)
+			b, _ := json.Marshal(viaCUE)
+			if string(a) != string(b) {
+				t.Fatalf("%s: decoded from JSON:\n%s\nby cue:\n%s", dir, a, b)
+			}
+		}
+	}
+}

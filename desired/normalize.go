@@ -1,7 +1,9 @@
 package desired
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -51,6 +53,8 @@ func portString(p any) string {
 		return ""
 	case string:
 		return v
+	case json.Number:
+		return v.String()
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
@@ -534,9 +538,27 @@ func (n *norm) autoscaler(h k8sHPA) Autoscaler {
 	return a
 }
 
-// decode decodes a validated value into a Go type.
+// decodeWithCUE makes decode always take cue's decoder (a test compares the
+// two ways).
+var decodeWithCUE = false
+
+// decode decodes a validated value into a Go type. The schema has no
+// defaults, so a document that is concrete data on its own (every YAML
+// document, most CUE ones) holds exactly the validated value: it is decoded
+// from its JSON, three times faster than cue's decoder. Numbers in
+// int-or-string fields arrive as json.Number, exact at any size. Anything
+// else (a CUE document that needs the schema to be concrete) takes cue's
+// decoder.
 func decode[T any](v cue.Value, errs *Errors, d document) (T, bool) {
 	var out T
+	if j, err := d.value.MarshalJSON(); err == nil && !decodeWithCUE {
+		dec := json.NewDecoder(bytes.NewReader(j))
+		dec.UseNumber()
+		if err := dec.Decode(&out); err == nil {
+			return out, true
+		}
+		out = *new(T)
+	}
 	if err := v.Decode(&out); err != nil {
 		*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: 1, Msg: "decode: " + err.Error()})
 		return out, false

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
@@ -23,6 +24,8 @@ func ParseQuantity(q any, scale int64) (int64, error) {
 	switch v := q.(type) {
 	case string:
 		s = strings.TrimPrefix(strings.TrimSpace(v), "+")
+	case json.Number:
+		s = v.String()
 	case float64:
 		s = fmt.Sprint(v)
 	case int:

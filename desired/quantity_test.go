@@ -1,6 +1,9 @@
 package desired
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestParseQuantity(t *testing.T) {
 	tests := []struct {
@@ -29,6 +32,9 @@ func TestParseQuantity(t *testing.T) {
 		{"", 1, 0, true},
 		{"9Ei", 1000, 0, true},
 		{true, 1, 0, true},
+		{json.Number("1e3"), 1000, 1000000, false},
+		{json.Number("4611686018427387904"), 1, 1 << 62, false}, // exact past float64's 2^53
+		{json.Number("9223372036854775808"), 1, 0, true},
 	}
 	for _, tt := range tests {
 		got, err := ParseQuantity(tt.in, tt.scale)

@@ -22,9 +22,15 @@ type refChecker struct {
 	secrets  map[string]*Secret
 	claims   map[string]bool
 	workload map[string]bool
+	// needPositions: an error was found, and docs (nil) cannot place it.
+	needPositions bool
 }
 
 func (r *refChecker) fail(kind, name, field, format string, args ...any) {
+	if r.docs == nil {
+		r.needPositions = true
+		return
+	}
 	d := r.docs[kind+"/"+name]
 	line, col := nearest(d.value, field)
 	*r.errs = append(*r.errs, &Error{File: d.file, Line: line, Col: col, Field: field, Msg: fmt.Sprintf(format, args...)})
@@ -33,7 +39,8 @@ func (r *refChecker) fail(kind, name, field, format string, args ...any) {
 // resolve checks every reference between objects (ConfigMap and Secret keys,
 // claims, autoscaler and schedule targets) and computes the hashes, which
 // include the data a pod references, so a change of that data rolls it out.
-func resolve(st *State, docs map[string]document, errs *Errors) {
+// Without docs (objects from the cache), an error only sets needPositions.
+func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 	r := &refChecker{st: st, docs: docs, errs: errs, cms: map[string]*ConfigMap{}, secrets: map[string]*Secret{}, claims: map[string]bool{}, workload: map[string]bool{}}
 	for i := range st.ConfigMaps {
 		r.cms[st.ConfigMaps[i].Name] = &st.ConfigMaps[i]
@@ -77,6 +84,7 @@ func resolve(st *State, docs map[string]document, errs *Errors) {
 		}
 		scheduled[s.Target] = s.Name
 	}
+	return r
 }
 
 // pod checks a pod's references and returns the digests of the data it uses.

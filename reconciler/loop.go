@@ -90,9 +90,10 @@ type Reconciler struct {
 	// pinned is the pin in force, for SetRevision's early filter.
 	pinned atomic.Pointer[store.Pin]
 
-	st    *loopState // the loop goroutine's own
-	gitq  chan gitJob
-	plans chan planRequest
+	st     *loopState      // the loop goroutine's own
+	loader *desired.Loader // keeps validated files between loads
+	gitq   chan gitJob
+	plans  chan planRequest
 
 	deposed chan struct{} // closed when a node says a newer leader exists, or a KV write finds the state changed by another
 	depose  sync.Once
@@ -116,6 +117,7 @@ func New(cfg Config) *Reconciler {
 		plans: make(chan planRequest), deposed: make(chan struct{})}
 	r.mb.reset()
 	r.st = newLoopState()
+	r.loader = desired.NewLoader(r.loadOptions())
 	return r
 }
 
@@ -195,7 +197,7 @@ func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[st
 		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned (baton unpin)")
 		return nil
 	}
-	st, err := desired.LoadWith(ctx, files, r.loadOptions())
+	st, err := r.loader.Load(ctx, files)
 	if err != nil {
 		re := &RevisionError{Revision: rev.ID, Time: r.cfg.Clock()}
 		var errs desired.Errors

@@ -81,7 +81,7 @@ type planRequest struct {
 // loaded here; the plan itself is made on the loop's goroutine, between
 // two passes, from the state the loop owns.
 func (r *Reconciler) Plan(ctx context.Context, files map[string][]byte) (Plan, error) {
-	st, err := desired.LoadWith(ctx, files, r.loadOptions())
+	st, err := r.loader.Load(ctx, files)
 	if err != nil {
 		var errs desired.Errors
 		if !errors.As(err, &errs) {

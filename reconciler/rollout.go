@@ -146,7 +146,7 @@ func (r *Reconciler) loadRevision(ctx context.Context, rev string) (*desired.Sta
 	if err != nil {
 		return nil, fmt.Errorf("read revision %s: %w", short12(rev), err)
 	}
-	st, err := desired.LoadWith(ctx, files, r.loadOptions())
+	st, err := r.loader.Load(ctx, files)
 	if err != nil {
 		return nil, fmt.Errorf("load revision %s: %w", short12(rev), err)
 	}
