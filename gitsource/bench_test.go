@@ -226,3 +226,68 @@ type discard struct{}
 func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
+
+// BenchmarkLocalCommitToRevision: a repository on this machine, as `baton
+// up` seeds it: time from `git commit` starting to the source handing out
+// the new revision, watched (inotify) and polled alone at `baton up`'s
+// interval (2 s; the commit lands at a random point of the cycle). The
+// git-commit-ms metric is the git command alone, part of every figure.
+//
+//	go test -run '^$' -bench LocalCommitToRevision -benchtime 20x ./gitsource
+func BenchmarkLocalCommitToRevision(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		poll  time.Duration
+		watch bool
+	}{{"watch", time.Hour, true}, {"poll-2s", 2 * time.Second, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			dir := b.TempDir()
+			gitIn(b, dir, "init", "-q", "-b", "main")
+			for i := range 10 {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("app%d.yaml", i)), fmt.Appendf(nil, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c%d}\n", i), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			gitIn(b, dir, "add", ".")
+			gitIn(b, dir, "commit", "-qm", "seed")
+			s, _ := New(Config{URL: dir, Branch: "main", CacheDir: b.TempDir()})
+			type arrival struct {
+				rev string
+				at  time.Time
+			}
+			revs := make(chan arrival, 16)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go s.Poll(ctx, c.poll, func(sn Snapshot) { revs <- arrival{sn.Revision, time.Now()} }, func(error) {})
+			if c.watch {
+				watching := make(chan struct{})
+				go func() { _ = s.watch(ctx, func() { close(watching) }) }()
+				<-watching
+			}
+			<-revs
+			var total, gitTotal time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				if !c.watch {
+					time.Sleep(time.Duration(rand.Int64N(int64(c.poll))))
+				}
+				if err := os.WriteFile(filepath.Join(dir, "app0.yaml"), fmt.Appendf(nil, "v: %d\n", i), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				gitIn(b, dir, "commit", "-qam", fmt.Sprintf("change %d", i))
+				gitTotal += time.Since(start)
+				select {
+				case a := <-revs:
+					total += a.at.Sub(start)
+				case <-time.After(time.Minute):
+					b.Fatal("revision not seen within a minute")
+				}
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/revision")
+			b.ReportMetric(float64(gitTotal.Microseconds())/1000/float64(b.N), "git-commit-ms")
+		})
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/batonhq/baton/internal/testenv"
 )
 
 type testRepo struct {
@@ -309,15 +311,11 @@ func TestPoll(t *testing.T) {
 	}()
 	wait := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("revision %d", n), func() (bool, string) {
 			mu.Lock()
-			got := len(revs)
-			mu.Unlock()
-			if got >= n {
-				return
-			}
-		}
-		t.Fatalf("no revision %d", n)
+			defer mu.Unlock()
+			return len(revs) >= n, fmt.Sprint(revs)
+		})
 	}
 	wait(1)
 	time.Sleep(100 * time.Millisecond) // several polls with nothing new

@@ -159,6 +159,14 @@ func lead(ctx context.Context, js jetstream.JetStream, ls *lease.Lease, src *git
 		src.Poll(ctx, poll, apply, rec.SetSourceError)
 		return nil
 	})
+	// A repository on this machine is watched too: a commit is fetched at
+	// once, not at the next poll. Without the watch, polling still works.
+	g.Go(func() error {
+		if err := src.Watch(ctx); err != nil && !errors.Is(err, gitsource.ErrNotLocal) {
+			log.Warn().Err(err).Msg("cannot watch the repository; polling only")
+		}
+		return nil
+	})
 	// baton pin / unpin: apply a cached revision and stop following the
 	// branch, or follow it again.
 	var pinned *store.Pin // only the watcher's goroutine uses it
