@@ -328,8 +328,6 @@ func (s *snapshot) ready(name string) bool {
 	return ok && NodeReady(n.view, s.at, s.grace)
 }
 
-var heapMetric = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-
 // publish makes the snapshot of this pass.
 func (r *Reconciler) publish(now time.Time) {
 	st := r.st
@@ -337,7 +335,8 @@ func (r *Reconciler) publish(now time.Time) {
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
 		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, refused: st.refused, events: st.events,
 		bad: badList(st.bad), history: st.history}
-	metrics.Read(heapMetric)
-	s.stats = PassStats{LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heapMetric[0].Value.Uint64()}
+	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(heap)
+	s.stats = PassStats{LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}
 	r.snap.Store(s)
 }

@@ -28,6 +28,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	metric(w, "baton_reconcile_passes_total", "counter", "Reconcile passes run", fmt.Sprintf("baton_reconcile_passes_total %d", stats.Passes))
 	metric(w, "baton_reconcile_duration_seconds_sum", "counter", "Seconds spent in reconcile passes", fmt.Sprintf("baton_reconcile_duration_seconds_sum %g", stats.TotalSeconds))
 	metric(w, "baton_reconcile_last_duration_seconds", "gauge", "Duration of the last pass", fmt.Sprintf("baton_reconcile_last_duration_seconds %g", stats.LastDuration.Seconds()))
+	metric(w, "baton_heap_bytes", "gauge", "The leader's Go heap in use (live objects and not yet collected) after the last pass", fmt.Sprintf("baton_heap_bytes %d", stats.HeapBytes))
 	metric(w, "baton_action_errors_total", "counter", "Start and stop commands that failed", fmt.Sprintf("baton_action_errors_total %d", stats.ActionErrors))
 	metric(w, "baton_event_errors_total", "counter", "Events the JetStream stream refused", fmt.Sprintf("baton_event_errors_total %d", stats.EventErrors))
 	metric(w, "baton_messages_rejected_total", "counter", "Node messages refused (malformed, oversized, another version, another node's name)", fmt.Sprintf("baton_messages_rejected_total %d", stats.Rejected))
