@@ -602,7 +602,11 @@ func (a *Agent) stop(ctx context.Context, id string) {
 	a.background(ctx, id, func() {
 		defer a.lockReplica(id)()
 		log := zerolog.Ctx(ctx).With().Str("replica", id).Logger()
-		err := a.cfg.Runtime.Stop(context.WithoutCancel(ctx), id, a.cfg.StopGrace)
+		// The stop outlives the agent's context (a replica is never left
+		// half stopped), bounded by its grace and a deadline of its own.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.StopGrace+cleanupTimeout)
+		err := a.cfg.Runtime.Stop(sctx, id, a.cfg.StopGrace)
+		cancel()
 		a.stopDone(id, mine)
 		if err != nil {
 			log.Error().Err(err).Msg("stop replica")

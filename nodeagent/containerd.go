@@ -74,6 +74,7 @@ type Containerd struct {
 	network Network // nil: pods get a loopback-only network namespace
 	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
 	portMu  sync.Mutex
+	ports   map[string]string // host ports reserved by starts under way: "tcp/8080" -> replica
 
 	events   sync.Once
 	imageArr chan string // images that arrived on the node
@@ -170,7 +171,9 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 	defer func() {
 		if retErr != nil {
 			// Leave nothing half-made: the next start begins from scratch.
-			if err := r.Stop(context.WithoutCancel(ctx), spec.ID, 0); err != nil {
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if err := r.Stop(cctx, spec.ID, 0); err != nil {
 				zerolog.Ctx(ctx).Warn().Err(err).Str("replica", spec.ID).Msg("clean up failed start")
 			}
 		}
@@ -182,11 +185,13 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 		}
 	}
 	if len(existing) == 0 && len(net.ports) > 0 {
-		r.portMu.Lock()
-		defer r.portMu.Unlock()
-		if err := r.checkHostPorts(ctx, spec.ID, net.ports); err != nil {
+		// Reserved in memory until the containers carry the ports in their
+		// labels: no lock is held across the image pull below.
+		release, err := r.reserveHostPorts(ctx, spec.ID, net.ports)
+		if err != nil {
 			return err
 		}
+		defer release()
 	}
 	if len(existing) == 0 {
 		if err := r.writeRecord(spec, net); err != nil {
@@ -211,7 +216,9 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 			// undo here what no container records.
 			if retErr != nil {
 				if attached {
-					_ = r.network.Detach(context.WithoutCancel(ctx), spec.ID, net.nsPath, net.ports)
+					cctx, cancel := cleanupContext(ctx)
+					defer cancel()
+					_ = r.network.Detach(cctx, spec.ID, net.nsPath, net.ports)
 				}
 				_ = ns.Remove()
 			}
@@ -301,6 +308,51 @@ func portsOf(labels map[string]string) []protocol.PortBinding {
 }
 
 // checkHostPorts refuses host ports that another pod of the node publishes.
+// reserveHostPorts checks that no other replica publishes ports (their
+// containers' labels, and the starts under way) and reserves them for
+// replica until release is called.
+func (r *Containerd) reserveHostPorts(ctx context.Context, replica string, ports []protocol.PortBinding) (release func(), err error) {
+	r.portMu.Lock()
+	defer r.portMu.Unlock()
+	for _, p := range ports {
+		if other, ok := r.ports[portKey(p)]; ok && other != replica {
+			return nil, fmt.Errorf("%w: %s/%d is published by replica %s", ErrHostPortInUse, p.Protocol, p.HostPort, other)
+		}
+	}
+	if err := r.checkHostPorts(ctx, replica, ports); err != nil {
+		return nil, err
+	}
+	if r.ports == nil {
+		r.ports = map[string]string{}
+	}
+	for _, p := range ports {
+		r.ports[portKey(p)] = replica
+	}
+	return func() {
+		r.portMu.Lock()
+		defer r.portMu.Unlock()
+		for _, p := range ports {
+			if r.ports[portKey(p)] == replica {
+				delete(r.ports, portKey(p))
+			}
+		}
+	}, nil
+}
+
+func portKey(p protocol.PortBinding) string {
+	return fmt.Sprintf("%s/%d", protocolName(p.Protocol), p.HostPort)
+}
+
+// cleanupTimeout bounds the clean-up of a failed start or a stop that
+// outlives its caller's context.
+const cleanupTimeout = 30 * time.Second
+
+// cleanupContext keeps ctx's values (namespace, logger) without its
+// cancellation, with a deadline of its own.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
 func (r *Containerd) checkHostPorts(ctx context.Context, replica string, ports []protocol.PortBinding) error {
 	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelPorts))
 	if err != nil {
@@ -625,6 +677,8 @@ func killTask(ctx context.Context, task client.Task, grace time.Duration) error 
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("task did not exit after SIGKILL")
+	case <-ctx.Done():
+		return fmt.Errorf("wait for exit after SIGKILL: %w", ctx.Err())
 	}
 }
 

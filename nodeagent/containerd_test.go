@@ -68,21 +68,21 @@ func podSpec(id string, containers ...desired.Container) protocol.ReplicaSpec {
 
 func waitState(t *testing.T, rt *nodeagent.Containerd, id string, want protocol.ReplicaState) protocol.Replica {
 	t.Helper()
-	var last []protocol.Replica
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	var found protocol.Replica
+	testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("replica %s %s", id, want), func() (bool, string) {
 		reps, err := rt.List(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = reps
 		for _, r := range reps {
 			if r.ID == id && r.State == want {
-				return r
+				found = r
+				return true, ""
 			}
 		}
-	}
-	t.Fatalf("replica %s never %s; last list %+v", id, want, last)
-	return protocol.Replica{}
+		return false, fmt.Sprintf("%+v", reps)
+	})
+	return found
 }
 
 // getInPod makes an HTTP request to 127.0.0.1:port inside the pod's network namespace.
@@ -276,7 +276,7 @@ func TestContainerdOOMKilled(t *testing.T) {
 func supervised(t *testing.T, rt *nodeagent.Containerd, id string, ok func(protocol.Replica) bool) protocol.Replica {
 	t.Helper()
 	var last protocol.Replica
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testenv.WaitFor(t, 20*time.Second, "replica "+id+" to match", func() (bool, string) {
 		if _, _, err := rt.Supervise(context.Background(), time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -287,13 +287,11 @@ func supervised(t *testing.T, rt *nodeagent.Containerd, id string, ok func(proto
 		for _, r := range reps {
 			if r.ID == id {
 				last = r
-				if ok(r) {
-					return r
-				}
+				return ok(r), fmt.Sprintf("%+v", r)
 			}
 		}
-	}
-	t.Fatalf("replica %s never matched; last %+v", id, last)
+		return false, "not listed"
+	})
 	return last
 }
 
@@ -367,15 +365,16 @@ func TestContainerdHostNetwork(t *testing.T) {
 		t.Fatalf("not in the host's network namespace: %q", nsPath)
 	}
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testenv.WaitFor(t, 10*time.Second, "the host port to answer", func() (bool, string) {
 		resp, err := http.Get("http://" + addr + "/")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
+		if err != nil {
+			return false, err.Error()
 		}
-	}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return true, ""
+	})
 	if !strings.Contains(body, "on the host") {
 		t.Fatalf("host answered %q", body)
 	}
@@ -393,7 +392,7 @@ func TestContainerdUsage(t *testing.T) {
 	}
 	waitState(t, rt, spec.ID, protocol.StateRunning)
 	var u *protocol.Usage
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && u == nil; time.Sleep(200 * time.Millisecond) {
+	testenv.WaitFor(t, 20*time.Second, "usage", func() (bool, string) {
 		reps, err := rt.List(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -403,7 +402,8 @@ func TestContainerdUsage(t *testing.T) {
 				u = r.Usage
 			}
 		}
-	}
+		return u != nil, ""
+	})
 	if u == nil {
 		t.Fatal("no usage reported")
 	}
@@ -440,15 +440,12 @@ func TestContainerdGracePeriod(t *testing.T) {
 // waitLog waits until a container's log holds line.
 func waitLog(t *testing.T, rt *nodeagent.Containerd, replica, container, line string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("container %s of %s to log %q", container, replica, line), func() (bool, string) {
 		files, err := rt.LogFiles(context.Background(), replica)
-		if err == nil {
-			if b, err := os.ReadFile(files[container]); err == nil && strings.Contains(string(b), line) {
-				return
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s of %s never logged %q", container, replica, line)
-		}
-	}
+		b, err := os.ReadFile(files[container])
+		return err == nil && strings.Contains(string(b), line), fmt.Sprintf("%d bytes logged", len(b))
+	})
 }

@@ -129,7 +129,11 @@ func probeOnce(ctx context.Context, pr *desired.Probe, ports map[string]int, nsP
 		if err != nil {
 			return err
 		}
-		defer p.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+		defer func() {
+			dctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			_, _ = p.Delete(dctx, client.WithProcessKill)
+		}()
 		exited, err := p.Wait(ctx)
 		if err != nil {
 			return err
@@ -173,7 +177,9 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	log := zerolog.Ctx(ctx).With().Str("container", id).Logger()
 	kill := func(why string) {
 		log.Warn().Str("reason", why).Msg("probe failed: killing the container")
-		_ = task.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		kctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		_ = task.Kill(kctx, syscall.SIGKILL)
 	}
 	loop := func(pr *desired.Probe, onResult func(ok bool, successes, failures int) bool) {
 		if pr == nil {

@@ -42,12 +42,7 @@ func replicaNow(t *testing.T, rt *nodeagent.Containerd, id string) protocol.Repl
 
 func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("never: %s", what)
+	testenv.WaitFor(t, d, what, func() (bool, string) { return cond(), "" })
 }
 
 func TestProbes(t *testing.T) {

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -87,4 +89,71 @@ func TestPullFromRegistry(t *testing.T) {
 		t.Fatalf("Always without a registry: %v", err)
 	}
 	waitState(t, rt, "hello-pull-5", protocol.StateRunning)
+}
+
+// TestHostPortsNotLockedAcrossPull: a start whose image is still being
+// pulled holds its host ports (a second start asking for them is refused at
+// once) but no lock: a start with other ports goes ahead meanwhile.
+func TestHostPortsNotLockedAcrossPull(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	asked, release := make(chan struct{}, 16), make(chan struct{})
+	var armed atomic.Bool // once the image is pushed, pulls stall until release
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if armed.Load() && strings.Contains(r.URL.Path, "/manifests/") {
+			asked <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // before srv.Close: it waits for the blocked requests
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := ociarchive.Build(ociarchive.Image{Ref: "x", Entrypoint: []string{"/hello"},
+		Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: testenv.HelloBinary(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host+"/team/slow:v1", name.Insecure)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	withPort := func(id, image string, port int) protocol.ReplicaSpec {
+		return podSpec(id, desired.Container{Name: "a", Image: image, Args: []string{"-listen", ":8080"},
+			Ports: []desired.Port{{ContainerPort: 8080, HostPort: port, Protocol: "TCP"}}})
+	}
+	slow := make(chan error, 1)
+	go func() { slow <- rt.Start(ctx, withPort("hello-slow", host+"/team/slow:v1", 19080)) }()
+	select {
+	case <-asked: // the pull is under way, and stays so until release
+	case <-time.After(20 * time.Second):
+		t.Fatal("the registry was never asked for the image")
+	}
+	if err := rt.Start(ctx, withPort("hello-clash", testenv.HelloImage, 19080)); !errors.Is(err, nodeagent.ErrHostPortInUse) || !strings.Contains(err.Error(), "hello-slow") {
+		t.Fatalf("a port reserved by a start under way: %v, want ErrHostPortInUse naming hello-slow", err)
+	}
+	other := make(chan error, 1)
+	go func() { other <- rt.Start(ctx, withPort("hello-other", testenv.HelloImage, 19081)) }()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a start with other ports waited for another start's pull")
+	}
+	unblock()
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, "hello-slow", protocol.StateRunning)
+	waitState(t, rt, "hello-other", protocol.StateRunning)
 }

@@ -46,14 +46,12 @@ func TestContainerdRestart(t *testing.T) {
 	}
 	ctrd.Start()
 	var reps []protocol.Replica
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if reps, err = rt.List(ctx); err == nil {
-			break
+	testenv.WaitFor(t, 20*time.Second, "the client to reconnect", func() (bool, string) {
+		if reps, err = rt.List(ctx); err != nil {
+			return false, err.Error()
 		}
-	}
-	if err != nil {
-		t.Fatalf("the client did not reconnect: %v", err)
-	}
+		return true, ""
+	})
 	if len(reps) != 1 || reps[0].ID != spec.ID || reps[0].State != protocol.StateRunning {
 		t.Fatalf("after the restart: %+v", reps)
 	}

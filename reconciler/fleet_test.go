@@ -52,25 +52,16 @@ func startFleet(tb testing.TB, ctx context.Context, nodes int) *fleet {
 	}
 	f.rec = reconciler.New(reconciler.Config{NATS: nc, Store: kv, Resync: 500 * time.Millisecond})
 	go func() { _ = f.rec.Run(ctx) }()
-	waitFleet(tb, 60*time.Second, func() bool {
+	testenv.WaitFor(tb, 60*time.Second, "every node ready", func() (bool, string) {
 		ready := 0
 		for _, n := range f.rec.Status().Nodes {
 			if n.Ready {
 				ready++
 			}
 		}
-		return ready == nodes
+		return ready == nodes, fmt.Sprintf("%d of %d ready", ready, nodes)
 	})
 	return f
-}
-
-func waitFleet(tb testing.TB, timeout time.Duration, ok func() bool) {
-	tb.Helper()
-	for deadline := time.Now().Add(timeout); !ok(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatalf("fleet did not get there in %s", timeout)
-		}
-	}
 }
 
 func manifests(workloads, replicas int) map[string][]byte {
@@ -96,19 +87,19 @@ func (f *fleet) converge(tb testing.TB, ctx context.Context, rev string, files m
 		tb.Fatal(err)
 	}
 	start := time.Now()
-	waitFleet(tb, 5*time.Minute, func() bool {
+	testenv.WaitFor(tb, 5*time.Minute, "every replica running and counted", func() (bool, string) {
 		running := 0
 		for _, s := range f.sims {
 			running += s.Len()
 		}
 		if running != total {
-			return false
+			return false, fmt.Sprintf("%d of %d running", running, total)
 		}
 		current := 0
 		for _, w := range f.rec.Status().Workloads {
 			current += w.Current
 		}
-		return current == total
+		return current == total, fmt.Sprintf("%d of %d counted", current, total)
 	})
 	return time.Since(start)
 }

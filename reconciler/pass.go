@@ -337,6 +337,6 @@ func (r *Reconciler) publish(now time.Time) {
 		bad: badList(st.bad), history: st.history}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)
-	s.stats = PassStats{LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}
+	s.stats = PassStats{Passes: r.passes.Load(), LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}
 	r.snap.Store(s)
 }

@@ -497,15 +497,14 @@ func TestRejectedMessagesBounded(t *testing.T) {
 	defer cancel()
 	rec := New(Config{NATS: nc, Store: openStore(t, nc)})
 	go func() { _ = rec.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	testenv.WaitPasses(t, rec, 1) // subscribed (the first pass follows the subscriptions)
 	for i := range 50 {
 		_ = nc.Publish(protocol.ReportSubject("n1"), []byte(fmt.Sprintf("{bad %d", i)))
 	}
-	for deadline := time.Now().Add(5 * time.Second); rec.Stats().Rejected < 50; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("counted %d rejected messages, want 50", rec.Stats().Rejected)
-		}
-	}
+	testenv.WaitFor(t, 5*time.Second, "50 rejected messages", func() (bool, string) {
+		n := rec.Stats().Rejected
+		return n >= 50, fmt.Sprintf("%d counted", n)
+	})
 	if n := strings.Count(logs.String(), "report rejected"); n != 1 {
 		t.Fatalf("%d log lines for 50 bad messages, want 1", n)
 	}

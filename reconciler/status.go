@@ -62,6 +62,10 @@ type Status struct {
 	// ReplicasOmitted counts the replicas left out of the lists (a summary:
 	// StatusRequest.Replicas "all" lists them).
 	ReplicasOmitted int `json:"replicasOmitted,omitempty"`
+	// Pass is the number of the pass this status comes from, counted from
+	// 1 by the reconciler that answers (with Term: which leadership): a
+	// client that must see the loop act, or not act, waits for passes.
+	Pass int64 `json:"pass,omitempty"`
 }
 
 // ReplicaList says which replicas a status lists.
@@ -175,7 +179,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	keep := func(workload string) bool { return q.Workload == "" || q.Workload == workload }
 	st := Status{Synced: s.synced, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
-		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused}
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

@@ -58,6 +58,6 @@ spec:
 		t.Fatalf("scale %+v", sc)
 	}
 	// The count stays at maxReplicas: the autoscaler, not spec.replicas, owns it.
-	time.Sleep(3 * time.Second)
+	c.waitPasses(t, 3)
 	c.converged(t, 3, hash, "n1")
 }

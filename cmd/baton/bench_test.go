@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
 )
 
 // These benchmarks run the real path (go-git commit, poll every 100ms,
@@ -36,7 +37,7 @@ func BenchmarkCommitToRunning(b *testing.B) {
 				b.StopTimer()
 				i++
 				c.commit("scale to zero", deployment(0, "bench"))
-				waitFor(b, 60*time.Second, "no tasks", func() (bool, string) {
+				testenv.WaitFor(b, 60*time.Second, "no tasks", func() (bool, string) {
 					n := len(c.tasks("n1"))
 					return n == 0, fmt.Sprintf("%d tasks", n)
 				})
@@ -44,7 +45,7 @@ func BenchmarkCommitToRunning(b *testing.B) {
 				hash := specHash(b, files)
 				b.StartTimer()
 				c.commit("deploy", files)
-				waitFor(b, 60*time.Second, "all running", func() (bool, string) {
+				testenv.WaitFor(b, 60*time.Second, "all running", func() (bool, string) {
 					got := c.running("n1", hash)
 					return got == n, fmt.Sprintf("%d running", got)
 				})
@@ -62,7 +63,7 @@ func BenchmarkHeal(b *testing.B) {
 	files := deployment(8, "heal")
 	hash := specHash(b, files)
 	c.commit("deploy", files)
-	waitFor(b, 60*time.Second, "8 running", func() (bool, string) {
+	testenv.WaitFor(b, 60*time.Second, "8 running", func() (bool, string) {
 		return c.running("n1", hash) == 8 && len(c.tasks("n1")) == 8, ""
 	})
 	killed := map[string]bool{}
@@ -81,7 +82,7 @@ func BenchmarkHeal(b *testing.B) {
 		if err := syscall.Kill(int(victim.pid), syscall.SIGKILL); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 60*time.Second, "restarted", func() (bool, string) {
+		testenv.WaitFor(b, 60*time.Second, "restarted", func() (bool, string) {
 			for _, t := range c.tasks("n1") {
 				if t.replica == victim.replica {
 					return t.status == client.Running && t.pid != victim.pid, string(t.status)
@@ -105,7 +106,7 @@ func BenchmarkRollOutAndRevert(b *testing.B) {
 	baseHash := specHash(b, base)
 	c.commit("base", base)
 	only := func(hash string) {
-		waitFor(b, 60*time.Second, "rolled", func() (bool, string) {
+		testenv.WaitFor(b, 60*time.Second, "rolled", func() (bool, string) {
 			got, all := c.running("n1", hash), len(c.tasks("n1"))
 			return got == 3 && all == 3, fmt.Sprintf("%d of %d running", got, all)
 		})

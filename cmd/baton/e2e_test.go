@@ -32,7 +32,7 @@ func hashOf(t *testing.T, files map[string]string) string {
 // nothing else, and the reconciler's status agrees.
 func (c *cluster) converged(t *testing.T, want int, hash string, nodes ...string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d replicas of %s", want, hash), func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("%d replicas of %s", want, hash), func() (bool, string) {
 		total, all := 0, 0
 		var state []string
 		for _, n := range nodes {
@@ -93,7 +93,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// 4. A second node joins; new replicas spread over both.
 	c.startAgent("n2")
-	waitFor(t, 10*time.Second, "n2 ready", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "n2 ready", func() (bool, string) {
 		for _, n := range c.status().Nodes {
 			if n.Name == "n2" && n.Ready {
 				return true, ""
@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	before := replicaIDs(c.tasks("n2"))
 	c.stopAgent("n2")
 	c.startAgent("n2")
-	time.Sleep(2 * time.Second) // no change may happen: give the reconciler passes to (not) act
+	c.waitPasses(t, 3) // no change may happen: give the reconciler passes to (not) act
 	c.converged(t, 6, hash1, "n1", "n2")
 	if after := replicaIDs(c.tasks("n2")); !slices.Equal(before, after) {
 		t.Fatalf("restarted agent: replicas %v, want %v", after, before)
@@ -120,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 	// Stop n1's agent: after the grace period its replicas run on n2.
 	lostAt := time.Now()
 	c.stopAgent("n1")
-	waitFor(t, 30*time.Second, "6 replicas on n2", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "6 replicas on n2", func() (bool, string) {
 		n := c.running("n2", hash1)
 		return n == 6, fmt.Sprintf("n2 runs %d", n)
 	})
@@ -138,7 +138,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := syscall.Kill(int(victim.pid), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "killed container restarted", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "killed container restarted", func() (bool, string) {
 		for _, tk := range c.tasks("n2") {
 			if tk.replica == victim.replica {
 				return tk.status == client.Running && tk.pid != victim.pid, fmt.Sprintf("%s pid %d", tk.status, tk.pid)
@@ -146,7 +146,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return false, "victim gone"
 	})
-	waitFor(t, 10*time.Second, "restart in status", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "restart in status", func() (bool, string) {
 		for _, w := range c.status().Workloads {
 			for _, r := range w.Replicas {
 				if r.ID == victim.replica {
@@ -161,7 +161,7 @@ func TestEndToEnd(t *testing.T) {
 	// 6. Invalid YAML: the previous revision keeps running; status names file and line.
 	good := c.status().Synced.ID
 	bad := c.commit("hello: typo", map[string]string{"hello.yaml": strings.Replace(deployment(2, "v1")["hello.yaml"], "replicas:", "replicaz:", 1)})
-	waitFor(t, 10*time.Second, "status shows the bad revision", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "status shows the bad revision", func() (bool, string) {
 		st := c.status()
 		return st.Error != nil && st.Error.Revision == bad, fmt.Sprintf("%+v", st.Error)
 	})
@@ -179,7 +179,7 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "hello.yaml:6:3") || !strings.Contains(out, "does not load") {
 		t.Fatalf("baton status does not show the error:\n%s", out)
 	}
-	time.Sleep(time.Second)
+	c.waitPasses(t, 3) // the bad revision changes nothing
 	c.converged(t, 6, hash1, "n1", "n2")
 
 	// baton logs: the output of every replica, from its node.

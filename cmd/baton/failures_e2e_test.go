@@ -52,7 +52,7 @@ func TestImageArrivesAfterTheCommit(t *testing.T) {
 	files := rolloutManifest(ref, "late", false)
 	hash := hashOf(t, files)
 	c.commit("hello: an image not imported yet", files)
-	waitFor(t, 30*time.Second, "three starts waiting for their image", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "three starts waiting for their image", func() (bool, string) {
 		reps := c.helloReplicas()
 		waiting := 0
 		for _, r := range reps {
@@ -101,7 +101,7 @@ func TestFixingForwardIsNotPunished(t *testing.T) {
 	c.converged(t, 3, hashOf(t, good), "n1")
 
 	bad := c.commit("hello: missing image", rolloutManifest("baton.local/missing:v2", "v2", true))
-	waitFor(t, 30*time.Second, "rolled back", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "rolled back", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutRolledBack, fmt.Sprintf("%+v", ro)
 	})
@@ -124,7 +124,7 @@ func TestFixingForwardIsNotPunished(t *testing.T) {
 	fix := rolloutManifest(testImage, "v3", true)
 	fixed := c.commit("hello: fixed forward", fix)
 	start := time.Now()
-	waitFor(t, 30*time.Second, "the fix running", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "the fix running", func() (bool, string) {
 		reps := c.helloReplicas()
 		n := 0
 		for _, r := range reps {

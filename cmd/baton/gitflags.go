@@ -182,7 +182,13 @@ func (g *gitFlags) webhook(log zerolog.Logger, src *gitsource.Source) (http.Hand
 		return nil, nil, fmt.Errorf("webhook listener: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("webhook endpoint stopped")
+		}
+	}()
 	log.Info().Str("address", ln.Addr().String()).Msg("webhook endpoint POST /hooks/git")
-	return hook, func() { _ = srv.Close() }, nil
+	return hook, func() { _ = srv.Close(); <-served }, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/internal/testenv"
 )
 
 // leader asks the cluster who leads, tolerating the moments without one.
@@ -24,7 +26,7 @@ func (c *cluster) leader() string {
 // nothing.
 func TestLeaderFailover(t *testing.T) {
 	c := newCluster(t, 8*time.Second)
-	waitFor(t, 10*time.Second, "s1 leads", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "s1 leads", func() (bool, string) {
 		l := c.leader()
 		return l == "s1", "leader " + l
 	})
@@ -43,7 +45,7 @@ func TestLeaderFailover(t *testing.T) {
 	v2 := deployment(3, "v2")
 	hash2 := hashOf(t, v2)
 	c.commit("hello: v2", v2)
-	waitFor(t, 20*time.Second, "rollout begun", func() (bool, string) {
+	testenv.WaitFor(t, 20*time.Second, "rollout begun", func() (bool, string) {
 		for _, tk := range c.tasks("n1") {
 			if tk.hash == hash2 {
 				return true, ""
@@ -54,7 +56,7 @@ func TestLeaderFailover(t *testing.T) {
 	killed := time.Now()
 	c.killServer("s1")
 	t.Logf("leader killed with %d old and %d new pods running", c.running("n1", hash1), c.running("n1", hash2))
-	waitFor(t, 30*time.Second, "s2 leads", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "s2 leads", func() (bool, string) {
 		l := c.leader()
 		return l == "s2", "leader " + l
 	})
@@ -67,11 +69,11 @@ func TestLeaderFailover(t *testing.T) {
 	c.startServer("s1")
 	time.Sleep(500 * time.Millisecond) // s1 is standing by
 	c.killServer("s2")
-	waitFor(t, 30*time.Second, "s1 leads again", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "s1 leads again", func() (bool, string) {
 		l := c.leader()
 		return l == "s1", "leader " + l
 	})
-	time.Sleep(2 * time.Second) // give the new leader passes to (not) act
+	c.waitPasses(t, 3) // give the new leader passes to (not) act
 	c.converged(t, 3, hash2, "n1")
 	after := c.tasks("n1")
 	key := func(ts []task) []string {

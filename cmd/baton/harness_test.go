@@ -327,20 +327,19 @@ func (c *cluster) status() reconciler.Status {
 	return st
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+// waitPasses waits until the leader has run n passes after this call, so a
+// test that checks that nothing happens gives the loop its chances to act
+// instead of a fixed time. A new leader's passes count from its own first.
+func (c *cluster) waitPasses(tb testing.TB, n int64) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
+	from := c.status()
+	testenv.WaitFor(tb, 30*time.Second, fmt.Sprintf("%d passes", n), func() (bool, string) {
+		st := c.status()
+		if st.Term != from.Term {
+			return st.Pass >= n, fmt.Sprintf("term %d pass %d", st.Term, st.Pass)
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.Pass >= from.Pass+n, fmt.Sprintf("pass %d (from %d)", st.Pass, from.Pass)
+	})
 }
 
 // cleanupContainerd removes everything the test created in containerd.

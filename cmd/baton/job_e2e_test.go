@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 )
 
@@ -53,7 +54,7 @@ func TestJobs(t *testing.T) {
 		"ok.yaml":   jobManifest("ok", 3, 2, 6, 0),
 		"fail.yaml": jobManifest("fail", 1, 1, 1, 3),
 	})
-	waitFor(t, 60*time.Second, "job ok complete and job fail failed", func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, "job ok complete and job fail failed", func() (bool, string) {
 		ok, fail := c.job("ok"), c.job("fail")
 		return ok != nil && ok.State == reconciler.JobComplete && fail != nil && fail.State == reconciler.JobFailed,
 			fmt.Sprintf("ok %+v; fail %+v", ok, fail)
@@ -66,7 +67,7 @@ func TestJobs(t *testing.T) {
 		t.Fatalf("job fail: %+v", fail)
 	}
 	// Nothing more starts once a Job is done.
-	time.Sleep(time.Second)
+	c.waitPasses(t, 3)
 	if ok := c.job("ok"); len(ok.Replicas) != 3 {
 		t.Fatalf("a complete Job has %d pods, want its 3", len(ok.Replicas))
 	}
@@ -80,7 +81,7 @@ func TestJobs(t *testing.T) {
 	// Removing the Jobs from Git removes their pods.
 	c.git("rm", "-q", "ok.yaml", "fail.yaml")
 	c.git("commit", "-q", "-m", "no jobs")
-	waitFor(t, 30*time.Second, "job pods removed", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "job pods removed", func() (bool, string) {
 		n := len(c.tasks("n1"))
 		return n == 0, fmt.Sprintf("%d tasks", n)
 	})
@@ -109,7 +110,7 @@ spec:
               image: %s
               args: ["-exit-after", "200ms", "-message", "tick"]
 `, testImage)})
-	waitFor(t, 60*time.Second, "3 runs done", func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, "3 runs done", func() (bool, string) {
 		nc := c.connect("status")
 		defer nc.Close()
 		st, err := fetchStatus(c.ctx, nc)
@@ -126,7 +127,7 @@ spec:
 			strings.Count(strings.Join(st.Events, "\n"), "CronJob tick: started run") >= 3, fmt.Sprintf("%d complete; events %v", done, st.Events)
 	})
 	// At most the 2 kept runs and one running: older runs' pods are removed.
-	waitFor(t, 10*time.Second, "old runs removed", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "old runs removed", func() (bool, string) {
 		n := len(c.tasks("n1"))
 		return n <= 3, fmt.Sprintf("%d tasks", n)
 	})

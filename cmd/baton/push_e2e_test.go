@@ -30,7 +30,7 @@ func TestImagePushEndToEnd(t *testing.T) {
 	files := deployment(2, "pushed")
 	files["hello.yaml"] = strings.Replace(files["hello.yaml"], testImage, "baton.local/pushed:v1", 1)
 	c.commit("pushed image", files)
-	waitFor(t, 60*time.Second, "2 replicas of the pushed image", func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, "2 replicas of the pushed image", func() (bool, string) {
 		n := c.running("n1", "")
 		return n == 2, ""
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 )
 
@@ -54,14 +55,14 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	hash1 := hashOf(t, good)
 	c.commit("hello v1", good)
 	c.converged(t, 3, hash1, "n1")
-	waitFor(t, 10*time.Second, "rollout complete", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "rollout complete", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutComplete, fmt.Sprintf("%+v", ro)
 	})
 
 	// A missing image with auto-rollback: failed, then rolled back.
 	c.commit("hello: missing image", rolloutManifest("baton.local/missing:v1", "v2", true))
-	waitFor(t, 30*time.Second, "rolled back", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "rolled back", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutRolledBack, fmt.Sprintf("%+v", ro)
 	})
@@ -70,7 +71,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 		t.Fatalf("reason %q", ro.Reason)
 	}
 	c.converged(t, 3, hash1, "n1")
-	time.Sleep(time.Second) // stays rolled back: nothing new is tried
+	c.waitPasses(t, 3) // stays rolled back: nothing new is tried
 	c.converged(t, 3, hash1, "n1")
 
 	// Without auto-rollback: failed and frozen, the old replicas serving;
@@ -81,7 +82,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 		t.Fatal("an annotation must not change the pod template hash")
 	}
 	bad := c.commit("hello: missing image again", rolloutManifest("baton.local/missing:v1", "v3", false))[:12]
-	waitFor(t, 30*time.Second, "failed", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "failed", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutFailed, fmt.Sprintf("%+v", ro)
 	})
@@ -91,7 +92,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	start := time.Now()
 	c.git("revert", "--no-edit", "HEAD")
 	c.converged(t, 3, hash1, "n1")
-	waitFor(t, 10*time.Second, "rollout complete after the revert", func() (bool, string) {
+	testenv.WaitFor(t, 10*time.Second, "rollout complete after the revert", func() (bool, string) {
 		ro := c.rollout(t)
 		return ro != nil && ro.State == reconciler.RolloutComplete && ro.Hash == hash1, fmt.Sprintf("%+v", ro)
 	})
@@ -135,7 +136,7 @@ func TestAutoRevert(t *testing.T) {
 	deployed := time.Now()
 	badRev := c.commit("hello: missing image", rolloutManifest("baton.local/missing:v1", "v2", false))
 	var revert string
-	waitFor(t, 60*time.Second, "Baton pushed a revert", func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, "Baton pushed a revert", func() (bool, string) {
 		revert = c.gitOut("rev-parse", "main")
 		return revert != badRev, revert
 	})
@@ -150,7 +151,7 @@ func TestAutoRevert(t *testing.T) {
 		t.Fatalf("the revert's tree is not the good revision's:\n%s", d)
 	}
 	c.converged(t, 3, hash1, "n1")
-	waitFor(t, 20*time.Second, "the revert converged", func() (bool, string) {
+	testenv.WaitFor(t, 20*time.Second, "the revert converged", func() (bool, string) {
 		st := c.status()
 		return st.Synced.ID == revert && st.Refused == nil, st.Synced.ID
 	})
@@ -158,7 +159,7 @@ func TestAutoRevert(t *testing.T) {
 	t.Logf("bad commit → revert pushed in %s → converged on the revert %s after the bad commit", pushed.Round(10*time.Millisecond), converged.Round(10*time.Millisecond))
 
 	// Notes on every revision, as git log --notes=baton shows them.
-	waitFor(t, 20*time.Second, "notes", func() (bool, string) {
+	testenv.WaitFor(t, 20*time.Second, "notes", func() (bool, string) {
 		out := c.gitOut("log", "--notes=baton", "--format=%h %N")
 		return strings.Contains(out, goodRev[:7]+" baton: converged") && strings.Contains(out, badRev[:7]+" baton: failed") &&
 			strings.Contains(out, revert[:7]+" baton: converged"), out

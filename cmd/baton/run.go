@@ -305,7 +305,15 @@ func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.List
 		}
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("control-plane API stopped")
+		}
+	}()
 	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/..., /metrics)")
-	return api, func() { _ = srv.Close() }, nil
+	// Stopping waits for the serving goroutine: nothing of the API outlives
+	// the server.
+	return api, func() { _ = srv.Close(); <-served }, nil
 }

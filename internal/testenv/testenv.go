@@ -1,7 +1,3 @@
-// Package testenv gives tests the real parts they run against: the socket of
-// the machine's containerd (skipping, or failing with BATON_E2E=1, when none
-// answers) and an OCI archive of the hello example image, built once per test
-// binary.
 package testenv
 
 import (
