@@ -288,6 +288,7 @@ func BenchmarkLocalCommitToRevision(b *testing.B) {
 			}
 			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/revision")
 			b.ReportMetric(float64(gitTotal.Microseconds())/1000/float64(b.N), "git-commit-ms")
+			b.ReportMetric(float64((total-gitTotal).Microseconds())/1000/float64(b.N), "after-commit-ms")
 		})
 	}
 }

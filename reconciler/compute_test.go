@@ -697,12 +697,31 @@ func BenchmarkPlan(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		i++ // a new image each time: every file changed, none from the loader's cache
-		p, err := r.Plan(ctx, gen(fmt.Sprintf("app:%d", i+1)))
-		if err != nil || len(p.Changes) != 1000 {
-			b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+	b.Run("every-file", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++ // a new image each time: every file changed, none from the loader's cache
+			p, err := r.Plan(ctx, gen(fmt.Sprintf("app:%d", i+1)))
+			if err != nil || len(p.Changes) != 1000 {
+				b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+			}
 		}
-	}
+	})
+	b.Run("one-file", func(b *testing.B) {
+		// A pull request that changes one workload: the other 999 files
+		// come from the loader's cache (they were planned before).
+		files := gen("app:1")
+		if _, err := r.Plan(ctx, files); err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		for b.Loop() {
+			i++
+			files["w0000.yaml"] = gen(fmt.Sprintf("app:x%d", i))["w0000.yaml"]
+			p, err := r.Plan(ctx, files)
+			if err != nil || len(p.Changes) != 1 {
+				b.Fatalf("plan: %v, %d changes", err, len(p.Changes))
+			}
+		}
+	})
 }

@@ -96,7 +96,7 @@ func (f *fleet) converge(tb testing.TB, ctx context.Context, rev string, files m
 			return false, fmt.Sprintf("%d of %d running", running, total)
 		}
 		current := 0
-		for _, w := range f.rec.Status().Workloads {
+		for _, w := range f.rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasNone}).Workloads {
 			current += w.Current
 		}
 		return current == total, fmt.Sprintf("%d of %d counted", current, total)

@@ -292,8 +292,10 @@ func (r *Reconciler) events(lines ...string) {
 		}
 		st := r.st
 		st.events = append(st.events, line)
-		if len(st.events) > maxEvents {
-			st.events = append([]string(nil), st.events[len(st.events)-maxEvents:]...)
+		if len(st.events) > 2*maxEvents {
+			// Trimmed in steps, not at every event: a pass with 10,000
+			// starts copies the newest maxEvents 50 times, not 10,000.
+			st.events = append(make([]string, 0, 2*maxEvents), st.events[len(st.events)-maxEvents:]...)
 		}
 	}
 }
@@ -333,10 +335,20 @@ func (r *Reconciler) publish(now time.Time) {
 	st := r.st
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
-		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, refused: st.refused, events: st.events,
+		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, refused: st.refused, events: newest(st.events, maxEvents),
 		bad: badList(st.bad), history: st.history}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)
 	s.stats = PassStats{Passes: r.passes.Load(), LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}
 	r.snap.Store(s)
+}
+
+// newest returns the last n lines, sharing lines' array: the loop only
+// appends past its length or moves to a new array, so the snapshot's
+// lines never change.
+func newest(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
 }
