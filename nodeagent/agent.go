@@ -302,7 +302,7 @@ func (a *Agent) recover(ctx context.Context) {
 func (a *Agent) heartbeat(ctx context.Context) {
 	hb := protocol.Heartbeat{
 		Version: protocol.Version, Node: a.cfg.Node, Labels: a.cfg.Labels, AgentVersion: a.cfg.Version,
-		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: memTotal()},
+		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory()},
 		Time:     time.Now().UTC(),
 	}
 	if err := a.cfg.NATS.Publish(protocol.HeartbeatSubject(a.cfg.Node), protocol.Encode(hb)); err != nil {
@@ -688,6 +688,10 @@ type refLock struct {
 	sync.Mutex
 	refs int
 }
+
+// machineMemory is the machine's memory, read once per process as the
+// kubelet reads its machine info at start (not at every heartbeat).
+var machineMemory = sync.OnceValue(memTotal)
 
 func memTotal() int64 {
 	f, err := os.Open("/proc/meminfo")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // convergedLoop is a reconciler whose loop state holds a converged cluster
@@ -75,5 +76,36 @@ func BenchmarkPass(b *testing.B) {
 			runtime.ReadMemStats(&ms)
 			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 		})
+	}
+}
+
+// TestDecodeReportsInParallel: many reports decode on every core, each
+// kept under its node; one naming another node, or of another version, is
+// rejected and counted, whichever worker meets it.
+func TestDecodeReportsInParallel(t *testing.T) {
+	r := New(Config{NodeGrace: grace, Clock: func() time.Time { return t0 }})
+	raws := map[string]rawReport{}
+	for i := range 200 {
+		name := fmt.Sprintf("n%03d", i)
+		rep := protocol.Report{Version: protocol.Version, Node: name, Replicas: []protocol.Replica{{ID: name + "-r", Workload: "w", State: protocol.StateRunning}}}
+		switch i {
+		case 17:
+			rep.Node = "someone-else"
+		case 99:
+			rep.Version = protocol.Version + 1
+		}
+		raws[name] = rawReport{msg: &nats.Msg{Subject: protocol.ReportSubject(name), Data: protocol.Encode(rep)}, at: t0}
+	}
+	got := r.decodeReports(context.Background(), raws)
+	if len(got) != 198 || r.rejected.Total() != 2 {
+		t.Fatalf("%d reports decoded, %d rejected; want 198 and 2", len(got), r.rejected.Total())
+	}
+	for name, rep := range got {
+		if rep.msg.Node != name || len(rep.msg.Replicas) != 1 || rep.msg.Replicas[0].ID != name+"-r" {
+			t.Fatalf("report of %s: %+v", name, rep.msg)
+		}
+	}
+	if _, ok := got["n017"]; ok {
+		t.Fatal("a report naming another node was kept")
 	}
 }
