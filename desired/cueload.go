@@ -24,12 +24,26 @@ import (
 type document struct {
 	file  string
 	value cue.Value
+	// json is a YAML document's JSON, made once for the fast check and the
+	// decoder; nil for CUE documents.
+	json []byte
 }
 
 func (d document) line() int { return d.value.Pos().Line() }
 
+// fieldPaths are the paths every document is asked for, parsed once.
+var fieldPaths = map[string]cue.Path{
+	"apiVersion":    cue.ParsePath("apiVersion"),
+	"kind":          cue.ParsePath("kind"),
+	"metadata.name": cue.ParsePath("metadata.name"),
+}
+
 func (d document) str(field string) string {
-	s, _ := d.value.LookupPath(cue.ParsePath(field)).String()
+	p, ok := fieldPaths[field]
+	if !ok {
+		p = cue.ParsePath(field)
+	}
+	s, _ := d.value.LookupPath(p).String()
 	return s
 }
 
@@ -128,7 +142,11 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
 			continue
 		}
-		docs = append(docs, document{file: file, value: v})
+		j, err := v.MarshalJSON()
+		if err != nil {
+			j = nil // not plain data: the schema and cue's decoder judge it
+		}
+		docs = append(docs, document{file: file, value: v, json: j})
 	}
 }
 
@@ -256,6 +274,11 @@ func validate(sch cue.Value, d document, errs *Errors) (cue.Value, string, bool)
 		*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: d.value.Pos().Column(), Msg: "an object needs apiVersion and kind"})
 		return cue.Value{}, "", false
 	}
+	if d.json != nil && fastValid(apiVersion, kind, d.json) {
+		// Certainly valid: the document is its own validated value (the
+		// schema has no defaults).
+		return d.value, kind, true
+	}
 	def, ok := definition(sch, apiVersion, kind)
 	if !ok {
 		kv := d.value.LookupPath(cue.ParsePath("kind"))
@@ -381,7 +404,11 @@ func indexPath(p string) string {
 // nearest returns the position of the deepest existing prefix of path in doc.
 func nearest(doc cue.Value, p string) (int, int) {
 	for p != "" {
-		if v := doc.LookupPath(cue.ParsePath(p)); v.Exists() && v.Pos().IsValid() {
+		path, ok := fieldPaths[p]
+		if !ok {
+			path = cue.ParsePath(p)
+		}
+		if v := doc.LookupPath(path); v.Exists() && v.Pos().IsValid() {
 			return v.Pos().Line(), v.Pos().Column()
 		}
 		i := strings.LastIndexAny(p, ".[")

@@ -551,7 +551,11 @@ var decodeWithCUE = false
 // decoder.
 func decode[T any](v cue.Value, errs *Errors, d document) (T, bool) {
 	var out T
-	if j, err := d.value.MarshalJSON(); err == nil && !decodeWithCUE {
+	j, err := d.json, error(nil)
+	if j == nil {
+		j, err = d.value.MarshalJSON()
+	}
+	if err == nil && !decodeWithCUE {
 		dec := json.NewDecoder(bytes.NewReader(j))
 		dec.UseNumber()
 		if err := dec.Decode(&out); err == nil {
