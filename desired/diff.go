@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Change is what happened to one object between two states.
@@ -41,9 +42,22 @@ func Diff(a, b *State) []Change {
 		{"HorizontalPodAutoscaler", func(s *State) []any { return anySlice(s.Autoscalers) }},
 		{"ScalingSchedule", func(s *State) []any { return anySlice(s.Schedules) }},
 	}
+	// Flattening is most of the work: both states on their own cores.
+	flat := make([][2]map[string]map[string]string, len(kinds))
+	var wg sync.WaitGroup
+	for i, s := range []*State{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range kinds {
+				flat[k][i] = objects(s, kinds[k].of)
+			}
+		}()
+	}
+	wg.Wait()
 	var out []Change
-	for _, k := range kinds {
-		out = append(out, diffKind(k.kind, objects(a, k.of), objects(b, k.of))...)
+	for i, k := range kinds {
+		out = append(out, diffKind(k.kind, flat[i][0], flat[i][1])...)
 	}
 	// Secrets: by key names and a digest, never by value.
 	return append(out, diffSecrets(a, b)...)
