@@ -1,0 +1,86 @@
+package identity
+
+import (
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+)
+
+// Role is what a credential may do on the bus.
+type Role string
+
+// Roles.
+const (
+	// RoleServer: the control plane (reconciler, API, git source): every
+	// subject of the account, and JetStream (only servers write KV).
+	RoleServer Role = "server"
+	// RoleAgent: one node. It publishes its own heartbeats and reports,
+	// receives its own commands and log requests and the resyncs, answers
+	// only what it was asked (allow_responses), and nothing of JetStream.
+	RoleAgent Role = "agent"
+	// RoleAdmin: an operator who may change the cluster through the
+	// servers' API subjects (pin, remove nodes) and read everything.
+	RoleAdmin Role = "admin"
+	// RoleViewer: an operator who may read: status, history, events, logs.
+	RoleViewer Role = "viewer"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleServer, RoleAgent, RoleAdmin, RoleViewer:
+		return true
+	}
+	return false
+}
+
+// Subjects of the bus that the roles are built on (nodeagent/protocol has
+// the messages).
+const (
+	apiRead  = "baton.api.status"
+	apiReads = "baton.api.read.>"
+	apiAdmin = "baton.api.admin.>"
+	nodeLogs = "baton.node.*.logs"
+	resync   = "baton.agents.resync"
+)
+
+// InboxPrefix is the inbox prefix a user of role and name must use
+// (nats.CustomInboxPrefix): each user receives replies on its own prefix
+// only, so no one reads or forges another's replies.
+func InboxPrefix(role Role, name string) string { return "_I." + string(role) + "." + name }
+
+// agentTemplate is the scoped signing key's template for agents: the
+// server fills in {{name()}}, the node name in the agent's JWT.
+func agentTemplate() jwt.UserPermissionLimits {
+	var l jwt.UserPermissionLimits
+	l.Pub.Allow.Add(
+		"baton.node.{{name()}}.heartbeat",
+		"baton.node.{{name()}}.report",
+	)
+	l.Sub.Allow.Add(
+		"baton.node.{{name()}}.cmd",
+		"baton.node.{{name()}}.logs",
+		resync,
+		"_I.agent.{{name()}}.>",
+		"_I.*.*.*.alive", // a log follower's keep-alive, on its own inbox
+	)
+	// Replies to what it was asked: command replies (one each) and log
+	// chunks (many, for as long as a follower stays).
+	l.Resp = &jwt.ResponsePermission{MaxMsgs: -1, Expires: 24 * time.Hour}
+	l.Limits.Payload = -1
+	l.Limits.Subs = -1
+	l.Limits.Data = -1
+	return l
+}
+
+// operatorPermissions are an admin's or a viewer's, named name.
+func operatorPermissions(role Role, name string) jwt.Permissions {
+	var p jwt.Permissions
+	inbox := InboxPrefix(role, name) + ".>"
+	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, inbox)
+	if role == RoleAdmin {
+		p.Pub.Allow.Add(apiAdmin)
+	}
+	p.Sub.Allow.Add(inbox)
+	return p
+}
