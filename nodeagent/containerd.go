@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
@@ -61,10 +63,10 @@ type Containerd struct {
 	probeMu sync.Mutex
 	probers map[string]*prober // by container ID
 
-	hostPathAllow   []string
-	images          ImageStore
-	allowPrivileged bool
-	changed         chan struct{} // container exits and readiness flips
+	hostPathAllow []string
+	images        ImageStore
+	podSecurity   desired.PodSecurity // what pods may ask of this node (baseline by default)
+	changed       chan struct{}       // container exits and readiness flips
 
 	stopMu   sync.Mutex
 	stopping map[string]int // replicas being stopped: Supervise leaves them alone
@@ -119,8 +121,31 @@ func (r *Containerd) ctx(ctx context.Context) context.Context {
 // SetBackoff changes the restart back-off (tests use short ones).
 func (r *Containerd) SetBackoff(b Backoff) { r.backoff = b }
 
-// SetAllowPrivileged lets pods run privileged containers on this node.
-func (r *Containerd) SetAllowPrivileged(ok bool) { r.allowPrivileged = ok }
+// SetPodSecurity sets the Pod Security Standards level this node enforces
+// (baseline by default): a pod asking for more is refused as not_allowed.
+func (r *Containerd) SetPodSecurity(l desired.PodSecurity) { r.podSecurity = l }
+
+// PodSecurity is the level this node enforces.
+func (r *Containerd) PodSecurity() desired.PodSecurity {
+	if r.podSecurity == "" {
+		return desired.PodSecurityBaseline
+	}
+	return r.podSecurity
+}
+
+// SetAllowPrivileged lets pods run privileged containers on this node: the
+// privileged level (true) or back to baseline (false).
+func (r *Containerd) SetAllowPrivileged(ok bool) {
+	if ok {
+		r.podSecurity = desired.PodSecurityPrivileged
+	} else {
+		r.podSecurity = desired.PodSecurityBaseline
+	}
+}
+
+// ErrPodSecurity wraps the refusal of a pod that asks for more than the
+// node's pod security level allows.
+var ErrPodSecurity = fmt.Errorf("pod security: %w", ErrNotAllowed)
 
 // SetNetwork attaches pods to n. hostNS is the network namespace that plays
 // the host for hostNetwork pods ("" for the agent's own).
@@ -160,6 +185,13 @@ func containerID(replica, container string) string { return replica + "." + cont
 func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retErr error) {
 	if err := ValidateSpec(spec); err != nil {
 		return err
+	}
+	if v := desired.CheckPodSecurity(r.PodSecurity(), spec.Pod); len(v) > 0 {
+		msgs := make([]string, len(v))
+		for i, x := range v {
+			msgs[i] = x.String()
+		}
+		return fmt.Errorf("%w: this node enforces %s: %s", ErrPodSecurity, r.PodSecurity(), strings.Join(msgs, "; "))
 	}
 	r.recovering.RLock()
 	defer r.recovering.RUnlock()
@@ -425,7 +457,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			return err
 		}
 		opts = append(opts, mounts)
-		sec, err := securityOpts(c.SecurityContext, r.allowPrivileged)
+		sec, err := securityOpts(c.SecurityContext, (r.PodSecurity() == desired.PodSecurityPrivileged))
 		if err != nil {
 			return err
 		}

@@ -356,6 +356,14 @@ func TestContainerdHostNetwork(t *testing.T) {
 	ln.Close()
 	spec := podSpec("hello-hostnet-1", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", addr, "-message", "on the host"}})
 	spec.Pod.HostNetwork = true
+	// Refused at the default level (baseline), run at privileged.
+	if err := rt.Start(ctx, spec); !errors.Is(err, nodeagent.ErrPodSecurity) || !strings.Contains(err.Error(), "hostNetwork") {
+		t.Fatalf("a hostNetwork pod at baseline: %v", err)
+	}
+	if has, _ := rt.Has(ctx, spec.ID); has {
+		t.Fatal("a refused pod left something behind")
+	}
+	rt.SetPodSecurity(desired.PodSecurityPrivileged)
 	if err := rt.Start(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,7 @@ func TestCNIHostNetwork(t *testing.T) {
 	spec := podSpec("hello-hostnet-2", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-listen", "127.0.0.1:9090", "-message", "host net"},
 		Ports: []desired.Port{{ContainerPort: 9090, HostPort: 9090, Protocol: "TCP"}}})
 	spec.Pod.HostNetwork = true
+	rt.SetPodSecurity(desired.PodSecurityPrivileged)
 	if err := rt.Start(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

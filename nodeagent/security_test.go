@@ -94,7 +94,8 @@ func TestSecurityContext(t *testing.T) {
 	// Privileged only where the node allows it.
 	priv := podSpec("hello-sec-3", desired.Container{Name: "a", Image: testenv.HelloImage,
 		SecurityContext: &desired.SecurityContext{Privileged: true}})
-	if err := rt.Start(ctx, priv); !errors.Is(err, nodeagent.ErrPrivilegedNotAllowed) {
+	if err := rt.Start(ctx, priv); !errors.Is(err, nodeagent.ErrPodSecurity) || !errors.Is(err, nodeagent.ErrNotAllowed) ||
+		!strings.Contains(err.Error(), "containers[a].securityContext.privileged") {
 		t.Fatalf("privileged on a node that does not allow it: %v", err)
 	}
 	rt.SetAllowPrivileged(true)

@@ -363,7 +363,7 @@ func TestCompute(t *testing.T) {
 			name: "every node refuses the pod: pending, with why",
 			in: Input{Desired: state(web1), Nodes: nodes(node("n1")),
 				Refused: map[string]StartFailure{"web": {Hash: web.Hash, Code: protocol.CodeNotAllowed, Nodes: map[string]string{"n1": "not_allowed: x"}}}},
-			want: []string{"pending web×1: 0/1 nodes fit: 1 refused by the node (not_allowed)"},
+			want: []string{"pending web×1: 0/1 nodes fit: 1 refused by the node (not_allowed: x)"},
 		},
 		{
 			name: "a stop sent is not sent again while the replica goes",

@@ -194,8 +194,13 @@ func (p *placer) staticFilter(n *Node) string {
 	if !n.Ready {
 		return "node not ready"
 	}
-	if _, ok := p.pod.Refused[n.Name]; ok {
-		return "refused by the node (not_allowed)"
+	if why, ok := p.pod.Refused[n.Name]; ok {
+		// The node's own words (its policy, by field), so the status says
+		// what to change.
+		if why == "" {
+			why = "not_allowed"
+		}
+		return "refused by the node (" + why + ")"
 	}
 	for k, v := range p.pod.NodeSelector {
 		if n.Labels[k] != v {

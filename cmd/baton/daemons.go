@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent"
 )
 
@@ -105,7 +106,8 @@ func (ao *agentOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&ao.node, "node", defaultNode(), "this node's name")
 	f.StringVar(&ao.socket, "containerd", DefaultContainerdSocket, "containerd socket")
 	f.StringVar(&ao.namespace, "namespace", "baton", "containerd namespace for baton's containers")
-	f.BoolVar(&ao.privileged, "allow-privileged", false, "let pods run privileged containers on this node")
+	f.StringVar(&ao.podSecurity, "pod-security", string(desired.PodSecurityBaseline), "what pods may ask of this node, as Kubernetes' Pod Security Standards: privileged, baseline (no privileged containers, host network or capabilities beyond the default set) or restricted (baseline, and non-root, ALL capabilities dropped)")
+	f.BoolVar(&ao.privileged, "allow-privileged", false, "the same as --pod-security privileged")
 	f.StringArrayVar(&ao.hostPaths, "host-path-allow", nil, "host directory that pods may mount with hostPath (repeatable; none by default)")
 	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.StringVar(&ao.network, "network", "cni", "pod network: cni (a bridge with an address per pod, hostPort through portmap) or none (loopback only)")

@@ -201,15 +201,17 @@ func (c *cluster) connect(name string) *nats.Conn {
 	return nc
 }
 
-func (c *cluster) startAgent(node string) {
+func (c *cluster) startAgent(node string, mods ...func(*agentOptions)) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	nc := c.connect("agent-" + node)
 	ra := &runningAgent{cancel: cancel, done: make(chan error, 1), nc: nc}
-	go func() {
-		ra.done <- runAgent(ctx, nc, agentOptions{node: node, socket: c.sock, namespace: c.namespace(node),
-			dataDir: filepath.Join(c.dir, "agent-"+node), heartbeat: 250 * time.Millisecond, stopGrace: 5 * time.Second,
-			pollPeriod: 200 * time.Millisecond, network: "cni", cni: c.cniConfig(node)})
-	}()
+	o := agentOptions{node: node, socket: c.sock, namespace: c.namespace(node),
+		dataDir: filepath.Join(c.dir, "agent-"+node), heartbeat: 250 * time.Millisecond, stopGrace: 5 * time.Second,
+		pollPeriod: 200 * time.Millisecond, network: "cni", cni: c.cniConfig(node)}
+	for _, m := range mods {
+		m(&o)
+	}
+	go func() { ra.done <- runAgent(ctx, nc, o) }()
 	c.agents[node] = ra
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
@@ -226,18 +227,19 @@ func defaultServerID() string {
 
 // agentOptions configure a node agent.
 type agentOptions struct {
-	node       string
-	labels     map[string]string
-	socket     string
-	namespace  string
-	dataDir    string
-	heartbeat  time.Duration
-	stopGrace  time.Duration
-	pollPeriod time.Duration
-	hostPaths  []string // hostPath volumes allowed
-	privileged bool     // privileged containers allowed
-	network    string   // "cni" or "none"
-	cni        nodeagent.CNIConfig
+	node        string
+	labels      map[string]string
+	socket      string
+	namespace   string
+	dataDir     string
+	heartbeat   time.Duration
+	stopGrace   time.Duration
+	pollPeriod  time.Duration
+	hostPaths   []string // hostPath volumes allowed
+	privileged  bool     // --allow-privileged: --pod-security privileged
+	podSecurity string   // the Pod Security Standards level the node enforces
+	network     string   // "cni" or "none"
+	cni         nodeagent.CNIConfig
 }
 
 // runAgent runs a node agent on containerd until ctx ends.
@@ -253,7 +255,16 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	}
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
-	rt.SetAllowPrivileged(o.privileged)
+	level := desired.PodSecurityBaseline
+	if o.podSecurity != "" {
+		if level, err = desired.ParsePodSecurity(o.podSecurity); err != nil {
+			return err
+		}
+	}
+	if o.privileged {
+		level = desired.PodSecurityPrivileged
+	}
+	rt.SetPodSecurity(level)
 	switch o.network {
 	case "cni":
 		cfg := o.cni
