@@ -6,7 +6,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
 	"github.com/batonhq/baton/internal/natsserver"
@@ -43,18 +42,4 @@ func dialCLI(url, name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", url, err)
 	}
 	return nc, nil
-}
-
-// connectJS is dialCLI for commands that read JetStream; done closes it.
-func connectJS(url, name string) (jetstream.JetStream, func(), error) {
-	nc, err := dialCLI(url, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return js, nc.Close, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
 	"github.com/batonhq/baton/reconciler/store"
@@ -120,12 +121,8 @@ func (p *plane) events(ctx context.Context, tail int) ([]string, error) {
 		err := p.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/events?tail=%d", tail), nil, &ans)
 		return ans.Events, err
 	}
-	js, done, err := connectJS(p.natsURL, "baton-events")
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	return store.Recent(ctx, js, tail)
+	var events []string
+	return events, p.ask(ctx, "baton-events", protocol.EventsSubject, httpapi.EventsRequest{Tail: tail}, &events)
 }
 
 func (p *plane) history(ctx context.Context) ([]store.HistoryEntry, error) {
@@ -134,12 +131,8 @@ func (p *plane) history(ctx context.Context) ([]store.HistoryEntry, error) {
 		err := p.call(ctx, http.MethodGet, "/api/v1/history", nil, &ans)
 		return ans.History, err
 	}
-	js, done, err := connectJS(p.natsURL, "baton-history")
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	return store.ReadHistory(ctx, js)
+	var h []store.HistoryEntry
+	return h, p.ask(ctx, "baton-history", protocol.HistorySubject, nil, &h)
 }
 
 func (p *plane) pin(ctx context.Context, rev, by, reason string) (store.HistoryEntry, error) {
@@ -148,24 +141,28 @@ func (p *plane) pin(ctx context.Context, rev, by, reason string) (store.HistoryE
 		err := p.call(ctx, http.MethodPut, "/api/v1/pin", httpapi.PinRequest{Revision: rev, By: by, Reason: reason}, &ans)
 		return ans.Pinned, err
 	}
-	js, done, err := connectJS(p.natsURL, "baton-pin")
-	if err != nil {
-		return store.HistoryEntry{}, err
-	}
-	defer done()
-	return store.PinRevision(ctx, js, rev, by, reason)
+	var e store.HistoryEntry
+	return e, p.ask(ctx, "baton-pin", protocol.PinSubject, httpapi.PinRequest{Revision: rev, By: by, Reason: reason}, &e)
 }
 
 func (p *plane) unpin(ctx context.Context) error {
 	if p.useAPI {
 		return p.call(ctx, http.MethodDelete, "/api/v1/pin", nil, nil)
 	}
-	js, done, err := connectJS(p.natsURL, "baton-unpin")
+	return p.ask(ctx, "baton-unpin", protocol.UnpinSubject, nil, nil)
+}
+
+// ask makes one request to the servers over NATS (the state's KV is the
+// servers' alone).
+func (p *plane) ask(ctx context.Context, name, subject string, body, out any) error {
+	nc, err := dialCLI(p.natsURL, name)
 	if err != nil {
 		return err
 	}
-	defer done()
-	return store.ClearPin(ctx, js)
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return httpapi.Ask(ctx, nc, subject, body, out)
 }
 
 // plan asks the API (the only way: planning needs the leader's live view).

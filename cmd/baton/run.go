@@ -105,6 +105,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopAPI()
+	stopAsk, err := api.ServeNATS(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer stopAsk()
 	if hook != nil {
 		api.SetWebhook(hook)
 	}

@@ -27,6 +27,16 @@ const (
 	// ResyncSubject asks every agent to send a full report now (a reconciler
 	// that just started, or that has no report of a node, publishes it).
 	ResyncSubject = "baton.agents.resync"
+	// Operators' requests to the servers, answered by any server (queue
+	// group APIQueue): reads under baton.api.read., changes under
+	// baton.api.admin. (the roles' permissions follow these prefixes).
+	EventsSubject  = "baton.api.read.events"
+	HistorySubject = "baton.api.read.history"
+	PinReadSubject = "baton.api.read.pin"
+	PinSubject     = "baton.api.admin.pin"
+	UnpinSubject   = "baton.api.admin.unpin"
+	// APIQueue is the queue group of the servers answering those.
+	APIQueue = "baton-api"
 )
 
 // HeartbeatSubject is where node publishes its heartbeats.
