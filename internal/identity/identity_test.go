@@ -209,8 +209,10 @@ func TestNoCredentialNoCAnoBus(t *testing.T) {
 		t.Fatal("connected with another cluster's credential")
 	}
 	// An expired credential.
-	if _, err := b.id.Issue(identity.RoleAgent, "n.1", "UX", 0); !errors.Is(err, identity.ErrBadName) {
-		t.Fatalf("a node name with a dot: %v", err)
+	for _, bad := range []string{"n.1", "n*", "n>", "n 1", "", "-n", strings.Repeat("n", 64)} {
+		if _, err := b.id.Issue(identity.RoleAgent, bad, "UX", 0); !errors.Is(err, identity.ErrBadName) {
+			t.Fatalf("node name %q: %v", bad, err)
+		}
 	}
 	seed, pub, _ := identity.NewUserKey()
 	j, err := b.id.Issue(identity.RoleAgent, "n1", pub, time.Second)

@@ -17,9 +17,10 @@ const AccountName = "baton"
 // ErrBadName is returned for a user name that cannot be a subject token.
 var ErrBadName = errors.New("invalid name")
 
-// names are node and operator names: DNS labels, so they are one subject
-// token each (no '.', '*', '>' or spaces).
-var names = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// names are node and operator names, as the agent accepts node names
+// (nodeagent.NodeName): one subject token each (no '.', '*', '>' or
+// spaces).
+var names = regexp.MustCompile(`^[a-zA-Z0-9][-a-zA-Z0-9_]{0,62}$`)
 
 // OperatorJWT is the operator's self-signed JWT, naming the system account.
 func (id *Identity) OperatorJWT() (string, error) {
@@ -85,8 +86,8 @@ func (id *Identity) Issue(role Role, name, userPub string, ttl time.Duration) (s
 	if !role.Valid() {
 		return "", fmt.Errorf("unknown role %q (server, agent, admin or viewer)", role)
 	}
-	if !names.MatchString(name) || len(name) > 63 {
-		return "", fmt.Errorf("%w %q: a name is lower-case letters, digits and '-', at most 63", ErrBadName, name)
+	if !names.MatchString(name) {
+		return "", fmt.Errorf("%w %q: a name is letters, digits, '-' and '_', at most 63", ErrBadName, name)
 	}
 	if !nkeys.IsValidPublicUserKey(userPub) {
 		return "", fmt.Errorf("not a user public key: %q", userPub)
