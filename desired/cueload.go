@@ -27,6 +27,11 @@ type document struct {
 	// json is a YAML document's JSON, made once for the fast check and the
 	// decoder; nil for CUE documents.
 	json []byte
+	// plain: the document holds only strings, integers, booleans, nulls,
+	// maps and lists, which its JSON keeps exactly (a float such as 3. or
+	// 1e0 is written as an integer, bytes as base64 text): only such a
+	// document may take the fast check.
+	plain bool
 }
 
 func (d document) line() int { return d.value.Pos().Line() }
@@ -146,8 +151,40 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 		if err != nil {
 			j = nil // not plain data: the schema and cue's decoder judge it
 		}
-		docs = append(docs, document{file: file, value: v, json: j})
+		docs = append(docs, document{file: file, value: v, json: j, plain: j != nil && plainData(expr)})
 	}
+}
+
+// plainData reports whether a YAML document's syntax tree holds only maps,
+// lists, strings, integers, booleans and nulls.
+func plainData(expr ast.Expr) bool {
+	plain := true
+	ast.Walk(expr, func(n ast.Node) bool {
+		if !plain {
+			return false
+		}
+		switch x := n.(type) {
+		case *ast.StructLit, *ast.ListLit, *ast.Field, *ast.Ident, *ast.CommentGroup, *ast.Comment:
+		case *ast.BasicLit:
+			switch x.Kind {
+			case token.INT, token.TRUE, token.FALSE, token.NULL:
+			case token.STRING:
+				// Bytes (a YAML !!binary) are a single-quoted CUE literal.
+				plain = !strings.HasPrefix(strings.TrimLeft(x.Value, "#"), "'")
+			default: // FLOAT and anything else
+				plain = false
+			}
+		case *ast.UnaryExpr:
+			// A negative integer.
+			lit, ok := x.X.(*ast.BasicLit)
+			plain = ok && x.Op == token.SUB && lit.Kind == token.INT
+			return false
+		default:
+			plain = false
+		}
+		return plain
+	}, nil)
+	return plain
 }
 
 // blankYAML reports whether a YAML file has nothing but blank lines,
@@ -274,7 +311,7 @@ func validate(sch cue.Value, d document, errs *Errors) (cue.Value, string, bool)
 		*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: d.value.Pos().Column(), Msg: "an object needs apiVersion and kind"})
 		return cue.Value{}, "", false
 	}
-	if d.json != nil && fastValid(apiVersion, kind, d.json) {
+	if d.plain && fastValid(apiVersion, kind, d.json) {
 		// Certainly valid: the document is its own validated value (the
 		// schema has no defaults).
 		return d.value, kind, true

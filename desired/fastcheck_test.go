@@ -181,3 +181,54 @@ func TestFastCheckNeverAcceptsWhatCUERefuses(t *testing.T) {
 		t.Fatalf("the mutations do not exercise both sides: %d refused, %d accepted", refused, accepted)
 	}
 }
+
+// TestFastCheckTakesOnlyPlainData: a YAML float that CUE writes as an
+// integer in JSON (3., 1e0, 1.5e1), bytes (!!binary, written as base64
+// text) and the like never take the fast check: those documents load
+// exactly as CUE alone loads them (refused where the schema wants an int
+// or a string). Comments and negative integers keep it.
+func TestFastCheckTakesOnlyPlainData(t *testing.T) {
+	deployment := func(replicas, port, image string) map[string][]byte {
+		return map[string][]byte{"d.yaml": []byte(`# a comment
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}  # another
+spec:
+  replicas: ` + replicas + `
+  template:
+    spec:
+      containers:
+      - name: app
+        image: ` + image + `
+        ports: [{containerPort: ` + port + `}]
+`)}
+	}
+	for _, c := range []struct {
+		name                  string
+		replicas, port, image string
+		fast                  bool
+	}{
+		{"plain, with comments", "3", "8080", "app:1", true},
+		{"replicas 3.", "3.", "8080", "app:1", false},
+		{"replicas 1e0", "1e0", "8080", "app:1", false},
+		{"containerPort 8080.", "3", "8080.", "app:1", false},
+		{"containerPort 1.5e1", "3", "1.5e1", "app:1", false},
+		{"image !!binary", "3", "8080", "!!binary aW1n", false},
+		{"replicas -1 (refused by the schema)", "-1", "8080", "app:1", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files := deployment(c.replicas, c.port, c.image)
+			before := fastAccepted.Load()
+			fast, slow, fastErr, slowErr := loadBothWays(files)
+			if got := fastAccepted.Load() > before; got != c.fast {
+				t.Fatalf("fast check taken: %v, want %v", got, c.fast)
+			}
+			if fmt.Sprint(fastErr) != fmt.Sprint(slowErr) || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("loads differently with the fast check:\nfast: %v\nCUE:  %v", fastErr, slowErr)
+			}
+			if !c.fast && c.name != "replicas -1 (refused by the schema)" && slowErr == nil {
+				t.Fatalf("the schema accepted %s", c.name)
+			}
+		})
+	}
+}
