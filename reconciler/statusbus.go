@@ -33,7 +33,8 @@ const (
 // logged, never dropped in silence.
 func (r *Reconciler) onStatus(ctx context.Context, m *nats.Msg) {
 	log := zerolog.Ctx(ctx)
-	if m.Reply == "" {
+	if !protocol.IsInbox(m.Reply) {
+		r.reject(ctx, fmt.Errorf("reply subject %q is not an inbox", m.Reply), m, "status request rejected")
 		return
 	}
 	var q StatusRequest

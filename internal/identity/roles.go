@@ -62,7 +62,9 @@ func agentTemplate() jwt.UserPermissionLimits {
 		"baton.node.{{name()}}.logs",
 		resync,
 		"_I.agent.{{name()}}.>",
-		"_I.*.*.*.alive", // a log follower's keep-alive, on its own inbox
+		// A log follower's keep-alive, on its own inbox (new-style and
+		// old-style nats.go inboxes).
+		"_I.*.*.*.alive", "_I.*.*.*.*.alive",
 	)
 	// Replies to what it was asked: command replies (one each) and log
 	// chunks (many, for as long as a follower stays).

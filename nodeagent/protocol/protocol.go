@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -38,6 +39,23 @@ const (
 	// APIQueue is the queue group of the servers answering those.
 	APIQueue = "baton-api"
 )
+
+// IsInbox reports whether subject is a requester's inbox (nats.go's
+// _INBOX., or a user's own prefix _I.<role>.<name>.), with no wildcard.
+// Answers go only there: a request naming another subject as its reply
+// must not make a server or an agent publish on that subject with its own
+// permissions.
+func IsInbox(subject string) bool {
+	if !strings.HasPrefix(subject, "_INBOX.") && !strings.HasPrefix(subject, "_I.") {
+		return false
+	}
+	for _, tok := range strings.Split(subject, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return false
+		}
+	}
+	return true
+}
 
 // HeartbeatSubject is where node publishes its heartbeats.
 func HeartbeatSubject(node string) string { return subjectPrefix + node + ".heartbeat" }

@@ -62,3 +62,15 @@ func TestSubjects(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestIsInbox(t *testing.T) {
+	for s, want := range map[string]bool{
+		"_INBOX.abc": true, "_INBOX.abc.1": true, "_I.admin.bob.xyz": true, "_I.agent.n1.abc.def": true,
+		"": false, "baton.api.admin.unpin": false, "$KV.baton.pin": false, "_INBOX": false, "_INBOX.": false,
+		"_INBOX.*": false, "_INBOX.>": false, "_I.admin..x": false, "x._INBOX.abc": false,
+	} {
+		if got := IsInbox(s); got != want {
+			t.Errorf("IsInbox(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -40,7 +40,8 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 					return nil, badRequest("events: want {\"tail\": N ≥ 0}")
 				}
 			}
-			return store.Recent(ctx, s.js, req.Tail)
+			events, err := store.Recent(ctx, s.js, req.Tail)
+			return newestThatFit(events), err
 		},
 		protocol.HistorySubject: func(ctx context.Context, _ []byte) (any, error) { return store.ReadHistory(ctx, s.js) },
 		protocol.PinReadSubject: func(ctx context.Context, _ []byte) (any, error) { return store.ReadPin(ctx, s.js) },
@@ -61,6 +62,13 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 	}
 	for subject, h := range handlers {
 		sub, err := nc.QueueSubscribe(subject, protocol.APIQueue, func(m *nats.Msg) {
+			if !protocol.IsInbox(m.Reply) {
+				// Never answer onto another subject with the server's
+				// permissions (a reply naming baton.api.admin.unpin, or a
+				// KV key).
+				zerolog.Ctx(ctx).Warn().Str("subject", m.Subject).Str("reply", m.Reply).Msg("operator request refused: its reply is not an inbox")
+				return
+			}
 			if len(m.Data) > protocol.MaxMessageBytes {
 				s.respond(ctx, m, nil, badRequest("request too large"))
 				return
@@ -77,6 +85,22 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 		subs = append(subs, sub)
 	}
 	return stop, nil
+}
+
+// maxAnswerBytes bounds an answer over NATS (the server's payload limit,
+// less room for the headers).
+const maxAnswerBytes = protocol.MaxMessageBytes - 4<<10
+
+// newestThatFit keeps the newest events whose JSON fits in an answer.
+func newestThatFit(events []string) []string {
+	size := 64
+	for i := len(events) - 1; i >= 0; i-- {
+		size += len(events[i]) + 16 // quotes, comma, escapes (most)
+		if size > maxAnswerBytes*3/4 {
+			return events[i+1:]
+		}
+	}
+	return events
 }
 
 // requestError is an error the requester caused.
@@ -105,6 +129,9 @@ func (s *Server) respond(ctx context.Context, m *nats.Msg, v any, err error) {
 		}
 	}
 	out, _ := json.Marshal(a)
+	if len(out) > maxAnswerBytes {
+		out, _ = json.Marshal(Answer{Error: fmt.Sprintf("the answer is %d bytes, more than a NATS message carries (%d): ask for less (a smaller --tail), or use the HTTP API", len(out), maxAnswerBytes), Code: 413})
+	}
 	if err := m.Respond(out); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("subject", m.Subject).Msg("answer an operator's request")
 	}

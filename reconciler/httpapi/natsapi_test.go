@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,40 @@ func TestOperatorRequestsOverNATS(t *testing.T) {
 	if err := httpapi.Ask(ctx, nc, protocol.UnpinSubject, nil, nil); err != nil {
 		t.Fatal(err)
 	}
+
+	// A request whose reply names another subject is not answered there
+	// (with the server's permissions it could be an admin request or a KV
+	// key): the requests on one subscription are handled in order, so
+	// once a later request is answered the first was handled.
+	target, err := nc.SubscribeSync("baton.api.admin.unpin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(protocol.HistorySubject, "baton.api.admin.unpin", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := httpapi.Ask(ctx, nc, protocol.HistorySubject, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := target.NextMsg(50 * time.Millisecond); err == nil {
+		t.Fatalf("the server answered onto %s: %s", m.Subject, m.Data)
+	}
+
+	// Events past what a NATS message carries: the newest that fit.
+	big := strings.Repeat("x", 3000)
+	for i := range 500 {
+		if err := events.Append(fmt.Sprintf("event %03d %s", i, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "the newest events that fit", func() (bool, string) {
+		var got []string
+		if err := httpapi.Ask(ctx, nc, protocol.EventsSubject, httpapi.EventsRequest{Tail: 0}, &got); err != nil {
+			return false, err.Error()
+		}
+		ok := len(got) > 100 && len(got) < 500 && strings.HasPrefix(got[len(got)-1], "event 499")
+		return ok, fmt.Sprintf("%d events", len(got))
+	})
 	var pin *store.Pin
 	if err := httpapi.Ask(ctx, nc, protocol.PinReadSubject, nil, &pin); err != nil || pin != nil {
 		t.Fatalf("pin after unpin: %+v %v", pin, err)
