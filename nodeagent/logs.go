@@ -111,7 +111,11 @@ type logServer struct {
 
 func (l *logServer) serve(ctx context.Context, m *nats.Msg) {
 	var req protocol.LogsRequest
-	if err := protocol.Decode(m.Data, &req); err != nil || !protocol.IsInbox(req.Inbox) || !replicaID.MatchString(req.Replica) {
+	err := protocol.Decode(m.Data, &req)
+	if protocol.IsInbox(m.Reply) {
+		req.Inbox = m.Reply // answer the request itself (what an agent's credential allows)
+	}
+	if err != nil || !protocol.IsInbox(req.Inbox) || !replicaID.MatchString(req.Replica) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("inbox", req.Inbox).Msg("logs request rejected")
 		if protocol.IsInbox(req.Inbox) {
 			l.send(req.Inbox, protocol.LogChunk{EOF: true, Error: "bad logs request"})

@@ -23,7 +23,9 @@ func StreamLogs(ctx context.Context, nc *nats.Conn, node string, req protocol.Lo
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.Publish(protocol.LogsSubject(node), protocol.Encode(req)); err != nil {
+	// The inbox is also the request's reply subject: an agent's credential
+	// lets it answer requests (allow_responses), not publish anywhere.
+	if err := nc.PublishRequest(protocol.LogsSubject(node), req.Inbox, protocol.Encode(req)); err != nil {
 		return err
 	}
 	keepAlive := time.NewTicker(protocol.LogsKeepAlive)
@@ -46,6 +48,9 @@ func StreamLogs(ctx context.Context, nc *nats.Conn, node string, req protocol.Lo
 		case <-timeout:
 			return fmt.Errorf("node %s did not answer within %s (is its agent running?)", node, idle)
 		case m := <-chunks:
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+				return fmt.Errorf("node %s did not answer: no agent listens for it (is its agent running?)", node)
+			}
 			var c protocol.LogChunk
 			if err := protocol.Decode(m.Data, &c); err != nil {
 				return fmt.Errorf("bad log chunk from %s: %w", node, err)
