@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -372,5 +373,33 @@ func TestRevokedAgentIsCutOff(t *testing.T) {
 	}
 	if _, ok := ac.Revocations[pub]; !ok {
 		t.Fatalf("the revocation was not kept: %v", ac.Revocations)
+	}
+}
+
+func TestServerCertificateNamesItsHosts(t *testing.T) {
+	id, err := identity.Open(filepath.Join(t.TempDir(), "identity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.ServerTLS(); err == nil {
+		t.Fatal("a server certificate for no host")
+	}
+	tc, err := id.ServerTLS("127.0.0.1", "baton-1.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(id.CAPEM())
+	for _, host := range []string{"127.0.0.1", "baton-1.example"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: host}); err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "other.example"}); err == nil {
+		t.Fatal("the certificate verifies for a host it does not name")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -23,6 +24,9 @@ const ServerCertTTL = 90 * 24 * time.Hour
 // ServerTLS is a TLS configuration for a server answering as hosts (names
 // or IP addresses), with a certificate the CA signs now.
 func (id *Identity) ServerTLS(hosts ...string) (*tls.Config, error) {
+	if len(hosts) == 0 {
+		return nil, errors.New("server certificate: no host names or addresses (clients check them)")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
