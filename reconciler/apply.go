@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -150,24 +150,22 @@ func batchOf(m map[string]*nodeBatch, node string) *nodeBatch {
 // send serves every node, at most maxNodesInFlight at once: the node's
 // assignment record first (when it has starts), then its batch.
 func (r *Reconciler) send(ctx context.Context, byNode map[string]*nodeBatch) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxNodesInFlight)
+	var g errgroup.Group
+	g.SetLimit(maxNodesInFlight)
 	for node, b := range byNode {
 		b.startErrs, b.stopErrs = make([]error, len(b.starts)), make([]error, len(b.stops))
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			if b.record {
 				if err := r.stored(r.cfg.Store.Put(ctx, assignmentPrefix+node, b.assigned)); err != nil {
 					b.saveErr = err
-					return
+					return nil
 				}
 			}
 			r.sendBatch(ctx, node, b)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 // sendBatch sends one node its stops and starts, cut into messages of at
@@ -249,29 +247,18 @@ func (r *Reconciler) command(ctx context.Context, node string, cmd protocol.Comm
 	return reply.Results, reply.Err()
 }
 
-// saveRecords saves the assignment records of nodes, maxWritesInFlight at
-// once (a node without assignments has its record deleted).
+// saveRecords saves the assignment records of nodes (a node without
+// assignments has its record deleted).
 func (r *Reconciler) saveRecords(ctx context.Context, nodes map[string]bool) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxWritesInFlight)
+	writes := make([]kvWrite, 0, len(nodes))
 	for node := range nodes {
-		rec := r.st.recordOf(node)
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var err error
-			if len(rec.Assignments) == 0 {
-				err = r.stored(r.cfg.Store.Delete(ctx, assignmentPrefix+node))
-			} else {
-				err = r.stored(r.cfg.Store.Put(ctx, assignmentPrefix+node, rec))
-			}
-			if err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Str("node", node).Msg("save assignments")
-			}
-		}()
+		w := kvWrite{key: assignmentPrefix + node}
+		if rec := r.st.recordOf(node); len(rec.Assignments) > 0 {
+			w.value = rec
+		}
+		writes = append(writes, w)
 	}
-	wg.Wait()
+	r.save(ctx, writes)
 }
 
 // nodeAssigned is the KV record of one node's assignments (assign.<node>).

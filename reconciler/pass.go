@@ -6,11 +6,11 @@ import (
 	"maps"
 	"runtime"
 	"runtime/metrics"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -101,13 +101,10 @@ func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
 		}
 		byKey[w.key] = append(byKey[w.key], w)
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxWritesInFlight)
+	var g errgroup.Group
+	g.SetLimit(maxWritesInFlight)
 	for _, key := range keys {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			for _, w := range byKey[key] {
 				var err error
 				if w.value == nil {
@@ -119,9 +116,10 @@ func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
 					zerolog.Ctx(ctx).Warn().Err(err).Str("key", w.key).Msg("save state")
 				}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 // pass is one turn of the loop:
@@ -371,9 +369,9 @@ func newest(lines []string, n int) []string {
 	return lines
 }
 
-// decodeReports decodes the latest report of each node, on every core when
-// there are many (a thousand nodes reporting at once after a rollout);
-// reports that do not decode are rejected.
+// decodeReports decodes the latest report of each node, on every core (a
+// thousand nodes report at once after a rollout); reports that do not
+// decode are rejected.
 func (r *Reconciler) decodeReports(ctx context.Context, raws map[string]rawReport) map[string]received[protocol.Report] {
 	type job struct {
 		name string
@@ -385,25 +383,19 @@ func (r *Reconciler) decodeReports(ctx context.Context, raws map[string]rawRepor
 	for name, raw := range raws {
 		jobs = append(jobs, job{name: name, raw: raw})
 	}
-	decode := func(j *job) { j.err = decodeFromNode(j.raw.msg, &j.rep, &j.rep.Node) }
-	if workers := min(runtime.GOMAXPROCS(0), len(jobs)/parallelDecodeMin); workers > 1 {
-		var wg sync.WaitGroup
-		var next atomic.Int64
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-					decode(&jobs[i])
-				}
-			}()
-		}
-		wg.Wait()
-	} else {
-		for i := range jobs {
-			decode(&jobs[i])
-		}
+	// One worker per core takes the next report until none is left.
+	var g errgroup.Group
+	var next atomic.Int64
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		g.Go(func() error {
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				j := &jobs[i]
+				j.err = decodeFromNode(j.raw.msg, &j.rep, &j.rep.Node)
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 	out := make(map[string]received[protocol.Report], len(jobs))
 	for _, j := range jobs {
 		if j.err != nil {
@@ -414,7 +406,3 @@ func (r *Reconciler) decodeReports(ctx context.Context, raws map[string]rawRepor
 	}
 	return out
 }
-
-// parallelDecodeMin is the reports per core below which decoding them in
-// parallel is not worth its goroutines.
-const parallelDecodeMin = 32
