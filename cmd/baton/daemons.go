@@ -64,6 +64,9 @@ func agentCmd() *cobra.Command {
 		Short: "Run a node agent on the local containerd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := ao.podSecurityLevel(); err != nil {
+				return err
+			}
 			ao.labels = map[string]string{}
 			for _, l := range labels {
 				k, v, ok := strings.Cut(l, "=")

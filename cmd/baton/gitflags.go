@@ -182,13 +182,6 @@ func (g *gitFlags) webhook(log zerolog.Logger, src *gitsource.Source) (http.Hand
 		return nil, nil, fmt.Errorf("webhook listener: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("webhook endpoint stopped")
-		}
-	}()
 	log.Info().Str("address", ln.Addr().String()).Msg("webhook endpoint POST /hooks/git")
-	return hook, func() { _ = srv.Close(); <-served }, nil
+	return hook, serveHTTP(log, srv, ln, "webhook endpoint"), nil
 }

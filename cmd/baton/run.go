@@ -247,8 +247,28 @@ type agentOptions struct {
 	cni         nodeagent.CNIConfig
 }
 
+// podSecurityLevel is the level the node enforces: --pod-security
+// (baseline when unset), or privileged with --allow-privileged.
+func (o agentOptions) podSecurityLevel() (desired.PodSecurity, error) {
+	switch {
+	case o.privileged:
+		return desired.PodSecurityPrivileged, nil
+	case o.podSecurity == "":
+		return desired.PodSecurityBaseline, nil
+	}
+	l, err := desired.ParsePodSecurity(o.podSecurity)
+	if err != nil {
+		return "", fmt.Errorf("--pod-security: %w", err)
+	}
+	return l, nil
+}
+
 // runAgent runs a node agent on containerd until ctx ends.
 func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
+	level, err := o.podSecurityLevel()
+	if err != nil {
+		return err
+	}
 	cli, err := nodeagent.DialContainerd(ctx, o.socket)
 	if err != nil {
 		return err
@@ -260,15 +280,6 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	}
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
-	level := desired.PodSecurityBaseline
-	if o.podSecurity != "" {
-		if level, err = desired.ParsePodSecurity(o.podSecurity); err != nil {
-			return err
-		}
-	}
-	if o.privileged {
-		level = desired.PodSecurityPrivileged
-	}
 	rt.SetPodSecurity(level)
 	switch o.network {
 	case "cni":
@@ -321,15 +332,19 @@ func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.List
 		}
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/..., /metrics)")
+	return api, serveHTTP(log, srv, ln, "control-plane API"), nil
+}
+
+// serveHTTP serves srv on ln until the returned stop is called; stop waits
+// for the serving goroutine, so nothing of the server outlives it.
+func serveHTTP(log zerolog.Logger, srv *http.Server, ln net.Listener, what string) (stop func()) {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("control-plane API stopped")
+			log.Error().Err(err).Msg(what + " stopped")
 		}
 	}()
-	log.Info().Str("address", ln.Addr().String()).Bool("tokens", tokens != nil).Msg("control-plane API (/healthz, /readyz, /api/v1/..., /metrics)")
-	// Stopping waits for the serving goroutine: nothing of the API outlives
-	// the server.
-	return api, func() { _ = srv.Close(); <-served }, nil
+	return func() { _ = srv.Close(); <-served }
 }
