@@ -388,16 +388,24 @@ func fromKV(w http.ResponseWriter, r *http.Request, key string, read func(contex
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	v, err := read(ctx)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: v})
+}
+
+// statusOf is the HTTP status of an error of the state: the HTTP API's and
+// the NATS answers' code.
+func statusOf(err error) int {
+	var re requestError
 	switch {
 	case errors.Is(err, store.ErrNeverApplied):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, store.ErrBadPin):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case err != nil:
-		writeError(w, http.StatusBadGateway, err.Error())
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{key: v})
+		return http.StatusNotFound
+	case errors.As(err, &re), errors.Is(err, store.ErrBadPin):
+		return http.StatusBadRequest
 	}
+	return http.StatusBadGateway
 }
 
 func (s *Server) getPin(w http.ResponseWriter, r *http.Request) {

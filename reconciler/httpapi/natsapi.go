@@ -112,15 +112,9 @@ func badRequest(msg string) error { return requestError(msg) }
 
 func (s *Server) respond(ctx context.Context, m *nats.Msg, v any, err error) {
 	var a Answer
-	var re requestError
-	switch {
-	case errors.As(err, &re), errors.Is(err, store.ErrBadPin):
-		a.Error, a.Code = err.Error(), 400
-	case errors.Is(err, store.ErrNeverApplied):
-		a.Error, a.Code = err.Error(), 404
-	case err != nil:
-		a.Error, a.Code = err.Error(), 502
-	default:
+	if err != nil {
+		a.Error, a.Code = err.Error(), statusOf(err)
+	} else {
 		b, merr := json.Marshal(v)
 		if merr != nil {
 			a.Error, a.Code = merr.Error(), 500
