@@ -24,14 +24,23 @@ import (
 type document struct {
 	file  string
 	value cue.Value
-	// json is a YAML document's JSON, made once for the fast check and the
-	// decoder; nil for CUE documents.
+	// json is the document's JSON, made once for the fast check and the
+	// decoder; nil when the document is not concrete on its own.
 	json []byte
 	// plain: the document holds only strings, integers, booleans, nulls,
 	// maps and lists, which its JSON keeps exactly (a float such as 3. or
 	// 1e0 is written as an integer, bytes as base64 text): only such a
 	// document may take the fast check.
 	plain bool
+}
+
+// newDocument is v from file, with its JSON when v is concrete on its own.
+func newDocument(file string, v cue.Value) document {
+	j, err := v.MarshalJSON()
+	if err != nil {
+		j = nil // not concrete alone: the schema and cue's decoder judge it
+	}
+	return document{file: file, value: v, json: j}
 }
 
 func (d document) line() int { return d.value.Pos().Line() }
@@ -43,12 +52,16 @@ var fieldPaths = map[string]cue.Path{
 	"metadata.name": cue.ParsePath("metadata.name"),
 }
 
-func (d document) str(field string) string {
-	p, ok := fieldPaths[field]
-	if !ok {
-		p = cue.ParsePath(field)
+// pathOf parses a field path, the common ones once.
+func pathOf(field string) cue.Path {
+	if p, ok := fieldPaths[field]; ok {
+		return p
 	}
-	s, _ := d.value.LookupPath(p).String()
+	return cue.ParsePath(field)
+}
+
+func (d document) str(field string) string {
+	s, _ := d.value.LookupPath(pathOf(field)).String()
 	return s
 }
 
@@ -147,11 +160,9 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
 			continue
 		}
-		j, err := v.MarshalJSON()
-		if err != nil {
-			j = nil // not plain data: the schema and cue's decoder judge it
-		}
-		docs = append(docs, document{file: file, value: v, json: j, plain: j != nil && plainData(expr)})
+		d := newDocument(file, v)
+		d.plain = d.json != nil && plainData(expr)
+		docs = append(docs, d)
 	}
 }
 
@@ -258,7 +269,7 @@ func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *E
 		switch fv.IncompleteKind() {
 		case cue.StructKind:
 			if fv.LookupPath(cue.ParsePath("kind")).Exists() {
-				docs = append(docs, document{file: file, value: fv})
+				docs = append(docs, newDocument(file, fv))
 			}
 		case cue.ListKind:
 			li, err := fv.List()
@@ -267,7 +278,7 @@ func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *E
 			}
 			for li.Next() {
 				if e := li.Value(); e.LookupPath(cue.ParsePath("kind")).Exists() {
-					docs = append(docs, document{file: fileOf(e, file), value: e})
+					docs = append(docs, newDocument(fileOf(e, file), e))
 				}
 			}
 		}
@@ -441,11 +452,7 @@ func indexPath(p string) string {
 // nearest returns the position of the deepest existing prefix of path in doc.
 func nearest(doc cue.Value, p string) (int, int) {
 	for p != "" {
-		path, ok := fieldPaths[p]
-		if !ok {
-			path = cue.ParsePath(p)
-		}
-		if v := doc.LookupPath(path); v.Exists() && v.Pos().IsValid() {
+		if v := doc.LookupPath(pathOf(p)); v.Exists() && v.Pos().IsValid() {
 			return v.Pos().Line(), v.Pos().Column()
 		}
 		i := strings.LastIndexAny(p, ".[")

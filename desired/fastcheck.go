@@ -142,18 +142,20 @@ func anyOf(rs ...rule) rule {
 	}
 }
 
-// stringMap is {[string]: string}.
-func stringMap(v any) bool {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return false
-	}
-	for _, x := range m {
-		if _, ok := x.(string); !ok {
+// stringMap is {[K]: string}, every key passing keyOK (nil: any key).
+func stringMap(keyOK func(string) bool) rule {
+	return func(v any) bool {
+		m, ok := v.(map[string]any)
+		if !ok {
 			return false
 		}
+		for k, x := range m {
+			if _, ok := x.(string); !ok || (keyOK != nil && !keyOK(k)) {
+				return false
+			}
+		}
+		return true
 	}
-	return true
 }
 
 // The schema's definitions that the fast check knows, as strict as
@@ -169,13 +171,14 @@ var (
 	fcSeconds      = integer(0, 86400)
 	fcSecondsPos   = integer(1, 86400)
 
+	fcLabels     = stringMap(nil)
 	fcObjectMeta = closed(map[string]field{
 		"name":        req(fcName),
 		"namespace":   opt(oneOf("default")),
-		"labels":      opt(stringMap),
-		"annotations": opt(stringMap),
+		"labels":      opt(fcLabels),
+		"annotations": opt(fcLabels),
 	})
-	fcTemplateMeta = closed(map[string]field{"labels": opt(stringMap), "annotations": opt(stringMap)})
+	fcTemplateMeta = closed(map[string]field{"labels": opt(fcLabels), "annotations": opt(fcLabels)})
 	fcKeySelector  = closed(map[string]field{"name": req(fcSubdomain), "key": req(str(nonEmpty)), "optional": opt(boolean)})
 	fcEnvVar       = closed(map[string]field{
 		"name":  req(str(matches(`^[^=\x00]+$`))),
@@ -235,12 +238,12 @@ var (
 		"secret":                opt(closed(map[string]field{"secretName": req(fcSubdomain), "optional": opt(boolean)})),
 		"persistentVolumeClaim": opt(closed(map[string]field{"claimName": req(fcSubdomain), "readOnly": opt(boolean)})),
 	})
-	fcLabelSelector = closed(map[string]field{"matchLabels": opt(stringMap)})
+	fcLabelSelector = closed(map[string]field{"matchLabels": opt(fcLabels)})
 	fcPodSpec       = closed(map[string]field{
 		"containers":                    req(list(fcContainer, 1)),
 		"volumes":                       opt(list(fcVolume, 0)),
 		"restartPolicy":                 opt(oneOf("Always", "OnFailure", "Never")),
-		"nodeSelector":                  opt(stringMap),
+		"nodeSelector":                  opt(fcLabels),
 		"terminationGracePeriodSeconds": opt(fcSeconds),
 	})
 	fcDeployment = closed(map[string]field{
@@ -263,24 +266,11 @@ var (
 			"progressDeadlineSeconds": opt(integer(1, maxInt)),
 		})),
 	})
-	fcDataKey   = matches(`^[-._a-zA-Z0-9]+$`)
-	fcStringMap = func(v any) bool {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, x := range m {
-			if _, ok := x.(string); !ok || !fcDataKey(k) {
-				return false
-			}
-		}
-		return true
-	}
 	fcConfigMap = closed(map[string]field{
 		"apiVersion": req(oneOf("v1")),
 		"kind":       req(oneOf("ConfigMap")),
 		"metadata":   req(fcObjectMeta),
-		"data":       opt(fcStringMap),
+		"data":       opt(stringMap(matches(`^[-._a-zA-Z0-9]+$`))),
 		"immutable":  opt(boolean),
 	})
 	fastKinds = map[string]rule{"apps/v1 Deployment": fcDeployment, "v1 ConfigMap": fcConfigMap}

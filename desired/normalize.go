@@ -551,12 +551,8 @@ var decodeWithCUE = false
 // decoder.
 func decode[T any](v cue.Value, errs *Errors, d document) (T, bool) {
 	var out T
-	j, err := d.json, error(nil)
-	if j == nil {
-		j, err = d.value.MarshalJSON()
-	}
-	if err == nil && !decodeWithCUE {
-		dec := json.NewDecoder(bytes.NewReader(j))
+	if d.json != nil && !decodeWithCUE {
+		dec := json.NewDecoder(bytes.NewReader(d.json))
 		dec.UseNumber()
 		if err := dec.Decode(&out); err == nil {
 			return out, true
