@@ -133,16 +133,6 @@ func (r *Containerd) PodSecurity() desired.PodSecurity {
 	return r.podSecurity
 }
 
-// SetAllowPrivileged lets pods run privileged containers on this node: the
-// privileged level (true) or back to baseline (false).
-func (r *Containerd) SetAllowPrivileged(ok bool) {
-	if ok {
-		r.podSecurity = desired.PodSecurityPrivileged
-	} else {
-		r.podSecurity = desired.PodSecurityBaseline
-	}
-}
-
 // ErrPodSecurity wraps the refusal of a pod that asks for more than the
 // node's pod security level allows.
 var ErrPodSecurity = fmt.Errorf("pod security: %w", ErrNotAllowed)
@@ -339,7 +329,6 @@ func portsOf(labels map[string]string) []protocol.PortBinding {
 	return ports
 }
 
-// checkHostPorts refuses host ports that another pod of the node publishes.
 // reserveHostPorts checks that no other replica publishes ports (their
 // containers' labels, and the starts under way) and reserves them for
 // replica until release is called.
@@ -385,6 +374,7 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
+// checkHostPorts refuses host ports that another pod of the node publishes.
 func (r *Containerd) checkHostPorts(ctx context.Context, replica string, ports []protocol.PortBinding) error {
 	cs, err := r.list(ctx, fmt.Sprintf("labels.%q", LabelPorts))
 	if err != nil {
@@ -396,7 +386,7 @@ func (r *Containerd) checkHostPorts(ctx context.Context, replica string, ports [
 		}
 		for _, used := range portsOf(c.labels) {
 			for _, p := range ports {
-				if p.HostPort == used.HostPort && protocolName(p.Protocol) == protocolName(used.Protocol) {
+				if portKey(p) == portKey(used) {
 					return fmt.Errorf("%w: %s/%d is published by replica %s", ErrHostPortInUse, p.Protocol, p.HostPort, c.labels[LabelReplica])
 				}
 			}
@@ -457,10 +447,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			return err
 		}
 		opts = append(opts, mounts)
-		sec, err := securityOpts(c.SecurityContext, (r.PodSecurity() == desired.PodSecurityPrivileged))
-		if err != nil {
-			return err
-		}
+		sec := securityOpts(c.SecurityContext)
 		opts = append(opts, sec...)
 		opts = append(opts, resourceLimits(c.Resources)...)
 		labels := net.labels()

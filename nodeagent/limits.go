@@ -3,7 +3,6 @@ package nodeagent
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,24 +22,18 @@ const DefaultPidsLimit = 4096
 // cpuPeriod is the CFS period, in microseconds.
 const cpuPeriod = 100_000
 
-// ErrPrivilegedNotAllowed refuses a privileged container on a node that
-// does not allow them.
-var ErrPrivilegedNotAllowed = fmt.Errorf("privileged containers: %w", ErrNotAllowed)
-
 // securityOpts applies a container's securityContext on top of the secure
 // defaults every container gets: no new privileges (unless
 // allowPrivilegeEscalation) and containerd's default seccomp profile, on top
 // of the default spec's capability set (Docker's default list) and
-// masked/read-only /proc paths.
-func securityOpts(sc *desired.SecurityContext, allowPrivileged bool) ([]oci.SpecOpts, error) {
+// masked/read-only /proc paths. A privileged container reaches here only on
+// a node whose pod security level allows it (Start checks the level first).
+func securityOpts(sc *desired.SecurityContext) []oci.SpecOpts {
 	if sc == nil {
 		sc = &desired.SecurityContext{}
 	}
 	var opts []oci.SpecOpts
 	if sc.Privileged {
-		if !allowPrivileged {
-			return nil, ErrPrivilegedNotAllowed
-		}
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed)
 	} else {
 		opts = append(opts, seccomp.WithDefaultProfile())
@@ -79,7 +72,7 @@ func securityOpts(sc *desired.SecurityContext, allowPrivileged bool) ([]oci.Spec
 	if sc.ReadOnlyRootFilesystem {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
-	return opts, nil
+	return opts
 }
 
 // resourceLimits turns requests and limits into cgroup settings: the memory

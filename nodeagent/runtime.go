@@ -71,7 +71,7 @@ func (e *MissingImageError) Unwrap() error { return ErrImageNotFound }
 var ErrHostPortInUse = errors.New("host port in use")
 
 // ErrNotAllowed is wrapped by the errors of what this node's policy
-// refuses (ErrHostPathNotAllowed, ErrPrivilegedNotAllowed).
+// refuses (ErrHostPathNotAllowed, ErrPodSecurity).
 var ErrNotAllowed = errors.New("not allowed on this node")
 
 // ErrInvalidSpec is wrapped by the errors of a pod spec that breaks the

@@ -98,7 +98,7 @@ func TestSecurityContext(t *testing.T) {
 		!strings.Contains(err.Error(), "containers[a].securityContext.privileged") {
 		t.Fatalf("privileged on a node that does not allow it: %v", err)
 	}
-	rt.SetAllowPrivileged(true)
+	rt.SetPodSecurity(desired.PodSecurityPrivileged)
 	if err := rt.Start(ctx, priv); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/rs/zerolog"
 )
 
@@ -50,7 +51,7 @@ func (g *termGuard) admit(log *zerolog.Logger, term uint64) (bool, uint64) {
 	if term > g.term {
 		g.term = term
 		if g.file != "" {
-			if err := writeFileAtomic(g.file, []byte(strconv.FormatUint(term, 10)+"\n")); err != nil {
+			if err := writeTerm(g.file, term); err != nil {
 				log.Warn().Err(err).Msg("record leader term")
 			}
 		}
@@ -59,32 +60,9 @@ func (g *termGuard) admit(log *zerolog.Logger, term uint64) (bool, uint64) {
 	return true, g.term
 }
 
-func writeFileAtomic(path string, b []byte) error {
+func writeTerm(path string, term uint64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return fsutil.WriteFileAtomic(path, []byte(strconv.FormatUint(term, 10)+"\n"), 0o600)
 }

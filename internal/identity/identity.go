@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/nats-io/nkeys"
 )
 
@@ -141,29 +142,9 @@ func create(dir string) (retErr error) {
 	return nil
 }
 
-// writeSecret writes a file readable by its owner only, atomically.
+// writeSecret writes a file of the identity, readable by its owner only.
 func writeSecret(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, name))
+	return fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o600)
 }
 
 func load(dir string) (*Identity, error) {
