@@ -28,7 +28,7 @@ func Lint(st *State) []string {
 			out = append(out, fmt.Sprintf("%s: %s: no readiness probe: a rollout counts a replica available as soon as it runs", src, what))
 		}
 		for _, v := range CheckPodSecurity(PodSecurityBaseline, p) {
-			out = append(out, fmt.Sprintf("%s: %s: %s: refused by nodes enforcing pod security baseline (the default; such a pod runs only on nodes started with --pod-security privileged)", src, what, v))
+			out = append(out, fmt.Sprintf("%s: %s: %s (nodes enforce baseline unless started with --pod-security privileged)", src, what, v))
 		}
 	}
 	for _, w := range st.Workloads {

@@ -61,8 +61,8 @@ spec:
 		`app.yaml:13: Deployment loose: container a: no resource requests: placement counts it as using nothing`,
 		`app.yaml:13: Deployment loose: container b: image "redis:latest" is not pinned to a version (no tag or latest)`,
 		`app.yaml:13: Deployment loose: no readiness probe: a rollout counts a replica available as soon as it runs`,
-		`app.yaml:33: Job debug: hostNetwork: the host's network is not allowed at baseline: refused by nodes enforcing pod security baseline (the default; such a pod runs only on nodes started with --pod-security privileged)`,
-		`app.yaml:33: Job debug: containers[a].securityContext.capabilities.add: SYS_ADMIN not allowed at baseline (allowed: AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT): refused by nodes enforcing pod security baseline (the default; such a pod runs only on nodes started with --pod-security privileged)`,
+		`app.yaml:33: Job debug: hostNetwork: the host's network is not allowed at baseline (nodes enforce baseline unless started with --pod-security privileged)`,
+		`app.yaml:33: Job debug: containers[a].securityContext.capabilities.add: SYS_ADMIN not allowed at baseline (allowed: AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT) (nodes enforce baseline unless started with --pod-security privileged)`,
 	}
 	if got := Lint(st); !slices.Equal(got, want) {
 		t.Fatalf("Lint:\n%q\nwant\n%q", got, want)

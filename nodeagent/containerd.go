@@ -133,9 +133,29 @@ func (r *Containerd) PodSecurity() desired.PodSecurity {
 	return r.podSecurity
 }
 
-// ErrPodSecurity wraps the refusal of a pod that asks for more than the
-// node's pod security level allows.
-var ErrPodSecurity = fmt.Errorf("pod security: %w", ErrNotAllowed)
+// ErrPodSecurity is matched (errors.Is) by the refusal of a pod that asks
+// for more than the node's pod security level allows; so is ErrNotAllowed.
+var ErrPodSecurity = errors.New("refused by the node's pod security level")
+
+// PodSecurityError is a pod refused by the node's pod security level, with
+// every field at fault.
+type PodSecurityError struct {
+	Level      desired.PodSecurity
+	Violations []desired.Violation
+}
+
+func (e *PodSecurityError) Error() string {
+	msgs := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		msgs[i] = v.String()
+	}
+	return fmt.Sprintf("this node enforces pod security %s: %s", e.Level, strings.Join(msgs, "; "))
+}
+
+// Is makes the refusal match ErrPodSecurity and ErrNotAllowed.
+func (e *PodSecurityError) Is(target error) bool {
+	return target == ErrPodSecurity || target == ErrNotAllowed
+}
 
 // SetNetwork attaches pods to n. hostNS is the network namespace that plays
 // the host for hostNetwork pods ("" for the agent's own).
@@ -177,11 +197,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 		return err
 	}
 	if v := desired.CheckPodSecurity(r.PodSecurity(), spec.Pod); len(v) > 0 {
-		msgs := make([]string, len(v))
-		for i, x := range v {
-			msgs[i] = x.String()
-		}
-		return fmt.Errorf("%w: this node enforces %s: %s", ErrPodSecurity, r.PodSecurity(), strings.Join(msgs, "; "))
+		return &PodSecurityError{Level: r.PodSecurity(), Violations: v}
 	}
 	r.recovering.RLock()
 	defer r.recovering.RUnlock()
