@@ -73,7 +73,7 @@ func sendChunks(nc *nats.Conn, inbox string, b []byte) error {
 // chunk of the answer (5 s at most between two).
 func FetchStatus(ctx context.Context, nc *nats.Conn, q StatusRequest) (Status, error) {
 	var st Status
-	inbox := nats.NewInbox()
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return st, err

@@ -8,22 +8,35 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/nodeagent"
 )
 
 func serverCmd() *cobra.Command {
 	var (
-		so      serverOptions
-		natsURL string
+		so         serverOptions
+		bus        busFlags
+		natsListen string
+		sans       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run the reconciler alone, against a NATS server",
-		Args:  cobra.NoArgs,
+		Short: "Run the control plane: the cluster's NATS server (JWT auth and TLS) and the reconciler",
+		Long: `server runs the control plane of a cluster. On a fresh data dir it makes the
+cluster's identity once (a CA, NATS operator and account keys, under
+DATA-DIR/identity, 0600), and it embeds a NATS server with JetStream that
+takes only credentials that identity signed, over TLS. Root on this machine
+gets an admin credential in DATA-DIR/admin.creds (and the CA in
+DATA-DIR/ca.crt), where the operator commands find it.
+
+With --nats it embeds nothing and joins the NATS server at that URL instead,
+with the server credential given by --creds.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if so.repo == "" {
 				return fmt.Errorf("--repo is required")
@@ -33,17 +46,42 @@ func serverCmd() *cobra.Command {
 			}
 			// Nothing is buffered while cut off: a command is sent now or
 			// fails, never replayed later by the client library.
-			nc, err := connectNATS(natsURL, "baton-server", nats.ReconnectBufSize(-1))
+			noBuffer := nats.ReconnectBufSize(-1)
+			if !cmd.Flags().Changed("nats") {
+				sb, err := startSecureNATS(natsListen, so.dataDir, sans)
+				if err != nil {
+					return err
+				}
+				defer sb.ns.Shutdown()
+				nc, err := sb.local(identity.RoleServer, credName(so.serverID()), noBuffer)
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				so.bus = sb
+				zerolog.Ctx(cmd.Context()).Info().Str("nats", sb.ns.ClientURL()).Str("admin", adminCredsPath(so.dataDir)).
+					Str("ca", sb.id.CAFingerprint()).Msg("cluster bus: JWT auth and TLS")
+				return runServer(cmd.Context(), nc, so)
+			}
+			nc, cred, err := connectNATS(bus, "baton-server", noBuffer)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
+			if cred == nil {
+				zerolog.Ctx(cmd.Context()).Warn().Str("nats", bus.url).Msg("no credential: this bus is open to anyone who reaches it")
+			} else if cred.Role != identity.RoleServer {
+				return fmt.Errorf("--creds: a %s credential; the server needs a server credential", cred.Role)
+			}
 			return runServer(cmd.Context(), nc, so)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats", defaultNATS, "NATS server URL (JetStream enabled)")
-	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps its git cache")
+	bus.register(f)
+	f.Lookup("nats").Usage = "join this NATS server (JetStream enabled) instead of embedding one"
+	f.StringVar(&natsListen, "nats-listen", "0.0.0.0:4222", "address of the embedded NATS server")
+	f.StringArrayVar(&sans, "tls-san", nil, "another name or address clients reach this server by, for its TLS certificate (repeatable)")
+	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps the cluster identity, the NATS store and its git cache")
 	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	so.register(f)
@@ -55,9 +93,9 @@ func serverCmd() *cobra.Command {
 
 func agentCmd() *cobra.Command {
 	var (
-		ao      agentOptions
-		natsURL string
-		labels  []string
+		ao     agentOptions
+		bus    busFlags
+		labels []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -75,16 +113,31 @@ func agentCmd() *cobra.Command {
 				}
 				ao.labels[k] = v
 			}
-			nc, err := connectNATS(natsURL, "baton-agent-"+ao.node)
+			if bus.creds == "" {
+				if p := nodeCredsPath(ao.dataDir); fileExists(p) {
+					bus.creds = p
+				}
+			}
+			nc, cred, err := connectNATS(bus, "baton-agent")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
+			if cred != nil {
+				if cred.Role != identity.RoleAgent {
+					return fmt.Errorf("--creds: a %s credential; an agent needs its node's (baton token create, then baton agent --join)", cred.Role)
+				}
+				if !cmd.Flags().Changed("node") {
+					ao.node = cred.Name
+				} else if cred.Name != ao.node {
+					return fmt.Errorf("--creds: the credential is node %s's, not %s's", cred.Name, ao.node)
+				}
+			}
 			return runAgent(cmd.Context(), nc, ao)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&natsURL, "nats", defaultNATS, "NATS server URL")
+	bus.register(f)
 	ao.register(f)
 	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
 	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs, network namespaces and volumes")

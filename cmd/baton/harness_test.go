@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
@@ -41,6 +42,7 @@ type cluster struct {
 	sock    string
 	cli     *client.Client
 	ns      *server.Server
+	bus     *secureBus // the cluster identity and the embedded NATS it secures
 	dir     string
 	repo    *git.Repository
 	prefix  string // containerd namespace prefix
@@ -119,10 +121,14 @@ func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serv
 		cli.Close()
 	})
 
-	c.ns, err = startNATS("127.0.0.1:0", filepath.Join(c.dir, "nats"))
+	// The bus is secured as baton server secures it: every connection of
+	// the suite has a credential of its role and goes over TLS, so the
+	// roles' permissions are exercised by every end-to-end test.
+	c.bus, err = startSecureNATS("127.0.0.1:0", c.dir, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	c.ns = c.bus.ns
 	c.stopAll = append(c.stopAll, c.ns.Shutdown)
 
 	c.repo, err = git.PlainInitWithOptions(filepath.Join(c.dir, "repo"), &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}})
@@ -192,8 +198,15 @@ func (c *cluster) nodeNamespaces(archive string) {
 	}
 }
 
+// connect connects with a server credential, over TCP and TLS.
 func (c *cluster) connect(name string) *nats.Conn {
-	nc, err := nats.Connect(c.ns.ClientURL(), nats.Name(name))
+	return c.connectAs(identity.RoleServer, name)
+}
+
+// connectAs connects with a credential of role named name, written to a
+// file as a client on another machine holds it.
+func (c *cluster) connectAs(role identity.Role, name string) *nats.Conn {
+	nc, err := nats.Connect(c.ns.ClientURL(), append(c.credsOptions(role, name), nats.Name(name))...)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
@@ -201,9 +214,27 @@ func (c *cluster) connect(name string) *nats.Conn {
 	return nc
 }
 
+// credsOptions issues a credential of role for name into a file and
+// returns the options of a client holding it and the cluster's CA.
+func (c *cluster) credsOptions(role identity.Role, name string) []nats.Option {
+	creds, err := c.bus.id.IssueCreds(role, credName(name), 0)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	p := filepath.Join(c.dir, fmt.Sprintf("%s-%s-%d.creds", role, credName(name), rand.Uint32()))
+	if err := os.WriteFile(p, creds, 0o600); err != nil {
+		c.tb.Fatal(err)
+	}
+	opts, _, err := identity.ClientOptions(p, caPath(c.dir))
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	return opts
+}
+
 func (c *cluster) startAgent(node string, mods ...func(*agentOptions)) {
 	ctx, cancel := context.WithCancel(c.ctx)
-	nc := c.connect("agent-" + node)
+	nc := c.connectAs(identity.RoleAgent, node)
 	ra := &runningAgent{cancel: cancel, done: make(chan error, 1), nc: nc}
 	o := agentOptions{node: node, socket: c.sock, namespace: c.namespace(node),
 		dataDir: filepath.Join(c.dir, "agent-"+node), heartbeat: 250 * time.Millisecond, stopGrace: 5 * time.Second,
@@ -261,7 +292,7 @@ func (c *cluster) git(args ...string) {
 // baton runs a baton command against the cluster's NATS and returns what
 // it printed.
 func (c *cluster) baton(args ...string) (string, error) {
-	out, errOut, err := run(c.tb, append(args, "--nats", c.ns.ClientURL())...)
+	out, errOut, err := run(c.tb, append(args, "--nats", c.ns.ClientURL(), "--creds", adminCredsPath(c.dir))...)
 	return out + errOut, err
 }
 

@@ -17,16 +17,17 @@ import (
 
 func logsCmd() *cobra.Command {
 	var (
-		natsURL, replica, container string
-		follow                      bool
-		tail                        int
+		bus                busFlags
+		replica, container string
+		follow             bool
+		tail               int
 	)
 	cmd := &cobra.Command{
 		Use:   "logs WORKLOAD",
 		Short: "Print (or follow) the output of a workload's containers, from their nodes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := dialCLI(natsURL, "baton-logs")
+			nc, err := dialCLI(bus, "baton-logs")
 			if err != nil {
 				return err
 			}
@@ -81,7 +82,7 @@ func logsCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	natsFlag(f, &natsURL)
+	bus.register(f)
 	f.StringVar(&replica, "replica", "", "only this replica")
 	f.StringVarP(&container, "container", "c", "", "only this container of each pod")
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")

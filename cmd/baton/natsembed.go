@@ -1,45 +1,227 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/pflag"
 
+	"github.com/batonhq/baton/internal/fsutil"
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/internal/natsserver"
 )
 
-// startNATS starts an embedded NATS server with JetStream, storing under dir
-// and listening on listen (host:port; port 0 picks a free one).
-func startNATS(listen, dir string) (*server.Server, error) {
-	return natsserver.Start(natsserver.Config{Listen: listen, StoreDir: dir})
+// Where a server keeps the cluster's identity and what it gives root on
+// its machine, under its data dir.
+func identityDir(dataDir string) string    { return filepath.Join(dataDir, "identity") }
+func adminCredsPath(dataDir string) string { return filepath.Join(dataDir, "admin.creds") }
+func caPath(dataDir string) string         { return filepath.Join(dataDir, "ca.crt") }
+
+// nodeCredsPath is where a joined agent keeps its credential (its CA
+// beside it, as ca.crt).
+func nodeCredsPath(agentDir string) string { return filepath.Join(agentDir, "node.creds") }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
-// connectNATS connects to url, reconnecting forever.
-func connectNATS(url, name string, opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}, opts...)
-	nc, err := nats.Connect(url, opts...)
+// credName makes s (a host name, a server ID) a credential name: letters,
+// digits, '-' and '_', at most 63.
+func credName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 || b[0] == '-' || b[0] == '_' {
+		b = append([]byte("s"), b...)
+	}
+	if len(b) > 63 {
+		b = b[:63]
+	}
+	return string(b)
+}
+
+// secureBus is an embedded NATS server that trusts the cluster's identity
+// only: decentralized JWT auth, and TLS on the client port.
+type secureBus struct {
+	ns *server.Server
+	id *identity.Identity
+}
+
+// startSecureNATS opens the cluster identity in dataDir (making it on a
+// fresh one), writes root's admin credential and the CA beside it, and
+// starts the embedded NATS server on listen with JetStream under dataDir,
+// its certificate naming the listen address and sans.
+func startSecureNATS(listen, dataDir string, sans []string) (*secureBus, error) {
+	id, err := identity.Open(identityDir(dataDir))
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		return nil, err
+	}
+	if err := writeAdminCreds(id, dataDir); err != nil {
+		return nil, err
+	}
+	hosts, err := certHosts(listen, sans)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := natsserver.Start(natsserver.Config{Listen: listen, StoreDir: filepath.Join(dataDir, "nats"),
+		Secure: func(o *server.Options) error { return id.Configure(o, hosts...) }})
+	if err != nil {
+		return nil, err
+	}
+	return &secureBus{ns: ns, id: id}, nil
+}
+
+// writeAdminCreds gives root on this machine an admin credential, once
+// (revoke it as any other), and the CA every client checks the server with.
+func writeAdminCreds(id *identity.Identity, dataDir string) error {
+	if err := fsutil.WriteFileAtomic(caPath(dataDir), id.CAPEM(), 0o644); err != nil {
+		return fmt.Errorf("write the CA: %w", err)
+	}
+	p := adminCredsPath(dataDir)
+	if fileExists(p) {
+		return nil
+	}
+	creds, err := id.IssueCreds(identity.RoleAdmin, "root", 0)
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(p, creds, 0o600); err != nil {
+		return fmt.Errorf("write the admin credential: %w", err)
+	}
+	return nil
+}
+
+// certHosts are the names the server's certificate carries: the listen
+// host (every address of this machine when it is unspecified), localhost,
+// the loopback addresses, the hostname, and sans.
+func certHosts(listen string, sans []string) ([]string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", listen, err)
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					hosts = append(hosts, n.IP.String())
+				}
+			}
+		}
+		if h, err := os.Hostname(); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	} else {
+		hosts = append(hosts, host)
+	}
+	return append(hosts, sans...), nil
+}
+
+// local connects inside this process as role and name, with a credential
+// made for the connection.
+func (b *secureBus) local(role identity.Role, name string, opts ...nats.Option) (*nats.Conn, error) {
+	c, err := b.id.Local(role, name)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(append([]nats.Option{nats.InProcessServer(b.ns), nats.Name("baton-" + string(role) + "-" + name)}, c.Options()...), opts...)
+	nc, err := nats.Connect("", opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the embedded nats as %s %s: %w", role, name, err)
 	}
 	return nc, nil
+}
+
+// connectNATS connects a daemon to url, reconnecting forever.
+func connectNATS(bus busFlags, name string, opts ...nats.Option) (*nats.Conn, *identity.Credential, error) {
+	auth, cred, err := bus.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}, auth...), opts...)
+	nc, err := nats.Connect(bus.url, opts...)
+	if err != nil {
+		return nil, nil, bus.explain(err, cred)
+	}
+	return nc, cred, nil
 }
 
 // defaultNATS is where the operator commands find NATS by default.
 const defaultNATS = "nats://127.0.0.1:4222"
 
-// natsFlag registers the --nats flag of an operator command.
-func natsFlag(f *pflag.FlagSet, url *string) {
-	f.StringVar(url, "nats", defaultNATS, "NATS server URL")
+// defaultCreds is root's admin credential on a server's machine.
+var defaultCreds = adminCredsPath("/var/lib/baton")
+
+// busFlags say where the bus is and how to prove who we are on it.
+type busFlags struct {
+	url, creds, ca string
+}
+
+// register adds --nats, --creds and --ca.
+func (b *busFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&b.url, "nats", defaultNATS, "NATS server URL")
+	f.StringVar(&b.creds, "creds", os.Getenv("BATON_CREDS"), "credentials file ($BATON_CREDS; default "+defaultCreds+" when it exists, written by baton up and baton server for root)")
+	f.StringVar(&b.ca, "ca", os.Getenv("BATON_CA"), "CA certificate the server is checked with ($BATON_CA; default: ca.crt beside the credentials file)")
+}
+
+// options are the connect options the flags give: none for an open bus
+// (no credential found), else the credential, TLS against the CA, and the
+// credential's inbox prefix.
+func (b busFlags) options() ([]nats.Option, *identity.Credential, error) {
+	creds := b.creds
+	if creds == "" {
+		if !fileExists(defaultCreds) {
+			return nil, nil, nil
+		}
+		creds = defaultCreds
+	}
+	ca := b.ca
+	if ca == "" {
+		ca = filepath.Join(filepath.Dir(creds), "ca.crt")
+	}
+	opts, cred, err := identity.ClientOptions(creds, ca)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--creds/--ca: %w", err)
+	}
+	return opts, cred, nil
+}
+
+// explain turns a refused connection into what to do about it; cred is
+// the credential the connection offered (nil: none).
+func (b busFlags) explain(err error, cred *identity.Credential) error {
+	switch {
+	case cred == nil && (errors.Is(err, nats.ErrAuthorization) || strings.Contains(err.Error(), "Authorization Violation") || strings.Contains(err.Error(), "tls")):
+		return fmt.Errorf("connect to nats at %s: %w: the bus needs a credential: --creds FILE (baton up and baton server write DATA-DIR/admin.creds for root; baton token create makes join tokens)", b.url, err)
+	case errors.Is(err, nats.ErrSecureConnRequired), strings.Contains(err.Error(), "certificate"):
+		return fmt.Errorf("connect to nats at %s: %w: the server's certificate is checked with the cluster's CA: --ca FILE (DATA-DIR/ca.crt on a server)", b.url, err)
+	case errors.Is(err, nats.ErrAuthExpired), strings.Contains(err.Error(), "expired"):
+		return fmt.Errorf("connect to nats at %s: %w: the credential has expired: get a new one", b.url, err)
+	case errors.Is(err, nats.ErrAuthorization), strings.Contains(err.Error(), "Authorization Violation"):
+		return fmt.Errorf("connect to nats at %s: %w: the server refused the credential %s %s (revoked, or of another cluster)", b.url, err, cred.Role, cred.Name)
+	}
+	return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", b.url, err)
 }
 
 // dialCLI connects a short-lived operator command to NATS.
-func dialCLI(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(3*time.Second))
+func dialCLI(bus busFlags, name string) (*nats.Conn, error) {
+	auth, cred, err := bus.options()
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", url, err)
+		return nil, err
+	}
+	nc, err := nats.Connect(bus.url, append([]nats.Option{nats.Name(name), nats.Timeout(3 * time.Second)}, auth...)...)
+	if err != nil {
+		return nil, bus.explain(err, cred)
 	}
 	return nc, nil
 }

@@ -26,12 +26,13 @@ import (
 // $BATON_TOKEN), else NATS (--nats). An explicit --nats wins over
 // $BATON_SERVER.
 type plane struct {
-	natsURL, server, tokenFile string
-	useAPI                     bool
+	bus               busFlags
+	server, tokenFile string
+	useAPI            bool
 }
 
 func (p *plane) register(f *pflag.FlagSet) {
-	natsFlag(f, &p.natsURL)
+	p.bus.register(f)
 	f.StringVar(&p.server, "server", os.Getenv("BATON_SERVER"), "control-plane API URL ($BATON_SERVER); without it the command uses NATS (--nats)")
 	f.StringVar(&p.tokenFile, "token-file", "", "file holding an API bearer token ($BATON_TOKEN)")
 }
@@ -105,7 +106,7 @@ func (p *plane) status(ctx context.Context, q reconciler.StatusRequest) (reconci
 		}
 		return st, p.call(ctx, http.MethodGet, "/api/v1/status?"+v.Encode(), nil, &st)
 	}
-	nc, err := dialCLI(p.natsURL, "baton-status")
+	nc, err := dialCLI(p.bus, "baton-status")
 	if err != nil {
 		return st, err
 	}
@@ -155,7 +156,7 @@ func (p *plane) unpin(ctx context.Context) error {
 // ask makes one request to the servers over NATS (the state's KV is the
 // servers' alone).
 func (p *plane) ask(ctx context.Context, name, subject string, body, out any) error {
-	nc, err := dialCLI(p.natsURL, name)
+	nc, err := dialCLI(p.bus, name)
 	if err != nil {
 		return err
 	}

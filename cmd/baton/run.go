@@ -40,6 +40,15 @@ type serverOptions struct {
 	apiListen          string        // control-plane HTTP API address ("" for none)
 	apiListener        net.Listener  // tests: a listener made already (wins over apiListen)
 	apiTokens          string        // tokens file for the API ("": open)
+	bus                *secureBus    // the embedded bus and the identity, when this process holds them
+}
+
+// serverID is this server's name in the leader lease.
+func (o serverOptions) serverID() string {
+	if o.id == "" {
+		return defaultServerID()
+	}
+	return o.id
 }
 
 // runServer runs the reconciler, fed by a git source, until ctx ends.
@@ -68,16 +77,13 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopHook()
-	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.id}
+	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.serverID()}
 	switch o.placement {
 	case "", "spread":
 	case "binpack":
 		cfg.Strategy = schedule.BinPack
 	default:
 		return fmt.Errorf("--placement %q: want spread or binpack", o.placement)
-	}
-	if cfg.ID == "" {
-		cfg.ID = defaultServerID()
 	}
 	if err := o.git.writeBack(&cfg, src); err != nil {
 		return err

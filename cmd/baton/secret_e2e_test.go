@@ -102,7 +102,7 @@ func TestSecretCanary(t *testing.T) {
 	cli("diff", rev1, rev2, "--repo", repo, "-o", "json")
 	cli("render", next)
 	cli("render", next, "-o", "json")
-	cli("logs", "hello", "--nats", c.ns.ClientURL())
+	cli("logs", "hello", "--nats", c.ns.ClientURL(), "--creds", adminCredsPath(c.dir))
 	cli(append([]string{"status", "-o", "json"}, api2...)...)
 	cli(append([]string{"history", "-o", "json"}, api2...)...)
 	cli(append([]string{"events"}, api2...)...)

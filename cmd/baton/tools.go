@@ -25,13 +25,13 @@ func imageCmd() *cobra.Command {
 	}
 	imp.Flags().StringVar(&socket, "containerd", DefaultContainerdSocket, "containerd socket")
 	imp.Flags().StringVar(&namespace, "namespace", "baton", "containerd namespace of the node agent")
-	var natsURL string
+	var bus busFlags
 	push := &cobra.Command{
 		Use:   "push FILE...",
 		Short: "Share OCI image archives with every node through the NATS object store (no registry needed)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := connectNATS(natsURL, "baton-image-push")
+			nc, err := dialCLI(bus, "baton-image-push")
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func imageCmd() *cobra.Command {
 			return nil
 		},
 	}
-	push.Flags().StringVar(&natsURL, "nats", defaultNATS, "NATS server URL (JetStream enabled)")
+	bus.register(push.Flags())
 	cmd.AddCommand(imp, push)
 	return cmd
 }

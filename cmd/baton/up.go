@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/nodeagent"
 )
 
@@ -68,23 +69,29 @@ examples/hello, and follows it.`,
 				}
 			}
 
-			ns, err := startNATS(natsListen, filepath.Join(so.dataDir, "nats"))
+			sb, err := startSecureNATS(natsListen, so.dataDir, nil)
 			if err != nil {
 				return err
 			}
-			defer ns.Shutdown()
-			nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("baton-up"))
+			defer sb.ns.Shutdown()
+			so.bus = sb
+			snc, err := sb.local(identity.RoleServer, credName(so.serverID()), nats.ReconnectBufSize(-1))
 			if err != nil {
-				return fmt.Errorf("connect to embedded nats: %w", err)
+				return err
 			}
-			defer nc.Close()
+			defer snc.Close()
+			anc, err := sb.local(identity.RoleAgent, ao.node)
+			if err != nil {
+				return err
+			}
+			defer anc.Close()
 
-			printWelcome(cmd, so, ns.ClientURL(), seeded)
+			printWelcome(cmd, so, sb.ns.ClientURL(), seeded)
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			errc := make(chan error, 2)
-			go func() { errc <- runAgent(ctx, nc, ao) }()
-			go func() { errc <- runServer(ctx, nc, so) }()
+			go func() { errc <- runAgent(ctx, anc, ao) }()
+			go func() { errc <- runServer(ctx, snc, so) }()
 			err = <-errc
 			cancel()
 			if err2 := <-errc; err == nil {
@@ -111,7 +118,10 @@ examples/hello, and follows it.`,
 
 func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded bool) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "Baton is up. NATS: %s\n", natsURL)
+	fmt.Fprintf(w, "Baton is up. NATS: %s (TLS; credentials required)\n", natsURL)
+	if so.dataDir != "/var/lib/baton" {
+		fmt.Fprintf(w, "Operator commands need: export BATON_CREDS=%s\n", adminCredsPath(so.dataDir))
+	}
 	fmt.Fprintf(w, "Following config repository: %s\n", so.repo)
 	if seeded {
 		fmt.Fprintf(w, "It was created from examples/hello. Try:\n")

@@ -16,10 +16,12 @@ const (
 	RoleServer Role = "server"
 	// RoleAgent: one node. It publishes its own heartbeats and reports,
 	// receives its own commands and log requests and the resyncs, answers
-	// only what it was asked (allow_responses), and nothing of JetStream.
+	// only what it was asked (allow_responses), renews its own credential,
+	// and of JetStream only reads the image object store.
 	RoleAgent Role = "agent"
 	// RoleAdmin: an operator who may change the cluster through the
-	// servers' API subjects (pin, remove nodes) and read everything.
+	// servers' API subjects (pin, remove nodes, join tokens), push images
+	// to the image object store, and read everything a viewer reads.
 	RoleAdmin Role = "admin"
 	// RoleViewer: an operator who may read: status, history, events, logs.
 	RoleViewer Role = "viewer"
@@ -42,7 +44,28 @@ const (
 	apiAdmin = "baton.api.admin.>"
 	nodeLogs = "baton.node.*.logs"
 	resync   = "baton.agents.resync"
+
+	// The image object store (nodeagent.ImageBucket): agents read it, admins
+	// push to it; nothing else of JetStream is theirs.
+	imageStream = "OBJ_baton-images"
+	imageObjs   = "$O.baton-images.>"
 )
+
+// imageRead are the JetStream API subjects that read (and watch) the image
+// object store, and nothing else.
+var imageRead = []string{
+	"$JS.API.STREAM.INFO." + imageStream,
+	"$JS.API.STREAM.MSG.GET." + imageStream,
+	"$JS.API.DIRECT.GET." + imageStream + ".>",
+	"$JS.API.CONSUMER.CREATE." + imageStream + ".>",
+	"$JS.API.CONSUMER.DELETE." + imageStream + ".>",
+	"$JS.API.CONSUMER.INFO." + imageStream + ".>",
+	"$JS.API.CONSUMER.MSG.NEXT." + imageStream + ".>",
+}
+
+// imageWrite adds what pushing an image needs: its chunks and metadata, and
+// purging an image's old chunks when it is pushed again.
+var imageWrite = []string{imageObjs, "$JS.API.STREAM.PURGE." + imageStream}
 
 // InboxPrefix is the inbox prefix a user of role and name must use
 // (nats.CustomInboxPrefix): each user receives replies on its own prefix
@@ -56,7 +79,9 @@ func agentTemplate() jwt.UserPermissionLimits {
 	l.Pub.Allow.Add(
 		"baton.node.{{name()}}.heartbeat",
 		"baton.node.{{name()}}.report",
+		"baton.node.{{name()}}.renew",
 	)
+	l.Pub.Allow.Add(imageRead...)
 	l.Sub.Allow.Add(
 		"baton.node.{{name()}}.cmd",
 		"baton.node.{{name()}}.logs",
@@ -82,6 +107,8 @@ func operatorPermissions(role Role, name string) jwt.Permissions {
 	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, inbox)
 	if role == RoleAdmin {
 		p.Pub.Allow.Add(apiAdmin)
+		p.Pub.Allow.Add(imageRead...)
+		p.Pub.Allow.Add(imageWrite...)
 	}
 	p.Sub.Allow.Add(inbox)
 	return p

@@ -21,6 +21,9 @@ type Config struct {
 	Name string
 	// Quiet turns the server's own log off (tests).
 	Quiet bool
+	// Secure, when set, adds authentication and TLS to the options (the
+	// cluster identity's Configure).
+	Secure func(*server.Options) error
 }
 
 // Options are the embedded server's settings: JetStream under StoreDir, a
@@ -42,7 +45,7 @@ func Options(c Config) (*server.Options, error) {
 	if name == "" {
 		name = "baton"
 	}
-	return &server.Options{
+	o := &server.Options{
 		ServerName: name,
 		Host:       host,
 		Port:       port,
@@ -51,7 +54,13 @@ func Options(c Config) (*server.Options, error) {
 		NoSigs:     true,
 		NoLog:      c.Quiet,
 		MaxPayload: protocol.MaxMessageBytes,
-	}, nil
+	}
+	if c.Secure != nil {
+		if err := c.Secure(o); err != nil {
+			return nil, fmt.Errorf("secure the embedded nats server: %w", err)
+		}
+	}
+	return o, nil
 }
 
 // Start starts an embedded server and waits until it takes connections.
