@@ -145,6 +145,7 @@ type inbox struct {
 	pin        *pinChange
 	gitDone    []store.BadRevision
 	lines      []string // events of other goroutines (the git worker)
+	forget     []string // nodes removed (baton node rm)
 }
 
 type received[T any] struct {
@@ -177,6 +178,16 @@ func (m *mailbox) take() inbox {
 func (r *Reconciler) post(lines ...string) {
 	r.mb.mu.Lock()
 	r.mb.lines = append(r.mb.lines, lines...)
+	r.mb.mu.Unlock()
+	r.kick()
+}
+
+// ForgetNode drops node from the live view at the next pass, as if it had
+// been lost for longer than the grace: its replicas are placed elsewhere at
+// once (baton node rm, after revoking its credential).
+func (r *Reconciler) ForgetNode(node string) {
+	r.mb.mu.Lock()
+	r.mb.forget = append(r.mb.forget, node)
 	r.mb.mu.Unlock()
 	r.kick()
 }

@@ -226,6 +226,17 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			r.putBad(ctx, b)
 		}
 	}
+	if len(mb.forget) > 0 {
+		nodes := maps.Clone(st.nodes)
+		for _, name := range mb.forget {
+			delete(nodes, name)
+			delete(st.views, name)
+			delete(mb.heartbeats, name)
+			delete(mb.reports, name)
+			r.events(fmt.Sprintf("node %s removed: its replicas are placed elsewhere", name))
+		}
+		st.nodes = nodes
+	}
 	if len(mb.heartbeats) == 0 && len(mb.reports) == 0 {
 		return
 	}

@@ -25,12 +25,17 @@ import (
 // run runs the baton command line in-process.
 func run(t testing.TB, args ...string) (string, string, error) {
 	t.Helper()
+	return runCtx(context.Background(), args...)
+}
+
+// runCtx runs a baton command until it ends or ctx does (a daemon).
+func runCtx(ctx context.Context, args ...string) (string, string, error) {
 	var out, errOut bytes.Buffer
 	cmd := rootCmd()
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
+	err := cmd.ExecuteContext(ctx)
 	return out.String(), errOut.String(), err
 }
 

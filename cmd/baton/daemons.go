@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/identity"
+	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent"
 )
 
@@ -82,6 +86,7 @@ with the server credential given by --creds.`,
 	f.StringVar(&natsListen, "nats-listen", "0.0.0.0:4222", "address of the embedded NATS server")
 	f.StringArrayVar(&sans, "tls-san", nil, "another name or address clients reach this server by, for its TLS certificate (repeatable)")
 	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps the cluster identity, the NATS store and its git cache")
+	f.StringVar(&so.join.listen, "join-listen", ":8421", "HTTPS address where machines and operators redeem join tokens (\"\" for none)")
 	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	so.register(f)
@@ -93,9 +98,10 @@ with the server credential given by --creds.`,
 
 func agentCmd() *cobra.Command {
 	var (
-		ao     agentOptions
-		bus    busFlags
-		labels []string
+		ao                agentOptions
+		bus               busFlags
+		labels            []string
+		joinAddr, joinTok string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -113,12 +119,32 @@ func agentCmd() *cobra.Command {
 				}
 				ao.labels[k] = v
 			}
-			if bus.creds == "" {
-				if p := nodeCredsPath(ao.dataDir); fileExists(p) {
-					bus.creds = p
+			switch {
+			case joinAddr != "":
+				if err := os.MkdirAll(ao.dataDir, 0o700); err != nil {
+					return err
+				}
+				var err error
+				if bus, err = joinOnce(cmd.Context(), bus, joinAddr, joinTok, ao.node, ao.dataDir, cmd.Flags().Changed("nats")); err != nil {
+					return err
+				}
+			case bus.creds == "" && fileExists(nodeCredsPath(ao.dataDir)):
+				bus.creds = nodeCredsPath(ao.dataDir)
+				if b, err := os.ReadFile(joinedPath(ao.dataDir)); err == nil && !cmd.Flags().Changed("nats") {
+					var js joinedState
+					if json.Unmarshal(b, &js) == nil && js.NATS != "" {
+						bus.url = js.NATS
+					}
 				}
 			}
-			nc, cred, err := connectNATS(bus, "baton-agent")
+			// The bus closes a connection for good when it refuses the
+			// credential (revoked, expired): the agent stops and says so
+			// rather than run on cut off.
+			ctx, cancel := context.WithCancelCause(cmd.Context())
+			defer cancel(nil)
+			nc, cred, err := connectNATS(bus, "baton-agent", nats.ClosedHandler(func(nc *nats.Conn) {
+				cancel(&busClosedError{err: nc.LastError()})
+			}))
 			if err != nil {
 				return err
 			}
@@ -132,14 +158,29 @@ func agentCmd() *cobra.Command {
 				} else if cred.Name != ao.node {
 					return fmt.Errorf("--creds: the credential is node %s's, not %s's", cred.Name, ao.node)
 				}
+				if !cred.Expires.IsZero() {
+					r := &join.Renewer{NC: nc, CredsPath: bus.credsPath()}
+					go func() {
+						if err := r.Run(ctx); err != nil {
+							zerolog.Ctx(ctx).Error().Err(err).Msg("credential renewal stopped")
+						}
+					}()
+				}
 			}
-			return runAgent(cmd.Context(), nc, ao)
+			err = runAgent(ctx, nc, ao)
+			var closed *busClosedError
+			if errors.As(context.Cause(ctx), &closed) {
+				return closed
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
 	bus.register(f)
 	ao.register(f)
 	f.StringArrayVar(&labels, "label", nil, "node label key=value (repeatable)")
+	f.StringVar(&joinAddr, "join", "", "join the cluster through this server's join endpoint (host:8421), once: the credential is kept in the data dir")
+	f.StringVar(&joinTok, "token", "", "join token for --join (baton token create, on a server)")
 	f.StringVar(&ao.dataDir, "data-dir", filepath.Join("/var/lib/baton", "agent"), "where the agent keeps logs, network namespaces and volumes")
 	f.DurationVar(&ao.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval")
 	return cmd
@@ -154,6 +195,7 @@ func (so *serverOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&so.secretKey, "secret-key", "", "age identity file that decrypts SealedSecrets (baton secret keygen)")
 	f.StringVar(&so.apiListen, "api-listen", "127.0.0.1:8420", "control-plane HTTP API address (\"\" for none)")
 	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
+	f.DurationVar(&so.join.agentTTL, "agent-creds-ttl", join.DefaultAgentTTL, "how long a joined agent's credential lasts (it renews it after two thirds)")
 	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,7 @@ type cluster struct {
 	// pod bridges and port forwarding of the nodes live there.
 	hostNS    map[string]string
 	servers   map[string]*runningServer
+	joinAddr  map[string]string // each server's join endpoint
 	nodeGrace time.Duration
 	// serverOpts adjust every server's options (git write-back flags...).
 	serverOpts []func(*serverOptions)
@@ -138,7 +140,7 @@ func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serv
 	c.nodeNamespaces(archive)
 
 	c.nodeGrace, c.serverOpts = nodeGrace, serverOpts
-	c.servers = map[string]*runningServer{}
+	c.servers, c.joinAddr = map[string]*runningServer{}, map[string]string{}
 	c.startServer("s1")
 	return c
 }
@@ -155,8 +157,14 @@ func (c *cluster) startServer(id string) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	nc := c.connect("server-" + id)
 	rs := &runningServer{cancel: cancel, done: make(chan error, 1), nc: nc}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.joinAddr[id] = ln.Addr().String()
 	o := serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
-		dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second}
+		dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second,
+		bus: c.bus, join: joinOptions{listener: ln}}
 	for _, f := range c.serverOpts {
 		f(&o)
 	}

@@ -170,21 +170,30 @@ type busFlags struct {
 
 // register adds --nats, --creds and --ca.
 func (b *busFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&b.url, "nats", defaultNATS, "NATS server URL")
+	url := os.Getenv("BATON_NATS")
+	if url == "" {
+		url = defaultNATS
+	}
+	f.StringVar(&b.url, "nats", url, "NATS server URL ($BATON_NATS)")
 	f.StringVar(&b.creds, "creds", os.Getenv("BATON_CREDS"), "credentials file ($BATON_CREDS; default "+defaultCreds+" when it exists, written by baton up and baton server for root)")
 	f.StringVar(&b.ca, "ca", os.Getenv("BATON_CA"), "CA certificate the server is checked with ($BATON_CA; default: ca.crt beside the credentials file)")
+}
+
+// credsPath is the credentials file the flags name ("" for none).
+func (b busFlags) credsPath() string {
+	if b.creds == "" && fileExists(defaultCreds) {
+		return defaultCreds
+	}
+	return b.creds
 }
 
 // options are the connect options the flags give: none for an open bus
 // (no credential found), else the credential, TLS against the CA, and the
 // credential's inbox prefix.
 func (b busFlags) options() ([]nats.Option, *identity.Credential, error) {
-	creds := b.creds
+	creds := b.credsPath()
 	if creds == "" {
-		if !fileExists(defaultCreds) {
-			return nil, nil, nil
-		}
-		creds = defaultCreds
+		return nil, nil, nil
 	}
 	ca := b.ca
 	if ca == "" {
@@ -212,6 +221,18 @@ func (b busFlags) explain(err error, cred *identity.Credential) error {
 	}
 	return fmt.Errorf("connect to nats at %s (is baton up or baton server running?): %w", b.url, err)
 }
+
+// busClosedError is the bus closing a daemon's connection for good.
+type busClosedError struct{ err error }
+
+func (e *busClosedError) Error() string {
+	if e.err != nil && strings.Contains(strings.ToLower(e.err.Error()), "authorization") {
+		return fmt.Sprintf("the cluster refused this node's credential (removed with baton node rm, or revoked): %v; join again with a new token", e.err)
+	}
+	return fmt.Sprintf("the connection to the bus was closed: %v", e.err)
+}
+
+func (e *busClosedError) Unwrap() error { return e.err }
 
 // dialCLI connects a short-lived operator command to NATS.
 func dialCLI(bus busFlags, name string) (*nats.Conn, error) {

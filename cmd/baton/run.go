@@ -41,6 +41,7 @@ type serverOptions struct {
 	apiListener        net.Listener  // tests: a listener made already (wins over apiListen)
 	apiTokens          string        // tokens file for the API ("": open)
 	bus                *secureBus    // the embedded bus and the identity, when this process holds them
+	join               joinOptions   // the join endpoint (with bus only)
 }
 
 // serverID is this server's name in the leader lease.
@@ -111,7 +112,21 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopAPI()
-	stopAsk, err := api.ServeNATS(ctx, nc)
+	var extra map[string]httpapi.Handler
+	if o.bus != nil {
+		forget := func(node string) {
+			if rec := api.Leader(); rec != nil {
+				rec.ForgetNode(node)
+			}
+		}
+		h, stopJoin, err := serveJoining(ctx, nc, js, o.bus, o.join, o.bucketReplicas, forget)
+		if err != nil {
+			return err
+		}
+		defer stopJoin()
+		extra = h
+	}
+	stopAsk, err := api.ServeNATS(ctx, nc, extra)
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,7 @@ examples/hello, and follows it.`,
 	f.DurationVar(&so.poll, "poll", 2*time.Second, "how often to fetch the repository")
 	so.register(f)
 	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
+	f.StringVar(&so.join.listen, "join-listen", "127.0.0.1:8421", "HTTPS address where machines and operators redeem join tokens (\"\" for none)")
 	ao.register(f)
 	f.StringArrayVar(&images, "image", nil, "OCI image archive to import before starting (repeatable)")
 	so.bucketReplicas = 1

@@ -25,6 +25,7 @@ type Credential struct {
 	Role      Role
 	Name      string
 	PublicKey string
+	Issued    time.Time
 	Expires   time.Time // zero: until revoked
 }
 
@@ -63,7 +64,7 @@ func describe(userJWT string) (*Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	c := &Credential{JWT: userJWT, Name: uc.Name, PublicKey: uc.Subject}
+	c := &Credential{JWT: userJWT, Name: uc.Name, PublicKey: uc.Subject, Issued: time.Unix(uc.IssuedAt, 0)}
 	for _, t := range uc.Tags {
 		if r, ok := strings.CutPrefix(t, "role:"); ok {
 			c.Role = Role(r)

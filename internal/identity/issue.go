@@ -149,3 +149,6 @@ func (id *Identity) Revoke(userPub string) error {
 	}
 	return writeSecret(id.dir, revokedFile, b)
 }
+
+// ValidName reports whether name can name a credential (and a node).
+func ValidName(name string) bool { return names.MatchString(name) }

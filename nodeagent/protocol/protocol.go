@@ -36,6 +36,11 @@ const (
 	PinReadSubject = "baton.api.read.pin"
 	PinSubject     = "baton.api.admin.pin"
 	UnpinSubject   = "baton.api.admin.unpin"
+	// Joining (the servers holding the cluster identity answer): a join
+	// token, the credentials issued, removing a node.
+	TokenSubject       = "baton.api.admin.token"
+	NodeRemoveSubject  = "baton.api.admin.node.rm"
+	CredentialsSubject = "baton.api.read.credentials"
 	// APIQueue is the queue group of the servers answering those.
 	APIQueue = "baton-api"
 )

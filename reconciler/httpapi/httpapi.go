@@ -73,7 +73,8 @@ func (s *Server) SetLeader(r *reconciler.Reconciler) {
 	s.mu.Unlock()
 }
 
-func (s *Server) leader() *reconciler.Reconciler {
+// Leader is the reconciler of the current leadership (nil when standing by).
+func (s *Server) Leader() *reconciler.Reconciler {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rec
@@ -173,7 +174,7 @@ type PlanRequest struct {
 }
 
 func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
-	rec := s.leader()
+	rec := s.Leader()
 	if rec == nil {
 		writeError(w, http.StatusServiceUnavailable, "this server is standing by; plan against the leader")
 		return
@@ -271,7 +272,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	role := "standby"
-	if s.leader() != nil {
+	if s.Leader() != nil {
 		role = "leader"
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"server": s.id, "role": role})
@@ -285,7 +286,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "replicas: want auto, all or none")
 		return
 	}
-	rec := s.leader()
+	rec := s.Leader()
 	if rec == nil {
 		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
 		return
@@ -296,7 +297,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // fromStatus answers with part of the leader's status, without replica lists.
 func (s *Server) fromStatus(part func(reconciler.Status) any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		rec := s.leader()
+		rec := s.Leader()
 		if rec == nil {
 			writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
 			return
@@ -346,7 +347,7 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 		}
 		from = n
 	}
-	rec := s.leader()
+	rec := s.Leader()
 	if rec == nil {
 		writeError(w, http.StatusServiceUnavailable, "this server is standing by; ask the leader (baton status over NATS finds it)")
 		return
@@ -399,7 +400,10 @@ func fromKV(w http.ResponseWriter, r *http.Request, key string, read func(contex
 // the NATS answers' code.
 func statusOf(err error) int {
 	var re requestError
+	var ae *AnswerError
 	switch {
+	case errors.As(err, &ae):
+		return ae.Code
 	case errors.Is(err, store.ErrNeverApplied):
 		return http.StatusNotFound
 	case errors.As(err, &re), errors.Is(err, store.ErrBadPin):

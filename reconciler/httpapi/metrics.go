@@ -14,7 +14,7 @@ import (
 // metrics writes the Prometheus text exposition format (0.0.4).
 func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	rec := s.leader()
+	rec := s.Leader()
 	leader := 0
 	if rec != nil {
 		leader = 1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,12 +28,16 @@ type EventsRequest struct {
 	Tail int `json:"tail"`
 }
 
-// ServeNATS answers operators' requests on NATS (events, history, the pin)
-// from this server's view of the state, in the servers' queue group: the
-// CLI reads and changes the control plane through the servers, never the
-// state's KV directly. stop ends it.
-func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
-	handlers := map[string]func(context.Context, []byte) (any, error){
+// Handler answers one kind of operator request: its body in, the answer's
+// value out. An *AnswerError's code is the answer's.
+type Handler func(ctx context.Context, body []byte) (any, error)
+
+// ServeNATS answers operators' requests on NATS (events, history, the pin,
+// and extra's subjects) from this server's view of the state, in the
+// servers' queue group: the CLI reads and changes the control plane through
+// the servers, never the state's KV directly. stop ends it.
+func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn, extra map[string]Handler) (stop func(), err error) {
+	handlers := map[string]Handler{
 		protocol.EventsSubject: func(ctx context.Context, body []byte) (any, error) {
 			req := EventsRequest{Tail: 200}
 			if len(body) > 0 {
@@ -54,6 +59,7 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 		},
 		protocol.UnpinSubject: func(ctx context.Context, _ []byte) (any, error) { return nil, store.ClearPin(ctx, s.js) },
 	}
+	maps.Copy(handlers, extra)
 	var subs []*nats.Subscription
 	stop = func() {
 		for _, sub := range subs {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/internal/identity"
+	"github.com/batonhq/baton/internal/join"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler/httpapi"
+)
+
+// joinOptions configure the join endpoint of a server holding the identity.
+type joinOptions struct {
+	listen   string       // HTTPS address of the join endpoint ("" for none)
+	listener net.Listener // tests: a listener made already (wins over listen)
+	agentTTL time.Duration
+}
+
+// serveJoining runs what a server holding the cluster identity does for
+// joining: the HTTPS join endpoint, agents' renewals on the bus, and the
+// operators' token, credentials and node removal requests (returned, for
+// ServeNATS). forget drops a removed node from the leader's view.
+func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb *secureBus, o joinOptions, replicas int, forget func(string)) (map[string]httpapi.Handler, func(), error) {
+	log := zerolog.Ctx(ctx)
+	st, err := join.OpenStore(ctx, js, replicas)
+	if err != nil {
+		return nil, nil, err
+	}
+	port := 0
+	if a, ok := sb.ns.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	auth := &join.Authority{ID: sb.id, Store: st, NATS: sb.ns, NATSPort: port, AgentTTL: o.agentTTL}
+	stopRenew, err := auth.ServeRenewals(ctx, nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	stops := []func(){stopRenew}
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+	ln := o.listener
+	if ln == nil && o.listen != "" {
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("join listener: %w", err)
+		}
+	}
+	if ln != nil {
+		host, _, _ := net.SplitHostPort(ln.Addr().String())
+		hosts, err := certHosts(net.JoinHostPort(host, "0"), nil)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		tc, err := sb.id.ServerTLS(hosts...)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		srv := &http.Server{Handler: auth.Handler(*log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+		log.Info().Str("address", ln.Addr().String()).Msg("join endpoint (HTTPS; baton agent --join)")
+		stops = append(stops, serveHTTP(*log, srv, tlsListener(ln, tc), "join endpoint"))
+	}
+	coded := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return &httpapi.AnswerError{Code: join.StatusOf(err), Msg: err.Error()}
+	}
+	handlers := map[string]httpapi.Handler{
+		protocol.TokenSubject: func(ctx context.Context, body []byte) (any, error) {
+			var req join.TokenRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, coded(fmt.Errorf("%w: want {\"role\", \"ttl\"}", join.ErrBadRequest))
+			}
+			ans, err := auth.CreateToken(ctx, req)
+			return ans, coded(err)
+		},
+		protocol.CredentialsSubject: func(ctx context.Context, _ []byte) (any, error) {
+			creds, err := st.Credentials(ctx)
+			return creds, coded(err)
+		},
+		protocol.NodeRemoveSubject: func(ctx context.Context, body []byte) (any, error) {
+			var req struct{ Name string }
+			if err := json.Unmarshal(body, &req); err != nil || !identity.ValidName(req.Name) {
+				return nil, coded(fmt.Errorf("%w: want {\"name\": NODE}", join.ErrBadRequest))
+			}
+			n, err := auth.Remove(ctx, identity.RoleAgent, req.Name)
+			if err != nil {
+				return nil, coded(err)
+			}
+			forget(req.Name)
+			return map[string]string{"node": req.Name, "revoked": strconv.Itoa(n)}, nil
+		},
+	}
+	return handlers, stop, nil
+}
+
+// tlsListener serves TLS with tc on ln.
+func tlsListener(ln net.Listener, tc *tls.Config) net.Listener { return tls.NewListener(ln, tc) }

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/internal/fsutil"
+	"github.com/batonhq/baton/internal/identity"
+	"github.com/batonhq/baton/internal/join"
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/httpapi"
+)
+
+func tokenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Join tokens: how a machine or an operator gets a credential of the cluster"}
+	var (
+		bus  busFlags
+		role string
+		ttl  time.Duration
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Print a one-time join token (baton agent --join ADDR --token T, or baton login)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ans join.TokenAnswer
+			req := join.TokenRequest{Role: identity.Role(role), TTL: ttl, By: os.Getenv("USER")}
+			if err := ask(cmd.Context(), bus, "baton-token", protocol.TokenSubject, req, &ans); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ans.Token)
+			fmt.Fprintf(cmd.ErrOrStderr(), "a %s token, for one use, until %s\n", ans.Role, ans.Expires.Local().Format(time.RFC3339))
+			return nil
+		},
+	}
+	bus.register(create.Flags())
+	create.Flags().StringVar(&role, "role", "agent", "what the credential may do: agent (one node), admin or viewer")
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token may be used")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+// ask makes one request to the servers over NATS.
+func ask(ctx context.Context, bus busFlags, name, subject string, body, out any) error {
+	nc, err := dialCLI(bus, name)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return httpapi.Ask(ctx, nc, subject, body, out)
+}
+
+func nodeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "The cluster's nodes: list them, remove one"}
+	var bus busFlags
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the nodes: what the leader sees of each, and its credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := dialCLI(bus, "baton-node-ls")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			st, err := reconciler.FetchStatus(ctx, nc, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone})
+			if err != nil {
+				return err
+			}
+			var creds []join.Credential
+			if err := httpapi.Ask(ctx, nc, protocol.CredentialsSubject, nil, &creds); err != nil {
+				zerolog.Ctx(cmd.Context()).Debug().Err(err).Msg("credentials")
+				creds = nil // a bus without the identity: no joined credentials
+			}
+			printNodes(cmd, st.Nodes, creds)
+			return nil
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a node: revoke its credential at once (it is disconnected and refused) and place its replicas elsewhere",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ans map[string]string
+			if err := ask(cmd.Context(), bus, "baton-node-rm", protocol.NodeRemoveSubject, map[string]string{"name": args[0]}, &ans); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s removed (%s credentials revoked); its replicas are placed elsewhere\n", args[0], ans["revoked"])
+			return nil
+		},
+	}
+	bus.register(ls.Flags())
+	bus.register(rm.Flags())
+	cmd.AddCommand(ls, rm)
+	return cmd
+}
+
+func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.Credential) {
+	type row struct {
+		name, ready, seen, replicas, cred string
+	}
+	rows := map[string]*row{}
+	for _, n := range nodes {
+		r := &row{name: n.Name, ready: "not ready", seen: time.Since(n.LastHeartbeat).Round(100*time.Millisecond).String() + " ago", replicas: fmt.Sprint(n.Replicas), cred: "-"}
+		if n.Ready {
+			r.ready = "ready"
+		}
+		if n.LastHeartbeat.IsZero() {
+			r.seen = "never"
+		}
+		rows[n.Name] = r
+	}
+	for _, c := range creds {
+		if c.Role != identity.RoleAgent {
+			continue
+		}
+		r := rows[c.Name]
+		if r == nil {
+			r = &row{name: c.Name, ready: "not seen", seen: "never", replicas: "0"}
+			rows[c.Name] = r
+		}
+		r.cred = "joined " + c.Joined.Local().Format(time.DateTime)
+		if !c.Expires.IsZero() {
+			r.cred += ", renews before " + c.Expires.Local().Format(time.DateTime)
+		}
+	}
+	names := make([]string, 0, len(rows))
+	for n := range rows {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tSTATE\tHEARTBEAT\tREPLICAS\tCREDENTIAL")
+	for _, n := range names {
+		r := rows[n]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.name, r.ready, r.seen, r.replicas, r.cred)
+	}
+	w.Flush()
+}
+
+func loginCmd() *cobra.Command {
+	var (
+		token, name, creds string
+	)
+	cmd := &cobra.Command{
+		Use:   "login ADDR",
+		Short: "Redeem an admin or viewer join token for an operator credential (ADDR: a server's join endpoint, host:8421)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if token == "" {
+				return fmt.Errorf("--token is required (baton token create --role admin|viewer, on a server)")
+			}
+			if creds == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return fmt.Errorf("--creds: %w", err)
+				}
+				creds = filepath.Join(home, ".baton", "baton.creds")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			j, err := join.Join(ctx, args[0], token, name, creds)
+			if err != nil {
+				return err
+			}
+			if j.Credential.Role == identity.RoleAgent {
+				return fmt.Errorf("that was an agent token: use it with baton agent --join")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s credential for %s written to %s (CA: %s)\n", j.Credential.Role, name, creds, j.CAPath)
+			fmt.Fprintf(cmd.OutOrStdout(), "Use it: export BATON_CREDS=%s BATON_NATS=%s\n", creds, j.NATSURL)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&token, "token", "", "join token (baton token create --role admin|viewer)")
+	f.StringVar(&name, "name", os.Getenv("USER"), "your name in the cluster (what revoking you names)")
+	f.StringVar(&creds, "creds", "", "where to write the credential (default ~/.baton/baton.creds; the CA goes beside it)")
+	return cmd
+}
+
+// joinedState is what an agent keeps of its join, beside its credential:
+// where the bus is (a restart with the same flags does not join again).
+type joinedState struct {
+	NATS string `json:"nats"`
+}
+
+func joinedPath(agentDir string) string { return filepath.Join(agentDir, "joined.json") }
+
+// joinOnce joins with token through addr, unless this agent's data dir
+// holds a credential already; it returns the bus flags to connect with.
+func joinOnce(ctx context.Context, bus busFlags, addr, token, node, dataDir string, natsGiven bool) (busFlags, error) {
+	credsPath := nodeCredsPath(dataDir)
+	var js joinedState
+	if fileExists(credsPath) {
+		zerolog.Ctx(ctx).Info().Str("creds", credsPath).Msg("joined already; using the node's credential (baton node rm, then remove it, to join again)")
+		if b, err := os.ReadFile(joinedPath(dataDir)); err == nil {
+			_ = json.Unmarshal(b, &js)
+		}
+	} else {
+		if token == "" {
+			return bus, fmt.Errorf("--join needs --token (baton token create, on a server)")
+		}
+		jctx, cancel := context.WithTimeout(ctx, time.Minute)
+		j, err := join.Join(jctx, addr, token, node, credsPath)
+		cancel()
+		if err != nil {
+			return bus, err
+		}
+		js.NATS = j.NATSURL
+		b, _ := json.Marshal(js)
+		if err := fsutil.WriteFileAtomic(joinedPath(dataDir), b, 0o600); err != nil {
+			return bus, err
+		}
+		zerolog.Ctx(ctx).Info().Str("node", node).Str("nats", j.NATSURL).Time("expires", j.Credential.Expires).Msg("joined the cluster")
+	}
+	bus.creds, bus.ca = credsPath, filepath.Join(dataDir, "ca.crt")
+	if !natsGiven && js.NATS != "" {
+		bus.url = js.NATS
+	}
+	return bus, nil
+}

@@ -1,0 +1,307 @@
+package join
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+	"github.com/rs/zerolog"
+
+	"github.com/batonhq/baton/internal/identity"
+)
+
+// DefaultAgentTTL is how long an agent's credential lasts; the agent renews
+// it when two thirds of that have passed.
+const DefaultAgentTTL = 24 * time.Hour
+
+// MaxTokenTTL bounds a join token's life.
+const MaxTokenTTL = 30 * 24 * time.Hour
+
+// Authority is a server holding the cluster identity: it makes tokens,
+// redeems them, renews agents' credentials and revokes them.
+type Authority struct {
+	ID    *identity.Identity
+	Store *Store
+	// NATS is the embedded server revocations are pushed to (nil: none).
+	NATS *server.Server
+	// NATSPort is the port joined machines connect to, on the host they
+	// joined through.
+	NATSPort int
+	// AgentTTL is how long agents' credentials last (DefaultAgentTTL).
+	AgentTTL time.Duration
+	Clock    func() time.Time
+
+	mu sync.Mutex // one join or removal at a time: names are checked, then issued
+}
+
+func (a *Authority) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock()
+	}
+	return time.Now()
+}
+
+func (a *Authority) agentTTL() time.Duration {
+	if a.AgentTTL > 0 {
+		return a.AgentTTL
+	}
+	return DefaultAgentTTL
+}
+
+// Sentinel errors, each with its HTTP status.
+var (
+	ErrNameTaken = errors.New("name already joined")
+	ErrNotJoined = errors.New("no such credential")
+)
+
+// TokenRequest asks for a join token.
+type TokenRequest struct {
+	Role identity.Role `json:"role"`
+	TTL  time.Duration `json:"ttl"`
+	By   string        `json:"by,omitempty"`
+}
+
+// TokenAnswer is a new token and when it expires.
+type TokenAnswer struct {
+	Token   string    `json:"token"`
+	Role    string    `json:"role"`
+	Expires time.Time `json:"expires"`
+}
+
+// CreateToken makes a one-time token for role, valid for ttl.
+func (a *Authority) CreateToken(ctx context.Context, req TokenRequest) (TokenAnswer, error) {
+	switch req.Role {
+	case identity.RoleAgent, identity.RoleAdmin, identity.RoleViewer:
+	default:
+		return TokenAnswer{}, fmt.Errorf("%w: role %q: want agent, admin or viewer", ErrBadRequest, req.Role)
+	}
+	if req.TTL <= 0 || req.TTL > MaxTokenTTL {
+		return TokenAnswer{}, fmt.Errorf("%w: ttl %s: want more than 0 and at most %s", ErrBadRequest, req.TTL, MaxTokenTTL)
+	}
+	now := a.now()
+	t, err := a.Store.createToken(ctx, a.ID.CAFingerprint(), req.Role, req.TTL, req.By, now)
+	if err != nil {
+		return TokenAnswer{}, err
+	}
+	return TokenAnswer{Token: t.String(), Role: string(req.Role), Expires: now.Add(req.TTL)}, nil
+}
+
+// ErrBadRequest is a request that is malformed.
+var ErrBadRequest = errors.New("bad request")
+
+// Request is a joining machine's or operator's request.
+type Request struct {
+	Token     string `json:"token"`
+	Name      string `json:"name"`
+	PublicKey string `json:"publicKey"`
+}
+
+// Answer is the credential made for a join.
+type Answer struct {
+	JWT      string    `json:"jwt"`
+	Role     string    `json:"role"`
+	CA       string    `json:"ca"` // PEM
+	NATSPort int       `json:"natsPort"`
+	Expires  time.Time `json:"expires,omitzero"`
+}
+
+// Join redeems a token for a credential of its role, named req.Name, for
+// the key req.PublicKey. A name that holds a credential already is refused
+// (remove it first): a token cannot take over another machine's name.
+func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
+	t, err := ParseToken(req.Token)
+	if err != nil {
+		return Answer{}, err
+	}
+	if t.CAFingerprint != a.ID.CAFingerprint() {
+		return Answer{}, fmt.Errorf("%w: made for another cluster's CA", ErrBadToken)
+	}
+	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
+		return Answer{}, fmt.Errorf("%w: not a user public key", ErrBadRequest)
+	}
+	if !identity.ValidName(req.Name) {
+		return Answer{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	creds, err := a.Store.Credentials(ctx)
+	if err != nil {
+		return Answer{}, err
+	}
+	// The name is checked before the token is used up: a refused join
+	// leaves the token for a right one.
+	rec, err := a.peek(ctx, t)
+	if err != nil {
+		return Answer{}, err
+	}
+	for _, c := range creds {
+		if c.Name == req.Name && c.Role == rec.Role {
+			return Answer{}, fmt.Errorf("%w: %s %s holds a credential: remove it first (baton node rm %s)", ErrNameTaken, c.Role, c.Name, c.Name)
+		}
+	}
+	if rec, err = a.Store.redeem(ctx, t, a.now()); err != nil {
+		return Answer{}, err
+	}
+	var ttl time.Duration
+	if rec.Role == identity.RoleAgent {
+		ttl = a.agentTTL()
+	}
+	now := a.now()
+	j, err := a.ID.Issue(rec.Role, req.Name, req.PublicKey, ttl)
+	if err != nil {
+		return Answer{}, err
+	}
+	c := Credential{PublicKey: req.PublicKey, Role: rec.Role, Name: req.Name, Joined: now}
+	if ttl > 0 {
+		c.Expires = now.Add(ttl)
+	}
+	if err := a.Store.put(ctx, credKey(req.PublicKey), c); err != nil {
+		return Answer{}, err
+	}
+	zerolog.Ctx(ctx).Info().Str("role", string(rec.Role)).Str("name", req.Name).Str("token", t.ID).Msg("joined")
+	return Answer{JWT: j, Role: string(rec.Role), CA: string(a.ID.CAPEM()), NATSPort: a.NATSPort, Expires: c.Expires}, nil
+}
+
+// peek checks a token without using it up.
+func (a *Authority) peek(ctx context.Context, t Token) (TokenRecord, error) {
+	e, err := a.Store.kv.Get(ctx, tokenKey(t.ID))
+	if err != nil {
+		return TokenRecord{}, fmt.Errorf("%w: unknown or already used", ErrBadToken)
+	}
+	var rec TokenRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || !t.matches(rec.Hash) {
+		return TokenRecord{}, fmt.Errorf("%w: wrong secret", ErrBadToken)
+	}
+	return rec, nil
+}
+
+// Renew issues a new credential for the agent key pub of node: the key must
+// be one the node joined with and not removed since.
+func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error) {
+	c, ok, err := a.Store.credential(ctx, pub)
+	if err != nil {
+		return Answer{}, err
+	}
+	if !ok || c.Role != identity.RoleAgent || c.Name != node {
+		return Answer{}, fmt.Errorf("%w: node %s has no credential for that key", ErrNotJoined, node)
+	}
+	now := a.now()
+	ttl := a.agentTTL()
+	j, err := a.ID.Issue(identity.RoleAgent, node, pub, ttl)
+	if err != nil {
+		return Answer{}, err
+	}
+	c.Expires = now.Add(ttl)
+	if err := a.Store.put(ctx, credKey(pub), c); err != nil {
+		return Answer{}, err
+	}
+	return Answer{JWT: j, Role: string(identity.RoleAgent), Expires: c.Expires}, nil
+}
+
+// Remove revokes every credential named name of role (agent for a node),
+// at once: the server closes their connections and refuses them from now
+// on. It returns how many it revoked.
+func (a *Authority) Remove(ctx context.Context, role identity.Role, name string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	creds, err := a.Store.Credentials(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range creds {
+		if c.Name != name || c.Role != role {
+			continue
+		}
+		if err := a.ID.Revoke(c.PublicKey); err != nil {
+			return n, err
+		}
+		if err := a.Store.kv.Delete(ctx, credKey(c.PublicKey)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 && a.NATS != nil {
+		if err := a.ID.UpdateServer(a.NATS); err != nil {
+			return n, fmt.Errorf("push the revocation to the nats server: %w", err)
+		}
+	}
+	if n > 0 {
+		zerolog.Ctx(ctx).Info().Str("role", string(role)).Str("name", name).Int("revoked", n).Msg("credentials revoked")
+	}
+	return n, nil
+}
+
+// StatusOf is the HTTP status of an error of this package.
+func StatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadToken):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNameTaken):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotJoined):
+		return http.StatusNotFound
+	case errors.Is(err, identity.ErrBadName):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// isClientError reports whether err is the requester's doing (logged at a
+// lower level: anyone who reaches the port can send garbage).
+func isClientError(err error) bool { return StatusOf(err) < 500 }
+
+// maxRequestBytes bounds a join request.
+const maxRequestBytes = 16 << 10
+
+// Handler serves POST /v1/join over the TLS the caller sets up.
+func (a *Authority) Handler(log zerolog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
+		var req Request
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"token\", \"name\", \"publicKey\"}: " + err.Error()})
+			return
+		}
+		ctx, cancel := context.WithTimeout(log.WithContext(r.Context()), 10*time.Second)
+		defer cancel()
+		ans, err := a.Join(ctx, req)
+		if err != nil {
+			ev := log.Error()
+			if isClientError(err) {
+				ev = log.Warn()
+			}
+			ev.Err(err).Str("name", req.Name).Str("from", r.RemoteAddr).Msg("join refused")
+			writeJSON(w, StatusOf(err), map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, ans)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// nodeOfRenewal is the node in a renewal subject, baton.node.<node>.renew.
+func nodeOfRenewal(subject string) (string, bool) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 || parts[0] != "baton" || parts[1] != "node" || parts[3] != "renew" {
+		return "", false
+	}
+	return parts[2], true
+}

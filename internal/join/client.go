@@ -1,0 +1,139 @@
+package join
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton/internal/identity"
+)
+
+// Joined is what joining wrote: the credential and where to reach NATS.
+type Joined struct {
+	Credential *identity.Credential
+	CredsPath  string
+	CAPath     string
+	NATSURL    string
+}
+
+// Join redeems tok at the join endpoint addr (host:port or an https URL)
+// for a credential named name: it makes a key pair here, trusts the
+// endpoint only if it presents the CA the token pins, and writes the
+// credential (0600) to credsPath and the CA beside it as ca.crt.
+func Join(ctx context.Context, addr, tok, name, credsPath string) (*Joined, error) {
+	t, err := ParseToken(tok)
+	if err != nil {
+		return nil, err
+	}
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "https://" + base
+	}
+	host, err := hostOf(base)
+	if err != nil {
+		return nil, err
+	}
+	seed, pub, err := identity.NewUserKey()
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(Request{Token: tok, Name: name, PublicKey: pub})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/join", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(t.CAFingerprint)}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("join at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("join at %s: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.Unmarshal(b, &e)
+		return nil, fmt.Errorf("join at %s refused: %s: %s", addr, resp.Status, e.Error)
+	}
+	var ans Answer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return nil, fmt.Errorf("join at %s: bad answer: %w", addr, err)
+	}
+	// The CA sent must be the one pinned: it is what NATS is checked with.
+	if fp, err := pemFingerprint([]byte(ans.CA)); err != nil || fp != t.CAFingerprint {
+		return nil, fmt.Errorf("join at %s: the answer's CA is not the one the token pins", addr)
+	}
+	creds, err := identity.Creds(ans.JWT, seed)
+	if err != nil {
+		return nil, err
+	}
+	c, err := identity.ParseCreds(creds)
+	if err != nil {
+		return nil, err
+	}
+	if c.Name != name || c.PublicKey != pub {
+		return nil, fmt.Errorf("join at %s: the credential is not for %s and this key", addr, name)
+	}
+	if err := writeJoined(credsPath, creds, []byte(ans.CA)); err != nil {
+		return nil, err
+	}
+	j := &Joined{Credential: c, CredsPath: credsPath, CAPath: caBeside(credsPath)}
+	if ans.NATSPort > 0 {
+		j.NATSURL = "tls://" + net.JoinHostPort(host, strconv.Itoa(ans.NATSPort))
+	}
+	return j, nil
+}
+
+func hostOf(rawURL string) (string, error) {
+	rest := rawURL[strings.Index(rawURL, "://")+3:]
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	host, _, err := net.SplitHostPort(rest)
+	if err != nil {
+		return "", fmt.Errorf("join address %q: want host:port: %w", rawURL, err)
+	}
+	return host, nil
+}
+
+// PinnedTLS trusts a server whose chain ends in the CA with SHA-256
+// fingerprint fp, and no other: the joining side has no CA yet, only the
+// token's fingerprint of it. The server's name is not checked (a machine
+// joins by whatever address reaches the server); the CA is.
+func PinnedTLS(fp string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified below against the pinned CA
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			var ca *x509.Certificate
+			for _, c := range cs.PeerCertificates[1:] {
+				if identity.Fingerprint(c) == fp {
+					ca = c
+				}
+			}
+			if ca == nil {
+				return errors.New("the server's certificate is not from the CA the token pins (another cluster, or an impostor)")
+			}
+			roots := x509.NewCertPool()
+			roots.AddCert(ca)
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			return err
+		},
+	}
+}

@@ -1,0 +1,138 @@
+package join
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/internal/identity"
+)
+
+// Bucket is the KV bucket of join tokens and issued credentials. Only
+// servers may write it (the roles give no one else JetStream writes).
+const Bucket = "baton-join"
+
+// Store keeps join tokens (hashed) and the record of issued credentials.
+type Store struct{ kv jetstream.KeyValue }
+
+// OpenStore opens (creating it if needed) the join bucket.
+func OpenStore(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, Replicas: replicas, History: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open %s bucket: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// TokenRecord is what the store keeps of a token.
+type TokenRecord struct {
+	Hash    string        `json:"hash"`
+	Role    identity.Role `json:"role"`
+	Created time.Time     `json:"created"`
+	Expires time.Time     `json:"expires"`
+	By      string        `json:"by,omitempty"`
+}
+
+// Credential is the record of a credential issued to a joined machine or
+// operator: enough to list it, renew it and revoke it.
+type Credential struct {
+	PublicKey string        `json:"publicKey"`
+	Role      identity.Role `json:"role"`
+	Name      string        `json:"name"`
+	Joined    time.Time     `json:"joined"`
+	Expires   time.Time     `json:"expires,omitzero"`
+}
+
+func tokenKey(id string) string { return "token." + id }
+func credKey(pub string) string { return "cred." + pub }
+func (s *Store) put(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = s.kv.Put(ctx, key, b)
+	return err
+}
+
+// createToken stores a new token for role, valid for ttl.
+func (s *Store) createToken(ctx context.Context, fp string, role identity.Role, ttl time.Duration, by string, now time.Time) (Token, error) {
+	t, err := newToken(fp)
+	if err != nil {
+		return Token{}, err
+	}
+	rec := TokenRecord{Hash: t.hash(), Role: role, Created: now, Expires: now.Add(ttl), By: by}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return Token{}, err
+	}
+	if _, err := s.kv.Create(ctx, tokenKey(t.ID), b); err != nil {
+		return Token{}, fmt.Errorf("store the token: %w", err)
+	}
+	return t, nil
+}
+
+// redeem uses the token up: it matches, has not expired, and this call is
+// the one that removed it (a token used twice at once works once).
+func (s *Store) redeem(ctx context.Context, t Token, now time.Time) (TokenRecord, error) {
+	e, err := s.kv.Get(ctx, tokenKey(t.ID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return TokenRecord{}, fmt.Errorf("%w: unknown or already used", ErrBadToken)
+	}
+	if err != nil {
+		return TokenRecord{}, err
+	}
+	var rec TokenRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return TokenRecord{}, fmt.Errorf("token record %s: %w", t.ID, err)
+	}
+	if !t.matches(rec.Hash) {
+		return TokenRecord{}, fmt.Errorf("%w: wrong secret", ErrBadToken)
+	}
+	if now.After(rec.Expires) {
+		_ = s.kv.Delete(ctx, tokenKey(t.ID), jetstream.LastRevision(e.Revision()))
+		return TokenRecord{}, fmt.Errorf("%w: expired at %s", ErrBadToken, rec.Expires.UTC().Format(time.RFC3339))
+	}
+	if err := s.kv.Delete(ctx, tokenKey(t.ID), jetstream.LastRevision(e.Revision())); err != nil {
+		return TokenRecord{}, fmt.Errorf("%w: already used", ErrBadToken)
+	}
+	return rec, nil
+}
+
+// Credentials lists the credentials issued by joining.
+func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, credKey("*"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Credential
+	for k := range lister.Keys() {
+		e, err := s.kv.Get(ctx, k)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var c Credential
+		if json.Unmarshal(e.Value(), &c) == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) credential(ctx context.Context, pub string) (Credential, bool, error) {
+	e, err := s.kv.Get(ctx, credKey(pub))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Credential{}, false, nil
+	}
+	if err != nil {
+		return Credential{}, false, err
+	}
+	var c Credential
+	if err := json.Unmarshal(e.Value(), &c); err != nil {
+		return Credential{}, false, err
+	}
+	return c, true, nil
+}
