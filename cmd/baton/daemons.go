@@ -52,7 +52,7 @@ with the server credential given by --creds.`,
 			// fails, never replayed later by the client library.
 			noBuffer := nats.ReconnectBufSize(-1)
 			if !cmd.Flags().Changed("nats") {
-				sb, err := startSecureNATS(natsListen, so.dataDir, sans)
+				sb, err := startSecureNATS(zerolog.Ctx(cmd.Context()), natsListen, so.dataDir, sans)
 				if err != nil {
 					return err
 				}

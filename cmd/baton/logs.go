@@ -33,7 +33,7 @@ func logsCmd() *cobra.Command {
 			}
 			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			st, err := reconciler.FetchStatus(ctx, nc, reconciler.StatusRequest{Replicas: reconciler.ReplicasAll, Workload: args[0]})
+			st, err := reconciler.FetchStatus(ctx, nc.Conn, reconciler.StatusRequest{Replicas: reconciler.ReplicasAll, Workload: args[0]})
 			cancel()
 			if err != nil {
 				return err
@@ -63,7 +63,7 @@ func logsCmd() *cobra.Command {
 				go func() {
 					defer wg.Done()
 					req := protocol.LogsRequest{Replica: t.id, Container: container, Tail: tail, Follow: follow}
-					errs[i] = nodeagent.StreamLogs(cmd.Context(), nc, t.node, req, 10*time.Second, func(c protocol.LogChunk) {
+					errs[i] = nodeagent.StreamLogs(cmd.Context(), nc.Conn, t.node, req, 10*time.Second, func(c protocol.LogChunk) {
 						prefix := ""
 						if len(targets) > 1 || container == "" {
 							prefix = "[" + t.id + "/" + c.Container + "] "

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,11 +12,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
 	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/internal/natsserver"
+	"github.com/batonhq/baton/reconciler/httpapi"
 )
 
 // Where a server keeps the cluster's identity and what it gives root on
@@ -62,7 +65,7 @@ type secureBus struct {
 // fresh one), writes root's admin credential and the CA beside it, and
 // starts the embedded NATS server on listen with JetStream under dataDir,
 // its certificate naming the listen address and sans.
-func startSecureNATS(listen, dataDir string, sans []string) (*secureBus, error) {
+func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string) (*secureBus, error) {
 	id, err := identity.Open(identityDir(dataDir))
 	if err != nil {
 		return nil, err
@@ -75,7 +78,7 @@ func startSecureNATS(listen, dataDir string, sans []string) (*secureBus, error) 
 		return nil, err
 	}
 	ns, err := natsserver.Start(natsserver.Config{Listen: listen, StoreDir: filepath.Join(dataDir, "nats"),
-		Secure: func(o *server.Options) error { return id.Configure(o, hosts...) }})
+		Secure: func(o *server.Options) error { return id.Configure(o, hosts...) }, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -234,15 +237,56 @@ func (e *busClosedError) Error() string {
 
 func (e *busClosedError) Unwrap() error { return e.err }
 
+// cliConn is an operator command's connection to the bus: a request the
+// bus refuses (a permission violation: a viewer asking to pin) ends at once
+// with that refusal instead of waiting for an answer that cannot come.
+type cliConn struct {
+	*nats.Conn
+	cred    *identity.Credential
+	refused chan error
+}
+
 // dialCLI connects a short-lived operator command to NATS.
-func dialCLI(bus busFlags, name string) (*nats.Conn, error) {
+func dialCLI(bus busFlags, name string) (*cliConn, error) {
 	auth, cred, err := bus.options()
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(bus.url, append([]nats.Option{nats.Name(name), nats.Timeout(3 * time.Second)}, auth...)...)
+	c := &cliConn{cred: cred, refused: make(chan error, 1)}
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			select {
+			case c.refused <- err:
+			default:
+			}
+		}
+	})
+	nc, err := nats.Connect(bus.url, append([]nats.Option{nats.Name(name), nats.Timeout(3 * time.Second), onErr}, auth...)...)
 	if err != nil {
 		return nil, bus.explain(err, cred)
 	}
-	return nc, nil
+	c.Conn = nc
+	return c, nil
+}
+
+// ask makes one request to the servers; a refusal by the bus ends it.
+func (c *cliConn) ask(ctx context.Context, subject string, body, out any) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-c.refused:
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+	err := httpapi.Ask(ctx, c.Conn, subject, body, out)
+	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+		who := "this connection"
+		if c.cred != nil {
+			who = fmt.Sprintf("%s %s", c.cred.Role, c.cred.Name)
+		}
+		return fmt.Errorf("%s: not allowed for %s: %w", subject, who, cause)
+	}
+	return err
 }

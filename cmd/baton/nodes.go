@@ -18,7 +18,6 @@ import (
 	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
-	"github.com/batonhq/baton/reconciler/httpapi"
 )
 
 func tokenCmd() *cobra.Command {
@@ -59,7 +58,7 @@ func ask(ctx context.Context, bus busFlags, name, subject string, body, out any)
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return httpapi.Ask(ctx, nc, subject, body, out)
+	return nc.ask(ctx, subject, body, out)
 }
 
 func nodeCmd() *cobra.Command {
@@ -77,12 +76,12 @@ func nodeCmd() *cobra.Command {
 			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			st, err := reconciler.FetchStatus(ctx, nc, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone})
+			st, err := reconciler.FetchStatus(ctx, nc.Conn, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone})
 			if err != nil {
 				return err
 			}
 			var creds []join.Credential
-			if err := httpapi.Ask(ctx, nc, protocol.CredentialsSubject, nil, &creds); err != nil {
+			if err := nc.ask(ctx, protocol.CredentialsSubject, nil, &creds); err != nil {
 				zerolog.Ctx(cmd.Context()).Debug().Err(err).Msg("credentials")
 				creds = nil // a bus without the identity: no joined credentials
 			}

@@ -113,7 +113,7 @@ func (p *plane) status(ctx context.Context, q reconciler.StatusRequest) (reconci
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return reconciler.FetchStatus(ctx, nc, q)
+	return reconciler.FetchStatus(ctx, nc.Conn, q)
 }
 
 func (p *plane) events(ctx context.Context, tail int) ([]string, error) {
@@ -163,7 +163,7 @@ func (p *plane) ask(ctx context.Context, name, subject string, body, out any) er
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return httpapi.Ask(ctx, nc, subject, body, out)
+	return nc.ask(ctx, subject, body, out)
 }
 
 // plan asks the API (the only way: planning needs the leader's live view).

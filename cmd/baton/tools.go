@@ -36,7 +36,7 @@ func imageCmd() *cobra.Command {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
+			js, err := jetstream.New(nc.Conn)
 			if err != nil {
 				return err
 			}

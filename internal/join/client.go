@@ -31,6 +31,14 @@ type Joined struct {
 // endpoint only if it presents the CA the token pins, and writes the
 // credential (0600) to credsPath and the CA beside it as ca.crt.
 func Join(ctx context.Context, addr, tok, name, credsPath string) (*Joined, error) {
+	return JoinVia(ctx, nil, addr, tok, name, credsPath)
+}
+
+// Dialer dials a connection (nil: the default).
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// JoinVia is Join with the connection made by dial.
+func JoinVia(ctx context.Context, dial Dialer, addr, tok, name, credsPath string) (*Joined, error) {
 	t, err := ParseToken(tok)
 	if err != nil {
 		return nil, err
@@ -53,7 +61,7 @@ func Join(ctx context.Context, addr, tok, name, credsPath string) (*Joined, erro
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(t.CAFingerprint)}}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(t.CAFingerprint), DialContext: dial}}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("join at %s: %w", addr, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -24,7 +25,20 @@ type Config struct {
 	// Secure, when set, adds authentication and TLS to the options (the
 	// cluster identity's Configure).
 	Secure func(*server.Options) error
+	// Log, when set, receives the server's notices, warnings and errors
+	// (refused connections, permission violations) with component=nats.
+	Log *zerolog.Logger
 }
+
+// logger adapts zerolog to the server's Logger.
+type logger struct{ l zerolog.Logger }
+
+func (z logger) Noticef(f string, v ...any) { z.l.Info().Msgf(f, v...) }
+func (z logger) Warnf(f string, v ...any)   { z.l.Warn().Msgf(f, v...) }
+func (z logger) Fatalf(f string, v ...any)  { z.l.Error().Msgf(f, v...) }
+func (z logger) Errorf(f string, v ...any)  { z.l.Error().Msgf(f, v...) }
+func (z logger) Debugf(f string, v ...any)  { z.l.Debug().Msgf(f, v...) }
+func (z logger) Tracef(f string, v ...any)  { z.l.Trace().Msgf(f, v...) }
 
 // Options are the embedded server's settings: JetStream under StoreDir, a
 // payload limit of protocol.MaxMessageBytes (every message Baton decodes),
@@ -72,6 +86,9 @@ func Start(c Config) (*server.Server, error) {
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if c.Log != nil && !c.Quiet {
+		s.SetLoggerV2(logger{c.Log.With().Str("component", "nats").Logger()}, false, false, false)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(15 * time.Second) {

@@ -1,0 +1,118 @@
+package testenv
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/netns"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+)
+
+// Fleet is a network of machines played by network namespaces the test
+// makes: each host namespace has eth0, a veth whose peer is a port of a
+// bridge in a namespace that plays the switch, and an address in
+// 10.99.0.0/24. Nothing touches the machine's own network; everything is
+// removed when the test ends.
+type Fleet struct {
+	tb     testing.TB
+	prefix string
+	sw     string
+	hosts  int
+}
+
+// FleetSubnet is the hosts' subnet (each fleet is its own world).
+const FleetSubnet = "10.99.0.0/24"
+
+// NewFleet makes the switch of a fleet.
+func NewFleet(tb testing.TB) *Fleet {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("network namespaces need root")
+	}
+	for _, c := range []string{"ip", "nsenter"} {
+		if _, err := exec.LookPath(c); err != nil {
+			tb.Fatalf("the %s command is not installed (iproute2, util-linux)", c)
+		}
+	}
+	f := &Fleet{tb: tb, prefix: fmt.Sprintf("bt%05d", rand.IntN(100000))}
+	f.sw = f.netns("sw")
+	f.ip(f.sw, "link", "add", "br0", "type", "bridge")
+	f.ip(f.sw, "link", "set", "br0", "up")
+	return f
+}
+
+// netns makes a named network namespace, removed at the end of the test.
+func (f *Fleet) netns(name string) string {
+	ns := f.prefix + "-" + name
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		f.tb.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	f.tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	f.ip(ns, "link", "set", "lo", "up")
+	return ns
+}
+
+// ip runs an ip command inside the namespace ns.
+func (f *Fleet) ip(ns string, args ...string) {
+	f.tb.Helper()
+	if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+		f.tb.Fatalf("ip -n %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
+	}
+}
+
+// Host is a machine of the fleet.
+type Host struct {
+	Name string // the namespace's name (ip netns)
+	IP   string
+}
+
+// Host adds a machine to the fleet, plugged into the switch.
+func (f *Fleet) Host(name string) Host {
+	f.tb.Helper()
+	f.hosts++
+	ns := f.netns(name)
+	port := fmt.Sprintf("p%d", f.hosts)
+	f.ip(f.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	f.ip(f.sw, "link", "set", port, "master", "br0")
+	f.ip(f.sw, "link", "set", port, "up")
+	ip := fmt.Sprintf("10.99.0.%d", f.hosts)
+	f.ip(ns, "addr", "add", ip+"/24", "dev", "eth0")
+	f.ip(ns, "link", "set", "eth0", "up")
+	return Host{Name: ns, IP: ip}
+}
+
+// Command is a process run on host h: in its network namespace only
+// (nsenter --net), not in a mount namespace of its own as ip netns exec
+// would make, so what it mounts (pods' network namespaces) containerd sees.
+func (h Host) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + h.Name, "--", name}, args...)...)
+}
+
+// Dial dials from host h: the socket is made inside its namespace (and
+// stays there, whichever thread uses it afterwards).
+func (h Host) Dial(network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := netns.LoadNetNS("/var/run/netns/"+h.Name).Do(func(cnins.NetNS) error {
+		var err error
+		c, err = net.DialTimeout(network, addr, 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// Listen listens on host h.
+func (h Host) Listen(network, addr string) (net.Listener, error) {
+	var ln net.Listener
+	err := netns.LoadNetNS("/var/run/netns/"+h.Name).Do(func(cnins.NetNS) error {
+		var err error
+		ln, err = net.Listen(network, addr)
+		return err
+	})
+	return ln, err
+}
