@@ -98,7 +98,7 @@ func (h Host) Command(name string, args ...string) *exec.Cmd {
 // stays there, whichever thread uses it afterwards).
 func (h Host) Dial(network, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := netns.LoadNetNS("/var/run/netns/"+h.Name).Do(func(cnins.NetNS) error {
+	err := netns.LoadNetNS("/var/run/netns/" + h.Name).Do(func(cnins.NetNS) error {
 		var err error
 		c, err = net.DialTimeout(network, addr, 5*time.Second)
 		return err
@@ -109,7 +109,7 @@ func (h Host) Dial(network, addr string) (net.Conn, error) {
 // Listen listens on host h.
 func (h Host) Listen(network, addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := netns.LoadNetNS("/var/run/netns/"+h.Name).Do(func(cnins.NetNS) error {
+	err := netns.LoadNetNS("/var/run/netns/" + h.Name).Do(func(cnins.NetNS) error {
 		var err error
 		ln, err = net.Listen(network, addr)
 		return err
