@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,8 +36,6 @@ type Authority struct {
 	// AgentTTL is how long agents' credentials last (DefaultAgentTTL).
 	AgentTTL time.Duration
 	Clock    func() time.Time
-
-	mu sync.Mutex // one join or removal at a time: names are checked, then issued
 }
 
 func (a *Authority) now() time.Time {
@@ -129,24 +126,18 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	if !identity.ValidName(req.Name) {
 		return Answer{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	creds, err := a.Store.Credentials(ctx)
-	if err != nil {
-		return Answer{}, err
-	}
-	// The name is checked before the token is used up: a refused join
-	// leaves the token for a right one.
+	// The name is claimed before the token is used up (and given back if
+	// the token is refused): a refused join leaves the token for a right
+	// one, and two joins as one name cannot both succeed.
 	rec, err := a.peek(ctx, t)
 	if err != nil {
 		return Answer{}, err
 	}
-	for _, c := range creds {
-		if c.Name == req.Name && c.Role == rec.Role {
-			return Answer{}, fmt.Errorf("%w: %s %s holds a credential: remove it first (baton node rm %s)", ErrNameTaken, c.Role, c.Name, c.Name)
-		}
+	if err := a.Store.claimName(ctx, rec.Role, req.Name, req.PublicKey); err != nil {
+		return Answer{}, err
 	}
-	if rec, err = a.Store.redeem(ctx, t, a.now()); err != nil {
+	if _, err = a.Store.redeem(ctx, t, a.now()); err != nil {
+		a.Store.releaseName(ctx, rec.Role, req.Name)
 		return Answer{}, err
 	}
 	var ttl time.Duration
@@ -209,24 +200,20 @@ func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error)
 // at once: the server closes their connections and refuses them from now
 // on. It returns how many it revoked.
 func (a *Authority) Remove(ctx context.Context, role identity.Role, name string) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	creds, err := a.Store.Credentials(ctx)
+	pub, ok, err := a.Store.nameHolder(ctx, role, name)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, c := range creds {
-		if c.Name != name || c.Role != role {
-			continue
+	if ok {
+		if err := a.ID.Revoke(pub); err != nil {
+			return 0, err
 		}
-		if err := a.ID.Revoke(c.PublicKey); err != nil {
-			return n, err
+		if err := a.Store.kv.Delete(ctx, credKey(pub)); err != nil {
+			return 0, err
 		}
-		if err := a.Store.kv.Delete(ctx, credKey(c.PublicKey)); err != nil {
-			return n, err
-		}
-		n++
+		a.Store.releaseName(ctx, role, name)
+		n = 1
 	}
 	if n > 0 && a.NATS != nil {
 		if err := a.ID.UpdateServer(a.NATS); err != nil {

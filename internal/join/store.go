@@ -47,7 +47,36 @@ type Credential struct {
 	Expires   time.Time     `json:"expires,omitzero"`
 }
 
-func tokenKey(id string) string { return "token." + id }
+func tokenKey(id string) string                      { return "token." + id }
+func nameKey(role identity.Role, name string) string { return "name." + string(role) + "." + name }
+
+// claimName records that name (of role) holds the key pub; a name held
+// already is refused.
+func (s *Store) claimName(ctx context.Context, role identity.Role, name, pub string) error {
+	if _, err := s.kv.Create(ctx, nameKey(role, name), []byte(pub)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("%w: %s %s holds a credential: remove it first (baton node rm %s)", ErrNameTaken, role, name, name)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) releaseName(ctx context.Context, role identity.Role, name string) {
+	_ = s.kv.Delete(ctx, nameKey(role, name))
+}
+
+// nameHolder is the key that name (of role) holds.
+func (s *Store) nameHolder(ctx context.Context, role identity.Role, name string) (string, bool, error) {
+	e, err := s.kv.Get(ctx, nameKey(role, name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return string(e.Value()), true, nil
+}
 func credKey(pub string) string { return "cred." + pub }
 func (s *Store) put(ctx context.Context, key string, v any) error {
 	b, err := json.Marshal(v)

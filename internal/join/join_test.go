@@ -1,0 +1,196 @@
+package join_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/internal/identity"
+	"github.com/batonhq/baton/internal/join"
+	"github.com/batonhq/baton/internal/testenv"
+)
+
+func authority(t *testing.T) *join.Authority {
+	t.Helper()
+	id, err := identity.Open(filepath.Join(t.TempDir(), "identity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(testenv.NATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := join.OpenStore(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &join.Authority{ID: id, Store: st, NATSPort: 4222, AgentTTL: time.Hour}
+}
+
+func token(t *testing.T, a *join.Authority, role identity.Role) string {
+	t.Helper()
+	ans, err := a.CreateToken(context.Background(), join.TokenRequest{Role: role, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ans.Token
+}
+
+func key(t *testing.T) string {
+	t.Helper()
+	_, pub, err := identity.NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+func TestParseToken(t *testing.T) {
+	a := authority(t)
+	good := token(t, a, identity.RoleAgent)
+	tok, err := join.ParseToken(good)
+	if err != nil || tok.String() != good || tok.CAFingerprint != a.ID.CAFingerprint() {
+		t.Fatalf("round trip: %v %+v", err, tok)
+	}
+	for _, bad := range []string{"", "baton1", "baton2." + good[7:], strings.Replace(good, ".", ":", 1),
+		good + "x", good[:len(good)-2], "baton1.zz.00.00"} {
+		if _, err := join.ParseToken(bad); !errors.Is(err, join.ErrBadToken) {
+			t.Errorf("ParseToken(%q) = %v, want ErrBadToken", bad, err)
+		}
+	}
+}
+
+func TestCreateTokenLimits(t *testing.T) {
+	a := authority(t)
+	for _, req := range []join.TokenRequest{{Role: "server", TTL: time.Hour}, {Role: "root", TTL: time.Hour},
+		{Role: identity.RoleAgent, TTL: 0}, {Role: identity.RoleAgent, TTL: join.MaxTokenTTL + time.Second}} {
+		if _, err := a.CreateToken(context.Background(), req); !errors.Is(err, join.ErrBadRequest) {
+			t.Errorf("CreateToken(%+v) = %v, want ErrBadRequest", req, err)
+		}
+	}
+}
+
+// A token used by many joins at once works once.
+func TestTokenWorksOnceUnderRace(t *testing.T) {
+	a := authority(t)
+	tok := token(t, a, identity.RoleAgent)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for i := range 20 {
+		wg.Go(func() {
+			_, err := a.Join(context.Background(), join.Request{Token: tok, Name: fmt.Sprintf("n%d", i), PublicKey: key(t)})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, join.ErrBadToken):
+				refused++
+			default:
+				t.Errorf("join: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || refused != 19 {
+		t.Fatalf("%d joins worked, %d refused; want 1 and 19", ok, refused)
+	}
+	creds, err := a.Store.Credentials(context.Background())
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("credentials recorded: %v %+v", err, creds)
+	}
+	// The refused joins gave their names back.
+	if _, err := a.Join(context.Background(), join.Request{Token: token(t, a, identity.RoleAgent), Name: "n-other", PublicKey: key(t)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	ctx := context.Background()
+	a := authority(t)
+	now := time.Now()
+	a.Clock = func() time.Time { return now }
+	pub := key(t)
+	ans, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Role != "agent" || ans.NATSPort != 4222 || !ans.Expires.Equal(now.Add(time.Hour)) || !strings.Contains(ans.CA, "CERTIFICATE") {
+		t.Fatalf("answer: %+v", ans)
+	}
+
+	cases := []struct {
+		name string
+		req  join.Request
+		want error
+		msg  string
+	}{
+		{"a name that is joined", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: key(t)}, join.ErrNameTaken, "baton node rm n1"},
+		{"a bad name", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1.cmd", PublicKey: key(t)}, join.ErrBadRequest, "name"},
+		{"not a user key", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n2", PublicKey: "ABC"}, join.ErrBadRequest, "user public key"},
+		{"a malformed token", join.Request{Token: "baton1.x", Name: "n2", PublicKey: key(t)}, join.ErrBadToken, "want baton1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := a.Join(ctx, c.req)
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want %v (%q)", err, c.want, c.msg)
+			}
+		})
+	}
+
+	t.Run("an expired token", func(t *testing.T) {
+		tok := token(t, a, identity.RoleAgent)
+		now = now.Add(2 * time.Minute)
+		defer func() { now = now.Add(-2 * time.Minute) }()
+		if _, err := a.Join(ctx, join.Request{Token: tok, Name: "n3", PublicKey: key(t)}); !errors.Is(err, join.ErrBadToken) || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("got %v", err)
+		}
+	})
+
+	t.Run("renewal", func(t *testing.T) {
+		if _, err := a.Renew(ctx, "n1", key(t)); !errors.Is(err, join.ErrNotJoined) {
+			t.Fatalf("renew another key: %v", err)
+		}
+		if _, err := a.Renew(ctx, "n2", pub); !errors.Is(err, join.ErrNotJoined) {
+			t.Fatalf("renew as another node: %v", err)
+		}
+		now = now.Add(30 * time.Minute)
+		r, err := a.Renew(ctx, "n1", pub)
+		if err != nil || !r.Expires.Equal(now.Add(time.Hour)) {
+			t.Fatalf("renew: %v %+v", err, r)
+		}
+	})
+
+	t.Run("removal", func(t *testing.T) {
+		n, err := a.Remove(ctx, identity.RoleAgent, "n1")
+		if err != nil || n != 1 {
+			t.Fatalf("remove: %d %v", n, err)
+		}
+		if _, err := a.Renew(ctx, "n1", pub); !errors.Is(err, join.ErrNotJoined) {
+			t.Fatalf("renew after removal: %v", err)
+		}
+		if n, err := a.Remove(ctx, identity.RoleAgent, "n1"); err != nil || n != 0 {
+			t.Fatalf("remove again: %d %v", n, err)
+		}
+		// The name is free again.
+		if _, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: key(t)}); err != nil {
+			t.Fatalf("join again after removal: %v", err)
+		}
+	})
+
+	t.Run("operators' credentials do not expire", func(t *testing.T) {
+		ans, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleViewer), Name: "vic", PublicKey: key(t)})
+		if err != nil || ans.Role != "viewer" || !ans.Expires.IsZero() {
+			t.Fatalf("viewer: %v %+v", err, ans)
+		}
+	})
+}
