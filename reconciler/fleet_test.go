@@ -184,7 +184,7 @@ func joinAll(tb testing.TB, ctx context.Context, id *identity.Identity, s *serve
 	tb.Cleanup(hs.Close)
 	tokens := make([]string, len(names))
 	for i := range names {
-		ans, err := auth.CreateToken(ctx, join.TokenRequest{Role: identity.RoleAgent, TTL: time.Hour})
+		ans, err := auth.CreateToken(ctx, join.TokenRequest{Role: identity.RoleAgent, TTL: "1h"})
 		if err != nil {
 			tb.Fatal(err)
 		}

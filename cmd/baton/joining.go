@@ -86,7 +86,7 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 		protocol.TokenSubject: func(ctx context.Context, body []byte) (any, error) {
 			var req join.TokenRequest
 			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, coded(fmt.Errorf("%w: want {\"role\", \"ttl\"}", join.ErrBadRequest))
+				return nil, coded(fmt.Errorf("%w: want {\"role\": \"agent|admin|viewer\", \"ttl\": \"1h\"}", join.ErrBadRequest))
 			}
 			ans, err := auth.CreateToken(ctx, req)
 			return ans, coded(err)

@@ -33,7 +33,7 @@ func tokenCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ans join.TokenAnswer
-			req := join.TokenRequest{Role: identity.Role(role), TTL: ttl, By: os.Getenv("USER")}
+			req := join.TokenRequest{Role: identity.Role(role), TTL: ttl.String(), By: os.Getenv("USER")}
 			if err := ask(cmd.Context(), bus, "baton-token", protocol.TokenSubject, req, &ans); err != nil {
 				return err
 			}

@@ -112,7 +112,6 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopAPI()
-	var extra map[string]httpapi.Handler
 	if o.bus != nil {
 		forget := func(node string) {
 			if rec := api.Leader(); rec != nil {
@@ -124,9 +123,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 			return err
 		}
 		defer stopJoin()
-		extra = h
+		api.SetJoining(h)
 	}
-	stopAsk, err := api.ServeNATS(ctx, nc, extra)
+	stopAsk, err := api.ServeNATS(ctx, nc)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ var (
 // TokenRequest asks for a join token.
 type TokenRequest struct {
 	Role identity.Role `json:"role"`
-	TTL  time.Duration `json:"ttl"`
+	TTL  string        `json:"ttl"` // a Go duration: "1h", "30m"
 	By   string        `json:"by,omitempty"`
 }
 
@@ -79,15 +79,16 @@ func (a *Authority) CreateToken(ctx context.Context, req TokenRequest) (TokenAns
 	default:
 		return TokenAnswer{}, fmt.Errorf("%w: role %q: want agent, admin or viewer", ErrBadRequest, req.Role)
 	}
-	if req.TTL <= 0 || req.TTL > MaxTokenTTL {
-		return TokenAnswer{}, fmt.Errorf("%w: ttl %s: want more than 0 and at most %s", ErrBadRequest, req.TTL, MaxTokenTTL)
+	ttl, err := time.ParseDuration(req.TTL)
+	if err != nil || ttl <= 0 || ttl > MaxTokenTTL {
+		return TokenAnswer{}, fmt.Errorf("%w: ttl %q: want a duration more than 0 and at most %s", ErrBadRequest, req.TTL, MaxTokenTTL)
 	}
 	now := a.now()
-	t, err := a.Store.createToken(ctx, a.ID.CAFingerprint(), req.Role, req.TTL, req.By, now)
+	t, err := a.Store.createToken(ctx, a.ID.CAFingerprint(), req.Role, ttl, req.By, now)
 	if err != nil {
 		return TokenAnswer{}, err
 	}
-	return TokenAnswer{Token: t.String(), Role: string(req.Role), Expires: now.Add(req.TTL)}, nil
+	return TokenAnswer{Token: t.String(), Role: string(req.Role), Expires: now.Add(ttl)}, nil
 }
 
 // ErrBadRequest is a request that is malformed.

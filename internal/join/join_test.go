@@ -36,7 +36,7 @@ func authority(t *testing.T) *join.Authority {
 
 func token(t *testing.T, a *join.Authority, role identity.Role) string {
 	t.Helper()
-	ans, err := a.CreateToken(context.Background(), join.TokenRequest{Role: role, TTL: time.Minute})
+	ans, err := a.CreateToken(context.Background(), join.TokenRequest{Role: role, TTL: "1m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +69,8 @@ func TestParseToken(t *testing.T) {
 
 func TestCreateTokenLimits(t *testing.T) {
 	a := authority(t)
-	for _, req := range []join.TokenRequest{{Role: "server", TTL: time.Hour}, {Role: "root", TTL: time.Hour},
-		{Role: identity.RoleAgent, TTL: 0}, {Role: identity.RoleAgent, TTL: join.MaxTokenTTL + time.Second}} {
+	for _, req := range []join.TokenRequest{{Role: "server", TTL: "1h"}, {Role: "root", TTL: "1h"}, {Role: identity.RoleAgent, TTL: "soon"},
+		{Role: identity.RoleAgent, TTL: "0s"}, {Role: identity.RoleAgent, TTL: (join.MaxTokenTTL + time.Second).String()}} {
 		if _, err := a.CreateToken(context.Background(), req); !errors.Is(err, join.ErrBadRequest) {
 			t.Errorf("CreateToken(%+v) = %v, want ErrBadRequest", req, err)
 		}

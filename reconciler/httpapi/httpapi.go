@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
 )
@@ -40,6 +42,7 @@ type Server struct {
 	mu      sync.Mutex
 	rec     *reconciler.Reconciler
 	webhook http.Handler
+	joining map[string]Handler // protocol subject → handler, when this server holds the cluster identity
 
 	plans chan struct{} // a slot per plan running
 }
@@ -51,6 +54,21 @@ const MaxConcurrentPlans = 2
 
 // PlanQueueWait is how long a plan request waits for a slot.
 var PlanQueueWait = 10 * time.Second
+
+// SetJoining serves joining (join tokens, credentials, node removal) with
+// handlers keyed by their NATS subject, on NATS (ServeNATS, called after)
+// and on HTTP: a server that holds the cluster identity calls it.
+func (s *Server) SetJoining(h map[string]Handler) {
+	s.mu.Lock()
+	s.joining = h
+	s.mu.Unlock()
+}
+
+func (s *Server) joiningHandler(subject string) Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.joining[subject]
+}
 
 // SetWebhook serves the git push webhook at POST /api/v1/hooks/git; it
 // authenticates requests itself (a shared secret), not by bearer token.
@@ -96,8 +114,11 @@ func ReadTokens(path string) (map[string]string, error) {
 			continue
 		}
 		fields := strings.Fields(line)
+		if len(fields) == 2 && fields[1] == "viewer" {
+			fields[1] = RoleRead // the bus's name for it
+		}
 		if len(fields) != 2 || (fields[1] != RoleRead && fields[1] != RoleAdmin) || len(fields[0]) < 16 {
-			return nil, fmt.Errorf("%s:%d: want \"TOKEN read|admin\" with a token of 16 characters or more", path, n)
+			return nil, fmt.Errorf("%s:%d: want \"TOKEN viewer|admin\" (read is viewer) with a token of 16 characters or more", path, n)
 		}
 		out[fields[0]] = fields[1]
 	}
@@ -134,6 +155,13 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
 	route("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
 	route("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
+	route("POST /api/v1/tokens", s.auth(RoleAdmin, s.joiningHTTP(protocol.TokenSubject, func(r *http.Request) ([]byte, error) {
+		return io.ReadAll(r.Body)
+	})))
+	route("GET /api/v1/credentials", s.auth(RoleRead, s.joiningHTTP(protocol.CredentialsSubject, nil)))
+	route("DELETE /api/v1/nodes/{name}", s.auth(RoleAdmin, s.joiningHTTP(protocol.NodeRemoveSubject, func(r *http.Request) ([]byte, error) {
+		return json.Marshal(map[string]string{"name": r.PathValue("name")})
+	})))
 	route("POST /api/v1/hooks/git", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		h := s.webhook
@@ -445,4 +473,32 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	fromKV(w, r, "history", func(ctx context.Context) (any, error) { return store.ReadHistory(ctx, s.js) })
+}
+
+// joiningHTTP answers a joining request over HTTP with the handler of
+// subject; body makes the handler's body from the request (nil: none).
+func (s *Server) joiningHTTP(subject string, body func(*http.Request) ([]byte, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := s.joiningHandler(subject)
+		if h == nil {
+			writeError(w, http.StatusNotImplemented, "this server does not hold the cluster identity: joining is served by baton server (and baton up) on its embedded bus")
+			return
+		}
+		var b []byte
+		if body != nil {
+			var err error
+			if b, err = body(r); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		v, err := h(ctx, b)
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
 	"github.com/batonhq/baton/reconciler/store"
@@ -47,7 +48,7 @@ func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(file, []byte("# viewers\n"+viewer+" read\n"+admin+" admin\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("# viewers\n"+viewer+" viewer\n"+admin+" admin\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := httpapi.ReadTokens(file)
@@ -214,5 +215,53 @@ func TestPlanSlots(t *testing.T) {
 	release()
 	if code, body := do(t, srv, "POST", "/api/v1/plan", viewer, `{"files": {}}`); code != http.StatusOK {
 		t.Fatalf("with a slot free: %d %s", code, body)
+	}
+}
+
+// Joining over HTTP says what the bus's roles say: a viewer reads the
+// credentials; only an admin makes tokens and removes nodes; a server
+// without the cluster identity says it does not serve joining.
+func TestJoiningEndpoints(t *testing.T) {
+	api, srv := newAPI(t)
+	if code, body := do(t, srv, http.MethodPost, "/api/v1/tokens", admin, `{"role":"agent","ttl":"1h"}`); code != http.StatusNotImplemented || !strings.Contains(body, "cluster identity") {
+		t.Fatalf("tokens without the identity: %d %s", code, body)
+	}
+	var gotBody string
+	api.SetJoining(map[string]httpapi.Handler{
+		protocol.TokenSubject: func(_ context.Context, b []byte) (any, error) {
+			gotBody = string(b)
+			return map[string]string{"token": "t"}, nil
+		},
+		protocol.CredentialsSubject: func(context.Context, []byte) (any, error) {
+			return []string{"n1"}, nil
+		},
+		protocol.NodeRemoveSubject: func(_ context.Context, b []byte) (any, error) {
+			if !strings.Contains(string(b), `"n1"`) {
+				return nil, &httpapi.AnswerError{Code: http.StatusNotFound, Msg: "no such node"}
+			}
+			return map[string]string{"node": "n1"}, nil
+		},
+	})
+	cases := []struct {
+		method, path, token, body string
+		code                      int
+		want                      string
+	}{
+		{http.MethodPost, "/api/v1/tokens", viewer, `{}`, http.StatusForbidden, "read-only"},
+		{http.MethodPost, "/api/v1/tokens", "", `{}`, http.StatusUnauthorized, "bearer"},
+		{http.MethodPost, "/api/v1/tokens", admin, `{"role":"agent","ttl":"1h"}`, http.StatusOK, `"token"`},
+		{http.MethodGet, "/api/v1/credentials", viewer, "", http.StatusOK, "n1"},
+		{http.MethodDelete, "/api/v1/nodes/n1", viewer, "", http.StatusForbidden, "read-only"},
+		{http.MethodDelete, "/api/v1/nodes/n1", admin, "", http.StatusOK, `"node"`},
+		{http.MethodDelete, "/api/v1/nodes/n9", admin, "", http.StatusNotFound, "no such node"},
+	}
+	for _, c := range cases {
+		code, body := do(t, srv, c.method, c.path, c.token, c.body)
+		if code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s as %q: %d %s; want %d %q", c.method, c.path, c.token, code, body, c.code, c.want)
+		}
+	}
+	if gotBody != `{"role":"agent","ttl":"1h"}` {
+		t.Errorf("the token handler got %q", gotBody)
 	}
 }

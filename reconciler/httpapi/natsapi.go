@@ -33,10 +33,10 @@ type EventsRequest struct {
 type Handler func(ctx context.Context, body []byte) (any, error)
 
 // ServeNATS answers operators' requests on NATS (events, history, the pin,
-// and extra's subjects) from this server's view of the state, in the
-// servers' queue group: the CLI reads and changes the control plane through
-// the servers, never the state's KV directly. stop ends it.
-func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn, extra map[string]Handler) (stop func(), err error) {
+// and joining when SetJoining was called) from this server's view of the
+// state, in the servers' queue group: the CLI reads and changes the control
+// plane through the servers, never the state's KV directly. stop ends it.
+func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
 	handlers := map[string]Handler{
 		protocol.EventsSubject: func(ctx context.Context, body []byte) (any, error) {
 			req := EventsRequest{Tail: 200}
@@ -59,7 +59,9 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn, extra map[string]
 		},
 		protocol.UnpinSubject: func(ctx context.Context, _ []byte) (any, error) { return nil, store.ClearPin(ctx, s.js) },
 	}
-	maps.Copy(handlers, extra)
+	s.mu.Lock()
+	maps.Copy(handlers, s.joining)
+	s.mu.Unlock()
 	var subs []*nats.Subscription
 	stop = func() {
 		for _, sub := range subs {

@@ -40,7 +40,7 @@ func TestOperatorRequestsOverNATS(t *testing.T) {
 	if err := events.Append("2026-12-01T00:00:00Z start hello/1 on n1: scale up"); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := httpapi.New(js, "s1", nil).ServeNATS(ctx, nc, nil)
+	stop, err := httpapi.New(js, "s1", nil).ServeNATS(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
