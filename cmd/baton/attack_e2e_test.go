@@ -373,6 +373,19 @@ func TestAttacks(t *testing.T) {
 		}
 		u := f.as(f.ops, filepath.Join(vdir, "vic.creds"))
 		refused(t, u, "$KV.baton-state.pin", func() error { return u.nc.Publish("$KV.baton-state.pin", []byte(`{}`)) })
+
+		// Revoked by an admin: disconnected, and refused from then on.
+		a := []string{"--nats", f.natsURL, "--creds", f.adminCreds}
+		if out, err := f.baton(f.ops, nil, append([]string{"user", "ls"}, a...)...); err != nil || !strings.Contains(out, "vic") || !strings.Contains(out, "root") {
+			t.Fatalf("user ls: %v\n%s", err, out)
+		}
+		if out, err := f.baton(f.ops, nil, append([]string{"user", "rm", "vic"}, a...)...); err != nil || !strings.Contains(out, "viewer vic revoked") {
+			t.Fatalf("user rm: %v\n%s", err, out)
+		}
+		testenv.WaitFor(t, 10*time.Second, "the revoked viewer disconnected", func() (bool, string) { return u.nc.IsClosed(), u.nc.Status().String() })
+		if out, err := f.baton(f.ops, nil, append([]string{"status"}, v...)...); err == nil || !strings.Contains(out, "refused the credential viewer vic") {
+			t.Fatalf("a revoked viewer's status: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("tokens: wrong, expired, used twice, for another CA", func(t *testing.T) {

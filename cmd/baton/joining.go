@@ -42,6 +42,13 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 		port = a.Port
 	}
 	auth := &join.Authority{ID: sb.id, Store: st, NATS: sb.ns, NATSPort: port, AgentTTL: o.agentTTL}
+	// Root's admin credential is listed and revoked by name as any other.
+	if c, err := identity.ReadCreds(adminCredsPath(sb.dataDir)); err == nil {
+		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
+		if err := st.Record(ctx, rec); err != nil {
+			return nil, nil, err
+		}
+	}
 	stopRenew, err := auth.ServeRenewals(ctx, nc)
 	if err != nil {
 		return nil, nil, err
@@ -106,6 +113,23 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 			}
 			forget(req.Name)
 			return map[string]string{"node": req.Name, "revoked": strconv.Itoa(n)}, nil
+		},
+		protocol.UserRemoveSubject: func(ctx context.Context, body []byte) (any, error) {
+			var req struct {
+				Name string
+				Role identity.Role
+			}
+			if err := json.Unmarshal(body, &req); err != nil || !identity.ValidName(req.Name) || (req.Role != identity.RoleAdmin && req.Role != identity.RoleViewer) {
+				return nil, coded(fmt.Errorf("%w: want {\"name\": USER, \"role\": \"admin|viewer\"}", join.ErrBadRequest))
+			}
+			n, err := auth.Remove(ctx, req.Role, req.Name)
+			if err != nil {
+				return nil, coded(err)
+			}
+			if n == 0 {
+				return nil, coded(fmt.Errorf("%w: no %s named %s", join.ErrNotJoined, req.Role, req.Name))
+			}
+			return map[string]string{"user": req.Name, "revoked": strconv.Itoa(n)}, nil
 		},
 	}
 	return handlers, stop, nil

@@ -57,8 +57,9 @@ func credName(s string) string {
 // secureBus is an embedded NATS server that trusts the cluster's identity
 // only: decentralized JWT auth, and TLS on the client port.
 type secureBus struct {
-	ns *server.Server
-	id *identity.Identity
+	ns      *server.Server
+	id      *identity.Identity
+	dataDir string // where admin.creds and ca.crt are
 }
 
 // startSecureNATS opens the cluster identity in dataDir (making it on a
@@ -82,7 +83,7 @@ func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string)
 	if err != nil {
 		return nil, err
 	}
-	return &secureBus{ns: ns, id: id}, nil
+	return &secureBus{ns: ns, id: id, dataDir: dataDir}, nil
 }
 
 // writeAdminCreds gives root on this machine an admin credential, once

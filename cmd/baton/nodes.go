@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -231,4 +232,50 @@ func joinOnce(ctx context.Context, bus busFlags, addr, token, node, dataDir stri
 		bus.url = js.NATS
 	}
 	return bus, nil
+}
+
+func userCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Operators' credentials: list them, revoke one"}
+	var (
+		bus  busFlags
+		role string
+	)
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the operators' credentials (admins and viewers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var creds []join.Credential
+			if err := ask(cmd.Context(), bus, "baton-user-ls", protocol.CredentialsSubject, nil, &creds); err != nil {
+				return err
+			}
+			slices.SortFunc(creds, func(a, b join.Credential) int { return strings.Compare(a.Name, b.Name) })
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "USER\tROLE\tSINCE\tKEY")
+			for _, c := range creds {
+				if c.Role == identity.RoleAdmin || c.Role == identity.RoleViewer {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, c.Role, c.Joined.Local().Format(time.DateTime), c.PublicKey)
+				}
+			}
+			return w.Flush()
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Revoke an operator's credential at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ans map[string]string
+			if err := ask(cmd.Context(), bus, "baton-user-rm", protocol.UserRemoveSubject, map[string]string{"name": args[0], "role": role}, &ans); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s revoked\n", role, args[0])
+			return nil
+		},
+	}
+	bus.register(ls.Flags())
+	bus.register(rm.Flags())
+	rm.Flags().StringVar(&role, "role", "viewer", "the credential's role: admin or viewer")
+	cmd.AddCommand(ls, rm)
+	return cmd
 }

@@ -131,6 +131,19 @@ func (s *Store) redeem(ctx context.Context, t Token, now time.Time) (TokenRecord
 	return rec, nil
 }
 
+// Record records a credential issued otherwise than by joining (root's on
+// a server's machine), so it can be listed and revoked by name; a name
+// held already is left as it is.
+func (s *Store) Record(ctx context.Context, c Credential) error {
+	if err := s.claimName(ctx, c.Role, c.Name, c.PublicKey); err != nil {
+		if errors.Is(err, ErrNameTaken) {
+			return nil
+		}
+		return err
+	}
+	return s.put(ctx, credKey(c.PublicKey), c)
+}
+
 // Credentials lists the credentials issued by joining.
 func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, credKey("*"))

@@ -40,6 +40,7 @@ const (
 	// token, the credentials issued, removing a node.
 	TokenSubject       = "baton.api.admin.token"
 	NodeRemoveSubject  = "baton.api.admin.node.rm"
+	UserRemoveSubject  = "baton.api.admin.user.rm"
 	CredentialsSubject = "baton.api.read.credentials"
 	// APIQueue is the queue group of the servers answering those.
 	APIQueue = "baton-api"
