@@ -50,10 +50,6 @@ const (
 	busJoin busMode = "join"
 )
 
-func startFleet(tb testing.TB, ctx context.Context, nodes int) *fleet {
-	return startFleetOn(tb, ctx, nodes, busOpen)
-}
-
 func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *fleet {
 	var (
 		id       *identity.Identity
