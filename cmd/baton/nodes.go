@@ -39,7 +39,11 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), ans.Token)
-			fmt.Fprintf(cmd.ErrOrStderr(), "a %s token, for one use, until %s\n", ans.Role, ans.Expires.Local().Format(time.RFC3339))
+			article := "a"
+			if ans.Role == string(identity.RoleAgent) || ans.Role == string(identity.RoleAdmin) {
+				article = "an"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %s token, for one use, until %s\n", article, ans.Role, ans.Expires.Local().Format(time.RFC3339))
 			return nil
 		},
 	}
