@@ -79,6 +79,11 @@ type Input struct {
 	// Refused are the templates the nodes refused to start, by workload: an
 	// invalid spec (nowhere), or one a node's policy refuses (there).
 	Refused map[string]StartFailure
+	// Cordoned nodes take no new replica; the replicas of Draining nodes
+	// (cordoned too) are replaced elsewhere, within each workload's
+	// maxUnavailable, as a rolling update would replace them.
+	Cordoned map[string]bool
+	Draining map[string]bool
 }
 
 // count is the replica count in effect for w.

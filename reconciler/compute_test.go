@@ -184,6 +184,44 @@ func TestCompute(t *testing.T) {
 			want: []string{"start web@n1"},
 		},
 		{
+			name: "a cordoned node takes no new replica; its replicas stay",
+			in: Input{Desired: state(web), Nodes: nodes(node("n1", rep("a", web, R, time.Hour)), node("n2")),
+				Cordoned: map[string]bool{"n2": true}},
+			want: []string{"start web@n1", "start web@n1"},
+		},
+		{
+			name: "every node cordoned: pending, said why",
+			in:   Input{Desired: state(web1), Nodes: nodes(node("n1")), Cordoned: map[string]bool{"n1": true}},
+			want: []string{"pending web×1: 0/1 nodes fit: 1 node cordoned"},
+		},
+		{
+			name: "draining: a replacement starts elsewhere first (maxUnavailable 0 of 3)",
+			in: Input{Desired: state(web), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)), node("n2")),
+				Cordoned: map[string]bool{"n1": true}, Draining: map[string]bool{"n1": true}},
+			want: []string{"start web@n2"},
+		},
+		{
+			name: "draining: once the replacement is available, one drained replica stops",
+			in: Input{Desired: state(web), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)), node("n2", rep("d", web, R, time.Minute))),
+				Cordoned: map[string]bool{"n1": true}, Draining: map[string]bool{"n1": true}},
+			want: []string{"stop c@n1"}, // the next replacement starts once c is gone (surge 1)
+		},
+		{
+			name: "draining the last node that fits: replicas stay, replacements pending",
+			in: Input{Desired: state(web1), Nodes: nodes(node("n1", rep("a", web1, R, time.Hour))),
+				Cordoned: map[string]bool{"n1": true}, Draining: map[string]bool{"n1": true}},
+			want: []string{"pending web×1: 0/1 nodes fit: 1 node cordoned"},
+		},
+		{
+			name: "draining with nowhere to go: nothing stops (maxUnavailable is not spent for nothing)",
+			in: Input{Desired: state(web), Nodes: nodes(node("n1",
+				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)), node("n2")),
+				Cordoned: map[string]bool{"n1": true, "n2": true}, Draining: map[string]bool{"n1": true}},
+			want: []string{"pending web×1: 0/2 nodes fit: 2 node cordoned"},
+		},
+		{
 			name: "converged: nothing to do",
 			in: Input{Desired: state(web), Nodes: nodes(node("n1",
 				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)))},

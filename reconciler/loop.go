@@ -146,6 +146,7 @@ type inbox struct {
 	gitDone    []store.BadRevision
 	lines      []string // events of other goroutines (the git worker)
 	forget     []string // nodes removed (baton node rm)
+	controls   *map[string]store.NodeControl
 }
 
 type received[T any] struct {
@@ -178,6 +179,15 @@ func (m *mailbox) take() inbox {
 func (r *Reconciler) post(lines ...string) {
 	r.mb.mu.Lock()
 	r.mb.lines = append(r.mb.lines, lines...)
+	r.mb.mu.Unlock()
+	r.kick()
+}
+
+// SetNodeControls sets the cordoned and draining nodes (all of them) for
+// the next pass.
+func (r *Reconciler) SetNodeControls(c map[string]store.NodeControl) {
+	r.mb.mu.Lock()
+	r.mb.controls = &c
 	r.mb.mu.Unlock()
 	r.kick()
 }

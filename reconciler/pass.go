@@ -36,6 +36,7 @@ type loopState struct {
 	revErr    *RevisionError
 	sourceErr string
 	pin       *store.Pin
+	controls  map[string]store.NodeControl // cordoned and draining nodes (shared with snapshots)
 
 	bad         map[string]store.BadRevision
 	refused     *store.BadRevision // the newest revision seen, not applied because it is bad
@@ -149,6 +150,13 @@ func (r *Reconciler) pass(ctx context.Context) {
 	for id := range st.stopping {
 		in.Stopping[id] = true
 	}
+	if len(st.controls) > 0 {
+		in.Cordoned, in.Draining = map[string]bool{}, map[string]bool{}
+		for name, c := range st.controls {
+			in.Cordoned[name] = c.Cordoned || c.Draining
+			in.Draining[name] = c.Draining
+		}
+	}
 	live := NewLive(in)
 	if in.Desired != nil {
 		// CronJobs: their runs become Jobs of the desired state.
@@ -215,6 +223,23 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		if st.pin != nil && st.next != nil && st.next.rev.ID != st.pin.Revision {
 			st.next = nil // loaded just before the pin: not applied
 		}
+	}
+	if mb.controls != nil {
+		for name, c := range *mb.controls {
+			if old, ok := st.controls[name]; !ok || old.Cordoned != c.Cordoned || old.Draining != c.Draining {
+				what := "cordoned: no new replicas"
+				if c.Draining {
+					what = "draining: its replicas move to other nodes"
+				}
+				r.events(fmt.Sprintf("node %s %s (by %s)", name, what, c.By))
+			}
+		}
+		for name := range st.controls {
+			if _, ok := (*mb.controls)[name]; !ok {
+				r.events(fmt.Sprintf("node %s uncordoned", name))
+			}
+		}
+		st.controls = *mb.controls
 	}
 	if mb.next != nil && (st.pin == nil || mb.next.rev.ID == st.pin.Revision) {
 		st.next = mb.next
@@ -344,6 +369,7 @@ type snapshot struct {
 	revErr    *RevisionError
 	sourceErr string
 	pin       *store.Pin
+	controls  map[string]store.NodeControl
 	refused   *store.BadRevision
 	events    []string
 	bad       []store.BadRevision
@@ -362,7 +388,7 @@ func (r *Reconciler) publish(now time.Time) {
 	st := r.st
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
-		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, refused: st.refused, events: newest(st.events, maxEvents),
+		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, controls: st.controls, refused: st.refused, events: newest(st.events, maxEvents),
 		bad: badList(st.bad), history: st.history}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)

@@ -51,7 +51,7 @@ func newCluster(in Input, live *Live) *cluster {
 	index := make(map[string]int, len(names))
 	for i, name := range names {
 		n := in.Nodes[name]
-		sn := schedule.Node{Name: name, Ready: live.Ready[name], Labels: n.Labels,
+		sn := schedule.Node{Name: name, Ready: live.Ready[name], Cordoned: in.Cordoned[name] || in.Draining[name], Labels: n.Labels,
 			Allocatable: schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
 			Workloads:   map[string]int{}}
 		if len(n.Volumes) > 0 {

@@ -152,6 +152,8 @@ type NodeStatus struct {
 	Ready         bool               `json:"ready"`
 	LastHeartbeat time.Time          `json:"lastHeartbeat"`
 	Replicas      int                `json:"replicas"`
+	Cordoned      bool               `json:"cordoned,omitempty"`
+	Draining      bool               `json:"draining,omitempty"`
 	Capacity      protocol.Resources `json:"capacity"`
 	Labels        map[string]string  `json:"labels,omitempty"`
 	AgentVersion  string             `json:"agentVersion,omitempty"`
@@ -206,8 +208,10 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	for _, name := range sortedKeys(s.nodes) {
 		n := s.nodes[name]
 		ready := NodeReady(n.view, now, s.grace)
+		ctl := s.controls[name]
 		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.view.LastHeartbeat,
-			Replicas: len(n.view.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion})
+			Replicas: len(n.view.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion,
+			Cordoned: ctl.Cordoned || ctl.Draining, Draining: ctl.Draining})
 		if !ready {
 			continue
 		}

@@ -47,7 +47,7 @@ func (c *pass) workload(p workloadPass) {
 				refused = refusedBy(refused, w.Hash, r.node, r.Code, s.Reason)
 			}
 			continue
-		case r.SpecHash == w.Hash:
+		case r.SpecHash == w.Hash && !c.in.Draining[r.node]:
 			current = append(current, r)
 		default:
 			old = append(old, r)
@@ -86,10 +86,11 @@ func (c *pass) workload(p workloadPass) {
 	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
 		excluded = refused.Nodes
 	}
-	started := 0
+	started, unplaced := 0, 0
 	var stops []Stop
 	if need > 0 {
 		res := c.cluster().place(w, p.st, need, excluded)
+		unplaced = res.Unplaced
 		if res.Unplaced > 0 {
 			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
 		}
@@ -121,7 +122,7 @@ func (c *pass) workload(p workloadPass) {
 		sortForRollout(old, perNode())
 		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
 			for _, r := range old {
-				stops = append(stops, stop(r, fmt.Sprintf("replaced by template %s (%s)", w.Hash, strategyName(w))))
+				stops = append(stops, stop(r, c.replacedBy(r, w, strategyName(w))))
 			}
 		} else {
 			availableNew := 0
@@ -144,6 +145,11 @@ func (c *pass) workload(p workloadPass) {
 				if maxDown <= 0 {
 					break
 				}
+				if unplaced > 0 && r.SpecHash == w.Hash {
+					// Drained, and its replacement found no place: stopping
+					// it would free nothing where replacements could go.
+					continue
+				}
 				if r.Ready {
 					if budget <= 0 {
 						break
@@ -151,7 +157,7 @@ func (c *pass) workload(p workloadPass) {
 					budget--
 				}
 				maxDown--
-				stops = append(stops, stop(r, fmt.Sprintf("replaced by template %s (%d available, at least %d kept)", w.Hash, availableNew+readyOld, minAvailable)))
+				stops = append(stops, stop(r, c.replacedBy(r, w, fmt.Sprintf("%d available, at least %d kept", availableNew+readyOld, minAvailable))))
 			}
 		}
 	}
@@ -162,6 +168,15 @@ func (c *pass) workload(p workloadPass) {
 			c.res.Stops = append(c.res.Stops, s)
 		}
 	}
+}
+
+// replacedBy says why an old replica is stopped: its node drains, or a new
+// template replaces it.
+func (c *pass) replacedBy(r replica, w desired.Workload, how string) string {
+	if c.in.Draining[r.node] {
+		return fmt.Sprintf("node %s draining (%s)", r.node, how)
+	}
+	return fmt.Sprintf("replaced by template %s (%s)", w.Hash, how)
 }
 
 // refusedBy adds a terminal failure on node to f (of template hash).

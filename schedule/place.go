@@ -15,9 +15,11 @@ type Resources struct {
 
 // Node is a node as placement sees it.
 type Node struct {
-	Name   string
-	Ready  bool
-	Labels map[string]string
+	Name  string
+	Ready bool
+	// Cordoned nodes take no new replica (baton node cordon, drain).
+	Cordoned bool
+	Labels   map[string]string
 	// Allocatable is what pods may request in all; zero means unknown, and
 	// is not checked.
 	Allocatable Resources
@@ -193,6 +195,9 @@ func matching(n *Node, t Term) int {
 func (p *placer) staticFilter(n *Node) string {
 	if !n.Ready {
 		return "node not ready"
+	}
+	if n.Cordoned {
+		return "node cordoned"
 	}
 	if why, ok := p.pod.Refused[n.Name]; ok {
 		// The node's own words (its policy, by field), so the status says

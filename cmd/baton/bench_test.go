@@ -17,7 +17,7 @@ import (
 //
 //	BATON_E2E=1 go test -run '^$' -bench 'CommitToRunning|Heal' -benchtime 5x ./cmd/baton/
 
-func specHash(b *testing.B, files map[string]string) string {
+func specHash(b testing.TB, files map[string]string) string {
 	st, err := desired.Load(map[string][]byte{"hello.yaml": []byte(files["hello.yaml"])})
 	if err != nil {
 		b.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 func tokenCmd() *cobra.Command {
@@ -110,7 +111,104 @@ func nodeCmd() *cobra.Command {
 	bus.register(ls.Flags())
 	bus.register(rm.Flags())
 	cmd.AddCommand(ls, rm)
+	for _, op := range []string{"cordon", "uncordon"} {
+		c := &cobra.Command{
+			Use:   op + " NAME",
+			Short: map[string]string{"cordon": "Place no new replica on a node (its replicas keep running)", "uncordon": "Let a cordoned or drained node take replicas again"}[op],
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := setNodeControl(cmd.Context(), bus, args[0], op == "cordon", false); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s %sed\n", args[0], op)
+				return nil
+			},
+		}
+		bus.register(c.Flags())
+		cmd.AddCommand(c)
+	}
+	var timeout time.Duration
+	drain := &cobra.Command{
+		Use:   "drain NAME",
+		Short: "Move a node's replicas to other nodes (within each workload's maxUnavailable) and keep new ones off it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := setNodeControl(cmd.Context(), bus, args[0], true, true); err != nil {
+				return err
+			}
+			return waitDrained(cmd, bus, args[0], timeout)
+		},
+	}
+	bus.register(drain.Flags())
+	drain.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the node to hold no replica (0: do not wait)")
+	cmd.AddCommand(drain)
 	return cmd
+}
+
+func setNodeControl(ctx context.Context, bus busFlags, node string, cordon, drain bool) error {
+	c := store.NodeControl{Node: node, Cordoned: cordon, Draining: drain, By: os.Getenv("USER")}
+	return ask(ctx, bus, "baton-node-control", protocol.NodeControlSubject, c, nil)
+}
+
+// waitDrained shows a drain's progress until the node holds no replica.
+func waitDrained(cmd *cobra.Command, bus busFlags, node string, timeout time.Duration) error {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "node %s draining\n", node)
+	if timeout == 0 {
+		return nil
+	}
+	nc, err := dialCLI(bus, "baton-node-drain")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	last := -1
+	for {
+		st, err := reconciler.FetchStatus(ctx, nc.Conn, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone})
+		if err == nil {
+			n, ok := nodeOfStatus(st, node)
+			switch {
+			case !ok:
+				return fmt.Errorf("node %s is no longer known", node)
+			case n.Replicas == 0:
+				fmt.Fprintf(w, "node %s drained\n", node)
+				return nil
+			case n.Replicas != last:
+				last = n.Replicas
+				fmt.Fprintf(w, "%s: %d replicas left%s\n", time.Now().Format(time.TimeOnly), n.Replicas, pendingNote(st))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s still holds %d replicas after %s%s (it stays cordoned and draining; baton node uncordon %s to stop)", node, last, timeout, pendingNote(st), node)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func nodeOfStatus(st reconciler.Status, name string) (reconciler.NodeStatus, bool) {
+	for _, n := range st.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return reconciler.NodeStatus{}, false
+}
+
+// pendingNote says why replicas wait for a place, if any do.
+func pendingNote(st reconciler.Status) string {
+	var notes []string
+	for _, w := range st.Workloads {
+		if w.Pending > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d pending (%s)", w.Name, w.Pending, w.PendingReason))
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(notes, "; ")
 }
 
 func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.Credential) {
@@ -122,6 +220,12 @@ func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.
 		r := &row{name: n.Name, ready: "not ready", seen: time.Since(n.LastHeartbeat).Round(100*time.Millisecond).String() + " ago", replicas: fmt.Sprint(n.Replicas), cred: "-"}
 		if n.Ready {
 			r.ready = "ready"
+		}
+		switch {
+		case n.Draining:
+			r.ready += ", draining"
+		case n.Cordoned:
+			r.ready += ", cordoned"
 		}
 		if n.LastHeartbeat.IsZero() {
 			r.seen = "never"

@@ -193,6 +193,8 @@ func lead(ctx context.Context, js jetstream.JetStream, ls *lease.Lease, src *git
 		}
 		return nil
 	})
+	// baton node cordon / drain / uncordon.
+	g.Go(func() error { return store.WatchNodeControls(ctx, js, rec.SetNodeControls) })
 	// baton pin / unpin: apply a cached revision and stop following the
 	// branch, or follow it again.
 	var pinned *store.Pin // only the watcher's goroutine uses it

@@ -202,6 +202,12 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		if n.Ready {
 			ready = "yes"
 		}
+		switch {
+		case n.Draining:
+			ready += ", draining"
+		case n.Cordoned:
+			ready += ", cordoned"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, ready, n.Replicas, ago(n.LastHeartbeat, now))
 	}
 	tw.Flush()

@@ -38,9 +38,11 @@ const (
 	UnpinSubject   = "baton.api.admin.unpin"
 	// Joining (the servers holding the cluster identity answer): a join
 	// token, the credentials issued, removing a node.
-	TokenSubject       = "baton.api.admin.token"
-	NodeRemoveSubject  = "baton.api.admin.node.rm"
-	UserRemoveSubject  = "baton.api.admin.user.rm"
+	TokenSubject      = "baton.api.admin.token"
+	NodeRemoveSubject = "baton.api.admin.node.rm"
+	UserRemoveSubject = "baton.api.admin.user.rm"
+	// NodeControlSubject cordons, drains or uncordons a node (any server).
+	NodeControlSubject = "baton.api.admin.node.control"
 	CredentialsSubject = "baton.api.read.credentials"
 	// APIQueue is the queue group of the servers answering those.
 	APIQueue = "baton-api"

@@ -155,6 +155,12 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
 	route("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))
 	route("DELETE /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.deletePin)))
+	for _, op := range []string{"cordon", "uncordon", "drain"} {
+		route("POST /api/v1/nodes/{name}/"+op, s.auth(RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := store.NodeControl{Node: r.PathValue("name"), Cordoned: op != "uncordon", Draining: op == "drain", By: r.URL.Query().Get("by")}
+			fromKV(w, r, "node", func(ctx context.Context) (any, error) { return s.setNodeControl(ctx, c) })
+		})))
+	}
 	route("POST /api/v1/tokens", s.auth(RoleAdmin, s.joiningHTTP(protocol.TokenSubject, func(r *http.Request) ([]byte, error) {
 		return io.ReadAll(r.Body)
 	})))
@@ -501,4 +507,23 @@ func (s *Server) joiningHTTP(subject string, body func(*http.Request) ([]byte, e
 		}
 		writeJSON(w, http.StatusOK, v)
 	})
+}
+
+// setNodeControl cordons, drains or uncordons a node the leader knows (a
+// standby, which knows no node, takes the operator's word).
+func (s *Server) setNodeControl(ctx context.Context, c store.NodeControl) (store.NodeControl, error) {
+	if rec := s.Leader(); rec != nil {
+		known := false
+		for _, n := range rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasNone}).Nodes {
+			known = known || n.Name == c.Node
+		}
+		if !known {
+			return c, &AnswerError{Code: http.StatusNotFound, Msg: fmt.Sprintf("no node named %q (baton node ls)", c.Node)}
+		}
+	}
+	c.At = time.Now()
+	if c.Draining {
+		c.Cordoned = true
+	}
+	return c, store.SetNodeControl(ctx, s.js, c)
 }

@@ -58,6 +58,13 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 			return store.PinRevision(ctx, s.js, req.Revision, req.By, req.Reason)
 		},
 		protocol.UnpinSubject: func(ctx context.Context, _ []byte) (any, error) { return nil, store.ClearPin(ctx, s.js) },
+		protocol.NodeControlSubject: func(ctx context.Context, body []byte) (any, error) {
+			var c store.NodeControl
+			if err := json.Unmarshal(body, &c); err != nil || c.Node == "" {
+				return nil, badRequest(`node control: want {"node": NAME, "cordoned": bool, "draining": bool}`)
+			}
+			return s.setNodeControl(ctx, c)
+		},
 	}
 	s.mu.Lock()
 	maps.Copy(handlers, s.joining)
