@@ -25,6 +25,9 @@ type NodeView struct {
 	Labels      map[string]string
 	Allocatable protocol.Resources
 	Volumes     []string
+	// Disconnected is when the bus said the node's connection closed
+	// (zero: connected, or heard from since).
+	Disconnected time.Time
 }
 
 // Assignment records a replica the reconciler started on a node. It covers
@@ -194,8 +197,18 @@ const DisruptionHold = 5 * time.Minute
 // a report: without its report, what a node runs is unknown, and placing on
 // it could duplicate replicas it already holds.
 func NodeReady(n NodeView, now time.Time, grace time.Duration) bool {
+	if !n.Disconnected.IsZero() && now.Sub(n.Disconnected) > DisconnectGrace {
+		return false
+	}
 	return !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) <= grace && !n.ReportTime.IsZero()
 }
+
+// DisconnectGrace is how long a node whose connection closed (its agent
+// died, or the bus found its host silent) may take to come back before it
+// is lost, however recent its last heartbeat: agents reconnect within a
+// second, so a node is not lost to a server restart or a hiccup, and one
+// whose agent died is replaced in seconds instead of after the node grace.
+const DisconnectGrace = 2 * time.Second
 
 // replica is a live or pending replica as Compute sees it: the node's
 // report, not copied.

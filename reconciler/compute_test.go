@@ -59,6 +59,8 @@ func node(name string, reps ...protocol.Replica) NodeView {
 	return NodeView{Name: name, LastHeartbeat: t0.Add(-time.Second), ReportTime: t0.Add(-time.Second), Replicas: reps}
 }
 
+func disconnected(n NodeView, ago time.Duration) NodeView { n.Disconnected = t0.Add(-ago); return n }
+
 func lost(n NodeView) NodeView { n.LastHeartbeat = t0.Add(-grace - time.Second); return n }
 
 func silentFor(n NodeView, d time.Duration) NodeView { n.LastHeartbeat = t0.Add(-d); return n }
@@ -220,6 +222,18 @@ func TestCompute(t *testing.T) {
 				rep("a", web, R, 3*time.Hour), rep("b", web, R, 2*time.Hour), rep("c", web, R, time.Hour)), node("n2")),
 				Cordoned: map[string]bool{"n1": true, "n2": true}, Draining: map[string]bool{"n1": true}},
 			want: []string{"pending web×1: 0/2 nodes fit: 2 node cordoned"},
+		},
+		{
+			name: "a node disconnected from the bus for less than the disconnect grace keeps its replicas",
+			in: Input{Desired: state(web1), Nodes: nodes(disconnected(node("n1", rep("a", web1, R, time.Hour)), time.Second), node("n2")),
+				Assignments: assignments(assigned("a", web1, "n1", time.Hour))},
+			want: []string{},
+		},
+		{
+			name: "a node disconnected longer than the disconnect grace is lost, its heartbeat recent or not",
+			in: Input{Desired: state(web1), Nodes: nodes(disconnected(node("n1", rep("a", web1, R, time.Hour)), DisconnectGrace+time.Second), node("n2")),
+				Assignments: assignments(assigned("a", web1, "n1", time.Hour)), NodeGrace: grace},
+			want: []string{"forget a@n1", "start web@n2"},
 		},
 		{
 			name: "converged: nothing to do",

@@ -146,6 +146,7 @@ type inbox struct {
 	gitDone    []store.BadRevision
 	lines      []string // events of other goroutines (the git worker)
 	forget     []string // nodes removed (baton node rm)
+	disconnect map[string]time.Time
 	controls   *map[string]store.NodeControl
 }
 
@@ -181,6 +182,20 @@ func (r *Reconciler) post(lines ...string) {
 	r.mb.lines = append(r.mb.lines, lines...)
 	r.mb.mu.Unlock()
 	r.kick()
+}
+
+// NodeDisconnected records that the bus closed node's connection at at:
+// unless the node is heard from again, it is lost DisconnectGrace later.
+func (r *Reconciler) NodeDisconnected(node string, at time.Time) {
+	r.mb.mu.Lock()
+	if r.mb.disconnect == nil {
+		r.mb.disconnect = map[string]time.Time{}
+	}
+	r.mb.disconnect[node] = at
+	r.mb.mu.Unlock()
+	r.kick()
+	// A pass right when the grace ends, not at the next resync.
+	time.AfterFunc(time.Until(at.Add(DisconnectGrace+50*time.Millisecond)), r.kick)
 }
 
 // SetNodeControls sets the cordoned and draining nodes (all of them) for

@@ -262,6 +262,21 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		}
 		st.nodes = nodes
 	}
+	if len(mb.disconnect) > 0 {
+		nodes := maps.Clone(st.nodes)
+		for name, at := range mb.disconnect {
+			n, ok := nodes[name]
+			if !ok || (!n.view.LastHeartbeat.IsZero() && n.view.LastHeartbeat.After(at)) {
+				continue
+			}
+			c := *n
+			c.view.Disconnected = at
+			nodes[name] = &c
+			st.views[name] = c.view
+			r.events(fmt.Sprintf("node %s disconnected from the bus: lost in %s unless it comes back", name, DisconnectGrace))
+		}
+		st.nodes = nodes
+	}
 	if len(mb.heartbeats) == 0 && len(mb.reports) == 0 {
 		return
 	}
@@ -271,6 +286,9 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		n := *nodeOf(nodes, name)
 		n.hb = hb.msg
 		n.view.LastHeartbeat = hb.at
+		if hb.at.After(n.view.Disconnected) {
+			n.view.Disconnected = time.Time{} // back on the bus
+		}
 		n.view.Labels, n.view.Allocatable = hb.msg.Labels, hb.msg.Capacity
 		if n.view.ReportTime.IsZero() {
 			resync = true

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -17,6 +19,7 @@ import (
 	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
 )
 
@@ -137,3 +140,44 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 
 // tlsListener serves TLS with tc on ln.
 func tlsListener(ln net.Listener, tc *tls.Config) net.Listener { return tls.NewListener(ln, tc) }
+
+// watchDisconnects tells the leader when an agent's connection to the
+// embedded bus closes (the server's system events): a dead agent's node is
+// lost after reconciler.DisconnectGrace instead of the node grace. Only
+// the events of agent credentials count; the node is the name in the
+// credential the server checked.
+func watchDisconnects(ctx context.Context, sb *secureBus, leader func() *reconciler.Reconciler) (stop func(), err error) {
+	c, err := sb.id.LocalSystem("baton-events")
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect("", append(c.Options(), nats.InProcessServer(sb.ns), nats.Name("baton-events"))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the system account: %w", err)
+	}
+	log := zerolog.Ctx(ctx)
+	subject := "$SYS.ACCOUNT." + sb.id.AccountPublicKey() + ".DISCONNECT"
+	_, err = nc.Subscribe(subject, func(m *nats.Msg) {
+		var ev server.DisconnectEventMsg
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			log.Warn().Err(err).Msg("disconnect event: not understood")
+			return
+		}
+		if !slices.Contains(ev.Client.Tags, "role:"+string(identity.RoleAgent)) {
+			return
+		}
+		who, err := identity.Describe(ev.Client.Jwt)
+		if err != nil || who.Role != identity.RoleAgent || !identity.ValidName(who.Name) {
+			return
+		}
+		log.Info().Str("node", who.Name).Str("reason", ev.Reason).Msg("agent disconnected")
+		if rec := leader(); rec != nil {
+			rec.NodeDisconnected(who.Name, ev.Time)
+		}
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return nc.Close, nil
+}

@@ -124,6 +124,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		}
 		defer stopJoin()
 		api.SetJoining(h)
+		stopWatch, err := watchDisconnects(ctx, o.bus, api.Leader)
+		if err != nil {
+			return err
+		}
+		defer stopWatch()
 	}
 	stopAsk, err := api.ServeNATS(ctx, nc)
 	if err != nil {

@@ -79,6 +79,11 @@ func describe(userJWT string) (*Credential, error) {
 	return c, nil
 }
 
+// Describe reads role, name, key and expiry from a user JWT, without
+// checking its signature: for JWTs the server checked already (its
+// connection events).
+func Describe(userJWT string) (*Credential, error) { return describe(userJWT) }
+
 // ReadCreds reads and parses a credentials file.
 func ReadCreds(path string) (*Credential, error) {
 	b, err := readSmall(path)
@@ -178,4 +183,33 @@ func (id *Identity) Local(role Role, name string) (*Credential, error) {
 	}
 	c.Seed = seed
 	return c, nil
+}
+
+// LocalSystem issues a credential of the system account, held in memory:
+// the server's own process reads the bus's connection events with it
+// (which agent's connection closed, and when).
+func (id *Identity) LocalSystem(name string) (*Credential, error) {
+	seed, pub, err := NewUserKey()
+	if err != nil {
+		return nil, err
+	}
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = name
+	uc.Tags.Add("role:" + string(RoleServer))
+	j, err := uc.Encode(id.sys)
+	if err != nil {
+		return nil, err
+	}
+	c, err := describe(j)
+	if err != nil {
+		return nil, err
+	}
+	c.Seed = seed
+	return c, nil
+}
+
+// SystemAccountPublicKey is the system account's public key.
+func (id *Identity) SystemAccountPublicKey() string {
+	pub, _ := id.sys.PublicKey()
+	return pub
 }

@@ -40,6 +40,9 @@ func (z logger) Errorf(f string, v ...any)  { z.l.Error().Msgf(f, v...) }
 func (z logger) Debugf(f string, v ...any)  { z.l.Debug().Msgf(f, v...) }
 func (z logger) Tracef(f string, v ...any)  { z.l.Trace().Msgf(f, v...) }
 
+// PingInterval is how often the embedded server pings its clients.
+const PingInterval = 1500 * time.Millisecond
+
 // Options are the embedded server's settings: JetStream under StoreDir, a
 // payload limit of protocol.MaxMessageBytes (every message Baton decodes),
 // no signal handlers.
@@ -68,6 +71,11 @@ func Options(c Config) (*server.Options, error) {
 		NoSigs:     true,
 		NoLog:      c.Quiet,
 		MaxPayload: protocol.MaxMessageBytes,
+		// A client that stops answering pings (its host cut off) is closed
+		// after about three intervals (4.5 s), which the reconciler hears
+		// as a disconnection; a 2 s stall is not enough to close it.
+		PingInterval: PingInterval,
+		MaxPingsOut:  2,
 	}
 	if c.Secure != nil {
 		if err := c.Secure(o); err != nil {
