@@ -40,6 +40,7 @@ import (
 // fleetCluster is the suite's cluster.
 type fleetCluster struct {
 	t                   *testing.T
+	fleet               *testenv.Fleet
 	server, node, ops   testenv.Host
 	evil                testenv.Host
 	dir, repoDir, ctrNS string
@@ -171,18 +172,33 @@ func (f *fleetCluster) status(u *user) reconciler.Status {
 	return st
 }
 
-// running counts the node's running replicas in containerd.
-func (f *fleetCluster) running() int {
+// fleetNodes are the nodes a fleet cluster may run (a containerd
+// namespace each).
+var fleetNodes = []string{"n1", "n2"}
+
+func (f *fleetCluster) nodeNS(node string) string { return f.ctrNS + "-" + node }
+
+// startAgent joins node from host h and runs its agent.
+func (f *fleetCluster) startAgent(h testenv.Host, node string, logs *lockedBuffer) *exec.Cmd {
+	return f.daemon(h, logs, "agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
+		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "none", "--heartbeat", "300ms")
+}
+
+// running counts n1's running replicas in containerd.
+func (f *fleetCluster) running() int { return f.runningOn("n1") }
+
+// runningOn counts the node's running replicas in containerd.
+func (f *fleetCluster) runningOn(node string) int {
 	cli, err := nodeagent.DialContainerd(context.Background(), f.sock)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer cli.Close()
-	rt, err := nodeagent.NewContainerd(cli, f.ctrNS, filepath.Join(f.dir, "probe"))
+	rt, err := nodeagent.NewContainerd(cli, f.nodeNS(node), filepath.Join(f.dir, "probe"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	reps, err := rt.List(namespaces.WithNamespace(context.Background(), f.ctrNS))
+	reps, err := rt.List(namespaces.WithNamespace(context.Background(), f.nodeNS(node)))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -204,11 +220,11 @@ func (f *fleetCluster) waitRunning(u *user, want int) {
 	})
 }
 
-func newFleetCluster(t *testing.T) *fleetCluster {
+func newFleetCluster(t *testing.T, serverArgs ...string) *fleetCluster {
 	sock := testenv.ContainerdSocket(t)
 	archive := testenv.HelloArchive(t)
 	fl := testenv.NewFleet(t)
-	f := &fleetCluster{t: t, server: fl.Host("server"), node: fl.Host("n1"), evil: fl.Host("evil"), ops: fl.Host("ops"),
+	f := &fleetCluster{t: t, fleet: fl, server: fl.Host("server"), node: fl.Host("n1"), evil: fl.Host("evil"), ops: fl.Host("ops"),
 		dir: t.TempDir(), serverLog: &lockedBuffer{}, sock: sock}
 	f.ctrNS = fmt.Sprintf("baton-attack-%d", time.Now().UnixNano()%1_000_000)
 	cli, err := nodeagent.DialContainerd(context.Background(), sock)
@@ -216,8 +232,10 @@ func newFleetCluster(t *testing.T) *fleetCluster {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	if _, err := nodeagent.Import(context.Background(), cli, f.ctrNS, archive); err != nil {
-		t.Fatal(err)
+	for _, node := range fleetNodes {
+		if _, err := nodeagent.Import(context.Background(), cli, f.nodeNS(node), archive); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { f.cleanupContainerd() })
 
@@ -230,8 +248,9 @@ func newFleetCluster(t *testing.T) *fleetCluster {
 	f.joinAddr = net.JoinHostPort(f.server.IP, "8421")
 	sdir := filepath.Join(f.dir, "server")
 	f.adminCreds = adminCredsPath(sdir)
-	f.daemon(f.server, f.serverLog, "server", "--repo", f.repoDir, "--branch", "main", "--poll", "200ms", "--data-dir", sdir,
-		"--nats-listen", f.server.IP+":4222", "--join-listen", f.joinAddr, "--api-listen", "", "--node-grace", "5s", "--id", "s1")
+	args := []string{"server", "--repo", f.repoDir, "--branch", "main", "--poll", "200ms", "--data-dir", sdir,
+		"--nats-listen", f.server.IP + ":4222", "--join-listen", f.joinAddr, "--api-listen", "", "--id", "s1"}
+	f.daemon(f.server, f.serverLog, append(args, serverArgs...)...)
 	testenv.WaitFor(t, 30*time.Second, "the server's admin credential", func() (bool, string) {
 		return fileExists(f.adminCreds), f.serverLog.String()
 	})
@@ -256,31 +275,32 @@ func (f *fleetCluster) cleanupContainerd() {
 		return
 	}
 	defer cli.Close()
-	rt, err := nodeagent.NewContainerd(cli, f.ctrNS, filepath.Join(f.dir, "n1"))
-	if err != nil {
-		return
-	}
-	ctx := context.Background()
-	if reps, err := rt.List(ctx); err == nil {
-		for _, r := range reps {
-			_ = rt.Stop(ctx, r.ID, time.Second)
+	for _, node := range fleetNodes {
+		rt, err := nodeagent.NewContainerd(cli, f.nodeNS(node), filepath.Join(f.dir, node))
+		if err != nil {
+			continue
 		}
+		ctx := context.Background()
+		if reps, err := rt.List(ctx); err == nil {
+			for _, r := range reps {
+				_ = rt.Stop(ctx, r.ID, time.Second)
+			}
+		}
+		nctx := namespaces.WithNamespace(ctx, f.nodeNS(node))
+		imgs, _ := cli.ImageService().List(nctx)
+		for _, img := range imgs {
+			_ = cli.ImageService().Delete(nctx, img.Name)
+		}
+		_ = cli.NamespaceService().Delete(ctx, f.nodeNS(node))
 	}
-	nctx := namespaces.WithNamespace(ctx, f.ctrNS)
-	imgs, _ := cli.ImageService().List(nctx)
-	for _, img := range imgs {
-		_ = cli.ImageService().Delete(nctx, img.Name)
-	}
-	_ = cli.NamespaceService().Delete(ctx, f.ctrNS)
 }
 
 func TestAttacks(t *testing.T) {
-	f := newFleetCluster(t)
+	f := newFleetCluster(t, "--node-grace", "5s")
 
 	// The node joins from its own machine, as an operator would join it.
 	nodeLog := &lockedBuffer{}
-	f.daemon(f.node, nodeLog, "agent", "--join", f.joinAddr, "--token", f.token(), "--node", "n1", "--data-dir", filepath.Join(f.dir, "n1"),
-		"--containerd", f.sock, "--namespace", f.ctrNS, "--network", "none", "--heartbeat", "300ms")
+	f.startAgent(f.node, "n1", nodeLog)
 	admin := f.as(f.ops, f.adminCreds)
 	f.waitRunning(admin, 1)
 

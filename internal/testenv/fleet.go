@@ -116,3 +116,10 @@ func (h Host) Listen(network, addr string) (net.Listener, error) {
 	})
 	return ln, err
 }
+
+// Cut unplugs host h from the switch (its link goes down: no packet in or
+// out, no connection closed), until Plug.
+func (f *Fleet) Cut(h Host) { f.ip(h.Name, "link", "set", "eth0", "down") }
+
+// Plug plugs host h back in.
+func (f *Fleet) Plug(h Host) { f.ip(h.Name, "link", "set", "eth0", "up") }
