@@ -61,8 +61,11 @@ func TestLeaderFailover(t *testing.T) {
 		return l == "s2", "leader " + l
 	})
 	takeover := time.Since(killed)
+	if takeover > 4*time.Second {
+		t.Errorf("takeover took %s with the default lease TTL %s", takeover, DefaultLeaseTTL)
+	}
 	c.converged(t, 3, hash2, "n1")
-	t.Logf("standby led %s after the leader was killed (lease TTL 3s); rollout finished %s after", takeover.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
+	t.Logf("standby led %s after the leader was killed (lease TTL %s); rollout finished %s after", takeover.Round(10*time.Millisecond), DefaultLeaseTTL, time.Since(killed).Round(10*time.Millisecond))
 
 	// Another takeover, with nothing to do: no replica moves or restarts.
 	before := c.tasks("n1")

@@ -163,7 +163,7 @@ func (c *cluster) startServer(id string) {
 	}
 	c.joinAddr[id] = ln.Addr().String()
 	o := serverOptions{repo: filepath.Join(c.dir, "repo"), branch: "main", poll: 100 * time.Millisecond,
-		dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: 3 * time.Second,
+		dataDir: filepath.Join(c.dir, "server-"+id), nodeGrace: c.nodeGrace, bucketReplicas: 1, id: id, leaseTTL: DefaultLeaseTTL,
 		bus: c.bus, join: joinOptions{listener: ln}}
 	for _, f := range c.serverOpts {
 		f(&o)

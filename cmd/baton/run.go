@@ -165,7 +165,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 
 // DefaultLeaseTTL is how long a dead leader keeps the lease: a standby takes
 // over within about this long.
-const DefaultLeaseTTL = 6 * time.Second
+const DefaultLeaseTTL = 2500 * time.Millisecond
 
 // lead runs the reconciler, the git source and the pin watcher while the
 // lease is held; it returns why leadership ended, once every goroutine it
