@@ -117,14 +117,15 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("restarted agent: replicas %v, want %v", after, before)
 	}
 
-	// Stop n1's agent: after the grace period its replicas run on n2.
+	// Stop n1's agent: its connection closes, and its replicas run on n2
+	// DisconnectGrace later (not after the node grace).
 	lostAt := time.Now()
 	c.stopAgent("n1")
 	testenv.WaitFor(t, 30*time.Second, "6 replicas on n2", func() (bool, string) {
 		n := c.running("n2", hash1)
 		return n == 6, fmt.Sprintf("n2 runs %d", n)
 	})
-	t.Logf("node n1 lost: its replicas ran on n2 %s later (node grace 8s)", time.Since(lostAt).Round(10*time.Millisecond))
+	t.Logf("node n1 lost: its replicas ran on n2 %s later (node grace 8s, disconnect grace 2s)", time.Since(lostAt).Round(10*time.Millisecond))
 	// n1 comes back: its superseded replicas are stopped, 6 in all remain.
 	c.startAgent("n1")
 	c.converged(t, 6, hash1, "n1", "n2")
