@@ -155,6 +155,10 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 		if isNull(expr) {
 			continue // an empty document, e.g. after a trailing "---"
 		}
+		if dups := duplicateKeys(file, expr); len(dups) > 0 {
+			*errs = append(*errs, dups...)
+			continue
+		}
 		v := ctx.BuildExpr(expr, cue.Filename(file))
 		if err := v.Err(); err != nil {
 			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
@@ -369,8 +373,14 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 			msg = "invalid YAML: " + msg
 		}
 		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
-			if allowed := fieldsOf(def, sel[:len(sel)-1]); allowed != "" {
-				msg += " (allowed: " + allowed + ")"
+			if allowed := fieldsOf(def, sel[:len(sel)-1]); len(allowed) > 0 {
+				// Kubernetes matches field names exactly; so does Baton.
+				for _, a := range allowed {
+					if strings.EqualFold(a, sel[len(sel)-1]) {
+						msg += ": did you mean " + a + "?"
+					}
+				}
+				msg += " (allowed: " + strings.Join(allowed, ", ") + ")"
 			}
 		}
 		out := &Error{File: file, Field: p, Msg: msg}
@@ -410,26 +420,42 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 
 // fieldsOf lists the regular and optional fields of def at the selector path
 // (list indices match any element).
-func fieldsOf(def cue.Value, sel []string) string {
-	var path []cue.Selector
+func fieldsOf(def cue.Value, sel []string) []string {
+	v := def
 	for _, s := range sel {
-		if strings.Trim(s, "0123456789") == "" {
-			path = append(path, cue.AnyIndex)
-		} else {
-			path = append(path, cue.Str(s))
+		if strings.Trim(s, "0123456789") != "" {
+			next := v.LookupPath(cue.MakePath(cue.Str(s)))
+			if !next.Exists() { // an optional field
+				next = v.LookupPath(cue.MakePath(cue.Str(s).Optional()))
+			}
+			v = next
+			continue
 		}
+		// A list's element; through a conjunction with a list builtin
+		// ([...#T] & list.MinItems(1)) when the list has one.
+		next := v.LookupPath(cue.MakePath(cue.AnyIndex))
+		if op, args := v.Expr(); !next.Exists() && op == cue.AndOp {
+			for _, a := range args {
+				if e := a.LookupPath(cue.MakePath(cue.AnyIndex)); e.Exists() {
+					next = e
+				}
+			}
+		}
+		if !next.Exists() { // [#T, ...#T]: the first element's type
+			next = v.LookupPath(cue.MakePath(cue.Index(0)))
+		}
+		v = next
 	}
-	v := def.LookupPath(cue.MakePath(path...))
 	it, err := v.Fields(cue.Optional(true))
 	if err != nil {
-		return ""
+		return nil
 	}
 	var names []string
 	for it.Next() {
 		names = append(names, it.Selector().Unquoted())
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
 }
 
 // indexPath turns "containers.0.image" into "containers[0].image".

@@ -1,0 +1,51 @@
+package desired
+
+import (
+	"fmt"
+	"strconv"
+
+	"cuelang.org/go/cue/ast"
+)
+
+// duplicateKeys finds the keys that appear twice in one mapping of a YAML
+// document: Kubernetes refuses them (a YAML mapping's keys are unique),
+// where unifying them would merge equal values silently or report
+// "conflicting values". Each is named with both lines.
+func duplicateKeys(file string, expr ast.Expr) Errors {
+	var errs Errors
+	var walk func(e ast.Expr, path string)
+	walk = func(e ast.Expr, path string) {
+		switch x := e.(type) {
+		case *ast.StructLit:
+			seen := map[string]*ast.Field{}
+			for _, d := range x.Elts {
+				f, ok := d.(*ast.Field)
+				if !ok {
+					continue
+				}
+				name, _, err := ast.LabelName(f.Label)
+				if err != nil {
+					continue
+				}
+				p := name
+				if path != "" {
+					p = path + "." + name
+				}
+				if first, dup := seen[name]; dup {
+					pos := f.Label.Pos()
+					errs = append(errs, &Error{File: file, Line: pos.Line(), Col: pos.Column(), Field: p,
+						Msg: fmt.Sprintf("duplicate key %q (also on line %d): a mapping's keys must be unique", name, first.Label.Pos().Line())})
+					continue
+				}
+				seen[name] = f
+				walk(f.Value, p)
+			}
+		case *ast.ListLit:
+			for i, el := range x.Elts {
+				walk(el, path+"["+strconv.Itoa(i)+"]")
+			}
+		}
+	}
+	walk(expr, "")
+	return errs
+}
