@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,13 +51,22 @@ type Options struct {
 	MaxFileBytes, MaxTotalBytes int
 }
 
-// IsManifest reports whether a file name is one the loader reads.
+// IsManifest reports whether a file name is one the loader reads: YAML,
+// CUE and JSON (a JSON file that names no apiVersion, such as a
+// package.json, is not a manifest and is skipped: see jsonManifest).
 func IsManifest(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
-	case ".yaml", ".yml", ".cue":
+	case ".yaml", ".yml", ".cue", ".json":
 		return true
 	}
 	return false
+}
+
+// jsonManifest reports whether a .json file is meant as a manifest (it
+// names an apiVersion somewhere); other JSON files of a repository (tool
+// configurations) are skipped, as files of other kinds are.
+func jsonManifest(name string, data []byte) bool {
+	return !strings.EqualFold(filepath.Ext(name), ".json") || bytes.Contains(data, []byte(`"apiVersion"`))
 }
 
 // Load renders the desired state from the files of one revision, keyed by

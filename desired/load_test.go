@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -297,7 +298,7 @@ func TestLoadBadInput(t *testing.T) {
 			"b.yaml": "apiVersion: baton.dev/v1\nkind: SealedSecret\nmetadata: {name: s}\nspec: {encryptedData: {}}\n"}, `SealedSecret "s" is already defined at a.yaml:1`},
 		{"runAsNonRoot without a user", map[string]string{"w.yaml": dep("          securityContext: {runAsNonRoot: true}\n")},
 			"securityContext.runAsNonRoot: needs a non-zero runAsUser"},
-		{"unknown capability shape", map[string]string{"w.yaml": dep("          securityContext: {capabilities: {add: [sys_admin]}}\n")},
+		{"unknown capability shape", map[string]string{"w.yaml": dep("          securityContext: {capabilities: {add: [sys-admin]}}\n")},
 			"securityContext.capabilities.add[0]: invalid value"},
 		{"two volume sources", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, emptyDir: {}, hostPath: {path: /x}}]\n      containers:", 1)},
 			"a volume needs exactly one of"},
@@ -369,5 +370,63 @@ spec: {selector: {app: n}, ports: [{port: 80, targetPort: 8080}]}
 				t.Fatalf("%s: decoded from JSON:\n%s\nby cue:\n%s", dir, a, b)
 			}
 		}
+	}
+}
+
+// What `kubectl create deployment web --image=nginx --dry-run=client -o
+// yaml` writes loads unchanged; capability names in any case are taken in
+// upper case, as the runtimes take them.
+func TestLoadKubectlDryRun(t *testing.T) {
+	st, err := Load(map[string][]byte{"web.yaml": []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  creationTimestamp: null
+  labels:
+    app: web
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  strategy: {}
+  template:
+    metadata:
+      creationTimestamp: null
+      labels:
+        app: web
+    spec:
+      containers:
+      - image: nginx:1.27
+        name: nginx
+        resources: {}
+        securityContext:
+          capabilities:
+            drop: [all]
+status: {}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := st.Workloads[0].Pod.Containers[0].SecurityContext
+	if sc == nil || !slices.Equal(sc.CapDrop, []string{"ALL"}) {
+		t.Fatalf("capabilities: %+v", sc)
+	}
+}
+
+// JSON manifests are read (JSON is YAML); other JSON files are skipped.
+func TestLoadJSON(t *testing.T) {
+	st, err := Load(map[string][]byte{
+		"web.json":     []byte(`{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": "1"}}`),
+		"package.json": []byte(`{"name": "site", "version": "1.0.0"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ConfigMaps) != 1 || st.ConfigMaps[0].Name != "web" {
+		t.Fatalf("config maps: %+v", st.ConfigMaps)
+	}
+	if _, err := Load(map[string][]byte{"bad.json": []byte(`{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": 1}}`)}); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Fatalf("a bad JSON manifest: %v", err)
 	}
 }

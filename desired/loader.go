@@ -98,7 +98,7 @@ func units(files map[string][]byte, opts Options) ([]unit, error) {
 	var paths []string
 	total := 0
 	for p, b := range files {
-		if IsManifest(p) {
+		if IsManifest(p) && jsonManifest(p, b) {
 			total += len(b)
 			paths = append(paths, p)
 		}

@@ -276,7 +276,8 @@ func (n *norm) container(f string, c k8sContainer) Container {
 			ReadOnlyRootFilesystem: sc.ReadOnlyRootFilesystem, Privileged: sc.Privileged,
 			AllowPrivilegeEscalation: sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation}
 		if sc.Capabilities != nil {
-			out.SecurityContext.CapAdd, out.SecurityContext.CapDrop = sc.Capabilities.Add, sc.Capabilities.Drop
+			// Names in any case (drop: [all]), as the runtimes take them.
+			out.SecurityContext.CapAdd, out.SecurityContext.CapDrop = upper(sc.Capabilities.Add), upper(sc.Capabilities.Drop)
 		}
 		if sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
 			n.fail(f+".securityContext.runAsNonRoot", "needs a non-zero runAsUser (Baton does not inspect the image's user)")
@@ -564,4 +565,16 @@ func decode[T any](v cue.Value, errs *Errors, d document) (T, bool) {
 		return out, false
 	}
 	return out, true
+}
+
+// upper is names in upper case (nil stays nil).
+func upper(names []string) []string {
+	if names == nil {
+		return nil
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.ToUpper(n)
+	}
+	return out
 }

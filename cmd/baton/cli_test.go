@@ -59,7 +59,8 @@ func TestValidateAndRender(t *testing.T) {
 		t.Fatalf("render: %v\n%s", err, out)
 	}
 	out, _, err = run(t, "render", "../../desired/testdata/k8s")
-	if err != nil || !strings.Contains(out, "name: nginx-deployment") {
+	// Quantities print as the integers they are (64Mi), not 6.7108864e+07.
+	if err != nil || !strings.Contains(out, "name: nginx-deployment") || !strings.Contains(out, "memoryBytes: 67108864") {
 		t.Fatalf("render yaml: %v\n%s", err, out)
 	}
 }

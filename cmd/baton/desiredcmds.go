@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,10 +124,14 @@ func writeState(w io.Writer, st *desired.State, format string) error {
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	case "yaml":
+		// Numbers stay as written (64Mi is 67108864, not 6.7108864e+07).
 		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
 			return err
 		}
+		v = yamlNumbers(v)
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
 		defer enc.Close()
@@ -234,4 +239,26 @@ func secretCmd() *cobra.Command {
 	_ = seal.MarkFlagRequired("name")
 	cmd.AddCommand(keygen, seal)
 	return cmd
+}
+
+// yamlNumbers turns the json.Numbers of v into int64 (or float64 when they
+// have a fraction), so YAML prints integers as integers.
+func yamlNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = yamlNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = yamlNumbers(e)
+		}
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
 }
