@@ -3,6 +3,8 @@ package nodeagent
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +13,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/distribution/reference"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,7 +34,10 @@ type ImageStore interface {
 }
 
 // ObjectImageStore is the ImageStore in a JetStream object store.
-type ObjectImageStore struct{ obs jetstream.ObjectStore }
+type ObjectImageStore struct {
+	obs jetstream.ObjectStore
+	js  jetstream.JetStream
+}
 
 // OpenImageStore opens (creating it if needed) the image bucket.
 func OpenImageStore(ctx context.Context, js jetstream.JetStream, replicas int) (*ObjectImageStore, error) {
@@ -39,21 +46,51 @@ func OpenImageStore(ctx context.Context, js jetstream.JetStream, replicas int) (
 	if err != nil {
 		return nil, fmt.Errorf("open object store %q: %w", ImageBucket, err)
 	}
-	return &ObjectImageStore{obs: obs}, nil
+	return &ObjectImageStore{obs: obs, js: js}, nil
 }
 
-// Fetch implements ImageStore.
+// Fetch implements ImageStore. It reads the object with direct gets only
+// (its metadata, then its chunks one by one) and checks its digest: no
+// consumer is made, so nodes need no right to make one (a consumer's
+// delivery subject is not checked against its maker's permissions).
 func (s *ObjectImageStore) Fetch(ctx context.Context, ref string, w io.Writer) error {
-	res, err := s.obs.Get(ctx, ref)
+	info, err := s.obs.GetInfo(ctx, ref)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("%w: %s is not in the cluster's image store", ErrImageNotFound, ref)
 	}
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
-	defer res.Close()
-	if _, err := io.Copy(w, io.LimitReader(res, MaxArchiveBytes)); err != nil {
-		return fmt.Errorf("image store: read %s: %w", ref, err)
+	if info.Size > MaxArchiveBytes {
+		return fmt.Errorf("image store: %s is %d bytes, more than %d", ref, info.Size, MaxArchiveBytes)
+	}
+	st, err := s.js.Stream(ctx, "OBJ_"+ImageBucket)
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	subject := "$O." + ImageBucket + ".C." + info.NUID
+	sum := sha256.New()
+	var seq, read uint64
+	for n := uint32(0); n < info.Chunks; n++ {
+		m, err := st.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return fmt.Errorf("image store: read %s (chunk %d of %d): %w", ref, n+1, info.Chunks, err)
+		}
+		seq = m.Sequence
+		read += uint64(len(m.Data))
+		if read > info.Size {
+			return fmt.Errorf("image store: %s: more data than its %d bytes", ref, info.Size)
+		}
+		sum.Write(m.Data)
+		if _, err := w.Write(m.Data); err != nil {
+			return fmt.Errorf("image store: write %s: %w", ref, err)
+		}
+	}
+	if read != info.Size {
+		return fmt.Errorf("image store: %s: %d bytes read, %d stored", ref, read, info.Size)
+	}
+	if want := "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil)); info.Digest != want {
+		return fmt.Errorf("image store: %s: digest mismatch", ref)
 	}
 	return nil
 }
@@ -162,8 +199,11 @@ func (r *Containerd) SetImageStore(store ImageStore) { r.images = store }
 
 // LazyImageStore opens the image bucket at each fetch, so an agent started
 // before the bucket exists (the server creates it) finds it later, and never
-// changes its settings.
-type LazyImageStore struct{ JS jetstream.JetStream }
+// changes its settings. NC hears the servers announce pushed images.
+type LazyImageStore struct {
+	JS jetstream.JetStream
+	NC *nats.Conn
+}
 
 // Fetch implements ImageStore.
 func (l LazyImageStore) Fetch(ctx context.Context, ref string, w io.Writer) error {
@@ -174,7 +214,7 @@ func (l LazyImageStore) Fetch(ctx context.Context, ref string, w io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
-	return (&ObjectImageStore{obs: obs}).Fetch(ctx, ref, w)
+	return (&ObjectImageStore{obs: obs, js: l.JS}).Fetch(ctx, ref, w)
 }
 
 // ExistingImageStore opens the image bucket, creating it with replicas when
@@ -187,36 +227,60 @@ func ExistingImageStore(ctx context.Context, js jetstream.JetStream, replicas in
 	if err != nil {
 		return nil, fmt.Errorf("open object store %q: %w", ImageBucket, err)
 	}
-	return &ObjectImageStore{obs: obs}, nil
+	return &ObjectImageStore{obs: obs, js: js}, nil
 }
 
 // Watch announces the images pushed to the store from now on (their
-// normalized references), until ctx ends; it waits for the bucket when the
-// cluster has none yet. The channel is closed when ctx ends.
+// normalized references), as the servers relay them on
+// protocol.ImagesPushedSubject, until ctx ends; the channel is closed then.
 func (l LazyImageStore) Watch(ctx context.Context) <-chan string {
 	out := make(chan string, 16)
+	msgs := make(chan *nats.Msg, 64)
+	sub, err := l.NC.ChanSubscribe(protocol.ImagesPushedSubject, msgs)
 	go func() {
 		defer close(out)
-		for ctx.Err() == nil {
-			if obs, err := l.JS.ObjectStore(ctx, ImageBucket); err == nil {
-				if w, err := obs.Watch(ctx, jetstream.UpdatesOnly()); err == nil {
-					for info := range w.Updates() {
-						if info == nil || info.Deleted {
-							continue
-						}
-						select {
-						case out <- info.Name:
-						case <-ctx.Done():
-						}
-					}
-					_ = w.Stop()
-				}
-			}
+		if err != nil {
+			return
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		for {
 			select {
 			case <-ctx.Done():
-			case <-time.After(5 * time.Second):
+				return
+			case m := <-msgs:
+				name := string(m.Data)
+				if len(name) == 0 || len(name) > 4096 {
+					continue
+				}
+				select {
+				case out <- name:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 	}()
 	return out
+}
+
+// RelayPushes announces every image pushed to the store on
+// protocol.ImagesPushedSubject, until ctx ends: a server runs it, so nodes
+// hear of pushes without watching the store themselves.
+func RelayPushes(ctx context.Context, js jetstream.JetStream, nc *nats.Conn) {
+	for ctx.Err() == nil {
+		if obs, err := js.ObjectStore(ctx, ImageBucket); err == nil {
+			if w, err := obs.Watch(ctx, jetstream.UpdatesOnly()); err == nil {
+				for info := range w.Updates() {
+					if info != nil && !info.Deleted {
+						_ = nc.Publish(protocol.ImagesPushedSubject, []byte(info.Name))
+					}
+				}
+				_ = w.Stop()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

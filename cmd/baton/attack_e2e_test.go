@@ -367,9 +367,13 @@ func TestAttacks(t *testing.T) {
 		refused(t, evil, "baton.node.n1.heartbeat", func() error { return evil.nc.Publish(protocol.HeartbeatSubject("n1"), hb) })
 	})
 
-	t.Run("writes into KV", func(t *testing.T) {
+	t.Run("writes into KV, consumers delivering anywhere", func(t *testing.T) {
 		for _, u := range []*user{evil, admin} {
-			for _, subj := range []string{"$KV.baton-leader.lease", "$KV.baton-state.pin", "$JS.API.STREAM.DELETE.KV_baton-leader", "$JS.API.STREAM.PURGE.KV_baton-state"} {
+			// A consumer on the image store delivering onto n1's commands
+			// would bypass the subject permissions: no role but the
+			// server's may make consumers.
+			for _, subj := range []string{"$KV.baton-leader.lease", "$KV.baton-state.pin", "$JS.API.STREAM.DELETE.KV_baton-leader", "$JS.API.STREAM.PURGE.KV_baton-state",
+				"$JS.API.CONSUMER.CREATE.OBJ_baton-images.evil", "$JS.API.CONSUMER.DURABLE.CREATE.OBJ_baton-images.evil"} {
 				refused(t, u, subj, func() error { return u.nc.Publish(subj, []byte(`{}`)) })
 			}
 		}

@@ -65,6 +65,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if _, err := nodeagent.ExistingImageStore(ctx, js, o.bucketReplicas); err != nil {
 		return err
 	}
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
+	go nodeagent.RelayPushes(relayCtx, js, nc)
 	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")}
 	if err := o.git.apply(&gcfg); err != nil {
 		return err
@@ -325,7 +328,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return fmt.Errorf("--network %q: want cni or none", o.network)
 	}
 	if js, err := jetstream.New(nc); err == nil {
-		rt.SetImageStore(nodeagent.LazyImageStore{JS: js})
+		rt.SetImageStore(nodeagent.LazyImageStore{JS: js, NC: nc})
 	}
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,

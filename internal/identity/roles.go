@@ -51,16 +51,16 @@ const (
 	imageObjs   = "$O.baton-images.>"
 )
 
-// imageRead are the JetStream API subjects that read (and watch) the image
-// object store, and nothing else.
+// imageRead are the JetStream API subjects that read the image object store
+// (stream info and direct gets), and nothing else.
 var imageRead = []string{
 	"$JS.API.STREAM.INFO." + imageStream,
 	"$JS.API.STREAM.MSG.GET." + imageStream,
+	"$JS.API.DIRECT.GET." + imageStream,
 	"$JS.API.DIRECT.GET." + imageStream + ".>",
-	"$JS.API.CONSUMER.CREATE." + imageStream + ".>",
-	"$JS.API.CONSUMER.DELETE." + imageStream + ".>",
-	"$JS.API.CONSUMER.INFO." + imageStream + ".>",
-	"$JS.API.CONSUMER.MSG.NEXT." + imageStream + ".>",
+	// No consumer: a consumer's delivery subject is not checked against
+	// its maker's permissions, so making one could deliver the store's
+	// data onto a node's command subject.
 }
 
 // imageWrite adds what pushing an image needs: its chunks and metadata, and
@@ -86,6 +86,7 @@ func agentTemplate() jwt.UserPermissionLimits {
 		"baton.node.{{name()}}.cmd",
 		"baton.node.{{name()}}.logs",
 		resync,
+		"baton.images.pushed",
 		"_I.agent.{{name()}}.>",
 		// A log follower's keep-alive, on its own inbox (new-style and
 		// old-style nats.go inboxes).

@@ -41,6 +41,9 @@ const (
 	TokenSubject      = "baton.api.admin.token"
 	NodeRemoveSubject = "baton.api.admin.node.rm"
 	UserRemoveSubject = "baton.api.admin.user.rm"
+	// ImagesPushedSubject is where servers announce an image pushed to the
+	// image store (its reference): nodes waiting for it try at once.
+	ImagesPushedSubject = "baton.images.pushed"
 	// NodeControlSubject cordons, drains or uncordons a node (any server).
 	NodeControlSubject = "baton.api.admin.node.control"
 	CredentialsSubject = "baton.api.read.credentials"
