@@ -180,7 +180,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// handler is called too, and put back when the agent stops.
 	prev := a.cfg.NATS.ReconnectHandler()
 	a.cfg.NATS.SetReconnectHandler(func(nc *nats.Conn) {
-		log.Info().Msg("reconnected to nats: sending a full report")
+		log.Info().Msg("reconnected to nats: sending a heartbeat and a full report")
+		// A heartbeat now: the reconciler heard of the disconnection and
+		// counts the node lost if it is not heard from within seconds.
+		go a.heartbeat(ctx)
 		select {
 		case resync <- struct{}{}:
 		default:

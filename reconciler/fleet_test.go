@@ -189,7 +189,7 @@ func joinAll(tb testing.TB, ctx context.Context, id *identity.Identity, s *serve
 	dir := tb.TempDir()
 	return func(i int) []nats.Option {
 		creds := filepath.Join(dir, names[i], "node.creds")
-		j, err := join.Join(ctx, hs.Listener.Addr().String(), tokens[i], names[i], creds)
+		j, err := join.Join(ctx, hs.Listener.Addr().String(), tokens[i], []identity.Role{identity.RoleAgent}, names[i], creds)
 		if err != nil {
 			tb.Error(err)
 			return nil

@@ -147,6 +147,7 @@ type inbox struct {
 	lines      []string // events of other goroutines (the git worker)
 	forget     []string // nodes removed (baton node rm)
 	disconnect map[string]time.Time
+	connect    map[string]time.Time
 	controls   *map[string]store.NodeControl
 }
 
@@ -196,6 +197,18 @@ func (r *Reconciler) NodeDisconnected(node string, at time.Time) {
 	r.kick()
 	// A pass right when the grace ends, not at the next resync.
 	time.AfterFunc(time.Until(at.Add(DisconnectGrace+50*time.Millisecond)), r.kick)
+}
+
+// NodeConnected records that node connected to the bus at at: a
+// disconnection before it no longer counts.
+func (r *Reconciler) NodeConnected(node string, at time.Time) {
+	r.mb.mu.Lock()
+	if r.mb.connect == nil {
+		r.mb.connect = map[string]time.Time{}
+	}
+	r.mb.connect[node] = at
+	r.mb.mu.Unlock()
+	r.kick()
 }
 
 // SetNodeControls sets the cordoned and draining nodes (all of them) for

@@ -262,11 +262,13 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		}
 		st.nodes = nodes
 	}
-	if len(mb.disconnect) > 0 {
+	if len(mb.disconnect) > 0 || len(mb.connect) > 0 {
+		// The bus's own events, in the order it sent them: a connection
+		// after the disconnection clears it.
 		nodes := maps.Clone(st.nodes)
 		for name, at := range mb.disconnect {
 			n, ok := nodes[name]
-			if !ok || (!n.view.LastHeartbeat.IsZero() && n.view.LastHeartbeat.After(at)) {
+			if !ok || !mb.connect[name].Before(at) && !mb.connect[name].IsZero() {
 				continue
 			}
 			c := *n
@@ -274,6 +276,14 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			nodes[name] = &c
 			st.views[name] = c.view
 			r.events(fmt.Sprintf("node %s disconnected from the bus: lost in %s unless it comes back", name, DisconnectGrace))
+		}
+		for name, at := range mb.connect {
+			if n, ok := nodes[name]; ok && !n.view.Disconnected.IsZero() && at.After(n.view.Disconnected) {
+				c := *n
+				c.view.Disconnected = time.Time{}
+				nodes[name] = &c
+				st.views[name] = c.view
+			}
 		}
 		st.nodes = nodes
 	}
@@ -286,7 +296,7 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		n := *nodeOf(nodes, name)
 		n.hb = hb.msg
 		n.view.LastHeartbeat = hb.at
-		if hb.at.After(n.view.Disconnected) {
+		if heardSince(hb.at, n.view.Disconnected) {
 			n.view.Disconnected = time.Time{} // back on the bus
 		}
 		n.view.Labels, n.view.Allocatable = hb.msg.Labels, hb.msg.Capacity
@@ -314,6 +324,9 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			}
 		}
 		n.view.Replicas, n.view.Volumes, n.view.ReportTime = rep.msg.Replicas, rep.msg.Volumes, rep.at
+		if heardSince(rep.at, n.view.Disconnected) {
+			n.view.Disconnected = time.Time{} // back on the bus
+		}
 		nodes[name] = &n
 		// A stop is done when a report that came after it no longer shows
 		// the replica; until then it is not sent again.
@@ -339,6 +352,14 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	if resync {
 		_ = r.resync() // a node heartbeats but has not reported: ask for it
 	}
+}
+
+// heardSince reports whether a node's message received at at shows it back
+// after a disconnection: well after it (a message sent before the
+// connection closed may be handled a little after the bus's event, which
+// comes on another connection); the bus's connect event is the prompt way.
+func heardSince(at, disconnected time.Time) bool {
+	return !disconnected.IsZero() && at.After(disconnected.Add(time.Second))
 }
 
 func nodeOf(nodes map[string]*nodeState, name string) *nodeState {

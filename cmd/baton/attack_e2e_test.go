@@ -37,6 +37,8 @@ import (
 // attack must fail closed, be logged, and crash nothing; after them all the
 // cluster still follows its repository.
 
+var agentRole = []identity.Role{identity.RoleAgent}
+
 // fleetCluster is the suite's cluster.
 type fleetCluster struct {
 	t                   *testing.T
@@ -308,7 +310,7 @@ func TestAttacks(t *testing.T) {
 	// that it joined with a token it was given.
 	evilDir := filepath.Join(f.dir, "evil")
 	dialEvil := func(ctx context.Context, network, addr string) (net.Conn, error) { return f.evil.Dial(network, addr) }
-	if _, err := join.JoinVia(context.Background(), dialEvil, f.joinAddr, f.token(), "evil", nodeCredsPath(evilDir)); err != nil {
+	if _, err := join.JoinVia(context.Background(), dialEvil, f.joinAddr, f.token(), agentRole, "evil", nodeCredsPath(evilDir)); err != nil {
 		t.Fatal(err)
 	}
 	evil := f.as(f.evil, nodeCredsPath(evilDir))
@@ -415,7 +417,7 @@ func TestAttacks(t *testing.T) {
 	t.Run("tokens: wrong, expired, used twice, for another CA", func(t *testing.T) {
 		dialOps := func(ctx context.Context, network, addr string) (net.Conn, error) { return f.ops.Dial(network, addr) }
 		tryJoin := func(tok, name string) error {
-			_, err := join.JoinVia(context.Background(), dialOps, f.joinAddr, tok, name, filepath.Join(t.TempDir(), "n.creds"))
+			_, err := join.JoinVia(context.Background(), dialOps, f.joinAddr, tok, agentRole, name, filepath.Join(t.TempDir(), "n.creds"))
 			return err
 		}
 		tok := f.token()
@@ -466,7 +468,7 @@ func TestAttacks(t *testing.T) {
 		go func() { _ = srv.Serve(tls.NewListener(ln, tc)) }()
 		defer srv.Close()
 		dialOps := func(ctx context.Context, network, addr string) (net.Conn, error) { return f.ops.Dial(network, addr) }
-		_, err = join.JoinVia(context.Background(), dialOps, f.evil.IP+":8421", f.token(), "x5", filepath.Join(t.TempDir(), "n.creds"))
+		_, err = join.JoinVia(context.Background(), dialOps, f.evil.IP+":8421", f.token(), agentRole, "x5", filepath.Join(t.TempDir(), "n.creds"))
 		if err == nil || !strings.Contains(err.Error(), "not from the CA the token pins") {
 			t.Fatalf("joined through an impostor: %v", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,8 +46,17 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 		port = a.Port
 	}
 	auth := &join.Authority{ID: sb.id, Store: st, NATS: sb.ns, NATSPort: port, AgentTTL: o.agentTTL}
-	// Root's admin credential is listed and revoked by name as any other.
+	// Root's admin credential and this process's own agent are listed,
+	// and their names held, as any other's: a token cannot take over the
+	// node of baton up, and node rm revokes it.
+	locals := []*identity.Credential{}
 	if c, err := identity.ReadCreds(adminCredsPath(sb.dataDir)); err == nil {
+		locals = append(locals, c)
+	}
+	sb.mu.Lock()
+	locals = append(locals, sb.agents...)
+	sb.mu.Unlock()
+	for _, c := range locals {
 		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
 		if err := st.Record(ctx, rec); err != nil {
 			return nil, nil, err
@@ -114,6 +124,9 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 			if err != nil {
 				return nil, coded(err)
 			}
+			if n == 0 {
+				return nil, coded(fmt.Errorf("%w: no node named %s holds a credential (baton node ls)", join.ErrNotJoined, req.Name))
+			}
 			forget(req.Name)
 			return map[string]string{"node": req.Name, "revoked": strconv.Itoa(n)}, nil
 		},
@@ -156,11 +169,19 @@ func watchDisconnects(ctx context.Context, sb *secureBus, leader func() *reconci
 		return nil, fmt.Errorf("connect to the system account: %w", err)
 	}
 	log := zerolog.Ctx(ctx)
-	subject := "$SYS.ACCOUNT." + sb.id.AccountPublicKey() + ".DISCONNECT"
-	_, err = nc.Subscribe(subject, func(m *nats.Msg) {
-		var ev server.DisconnectEventMsg
+	// The events come on one subscription, in the order the server sent
+	// them; a node's disconnection counts only if it is of its latest
+	// connection (a restarted agent may connect before the old one's
+	// connection is closed).
+	latest := map[string]uint64{} // node → client ID of its newest connection
+	_, err = nc.Subscribe("$SYS.ACCOUNT."+sb.id.AccountPublicKey()+".*", func(m *nats.Msg) {
+		connect := strings.HasSuffix(m.Subject, ".CONNECT")
+		if !connect && !strings.HasSuffix(m.Subject, ".DISCONNECT") {
+			return
+		}
+		var ev server.DisconnectEventMsg // a connect event has the same fields but Reason
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			log.Warn().Err(err).Msg("disconnect event: not understood")
+			log.Warn().Err(err).Str("subject", m.Subject).Msg("connection event: not understood")
 			return
 		}
 		if !slices.Contains(ev.Client.Tags, "role:"+string(identity.RoleAgent)) {
@@ -170,9 +191,18 @@ func watchDisconnects(ctx context.Context, sb *secureBus, leader func() *reconci
 		if err != nil || who.Role != identity.RoleAgent || !identity.ValidName(who.Name) {
 			return
 		}
-		log.Info().Str("node", who.Name).Str("reason", ev.Reason).Msg("agent disconnected")
-		if rec := leader(); rec != nil {
-			rec.NodeDisconnected(who.Name, ev.Time)
+		rec := leader()
+		switch {
+		case connect:
+			latest[who.Name] = ev.Client.ID
+			if rec != nil {
+				rec.NodeConnected(who.Name, ev.Time)
+			}
+		case latest[who.Name] == 0 || latest[who.Name] == ev.Client.ID:
+			log.Info().Str("node", who.Name).Str("reason", ev.Reason).Msg("agent disconnected")
+			if rec != nil {
+				rec.NodeDisconnected(who.Name, ev.Time)
+			}
 		}
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -60,6 +61,9 @@ type secureBus struct {
 	ns      *server.Server
 	id      *identity.Identity
 	dataDir string // where admin.creds and ca.crt are
+
+	mu     sync.Mutex
+	agents []*identity.Credential // in-process agents' credentials, recorded by name at the join store
 }
 
 // startSecureNATS opens the cluster identity in dataDir (making it on a
@@ -138,6 +142,11 @@ func (b *secureBus) local(role identity.Role, name string, opts ...nats.Option) 
 	c, err := b.id.Local(role, name)
 	if err != nil {
 		return nil, err
+	}
+	if role == identity.RoleAgent {
+		b.mu.Lock()
+		b.agents = append(b.agents, c)
+		b.mu.Unlock()
 	}
 	opts = append(append([]nats.Option{nats.InProcessServer(b.ns), nats.Name("baton-" + string(role) + "-" + name)}, c.Options()...), opts...)
 	nc, err := nats.Connect("", opts...)

@@ -281,12 +281,9 @@ func loginCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			j, err := join.Join(ctx, args[0], token, name, creds)
+			j, err := join.Join(ctx, args[0], token, []identity.Role{identity.RoleAdmin, identity.RoleViewer}, name, creds)
 			if err != nil {
 				return err
-			}
-			if j.Credential.Role == identity.RoleAgent {
-				return fmt.Errorf("that was an agent token: use it with baton agent --join")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s credential for %s written to %s (CA: %s)\n", j.Credential.Role, name, creds, j.CAPath)
 			fmt.Fprintf(cmd.OutOrStdout(), "Use it: export BATON_CREDS=%s BATON_NATS=%s\n", creds, j.NATSURL)
@@ -323,7 +320,7 @@ func joinOnce(ctx context.Context, bus busFlags, addr, token, node, dataDir stri
 			return bus, fmt.Errorf("--join needs --token (baton token create, on a server)")
 		}
 		jctx, cancel := context.WithTimeout(ctx, time.Minute)
-		j, err := join.Join(jctx, addr, token, node, credsPath)
+		j, err := join.Join(jctx, addr, token, []identity.Role{identity.RoleAgent}, node, credsPath)
 		cancel()
 		if err != nil {
 			return bus, err

@@ -152,3 +152,11 @@ func (id *Identity) Revoke(userPub string) error {
 
 // ValidName reports whether name can name a credential (and a node).
 func ValidName(name string) bool { return names.MatchString(name) }
+
+// Revoked reports whether userPub was revoked.
+func (id *Identity) Revoked(userPub string) bool {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	_, ok := id.revoked[userPub]
+	return ok
+}

@@ -2,14 +2,17 @@ package join
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
@@ -99,6 +102,13 @@ type Request struct {
 	Token     string `json:"token"`
 	Name      string `json:"name"`
 	PublicKey string `json:"publicKey"`
+	// Signature is the token signed with the key's private half (base64):
+	// the joiner holds the key it asks a credential for.
+	Signature string `json:"signature"`
+	// Roles are the roles the joiner expects (an agent: agent; an
+	// operator: admin or viewer): a token of another role is refused
+	// before it is used up.
+	Roles []identity.Role `json:"roles"`
 }
 
 // Answer is the credential made for a join.
@@ -124,6 +134,9 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
 		return Answer{}, fmt.Errorf("%w: not a user public key", ErrBadRequest)
 	}
+	if err := verifyPossession(req); err != nil {
+		return Answer{}, err
+	}
 	if !identity.ValidName(req.Name) {
 		return Answer{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
 	}
@@ -134,11 +147,17 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	if err != nil {
 		return Answer{}, err
 	}
+	if !slices.Contains(req.Roles, rec.Role) {
+		return Answer{}, fmt.Errorf("%w: this is a%s %s token; it was used as one for %v (it is still valid)", ErrBadRequest, article(rec.Role), rec.Role, req.Roles)
+	}
 	if err := a.Store.claimName(ctx, rec.Role, req.Name, req.PublicKey); err != nil {
 		return Answer{}, err
 	}
+	// From here a failure gives the name back, whatever the request's
+	// deadline did.
+	undo := func() { a.Store.releaseName(context.WithoutCancel(ctx), rec.Role, req.Name) }
 	if _, err = a.Store.redeem(ctx, t, a.now()); err != nil {
-		a.Store.releaseName(ctx, rec.Role, req.Name)
+		undo()
 		return Answer{}, err
 	}
 	var ttl time.Duration
@@ -148,13 +167,17 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	now := a.now()
 	j, err := a.ID.Issue(rec.Role, req.Name, req.PublicKey, ttl)
 	if err != nil {
+		undo()
 		return Answer{}, err
 	}
 	c := Credential{PublicKey: req.PublicKey, Role: rec.Role, Name: req.Name, Joined: now}
 	if ttl > 0 {
 		c.Expires = now.Add(ttl)
 	}
-	if err := a.Store.put(ctx, credKey(req.PublicKey), c); err != nil {
+	// A key joins once: a record of it made by another join is never
+	// replaced (it would move that node's renewals and removal here).
+	if err := a.Store.createCred(ctx, c); err != nil {
+		undo()
 		return Answer{}, err
 	}
 	zerolog.Ctx(ctx).Info().Str("role", string(rec.Role)).Str("name", req.Name).Str("token", t.ID).Msg("joined")
@@ -164,8 +187,11 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 // peek checks a token without using it up.
 func (a *Authority) peek(ctx context.Context, t Token) (TokenRecord, error) {
 	e, err := a.Store.kv.Get(ctx, tokenKey(t.ID))
-	if err != nil {
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return TokenRecord{}, fmt.Errorf("%w: unknown or already used", ErrBadToken)
+	}
+	if err != nil {
+		return TokenRecord{}, fmt.Errorf("read the token: %w", err)
 	}
 	var rec TokenRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil || !t.matches(rec.Hash) {
@@ -177,11 +203,11 @@ func (a *Authority) peek(ctx context.Context, t Token) (TokenRecord, error) {
 // Renew issues a new credential for the agent key pub of node: the key must
 // be one the node joined with and not removed since.
 func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error) {
-	c, ok, err := a.Store.credential(ctx, pub)
+	c, rev, ok, err := a.Store.credential(ctx, pub)
 	if err != nil {
 		return Answer{}, err
 	}
-	if !ok || c.Role != identity.RoleAgent || c.Name != node {
+	if !ok || c.Role != identity.RoleAgent || c.Name != node || a.ID.Revoked(pub) {
 		return Answer{}, fmt.Errorf("%w: node %s has no credential for that key", ErrNotJoined, node)
 	}
 	now := a.now()
@@ -191,8 +217,13 @@ func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error)
 		return Answer{}, err
 	}
 	c.Expires = now.Add(ttl)
-	if err := a.Store.put(ctx, credKey(pub), c); err != nil {
-		return Answer{}, err
+	// Only over the record read: a removal meanwhile wins (and the JWT
+	// issued here is covered by its revocation or never handed out).
+	if err := a.Store.updateCred(ctx, c, rev); err != nil {
+		return Answer{}, fmt.Errorf("%w: node %s was removed meanwhile", ErrNotJoined, node)
+	}
+	if a.ID.Revoked(pub) {
+		return Answer{}, fmt.Errorf("%w: node %s was removed meanwhile", ErrNotJoined, node)
 	}
 	return Answer{JWT: j, Role: string(identity.RoleAgent), Expires: c.Expires}, nil
 }
@@ -205,22 +236,24 @@ func (a *Authority) Remove(ctx context.Context, role identity.Role, name string)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	if ok {
-		if err := a.ID.Revoke(pub); err != nil {
-			return 0, err
-		}
-		if err := a.Store.kv.Delete(ctx, credKey(pub)); err != nil {
-			return 0, err
-		}
-		a.Store.releaseName(ctx, role, name)
-		n = 1
+	if !ok {
+		return 0, nil
 	}
-	if n > 0 && a.NATS != nil {
+	// Revoked and pushed before the records go: a failure leaves the name
+	// held, so trying again finds it and pushes again.
+	if err := a.ID.Revoke(pub); err != nil {
+		return 0, err
+	}
+	if a.NATS != nil {
 		if err := a.ID.UpdateServer(a.NATS); err != nil {
-			return n, fmt.Errorf("push the revocation to the nats server: %w", err)
+			return 0, fmt.Errorf("push the revocation to the nats server: %w", err)
 		}
 	}
+	if err := a.Store.kv.Delete(ctx, credKey(pub)); err != nil {
+		return 0, err
+	}
+	a.Store.releaseName(ctx, role, name)
+	n := 1
 	if n > 0 {
 		zerolog.Ctx(ctx).Info().Str("role", string(role)).Str("name", name).Int("revoked", n).Msg("credentials revoked")
 	}
@@ -292,4 +325,28 @@ func nodeOfRenewal(subject string) (string, bool) {
 		return "", false
 	}
 	return parts[2], true
+}
+
+// verifyPossession checks that the request's signature of its token was
+// made with the private half of its public key.
+func verifyPossession(req Request) error {
+	sig, err := base64.StdEncoding.DecodeString(req.Signature)
+	if err != nil || len(sig) == 0 {
+		return fmt.Errorf("%w: the token must be signed with the key (signature)", ErrBadRequest)
+	}
+	kp, err := nkeys.FromPublicKey(req.PublicKey)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if err := kp.Verify([]byte(req.Token), sig); err != nil {
+		return fmt.Errorf("%w: the signature is not the key's", ErrBadRequest)
+	}
+	return nil
+}
+
+func article(r identity.Role) string {
+	if r == identity.RoleAgent || r == identity.RoleAdmin {
+		return "n"
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/internal/identity"
+	"github.com/nats-io/nkeys"
 )
 
 // Joined is what joining wrote: the credential and where to reach NATS.
@@ -30,15 +32,16 @@ type Joined struct {
 // for a credential named name: it makes a key pair here, trusts the
 // endpoint only if it presents the CA the token pins, and writes the
 // credential (0600) to credsPath and the CA beside it as ca.crt.
-func Join(ctx context.Context, addr, tok, name, credsPath string) (*Joined, error) {
-	return JoinVia(ctx, nil, addr, tok, name, credsPath)
+func Join(ctx context.Context, addr, tok string, roles []identity.Role, name, credsPath string) (*Joined, error) {
+	return JoinVia(ctx, nil, addr, tok, roles, name, credsPath)
 }
 
 // Dialer dials a connection (nil: the default).
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// JoinVia is Join with the connection made by dial.
-func JoinVia(ctx context.Context, dial Dialer, addr, tok, name, credsPath string) (*Joined, error) {
+// JoinVia is Join with the connection made by dial. roles are the roles
+// the joiner expects: a token of another role is refused, unused.
+func JoinVia(ctx context.Context, dial Dialer, addr, tok string, roles []identity.Role, name, credsPath string) (*Joined, error) {
 	t, err := ParseToken(tok)
 	if err != nil {
 		return nil, err
@@ -55,7 +58,15 @@ func JoinVia(ctx context.Context, dial Dialer, addr, tok, name, credsPath string
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(Request{Token: tok, Name: name, PublicKey: pub})
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := kp.Sign([]byte(tok))
+	if err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(Request{Token: tok, Name: name, PublicKey: pub, Signature: base64.StdEncoding.EncodeToString(sig), Roles: roles})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/join", bytes.NewReader(body))
 	if err != nil {
 		return nil, err

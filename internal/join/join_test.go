@@ -2,6 +2,7 @@ package join_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/internal/join"
@@ -52,6 +54,28 @@ func key(t *testing.T) string {
 	return pub
 }
 
+// request is a join request as join.Join makes it: a new key, the token
+// signed with it, the roles expected (agent by default).
+func request(t *testing.T, tok, name string, roles ...identity.Role) join.Request {
+	t.Helper()
+	seed, pub, err := identity.NewUserKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := kp.Sign([]byte(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(roles) == 0 {
+		roles = []identity.Role{identity.RoleAgent}
+	}
+	return join.Request{Token: tok, Name: name, PublicKey: pub, Signature: base64.StdEncoding.EncodeToString(sig), Roles: roles}
+}
+
 func TestParseToken(t *testing.T) {
 	a := authority(t)
 	good := token(t, a, identity.RoleAgent)
@@ -86,7 +110,7 @@ func TestTokenWorksOnceUnderRace(t *testing.T) {
 	ok, refused := 0, 0
 	for i := range 20 {
 		wg.Go(func() {
-			_, err := a.Join(context.Background(), join.Request{Token: tok, Name: fmt.Sprintf("n%d", i), PublicKey: key(t)})
+			_, err := a.Join(context.Background(), request(t, tok, fmt.Sprintf("n%d", i)))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -108,7 +132,7 @@ func TestTokenWorksOnceUnderRace(t *testing.T) {
 		t.Fatalf("credentials recorded: %v %+v", err, creds)
 	}
 	// The refused joins gave their names back.
-	if _, err := a.Join(context.Background(), join.Request{Token: token(t, a, identity.RoleAgent), Name: "n-other", PublicKey: key(t)}); err != nil {
+	if _, err := a.Join(context.Background(), request(t, token(t, a, identity.RoleAgent), "n-other")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -118,8 +142,9 @@ func TestJoin(t *testing.T) {
 	a := authority(t)
 	now := time.Now()
 	a.Clock = func() time.Time { return now }
-	pub := key(t)
-	ans, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: pub})
+	first := request(t, token(t, a, identity.RoleAgent), "n1")
+	pub := first.PublicKey
+	ans, err := a.Join(ctx, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +158,21 @@ func TestJoin(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"a name that is joined", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: key(t)}, join.ErrNameTaken, "baton node rm n1"},
-		{"a bad name", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1.cmd", PublicKey: key(t)}, join.ErrBadRequest, "name"},
-		{"not a user key", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n2", PublicKey: "ABC"}, join.ErrBadRequest, "user public key"},
-		{"a malformed token", join.Request{Token: "baton1.x", Name: "n2", PublicKey: key(t)}, join.ErrBadToken, "want baton1"},
+		{"a name that is joined", request(t, token(t, a, identity.RoleAgent), "n1"), join.ErrNameTaken, "baton node rm n1"},
+		{"a key that joined already, under another name", func() join.Request {
+			r := first
+			r.Token, r.Name = token(t, a, identity.RoleAgent), "n9"
+			return r
+		}(), join.ErrBadRequest, "signature"},
+		{"an unsigned request", func() join.Request {
+			r := request(t, token(t, a, identity.RoleAgent), "n2")
+			r.Signature = ""
+			return r
+		}(), join.ErrBadRequest, "signed"},
+		{"an admin token used by an agent", request(t, token(t, a, identity.RoleAdmin), "n2"), join.ErrBadRequest, "is an admin token"},
+		{"a bad name", request(t, token(t, a, identity.RoleAgent), "n1.cmd"), join.ErrBadRequest, "name"},
+		{"not a user key", join.Request{Token: token(t, a, identity.RoleAgent), Name: "n2", PublicKey: "ABC", Roles: []identity.Role{identity.RoleAgent}}, join.ErrBadRequest, "user public key"},
+		{"a malformed token", request(t, "baton1.x", "n2"), join.ErrBadToken, "want baton1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,7 +187,7 @@ func TestJoin(t *testing.T) {
 		tok := token(t, a, identity.RoleAgent)
 		now = now.Add(2 * time.Minute)
 		defer func() { now = now.Add(-2 * time.Minute) }()
-		if _, err := a.Join(ctx, join.Request{Token: tok, Name: "n3", PublicKey: key(t)}); !errors.Is(err, join.ErrBadToken) || !strings.Contains(err.Error(), "expired") {
+		if _, err := a.Join(ctx, request(t, tok, "n3")); !errors.Is(err, join.ErrBadToken) || !strings.Contains(err.Error(), "expired") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -182,13 +218,13 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("remove again: %d %v", n, err)
 		}
 		// The name is free again.
-		if _, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleAgent), Name: "n1", PublicKey: key(t)}); err != nil {
+		if _, err := a.Join(ctx, request(t, token(t, a, identity.RoleAgent), "n1")); err != nil {
 			t.Fatalf("join again after removal: %v", err)
 		}
 	})
 
 	t.Run("operators' credentials do not expire", func(t *testing.T) {
-		ans, err := a.Join(ctx, join.Request{Token: token(t, a, identity.RoleViewer), Name: "vic", PublicKey: key(t)})
+		ans, err := a.Join(ctx, request(t, token(t, a, identity.RoleViewer), "vic", identity.RoleAdmin, identity.RoleViewer))
 		if err != nil || ans.Role != "viewer" || !ans.Expires.IsZero() {
 			t.Fatalf("viewer: %v %+v", err, ans)
 		}

@@ -87,7 +87,14 @@ func (r *Renewer) Run(ctx context.Context) error {
 	for {
 		c, err := identity.ReadCreds(r.CredsPath)
 		if err != nil {
-			return err
+			// Read again later: a file being replaced is not the end.
+			log.Warn().Err(err).Dur("retry", retry).Msg("read the node's credential")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(retry):
+			}
+			continue
 		}
 		if c.Expires.IsZero() {
 			return nil

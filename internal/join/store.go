@@ -131,14 +131,22 @@ func (s *Store) redeem(ctx context.Context, t Token, now time.Time) (TokenRecord
 	return rec, nil
 }
 
-// Record records a credential issued otherwise than by joining (root's on
-// a server's machine), so it can be listed and revoked by name; a name
-// held already is left as it is.
+// Record records a credential issued on a server's machine (root's admin
+// credential, the in-process agent of baton up), so it can be listed and
+// revoked by name: it holds its name from now on, and the record of a key
+// that held it before (the last run's agent) goes.
 func (s *Store) Record(ctx context.Context, c Credential) error {
-	if err := s.claimName(ctx, c.Role, c.Name, c.PublicKey); err != nil {
-		if errors.Is(err, ErrNameTaken) {
-			return nil
-		}
+	old, ok, err := s.nameHolder(ctx, c.Role, c.Name)
+	if err != nil {
+		return err
+	}
+	if ok && old == c.PublicKey {
+		return nil
+	}
+	if ok {
+		_ = s.kv.Delete(ctx, credKey(old))
+	}
+	if _, err := s.kv.Put(ctx, nameKey(c.Role, c.Name), []byte(c.PublicKey)); err != nil {
 		return err
 	}
 	return s.put(ctx, credKey(c.PublicKey), c)
@@ -164,17 +172,42 @@ func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
 	return out, nil
 }
 
-func (s *Store) credential(ctx context.Context, pub string) (Credential, bool, error) {
+func (s *Store) credential(ctx context.Context, pub string) (Credential, uint64, bool, error) {
 	e, err := s.kv.Get(ctx, credKey(pub))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Credential{}, false, nil
+		return Credential{}, 0, false, nil
 	}
 	if err != nil {
-		return Credential{}, false, err
+		return Credential{}, 0, false, err
 	}
 	var c Credential
 	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		return Credential{}, false, err
+		return Credential{}, 0, false, err
 	}
-	return c, true, nil
+	return c, e.Revision(), true, nil
+}
+
+// createCred records c; a record of its key already there is refused.
+func (s *Store) createCred(ctx context.Context, c Credential) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, credKey(c.PublicKey), b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("%w: this key holds a credential already", ErrBadRequest)
+		}
+		return err
+	}
+	return nil
+}
+
+// updateCred replaces the record of c's key if it is still at rev.
+func (s *Store) updateCred(ctx context.Context, c Credential, rev uint64) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.kv.Update(ctx, credKey(c.PublicKey), b, rev)
+	return err
 }

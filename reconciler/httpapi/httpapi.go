@@ -19,6 +19,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
@@ -485,6 +486,12 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 // subject; body makes the handler's body from the request (nil: none).
 func (s *Server) joiningHTTP(subject string, body func(*http.Request) ([]byte, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.tokens == nil {
+			// An open API (no tokens file) is anyone's on this machine:
+			// making join tokens there would make anyone an admin.
+			writeError(w, http.StatusForbidden, "joining over HTTP needs bearer tokens (--api-tokens); use baton token create, node rm and node ls over the bus")
+			return
+		}
 		h := s.joiningHandler(subject)
 		if h == nil {
 			writeError(w, http.StatusNotImplemented, "this server does not hold the cluster identity: joining is served by baton server (and baton up) on its embedded bus")
@@ -512,7 +519,10 @@ func (s *Server) joiningHTTP(subject string, body func(*http.Request) ([]byte, e
 // setNodeControl cordons, drains or uncordons a node the leader knows (a
 // standby, which knows no node, takes the operator's word).
 func (s *Server) setNodeControl(ctx context.Context, c store.NodeControl) (store.NodeControl, error) {
-	if rec := s.Leader(); rec != nil {
+	if !identity.ValidName(c.Node) {
+		return c, badRequest(fmt.Sprintf("node %q: not a node name", c.Node))
+	}
+	if rec := s.Leader(); rec != nil && c.Cordoned {
 		known := false
 		for _, n := range rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasNone}).Nodes {
 			known = known || n.Name == c.Node

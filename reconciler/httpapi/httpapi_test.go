@@ -265,3 +265,21 @@ func TestJoiningEndpoints(t *testing.T) {
 		t.Errorf("the token handler got %q", gotBody)
 	}
 }
+
+// An open API (no tokens file) never makes join tokens or removes nodes:
+// anyone on the machine could make themselves an admin.
+func TestJoiningNeedsTokens(t *testing.T) {
+	js, err := jetstream.New(testenv.NATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httpapi.New(js, "s1", nil)
+	api.SetJoining(map[string]httpapi.Handler{protocol.TokenSubject: func(context.Context, []byte) (any, error) { return "t", nil }})
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	for _, c := range []struct{ method, path string }{{http.MethodPost, "/api/v1/tokens"}, {http.MethodDelete, "/api/v1/nodes/n1"}, {http.MethodGet, "/api/v1/credentials"}} {
+		if code, body := do(t, srv, c.method, c.path, "", `{"role":"admin","ttl":"1h"}`); code != http.StatusForbidden || !strings.Contains(body, "--api-tokens") {
+			t.Errorf("%s %s on an open API: %d %s", c.method, c.path, code, body)
+		}
+	}
+}

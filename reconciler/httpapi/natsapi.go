@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler/store"
 )
@@ -60,7 +61,7 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 		protocol.UnpinSubject: func(ctx context.Context, _ []byte) (any, error) { return nil, store.ClearPin(ctx, s.js) },
 		protocol.NodeControlSubject: func(ctx context.Context, body []byte) (any, error) {
 			var c store.NodeControl
-			if err := json.Unmarshal(body, &c); err != nil || c.Node == "" {
+			if err := json.Unmarshal(body, &c); err != nil || !identity.ValidName(c.Node) {
 				return nil, badRequest(`node control: want {"node": NAME, "cordoned": bool, "draining": bool}`)
 			}
 			return s.setNodeControl(ctx, c)
