@@ -173,9 +173,16 @@ func (r *Containerd) SetMaxLogBytes(n int64) { r.maxLogBytes = n }
 // MaxConcurrentPulls caps the image pulls a node runs at once.
 const MaxConcurrentPulls = 2
 
+// LocalRegistry is the domain of images that exist only as archives
+// (baton image import, baton image push): never asked of the network.
+const LocalRegistry = "baton.local"
+
 // pull fetches and unpacks an image. Registries on loopback are spoken to
 // over plain HTTP, as containerd's ctr does with --plain-http.
 func (r *Containerd) pull(ctx context.Context, name string) (client.Image, error) {
+	if strings.HasPrefix(name, LocalRegistry+"/") {
+		return nil, fmt.Errorf("%s is a local image: it comes from an archive (baton image import or baton image push), never from a registry", name)
+	}
 	select {
 	case r.pulls <- struct{}{}:
 	case <-ctx.Done():
