@@ -73,7 +73,6 @@ func nodeOf(st reconciler.Status, name string) (reconciler.NodeStatus, bool) {
 func TestJoinRenewAndRemove(t *testing.T) {
 	c := newCluster(t, 30*time.Second, func(o *serverOptions) { o.join.agentTTL = 4 * time.Second })
 	c.startAgent("n1")
-	c.commit("hello", deployment(4, "joined"))
 
 	tok := c.token(t)
 	if !strings.HasPrefix(tok, "baton1."+c.bus.id.CAFingerprint()+".") {
@@ -87,10 +86,15 @@ func TestJoinRenewAndRemove(t *testing.T) {
 		_, err := fetchStatus(c.ctx, nc)
 		return err == nil, fmt.Sprint(err)
 	})
-	testenv.WaitFor(t, 60*time.Second, "n2 joined and running replicas", func() (bool, string) {
+	testenv.WaitFor(t, 60*time.Second, "n1 and the joined n2 ready", func() (bool, string) {
 		st := c.status()
-		n, ok := nodeOf(st, "n2")
-		return ok && n.Ready && n.Replicas > 0 && c.running("n2", "") > 0, "nodes: " + nodeNames(st)
+		n1, ok1 := nodeOf(st, "n1")
+		n2, ok2 := nodeOf(st, "n2")
+		return ok1 && ok2 && n1.Ready && n2.Ready, "nodes: " + nodeNames(st)
+	})
+	c.commit("hello", deployment(4, "joined"))
+	testenv.WaitFor(t, 60*time.Second, "replicas on the joined n2", func() (bool, string) {
+		return c.running("n2", "") == 2, ""
 	})
 	creds, err := identity.ReadCreds(nodeCredsPath(dir))
 	if err != nil {
