@@ -231,7 +231,10 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 				if c.Draining {
 					what = "draining: its replicas move to other nodes"
 				}
-				r.events(fmt.Sprintf("node %s %s (by %s)", name, what, c.By))
+				if c.By != "" {
+					what += " (by " + c.By + ")"
+				}
+				r.events(fmt.Sprintf("node %s %s", name, what))
 			}
 		}
 		for name := range st.controls {
