@@ -179,6 +179,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		if s, ok := decode[k8sScalingSchedule](u, errs, n.d); ok {
 			st.Schedules = append(st.Schedules, n.scalingSchedule(s))
 		}
+	default:
+		if why, ok := acceptedKinds[kind]; ok {
+			st.Ignored = append(st.Ignored, Ignored{Kind: kind, Name: n.d.str("metadata.name"), Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line()), Why: why})
+		}
 	}
 }
 
@@ -244,6 +248,10 @@ func sortState(st *State) {
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	sort.Slice(st.Autoscalers, func(i, j int) bool { return st.Autoscalers[i].Name < st.Autoscalers[j].Name })
 	sort.Slice(st.Schedules, func(i, j int) bool { return st.Schedules[i].Name < st.Schedules[j].Name })
+	sort.Slice(st.Ignored, func(i, j int) bool {
+		a, b := st.Ignored[i], st.Ignored[j]
+		return a.Kind < b.Kind || a.Kind == b.Kind && a.Name < b.Name
+	})
 }
 
 // ReadDir reads the manifests under dir, keyed by slash-separated relative

@@ -430,3 +430,35 @@ func TestLoadJSON(t *testing.T) {
 		t.Fatalf("a bad JSON manifest: %v", err)
 	}
 }
+
+// Kinds Baton has nothing to govern with are accepted, named, and listed as
+// not acted on, with why; their names are still checked.
+func TestLoadAcceptedKinds(t *testing.T) {
+	st, err := Load(map[string][]byte{"k.yaml": []byte(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec: {rules: [{host: example.com}]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: readers}
+subjects: [{kind: ServiceAccount, name: web, namespace: default}]
+roleRef: {kind: ClusterRole, name: view, apiGroup: rbac.authorization.k8s.io}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Ignored) != 3 || st.Ignored[0].Kind != "ClusterRoleBinding" || st.Ignored[1].Source != "k.yaml:5" {
+		t.Fatalf("ignored: %+v", st.Ignored)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "Ingress web is accepted and not acted on: there is no HTTP routing") {
+		t.Fatalf("warnings: %s", w)
+	}
+	if _, err := Load(map[string][]byte{"k.yaml": []byte("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: Web_1}\n")}); err == nil || !strings.Contains(err.Error(), "metadata.name") {
+		t.Fatalf("a bad name: %v", err)
+	}
+}

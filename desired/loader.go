@@ -352,4 +352,5 @@ func (st *State) append(part *State) {
 	st.Services = append(st.Services, part.Services...)
 	st.Autoscalers = append(st.Autoscalers, part.Autoscalers...)
 	st.Schedules = append(st.Schedules, part.Schedules...)
+	st.Ignored = append(st.Ignored, part.Ignored...)
 }

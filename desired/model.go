@@ -21,8 +21,32 @@ type State struct {
 	Services    []Service         `json:"services,omitempty"`
 	Autoscalers []Autoscaler      `json:"horizontalPodAutoscalers,omitempty"`
 	Schedules   []ScalingSchedule `json:"scalingSchedules,omitempty"`
+	// Ignored are objects of kinds Baton accepts and does not act on.
+	Ignored []Ignored `json:"ignored,omitempty"`
 	// Warnings are accepted objects or fields that Baton does not act on yet.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Ignored is an object Baton accepts and does not act on, and why.
+type Ignored struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Why    string `json:"why"`
+}
+
+// acceptedKinds are the kinds Baton accepts and does not act on, and why.
+var acceptedKinds = map[string]string{
+	"ServiceAccount":      "Baton gives pods no service accounts or API tokens",
+	"Role":                "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"ClusterRole":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"RoleBinding":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"ClusterRoleBinding":  "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"PodDisruptionBudget": "not honoured yet: a node drain keeps each workload within its maxUnavailable",
+	"PriorityClass":       "there is no preemption: every replica has the same priority",
+	"NetworkPolicy":       "pod traffic is not filtered",
+	"Ingress":             "there is no HTTP routing into the cluster yet",
+	"StorageClass":        "volumes are each node's local disk",
 }
 
 // Workload returns the workload with the given name.

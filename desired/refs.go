@@ -256,6 +256,9 @@ func unenforced(st *State) []string {
 	if n := len(st.Services); n > 0 {
 		add("%d Service object(s) are validated but not routed yet", n)
 	}
+	for _, o := range st.Ignored {
+		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
+	}
 	for _, j := range st.Jobs {
 		if j.Spec.TTLSecondsAfterFinished != nil {
 			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
