@@ -169,6 +169,9 @@ type k8sPodSpec struct {
 	TerminationGracePeriodSeconds *int              `json:"terminationGracePeriodSeconds"`
 	HostNetwork                   bool              `json:"hostNetwork"`
 	Hostname                      string            `json:"hostname"`
+	ServiceAccountName            string            `json:"serviceAccountName"`
+	AutomountServiceAccountToken  *bool             `json:"automountServiceAccountToken"`
+	PriorityClassName             string            `json:"priorityClassName"`
 	TopologySpreadConstraints     []struct {
 		MaxSkew           int            `json:"maxSkew"`
 		TopologyKey       string         `json:"topologyKey"`

@@ -462,3 +462,24 @@ roleRef: {kind: ClusterRole, name: view, apiGroup: rbac.authorization.k8s.io}
 		t.Fatalf("a bad name: %v", err)
 	}
 }
+
+// Fields real manifests carry that Baton does not act on load and are
+// said; Service types it cannot serve are refused with what to use.
+func TestLoadAcceptedFields(t *testing.T) {
+	dep := strings.Replace(base, "      containers:", "      serviceAccountName: web\n      automountServiceAccountToken: false\n      priorityClassName: high\n      containers:", 1)
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: None\n  sessionAffinity: ClientIP\n  ipFamilyPolicy: SingleStack\n  ports: [{port: 80}]\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep), "svc.yaml": []byte(svc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{"serviceAccountName and automountServiceAccountToken are accepted and not acted on", "priorityClassName is accepted and not acted on"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	lb := strings.Replace(svc, "  clusterIP: None\n", "  type: LoadBalancer\n", 1)
+	if _, err := Load(map[string][]byte{"svc.yaml": []byte(lb)}); err == nil || !strings.Contains(err.Error(), "spec.type: LoadBalancer is not supported; use ClusterIP or NodePort") {
+		t.Fatalf("LoadBalancer: %v", err)
+	}
+}

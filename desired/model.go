@@ -110,6 +110,10 @@ type PodSpec struct {
 	Hostname                      string             `json:"hostname,omitempty"`
 	TopologySpread                []TopologySpread   `json:"topologySpread,omitempty"`
 	AntiAffinity                  []AntiAffinityTerm `json:"antiAffinity,omitempty"`
+	// Accepted and not acted on (warnings say so); part of the template.
+	ServiceAccountName           string `json:"serviceAccountName,omitempty"`
+	AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken,omitempty"`
+	PriorityClassName            string `json:"priorityClassName,omitempty"`
 }
 
 // Container is one process image within a pod.

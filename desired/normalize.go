@@ -70,6 +70,9 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 		TerminationGracePeriodSeconds: intOr(s.TerminationGracePeriodSeconds, 30),
 		HostNetwork:                   s.HostNetwork,
 		Hostname:                      s.Hostname,
+		ServiceAccountName:            s.ServiceAccountName,
+		AutomountServiceAccountToken:  s.AutomountServiceAccountToken,
+		PriorityClassName:             s.PriorityClassName,
 	}
 	if p.RestartPolicy == "" {
 		p.RestartPolicy = defRestart
@@ -481,8 +484,11 @@ func (n *norm) claim(c k8sPVC) Claim {
 
 func (n *norm) service(s k8sService) Service {
 	out := Service{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Selector: s.Spec.Selector}
-	if out.Type == "" {
+	switch out.Type {
+	case "":
 		out.Type = "ClusterIP"
+	case "LoadBalancer", "ExternalName":
+		n.fail("spec.type", "%s is not supported; use ClusterIP or NodePort", out.Type)
 	}
 	names := map[string]bool{}
 	for i, p := range s.Spec.Ports {

@@ -264,10 +264,22 @@ func unenforced(st *State) []string {
 			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
 		}
 	}
+	pod := func(what string, p PodSpec) {
+		if p.ServiceAccountName != "" || p.AutomountServiceAccountToken != nil {
+			add("%s: serviceAccountName and automountServiceAccountToken are accepted and not acted on: Baton gives pods no service accounts or API tokens", what)
+		}
+		if p.PriorityClassName != "" {
+			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
+		}
+	}
 	for _, wl := range st.Workloads {
 		if wl.Paused {
 			add("Deployment %s: paused is not enforced yet", wl.Name)
 		}
+		pod("Deployment "+wl.Name, wl.Pod)
+	}
+	for _, j := range st.Jobs {
+		pod("Job "+j.Name, j.Spec.Pod)
 	}
 	return w
 }

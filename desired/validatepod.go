@@ -79,6 +79,11 @@ func (c *podCheck) pod(p PodSpec) {
 	if p.TerminationGracePeriodSeconds < 0 || p.TerminationGracePeriodSeconds > MaxGraceSeconds {
 		c.fail("terminationGracePeriodSeconds", "%d: want 0 to %d", p.TerminationGracePeriodSeconds, MaxGraceSeconds)
 	}
+	for f, v := range map[string]string{"serviceAccountName": p.ServiceAccountName, "priorityClassName": p.PriorityClassName} {
+		if v != "" && !IsSubdomain(v) {
+			c.fail(f, "%q is not a DNS subdomain", cut(v))
+		}
+	}
 	if p.Hostname != "" && !IsName(p.Hostname) {
 		c.fail("hostname", "%q is not a DNS label", cut(p.Hostname))
 	}
