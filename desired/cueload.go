@@ -159,14 +159,26 @@ func yamlDocuments(ctx *cue.Context, file string, data []byte, errs *Errors) []d
 			*errs = append(*errs, dups...)
 			continue
 		}
-		v := ctx.BuildExpr(expr, cue.Filename(file))
-		if err := v.Err(); err != nil {
-			*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
-			continue
+		// kind: List (what kubectl get -o yaml writes): its items are the
+		// objects, each at its own lines.
+		exprs := []ast.Expr{expr}
+		if items, ok := listItems(expr); ok {
+			exprs = items
 		}
-		d := newDocument(file, v)
-		d.plain = d.json != nil && plainData(expr)
-		docs = append(docs, d)
+		if len(docs)+len(exprs) > MaxDocuments {
+			*errs = append(*errs, &Error{File: file, Msg: fmt.Sprintf("more than %d documents", MaxDocuments)})
+			return docs
+		}
+		for _, expr := range exprs {
+			v := ctx.BuildExpr(expr, cue.Filename(file))
+			if err := v.Err(); err != nil {
+				*errs = append(*errs, fromCUE(file, err, cue.Value{}, cue.Value{})...)
+				continue
+			}
+			d := newDocument(file, v)
+			d.plain = d.json != nil && plainData(expr)
+			docs = append(docs, d)
+		}
 	}
 }
 

@@ -49,3 +49,42 @@ func duplicateKeys(file string, expr ast.Expr) Errors {
 	walk(expr, "")
 	return errs
 }
+
+// listItems returns the items of a `kind: List` document (apiVersion v1),
+// and whether it is one.
+func listItems(expr ast.Expr) ([]ast.Expr, bool) {
+	st, ok := expr.(*ast.StructLit)
+	if !ok {
+		return nil, false
+	}
+	var kind, apiVersion string
+	var items *ast.ListLit
+	for _, d := range st.Elts {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		name, _, err := ast.LabelName(f.Label)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "kind", "apiVersion":
+			if lit, ok := f.Value.(*ast.BasicLit); ok {
+				if s, err := strconv.Unquote(lit.Value); err == nil {
+					if name == "kind" {
+						kind = s
+					} else {
+						apiVersion = s
+					}
+				}
+			}
+		case "items":
+			items, _ = f.Value.(*ast.ListLit)
+		}
+	}
+	if kind != "List" || apiVersion != "v1" || items == nil {
+		return nil, false
+	}
+	return items.Elts, true
+}

@@ -483,3 +483,21 @@ func TestLoadAcceptedFields(t *testing.T) {
 		t.Fatalf("LoadBalancer: %v", err)
 	}
 }
+
+// A `kind: List` (what kubectl get -o yaml writes) is its items, each
+// with its own lines.
+func TestLoadList(t *testing.T) {
+	list := "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: a}\n    data: {x: \"1\"}\n" +
+		"  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: b}\n    data: {x: \"2\"}\n"
+	st, err := Load(map[string][]byte{"l.yaml": []byte(list)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ConfigMaps) != 2 || st.ConfigMaps[1].Source != "l.yaml:8" {
+		t.Fatalf("config maps: %+v", st.ConfigMaps)
+	}
+	bad := strings.Replace(list, "data: {x: \"2\"}", "datum: {x: \"2\"}", 1)
+	if _, err := Load(map[string][]byte{"l.yaml": []byte(bad)}); err == nil || !strings.Contains(err.Error(), "l.yaml:11:5: datum: field not allowed") {
+		t.Fatalf("an item's error: %v", err)
+	}
+}
