@@ -13,11 +13,18 @@ import (
 // "conflicting values". Each is named with both lines.
 func duplicateKeys(file string, expr ast.Expr) Errors {
 	var errs Errors
+	type seen struct {
+		name string
+		f    *ast.Field
+	}
+	var names []seen // the names of the mappings being walked, outermost first
 	var walk func(e ast.Expr, path string)
 	walk = func(e ast.Expr, path string) {
 		switch x := e.(type) {
 		case *ast.StructLit:
-			seen := map[string]*ast.Field{}
+			// Mappings are small: a scan of the names seen so far costs
+			// less than a map per mapping.
+			start := len(names)
 			for _, d := range x.Elts {
 				f, ok := d.(*ast.Field)
 				if !ok {
@@ -27,27 +34,44 @@ func duplicateKeys(file string, expr ast.Expr) Errors {
 				if err != nil {
 					continue
 				}
-				p := name
-				if path != "" {
-					p = path + "." + name
+				var first *ast.Field
+				for _, s := range names[start:] {
+					if s.name == name {
+						first = s.f
+						break
+					}
 				}
-				if first, dup := seen[name]; dup {
+				if first != nil {
 					pos := f.Label.Pos()
-					errs = append(errs, &Error{File: file, Line: pos.Line(), Col: pos.Column(), Field: p,
+					errs = append(errs, &Error{File: file, Line: pos.Line(), Col: pos.Column(), Field: join(path, name),
 						Msg: fmt.Sprintf("duplicate key %q (also on line %d): a mapping's keys must be unique", name, first.Label.Pos().Line())})
 					continue
 				}
-				seen[name] = f
-				walk(f.Value, p)
+				names = append(names, seen{name, f})
+				if needsWalk(f.Value) {
+					walk(f.Value, join(path, name))
+				}
 			}
+			names = names[:start]
 		case *ast.ListLit:
 			for i, el := range x.Elts {
-				walk(el, path+"["+strconv.Itoa(i)+"]")
+				if needsWalk(el) {
+					walk(el, path+"["+strconv.Itoa(i)+"]")
+				}
 			}
 		}
 	}
 	walk(expr, "")
 	return errs
+}
+
+// needsWalk reports whether e may hold a mapping.
+func needsWalk(e ast.Expr) bool {
+	switch e.(type) {
+	case *ast.StructLit, *ast.ListLit:
+		return true
+	}
+	return false
 }
 
 // listItems returns the items of a `kind: List` document (apiVersion v1),
