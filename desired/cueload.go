@@ -352,7 +352,21 @@ func validate(sch cue.Value, d document, errs *Errors) (cue.Value, string, bool)
 	}
 	u := def.Unify(d.value)
 	if err := u.Validate(cue.Concrete(true)); err != nil {
-		*errs = append(*errs, fromCUE(d.file, err, d.value, def)...)
+		found := fromCUE(d.file, err, d.value, def)
+		// Every unknown field, not only those CUE reported.
+		have := make(map[string]bool, len(found))
+		for _, e := range found {
+			have[e.Field] = true
+		}
+		for _, e := range unknownFields(d.file, d.value, def) {
+			if !have[e.Field] {
+				found = append(found, e)
+			}
+		}
+		sort.SliceStable(found, func(i, j int) bool {
+			return found[i].Line < found[j].Line || found[i].Line == found[j].Line && found[i].Col < found[j].Col
+		})
+		*errs = append(*errs, found...)
 		return cue.Value{}, "", false
 	}
 	return u, kind, true

@@ -501,3 +501,47 @@ func TestLoadList(t *testing.T) {
 		t.Fatalf("an item's error: %v", err)
 	}
 }
+
+// Every unknown field of a document is reported, even beside a wrong
+// value (CUE alone reports none in a struct that has another error), and
+// nothing that is allowed is: every valid test manifest, made to fail by
+// one wrong value, reports that value only.
+func TestEveryErrorOfADocument(t *testing.T) {
+	bad := strings.Replace(strings.Replace(base, "replicas: 3", "replicas: three\n  bogus: 1", 1), "image: web:1", "image: web:1\n          imagez: 2", 1)
+	_, err := Load(map[string][]byte{"web.yaml": []byte(bad)})
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	for _, want := range []string{"spec.replicas: must be an integer", "spec.bogus: field not allowed", "containers[0].imagez: field not allowed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from:\n%v", want, err)
+		}
+	}
+	for _, dir := range []string{"testdata/k8s", "testdata/valid"} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".yaml") {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A wrong value in metadata: every object has a name.
+			broken := strings.Replace(string(b), "metadata:", "metadata:\n  namespace: elsewhere", 1)
+			_, err = Load(map[string][]byte{e.Name(): []byte(broken)})
+			if err == nil {
+				t.Errorf("%s: loaded with a wrong namespace", e.Name())
+				continue
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if strings.Contains(line, "field not allowed") {
+					t.Errorf("%s: a field reported that the schema allows: %s", e.Name(), line)
+				}
+			}
+		}
+	}
+}
