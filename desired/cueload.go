@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -398,6 +399,21 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 			}
 			msg = "invalid YAML: " + msg
 		}
+		if (msg == "invalid value" || strings.HasPrefix(msg, "conflicting values")) && def.Exists() && len(sel) > 0 {
+			// In the user's words: what was written and what may be.
+			if allowed := allowedValues(def, sel); len(allowed) > 0 {
+				got := ""
+				if v := doc.LookupPath(selPath(sel)); v.Exists() {
+					if b, err := v.MarshalJSON(); err == nil {
+						got = string(b) + " "
+					}
+				}
+				msg = fmt.Sprintf("invalid value %s(allowed: %s)", got, strings.Join(allowed, ", "))
+				if p == "metadata.namespace" {
+					msg += ": Baton has one namespace yet"
+				}
+			}
+		}
 		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
 			if allowed := fieldsOf(def, sel[:len(sel)-1]); len(allowed) > 0 {
 				// Kubernetes matches field names exactly; so does Baton.
@@ -590,4 +606,67 @@ func addFile(inst *build.Instance, name string, src []byte) error {
 		return err
 	}
 	return nil
+}
+
+// allowedValues lists the literal values a field of def may take when it
+// is a choice of literals ("TCP" | "UDP"), else nothing.
+func allowedValues(def cue.Value, sel []string) []string {
+	v := def
+	for _, s := range sel {
+		if strings.Trim(s, "0123456789") == "" {
+			n, _ := strconv.Atoi(s)
+			v = fieldsOfElem(v, n)
+			continue
+		}
+		next := v.LookupPath(cue.MakePath(cue.Str(s)))
+		if !next.Exists() {
+			next = v.LookupPath(cue.MakePath(cue.Str(s).Optional()))
+		}
+		v = next
+		if !v.Exists() {
+			return nil
+		}
+	}
+	var out []string
+	var collect func(x cue.Value) bool
+	collect = func(x cue.Value) bool {
+		op, args := x.Expr()
+		switch op {
+		case cue.OrOp:
+			for _, a := range args {
+				if !collect(a) {
+					return false
+				}
+			}
+			return true
+		case cue.NoOp:
+			if !x.IsConcrete() {
+				return false
+			}
+			b, err := x.MarshalJSON()
+			if err != nil {
+				return false
+			}
+			out = append(out, string(b))
+			return true
+		}
+		return false
+	}
+	if !collect(v) || len(out) < 1 {
+		return nil
+	}
+	return out
+}
+
+// selPath is the path of sel: names, and indexes for the numbers.
+func selPath(sel []string) cue.Path {
+	out := make([]cue.Selector, len(sel))
+	for i, s := range sel {
+		if n, err := strconv.Atoi(s); err == nil && strings.Trim(s, "0123456789") == "" {
+			out[i] = cue.Index(n)
+		} else {
+			out[i] = cue.Str(s)
+		}
+	}
+	return cue.MakePath(out...)
 }
