@@ -314,7 +314,9 @@ type k8sHPA struct {
 		} `json:"scaleTargetRef"`
 		MinReplicas *int `json:"minReplicas"`
 		MaxReplicas int  `json:"maxReplicas"`
-		Metrics     []struct {
+		// autoscaling/v1's one target (the schema allows it there only).
+		TargetCPUUtilizationPercentage *int `json:"targetCPUUtilizationPercentage"`
+		Metrics                        []struct {
 			Resource struct {
 				Target struct {
 					AverageUtilization int `json:"averageUtilization"`

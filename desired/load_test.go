@@ -70,7 +70,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
 		{"unsupported kind", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 Pod is not supported (supported: apps/v1 Deployment, autoscaling/v2 HorizontalPodAutoscaler"}},
+			[]string{"web.yaml:2:1: kind: v1 Pod is not supported (supported: apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -547,5 +547,27 @@ func TestEveryErrorOfADocument(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// An autoscaling/v1 HorizontalPodAutoscaler is read as the v2 form with
+// its one CPU target (80% when unset, as in Kubernetes).
+func TestLoadAutoscalingV1(t *testing.T) {
+	hpa := "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 6\n"
+	for _, c := range []struct {
+		extra string
+		want  int
+	}{{"", 80}, {"  targetCPUUtilizationPercentage: 55\n", 55}} {
+		st, err := Load(map[string][]byte{"web.yaml": []byte(base), "hpa.yaml": []byte(hpa + c.extra)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := st.Autoscalers[0]; a.TargetCPUPercent != c.want || a.MinReplicas != 2 || a.MaxReplicas != 6 {
+			t.Fatalf("autoscaler: %+v", a)
+		}
+	}
+	v2 := strings.Replace(hpa, "autoscaling/v1", "autoscaling/v2", 1) + "  targetCPUUtilizationPercentage: 55\n"
+	if _, err := Load(map[string][]byte{"web.yaml": []byte(base), "hpa.yaml": []byte(v2)}); err == nil || !strings.Contains(err.Error(), "targetCPUUtilizationPercentage: field not allowed") {
+		t.Fatalf("a v1 field in v2: %v", err)
 	}
 }

@@ -539,6 +539,9 @@ func (n *norm) autoscaler(h k8sHPA) Autoscaler {
 	if len(h.Spec.Metrics) == 1 {
 		a.TargetCPUPercent = h.Spec.Metrics[0].Resource.Target.AverageUtilization
 	}
+	if t := h.Spec.TargetCPUUtilizationPercentage; t != nil {
+		a.TargetCPUPercent = *t
+	}
 	if a.MinReplicas > a.MaxReplicas {
 		n.fail("spec.minReplicas", "minReplicas %d is above maxReplicas %d", a.MinReplicas, a.MaxReplicas)
 	}
