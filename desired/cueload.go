@@ -415,15 +415,7 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 			}
 		}
 		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
-			if allowed := fieldsOf(def, sel[:len(sel)-1]); len(allowed) > 0 {
-				// Kubernetes matches field names exactly; so does Baton.
-				for _, a := range allowed {
-					if strings.EqualFold(a, sel[len(sel)-1]) {
-						msg += ": did you mean " + a + "?"
-					}
-				}
-				msg += " (allowed: " + strings.Join(allowed, ", ") + ")"
-			}
+			msg = notAllowed(def, sel)
 		}
 		out := &Error{File: file, Field: p, Msg: msg}
 		for _, pos := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
@@ -463,31 +455,7 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 // fieldsOf lists the regular and optional fields of def at the selector path
 // (list indices match any element).
 func fieldsOf(def cue.Value, sel []string) []string {
-	v := def
-	for _, s := range sel {
-		if strings.Trim(s, "0123456789") != "" {
-			next := v.LookupPath(cue.MakePath(cue.Str(s)))
-			if !next.Exists() { // an optional field
-				next = v.LookupPath(cue.MakePath(cue.Str(s).Optional()))
-			}
-			v = next
-			continue
-		}
-		// A list's element; through a conjunction with a list builtin
-		// ([...#T] & list.MinItems(1)) when the list has one.
-		next := v.LookupPath(cue.MakePath(cue.AnyIndex))
-		if op, args := v.Expr(); !next.Exists() && op == cue.AndOp {
-			for _, a := range args {
-				if e := a.LookupPath(cue.MakePath(cue.AnyIndex)); e.Exists() {
-					next = e
-				}
-			}
-		}
-		if !next.Exists() { // [#T, ...#T]: the first element's type
-			next = v.LookupPath(cue.MakePath(cue.Index(0)))
-		}
-		v = next
-	}
+	v := defAt(def, sel)
 	it, err := v.Fields(cue.Optional(true))
 	if err != nil {
 		return nil
@@ -611,21 +579,9 @@ func addFile(inst *build.Instance, name string, src []byte) error {
 // allowedValues lists the literal values a field of def may take when it
 // is a choice of literals ("TCP" | "UDP"), else nothing.
 func allowedValues(def cue.Value, sel []string) []string {
-	v := def
-	for _, s := range sel {
-		if strings.Trim(s, "0123456789") == "" {
-			n, _ := strconv.Atoi(s)
-			v = fieldsOfElem(v, n)
-			continue
-		}
-		next := v.LookupPath(cue.MakePath(cue.Str(s)))
-		if !next.Exists() {
-			next = v.LookupPath(cue.MakePath(cue.Str(s).Optional()))
-		}
-		v = next
-		if !v.Exists() {
-			return nil
-		}
+	v := defAt(def, sel)
+	if !v.Exists() {
+		return nil
 	}
 	var out []string
 	var collect func(x cue.Value) bool

@@ -27,25 +27,13 @@ func unknownFields(file string, doc, def cue.Value) Errors {
 				name := sel.Unquoted()
 				if !d.Allows(cue.Str(name)) {
 					p := append(append([]string{}, path...), name)
-					e := &Error{File: file, Field: indexPath(strings.Join(p, ".")), Msg: "field not allowed"}
-					if allowed := fieldsOf(def, path); len(allowed) > 0 {
-						for _, a := range allowed {
-							if strings.EqualFold(a, name) {
-								e.Msg += ": did you mean " + a + "?"
-							}
-						}
-						e.Msg += " (allowed: " + strings.Join(allowed, ", ") + ")"
-					}
+					e := &Error{File: file, Field: indexPath(strings.Join(p, ".")), Msg: notAllowed(def, p)}
 					pos := it.Value().Pos()
 					e.Line, e.Col = pos.Line(), pos.Column()
 					errs = append(errs, e)
 					continue
 				}
-				next := d.LookupPath(cue.MakePath(cue.Str(name)))
-				if !next.Exists() {
-					next = d.LookupPath(cue.MakePath(cue.Str(name).Optional()))
-				}
-				if next.Exists() {
+				if next := defStep(d, name); next.Exists() {
 					walk(it.Value(), next, append(path, name))
 				}
 			}
@@ -55,8 +43,7 @@ func unknownFields(file string, doc, def cue.Value) Errors {
 				return
 			}
 			for i := 0; list.Next(); i++ {
-				el := fieldsOfElem(d, i)
-				if el.Exists() {
+				if el := defStep(d, strconv.Itoa(i)); el.Exists() {
 					walk(list.Value(), el, append(path, strconv.Itoa(i)))
 				}
 			}
@@ -66,8 +53,30 @@ func unknownFields(file string, doc, def cue.Value) Errors {
 	return errs
 }
 
-// fieldsOfElem is the definition of a list's element i.
-func fieldsOfElem(d cue.Value, i int) cue.Value {
+// defAt is the definition of the field at sel (names, and numbers for
+// list elements) in def; it does not exist when def has none.
+func defAt(def cue.Value, sel []string) cue.Value {
+	v := def
+	for _, s := range sel {
+		if v = defStep(v, s); !v.Exists() {
+			break
+		}
+	}
+	return v
+}
+
+// defStep is the definition of field s of d, or of its element s (a
+// number) when d is a list: through a conjunction with a list builtin
+// ([...#T] & list.MinItems(1)), or the first element's ([#T, ...#T]).
+func defStep(d cue.Value, s string) cue.Value {
+	n, err := strconv.Atoi(s)
+	if err != nil || strings.Trim(s, "0123456789") != "" {
+		next := d.LookupPath(cue.MakePath(cue.Str(s)))
+		if !next.Exists() { // an optional field
+			next = d.LookupPath(cue.MakePath(cue.Str(s).Optional()))
+		}
+		return next
+	}
 	next := d.LookupPath(cue.MakePath(cue.AnyIndex))
 	if op, args := d.Expr(); !next.Exists() && op == cue.AndOp {
 		for _, a := range args {
@@ -76,8 +85,27 @@ func fieldsOfElem(d cue.Value, i int) cue.Value {
 			}
 		}
 	}
-	if !next.Exists() {
-		next = d.LookupPath(cue.MakePath(cue.Index(i)))
+	for _, i := range []int{n, 0} {
+		if !next.Exists() {
+			next = d.LookupPath(cue.MakePath(cue.Index(i)))
+		}
 	}
 	return next
+}
+
+// notAllowed says that the field at sel may not be there: with the fields
+// that may, and the one meant when only its case differs (Kubernetes
+// matches names exactly; so does Baton).
+func notAllowed(def cue.Value, sel []string) string {
+	msg := "field not allowed"
+	allowed := fieldsOf(def, sel[:len(sel)-1])
+	if len(allowed) == 0 {
+		return msg
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, sel[len(sel)-1]) {
+			msg += ": did you mean " + a + "?"
+		}
+	}
+	return msg + " (allowed: " + strings.Join(allowed, ", ") + ")"
 }
