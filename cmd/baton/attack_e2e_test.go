@@ -217,7 +217,7 @@ func (f *fleetCluster) waitRunning(u *user, want int) {
 	f.t.Helper()
 	testenv.WaitFor(f.t, 60*time.Second, fmt.Sprintf("%d replicas running on n1", want), func() (bool, string) {
 		st := f.status(u)
-		n, ok := nodeOf(st, "n1")
+		n, ok := nodeOfStatus(st, "n1")
 		return ok && n.Ready && f.running() == want && st.Workloads[0].Running == want, fmt.Sprintf("containerd %d, status %+v", f.running(), st.Workloads)
 	})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -15,17 +14,7 @@ func TestDeadAgentDetected(t *testing.T) {
 	c := newCluster(t, 10*time.Second)
 	c.startAgent("n1")
 	c.startAgent("n2")
-	nc := c.connect("status")
-	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
-		st, err := fetchStatus(c.ctx, nc)
-		ready := 0
-		for _, n := range st.Nodes {
-			if n.Ready {
-				ready++
-			}
-		}
-		return err == nil && ready == 2, fmt.Sprint(err)
-	})
+	c.waitReady(t, 2)
 	c.commit("two", deployment(2, "detect"))
 	testenv.WaitFor(t, 60*time.Second, "one replica on each node", func() (bool, string) {
 		return c.running("n1", "") == 1 && c.running("n2", "") == 1, ""

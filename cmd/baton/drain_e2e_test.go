@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +17,7 @@ func TestDrain(t *testing.T) {
 	c := newCluster(t, 10*time.Second)
 	c.startAgent("n1")
 	c.startAgent("n2")
-	nc := c.connect("status")
-	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
-		st, err := fetchStatus(c.ctx, nc)
-		ready := 0
-		for _, n := range st.Nodes {
-			if n.Ready {
-				ready++
-			}
-		}
-		return err == nil && ready == 2, fmt.Sprint(err)
-	})
+	c.waitReady(t, 2)
 	c.commit("four", deployment(4, "v1"))
 	testenv.WaitFor(t, 60*time.Second, "2 replicas on each node", func() (bool, string) {
 		return c.running("n1", "") == 2 && c.running("n2", "") == 2, ""

@@ -57,13 +57,25 @@ func (c *cluster) token(tb testing.TB, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-func nodeOf(st reconciler.Status, name string) (reconciler.NodeStatus, bool) {
+// waitReady waits until n nodes are ready in the leader's view (a leader
+// answers, and every node has heartbeated and reported).
+func (c *cluster) waitReady(t testing.TB, n int) {
+	t.Helper()
+	nc := c.connect("status")
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d nodes ready", n), func() (bool, string) {
+		st, err := fetchStatus(c.ctx, nc)
+		return err == nil && readyNodes(st) == n, fmt.Sprint(err)
+	})
+}
+
+func readyNodes(st reconciler.Status) int {
+	ready := 0
 	for _, n := range st.Nodes {
-		if n.Name == name {
-			return n, true
+		if n.Ready {
+			ready++
 		}
 	}
-	return reconciler.NodeStatus{}, false
+	return ready
 }
 
 // TestJoinRenewAndRemove is the k3s experience: a token from the first
@@ -88,8 +100,8 @@ func TestJoinRenewAndRemove(t *testing.T) {
 	})
 	testenv.WaitFor(t, 60*time.Second, "n1 and the joined n2 ready", func() (bool, string) {
 		st := c.status()
-		n1, ok1 := nodeOf(st, "n1")
-		n2, ok2 := nodeOf(st, "n2")
+		n1, ok1 := nodeOfStatus(st, "n1")
+		n2, ok2 := nodeOfStatus(st, "n2")
 		return ok1 && ok2 && n1.Ready && n2.Ready, "nodes: " + nodeNames(st)
 	})
 	c.commit("hello", deployment(4, "joined"))
@@ -116,7 +128,7 @@ func TestJoinRenewAndRemove(t *testing.T) {
 		return err == nil && now.Expires.After(creds.Expires), "expires " + creds.Expires.String()
 	})
 	time.Sleep(time.Until(creds.Expires.Add(time.Second)))
-	if n, ok := nodeOf(c.status(), "n2"); !ok || !n.Ready {
+	if n, ok := nodeOfStatus(c.status(), "n2"); !ok || !n.Ready {
 		t.Fatalf("n2 not ready after its first credential expired: %+v", n)
 	}
 
@@ -131,12 +143,12 @@ func TestJoinRenewAndRemove(t *testing.T) {
 	}
 	testenv.WaitFor(t, 30*time.Second, "n2's replicas on n1", func() (bool, string) {
 		st := c.status()
-		_, still := nodeOf(st, "n2")
+		_, still := nodeOfStatus(st, "n2")
 		return !still && c.running("n1", "") == 4, "nodes: " + nodeNames(st)
 	})
 	// The agent keeps trying and is refused: it never comes back.
 	c.waitPasses(t, 5)
-	if _, still := nodeOf(c.status(), "n2"); still {
+	if _, still := nodeOfStatus(c.status(), "n2"); still {
 		t.Fatal("a removed node came back")
 	}
 	if !strings.Contains(c.logs.String(), "credentials revoked") {

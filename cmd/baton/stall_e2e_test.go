@@ -27,13 +27,7 @@ func TestAgentStallAndDeath(t *testing.T) {
 	admin := f.as(f.ops, f.adminCreds)
 	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
 		st := f.status(admin)
-		ready := 0
-		for _, n := range st.Nodes {
-			if n.Ready {
-				ready++
-			}
-		}
-		return ready == 2, fmt.Sprint(st.Nodes)
+		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
 	})
 	files := deployment(2, "stall")
 	hash := specHash(t, files)
