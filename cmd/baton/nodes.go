@@ -68,7 +68,7 @@ func ask(ctx context.Context, bus busFlags, name, subject string, body, out any)
 }
 
 func nodeCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "The cluster's nodes: list them, remove one"}
+	cmd := &cobra.Command{Use: "node", Short: "The cluster's nodes: list, cordon, drain, uncordon, remove"}
 	var bus busFlags
 	ls := &cobra.Command{
 		Use:   "ls",
