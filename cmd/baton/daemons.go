@@ -27,6 +27,7 @@ func serverCmd() *cobra.Command {
 		bus        busFlags
 		natsListen string
 		sans       []string
+		cf         clusterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -37,6 +38,13 @@ DATA-DIR/identity, 0600), and it embeds a NATS server with JetStream that
 takes only credentials that identity signed, over TLS. Root on this machine
 gets an admin credential in DATA-DIR/admin.creds (and the CA in
 DATA-DIR/ca.crt), where the operator commands find it.
+
+A cluster of several servers: start the first with --servers 3; it keeps a
+server token in DATA-DIR/identity/server-token. Start each other one with
+--join FIRST:8421 --token TOKEN on a fresh data dir: it gets the identity and
+the routes, and the servers replicate the store (JetStream, R3) over routes
+with mutual TLS (--cluster-listen). The cluster works once all have joined,
+and goes on while a majority runs. See docs/cluster.md.
 
 With --nats it embeds nothing and joins the NATS server at that URL instead,
 with the server credential given by --creds.`,
@@ -52,20 +60,7 @@ with the server credential given by --creds.`,
 			// fails, never replayed later by the client library.
 			noBuffer := nats.ReconnectBufSize(-1)
 			if !cmd.Flags().Changed("nats") {
-				sb, err := startSecureNATS(zerolog.Ctx(cmd.Context()), natsListen, so.dataDir, sans)
-				if err != nil {
-					return err
-				}
-				defer sb.ns.Shutdown()
-				nc, err := sb.local(identity.RoleServer, credName(so.serverID()), noBuffer)
-				if err != nil {
-					return err
-				}
-				defer nc.Close()
-				so.bus = sb
-				zerolog.Ctx(cmd.Context()).Info().Str("nats", sb.ns.ClientURL()).Str("admin", adminCredsPath(so.dataDir)).
-					Str("ca", sb.id.CAFingerprint()).Msg("cluster bus: JWT auth and TLS")
-				return runServer(cmd.Context(), nc, so)
+				return runEmbeddedServer(cmd, so, cf, natsListen, sans)
 			}
 			nc, cred, err := connectNATS(bus, "baton-server", noBuffer)
 			if err != nil {
@@ -91,7 +86,11 @@ with the server credential given by --creds.`,
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	so.register(f)
 	f.IntVar(&so.bucketReplicas, "kv-replicas", 1, "replicas of the JetStream KV buckets (3 on a NATS cluster)")
-	f.StringVar(&so.id, "id", "", "this server's name in the leader lease (default: hostname-pid)")
+	f.StringVar(&so.id, "id", "", "this server's name in the leader lease and in its cluster (default: hostname-pid; in a cluster, the hostname)")
+	cf.register(f)
+	for _, sub := range serverSubcommands() {
+		cmd.AddCommand(sub)
+	}
 	f.DurationVar(&so.leaseTTL, "lease-ttl", DefaultLeaseTTL, "leader lease TTL: run several servers; one leads, the others take over within about this long of its death")
 	return cmd
 }

@@ -126,7 +126,7 @@ func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serv
 	// The bus is secured as baton server secures it: every connection of
 	// the suite has a credential of its role and goes over TLS, so the
 	// roles' permissions are exercised by every end-to-end test.
-	c.bus, err = startSecureNATS(zerolog.Ctx(ctx), "127.0.0.1:0", c.dir, nil)
+	c.bus, err = startSecureNATS(zerolog.Ctx(ctx), "127.0.0.1:0", c.dir, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

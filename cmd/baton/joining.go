@@ -29,23 +29,83 @@ type joinOptions struct {
 	listen   string       // HTTPS address of the join endpoint ("" for none)
 	listener net.Listener // tests: a listener made already (wins over listen)
 	agentTTL time.Duration
+	// auth, when set, is an authority whose endpoint the caller serves
+	// already (a server of a cluster admits servers before its store is
+	// up); serveJoining gives it the store.
+	auth *join.Authority
+	// cluster, when set, is this server's cluster of servers: its members
+	// are kept in step with the store.
+	cluster *serverCluster
 }
 
-// serveJoining runs what a server holding the cluster identity does for
-// joining: the HTTPS join endpoint, agents' renewals on the bus, and the
-// operators' token, credentials and node removal requests (returned, for
-// ServeNATS). forget drops a removed node from the leader's view.
-func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb *secureBus, o joinOptions, replicas int, forget func(string)) (map[string]httpapi.Handler, func(), error) {
-	log := zerolog.Ctx(ctx)
-	st, err := join.OpenStore(ctx, js, replicas)
-	if err != nil {
-		return nil, nil, err
-	}
+// newAuthority is the join authority of the embedded bus sb.
+func newAuthority(sb *secureBus, o joinOptions) *join.Authority {
 	port := 0
 	if a, ok := sb.ns.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	auth := &join.Authority{ID: sb.id, Store: st, NATS: sb.ns, NATSPort: port, AgentTTL: o.agentTTL}
+	return &join.Authority{ID: sb.id, NATS: sb.ns, NATSPort: port, AgentTTL: o.agentTTL}
+}
+
+// serveJoinEndpoint serves auth's HTTPS join endpoint on o's listener, if
+// any, until stop is called.
+func serveJoinEndpoint(log zerolog.Logger, auth *join.Authority, sb *secureBus, o joinOptions) (stop func(), err error) {
+	ln := o.listener
+	if ln == nil && o.listen == "" {
+		return func() {}, nil
+	}
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			return nil, fmt.Errorf("join listener: %w", err)
+		}
+	}
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	hosts, err := certHosts(net.JoinHostPort(host, "0"), nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	tc, err := sb.id.ServerTLS(hosts...)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := &http.Server{Handler: auth.Handler(log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	log.Info().Str("address", ln.Addr().String()).Msg("join endpoint (HTTPS; baton agent --join)")
+	return serveHTTP(log, srv, tlsListener(ln, tc), "join endpoint"), nil
+}
+
+// serveJoining runs what a server holding the cluster identity does for
+// joining: the HTTPS join endpoint (unless o.auth is served already),
+// agents' renewals on the bus, every server's revocations applied to this
+// one's NATS server, and the operators' token, credentials and node
+// removal requests (returned, for ServeNATS). forget drops a removed node
+// from the leader's view.
+func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb *secureBus, o joinOptions, replicas int, forget func(string)) (map[string]httpapi.Handler, func(), error) {
+	log := zerolog.Ctx(ctx)
+	st, err := openWhenFormed(ctx, o.cluster, "joining", func(ctx context.Context) (*join.Store, error) {
+		return join.OpenStore(ctx, js, replicas)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	auth := o.auth
+	stops := []func(){}
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+	if auth == nil {
+		auth = newAuthority(sb, o)
+		stopEndpoint, err := serveJoinEndpoint(*log, auth, sb, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		stops = append(stops, stopEndpoint)
+	}
+	auth.SetStore(st)
 	// Root's admin credential and this process's own agent are listed,
 	// and their names held, as any other's: a token cannot take over the
 	// node of baton up, and node rm revokes it.
@@ -59,50 +119,45 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 	for _, c := range locals {
 		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
 		if err := st.Record(ctx, rec); err != nil {
+			stop()
+			return nil, nil, err
+		}
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	stops = append(stops, stopWatch)
+	if err := st.WatchRevocations(watchCtx, func(pub string, at int64) {
+		if fresh, err := sb.id.RevokeAt(pub, at); err != nil || !fresh {
+			return
+		}
+		if err := sb.id.UpdateServer(sb.ns); err != nil {
+			log.Error().Err(err).Msg("push a revocation made by another server to this nats server")
+			return
+		}
+		log.Info().Str("key", pub).Msg("revocation made by another server applied")
+	}); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	if o.cluster != nil {
+		if err := o.cluster.follow(watchCtx, st); err != nil {
+			stop()
 			return nil, nil, err
 		}
 	}
 	stopRenew, err := auth.ServeRenewals(ctx, nc)
 	if err != nil {
+		stop()
 		return nil, nil, err
 	}
-	stops := []func(){stopRenew}
-	stop := func() {
-		for _, f := range stops {
-			f()
-		}
-	}
-	ln := o.listener
-	if ln == nil && o.listen != "" {
-		if ln, err = net.Listen("tcp", o.listen); err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("join listener: %w", err)
-		}
-	}
-	if ln != nil {
-		host, _, _ := net.SplitHostPort(ln.Addr().String())
-		hosts, err := certHosts(net.JoinHostPort(host, "0"), nil)
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		tc, err := sb.id.ServerTLS(hosts...)
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		srv := &http.Server{Handler: auth.Handler(*log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
-		log.Info().Str("address", ln.Addr().String()).Msg("join endpoint (HTTPS; baton agent --join)")
-		stops = append(stops, serveHTTP(*log, srv, tlsListener(ln, tc), "join endpoint"))
-	}
+	stops = append(stops, stopRenew)
 	coded := func(err error) error {
 		if err == nil {
 			return nil
 		}
 		return &httpapi.AnswerError{Code: join.StatusOf(err), Msg: err.Error()}
 	}
-	handlers := map[string]httpapi.Handler{
+	handlers := serverHandlers(sb, o.cluster, st)
+	for subj, h := range map[string]httpapi.Handler{
 		protocol.TokenSubject: func(ctx context.Context, body []byte) (any, error) {
 			var req join.TokenRequest
 			if err := json.Unmarshal(body, &req); err != nil {
@@ -147,6 +202,8 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 			}
 			return map[string]string{"user": req.Name, "revoked": strconv.Itoa(n)}, nil
 		},
+	} {
+		handlers[subj] = h
 	}
 	return handlers, stop, nil
 }
@@ -160,20 +217,21 @@ func tlsListener(ln net.Listener, tc *tls.Config) net.Listener { return tls.NewL
 // the events of agent credentials count; the node is the name in the
 // credential the server checked.
 func watchDisconnects(ctx context.Context, sb *secureBus, leader func() *reconciler.Reconciler) (stop func(), err error) {
-	c, err := sb.id.LocalSystem("baton-events")
+	nc, err := sb.systemConn("baton-events")
 	if err != nil {
 		return nil, err
-	}
-	nc, err := nats.Connect("", append(c.Options(), nats.InProcessServer(sb.ns), nats.Name("baton-events"))...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the system account: %w", err)
 	}
 	log := zerolog.Ctx(ctx)
 	// The events come on one subscription, in the order the server sent
 	// them; a node's disconnection counts only if it is of its latest
 	// connection (a restarted agent may connect before the old one's
-	// connection is closed).
-	latest := map[string]uint64{} // node → client ID of its newest connection
+	// connection is closed). In a cluster every server's events come here;
+	// a connection is named by its server and its client ID there.
+	type conn struct {
+		server string
+		id     uint64
+	}
+	latest := map[string]conn{} // node → its newest connection
 	_, err = nc.Subscribe("$SYS.ACCOUNT."+sb.id.AccountPublicKey()+".*", func(m *nats.Msg) {
 		connect := strings.HasSuffix(m.Subject, ".CONNECT")
 		if !connect && !strings.HasSuffix(m.Subject, ".DISCONNECT") {
@@ -194,11 +252,11 @@ func watchDisconnects(ctx context.Context, sb *secureBus, leader func() *reconci
 		rec := leader()
 		switch {
 		case connect:
-			latest[who.Name] = ev.Client.ID
+			latest[who.Name] = conn{ev.Server.ID, ev.Client.ID}
 			if rec != nil {
 				rec.NodeConnected(who.Name, ev.Time)
 			}
-		case latest[who.Name] == 0 || latest[who.Name] == ev.Client.ID:
+		case latest[who.Name] == conn{} || latest[who.Name] == conn{ev.Server.ID, ev.Client.ID}:
 			log.Info().Str("node", who.Name).Str("reason", ev.Reason).Msg("agent disconnected")
 			if rec != nil {
 				rec.NodeDisconnected(who.Name, ev.Time)

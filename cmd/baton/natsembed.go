@@ -66,11 +66,19 @@ type secureBus struct {
 	agents []*identity.Credential // in-process agents' credentials, recorded by name at the join store
 }
 
+// busCluster is how the embedded server takes part in a cluster of
+// servers (nil: it is the only one).
+type busCluster struct {
+	c      *serverCluster
+	listen string // the routes' address
+}
+
 // startSecureNATS opens the cluster identity in dataDir (making it on a
 // fresh one), writes root's admin credential and the CA beside it, and
 // starts the embedded NATS server on listen with JetStream under dataDir,
-// its certificate naming the listen address and sans.
-func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string) (*secureBus, error) {
+// its certificate naming the listen address and sans; with cl, it is a
+// member of a cluster of servers.
+func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string, cl *busCluster) (*secureBus, error) {
 	id, err := identity.Open(identityDir(dataDir))
 	if err != nil {
 		return nil, err
@@ -82,8 +90,15 @@ func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := natsserver.Start(natsserver.Config{Listen: listen, StoreDir: filepath.Join(dataDir, "nats"),
-		Secure: func(o *server.Options) error { return id.Configure(o, hosts...) }, Log: log})
+	cfg := natsserver.Config{Listen: listen, StoreDir: filepath.Join(dataDir, "nats"),
+		Secure: func(o *server.Options) error { return id.Configure(o, hosts...) }, Log: log}
+	if cl != nil {
+		if cfg.Cluster, err = cl.c.natsCluster(id, cl.listen, sans); err != nil {
+			return nil, err
+		}
+		cfg.Name = cl.c.st.Name
+	}
+	ns, err := natsserver.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +167,19 @@ func (b *secureBus) local(role identity.Role, name string, opts ...nats.Option) 
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the embedded nats as %s %s: %w", role, name, err)
+	}
+	return nc, nil
+}
+
+// systemConn connects inside this process to the system account.
+func (b *secureBus) systemConn(name string) (*nats.Conn, error) {
+	c, err := b.id.LocalSystem(name)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect("", append(c.Options(), nats.InProcessServer(b.ns), nats.Name(name))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the system account: %w", err)
 	}
 	return nc, nil
 }

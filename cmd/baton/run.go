@@ -41,6 +41,7 @@ type serverOptions struct {
 	apiListener        net.Listener  // tests: a listener made already (wins over apiListen)
 	apiTokens          string        // tokens file for the API ("": open)
 	bus                *secureBus    // the embedded bus and the identity, when this process holds them
+	cluster            *serverCluster      // this server's cluster of servers (nil: the only one)
 	join               joinOptions   // the join endpoint (with bus only)
 }
 
@@ -58,11 +59,15 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	st, err := store.Open(ctx, js, o.bucketReplicas)
+	st, err := openWhenFormed(ctx, o.cluster, "state", func(ctx context.Context) (*store.Store, error) {
+		return store.Open(ctx, js, o.bucketReplicas)
+	})
 	if err != nil {
 		return err
 	}
-	if _, err := nodeagent.ExistingImageStore(ctx, js, o.bucketReplicas); err != nil {
+	if _, err := openWhenFormed(ctx, o.cluster, "images", func(ctx context.Context) (*nodeagent.ObjectImageStore, error) {
+		return nodeagent.ExistingImageStore(ctx, js, o.bucketReplicas)
+	}); err != nil {
 		return err
 	}
 	relayCtx, stopRelay := context.WithCancel(ctx)
@@ -101,10 +106,14 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	if cfg.Events, err = store.OpenEventLog(ctx, js, o.bucketReplicas); err != nil {
+	if cfg.Events, err = openWhenFormed(ctx, o.cluster, "events", func(ctx context.Context) (*store.EventLog, error) {
+		return store.OpenEventLog(ctx, js, o.bucketReplicas)
+	}); err != nil {
 		return err
 	}
-	ls, err := lease.Open(ctx, js, cfg.ID, ttl, o.bucketReplicas)
+	ls, err := openWhenFormed(ctx, o.cluster, "lease", func(ctx context.Context) (*lease.Lease, error) {
+		return lease.Open(ctx, js, cfg.ID, ttl, o.bucketReplicas)
+	})
 	if err != nil {
 		return err
 	}

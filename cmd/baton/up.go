@@ -69,7 +69,7 @@ examples/hello, and follows it.`,
 				}
 			}
 
-			sb, err := startSecureNATS(log, natsListen, so.dataDir, nil)
+			sb, err := startSecureNATS(log, natsListen, so.dataDir, nil, nil)
 			if err != nil {
 				return err
 			}

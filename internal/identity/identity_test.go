@@ -342,7 +342,7 @@ func TestRevokedAgentIsCutOff(t *testing.T) {
 	defer nc.Close()
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := b.id.Revoke(pub); err != nil {
+	if _, err := b.id.Revoke(pub); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.id.UpdateServer(b.srv); err != nil {

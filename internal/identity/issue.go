@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -135,19 +134,18 @@ func (id *Identity) IssueCreds(role Role, name string, ttl time.Duration) ([]byt
 
 // Revoke revokes every credential of the user key userPub issued before
 // now, for good: it is kept in the identity directory, and the account JWT
-// carries it (push it to the servers with UpdateServer).
-func (id *Identity) Revoke(userPub string) error {
+// carries it (push it to the servers with UpdateServer). It returns the
+// revocation's time (unix seconds), which the other servers record with
+// RevokeAt.
+func (id *Identity) Revoke(userPub string) (int64, error) {
 	if !nkeys.IsValidPublicUserKey(userPub) {
-		return fmt.Errorf("not a user public key: %q", userPub)
+		return 0, fmt.Errorf("not a user public key: %q", userPub)
 	}
 	id.mu.Lock()
 	defer id.mu.Unlock()
-	id.revoked[userPub] = time.Now().Unix()
-	b, err := json.MarshalIndent(id.revoked, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeSecret(id.dir, revokedFile, b)
+	at := time.Now().Unix()
+	id.revoked[userPub] = at
+	return at, id.saveRevokedLocked()
 }
 
 // ValidName reports whether name can name a credential (and a node).

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -39,6 +41,10 @@ type Authority struct {
 	// AgentTTL is how long agents' credentials last (DefaultAgentTTL).
 	AgentTTL time.Duration
 	Clock    func() time.Time
+	// Admit, when set, admits servers to the cluster (JoinServer).
+	Admit Admit
+
+	mu sync.RWMutex // guards Store, which SetStore sets late
 }
 
 func (a *Authority) now() time.Time {
@@ -78,16 +84,19 @@ type TokenAnswer struct {
 // CreateToken makes a one-time token for role, valid for ttl.
 func (a *Authority) CreateToken(ctx context.Context, req TokenRequest) (TokenAnswer, error) {
 	switch req.Role {
-	case identity.RoleAgent, identity.RoleAdmin, identity.RoleViewer:
+	case identity.RoleAgent, identity.RoleAdmin, identity.RoleViewer, identity.RoleServer:
 	default:
-		return TokenAnswer{}, fmt.Errorf("%w: role %q: want agent, admin or viewer", ErrBadRequest, req.Role)
+		return TokenAnswer{}, fmt.Errorf("%w: role %q: want agent, admin, viewer or server", ErrBadRequest, req.Role)
+	}
+	if err := a.ready(); err != nil {
+		return TokenAnswer{}, err
 	}
 	ttl, err := time.ParseDuration(req.TTL)
 	if err != nil || ttl <= 0 || ttl > MaxTokenTTL {
 		return TokenAnswer{}, fmt.Errorf("%w: ttl %q: want a duration more than 0 and at most %s", ErrBadRequest, req.TTL, MaxTokenTTL)
 	}
 	now := a.now()
-	t, err := a.Store.createToken(ctx, a.ID.CAFingerprint(), req.Role, ttl, req.By, now)
+	t, err := a.store().createToken(ctx, a.ID.CAFingerprint(), req.Role, ttl, req.By, now)
 	if err != nil {
 		return TokenAnswer{}, err
 	}
@@ -109,6 +118,8 @@ type Request struct {
 	// operator: admin or viewer): a token of another role is refused
 	// before it is used up.
 	Roles []identity.Role `json:"roles"`
+	// ClusterPort is a joining server's route port.
+	ClusterPort int `json:"clusterPort,omitempty"`
 }
 
 // Answer is the credential made for a join.
@@ -118,12 +129,18 @@ type Answer struct {
 	CA       string    `json:"ca"` // PEM
 	NATSPort int       `json:"natsPort"`
 	Expires  time.Time `json:"expires,omitzero"`
+	// A server gets the cluster's identity and where the others are.
+	Identity map[string][]byte `json:"identity,omitempty"`
+	Cluster  *ClusterInfo      `json:"cluster,omitempty"`
 }
 
 // Join redeems a token for a credential of its role, named req.Name, for
 // the key req.PublicKey. A name that holds a credential already is refused
 // (remove it first): a token cannot take over another machine's name.
 func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
+	if err := a.ready(); err != nil {
+		return Answer{}, err
+	}
 	t, err := ParseToken(req.Token)
 	if err != nil {
 		return Answer{}, err
@@ -150,13 +167,13 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	if !slices.Contains(req.Roles, rec.Role) {
 		return Answer{}, fmt.Errorf("%w: this is a%s %s token; it was used as one for %v (it is still valid)", ErrBadRequest, article(rec.Role), rec.Role, req.Roles)
 	}
-	if err := a.Store.claimName(ctx, rec.Role, req.Name, req.PublicKey); err != nil {
+	if err := a.store().claimName(ctx, rec.Role, req.Name, req.PublicKey); err != nil {
 		return Answer{}, err
 	}
 	// From here a failure gives the name back, whatever the request's
 	// deadline did.
-	undo := func() { a.Store.releaseName(context.WithoutCancel(ctx), rec.Role, req.Name) }
-	if _, err = a.Store.redeem(ctx, t, a.now()); err != nil {
+	undo := func() { a.store().releaseName(context.WithoutCancel(ctx), rec.Role, req.Name) }
+	if _, err = a.store().redeem(ctx, t, a.now()); err != nil {
 		undo()
 		return Answer{}, err
 	}
@@ -176,7 +193,7 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	}
 	// A key joins once: a record of it made by another join is never
 	// replaced (it would move that node's renewals and removal here).
-	if err := a.Store.createCred(ctx, c); err != nil {
+	if err := a.store().createCred(ctx, c); err != nil {
 		undo()
 		return Answer{}, err
 	}
@@ -186,7 +203,7 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 
 // peek checks a token without using it up.
 func (a *Authority) peek(ctx context.Context, t Token) (TokenRecord, error) {
-	e, err := a.Store.kv.Get(ctx, tokenKey(t.ID))
+	e, err := a.store().kv.Get(ctx, tokenKey(t.ID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return TokenRecord{}, fmt.Errorf("%w: unknown or already used", ErrBadToken)
 	}
@@ -203,7 +220,10 @@ func (a *Authority) peek(ctx context.Context, t Token) (TokenRecord, error) {
 // Renew issues a new credential for the agent key pub of node: the key must
 // be one the node joined with and not removed since.
 func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error) {
-	c, rev, ok, err := a.Store.credential(ctx, pub)
+	if err := a.ready(); err != nil {
+		return Answer{}, err
+	}
+	c, rev, ok, err := a.store().credential(ctx, pub)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -219,7 +239,7 @@ func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error)
 	c.Expires = now.Add(ttl)
 	// Only over the record read: a removal meanwhile wins (and the JWT
 	// issued here is covered by its revocation or never handed out).
-	if err := a.Store.updateCred(ctx, c, rev); err != nil {
+	if err := a.store().updateCred(ctx, c, rev); err != nil {
 		return Answer{}, fmt.Errorf("%w: node %s was removed meanwhile", ErrNotJoined, node)
 	}
 	if a.ID.Revoked(pub) {
@@ -232,7 +252,10 @@ func (a *Authority) Renew(ctx context.Context, node, pub string) (Answer, error)
 // at once: the server closes their connections and refuses them from now
 // on. It returns how many it revoked.
 func (a *Authority) Remove(ctx context.Context, role identity.Role, name string) (int, error) {
-	pub, ok, err := a.Store.nameHolder(ctx, role, name)
+	if err := a.ready(); err != nil {
+		return 0, err
+	}
+	pub, ok, err := a.store().nameHolder(ctx, role, name)
 	if err != nil {
 		return 0, err
 	}
@@ -241,18 +264,23 @@ func (a *Authority) Remove(ctx context.Context, role identity.Role, name string)
 	}
 	// Revoked and pushed before the records go: a failure leaves the name
 	// held, so trying again finds it and pushes again.
-	if err := a.ID.Revoke(pub); err != nil {
+	at, err := a.ID.Revoke(pub)
+	if err != nil {
 		return 0, err
+	}
+	// The other servers apply it from the bucket (WatchRevocations).
+	if err := a.store().putRevocation(ctx, pub, at); err != nil {
+		return 0, fmt.Errorf("record the revocation for the other servers: %w", err)
 	}
 	if a.NATS != nil {
 		if err := a.ID.UpdateServer(a.NATS); err != nil {
 			return 0, fmt.Errorf("push the revocation to the nats server: %w", err)
 		}
 	}
-	if err := a.Store.kv.Delete(ctx, credKey(pub)); err != nil {
+	if err := a.store().kv.Delete(ctx, credKey(pub)); err != nil {
 		return 0, err
 	}
-	a.Store.releaseName(ctx, role, name)
+	a.store().releaseName(ctx, role, name)
 	n := 1
 	if n > 0 {
 		zerolog.Ctx(ctx).Info().Str("role", string(role)).Str("name", name).Int("revoked", n).Msg("credentials revoked")
@@ -273,6 +301,8 @@ func StatusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, identity.ErrBadName):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrForming):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -297,7 +327,15 @@ func (a *Authority) Handler(log zerolog.Logger) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(log.WithContext(r.Context()), 10*time.Second)
 		defer cancel()
-		ans, err := a.Join(ctx, req)
+		var ans Answer
+		var err error
+		if slices.Contains(req.Roles, identity.RoleServer) {
+			local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+			remote, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+			ans, err = a.JoinServer(ctx, req, local, remote)
+		} else {
+			ans, err = a.Join(ctx, req)
+		}
 		if err != nil {
 			ev := log.Error()
 			if isClientError(err) {

@@ -42,58 +42,13 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 // JoinVia is Join with the connection made by dial. roles are the roles
 // the joiner expects: a token of another role is refused, unused.
 func JoinVia(ctx context.Context, dial Dialer, addr, tok string, roles []identity.Role, name, credsPath string) (*Joined, error) {
-	t, err := ParseToken(tok)
-	if err != nil {
-		return nil, err
-	}
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "https://" + base
-	}
-	host, err := hostOf(base)
-	if err != nil {
-		return nil, err
-	}
 	seed, pub, err := identity.NewUserKey()
 	if err != nil {
 		return nil, err
 	}
-	kp, err := nkeys.FromSeed(seed)
+	ans, host, err := post(ctx, dial, addr, tok, seed, Request{Name: name, PublicKey: pub, Roles: roles})
 	if err != nil {
 		return nil, err
-	}
-	sig, err := kp.Sign([]byte(tok))
-	if err != nil {
-		return nil, err
-	}
-	body, _ := json.Marshal(Request{Token: tok, Name: name, PublicKey: pub, Signature: base64.StdEncoding.EncodeToString(sig), Roles: roles})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/join", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(t.CAFingerprint), DialContext: dial}}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("join at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("join at %s: %w", addr, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		_ = json.Unmarshal(b, &e)
-		return nil, fmt.Errorf("join at %s refused: %s: %s", addr, resp.Status, e.Error)
-	}
-	var ans Answer
-	if err := json.Unmarshal(b, &ans); err != nil {
-		return nil, fmt.Errorf("join at %s: bad answer: %w", addr, err)
-	}
-	// The CA sent must be the one pinned: it is what NATS is checked with.
-	if fp, err := pemFingerprint([]byte(ans.CA)); err != nil || fp != t.CAFingerprint {
-		return nil, fmt.Errorf("join at %s: the answer's CA is not the one the token pins", addr)
 	}
 	creds, err := identity.Creds(ans.JWT, seed)
 	if err != nil {
@@ -115,6 +70,66 @@ func JoinVia(ctx context.Context, dial Dialer, addr, tok string, roles []identit
 	}
 	return j, nil
 }
+
+// post signs tok with seed, sends req with it to the join endpoint addr
+// (trusting only the CA the token pins) and returns the answer, whose CA
+// it has checked, and the host it reached.
+func post(ctx context.Context, dial Dialer, addr, tok string, seed []byte, req Request) (Answer, string, error) {
+	t, err := ParseToken(tok)
+	if err != nil {
+		return Answer{}, "", err
+	}
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "https://" + base
+	}
+	host, err := hostOf(base)
+	if err != nil {
+		return Answer{}, "", err
+	}
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return Answer{}, "", err
+	}
+	sig, err := kp.Sign([]byte(tok))
+	if err != nil {
+		return Answer{}, "", err
+	}
+	req.Token, req.Signature = tok, base64.StdEncoding.EncodeToString(sig)
+	body, _ := json.Marshal(req)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/join", bytes.NewReader(body))
+	if err != nil {
+		return Answer{}, "", err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: PinnedTLS(t.CAFingerprint), DialContext: dial}}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return Answer{}, "", fmt.Errorf("join at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return Answer{}, "", fmt.Errorf("join at %s: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.Unmarshal(b, &e)
+		return Answer{}, "", fmt.Errorf("join at %s refused: %s: %s", addr, resp.Status, e.Error)
+	}
+	var ans Answer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return Answer{}, "", fmt.Errorf("join at %s: bad answer: %w", addr, err)
+	}
+	// The CA sent must be the one pinned: it is what NATS is checked with.
+	if fp, err := pemFingerprint([]byte(ans.CA)); err != nil || fp != t.CAFingerprint {
+		return Answer{}, "", fmt.Errorf("join at %s: the answer's CA is not the one the token pins", addr)
+	}
+	return ans, host, nil
+}
+
+// maxAnswerBytes bounds a join answer (a server's carries the identity).
+const maxAnswerBytes = 4 << 20
 
 func hostOf(rawURL string) (string, error) {
 	rest := rawURL[strings.Index(rawURL, "://")+3:]

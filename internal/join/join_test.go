@@ -93,7 +93,7 @@ func TestParseToken(t *testing.T) {
 
 func TestCreateTokenLimits(t *testing.T) {
 	a := authority(t)
-	for _, req := range []join.TokenRequest{{Role: "server", TTL: "1h"}, {Role: "root", TTL: "1h"}, {Role: identity.RoleAgent, TTL: "soon"},
+	for _, req := range []join.TokenRequest{{Role: "operator", TTL: "1h"}, {Role: "root", TTL: "1h"}, {Role: identity.RoleAgent, TTL: "soon"},
 		{Role: identity.RoleAgent, TTL: "0s"}, {Role: identity.RoleAgent, TTL: (join.MaxTokenTTL + time.Second).String()}} {
 		if _, err := a.CreateToken(context.Background(), req); !errors.Is(err, join.ErrBadRequest) {
 			t.Errorf("CreateToken(%+v) = %v, want ErrBadRequest", req, err)

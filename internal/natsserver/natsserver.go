@@ -1,8 +1,10 @@
 package natsserver
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -25,9 +27,47 @@ type Config struct {
 	// Secure, when set, adds authentication and TLS to the options (the
 	// cluster identity's Configure).
 	Secure func(*server.Options) error
+	// Cluster, when set, makes the server a member of a cluster of
+	// servers joined by routes (JetStream clustered: replicated streams).
+	Cluster *Cluster
 	// Log, when set, receives the server's notices, warnings and errors
 	// (refused connections, permission violations) with component=nats.
 	Log *zerolog.Logger
+}
+
+// Cluster says how a server reaches the other servers of its cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every server.
+	Name string
+	// Listen is the route port's host:port (a port, not 0: the others
+	// are told it).
+	Listen string
+	// Advertise is host:port the others reach this server's routes by
+	// ("": the server picks one of its addresses).
+	Advertise string
+	// Routes are the other servers' route URLs (tls://host:port). With
+	// none, the server routes to itself, which it drops: JetStream in a
+	// cluster needs a route configured, and the others will dial in.
+	Routes []string
+	// TLS is mutual TLS on the routes (identity.RouteTLS).
+	TLS *tls.Config
+}
+
+// routes are the options' route URLs for c.
+func (c *Cluster) routes(port int) ([]*url.URL, error) {
+	raw := c.Routes
+	if len(raw) == 0 {
+		raw = []string{"tls://127.0.0.1:" + strconv.Itoa(port)}
+	}
+	var out []*url.URL
+	for _, r := range raw {
+		u, err := url.Parse(r)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("route %q: want tls://host:port", r)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // logger adapts zerolog to the server's Logger.
@@ -77,12 +117,43 @@ func Options(c Config) (*server.Options, error) {
 		PingInterval: PingInterval,
 		MaxPingsOut:  2,
 	}
+	if c.Cluster != nil {
+		if err := clusterOptions(o, c.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	if c.Secure != nil {
 		if err := c.Secure(o); err != nil {
 			return nil, fmt.Errorf("secure the embedded nats server: %w", err)
 		}
 	}
 	return o, nil
+}
+
+// clusterOptions adds the routes of cluster c to o.
+func clusterOptions(o *server.Options, c *Cluster) error {
+	host, portStr, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster listen address %q: %w", c.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 {
+		return fmt.Errorf("cluster listen port %q: want a port number (the other servers are told it)", portStr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if c.Name == "" {
+		return fmt.Errorf("cluster without a name")
+	}
+	routes, err := c.routes(port)
+	if err != nil {
+		return err
+	}
+	o.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port, Advertise: c.Advertise,
+		TLSConfig: c.TLS, TLSTimeout: 2, ConnectRetries: 0}
+	o.Routes = routes
+	return nil
 }
 
 // Start starts an embedded server and waits until it takes connections.

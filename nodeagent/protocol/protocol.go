@@ -47,6 +47,9 @@ const (
 	// NodeControlSubject cordons, drains or uncordons a node (any server).
 	NodeControlSubject = "baton.api.admin.node.control"
 	CredentialsSubject = "baton.api.read.credentials"
+	// The cluster's servers: list them, remove a stopped one for good.
+	ServersSubject      = "baton.api.read.servers"
+	ServerRemoveSubject = "baton.api.admin.server.rm"
 	// APIQueue is the queue group of the servers answering those.
 	APIQueue = "baton-api"
 )
