@@ -191,6 +191,17 @@ func (f *fleetCluster) running() int { return f.runningOn("n1") }
 
 // runningOn counts the node's running replicas in containerd.
 func (f *fleetCluster) runningOn(node string) int {
+	n := 0
+	for _, r := range f.replicasOn(node) {
+		if r.State == protocol.StateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// replicasOn lists the node's replicas in containerd.
+func (f *fleetCluster) replicasOn(node string) []protocol.Replica {
 	cli, err := nodeagent.DialContainerd(context.Background(), f.sock)
 	if err != nil {
 		f.t.Fatal(err)
@@ -204,13 +215,7 @@ func (f *fleetCluster) runningOn(node string) int {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	n := 0
-	for _, r := range reps {
-		if r.State == protocol.StateRunning {
-			n++
-		}
-	}
-	return n
+	return reps
 }
 
 func (f *fleetCluster) waitRunning(u *user, want int) {
@@ -222,11 +227,13 @@ func (f *fleetCluster) waitRunning(u *user, want int) {
 	})
 }
 
-func newFleetCluster(t *testing.T, serverArgs ...string) *fleetCluster {
+// newFleetBase is a fleet with n1 and ops (and evil) hosts, the test image
+// in every node's containerd namespace, and the repository: no server yet.
+func newFleetBase(t *testing.T) *fleetCluster {
 	sock := testenv.ContainerdSocket(t)
 	archive := testenv.HelloArchive(t)
 	fl := testenv.NewFleet(t)
-	f := &fleetCluster{t: t, fleet: fl, server: fl.Host("server"), node: fl.Host("n1"), evil: fl.Host("evil"), ops: fl.Host("ops"),
+	f := &fleetCluster{t: t, fleet: fl, node: fl.Host("n1"), evil: fl.Host("evil"), ops: fl.Host("ops"),
 		dir: t.TempDir(), serverLog: &lockedBuffer{}, sock: sock}
 	f.ctrNS = fmt.Sprintf("baton-attack-%d", time.Now().UnixNano()%1_000_000)
 	cli, err := nodeagent.DialContainerd(context.Background(), sock)
@@ -246,6 +253,12 @@ func newFleetCluster(t *testing.T, serverArgs ...string) *fleetCluster {
 		t.Fatal(err)
 	}
 	f.commit("hello", deployment(1, "attacked"))
+	return f
+}
+
+func newFleetCluster(t *testing.T, serverArgs ...string) *fleetCluster {
+	f := newFleetBase(t)
+	f.server = f.fleet.Host("server")
 	f.natsURL = "tls://" + net.JoinHostPort(f.server.IP, "4222")
 	f.joinAddr = net.JoinHostPort(f.server.IP, "8421")
 	sdir := filepath.Join(f.dir, "server")

@@ -332,6 +332,12 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 	return runServer(ctx, nc, so)
 }
 
+// untilFormed runs do as openWhenFormed opens.
+func untilFormed(ctx context.Context, cl *serverCluster, what string, do func(context.Context) error) error {
+	_, err := openWhenFormed(ctx, cl, what, func(ctx context.Context) (struct{}, error) { return struct{}{}, do(ctx) })
+	return err
+}
+
 // openWhenFormed opens what open opens, trying again while the cluster is
 // forming (fewer servers than it was made for have joined) or has lost
 // its majority, and saying so every few seconds.

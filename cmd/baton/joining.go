@@ -118,14 +118,14 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 	sb.mu.Unlock()
 	for _, c := range locals {
 		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
-		if err := st.Record(ctx, rec); err != nil {
+		if err := untilFormed(ctx, o.cluster, "record "+c.Name, func(ctx context.Context) error { return st.Record(ctx, rec) }); err != nil {
 			stop()
 			return nil, nil, err
 		}
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	stops = append(stops, stopWatch)
-	if err := st.WatchRevocations(watchCtx, func(pub string, at int64) {
+	applyRevocation := func(pub string, at int64) {
 		if fresh, err := sb.id.RevokeAt(pub, at); err != nil || !fresh {
 			return
 		}
@@ -134,12 +134,15 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 			return
 		}
 		log.Info().Str("key", pub).Msg("revocation made by another server applied")
+	}
+	if err := untilFormed(ctx, o.cluster, "revocations", func(context.Context) error {
+		return st.WatchRevocations(watchCtx, applyRevocation)
 	}); err != nil {
 		stop()
 		return nil, nil, err
 	}
 	if o.cluster != nil {
-		if err := o.cluster.follow(watchCtx, st); err != nil {
+		if err := untilFormed(ctx, o.cluster, "servers", func(context.Context) error { return o.cluster.follow(watchCtx, st) }); err != nil {
 			stop()
 			return nil, nil, err
 		}

@@ -190,13 +190,19 @@ func connectNATS(bus busFlags, name string, opts ...nats.Option) (*nats.Conn, *i
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = append(append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}, auth...), opts...)
+	// A server that stops answering (its host cut off) is left for
+	// another of the cluster within seconds (pings), not minutes.
+	opts = append(append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
+		nats.PingInterval(clientPingInterval), nats.MaxPingsOutstanding(2)}, auth...), opts...)
 	nc, err := nats.Connect(bus.url, opts...)
 	if err != nil {
 		return nil, nil, bus.explain(err, cred)
 	}
 	return nc, cred, nil
 }
+
+// clientPingInterval is how often a daemon pings its server.
+const clientPingInterval = 2 * time.Second
 
 // defaultNATS is where the operator commands find NATS by default.
 const defaultNATS = "nats://127.0.0.1:4222"
