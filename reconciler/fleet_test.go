@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"net"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -48,6 +49,10 @@ const (
 	// busJoin: busSecure, and every agent joins with a one-time token over
 	// the HTTPS join endpoint, all at once, as a new fleet would.
 	busJoin busMode = "join"
+	// busCluster: busSecure on three servers joined by routes with mutual
+	// TLS, the state replicated on all three (R3); the agents spread over
+	// the servers.
+	busCluster busMode = "3-servers-R3"
 )
 
 func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *fleet {
@@ -56,10 +61,21 @@ func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *
 		s        *server.Server
 		serverNC *nats.Conn
 	)
-	if mode == busOpen {
+	servers := []*server.Server{}
+	replicas := 1
+	switch mode {
+	case busOpen:
 		s = testenv.NATSServer(tb)
 		serverNC = connectTo(tb, s.ClientURL())
-	} else {
+	case busCluster:
+		var err error
+		if id, err = identity.Open(filepath.Join(tb.TempDir(), "identity")); err != nil {
+			tb.Fatal(err)
+		}
+		servers = secureCluster(tb, id, 3)
+		s, replicas = servers[0], 3
+		serverNC = connectTo(tb, s.ClientURL(), local(tb, id, identity.RoleServer, "s1")...)
+	default:
 		var err error
 		if id, err = identity.Open(filepath.Join(tb.TempDir(), "identity")); err != nil {
 			tb.Fatal(err)
@@ -71,7 +87,7 @@ func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *
 	if err != nil {
 		tb.Fatal(err)
 	}
-	kv, err := store.Open(ctx, js, 1)
+	kv, err := store.Open(ctx, js, replicas)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +103,7 @@ func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *
 	switch mode {
 	case busOpen:
 		connOpts = func(int) []nats.Option { return nil }
-	case busSecure:
+	case busSecure, busCluster:
 		connOpts = func(i int) []nats.Option { return local(tb, id, identity.RoleAgent, names[i]) }
 	case busJoin:
 		connOpts = joinAll(tb, ctx, id, s, js, names)
@@ -98,7 +114,11 @@ func startFleetOn(tb testing.TB, ctx context.Context, nodes int, mode busMode) *
 	g.SetLimit(64)
 	for i := range nodes {
 		g.Go(func() error {
-			conn, err := nats.Connect(s.ClientURL(), connOpts(i)...)
+			url := s.ClientURL()
+			if len(servers) > 0 {
+				url = servers[i%len(servers)].ClientURL()
+			}
+			conn, err := nats.Connect(url, connOpts(i)...)
 			if err != nil {
 				return fmt.Errorf("%s: %w", names[i], err)
 			}
@@ -149,6 +169,47 @@ func secureServer(tb testing.TB, id *identity.Identity) *server.Server {
 	}
 	tb.Cleanup(s.Shutdown)
 	return s
+}
+
+// secureCluster starts n secured servers on loopback joined by routes
+// with mutual TLS (the cluster identity's RouteTLS), as baton server
+// --servers n runs them, and waits for JetStream to have a leader.
+func secureCluster(tb testing.TB, id *identity.Identity, n int) []*server.Server {
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	tc, err := id.RouteTLS("127.0.0.1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []*server.Server
+	for i := range n {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("tls://127.0.0.1:%d", p))
+			}
+		}
+		cfg := natsserver.Config{Listen: "127.0.0.1:0", StoreDir: tb.TempDir(), Quiet: true, Name: fmt.Sprintf("s%d", i+1),
+			Secure:  func(o *server.Options) error { return id.Configure(o, "127.0.0.1") },
+			Cluster: &natsserver.Cluster{Name: "baton", Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Routes: routes, TLS: tc}}
+		s, err := natsserver.Start(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(s.Shutdown)
+		out = append(out, s)
+	}
+	testenv.WaitFor(tb, time.Minute, "a JetStream leader", func() (bool, string) {
+		return out[0].JetStreamIsClustered() && out[0].JetStreamIsCurrent(), ""
+	})
+	return out
 }
 
 // local is a connection's options with a credential of role issued in
@@ -271,7 +332,7 @@ func TestFleet(t *testing.T) {
 //
 //	go test -run '^$' -bench Fleet -benchtime 1x -timeout 30m ./reconciler
 func BenchmarkFleet(b *testing.B) {
-	for _, mode := range []busMode{busOpen, busSecure} {
+	for _, mode := range []busMode{busOpen, busSecure, busCluster} {
 		b.Run("bus="+string(mode), func(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -345,6 +406,43 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 			})
 			for b.Loop() {
 				if _, err := nc.Request(protocol.CommandSubject("n1"), cmd, 5*time.Second); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKVPut: one write to the state's KV bucket and its
+// acknowledgement, on one server (R1) and on three (R3: the write is
+// replicated to a majority before it is acknowledged), in one run.
+//
+//	go test -run '^$' -bench KVPut ./reconciler
+func BenchmarkKVPut(b *testing.B) {
+	for _, servers := range []int{1, 3} {
+		b.Run(fmt.Sprintf("servers=%d", servers), func(b *testing.B) {
+			ctx := context.Background()
+			id, err := identity.Open(filepath.Join(b.TempDir(), "identity"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := []*server.Server{secureServer(b, id)}
+			if servers > 1 {
+				s = secureCluster(b, id, servers)
+			}
+			js, err := jetstream.New(connectTo(b, s[0].ClientURL(), local(b, id, identity.RoleServer, "s1")...))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var kv jetstream.KeyValue
+			testenv.WaitFor(b, time.Minute, "the bucket", func() (bool, string) {
+				kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Replicas: servers})
+				return err == nil, fmt.Sprint(err)
+			})
+			val := make([]byte, 256)
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := kv.Put(ctx, fmt.Sprintf("k%d", i%100), val); err != nil {
 					b.Fatal(err)
 				}
 			}

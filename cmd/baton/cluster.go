@@ -332,6 +332,12 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 	return runServer(ctx, nc, so)
 }
 
+// fatalError is an error that waiting for the cluster does not mend.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
 // untilFormed runs do as openWhenFormed opens.
 func untilFormed(ctx context.Context, cl *serverCluster, what string, do func(context.Context) error) error {
 	_, err := openWhenFormed(ctx, cl, what, func(ctx context.Context) (struct{}, error) { return struct{}{}, do(ctx) })
@@ -343,7 +349,12 @@ func untilFormed(ctx context.Context, cl *serverCluster, what string, do func(co
 // its majority, and saying so every few seconds.
 func openWhenFormed[T any](ctx context.Context, cl *serverCluster, what string, open func(context.Context) (T, error)) (T, error) {
 	if cl == nil {
-		return open(ctx)
+		v, err := open(ctx)
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			err = fatal.err
+		}
+		return v, err
 	}
 	log := zerolog.Ctx(ctx)
 	var said time.Time
@@ -351,10 +362,13 @@ func openWhenFormed[T any](ctx context.Context, cl *serverCluster, what string, 
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		v, err := open(octx)
 		cancel()
-		if err == nil {
+		var fatal *fatalError
+		switch {
+		case err == nil:
 			return v, nil
-		}
-		if ctx.Err() != nil {
+		case errors.As(err, &fatal):
+			return v, fatal.err
+		case ctx.Err() != nil:
 			return v, ctx.Err()
 		}
 		if time.Since(said) > 5*time.Second {

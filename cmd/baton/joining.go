@@ -118,7 +118,7 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 	sb.mu.Unlock()
 	for _, c := range locals {
 		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
-		if err := untilFormed(ctx, o.cluster, "record "+c.Name, func(ctx context.Context) error { return st.Record(ctx, rec) }); err != nil {
+		if err := untilFormed(ctx, o.cluster, "record "+c.Name, func(ctx context.Context) error { return auth.RecordLocal(ctx, rec) }); err != nil {
 			stop()
 			return nil, nil, err
 		}

@@ -57,7 +57,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), versionCmd())
+	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), backupCmd(), restoreCmd(), versionCmd())
 	return root
 }
 

@@ -83,7 +83,12 @@ func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string,
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAdminCreds(id, dataDir); err != nil {
+	root := "root"
+	if cl != nil {
+		// Each server's root has its own name: listed and revocable apart.
+		root = credName("root-" + cl.c.st.Name)
+	}
+	if err := writeAdminCreds(id, dataDir, root); err != nil {
 		return nil, err
 	}
 	hosts, err := certHosts(listen, sans)
@@ -107,7 +112,7 @@ func startSecureNATS(log *zerolog.Logger, listen, dataDir string, sans []string,
 
 // writeAdminCreds gives root on this machine an admin credential, once
 // (revoke it as any other), and the CA every client checks the server with.
-func writeAdminCreds(id *identity.Identity, dataDir string) error {
+func writeAdminCreds(id *identity.Identity, dataDir, name string) error {
 	if err := fsutil.WriteFileAtomic(caPath(dataDir), id.CAPEM(), 0o644); err != nil {
 		return fmt.Errorf("write the CA: %w", err)
 	}
@@ -115,7 +120,7 @@ func writeAdminCreds(id *identity.Identity, dataDir string) error {
 	if fileExists(p) {
 		return nil
 	}
-	creds, err := id.IssueCreds(identity.RoleAdmin, "root", 0)
+	creds, err := id.IssueCreds(identity.RoleAdmin, name, 0)
 	if err != nil {
 		return err
 	}

@@ -34,15 +34,15 @@ type serverOptions struct {
 	bucketReplicas     int
 	secretKey          string // age identity file for SealedSecrets
 	git                gitFlags
-	id                 string        // this server's name in the leader lease
-	leaseTTL           time.Duration // 0: DefaultLeaseTTL
-	placement          string        // spread (default) or binpack
-	apiListen          string        // control-plane HTTP API address ("" for none)
-	apiListener        net.Listener  // tests: a listener made already (wins over apiListen)
-	apiTokens          string        // tokens file for the API ("": open)
-	bus                *secureBus    // the embedded bus and the identity, when this process holds them
-	cluster            *serverCluster      // this server's cluster of servers (nil: the only one)
-	join               joinOptions   // the join endpoint (with bus only)
+	id                 string         // this server's name in the leader lease
+	leaseTTL           time.Duration  // 0: DefaultLeaseTTL
+	placement          string         // spread (default) or binpack
+	apiListen          string         // control-plane HTTP API address ("" for none)
+	apiListener        net.Listener   // tests: a listener made already (wins over apiListen)
+	apiTokens          string         // tokens file for the API ("": open)
+	bus                *secureBus     // the embedded bus and the identity, when this process holds them
+	cluster            *serverCluster // this server's cluster of servers (nil: the only one)
+	join               joinOptions    // the join endpoint (with bus only)
 }
 
 // serverID is this server's name in the leader lease.
@@ -63,6 +63,9 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return store.Open(ctx, js, o.bucketReplicas)
 	})
 	if err != nil {
+		return err
+	}
+	if err := applyRestore(ctx, js, o); err != nil {
 		return err
 	}
 	if _, err := openWhenFormed(ctx, o.cluster, "images", func(ctx context.Context) (*nodeagent.ObjectImageStore, error) {

@@ -220,10 +220,19 @@ func TestThreeServers(t *testing.T) {
 		run := strings.Join(s.running(), " ")
 		return strings.Contains(run, specHash(t, v2)[:8]), run
 	})
+	survivor := "s1"
+	if victim == "s1" {
+		survivor = "s2"
+	}
 	if err := s.procs[victim].Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	testenv.WaitFor(t, 30*time.Second, "another server leading", func() (bool, string) {
+		l, err := s.leaderVia(survivor)
+		return err == nil && l != "" && l != victim, fmt.Sprint(l, err)
+	})
+	t.Logf("leading server %s killed (kill -9) → another leads after %s", victim, time.Since(killed).Round(10*time.Millisecond))
 	s.converged(admin, v2, 4)
 	t.Logf("leader %s killed mid-rollout → rollout converged %s later", victim, time.Since(killed).Round(10*time.Millisecond))
 	after := s.history(admin)
@@ -248,6 +257,9 @@ func TestThreeServers(t *testing.T) {
 		return err == nil && l != "" && l != cut, fmt.Sprint(l, err)
 	})
 	t.Logf("leader %s cut off → another leads after %s", cut, time.Since(start).Round(10*time.Millisecond))
+	// It stopped leading (and commanding) within the lease: its own log
+	// says when, and the new leader could not have acquired the lease
+	// before it expired.
 	testenv.WaitFor(t, 20*time.Second, "the cut-off server standing down", func() (bool, string) {
 		return strings.Contains(s.logs[cut].String(), "leadership ended"), ""
 	})

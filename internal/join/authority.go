@@ -288,6 +288,31 @@ func (a *Authority) Remove(ctx context.Context, role identity.Role, name string)
 	return n, nil
 }
 
+// RecordLocal records a credential issued on a server's machine (root's
+// admin credential, the in-process agent of baton up) so it is listed and
+// revocable by name. A key that held the name before (the last run's
+// agent, the root credential of the machine a backup came from) is revoked
+// first: a name names one credential, and one no longer listed must not
+// keep working.
+func (a *Authority) RecordLocal(ctx context.Context, c Credential) error {
+	if err := a.ready(); err != nil {
+		return err
+	}
+	old, ok, err := a.store().nameHolder(ctx, c.Role, c.Name)
+	if err != nil {
+		return err
+	}
+	if ok && old == c.PublicKey {
+		return nil
+	}
+	if ok {
+		if _, err := a.Remove(ctx, c.Role, c.Name); err != nil {
+			return fmt.Errorf("revoke the credential %s %s held before: %w", c.Role, c.Name, err)
+		}
+	}
+	return a.store().Record(ctx, c)
+}
+
 // StatusOf is the HTTP status of an error of this package.
 func StatusOf(err error) int {
 	switch {

@@ -134,7 +134,7 @@ func (s *Store) redeem(ctx context.Context, t Token, now time.Time) (TokenRecord
 // Record records a credential issued on a server's machine (root's admin
 // credential, the in-process agent of baton up), so it can be listed and
 // revoked by name: it holds its name from now on, and the record of a key
-// that held it before (the last run's agent) goes.
+// that held it before goes (Authority.RecordLocal revokes that key first).
 func (s *Store) Record(ctx context.Context, c Credential) error {
 	old, ok, err := s.nameHolder(ctx, c.Role, c.Name)
 	if err != nil {
