@@ -3,8 +3,8 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"testing"
