@@ -66,7 +66,8 @@ fuzz:
 
 # Pure benchmarks, then the end-to-end ones (real containerd, 5 runs each).
 # 1,000 real agents on simulated runtimes over real NATS: 10,000 replicas
-# from an empty cluster to converged (TestFleet, a bounded version, runs in make test).
+# from an empty cluster to converged, on one server (open, then secured) and on
+# three (R3) (TestFleet, a bounded version, runs in make test).
 scale:
 	$(GO) test -run '^$$' -bench Fleet -benchtime 3x -timeout 30m ./reconciler
 

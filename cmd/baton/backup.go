@@ -75,21 +75,25 @@ baton restore makes a new cluster from it.`,
 			if err := snap.Write(&buf); err != nil {
 				return err
 			}
-			if err := fsutil.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
+			if out == "-" {
+				if _, err := cmd.OutOrStdout().Write(buf.Bytes()); err != nil {
+					return err
+				}
+			} else if err := fsutil.WriteFileAtomic(out, buf.Bytes(), 0o600); err != nil {
 				return err
 			}
 			keys := 0
 			for _, e := range snap.Buckets {
 				keys += len(e)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backed up %d keys and the identity to %s (%d bytes)\n", keys, out, buf.Len())
+			fmt.Fprintf(cmd.ErrOrStderr(), "backed up %d keys and the identity to %s (%d bytes)\n", keys, out, buf.Len())
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "/var/lib/baton", "a server's data dir (its identity makes the credential)")
 	f.StringVar(&url, "nats", "tls://127.0.0.1:4222", "the server's NATS address")
-	f.StringVarP(&out, "output", "o", "", "file to write")
+	f.StringVarP(&out, "output", "o", "", "file to write (0600), or - for standard output")
 	return cmd
 }
 

@@ -46,7 +46,7 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	bak := filepath.Join(t.TempDir(), "state.bak")
-	out, _, err := run(t, "backup", "--data-dir", c.dir, "--nats", c.ns.ClientURL(), "-o", bak)
+	_, out, err := run(t, "backup", "--data-dir", c.dir, "--nats", c.ns.ClientURL(), "-o", bak)
 	if err != nil || !strings.Contains(out, "backed up") {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}

@@ -49,7 +49,7 @@ func tokenCmd() *cobra.Command {
 		},
 	}
 	bus.register(create.Flags())
-	create.Flags().StringVar(&role, "role", "agent", "what the credential may do: agent (one node), admin or viewer")
+	create.Flags().StringVar(&role, "role", "agent", "what the credential may do: agent (one node), admin, viewer, or server (joins a cluster of servers: hands out the identity)")
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token may be used")
 	cmd.AddCommand(create)
 	return cmd

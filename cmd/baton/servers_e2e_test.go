@@ -29,6 +29,8 @@ type serverFleet struct {
 	hosts map[string]testenv.Host
 	procs map[string]*exec.Cmd
 	logs  map[string]*lockedBuffer
+	// serverToken is the cluster's, from s1's data dir.
+	serverToken string
 }
 
 func (s *serverFleet) args(name string) []string {
@@ -74,9 +76,9 @@ func newServerFleet(t *testing.T) *serverFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := strings.TrimSpace(string(b))
+	s.serverToken = strings.TrimSpace(string(b))
 	for _, n := range []string{"s2", "s3"} {
-		s.start(n, "--join", f.joinAddr, "--token", tok)
+		s.start(n, "--join", f.joinAddr, "--token", s.serverToken)
 	}
 	return s
 }
@@ -196,7 +198,8 @@ func (s *serverFleet) history(u *user) []store.HistoryEntry {
 // server catches up when it returns. The leading server cut off from the
 // others: the majority leads and converges a new commit; when the link
 // returns there are no duplicate replicas. All three restarted one after
-// another while the agents run: no container restarts.
+// another while the agents run: no container restarts. A server whose
+// machine is gone removed (baton server rm) and replaced by a new one.
 func TestThreeServers(t *testing.T) {
 	s := newServerFleet(t)
 	s.allCurrent("formed")
@@ -286,6 +289,30 @@ func TestThreeServers(t *testing.T) {
 	if again := s.converged(admin, v3, 3); !slices.Equal(run, again) {
 		t.Fatalf("restarting the servers restarted containers:\n before %v\n after  %v", run, again)
 	}
+
+	// s3's machine is gone for good: it is removed, and a new machine
+	// joins in its place with the server token; the cluster follows a new
+	// commit with s1, s2 and s4.
+	pid := s.procs["s3"].Process.Pid
+	_ = s.procs["s3"].Process.Kill()
+	testenv.WaitFor(t, 20*time.Second, "s3 gone", func() (bool, string) { return syscall.Kill(pid, 0) != nil, "" })
+	if out, err := s.baton(s.ops, nil, "server", "rm", "s1", "--nats", s.natsURL, "--creds", s.adminCreds); err == nil || !strings.Contains(out, "is running") {
+		t.Fatalf("removing a running server: %v\n%s", err, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "s3 removed", func() (bool, string) {
+		out, err := s.baton(s.ops, nil, "server", "rm", "s3", "--nats", s.natsURL, "--creds", s.adminCreds)
+		return err == nil, out
+	})
+	s.hosts["s4"], s.logs["s4"] = s.fleet.Host("s4"), &lockedBuffer{}
+	s.start("s4", "--join", s.joinAddr, "--token", s.serverToken)
+	testenv.WaitFor(t, 60*time.Second, "s1, s2 and s4 current, s3 gone", func() (bool, string) {
+		out := s.servers()
+		return strings.Count(out, " current ") == 3 && strings.Contains(out, "s4") && !strings.Contains(out, "s3"), out
+	})
+	v4 := deployment(2, "v4")
+	s.commit("v4", v4)
+	s.converged(admin, v4, 2)
+
 	head, err := s.repo.Head()
 	if err != nil {
 		t.Fatal(err)
