@@ -166,6 +166,14 @@ func (s *serverFleet) converged(u *user, files map[string]string, want int) []st
 	var run []string
 	testenv.WaitFor(s.t, 90*time.Second, fmt.Sprintf("%d replicas of %s running, nothing else", want, hash[:8]), func() (bool, string) {
 		run = s.running()
+		seen := map[string]bool{}
+		for _, r := range run {
+			id := r[:strings.IndexByte(r, '@')]
+			if seen[id] {
+				s.t.Fatalf("replica %s runs twice: %v", id, run)
+			}
+			seen[id] = true
+		}
 		if len(run) != want {
 			return false, fmt.Sprint(run)
 		}
