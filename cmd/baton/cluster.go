@@ -280,6 +280,7 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	member := fileExists(clusterStatePath(so.dataDir))
 	cl, err := openCluster(ctx, so.dataDir, credName(name), cf)
 	if err != nil {
 		return err
@@ -293,8 +294,8 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 		if so.id == "" {
 			so.id = cl.st.Name
 		}
-		if cf.join != "" && cl.st.Name != credName(name) {
-			log.Info().Str("server", cl.st.Name).Msg("this data dir's server has joined its cluster already: --join is ignored")
+		if cf.join != "" && member {
+			log.Info().Str("server", cl.st.Name).Msg("this data dir's server is a member of its cluster already: --join is ignored")
 		}
 	}
 	sb, err := startSecureNATS(log, natsListen, so.dataDir, sans, bc)

@@ -53,11 +53,14 @@ type Cluster struct {
 	TLS *tls.Config
 }
 
-// routes are the options' route URLs for c.
-func (c *Cluster) routes(port int) ([]*url.URL, error) {
+// routes are the options' route URLs for c, listening on host:port.
+func (c *Cluster) routes(host string, port int) ([]*url.URL, error) {
 	raw := c.Routes
 	if len(raw) == 0 {
-		raw = []string{"tls://127.0.0.1:" + strconv.Itoa(port)}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		raw = []string{"tls://" + net.JoinHostPort(host, strconv.Itoa(port))}
 	}
 	var out []*url.URL
 	for _, r := range raw {
@@ -146,7 +149,7 @@ func clusterOptions(o *server.Options, c *Cluster) error {
 	if c.Name == "" {
 		return fmt.Errorf("cluster without a name")
 	}
-	routes, err := c.routes(port)
+	routes, err := c.routes(host, port)
 	if err != nil {
 		return err
 	}
