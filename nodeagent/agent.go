@@ -31,6 +31,9 @@ type Config struct {
 	Runtime Runtime
 	// Version is reported in heartbeats.
 	Version string
+	// Address (the node's address between nodes) and PodSubnet (its pods'
+	// addresses) are reported in heartbeats.
+	Address, PodSubnet string
 	// HeartbeatInterval (default 2s), ReportInterval: the longest time between
 	// two reports (default 10s), PollInterval: how often the runtime is read
 	// for changes that no event announced (default 5s).
@@ -306,7 +309,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	hb := protocol.Heartbeat{
 		Version: protocol.Version, Node: a.cfg.Node, Labels: a.cfg.Labels, AgentVersion: a.cfg.Version,
 		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory()},
-		Time:     time.Now().UTC(),
+		Time:     time.Now().UTC(), Address: a.cfg.Address, PodSubnet: a.cfg.PodSubnet,
 	}
 	if err := a.cfg.NATS.Publish(protocol.HeartbeatSubject(a.cfg.Node), protocol.Encode(hb)); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("publish heartbeat")

@@ -52,7 +52,9 @@ var DefaultCNIBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 // Defaults of a node's pod network.
 const (
 	DefaultBridge = "baton0"
-	DefaultSubnet = "10.77.0.0/16"
+	// DefaultSubnet is the first /24 of the cluster CIDR (10.77.0.0/16):
+	// baton up's node's; a node that joins leases another one.
+	DefaultSubnet = "10.77.0.0/24"
 	networkName   = "baton"
 	podInterface  = "eth0"
 )

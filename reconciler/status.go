@@ -157,6 +157,9 @@ type NodeStatus struct {
 	Capacity      protocol.Resources `json:"capacity"`
 	Labels        map[string]string  `json:"labels,omitempty"`
 	AgentVersion  string             `json:"agentVersion,omitempty"`
+	// Address and PodSubnet are the node's, from its heartbeats.
+	Address   string `json:"address,omitempty"`
+	PodSubnet string `json:"podSubnet,omitempty"`
 }
 
 // Status returns a snapshot of the reconciler's view, every replica listed.
@@ -211,7 +214,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 		ctl := s.controls[name]
 		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.view.LastHeartbeat,
 			Replicas: len(n.view.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion,
-			Cordoned: ctl.Cordoned || ctl.Draining, Draining: ctl.Draining})
+			Cordoned: ctl.Cordoned || ctl.Draining, Draining: ctl.Draining, Address: n.hb.Address, PodSubnet: n.hb.PodSubnet})
 		if !ready {
 			continue
 		}

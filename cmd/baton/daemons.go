@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -129,12 +128,13 @@ func agentCmd() *cobra.Command {
 				}
 			case bus.creds == "" && fileExists(nodeCredsPath(ao.dataDir)):
 				bus.creds = nodeCredsPath(ao.dataDir)
-				if b, err := os.ReadFile(joinedPath(ao.dataDir)); err == nil && !cmd.Flags().Changed("nats") {
-					var js joinedState
-					if json.Unmarshal(b, &js) == nil && js.NATS != "" {
-						bus.url = js.NATS
-					}
+				if js := readJoined(ao.dataDir); js.NATS != "" && !cmd.Flags().Changed("nats") {
+					bus.url = js.NATS
 				}
+			}
+			// A joined node's pods take the subnet it leased.
+			if js := readJoined(ao.dataDir); js.PodSubnet != "" && !cmd.Flags().Changed("pod-subnet") {
+				ao.cni.Subnet = js.PodSubnet
 			}
 			// The bus closes a connection for good when it refuses the
 			// credential (revoked, expired): the agent stops and says so
@@ -208,7 +208,8 @@ func (ao *agentOptions) register(f *pflag.FlagSet) {
 	f.StringArrayVar(&ao.hostPaths, "host-path-allow", nil, "host directory that pods may mount with hostPath (repeatable; none by default)")
 	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.StringVar(&ao.network, "network", "cni", "pod network: cni (a bridge with an address per pod, hostPort through portmap) or none (loopback only)")
-	f.StringVar(&ao.cni.Subnet, "pod-subnet", nodeagent.DefaultSubnet, "addresses of this node's pods (give each node its own)")
+	f.StringVar(&ao.cni.Subnet, "pod-subnet", nodeagent.DefaultSubnet, "addresses of this node's pods (a joined node uses the /24 it leased; give each other node its own)")
+	f.StringVar(&ao.address, "node-ip", "", "this node's address on the network between nodes, in its heartbeats (default: the source address of the route to the bus)")
 	f.StringVar(&ao.cni.Bridge, "cni-bridge", nodeagent.DefaultBridge, "name of the node's pod bridge")
 	f.StringArrayVar(&ao.cni.BinDirs, "cni-bin-dir", nodeagent.DefaultCNIBinDirs, "directory of the CNI plugins (repeatable)")
 	f.StringVar(&ao.cni.HostNetNS, "host-netns", "", "network namespace that plays the host for the pod network and hostNetwork pods (default: the agent's own)")

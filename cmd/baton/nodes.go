@@ -213,11 +213,12 @@ func pendingNote(st reconciler.Status) string {
 
 func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.Credential) {
 	type row struct {
-		name, ready, seen, replicas, cred string
+		name, ready, seen, replicas, cred, addr, subnet string
 	}
 	rows := map[string]*row{}
 	for _, n := range nodes {
-		r := &row{name: n.Name, ready: "not ready", seen: time.Since(n.LastHeartbeat).Round(100*time.Millisecond).String() + " ago", replicas: fmt.Sprint(n.Replicas), cred: "-"}
+		r := &row{name: n.Name, ready: "not ready", seen: time.Since(n.LastHeartbeat).Round(100*time.Millisecond).String() + " ago", replicas: fmt.Sprint(n.Replicas), cred: "-",
+			addr: orDash(n.Address), subnet: orDash(n.PodSubnet)}
 		if n.Ready {
 			r.ready = "ready"
 		}
@@ -238,7 +239,7 @@ func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.
 		}
 		r := rows[c.Name]
 		if r == nil {
-			r = &row{name: c.Name, ready: "not seen", seen: "never", replicas: "0"}
+			r = &row{name: c.Name, ready: "not seen", seen: "never", replicas: "0", addr: "-", subnet: "-"}
 			rows[c.Name] = r
 		}
 		r.cred = "joined " + c.Joined.Local().Format(time.DateTime)
@@ -252,10 +253,10 @@ func printNodes(cmd *cobra.Command, nodes []reconciler.NodeStatus, creds []join.
 	}
 	slices.Sort(names)
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NODE\tSTATE\tHEARTBEAT\tREPLICAS\tCREDENTIAL")
+	fmt.Fprintln(w, "NODE\tSTATE\tHEARTBEAT\tREPLICAS\tADDRESS\tPOD SUBNET\tCREDENTIAL")
 	for _, n := range names {
 		r := rows[n]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.name, r.ready, r.seen, r.replicas, r.cred)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name, r.ready, r.seen, r.replicas, r.addr, r.subnet, r.cred)
 	}
 	w.Flush()
 }
@@ -301,9 +302,20 @@ func loginCmd() *cobra.Command {
 // where the bus is (a restart with the same flags does not join again).
 type joinedState struct {
 	NATS string `json:"nats"`
+	// PodSubnet is the node's own pod addresses, leased at join.
+	PodSubnet string `json:"podSubnet,omitempty"`
 }
 
 func joinedPath(agentDir string) string { return filepath.Join(agentDir, "joined.json") }
+
+// readJoined is what the agent in agentDir kept of its join (zero: none).
+func readJoined(agentDir string) joinedState {
+	var js joinedState
+	if b, err := os.ReadFile(joinedPath(agentDir)); err == nil {
+		_ = json.Unmarshal(b, &js)
+	}
+	return js
+}
 
 // joinOnce joins with token through addr, unless this agent's data dir
 // holds a credential already; it returns the bus flags to connect with.
@@ -312,9 +324,7 @@ func joinOnce(ctx context.Context, bus busFlags, addr, token, node, dataDir stri
 	var js joinedState
 	if fileExists(credsPath) {
 		zerolog.Ctx(ctx).Info().Str("creds", credsPath).Msg("joined already; using the node's credential (baton node rm, then remove it, to join again)")
-		if b, err := os.ReadFile(joinedPath(dataDir)); err == nil {
-			_ = json.Unmarshal(b, &js)
-		}
+		js = readJoined(dataDir)
 	} else {
 		if token == "" {
 			return bus, fmt.Errorf("--join needs --token (baton token create, on a server)")
@@ -325,12 +335,12 @@ func joinOnce(ctx context.Context, bus busFlags, addr, token, node, dataDir stri
 		if err != nil {
 			return bus, err
 		}
-		js.NATS = j.NATSURL
+		js.NATS, js.PodSubnet = j.NATSURL, j.PodSubnet
 		b, _ := json.Marshal(js)
 		if err := fsutil.WriteFileAtomic(joinedPath(dataDir), b, 0o600); err != nil {
 			return bus, err
 		}
-		zerolog.Ctx(ctx).Info().Str("node", node).Str("nats", j.NATSURL).Time("expires", j.Credential.Expires).Msg("joined the cluster")
+		zerolog.Ctx(ctx).Info().Str("node", node).Str("nats", j.NATSURL).Str("podSubnet", j.PodSubnet).Time("expires", j.Credential.Expires).Msg("joined the cluster")
 	}
 	bus.creds, bus.ca = credsPath, filepath.Join(dataDir, "ca.crt")
 	if !natsGiven && js.NATS != "" {
@@ -384,3 +394,4 @@ func userCmd() *cobra.Command {
 	cmd.AddCommand(ls, rm)
 	return cmd
 }
+

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -286,6 +287,7 @@ type agentOptions struct {
 	privileged  bool     // --allow-privileged: --pod-security privileged
 	podSecurity string   // the Pod Security Standards level the node enforces
 	network     string   // "cni" or "none"
+	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
 	cni         nodeagent.CNIConfig
 }
 
@@ -342,8 +344,16 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	if js, err := jetstream.New(nc); err == nil {
 		rt.SetImageStore(nodeagent.LazyImageStore{JS: js, NC: nc})
 	}
+	addr := o.address
+	if addr == "" {
+		addr = nodeAddress(nc)
+	}
+	subnet := ""
+	if o.network == "cni" {
+		subnet = o.cni.Subnet
+	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version,
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})
@@ -351,6 +361,25 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// nodeAddress is this machine's address on the way to the bus (the source
+// address of a route to the NATS server; nothing is sent), "" when it
+// cannot tell (an in-process connection).
+func nodeAddress(nc *nats.Conn) string {
+	u, err := url.Parse(nc.ConnectedUrl())
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	c, err := net.Dial("udp", u.Host)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }
 
 // serveAPI starts the control-plane HTTP API on ln, else on addr ("" for none).

@@ -211,13 +211,30 @@ func (s *serverFleet) history(u *user) []store.HistoryEntry {
 func TestThreeServers(t *testing.T) {
 	s := newServerFleet(t)
 	s.allCurrent("formed")
-	s.startAgent(s.node, "n1", &lockedBuffer{})
-	s.startAgent(s.fleet.Host("n2"), "n2", &lockedBuffer{})
+	nodeHosts := map[string]testenv.Host{"n1": s.node, "n2": s.fleet.Host("n2")}
+	s.startAgent(nodeHosts["n1"], "n1", &lockedBuffer{})
+	s.startAgent(nodeHosts["n2"], "n2", &lockedBuffer{})
 	admin := s.admin()
 	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
 		st := s.status(admin)
 		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
 	})
+	// Each node leased its own pod subnet when it joined, and its
+	// heartbeats carry its address.
+	st := s.status(admin)
+	subnets := map[string]bool{}
+	for _, node := range fleetNodes {
+		js := readJoined(filepath.Join(s.dir, node))
+		subnets[js.PodSubnet] = true
+		n, _ := nodeOfStatus(st, node)
+		if want := nodeHosts[node].IP; n.Address != want {
+			t.Errorf("%s's address %q, want %s", node, n.Address, want)
+		}
+	}
+	if !subnets["10.77.1.0/24"] || !subnets["10.77.2.0/24"] {
+		t.Errorf("the nodes' pod subnets: %v, want 10.77.1.0/24 and 10.77.2.0/24", subnets)
+	}
+
 	v1 := deployment(4, "v1")
 	s.commit("v1", v1)
 	s.converged(admin, v1, 4)

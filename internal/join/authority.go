@@ -43,6 +43,9 @@ type Authority struct {
 	Clock    func() time.Time
 	// Admit, when set, admits servers to the cluster (JoinServer).
 	Admit Admit
+	// ClusterCIDR holds the pods' addresses; a joining node leases a /24
+	// of it (DefaultClusterCIDR when empty).
+	ClusterCIDR string
 
 	mu sync.RWMutex // guards Store, which SetStore sets late
 }
@@ -52,6 +55,13 @@ func (a *Authority) now() time.Time {
 		return a.Clock()
 	}
 	return time.Now()
+}
+
+func (a *Authority) clusterCIDR() string {
+	if a.ClusterCIDR != "" {
+		return a.ClusterCIDR
+	}
+	return DefaultClusterCIDR
 }
 
 func (a *Authority) agentTTL() time.Duration {
@@ -129,6 +139,9 @@ type Answer struct {
 	CA       string    `json:"ca"` // PEM
 	NATSPort int       `json:"natsPort"`
 	Expires  time.Time `json:"expires,omitzero"`
+	// PodSubnet is a joined node's pod addresses (a /24 of the cluster
+	// CIDR, its own).
+	PodSubnet string `json:"podSubnet,omitempty"`
 	// A server gets the cluster's identity and where the others are.
 	Identity map[string][]byte `json:"identity,omitempty"`
 	Cluster  *ClusterInfo      `json:"cluster,omitempty"`
@@ -173,6 +186,18 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	// From here a failure gives the name back, whatever the request's
 	// deadline did.
 	undo := func() { a.store().releaseName(context.WithoutCancel(ctx), rec.Role, req.Name) }
+	var subnet string
+	if rec.Role == identity.RoleAgent {
+		if subnet, err = a.store().LeaseSubnet(ctx, a.clusterCIDR(), req.Name); err != nil {
+			undo()
+			return Answer{}, fmt.Errorf("lease a pod subnet: %w", err)
+		}
+		undoName := undo
+		undo = func() {
+			_ = a.store().ReleaseSubnet(context.WithoutCancel(ctx), req.Name)
+			undoName()
+		}
+	}
 	if _, err = a.store().redeem(ctx, t, a.now()); err != nil {
 		undo()
 		return Answer{}, err
@@ -198,7 +223,7 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 		return Answer{}, err
 	}
 	zerolog.Ctx(ctx).Info().Str("role", string(rec.Role)).Str("name", req.Name).Str("token", t.ID).Msg("joined")
-	return Answer{JWT: j, Role: string(rec.Role), CA: string(a.ID.CAPEM()), NATSPort: a.NATSPort, Expires: c.Expires}, nil
+	return Answer{JWT: j, Role: string(rec.Role), CA: string(a.ID.CAPEM()), NATSPort: a.NATSPort, Expires: c.Expires, PodSubnet: subnet}, nil
 }
 
 // peek checks a token without using it up.
@@ -280,6 +305,11 @@ func (a *Authority) Remove(ctx context.Context, role identity.Role, name string)
 	if err := a.store().kv.Delete(ctx, credKey(pub)); err != nil {
 		return 0, err
 	}
+	if role == identity.RoleAgent {
+		if err := a.store().ReleaseSubnet(ctx, name); err != nil {
+			return 0, fmt.Errorf("release the node's pod subnet: %w", err)
+		}
+	}
 	a.store().releaseName(ctx, role, name)
 	n := 1
 	if n > 0 {
@@ -326,7 +356,7 @@ func StatusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, identity.ErrBadName):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrForming):
+	case errors.Is(err, ErrForming), errors.Is(err, ErrNoSubnet):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

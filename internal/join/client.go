@@ -26,6 +26,9 @@ type Joined struct {
 	CredsPath  string
 	CAPath     string
 	NATSURL    string
+	// PodSubnet is the node's pod addresses, leased at join ("" for an
+	// operator).
+	PodSubnet string
 }
 
 // Join redeems tok at the join endpoint addr (host:port or an https URL)
@@ -64,7 +67,7 @@ func JoinVia(ctx context.Context, dial Dialer, addr, tok string, roles []identit
 	if err := writeJoined(credsPath, creds, []byte(ans.CA)); err != nil {
 		return nil, err
 	}
-	j := &Joined{Credential: c, CredsPath: credsPath, CAPath: caBeside(credsPath)}
+	j := &Joined{Credential: c, CredsPath: credsPath, CAPath: caBeside(credsPath), PodSubnet: ans.PodSubnet}
 	if ans.NATSPort > 0 {
 		j.NATSURL = "tls://" + net.JoinHostPort(host, strconv.Itoa(ans.NATSPort))
 	}

@@ -148,3 +148,44 @@ func mustFiles(t *testing.T, id *identity.Identity) map[string][]byte {
 	}
 	return f
 }
+
+// Each node that joins leases its own /24 of the cluster CIDR; removing
+// the node frees it for the next; the CIDR running out refuses the join.
+func TestNodeSubnets(t *testing.T) {
+	ctx := context.Background()
+	for n, want := range map[int]string{0: "10.77.0.0/24", 1: "10.77.1.0/24", 255: "10.77.255.0/24"} {
+		if got, err := join.NodeSubnet(join.DefaultClusterCIDR, n); err != nil || got != want {
+			t.Errorf("NodeSubnet(%d) = %s, %v; want %s", n, got, err, want)
+		}
+	}
+	if _, err := join.NodeSubnet(join.DefaultClusterCIDR, 256); !errors.Is(err, join.ErrNoSubnet) {
+		t.Errorf("NodeSubnet(256): %v, want ErrNoSubnet", err)
+	}
+	if _, err := join.NodeSubnet("10.0.0.0/25", 0); err == nil {
+		t.Error("a cluster CIDR smaller than a node's /24: want an error")
+	}
+	a := authority(t)
+	a.ClusterCIDR = "10.50.0.0/22" // room for 4 nodes: index 0 is baton up's, 1–3 lease
+	subnets := map[string]string{}
+	for _, node := range []string{"n1", "n2", "n3"} {
+		ans, err := a.Join(ctx, request(t, token(t, a, identity.RoleAgent), node))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subnets[node] = ans.PodSubnet
+	}
+	if subnets["n1"] != "10.50.1.0/24" || subnets["n2"] != "10.50.2.0/24" || subnets["n3"] != "10.50.3.0/24" {
+		t.Fatalf("subnets %v", subnets)
+	}
+	tok := token(t, a, identity.RoleAgent)
+	if _, err := a.Join(ctx, request(t, tok, "n4")); !errors.Is(err, join.ErrNoSubnet) {
+		t.Fatalf("a fifth node: %v, want ErrNoSubnet", err)
+	}
+	if _, err := a.Remove(ctx, identity.RoleAgent, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := a.Join(ctx, request(t, tok, "n4")) // the token was not used up
+	if err != nil || ans.PodSubnet != "10.50.2.0/24" {
+		t.Fatalf("n4 after n2 left: %+v, %v; want n2's subnet", ans.PodSubnet, err)
+	}
+}

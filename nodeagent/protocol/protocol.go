@@ -129,6 +129,10 @@ type Heartbeat struct {
 	Capacity     Resources         `json:"capacity"`
 	AgentVersion string            `json:"agentVersion"`
 	Time         time.Time         `json:"time"`
+	// Address is the node's address on the network between nodes; PodSubnet
+	// its pods' addresses (the routes of the cluster's pod network).
+	Address   string `json:"address,omitempty"`
+	PodSubnet string `json:"podSubnet,omitempty"`
 }
 
 // ReplicaState is the lifecycle state of a replica on a node.
