@@ -394,4 +394,3 @@ func userCmd() *cobra.Command {
 	cmd.AddCommand(ls, rm)
 	return cmd
 }
-
