@@ -34,6 +34,9 @@ type Config struct {
 	// Address (the node's address between nodes) and PodSubnet (its pods'
 	// addresses) are reported in heartbeats.
 	Address, PodSubnet string
+	// Routes programs the routes to other nodes' pods (OpNetwork); nil: the
+	// node has no pod network, and the command is acknowledged and ignored.
+	Routes Routes
 	// HeartbeatInterval (default 2s), ReportInterval: the longest time between
 	// two reports (default 10s), PollInterval: how often the runtime is read
 	// for changes that no event announced (default 5s).
@@ -425,6 +428,21 @@ func (a *Agent) handle(ctx context.Context, data []byte) (reply protocol.Reply) 
 			return fail(err)
 		}
 		a.stop(ctx, cmd.StopID)
+	case protocol.OpNetwork:
+		if cmd.Network == nil {
+			return fail(errors.New("network without routes"))
+		}
+		if err := ValidRoutes(cmd.Network.Routes); err != nil {
+			a.reject(log, err, "network rejected")
+			return fail(err)
+		}
+		if a.cfg.Routes != nil {
+			if err := a.cfg.Routes.Apply(ctx, cmd.Network.Routes); err != nil {
+				log.Error().Err(err).Msg("program the routes to other nodes' pods")
+				return fail(fmt.Errorf("%w: %v", errInternal, err))
+			}
+			log.Info().Int("routes", len(cmd.Network.Routes)).Msg("routes to other nodes' pods programmed")
+		}
 	case protocol.OpBatch:
 		b := cmd.Batch
 		if b == nil || len(b.Starts)+len(b.Stops) > protocol.MaxBatch {

@@ -497,3 +497,44 @@ func TestAgentReportsAtOnceAfterReconnect(t *testing.T) {
 		t.Fatal("no report after the agent reconnected")
 	}
 }
+
+// fakeRoutes records the routes an agent was given.
+type fakeRoutes struct {
+	mu  sync.Mutex
+	got [][]protocol.Route
+}
+
+func (f *fakeRoutes) Apply(_ context.Context, routes []protocol.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, routes)
+	return nil
+}
+
+// A network command hands its routes to the node's Routes; bad routes are
+// refused before; a node without a pod network acknowledges it.
+func TestAgentNetworkCommand(t *testing.T) {
+	fr := &fakeRoutes{}
+	h := runTestAgent(t, func(c *Config) { c.Routes = fr })
+	routes := []protocol.Route{{Node: "n2", Subnet: "10.77.2.0/24", Via: "10.0.0.2"}}
+	if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: routes}}); !r.OK {
+		t.Fatalf("network command: %+v", r)
+	}
+	bad := []protocol.Route{{Node: "n2", Subnet: "10.77.2.0/24", Via: "127.0.0.1"}}
+	if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: bad}}); r.OK || r.Code != protocol.CodeBadRequest {
+		t.Fatalf("bad routes: %+v, want bad_request", r)
+	}
+	if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork}); r.OK {
+		t.Fatalf("network without routes: %+v, want a refusal", r)
+	}
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if len(fr.got) != 1 || !slices.Equal(fr.got[0], routes) {
+		t.Fatalf("routes applied %v, want once %v", fr.got, routes)
+	}
+
+	none := runTestAgent(t) // --network none: no Routes
+	if r := none.send(protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: routes}}); !r.OK {
+		t.Fatalf("a node without a pod network: %+v, want it acknowledged", r)
+	}
+}

@@ -100,7 +100,9 @@ func NewCNI(cfg CNIConfig) (*CNI, error) {
 		"name":       networkName,
 		"plugins": []any{
 			map[string]any{
-				"type": "bridge", "bridge": cfg.Bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+				// Masquerading is EnsureMasquerade's: only traffic leaving
+				// the cluster, so pods see each other's addresses.
+				"type": "bridge", "bridge": cfg.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
 				"ipam": map[string]any{
 					"type":    "host-local",
 					"ranges":  [][]map[string]string{{{"subnet": cfg.Subnet}}},

@@ -158,3 +158,25 @@ func TestCNIStopAfterNetnsLost(t *testing.T) {
 		t.Fatalf("lease of the stopped pod still there: %v", err)
 	}
 }
+
+func TestValidRoutes(t *testing.T) {
+	ok := []protocol.Route{{Node: "n2", Subnet: "10.77.2.0/24", Via: "10.0.0.2"}}
+	if err := nodeagent.ValidRoutes(ok); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]protocol.Route{
+		"bad subnet":    {Node: "n2", Subnet: "10.77.2.0", Via: "10.0.0.2"},
+		"ipv6 subnet":   {Node: "n2", Subnet: "fd00::/64", Via: "10.0.0.2"},
+		"bad via":       {Node: "n2", Subnet: "10.77.2.0/24", Via: "nowhere"},
+		"loopback via":  {Node: "n2", Subnet: "10.77.2.0/24", Via: "127.0.0.1"},
+		"unspecified":   {Node: "n2", Subnet: "10.77.2.0/24", Via: "0.0.0.0"},
+		"multicast via": {Node: "n2", Subnet: "10.77.2.0/24", Via: "224.0.0.1"},
+	} {
+		if err := nodeagent.ValidRoutes([]protocol.Route{r}); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+	if err := nodeagent.ValidRoutes(make([]protocol.Route, protocol.MaxRoutes+1)); err == nil {
+		t.Error("too many routes: want an error")
+	}
+}

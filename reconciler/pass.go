@@ -49,6 +49,7 @@ type loopState struct {
 	jobs       map[string]JobRecord
 	history    *store.HistoryEntry
 	startFails map[string]StartFailure
+	netSent    map[string]netSent // the routes last sent to each node
 	scales     map[string]Scale   // this pass's, shared with its snapshot
 	pending    map[string]Pending // this pass's, shared with its snapshot
 	hold       string
@@ -62,7 +63,7 @@ func newLoopState() *loopState {
 	return &loopState{nodes: map[string]*nodeState{}, views: map[string]NodeView{}, readySince: map[string]time.Time{},
 		assignments: map[string]Assignment{}, byNode: map[string]map[string]bool{}, stopping: map[string]stopSent{}, bad: map[string]store.BadRevision{},
 		rollouts: map[string]Rollout{}, rollbacks: map[string]RollbackTo{}, hpa: map[string]HPAState{}, crons: map[string]CronState{},
-		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
+		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, netSent: map[string]netSent{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
 }
 
 // nodeState is one node as the last messages showed it; never changed once
@@ -188,6 +189,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	r.noteFailures(ctx, res)
 	r.notePending(ctx, res)
 	r.apply(ctx, res)
+	r.syncNetwork(ctx, now)
 	if rev != nil {
 		st.synced, st.syncedAt = *rev, now
 		if err := r.stored(r.cfg.Store.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: rev.ID, Time: now})); err != nil {
@@ -278,6 +280,7 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			c.view.Disconnected = at
 			nodes[name] = &c
 			st.views[name] = c.view
+			delete(st.netSent, name) // sent again when it is back
 			r.events(fmt.Sprintf("node %s disconnected from the bus: lost in %s unless it comes back", name, DisconnectGrace))
 		}
 		for name, at := range mb.connect {

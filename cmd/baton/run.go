@@ -18,6 +18,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
@@ -288,6 +289,7 @@ type agentOptions struct {
 	podSecurity string   // the Pod Security Standards level the node enforces
 	network     string   // "cni" or "none"
 	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
+	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
 	cni         nodeagent.CNIConfig
 }
 
@@ -325,6 +327,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
 	rt.SetPodSecurity(level)
+	var routes nodeagent.Routes
 	switch o.network {
 	case "cni":
 		cfg := o.cni
@@ -333,7 +336,15 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		if err != nil {
 			return fmt.Errorf("pod network (--network none runs pods with loopback only): %w", err)
 		}
+		cidr := o.clusterCIDR
+		if cidr == "" {
+			cidr = join.DefaultClusterCIDR
+		}
+		if err := n.EnsureMasquerade(ctx, cidr); err != nil {
+			return fmt.Errorf("pod network: %w", err)
+		}
 		rt.SetNetwork(n, cfg.HostNetNS)
+		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
 	case "none":
 		if o.cni.HostNetNS != "" {
 			rt.SetNetwork(nil, o.cni.HostNetNS)
@@ -353,7 +364,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		subnet = o.cni.Subnet
 	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet,
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})

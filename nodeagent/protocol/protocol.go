@@ -243,10 +243,29 @@ const (
 	// OpBatch carries every start and stop a reconciler pass has for one
 	// node, in one message; the reply has one result per item.
 	OpBatch Op = "batch"
+	// OpNetwork gives a node the routes of the cluster's pod network.
+	OpNetwork Op = "network"
 )
 
 // MaxBatch bounds the items of one batch.
 const MaxBatch = 10_000
+
+// MaxRoutes bounds the routes of one network command.
+const MaxRoutes = 4096
+
+// Network is the cluster's pod network as one node programs it: a route
+// to every other node's pod subnet through that node's address (flannel's
+// host-gw, for nodes on one link). The routes replace those sent before.
+type Network struct {
+	Routes []Route `json:"routes"`
+}
+
+// Route is one other node's pod subnet and the address it is reached by.
+type Route struct {
+	Node   string `json:"node"`
+	Subnet string `json:"subnet"` // CIDR
+	Via    string `json:"via"`    // the node's address
+}
 
 // Batch is the starts and stops of one pass for one node. Stops are
 // carried out before starts (a stop may free what a start needs).
@@ -288,6 +307,8 @@ type Command struct {
 	StopID string `json:"stopId,omitempty"`
 	// Batch is the starts and stops of OpBatch.
 	Batch *Batch `json:"batch,omitempty"`
+	// Network is the routes of OpNetwork.
+	Network *Network `json:"network,omitempty"`
 	// Term is the issuing leader's term: a node refuses commands of a term
 	// older than the newest it has seen (0 with no leader election).
 	Term uint64 `json:"term,omitempty"`

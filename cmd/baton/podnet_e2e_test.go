@@ -1,0 +1,138 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/internal/testenv"
+)
+
+// startCNIAgent joins node from host h and runs its agent with the pod
+// network (a bridge in the host's own namespace).
+func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBuffer) {
+	f.daemon(h, logs, "agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
+		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "cni", "--heartbeat", "300ms")
+}
+
+// fetchFrom fetches url from inside the network namespace of node's only
+// pod: as that pod would.
+func (f *fleetCluster) fetchFrom(node, url string) (string, error) {
+	dir := filepath.Join(f.dir, node, "netns")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		return "", fmt.Errorf("%s's pod network namespaces: %v (%v)", node, ents, err)
+	}
+	cmd := exec.Command("nsenter", "--net="+filepath.Join(dir, ents[0].Name()), os.Args[0])
+	cmd.Env = append(os.Environ(), asFetch+"="+url)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// TestPodsAcrossNodes: two nodes on hosts played by network namespaces
+// joined through a switch. Each leases its own pod subnet at join; the
+// leader sends each the route to the other's pods (through the other's
+// address); a pod on n1 reaches the pod on n2 by its address and is seen
+// with its own address (no masquerade inside the cluster), and back. A
+// node removed takes its route away from the others.
+func TestPodsAcrossNodes(t *testing.T) {
+	testenv.RequireCNI(t)
+	f := newFleetCluster(t)
+	n2 := f.fleet.Host("n2")
+	hosts := map[string]testenv.Host{"n1": f.node, "n2": n2}
+	f.startCNIAgent(f.node, "n1", &lockedBuffer{})
+	f.startCNIAgent(n2, "n2", &lockedBuffer{})
+	admin := f.as(f.ops, f.adminCreds)
+	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
+		st := f.status(admin)
+		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
+	})
+	files := deployment(2, "across")
+	hash := specHash(t, files)
+	f.commit("two", files)
+	ips := map[string]string{}
+	testenv.WaitFor(t, 60*time.Second, "a ready replica with an address on each node, and no other", func() (bool, string) {
+		st := f.status(admin)
+		clear(ips)
+		n := 0
+		for _, w := range st.Workloads {
+			for _, r := range w.Replicas {
+				n++
+				if r.Ready && r.PodIP != "" && r.SpecHash == hash {
+					ips[r.Node] = r.PodIP
+				}
+			}
+		}
+		return len(ips) == 2 && n == 2 && f.runningOn("n1") == 1 && f.runningOn("n2") == 1, fmt.Sprint(st.Workloads)
+	})
+	for node, ip := range ips {
+		st := f.status(admin)
+		n, _ := nodeOfStatus(st, node)
+		if !strings.HasPrefix(n.PodSubnet, "10.77.") || !subnetHolds(n.PodSubnet, ip) {
+			t.Fatalf("%s: pod %s outside its subnet %q", node, ip, n.PodSubnet)
+		}
+	}
+	routes := func(h testenv.Host) string {
+		out, _ := h.Command("ip", "route", "show", "proto", "77").CombinedOutput()
+		return string(out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "each node's route to the other's pods", func() (bool, string) {
+		st := f.status(admin)
+		a, _ := nodeOfStatus(st, "n1")
+		b, _ := nodeOfStatus(st, "n2")
+		r1, r2 := routes(hosts["n1"]), routes(hosts["n2"])
+		return strings.Contains(r1, b.PodSubnet+" via "+n2.IP) && strings.Contains(r2, a.PodSubnet+" via "+f.node.IP), r1 + r2
+	})
+	for _, pair := range [][2]string{{"n1", "n2"}, {"n2", "n1"}} {
+		from, to := pair[0], pair[1]
+		var got string
+		testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("the pod on %s reaching the pod on %s", from, to), func() (bool, string) {
+			out, err := f.fetchFrom(from, "http://"+ips[to]+":8080/whoami")
+			got = out
+			return err == nil, out
+		})
+		if got != ips[from] {
+			t.Fatalf("the pod on %s was seen by the pod on %s as %q, want its own address %s (masqueraded inside the cluster?)", from, to, got, ips[from])
+		}
+		t.Logf("pod %s (%s) → pod %s (%s): seen as %s", ips[from], from, ips[to], to, got)
+	}
+	// Leaving the cluster (to the ops host), a pod is masqueraded behind its
+	// node's address.
+	ln, err := f.ops.Listen("tcp", f.ops.IP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintln(w, host)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	if got, err := f.fetchFrom("n1", "http://"+ln.Addr().String()+"/"); err != nil || got != f.node.IP {
+		t.Fatalf("the pod on n1 leaving the cluster was seen as %q (%v), want n1's address %s", got, err, f.node.IP)
+	}
+	if out, err := f.baton(f.ops, nil, "node", "ls", "--nats", f.natsURL, "--creds", f.adminCreds); err != nil || !strings.Contains(out, n2.IP) || !strings.Contains(out, "10.77.") {
+		t.Fatalf("node ls: %v\n%s", err, out)
+	}
+
+	// n2 removed: n1's route to n2's pods goes.
+	if out, err := f.baton(f.ops, nil, "node", "rm", "n2", "--nats", f.natsURL, "--creds", f.adminCreds); err != nil {
+		t.Fatalf("node rm: %v\n%s", err, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, "n1's route to n2 removed", func() (bool, string) {
+		r := routes(hosts["n1"])
+		return !strings.Contains(r, n2.IP), r
+	})
+}
+
+// subnetHolds reports whether the CIDR subnet holds ip.
+func subnetHolds(subnet, ip string) bool {
+	_, n, err := net.ParseCIDR(subnet)
+	return err == nil && n.Contains(net.ParseIP(ip))
+}
