@@ -98,6 +98,12 @@ type Reconciler struct {
 	deposed chan struct{} // closed when a node says a newer leader exists, or a KV write finds the state changed by another
 	depose  sync.Once
 
+	// Route updates for the nodes (network.go): queued by the pass, sent
+	// by networkWorker, failures handed back to the next pass.
+	netq      chan netJob
+	netMu     sync.Mutex
+	netFailed map[string]bool
+
 	running      atomic.Bool     // Run was called: plans go through the loop
 	rejected     ratelog.Limiter // node messages refused
 	actionErrors atomic.Int64
@@ -114,7 +120,7 @@ var ErrDeposed = errors.New("a newer leader exists")
 func New(cfg Config) *Reconciler {
 	cfg.defaults()
 	r := &Reconciler{cfg: cfg, wake: make(chan struct{}, 1), gitq: make(chan gitJob, gitQueue),
-		plans: make(chan planRequest), deposed: make(chan struct{})}
+		plans: make(chan planRequest), deposed: make(chan struct{}), netq: make(chan netJob, networkQueue), netFailed: map[string]bool{}}
 	r.mb.reset()
 	r.st = newLoopState()
 	r.loader = desired.NewLoader(r.loadOptions())
@@ -341,6 +347,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if r.cfg.Notes != nil || r.cfg.Reverter != nil {
 		g.Go(func() error { r.gitWorker(gctx); return nil })
 	}
+	g.Go(func() error { r.networkWorker(gctx); return nil })
 	g.Go(func() error { return r.loop(gctx) })
 	return g.Wait()
 }

@@ -38,22 +38,31 @@ type netSent struct {
 	at  time.Time
 }
 
-// syncNetwork sends every ready node with a pod network its routes when
-// they changed (a node joined, left or moved), and again every
-// NetworkResend.
-func (r *Reconciler) syncNetwork(ctx context.Context, now time.Time) {
+// netJob is a node's routes to send.
+type netJob struct {
+	node   string
+	routes []protocol.Route
+}
+
+// networkQueue bounds the route updates waiting to be sent.
+const networkQueue = 4096
+
+// syncNetwork queues, for every ready node with a pod network, its routes
+// when they changed (a node joined, left or moved), when it came back,
+// and every NetworkResend. The sends happen beside the loop
+// (networkWorker): a slow node never holds a pass up.
+func (r *Reconciler) syncNetwork(now time.Time) {
 	st := r.st
+	r.netMu.Lock()
+	for node := range r.netFailed {
+		delete(st.netSent, node) // tried again now
+	}
+	clear(r.netFailed)
+	r.netMu.Unlock()
 	heartbeats := make(map[string]protocol.Heartbeat, len(st.nodes))
 	for name, n := range st.nodes {
 		heartbeats[name] = n.hb
 	}
-	type send struct {
-		node   string
-		routes []protocol.Route
-		key    string
-		err    error
-	}
-	var sends []*send
 	for name, n := range st.nodes {
 		if n.hb.PodSubnet == "" || !NodeReady(st.views[name], now, r.cfg.NodeGrace) {
 			continue
@@ -63,26 +72,38 @@ func (r *Reconciler) syncNetwork(ctx context.Context, now time.Time) {
 		if s, ok := st.netSent[name]; ok && s.key == key && now.Sub(s.at) < NetworkResend {
 			continue
 		}
-		sends = append(sends, &send{node: name, routes: routes, key: key})
+		select {
+		case r.netq <- netJob{node: name, routes: routes}:
+			st.netSent[name] = netSent{key: key, at: now}
+		default: // full: queued at a later pass
+		}
 	}
-	if len(sends) == 0 {
-		return
-	}
+}
+
+// networkWorker sends the queued route updates, several nodes at once,
+// until ctx ends; a failed send is queued again by the next pass.
+func (r *Reconciler) networkWorker(ctx context.Context) {
+	log := zerolog.Ctx(ctx)
 	var g errgroup.Group
 	g.SetLimit(maxNodesInFlight)
-	for _, s := range sends {
-		g.Go(func() error {
-			_, s.err = r.command(ctx, s.node, protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: s.routes}})
-			return nil
-		})
-	}
-	_ = g.Wait()
-	for _, s := range sends {
-		if s.err != nil {
-			zerolog.Ctx(ctx).Warn().Err(s.err).Str("node", s.node).Msg("send the node its routes to other nodes' pods")
-			delete(st.netSent, s.node) // tried again next pass
-			continue
+	defer func() { _ = g.Wait() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-r.netq:
+			g.Go(func() error {
+				_, err := r.command(ctx, j.node, protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: j.routes}})
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Warn().Err(err).Str("node", j.node).Msg("send the node its routes to other nodes' pods")
+					}
+					r.netMu.Lock()
+					r.netFailed[j.node] = true
+					r.netMu.Unlock()
+				}
+				return nil
+			})
 		}
-		st.netSent[s.node] = netSent{key: s.key, at: now}
 	}
 }

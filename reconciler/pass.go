@@ -189,7 +189,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	r.noteFailures(ctx, res)
 	r.notePending(ctx, res)
 	r.apply(ctx, res)
-	r.syncNetwork(ctx, now)
+	r.syncNetwork(now)
 	if rev != nil {
 		st.synced, st.syncedAt = *rev, now
 		if err := r.stored(r.cfg.Store.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: rev.ID, Time: now})); err != nil {
