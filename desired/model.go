@@ -344,9 +344,12 @@ type Claim struct {
 // Service routes to the pods its selector matches.
 type Service struct {
 	Meta
-	Type     string            `json:"type"`
-	Selector map[string]string `json:"selector,omitempty"`
-	Ports    []ServicePort     `json:"ports"`
+	Type string `json:"type"`
+	// ClusterIP is the address asked for ("": one is allocated; "None": a
+	// headless Service, no virtual address).
+	ClusterIP string            `json:"clusterIP,omitempty"`
+	Selector  map[string]string `json:"selector,omitempty"`
+	Ports     []ServicePort     `json:"ports"`
 }
 
 // ServicePort is one port of a Service.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -483,7 +484,10 @@ func (n *norm) claim(c k8sPVC) Claim {
 }
 
 func (n *norm) service(s k8sService) Service {
-	out := Service{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Selector: s.Spec.Selector}
+	out := Service{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Selector: s.Spec.Selector, ClusterIP: s.Spec.ClusterIP}
+	if ip := net.ParseIP(out.ClusterIP); out.ClusterIP != "" && out.ClusterIP != "None" && (ip == nil || ip.To4() == nil) {
+		n.fail("spec.clusterIP", "%q is not an IPv4 address (IPv6 Services are not built)", out.ClusterIP)
+	}
 	switch out.Type {
 	case "":
 		out.Type = "ClusterIP"

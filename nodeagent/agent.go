@@ -34,9 +34,11 @@ type Config struct {
 	// Address (the node's address between nodes) and PodSubnet (its pods'
 	// addresses) are reported in heartbeats.
 	Address, PodSubnet string
-	// Routes programs the routes to other nodes' pods (OpNetwork); nil: the
-	// node has no pod network, and the command is acknowledged and ignored.
-	Routes Routes
+	// Routes programs the routes to other nodes' pods (OpNetwork), and
+	// Services the Services' virtual addresses (OpServices); nil: the node
+	// has no pod network, and the command is acknowledged and ignored.
+	Routes   Routes
+	Services ServiceRules
 	// HeartbeatInterval (default 2s), ReportInterval: the longest time between
 	// two reports (default 10s), PollInterval: how often the runtime is read
 	// for changes that no event announced (default 5s).
@@ -442,6 +444,18 @@ func (a *Agent) handle(ctx context.Context, data []byte) (reply protocol.Reply) 
 				return fail(fmt.Errorf("%w: %v", errInternal, err))
 			}
 			log.Info().Int("routes", len(cmd.Network.Routes)).Msg("routes to other nodes' pods programmed")
+		}
+	case protocol.OpServices:
+		if err := ValidServiceRules(cmd.Services); err != nil {
+			a.reject(log, err, "services rejected")
+			return fail(err)
+		}
+		if a.cfg.Services != nil {
+			if err := a.cfg.Services.Apply(ctx, cmd.Services); err != nil {
+				log.Error().Err(err).Msg("program the Services' addresses")
+				return fail(fmt.Errorf("%w: %v", errInternal, err))
+			}
+			log.Debug().Int("rules", len(cmd.Services)).Msg("Services programmed")
 		}
 	case protocol.OpBatch:
 		b := cmd.Batch

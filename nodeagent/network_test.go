@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,5 +179,54 @@ func TestValidRoutes(t *testing.T) {
 	}
 	if err := nodeagent.ValidRoutes(make([]protocol.Route, protocol.MaxRoutes+1)); err == nil {
 		t.Error("too many routes: want an error")
+	}
+}
+
+// The Service rules are written whole into a table of the host's
+// namespace by the real nft, replaced whole by the next rules, and removed.
+func TestNFTablesServices(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("BATON_E2E") == "1" {
+			t.Fatal("nft not installed")
+		}
+		t.Skip("nft not installed")
+	}
+	ns := testenv.HostNetNS(t)
+	n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24"}
+	ctx := context.Background()
+	rules := []protocol.ServiceRule{
+		{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", Endpoints: []string{"10.77.1.2:8080", "10.77.2.2:8080"}},
+		{Service: "dns", IP: "10.78.0.2", Port: 53, Protocol: "UDP", Endpoints: []string{"10.77.2.3:53"}},
+		{Service: "idle", IP: "10.78.0.3", Port: 80, Protocol: "TCP", Endpoints: []string{}},
+	}
+	if err := n.Apply(ctx, rules); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"10.78.0.1 . tcp . 80 : goto svc0", "10.78.0.2 . udp . 53 : goto svc1", "numgen random mod 2",
+		"dnat to 10.77.1.2:8080", "dnat to 10.77.2.2:8080", "dnat to 10.77.2.3:53", "10.78.0.3 . tcp . 80", "reject",
+		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// The next rules replace the table whole.
+	if err := n.Apply(ctx, rules[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ = n.List(ctx); strings.Contains(out, "10.78.0.1") || strings.Contains(out, "svc0 {") && strings.Contains(out, "8080") {
+		t.Fatalf("old rules left behind:\n%s", out)
+	}
+	if err := n.Apply(ctx, []protocol.ServiceRule{{Service: "x", IP: "10.78.0.9", Port: 80, Protocol: "SCTP"}}); err == nil {
+		t.Fatal("SCTP: want an error")
+	}
+	if err := n.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.List(ctx); err == nil {
+		t.Fatal("the table is still there after Remove")
 	}
 }

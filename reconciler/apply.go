@@ -410,6 +410,10 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	svcIPs, err := store.List[string](ctx, s, serviceIPPrefix, nil)
+	if err != nil {
+		return err
+	}
 	if r.cfg.Reverter != nil {
 		for _, b := range bad {
 			if b.Reverted == "" && b.RevertError == "" {
@@ -418,7 +422,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 		}
 	}
 	st := r.st
-	st.bad, st.rollouts, st.hpa, st.crons, st.jobs = bad, ros, hpa, crons, jobs
+	st.bad, st.rollouts, st.hpa, st.crons, st.jobs, st.serviceIPs = bad, ros, hpa, crons, jobs, svcIPs
 	st.assignments, st.byNode = map[string]Assignment{}, map[string]map[string]bool{}
 	for _, a := range as {
 		st.assign(a)

@@ -33,6 +33,9 @@ type Config struct {
 	PendingTimeout time.Duration
 	// Resync is the period of passes when nothing happens (default 2s).
 	Resync time.Duration
+	// ServiceCIDR holds the Services' virtual addresses
+	// (DefaultServiceCIDR).
+	ServiceCIDR string
 	// CommandTimeout bounds one command round trip (default 10s).
 	CommandTimeout time.Duration
 	// Clock is injected for tests (default time.Now).
@@ -59,6 +62,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.ServiceCIDR == "" {
+		c.ServiceCIDR = DefaultServiceCIDR
+	}
 	if c.NodeGrace <= 0 {
 		c.NodeGrace = 10 * time.Second
 	}

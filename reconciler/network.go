@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
@@ -38,11 +39,16 @@ type netSent struct {
 	at  time.Time
 }
 
-// netJob is a node's routes to send.
+// netJob is a command for a node's network (its routes, or the Service
+// rules) to send beside the loop.
 type netJob struct {
-	node   string
-	routes []protocol.Route
+	node string
+	kind string // "routes" or "services": a failure is retried for its kind
+	cmd  protocol.Command
 }
+
+// netFailure names a failed netJob.
+func netFailure(kind, node string) string { return kind + "/" + node }
 
 // networkQueue bounds the route updates waiting to be sent.
 const networkQueue = 4096
@@ -54,8 +60,13 @@ const networkQueue = 4096
 func (r *Reconciler) syncNetwork(now time.Time) {
 	st := r.st
 	r.netMu.Lock()
-	for node := range r.netFailed {
-		delete(st.netSent, node) // tried again now
+	for f := range r.netFailed {
+		kind, node, _ := strings.Cut(f, "/")
+		if kind == "routes" {
+			delete(st.netSent, node) // tried again now
+		} else {
+			delete(st.svcSent, node)
+		}
 	}
 	clear(r.netFailed)
 	r.netMu.Unlock()
@@ -72,8 +83,9 @@ func (r *Reconciler) syncNetwork(now time.Time) {
 		if s, ok := st.netSent[name]; ok && s.key == key && now.Sub(s.at) < NetworkResend {
 			continue
 		}
+		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: routes}}
 		select {
-		case r.netq <- netJob{node: name, routes: routes}:
+		case r.netq <- netJob{node: name, kind: "routes", cmd: cmd}:
 			st.netSent[name] = netSent{key: key, at: now}
 		default: // full: queued at a later pass
 		}
@@ -93,17 +105,83 @@ func (r *Reconciler) networkWorker(ctx context.Context) {
 			return
 		case j := <-r.netq:
 			g.Go(func() error {
-				_, err := r.command(ctx, j.node, protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: j.routes}})
+				_, err := r.command(ctx, j.node, j.cmd)
 				if err != nil {
 					if ctx.Err() == nil {
-						log.Warn().Err(err).Str("node", j.node).Msg("send the node its routes to other nodes' pods")
+						log.Warn().Err(err).Str("node", j.node).Str("what", j.kind).Msg("send the node its pod network")
 					}
 					r.netMu.Lock()
-					r.netFailed[j.node] = true
+					r.netFailed[netFailure(j.kind, j.node)] = true
 					r.netMu.Unlock()
 				}
 				return nil
 			})
 		}
 	}
+}
+
+// serviceIPPrefix keys a Service's virtual address in the state bucket.
+const serviceIPPrefix = "svcip."
+
+// syncServices gives the Services of the revision in force their
+// addresses (kept in KV), and queues for every ready node with a pod
+// network the rules of every Service when they changed (an endpoint became
+// ready or not, a node was lost, a Service came or went) and every
+// NetworkResend.
+func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *Live, now time.Time) {
+	st := r.st
+	if d == nil {
+		return // no revision yet: the addresses held stay
+	}
+	ips, errs := AllocateServiceIPs(d.Services, st.serviceIPs, r.cfg.ServiceCIDR)
+	var writes []kvWrite
+	for name, ip := range ips {
+		if st.serviceIPs[name] != ip {
+			writes = append(writes, kvWrite{key: serviceIPPrefix + name, value: ip})
+		}
+	}
+	for name := range st.serviceIPs {
+		if _, ok := ips[name]; !ok {
+			writes = append(writes, kvWrite{key: serviceIPPrefix + name})
+		}
+	}
+	r.save(ctx, writes)
+	st.serviceIPs = ips
+	for name, why := range errs {
+		if st.serviceErrs[name] != why {
+			r.events(fmt.Sprintf("service %s has no address: %s", name, why))
+		}
+	}
+	st.serviceErrs = errs
+	rules := ServiceRules(d, ips, live)
+	key := fmt.Sprint(rules)
+	if key != st.rulesKey {
+		if st.rulesKey != "" {
+			r.events(fmt.Sprintf("service endpoints changed: %s", endpointSummary(rules)))
+		}
+		st.rulesKey = key
+	}
+	for name, n := range st.nodes {
+		if n.hb.PodSubnet == "" || !NodeReady(st.views[name], now, r.cfg.NodeGrace) {
+			continue
+		}
+		if s, ok := st.svcSent[name]; ok && s.key == key && now.Sub(s.at) < NetworkResend {
+			continue
+		}
+		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpServices, Services: rules}
+		select {
+		case r.netq <- netJob{node: name, kind: "services", cmd: cmd}:
+			st.svcSent[name] = netSent{key: key, at: now}
+		default:
+		}
+	}
+}
+
+// endpointSummary says, per Service port, how many endpoints it has.
+func endpointSummary(rules []protocol.ServiceRule) string {
+	parts := make([]string, 0, len(rules))
+	for _, r := range rules {
+		parts = append(parts, fmt.Sprintf("%s:%d %d ready", r.Service, r.Port, len(r.Endpoints)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -42,28 +42,32 @@ type loopState struct {
 	refused     *store.BadRevision // the newest revision seen, not applied because it is bad
 	reloadAfter time.Time          // next try at loading the revision in force
 
-	rollouts   map[string]Rollout // shared with snapshots
-	rollbacks  map[string]RollbackTo
-	hpa        map[string]HPAState
-	crons      map[string]CronState
-	jobs       map[string]JobRecord
-	history    *store.HistoryEntry
-	startFails map[string]StartFailure
-	netSent    map[string]netSent // the routes last sent to each node
-	scales     map[string]Scale   // this pass's, shared with its snapshot
-	pending    map[string]Pending // this pass's, shared with its snapshot
-	hold       string
-	events     []string
-	started    time.Time
-	lastPass   time.Duration
-	total      time.Duration
+	rollouts    map[string]Rollout // shared with snapshots
+	rollbacks   map[string]RollbackTo
+	hpa         map[string]HPAState
+	crons       map[string]CronState
+	jobs        map[string]JobRecord
+	history     *store.HistoryEntry
+	startFails  map[string]StartFailure
+	netSent     map[string]netSent // the routes last sent to each node
+	svcSent     map[string]netSent // the Service rules last sent to each node
+	serviceIPs  map[string]string  // Service → its virtual address (kept in KV)
+	serviceErrs map[string]string  // Service → why it has no address
+	rulesKey    string             // the Service rules of the last pass
+	scales      map[string]Scale   // this pass's, shared with its snapshot
+	pending     map[string]Pending // this pass's, shared with its snapshot
+	hold        string
+	events      []string
+	started     time.Time
+	lastPass    time.Duration
+	total       time.Duration
 }
 
 func newLoopState() *loopState {
 	return &loopState{nodes: map[string]*nodeState{}, views: map[string]NodeView{}, readySince: map[string]time.Time{},
 		assignments: map[string]Assignment{}, byNode: map[string]map[string]bool{}, stopping: map[string]stopSent{}, bad: map[string]store.BadRevision{},
 		rollouts: map[string]Rollout{}, rollbacks: map[string]RollbackTo{}, hpa: map[string]HPAState{}, crons: map[string]CronState{},
-		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, netSent: map[string]netSent{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
+		jobs: map[string]JobRecord{}, startFails: map[string]StartFailure{}, netSent: map[string]netSent{}, svcSent: map[string]netSent{}, serviceIPs: map[string]string{}, scales: map[string]Scale{}, pending: map[string]Pending{}}
 }
 
 // nodeState is one node as the last messages showed it; never changed once
@@ -190,6 +194,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	r.notePending(ctx, res)
 	r.apply(ctx, res)
 	r.syncNetwork(now)
+	r.syncServices(ctx, st.withRuns, live, now)
 	if rev != nil {
 		st.synced, st.syncedAt = *rev, now
 		if err := r.stored(r.cfg.Store.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: rev.ID, Time: now})); err != nil {
@@ -281,6 +286,7 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			nodes[name] = &c
 			st.views[name] = c.view
 			delete(st.netSent, name) // sent again when it is back
+			delete(st.svcSent, name)
 			r.events(fmt.Sprintf("node %s disconnected from the bus: lost in %s unless it comes back", name, DisconnectGrace))
 		}
 		for name, at := range mb.connect {

@@ -54,7 +54,18 @@ func TestPodsAcrossNodes(t *testing.T) {
 		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
 	})
 	files := deployment(2, "across")
+	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "  template:\n    spec:\n", "  template:\n    metadata:\n      labels: {app: hello}\n    spec:\n", 1)
+	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "          args:", "          ports: [{name: http, containerPort: 8080}]\n          args:", 1)
 	hash := specHash(t, files)
+	files["web.yaml"] = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  clusterIP: 10.78.0.10
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: http}]
+`
 	f.commit("two", files)
 	ips := map[string]string{}
 	testenv.WaitFor(t, 60*time.Second, "a ready replica with an address on each node, and no other", func() (bool, string) {
@@ -102,6 +113,21 @@ func TestPodsAcrossNodes(t *testing.T) {
 		}
 		t.Logf("pod %s (%s) → pod %s (%s): seen as %s", ips[from], from, ips[to], to, got)
 	}
+	// The Service's address balances over both pods, wherever the client
+	// is: every node programs it (nftables), the endpoints are the ready
+	// pods on any node.
+	for _, from := range []string{"n1", "n2"} {
+		seen := map[string]int{}
+		testenv.WaitFor(t, 30*time.Second, "the Service answering from both pods, asked from "+from, func() (bool, string) {
+			out, err := f.fetchFrom(from, "http://10.78.0.10/")
+			if err == nil {
+				seen[podOf(out)]++
+			}
+			return len(seen) == 2, fmt.Sprint(seen, out, err)
+		})
+		t.Logf("from %s through the Service: %v", from, seen)
+	}
+
 	// Leaving the cluster (to the ops host), a pod is masqueraded behind its
 	// node's address.
 	ln, err := f.ops.Listen("tcp", f.ops.IP+":0")
@@ -129,6 +155,13 @@ func TestPodsAcrossNodes(t *testing.T) {
 		r := routes(hosts["n1"])
 		return !strings.Contains(r, n2.IP), r
 	})
+}
+
+// podOf is the pod in the hello server's answer "MESSAGE (pod ID, ...)".
+func podOf(answer string) string {
+	_, rest, _ := strings.Cut(answer, "(pod ")
+	id, _, _ := strings.Cut(rest, ",")
+	return id
 }
 
 // subnetHolds reports whether the CIDR subnet holds ip.

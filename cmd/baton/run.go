@@ -327,7 +327,10 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	defer rt.StopProbes()
 	rt.SetHostPathAllow(o.hostPaths)
 	rt.SetPodSecurity(level)
-	var routes nodeagent.Routes
+	var (
+		routes   nodeagent.Routes
+		services nodeagent.ServiceRules
+	)
 	switch o.network {
 	case "cni":
 		cfg := o.cni
@@ -345,6 +348,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		}
 		rt.SetNetwork(n, cfg.HostNetNS)
 		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
+		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet}
 	case "none":
 		if o.cni.HostNetNS != "" {
 			rt.SetNetwork(nil, o.cni.HostNetNS)
@@ -364,7 +368,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		subnet = o.cni.Subnet
 	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes,
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes, Services: services,
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})

@@ -245,7 +245,28 @@ const (
 	OpBatch Op = "batch"
 	// OpNetwork gives a node the routes of the cluster's pod network.
 	OpNetwork Op = "network"
+	// OpServices gives a node every Service's virtual address and its
+	// ready endpoints, which it programs as a whole.
+	OpServices Op = "services"
 )
+
+// MaxServiceRules bounds the rules of one services command, and
+// MaxEndpoints the endpoints of one rule.
+const (
+	MaxServiceRules = 10_000
+	MaxEndpoints    = 1_000
+)
+
+// ServiceRule is one port of one Service as every node programs it:
+// traffic to IP:Port/Protocol goes to one of the endpoints, at random.
+type ServiceRule struct {
+	Service  string `json:"service"` // its name
+	IP       string `json:"ip"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"` // TCP or UDP
+	// Endpoints are the ready pods' "ip:port" (none: refused).
+	Endpoints []string `json:"endpoints"`
+}
 
 // MaxBatch bounds the items of one batch.
 const MaxBatch = 10_000
@@ -309,6 +330,9 @@ type Command struct {
 	Batch *Batch `json:"batch,omitempty"`
 	// Network is the routes of OpNetwork.
 	Network *Network `json:"network,omitempty"`
+	// Services are the rules of OpServices (all of them: they replace
+	// those sent before).
+	Services []ServiceRule `json:"services,omitempty"`
 	// Term is the issuing leader's term: a node refuses commands of a term
 	// older than the newest it has seen (0 with no leader election).
 	Term uint64 `json:"term,omitempty"`

@@ -1,0 +1,168 @@
+package nodeagent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// ServiceRules programs the Services' virtual addresses on the node.
+type ServiceRules interface {
+	// Apply makes the node's rules exactly these, in one transaction.
+	Apply(ctx context.Context, rules []protocol.ServiceRule) error
+}
+
+// NFTables is ServiceRules as kube-proxy's nftables mode does it: a table
+// `ip baton` with a verdict map from address.protocol.port to a chain per
+// Service port that picks an endpoint at random (numgen) and DNATs to it;
+// ports without ready endpoints are rejected. The whole table is written
+// at once by `nft -f` (one transaction: never half written).
+type NFTables struct {
+	// NetNS is the host's network namespace ("": the agent's own).
+	NetNS string
+	// PodSubnet is this node's pods' addresses: a pod reaching a Service
+	// whose chosen endpoint is on this node (itself included) is
+	// masqueraded, so the answer comes back through the node.
+	PodSubnet string
+}
+
+// ValidServiceRules checks rules as a node receives them.
+func ValidServiceRules(rules []protocol.ServiceRule) error {
+	if len(rules) > protocol.MaxServiceRules {
+		return fmt.Errorf("%d service rules: at most %d", len(rules), protocol.MaxServiceRules)
+	}
+	seen := map[string]bool{}
+	for _, r := range rules {
+		ip := net.ParseIP(r.IP)
+		if ip == nil || ip.To4() == nil {
+			return fmt.Errorf("service %q: address %q: want IPv4", cutString(r.Service), cutString(r.IP))
+		}
+		if r.Port <= 0 || r.Port > 65535 || (r.Protocol != "TCP" && r.Protocol != "UDP") {
+			return fmt.Errorf("service %q: port %d/%s: want 1-65535 and TCP or UDP", cutString(r.Service), r.Port, cutString(r.Protocol))
+		}
+		k := r.IP + "/" + r.Protocol + "/" + strconv.Itoa(r.Port)
+		if seen[k] {
+			return fmt.Errorf("service %q: %s twice", cutString(r.Service), k)
+		}
+		seen[k] = true
+		if len(r.Endpoints) > protocol.MaxEndpoints {
+			return fmt.Errorf("service %q: %d endpoints: at most %d", cutString(r.Service), len(r.Endpoints), protocol.MaxEndpoints)
+		}
+		for _, e := range r.Endpoints {
+			host, port, err := net.SplitHostPort(e)
+			p, perr := strconv.Atoi(port)
+			if ip := net.ParseIP(host); err != nil || perr != nil || ip == nil || ip.To4() == nil || p <= 0 || p > 65535 {
+				return fmt.Errorf("service %q: endpoint %q: want ipv4:port", cutString(r.Service), cutString(e))
+			}
+		}
+	}
+	return nil
+}
+
+// Ruleset is the nft script for rules: the table made anew.
+func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
+	var b strings.Builder
+	b.WriteString("table ip baton\ndelete table ip baton\ntable ip baton {\n")
+	var elems, empty []string
+	for i, r := range rules {
+		proto := strings.ToLower(r.Protocol)
+		key := fmt.Sprintf("%s . %s . %d", r.IP, proto, r.Port)
+		if len(r.Endpoints) == 0 {
+			empty = append(empty, key)
+			continue
+		}
+		elems = append(elems, fmt.Sprintf("%s : goto svc%d", key, i))
+	}
+	b.WriteString("\tmap services {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n")
+	if len(elems) > 0 {
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+	}
+	b.WriteString("\t}\n")
+	b.WriteString("\tset no-endpoints {\n\t\ttype ipv4_addr . inet_proto . inet_service\n")
+	if len(empty) > 0 {
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(empty, ", "))
+	}
+	b.WriteString("\t}\n")
+	for _, hook := range []string{"prerouting", "output"} {
+		fmt.Fprintf(&b, "\tchain nat-%s {\n\t\ttype nat hook %s priority -100; policy accept;\n\t\tip daddr . meta l4proto . th dport vmap @services\n\t}\n", hook, hook)
+	}
+	b.WriteString("\tchain nat-postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n")
+	if n.PodSubnet != "" {
+		fmt.Fprintf(&b, "\t\tct status dnat ip saddr %s ip daddr %s masquerade\n", n.PodSubnet, n.PodSubnet)
+	}
+	b.WriteString("\t}\n")
+	for _, hook := range []string{"input", "forward", "output"} {
+		fmt.Fprintf(&b, "\tchain filter-%s {\n\t\ttype filter hook %s priority -1; policy accept;\n\t\tip daddr . meta l4proto . th dport @no-endpoints reject\n\t}\n", hook, hook)
+	}
+	for i, r := range rules {
+		if len(r.Endpoints) == 0 {
+			continue
+		}
+		var pick []string
+		for j := range r.Endpoints {
+			pick = append(pick, fmt.Sprintf("%d : goto ep%d_%d", j, i, j))
+		}
+		fmt.Fprintf(&b, "\tchain svc%d {\n\t\tnumgen random mod %d vmap { %s }\n\t}\n", i, len(r.Endpoints), strings.Join(pick, ", "))
+		for j, e := range r.Endpoints {
+			fmt.Fprintf(&b, "\tchain ep%d_%d {\n\t\tmeta l4proto %s dnat to %s\n\t}\n", i, j, strings.ToLower(r.Protocol), e)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// Apply implements ServiceRules.
+func (n *NFTables) Apply(ctx context.Context, rules []protocol.ServiceRule) error {
+	if err := ValidServiceRules(rules); err != nil {
+		return err
+	}
+	return n.nft(ctx, n.Ruleset(rules))
+}
+
+// Remove deletes the table (the node leaves).
+func (n *NFTables) Remove(ctx context.Context) error {
+	return n.nft(ctx, "table ip baton\ndelete table ip baton\n")
+}
+
+// List is the table as nft prints it.
+func (n *NFTables) List(ctx context.Context) (string, error) {
+	var out bytes.Buffer
+	err := n.run(ctx, nil, &out, "list", "table", "ip", "baton")
+	return out.String(), err
+}
+
+func (n *NFTables) nft(ctx context.Context, script string) error {
+	var out bytes.Buffer
+	if err := n.run(ctx, strings.NewReader(script), &out, "-f", "-"); err != nil {
+		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// run runs nft in the host's network namespace.
+func (n *NFTables) run(ctx context.Context, stdin *strings.Reader, out *bytes.Buffer, args ...string) error {
+	cmd := exec.CommandContext(ctx, "nft", args...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := func(cnins.NetNS) error { return cmd.Start() }
+	var err error
+	if n.NetNS == "" {
+		err = start(nil)
+	} else {
+		err = cnins.WithNetNSPath(n.NetNS, start)
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	return err
+}

@@ -1,0 +1,171 @@
+package reconciler
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+// DefaultServiceCIDR holds the Services' virtual addresses.
+const DefaultServiceCIDR = "10.78.0.0/16"
+
+// headless reports whether s has no virtual address.
+func headless(s desired.Service) bool { return s.ClusterIP == "None" }
+
+// AllocateServiceIPs gives every Service but headless ones its virtual
+// address: the one it holds, else the one its manifest asks for (refused
+// if outside cidr or held by another), else the lowest free one (the
+// network's first address is never given). Addresses of Services gone are
+// freed. It returns the addresses held now and, by Service, why one has
+// none. Pure.
+func AllocateServiceIPs(services []desired.Service, held map[string]string, cidr string) (map[string]string, map[string]string) {
+	out, errs := map[string]string{}, map[string]string{}
+	_, ipn, err := net.ParseCIDR(cidr)
+	if err != nil || ipn.IP.To4() == nil {
+		for _, s := range services {
+			errs[s.Name] = fmt.Sprintf("service CIDR %q is not an IPv4 network", cidr)
+		}
+		return out, errs
+	}
+	taken := map[string]string{} // address → Service
+	want := map[string]desired.Service{}
+	for _, s := range services {
+		if !headless(s) {
+			want[s.Name] = s
+		}
+	}
+	// Those held and still wanted keep theirs (unless the manifest now
+	// asks for another).
+	for _, name := range slices.Sorted(maps.Keys(held)) {
+		s, ok := want[name]
+		if !ok || (s.ClusterIP != "" && s.ClusterIP != held[name]) {
+			continue
+		}
+		out[name], taken[held[name]] = held[name], name
+	}
+	names := slices.Sorted(maps.Keys(want))
+	// Then those that ask for an address, then the rest.
+	for _, name := range names {
+		s := want[name]
+		if _, ok := out[name]; ok || s.ClusterIP == "" {
+			continue
+		}
+		ip := net.ParseIP(s.ClusterIP).To4()
+		switch {
+		case ip == nil || !ipn.Contains(ip):
+			errs[name] = fmt.Sprintf("spec.clusterIP %s is outside the service CIDR %s", s.ClusterIP, cidr)
+		case taken[ip.String()] != "":
+			errs[name] = fmt.Sprintf("spec.clusterIP %s is the address of Service %s", s.ClusterIP, taken[ip.String()])
+		default:
+			out[name], taken[ip.String()] = ip.String(), name
+		}
+	}
+	base := binary.BigEndian.Uint32(ipn.IP.To4())
+	ones, bits := ipn.Mask.Size()
+	size := uint32(1) << (bits - ones)
+	next := uint32(1)
+	for _, name := range names {
+		if _, ok := out[name]; ok || want[name].ClusterIP != "" {
+			continue
+		}
+		for ; next < size-1 && taken[ipOf(base+next)] != ""; next++ {
+		}
+		if next >= size-1 {
+			errs[name] = fmt.Sprintf("the service CIDR %s is full", cidr)
+			continue
+		}
+		ip := ipOf(base + next)
+		out[name], taken[ip] = ip, name
+	}
+	return out, errs
+}
+
+func ipOf(v uint32) string {
+	b := make(net.IP, 4)
+	binary.BigEndian.PutUint32(b, v)
+	return b.String()
+}
+
+// ServiceRules are the rules every node programs: one per port of each
+// Service with an address, its endpoints the ready pods it selects (running,
+// passing readiness, on a ready node, with an address), on the target port
+// by number or by the name of a container port. Sorted. Pure.
+func ServiceRules(st *desired.State, ips map[string]string, live *Live) []protocol.ServiceRule {
+	if st == nil {
+		return nil
+	}
+	var out []protocol.ServiceRule
+	for _, s := range st.Services {
+		ip := ips[s.Name]
+		if ip == "" || len(s.Selector) == 0 {
+			continue
+		}
+		var selected []desired.Workload
+		for _, w := range st.Workloads {
+			if matches(s.Selector, w.PodLabels) {
+				selected = append(selected, w)
+			}
+		}
+		for _, p := range s.Ports {
+			rule := protocol.ServiceRule{Service: s.Name, IP: ip, Port: p.Port, Protocol: p.Protocol, Endpoints: []string{}}
+			for _, w := range selected {
+				port, ok := targetPort(p.TargetPort, w.Pod)
+				if !ok {
+					continue
+				}
+				for _, r := range live.Of(w.Name) {
+					if r.gone() || r.State != protocol.StateRunning || !r.Ready || r.PodIP == "" || !live.Ready[r.node] {
+						continue
+					}
+					rule.Endpoints = append(rule.Endpoints, net.JoinHostPort(r.PodIP, strconv.Itoa(port)))
+				}
+			}
+			slices.Sort(rule.Endpoints)
+			rule.Endpoints = slices.Compact(rule.Endpoints)
+			if len(rule.Endpoints) > protocol.MaxEndpoints {
+				rule.Endpoints = rule.Endpoints[:protocol.MaxEndpoints]
+			}
+			out = append(out, rule)
+		}
+	}
+	slices.SortFunc(out, func(a, b protocol.ServiceRule) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return a.Port - b.Port
+	})
+	return out
+}
+
+// matches reports whether labels hold every pair of selector.
+func matches(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// targetPort is a Service port's target on pods of spec: a number, or
+// the name of one of its containers' ports.
+func targetPort(target string, spec desired.PodSpec) (int, bool) {
+	if n, err := strconv.Atoi(target); err == nil {
+		return n, n > 0 && n < 65536
+	}
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == target {
+				return p.ContainerPort, true
+			}
+		}
+	}
+	return 0, false
+}
