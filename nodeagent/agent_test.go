@@ -538,3 +538,41 @@ func TestAgentNetworkCommand(t *testing.T) {
 		t.Fatalf("a node without a pod network: %+v, want it acknowledged", r)
 	}
 }
+
+type fakeServices struct {
+	mu  sync.Mutex
+	got [][]protocol.ServiceRule
+}
+
+func (f *fakeServices) Apply(_ context.Context, rules []protocol.ServiceRule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, rules)
+	return nil
+}
+
+// A services command hands its rules to the node's ServiceRules; bad
+// rules are refused before.
+func TestAgentServicesCommand(t *testing.T) {
+	fs := &fakeServices{}
+	h := runTestAgent(t, func(c *Config) { c.Services = fs })
+	rules := []protocol.ServiceRule{{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", Endpoints: []string{"10.77.1.2:8080"}}}
+	if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpServices, Services: rules}); !r.OK {
+		t.Fatalf("services command: %+v", r)
+	}
+	for _, bad := range [][]protocol.ServiceRule{
+		{{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", Endpoints: []string{"10.77.1.2"}}},
+		{{Service: "web", IP: "nowhere", Port: 80, Protocol: "TCP"}},
+		{{Service: "web", IP: "10.78.0.1", Port: 0, Protocol: "TCP"}},
+		{rules[0], rules[0]},
+	} {
+		if r := h.send(protocol.Command{Version: protocol.Version, Op: protocol.OpServices, Services: bad}); r.OK || r.Code != protocol.CodeBadRequest {
+			t.Fatalf("bad rules %+v: %+v, want bad_request", bad, r)
+		}
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if len(fs.got) != 1 || len(fs.got[0]) != 1 || fs.got[0][0].IP != "10.78.0.1" {
+		t.Fatalf("rules applied %v, want once %v", fs.got, rules)
+	}
+}

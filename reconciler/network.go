@@ -154,6 +154,7 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 	}
 	st.serviceErrs = errs
 	rules := ServiceRules(d, ips, live)
+	st.services = serviceStatuses(d.Services, ips, errs, rules)
 	key := fmt.Sprint(rules)
 	if key != st.rulesKey {
 		if st.rulesKey != "" {
@@ -184,4 +185,23 @@ func endpointSummary(rules []protocol.ServiceRule) string {
 		parts = append(parts, fmt.Sprintf("%s:%d %d ready", r.Service, r.Port, len(r.Endpoints)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// serviceStatuses are the Services as status shows them.
+func serviceStatuses(services []desired.Service, ips, errs map[string]string, rules []protocol.ServiceRule) []ServiceStatus {
+	out := make([]ServiceStatus, 0, len(services))
+	for _, s := range services {
+		ss := ServiceStatus{Name: s.Name, IP: ips[s.Name], Error: errs[s.Name]}
+		if headless(s) {
+			ss.IP = "None"
+		}
+		for _, r := range rules {
+			if r.Service == s.Name {
+				ss.Ports = append(ss.Ports, ServicePortStatus{Port: r.Port, Protocol: r.Protocol, Endpoints: r.Endpoints})
+			}
+		}
+		out = append(out, ss)
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

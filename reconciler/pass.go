@@ -54,6 +54,7 @@ type loopState struct {
 	serviceIPs  map[string]string  // Service → its virtual address (kept in KV)
 	serviceErrs map[string]string  // Service → why it has no address
 	rulesKey    string             // the Service rules of the last pass
+	services    []ServiceStatus    // this pass's, shared with its snapshot
 	scales      map[string]Scale   // this pass's, shared with its snapshot
 	pending     map[string]Pending // this pass's, shared with its snapshot
 	hold        string
@@ -426,6 +427,7 @@ type snapshot struct {
 	bad       []store.BadRevision
 	history   *store.HistoryEntry
 	stats     PassStats
+	services  []ServiceStatus
 }
 
 // ready reports whether a node was ready at the snapshot.
@@ -440,7 +442,7 @@ func (r *Reconciler) publish(now time.Time) {
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
 		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, controls: st.controls, refused: st.refused, events: newest(st.events, maxEvents),
-		bad: badList(st.bad), history: st.history}
+		bad: badList(st.bad), history: st.history, services: st.services}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)
 	s.stats = PassStats{Passes: r.passes.Load(), LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}

@@ -40,7 +40,9 @@ type Status struct {
 	SourceError string           `json:"sourceError,omitempty"`
 	Workloads   []WorkloadStatus `json:"workloads"`
 	Jobs        []JobStatus      `json:"jobs,omitempty"`
-	Nodes       []NodeStatus     `json:"nodes"`
+	// Services are the Services with their addresses and ready endpoints.
+	Services []ServiceStatus `json:"services,omitempty"`
+	Nodes    []NodeStatus    `json:"nodes"`
 	// Events are the newest decisions (starts, stops, forgets with their
 	// reasons; failures; pending replicas; disruption mode), newest last,
 	// at most 200.
@@ -162,6 +164,22 @@ type NodeStatus struct {
 	PodSubnet string `json:"podSubnet,omitempty"`
 }
 
+// ServiceStatus is a Service as status shows it.
+type ServiceStatus struct {
+	Name  string              `json:"name"`
+	IP    string              `json:"ip,omitempty"` // "None" for a headless Service
+	Ports []ServicePortStatus `json:"ports,omitempty"`
+	// Error says why it has no address.
+	Error string `json:"error,omitempty"`
+}
+
+// ServicePortStatus is one port of a Service and its ready endpoints.
+type ServicePortStatus struct {
+	Port      int      `json:"port"`
+	Protocol  string   `json:"protocol"`
+	Endpoints []string `json:"endpoints"`
+}
+
 // Status returns a snapshot of the reconciler's view, every replica listed.
 func (r *Reconciler) Status() Status { return r.StatusWith(StatusRequest{Replicas: ReplicasAll}) }
 
@@ -184,7 +202,8 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	keep := func(workload string) bool { return q.Workload == "" || q.Workload == workload }
 	st := Status{Synced: s.synced, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
-		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes}
+		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes,
+		Services: s.services}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

@@ -104,6 +104,22 @@ func (f *fleetCluster) commit(msg string, files map[string]string) {
 	}
 }
 
+// remove removes files from the repository and commits.
+func (f *fleetCluster) remove(msg string, files ...string) {
+	wt, err := f.repo.Worktree()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, name := range files {
+		if _, err := wt.Remove(name); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if _, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "e2e", Email: "e2e@localhost", When: time.Now()}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // user is a connection from a host, with the errors the bus sent it.
 type user struct {
 	nc   *nats.Conn

@@ -128,6 +128,15 @@ spec:
 		t.Logf("from %s through the Service: %v", from, seen)
 	}
 
+	st := f.status(admin)
+	if len(st.Services) != 1 || st.Services[0].IP != "10.78.0.10" || len(st.Services[0].Ports) != 1 || len(st.Services[0].Ports[0].Endpoints) != 2 {
+		t.Fatalf("status of the Service: %+v", st.Services)
+	}
+	out, err := f.baton(f.ops, nil, "status", "--nats", f.natsURL, "--creds", f.adminCreds)
+	if err != nil || !strings.Contains(out, "web") || !strings.Contains(out, "10.78.0.10") || !strings.Contains(out, ips["n2"]+":8080") {
+		t.Fatalf("baton status: %v\n%s", err, out)
+	}
+
 	// Leaving the cluster (to the ops host), a pod is masqueraded behind its
 	// node's address.
 	ln, err := f.ops.Listen("tcp", f.ops.IP+":0")
@@ -145,6 +154,15 @@ spec:
 	}
 	if out, err := f.baton(f.ops, nil, "node", "ls", "--nats", f.natsURL, "--creds", f.adminCreds); err != nil || !strings.Contains(out, n2.IP) || !strings.Contains(out, "10.77.") {
 		t.Fatalf("node ls: %v\n%s", err, out)
+	}
+
+	// The Service removed from Git: no rule of it is left on any node.
+	f.remove("no service", "web.yaml")
+	for node, h := range hosts {
+		testenv.WaitFor(t, 30*time.Second, "the Service's rules gone from "+node, func() (bool, string) {
+			out, _ := h.Command("nft", "list", "table", "ip", "baton").CombinedOutput()
+			return strings.Contains(string(out), "table ip baton") && !strings.Contains(string(out), "10.78.0.10"), string(out)
+		})
 	}
 
 	// n2 removed: n1's route to n2's pods goes.

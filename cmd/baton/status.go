@@ -211,6 +211,26 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", n.Name, ready, n.Replicas, ago(n.LastHeartbeat, now))
 	}
 	tw.Flush()
+	if len(st.Services) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(tw, "SERVICE\tADDRESS\tPORT\tREADY ENDPOINTS")
+		for _, s := range st.Services {
+			switch {
+			case s.Error != "":
+				fmt.Fprintf(tw, "%s\t-\t-\t%s\n", s.Name, s.Error)
+			case len(s.Ports) == 0:
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\n", s.Name, orDash(s.IP))
+			}
+			for _, p := range s.Ports {
+				eps := strings.Join(p.Endpoints, ", ")
+				if eps == "" {
+					eps = "none (refused)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%s\n", s.Name, s.IP, p.Port, p.Protocol, eps)
+			}
+		}
+		tw.Flush()
+	}
 	if len(st.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent events (baton events lists more):")
 		for _, e := range st.Events[max(len(st.Events)-5, 0):] {

@@ -1,0 +1,90 @@
+package reconciler
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
+)
+
+func svc(name, ip string) desired.Service {
+	return desired.Service{Meta: desired.Meta{Name: name}, Type: "ClusterIP", ClusterIP: ip, Selector: map[string]string{"app": name},
+		Ports: []desired.ServicePort{{Port: 80, Protocol: "TCP", TargetPort: "http"}}}
+}
+
+func TestAllocateServiceIPs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		services []desired.Service
+		held     map[string]string
+		want     string
+		errs     string
+	}{
+		{name: "lowest free, the network's address never",
+			services: []desired.Service{svc("a", ""), svc("b", "")},
+			want:     "map[a:10.78.0.1 b:10.78.0.2]", errs: "map[]"},
+		{name: "held addresses stay, gone ones are freed",
+			services: []desired.Service{svc("b", ""), svc("c", "")},
+			held:     map[string]string{"a": "10.78.0.1", "b": "10.78.0.2"},
+			want:     "map[b:10.78.0.2 c:10.78.0.1]", errs: "map[]"},
+		{name: "asked for: honoured before the others take the rest",
+			services: []desired.Service{svc("a", ""), svc("b", "10.78.0.1")},
+			want:     "map[a:10.78.0.2 b:10.78.0.1]", errs: "map[]"},
+		{name: "two Services cannot claim one address",
+			services: []desired.Service{svc("a", "10.78.0.7"), svc("b", "10.78.0.7")},
+			want:     "map[a:10.78.0.7]", errs: "map[b:spec.clusterIP 10.78.0.7 is the address of Service a]"},
+		{name: "an address held by another is refused",
+			services: []desired.Service{svc("a", ""), svc("b", "10.78.0.1")},
+			held:     map[string]string{"a": "10.78.0.1"},
+			want:     "map[a:10.78.0.1]", errs: "map[b:spec.clusterIP 10.78.0.1 is the address of Service a]"},
+		{name: "outside the CIDR",
+			services: []desired.Service{svc("a", "10.1.2.3")},
+			want:     "map[]", errs: "map[a:spec.clusterIP 10.1.2.3 is outside the service CIDR 10.78.0.0/16]"},
+		{name: "headless: none",
+			services: []desired.Service{svc("a", "None")},
+			want:     "map[]", errs: "map[]"},
+		{name: "the manifest asks for another address: it moves",
+			services: []desired.Service{svc("a", "10.78.0.5")},
+			held:     map[string]string{"a": "10.78.0.1"},
+			want:     "map[a:10.78.0.5]", errs: "map[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, errs := AllocateServiceIPs(tc.services, tc.held, DefaultServiceCIDR)
+			if fmt.Sprint(got) != tc.want || fmt.Sprint(errs) != tc.errs {
+				t.Fatalf("got %v %v, want %v %v", got, errs, tc.want, tc.errs)
+			}
+		})
+	}
+	full, errs := AllocateServiceIPs([]desired.Service{svc("a", ""), svc("b", ""), svc("c", "")}, nil, "10.78.0.0/30")
+	if len(full) != 2 || errs["c"] != "the service CIDR 10.78.0.0/30 is full" {
+		t.Fatalf("a full CIDR: %v %v", full, errs)
+	}
+}
+
+// Endpoints are the ready pods the Service selects, on ready nodes, on
+// the target port by name; a replica not ready, stopping or on a lost node
+// is out of rotation.
+func TestServiceRules(t *testing.T) {
+	web := desired.Workload{Name: "web", Hash: "h1", Replicas: 4, PodLabels: map[string]string{"app": "web"},
+		Pod: desired.PodSpec{Containers: []desired.Container{{Name: "c", Ports: []desired.Port{{Name: "http", ContainerPort: 8080}}}}}}
+	other := desired.Workload{Name: "other", Hash: "h2", PodLabels: map[string]string{"app": "other"}}
+	ready := func(id, ip string) protocol.Replica {
+		r := rep(id, web, protocol.StateRunning, 0)
+		r.PodIP = ip
+		return r
+	}
+	notReady := ready("web-4", "10.77.1.4")
+	notReady.Ready = false
+	in := Input{Now: t0, NodeGrace: grace, Desired: &desired.State{Workloads: []desired.Workload{web, other}}, Nodes: map[string]NodeView{
+		"n1": node("n1", ready("web-1", "10.77.1.2"), notReady),
+		"n2": node("n2", ready("web-2", "10.77.2.2")),
+		"n3": lost(node("n3", ready("web-3", "10.77.3.2"))),
+	}}
+	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), svc("none", "")}}
+	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, NewLive(in))
+	want := "[{none 10.78.0.2 80 TCP []} {web 10.78.0.1 80 TCP [10.77.1.2:8080 10.77.2.2:8080]}]"
+	if fmt.Sprint(rules) != want {
+		t.Fatalf("rules %v\nwant  %v", rules, want)
+	}
+}
