@@ -39,6 +39,8 @@ type Config struct {
 	// has no pod network, and the command is acknowledged and ignored.
 	Routes   Routes
 	Services ServiceRules
+	// DNS answers the pods' questions about Services (OpServices' names).
+	DNS interface{ SetRecords([]protocol.DNSRecord) }
 	// HeartbeatInterval (default 2s), ReportInterval: the longest time between
 	// two reports (default 10s), PollInterval: how often the runtime is read
 	// for changes that no event announced (default 5s).
@@ -446,9 +448,12 @@ func (a *Agent) handle(ctx context.Context, data []byte) (reply protocol.Reply) 
 			log.Info().Int("routes", len(cmd.Network.Routes)).Msg("routes to other nodes' pods programmed")
 		}
 	case protocol.OpServices:
-		if err := ValidServiceRules(cmd.Services); err != nil {
+		if err := errors.Join(ValidServiceRules(cmd.Services), ValidDNSRecords(cmd.DNS)); err != nil {
 			a.reject(log, err, "services rejected")
 			return fail(err)
+		}
+		if a.cfg.DNS != nil {
+			a.cfg.DNS.SetRecords(cmd.DNS)
 		}
 		if a.cfg.Services != nil {
 			if err := a.cfg.Services.Apply(ctx, cmd.Services); err != nil {

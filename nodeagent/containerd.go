@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
@@ -75,8 +76,10 @@ type Containerd struct {
 
 	network Network // nil: pods get a loopback-only network namespace
 	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
-	portMu  sync.Mutex
-	ports   map[string]string // host ports reserved by starts under way: "tcp/8080" -> replica
+	// resolvConf is the pods' resolv.conf (SetPodResolvConf; "": the host's).
+	resolvConf string
+	portMu     sync.Mutex
+	ports      map[string]string // host ports reserved by starts under way: "tcp/8080" -> replica
 
 	events   sync.Once
 	imageArr chan string // images that arrived on the node
@@ -160,6 +163,17 @@ func (e *PodSecurityError) Is(target error) bool {
 // SetNetwork attaches pods to n. hostNS is the network namespace that plays
 // the host for hostNetwork pods ("" for the agent's own).
 func (r *Containerd) SetNetwork(n Network, hostNS string) { r.network, r.hostNS = n, hostNS }
+
+// SetPodResolvConf gives pods on the pod network this resolv.conf (the
+// node's DNS, as Kubernetes' ClusterFirst) instead of the host's.
+func (r *Containerd) SetPodResolvConf(content string) error {
+	p := filepath.Join(r.dataDir, "resolv.conf")
+	if err := fsutil.WriteFileAtomic(p, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("pods' resolv.conf: %w", err)
+	}
+	r.resolvConf = p
+	return nil
+}
 
 // Namespace is the containerd namespace of the runtime.
 func (r *Containerd) Namespace() string { return r.namespace }
@@ -459,8 +473,13 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostname(host),
 				oci.WithHostHostsFile, oci.WithHostResolvconf)
 		default:
-			if _, err := os.Stat("/etc/resolv.conf"); err == nil && r.network != nil {
-				opts = append(opts, oci.WithHostResolvconf)
+			switch {
+			case r.resolvConf != "" && r.network != nil:
+				opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: r.resolvConf, Options: []string{"rbind", "ro"}}}))
+			case r.network != nil:
+				if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+					opts = append(opts, oci.WithHostResolvconf)
+				}
 			}
 			opts = append(opts, oci.WithHostname(spec.ID),
 				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: net.nsPath}))

@@ -3,6 +3,7 @@ package nodeagent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/miekg/dns"
+
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -228,5 +231,63 @@ func TestNFTablesServices(t *testing.T) {
 	}
 	if _, err := n.List(ctx); err == nil {
 		t.Fatal("the table is still there after Remove")
+	}
+}
+
+// The node's DNS answers Services' names in the cluster domain (NXDOMAIN
+// for others there) and forwards the rest to its upstream.
+func TestPodDNS(t *testing.T) {
+	up, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upSrv := &dns.Server{PacketConn: up, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP("192.0.2.9")})
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = upSrv.ActivateAndServe() }()
+	defer func() { _ = upSrv.Shutdown() }()
+	d := &nodeagent.DNS{Listen: "127.0.0.1:0", Upstream: []string{up.LocalAddr().String()}}
+	// Port 0 cannot be told to pods; find a free one first.
+	probe, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	d.Listen = probe.LocalAddr().String()
+	probe.Close()
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	d.SetRecords([]protocol.DNSRecord{{Service: "web", IPs: []string{"10.78.0.1"}}, {Service: "db", IPs: []string{"10.77.1.2", "10.77.2.2"}}})
+	ask := func(name string) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, d.Listen)
+		return r, err
+	}
+	for name, want := range map[string]string{"web.default.svc.cluster.local.": "[10.78.0.1]", "db.default.svc.cluster.local.": "[10.77.1.2 10.77.2.2]", "example.org.": "[192.0.2.9]"} {
+		r, err := ask(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range r.Answer {
+			got = append(got, a.(*dns.A).A.String())
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s: %v, want %s", name, got, want)
+		}
+	}
+	if r, err := ask("nosuch.default.svc.cluster.local."); err != nil || r.Rcode != dns.RcodeNameError {
+		t.Fatalf("an unknown Service: %v %v, want NXDOMAIN", r, err)
+	}
+	if !strings.Contains(d.ResolvConf(), "search default.svc.cluster.local svc.cluster.local cluster.local") {
+		t.Fatalf("resolv.conf:\n%s", d.ResolvConf())
+	}
+	if gw, err := nodeagent.Gateway("10.77.3.0/24"); err != nil || gw != "10.77.3.1" {
+		t.Fatalf("Gateway = %s, %v", gw, err)
+	}
+	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "a.b", IPs: nil}}); err == nil {
+		t.Fatal("a dotted Service name: want an error")
 	}
 }

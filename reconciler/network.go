@@ -154,8 +154,9 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 	}
 	st.serviceErrs = errs
 	rules := ServiceRules(d, ips, live)
+	records := DNSRecords(d, ips, live)
 	st.services = serviceStatuses(d.Services, ips, errs, rules)
-	key := fmt.Sprint(rules)
+	key := fmt.Sprint(rules, records)
 	if key != st.rulesKey {
 		if st.rulesKey != "" {
 			r.events(fmt.Sprintf("service endpoints changed: %s", endpointSummary(rules)))
@@ -169,7 +170,7 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 		if s, ok := st.svcSent[name]; ok && s.key == key && now.Sub(s.at) < NetworkResend {
 			continue
 		}
-		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpServices, Services: rules}
+		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpServices, Services: rules, DNS: records}
 		select {
 		case r.netq <- netJob{node: name, kind: "services", cmd: cmd}:
 			st.svcSent[name] = netSent{key: key, at: now}

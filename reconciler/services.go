@@ -144,6 +144,41 @@ func ServiceRules(st *desired.State, ips map[string]string, live *Live) []protoc
 	return out
 }
 
+// DNSRecords are the Services' names: a Service with an address answers
+// it; a headless one its ready pods' addresses. Pure.
+func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol.DNSRecord {
+	if st == nil {
+		return nil
+	}
+	out := []protocol.DNSRecord{}
+	for _, s := range st.Services {
+		switch {
+		case ips[s.Name] != "":
+			out = append(out, protocol.DNSRecord{Service: s.Name, IPs: []string{ips[s.Name]}})
+		case headless(s):
+			rec := protocol.DNSRecord{Service: s.Name, IPs: []string{}}
+			for _, w := range st.Workloads {
+				if len(s.Selector) == 0 || !matches(s.Selector, w.PodLabels) {
+					continue
+				}
+				for _, r := range live.Of(w.Name) {
+					if !r.gone() && r.State == protocol.StateRunning && r.Ready && r.PodIP != "" && live.Ready[r.node] {
+						rec.IPs = append(rec.IPs, r.PodIP)
+					}
+				}
+			}
+			slices.Sort(rec.IPs)
+			rec.IPs = slices.Compact(rec.IPs)
+			if len(rec.IPs) > protocol.MaxEndpoints {
+				rec.IPs = rec.IPs[:protocol.MaxEndpoints]
+			}
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(a, b protocol.DNSRecord) int { return strings.Compare(a.Service, b.Service) })
+	return out
+}
+
 // matches reports whether labels hold every pair of selector.
 func matches(selector, labels map[string]string) bool {
 	for k, v := range selector {

@@ -88,3 +88,21 @@ func TestServiceRules(t *testing.T) {
 		t.Fatalf("rules %v\nwant  %v", rules, want)
 	}
 }
+
+// A Service with an address answers it; a headless one its ready pods'.
+func TestDNSRecords(t *testing.T) {
+	web := desired.Workload{Name: "web", Hash: "h1", PodLabels: map[string]string{"app": "web"}}
+	r1 := rep("web-1", web, protocol.StateRunning, 0)
+	r1.PodIP = "10.77.1.2"
+	r2 := rep("web-2", web, protocol.StateRunning, 0)
+	r2.PodIP = "10.77.2.2"
+	r2.Ready = false
+	in := Input{Now: t0, NodeGrace: grace, Desired: &desired.State{Workloads: []desired.Workload{web}},
+		Nodes: map[string]NodeView{"n1": node("n1", r1), "n2": node("n2", r2)}}
+	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), svc("db", "None")}}
+	st.Services[1].Selector = map[string]string{"app": "web"}
+	got := fmt.Sprint(DNSRecords(st, map[string]string{"web": "10.78.0.1"}, NewLive(in)))
+	if want := "[{db [10.77.1.2]} {web [10.78.0.1]}]"; got != want {
+		t.Fatalf("records %s, want %s", got, want)
+	}
+}

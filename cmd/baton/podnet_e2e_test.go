@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,14 +12,87 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+	"github.com/miekg/dns"
+
 	"github.com/batonhq/baton/internal/testenv"
+	"github.com/batonhq/baton/nodeagent"
 )
 
 // startCNIAgent joins node from host h and runs its agent with the pod
 // network (a bridge in the host's own namespace).
-func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBuffer) {
-	f.daemon(h, logs, "agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
-		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "cni", "--heartbeat", "300ms")
+func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBuffer, extra ...string) {
+	f.daemon(h, logs, append([]string{"agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
+		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "cni", "--heartbeat", "300ms"}, extra...)...)
+}
+
+// lookupFrom looks name up from inside node's pod, with the resolv.conf
+// its pods are given.
+func (f *fleetCluster) lookupFrom(node, name string) (string, error) {
+	dir := filepath.Join(f.dir, node, "netns")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		return "", fmt.Errorf("%s's pod network namespaces: %v (%v)", node, ents, err)
+	}
+	cmd := exec.Command("nsenter", "--net="+filepath.Join(dir, ents[0].Name()), os.Args[0])
+	cmd.Env = append(os.Environ(), asLookup+"="+name, asLookupResolv+"="+filepath.Join(f.dir, node, "resolv.conf"))
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// resolvConfMounts is what the containers of node's pods mount as
+// /etc/resolv.conf ("" if none, "several" if they differ).
+func (f *fleetCluster) resolvConfMounts(node string) string {
+	cli, err := nodeagent.DialContainerd(context.Background(), f.sock)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := namespaces.WithNamespace(context.Background(), f.nodeNS(node))
+	cs, err := cli.Containers(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	found := ""
+	for _, c := range cs {
+		spec, err := c.Spec(ctx)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, m := range spec.Mounts {
+			if m.Destination == "/etc/resolv.conf" {
+				if found != "" && found != m.Source {
+					return "several"
+				}
+				found = m.Source
+			}
+		}
+	}
+	return found
+}
+
+// upstreamDNS is a resolver on host h (the test's, never the machine's)
+// answering every name with addr.
+func upstreamDNS(t *testing.T, h testenv.Host, addr string) string {
+	var pc net.PacketConn
+	err := cnins.WithNetNSPath("/var/run/netns/"+h.Name, func(cnins.NetNS) error {
+		var err error
+		pc, err = net.ListenPacket("udp", h.IP+":0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(addr)})
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
 }
 
 // fetchFrom fetches url from inside the network namespace of node's only
@@ -46,8 +120,9 @@ func TestPodsAcrossNodes(t *testing.T) {
 	f := newFleetCluster(t)
 	n2 := f.fleet.Host("n2")
 	hosts := map[string]testenv.Host{"n1": f.node, "n2": n2}
-	f.startCNIAgent(f.node, "n1", &lockedBuffer{})
-	f.startCNIAgent(n2, "n2", &lockedBuffer{})
+	up := upstreamDNS(t, f.ops, "192.0.2.7")
+	f.startCNIAgent(f.node, "n1", &lockedBuffer{}, "--dns-upstream", up)
+	f.startCNIAgent(n2, "n2", &lockedBuffer{}, "--dns-upstream", up)
 	admin := f.as(f.ops, f.adminCreds)
 	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
 		st := f.status(admin)
@@ -126,6 +201,24 @@ spec:
 			return len(seen) == 2, fmt.Sprint(seen, out, err)
 		})
 		t.Logf("from %s through the Service: %v", from, seen)
+	}
+
+	// Names: the Service's, short and long, through the pods' resolv.conf
+	// and their node's DNS; other names forwarded upstream.
+	for name, want := range map[string]string{"web": "10.78.0.10", "web.default.svc.cluster.local": "10.78.0.10", "outside.test": "192.0.2.7"} {
+		testenv.WaitFor(t, 20*time.Second, "n1's pod resolving "+name, func() (bool, string) {
+			got, err := f.lookupFrom("n1", name)
+			return err == nil && got == want, fmt.Sprint(got, err)
+		})
+	}
+	// The pods' containers are given that resolv.conf.
+	if mounted := f.resolvConfMounts("n1"); mounted != filepath.Join(f.dir, "n1", "resolv.conf") {
+		t.Fatalf("n1's pod mounts %q as /etc/resolv.conf", mounted)
+	}
+	// A name in the cluster's domain that no Service has is answered
+	// NXDOMAIN by the node, never forwarded.
+	if got, err := f.lookupFrom("n2", "nosuch.default.svc.cluster.local"); err == nil {
+		t.Fatalf("an unknown Service name resolved: %s", got)
 	}
 
 	st := f.status(admin)

@@ -20,6 +20,7 @@ import (
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent"
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/httpapi"
 	"github.com/batonhq/baton/reconciler/lease"
@@ -290,6 +291,7 @@ type agentOptions struct {
 	network     string   // "cni" or "none"
 	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
 	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
+	dnsUpstream []string // --dns-upstream: where the pods' DNS forwards other names ("": the host's resolv.conf)
 	cni         nodeagent.CNIConfig
 }
 
@@ -330,6 +332,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	var (
 		routes   nodeagent.Routes
 		services nodeagent.ServiceRules
+		podDNS   *nodeagent.DNS
 	)
 	switch o.network {
 	case "cni":
@@ -349,6 +352,22 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		rt.SetNetwork(n, cfg.HostNetNS)
 		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
 		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet}
+		gw, err := nodeagent.Gateway(cfg.Subnet)
+		if err != nil {
+			return err
+		}
+		upstream := o.dnsUpstream
+		if len(upstream) == 0 {
+			upstream = nodeagent.HostUpstream("/etc/resolv.conf")
+		}
+		podDNS = &nodeagent.DNS{Listen: net.JoinHostPort(gw, "53"), NetNS: cfg.HostNetNS, Upstream: upstream}
+		if err := podDNS.Start(ctx); err != nil {
+			return err
+		}
+		defer podDNS.Stop()
+		if err := rt.SetPodResolvConf(podDNS.ResolvConf()); err != nil {
+			return err
+		}
 	case "none":
 		if o.cni.HostNetNS != "" {
 			rt.SetNetwork(nil, o.cni.HostNetNS)
@@ -368,7 +387,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		subnet = o.cni.Subnet
 	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes, Services: services,
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})
@@ -376,6 +395,14 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// dnsRecords is d as the agent's DNS (nil when there is none).
+func dnsRecords(d *nodeagent.DNS) interface{ SetRecords([]protocol.DNSRecord) } {
+	if d == nil {
+		return nil
+	}
+	return d
 }
 
 // nodeAddress is this machine's address on the way to the bus (the source

@@ -257,6 +257,13 @@ const (
 	MaxEndpoints    = 1_000
 )
 
+// DNSRecord is a Service's name and its addresses: its virtual address,
+// or a headless Service's ready pods'.
+type DNSRecord struct {
+	Service string   `json:"service"`
+	IPs     []string `json:"ips"`
+}
+
 // ServiceRule is one port of one Service as every node programs it:
 // traffic to IP:Port/Protocol goes to one of the endpoints, at random.
 type ServiceRule struct {
@@ -331,8 +338,9 @@ type Command struct {
 	// Network is the routes of OpNetwork.
 	Network *Network `json:"network,omitempty"`
 	// Services are the rules of OpServices (all of them: they replace
-	// those sent before).
+	// those sent before), and DNS the Services' names.
 	Services []ServiceRule `json:"services,omitempty"`
+	DNS      []DNSRecord   `json:"dns,omitempty"`
 	// Term is the issuing leader's term: a node refuses commands of a term
 	// older than the newest it has seen (0 with no leader election).
 	Term uint64 `json:"term,omitempty"`
