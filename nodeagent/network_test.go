@@ -195,10 +195,10 @@ func TestNFTablesServices(t *testing.T) {
 		t.Skip("nft not installed")
 	}
 	ns := testenv.HostNetNS(t)
-	n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24"}
+	n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24", ClusterCIDR: "10.77.0.0/16"}
 	ctx := context.Background()
 	rules := []protocol.ServiceRule{
-		{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", Endpoints: []string{"10.77.1.2:8080", "10.77.2.2:8080"}},
+		{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", NodePort: 30080, Endpoints: []string{"10.77.1.2:8080", "10.77.2.2:8080"}},
 		{Service: "dns", IP: "10.78.0.2", Port: 53, Protocol: "UDP", Endpoints: []string{"10.77.2.3:53"}},
 		{Service: "idle", IP: "10.78.0.3", Port: 80, Protocol: "TCP", Endpoints: []string{}},
 	}
@@ -211,7 +211,8 @@ func TestNFTablesServices(t *testing.T) {
 	}
 	for _, want := range []string{"10.78.0.1 . tcp . 80 : goto svc0", "10.78.0.2 . udp . 53 : goto svc1", "numgen random mod 2",
 		"dnat to 10.77.1.2:8080", "dnat to 10.77.2.2:8080", "dnat to 10.77.2.3:53", "10.78.0.3 . tcp . 80", "reject",
-		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade"} {
+		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade", "tcp . 30080 : goto svc0", "fib daddr type local",
+		"ip saddr != 10.77.0.0/16 masquerade"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

@@ -32,6 +32,10 @@ type NFTables struct {
 	// whose chosen endpoint is on this node (itself included) is
 	// masqueraded, so the answer comes back through the node.
 	PodSubnet string
+	// ClusterCIDR holds every pod address: traffic from elsewhere (a node
+	// port reached from outside, the host itself) that was sent to a
+	// Service is masqueraded, so the answer comes back through this node.
+	ClusterCIDR string
 }
 
 // ValidServiceRules checks rules as a node receives them.
@@ -53,6 +57,13 @@ func ValidServiceRules(rules []protocol.ServiceRule) error {
 			return fmt.Errorf("service %q: %s twice", cutString(r.Service), k)
 		}
 		seen[k] = true
+		if r.NodePort != 0 {
+			np := "node/" + r.Protocol + "/" + strconv.Itoa(r.NodePort)
+			if r.NodePort < 0 || r.NodePort > 65535 || seen[np] {
+				return fmt.Errorf("service %q: node port %d: out of range or twice", cutString(r.Service), r.NodePort)
+			}
+			seen[np] = true
+		}
 		if len(r.Endpoints) > protocol.MaxEndpoints {
 			return fmt.Errorf("service %q: %d endpoints: at most %d", cutString(r.Service), len(r.Endpoints), protocol.MaxEndpoints)
 		}
@@ -71,7 +82,7 @@ func ValidServiceRules(rules []protocol.ServiceRule) error {
 func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 	var b strings.Builder
 	b.WriteString("table ip baton\ndelete table ip baton\ntable ip baton {\n")
-	var elems, empty []string
+	var elems, empty, nodePorts []string
 	for i, r := range rules {
 		proto := strings.ToLower(r.Protocol)
 		key := fmt.Sprintf("%s . %s . %d", r.IP, proto, r.Port)
@@ -80,10 +91,18 @@ func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 			continue
 		}
 		elems = append(elems, fmt.Sprintf("%s : goto svc%d", key, i))
+		if r.NodePort != 0 {
+			nodePorts = append(nodePorts, fmt.Sprintf("%s . %d : goto svc%d", proto, r.NodePort, i))
+		}
 	}
 	b.WriteString("\tmap services {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n")
 	if len(elems) > 0 {
 		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(elems, ", "))
+	}
+	b.WriteString("\t}\n")
+	b.WriteString("\tmap nodeports {\n\t\ttype inet_proto . inet_service : verdict\n")
+	if len(nodePorts) > 0 {
+		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(nodePorts, ", "))
 	}
 	b.WriteString("\t}\n")
 	b.WriteString("\tset no-endpoints {\n\t\ttype ipv4_addr . inet_proto . inet_service\n")
@@ -92,11 +111,14 @@ func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 	}
 	b.WriteString("\t}\n")
 	for _, hook := range []string{"prerouting", "output"} {
-		fmt.Fprintf(&b, "\tchain nat-%s {\n\t\ttype nat hook %s priority -100; policy accept;\n\t\tip daddr . meta l4proto . th dport vmap @services\n\t}\n", hook, hook)
+		fmt.Fprintf(&b, "\tchain nat-%s {\n\t\ttype nat hook %s priority -100; policy accept;\n\t\tip daddr . meta l4proto . th dport vmap @services\n\t\tfib daddr type local meta l4proto . th dport vmap @nodeports\n\t}\n", hook, hook)
 	}
 	b.WriteString("\tchain nat-postrouting {\n\t\ttype nat hook postrouting priority 100; policy accept;\n")
 	if n.PodSubnet != "" {
 		fmt.Fprintf(&b, "\t\tct status dnat ip saddr %s ip daddr %s masquerade\n", n.PodSubnet, n.PodSubnet)
+	}
+	if n.ClusterCIDR != "" {
+		fmt.Fprintf(&b, "\t\tct status dnat ip saddr != %s masquerade\n", n.ClusterCIDR)
 	}
 	b.WriteString("\t}\n")
 	for _, hook := range []string{"input", "forward", "output"} {

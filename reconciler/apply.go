@@ -414,6 +414,10 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	nodePorts, err := store.List[int](ctx, s, nodePortPrefix, nil)
+	if err != nil {
+		return err
+	}
 	if r.cfg.Reverter != nil {
 		for _, b := range bad {
 			if b.Reverted == "" && b.RevertError == "" {
@@ -422,7 +426,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 		}
 	}
 	st := r.st
-	st.bad, st.rollouts, st.hpa, st.crons, st.jobs, st.serviceIPs = bad, ros, hpa, crons, jobs, svcIPs
+	st.bad, st.rollouts, st.hpa, st.crons, st.jobs, st.serviceIPs, st.nodePorts = bad, ros, hpa, crons, jobs, svcIPs, nodePorts
 	st.assignments, st.byNode = map[string]Assignment{}, map[string]map[string]bool{}
 	for _, a := range as {
 		st.assign(a)

@@ -120,8 +120,12 @@ func (r *Reconciler) networkWorker(ctx context.Context) {
 	}
 }
 
-// serviceIPPrefix keys a Service's virtual address in the state bucket.
-const serviceIPPrefix = "svcip."
+// serviceIPPrefix keys a Service's virtual address in the state bucket,
+// nodePortPrefix a Service port's node port.
+const (
+	serviceIPPrefix = "svcip."
+	nodePortPrefix  = "nodeport."
+)
 
 // syncServices gives the Services of the revision in force their
 // addresses (kept in KV), and queues for every ready node with a pod
@@ -145,15 +149,31 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 			writes = append(writes, kvWrite{key: serviceIPPrefix + name})
 		}
 	}
+	ports, portErrs := AllocateNodePorts(d.Services, st.nodePorts)
+	for key, port := range ports {
+		if st.nodePorts[key] != port {
+			writes = append(writes, kvWrite{key: nodePortPrefix + key, value: port})
+		}
+	}
+	for key := range st.nodePorts {
+		if _, ok := ports[key]; !ok {
+			writes = append(writes, kvWrite{key: nodePortPrefix + key})
+		}
+	}
+	for name, why := range portErrs {
+		if errs[name] == "" {
+			errs[name] = why
+		}
+	}
 	r.save(ctx, writes)
-	st.serviceIPs = ips
+	st.serviceIPs, st.nodePorts = ips, ports
 	for name, why := range errs {
 		if st.serviceErrs[name] != why {
 			r.events(fmt.Sprintf("service %s has no address: %s", name, why))
 		}
 	}
 	st.serviceErrs = errs
-	rules := ServiceRules(d, ips, live)
+	rules := ServiceRules(d, ips, ports, live)
 	records := DNSRecords(d, ips, live)
 	st.services = serviceStatuses(d.Services, ips, errs, rules)
 	key := fmt.Sprint(rules, records)
@@ -198,7 +218,7 @@ func serviceStatuses(services []desired.Service, ips, errs map[string]string, ru
 		}
 		for _, r := range rules {
 			if r.Service == s.Name {
-				ss.Ports = append(ss.Ports, ServicePortStatus{Port: r.Port, Protocol: r.Protocol, Endpoints: r.Endpoints})
+				ss.Ports = append(ss.Ports, ServicePortStatus{Port: r.Port, Protocol: r.Protocol, NodePort: r.NodePort, Endpoints: r.Endpoints})
 			}
 		}
 		out = append(out, ss)

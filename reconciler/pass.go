@@ -52,6 +52,7 @@ type loopState struct {
 	netSent     map[string]netSent // the routes last sent to each node
 	svcSent     map[string]netSent // the Service rules last sent to each node
 	serviceIPs  map[string]string  // Service → its virtual address (kept in KV)
+	nodePorts   map[string]int     // Service.port → its node port (kept in KV)
 	serviceErrs map[string]string  // Service → why it has no address
 	rulesKey    string             // the Service rules of the last pass
 	services    []ServiceStatus    // this pass's, shared with its snapshot

@@ -87,6 +87,69 @@ func AllocateServiceIPs(services []desired.Service, held map[string]string, cidr
 	return out, errs
 }
 
+// Node ports are given from Kubernetes' range.
+const (
+	NodePortMin = 30000
+	NodePortMax = 32767
+)
+
+// nodePortKey names a port of a Service.
+func nodePortKey(service string, port int) string { return service + "." + strconv.Itoa(port) }
+
+// AllocateNodePorts gives every port of every NodePort Service its node
+// port: the one it holds, else the one its manifest asks for (refused if
+// another holds it), else the lowest free one. Those of ports gone are
+// freed. It returns the ports held now (by Service.port) and, by Service,
+// why one has none. Pure.
+func AllocateNodePorts(services []desired.Service, held map[string]int) (map[string]int, map[string]string) {
+	out, errs := map[string]int{}, map[string]string{}
+	taken := map[int]string{}
+	type want struct {
+		key   string
+		svc   string
+		asked int
+	}
+	var wants []want
+	for _, s := range services {
+		if s.Type != "NodePort" {
+			continue
+		}
+		for _, p := range s.Ports {
+			wants = append(wants, want{key: nodePortKey(s.Name, p.Port), svc: s.Name, asked: p.NodePort})
+		}
+	}
+	slices.SortFunc(wants, func(a, b want) int { return strings.Compare(a.key, b.key) })
+	for _, w := range wants {
+		if h, ok := held[w.key]; ok && (w.asked == 0 || w.asked == h) && taken[h] == "" {
+			out[w.key], taken[h] = h, w.key
+		}
+	}
+	for _, w := range wants {
+		if _, ok := out[w.key]; ok || w.asked == 0 {
+			continue
+		}
+		if other := taken[w.asked]; other != "" {
+			errs[w.svc] = fmt.Sprintf("nodePort %d is taken by %s", w.asked, other)
+			continue
+		}
+		out[w.key], taken[w.asked] = w.asked, w.key
+	}
+	next := NodePortMin
+	for _, w := range wants {
+		if _, ok := out[w.key]; ok || w.asked != 0 {
+			continue
+		}
+		for ; next <= NodePortMax && taken[next] != ""; next++ {
+		}
+		if next > NodePortMax {
+			errs[w.svc] = "no free node port"
+			continue
+		}
+		out[w.key], taken[next] = next, w.key
+	}
+	return out, errs
+}
+
 func ipOf(v uint32) string {
 	b := make(net.IP, 4)
 	binary.BigEndian.PutUint32(b, v)
@@ -97,7 +160,7 @@ func ipOf(v uint32) string {
 // Service with an address, its endpoints the ready pods it selects (running,
 // passing readiness, on a ready node, with an address), on the target port
 // by number or by the name of a container port. Sorted. Pure.
-func ServiceRules(st *desired.State, ips map[string]string, live *Live) []protocol.ServiceRule {
+func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string]int, live *Live) []protocol.ServiceRule {
 	if st == nil {
 		return nil
 	}
@@ -114,7 +177,8 @@ func ServiceRules(st *desired.State, ips map[string]string, live *Live) []protoc
 			}
 		}
 		for _, p := range s.Ports {
-			rule := protocol.ServiceRule{Service: s.Name, IP: ip, Port: p.Port, Protocol: p.Protocol, Endpoints: []string{}}
+			rule := protocol.ServiceRule{Service: s.Name, IP: ip, Port: p.Port, Protocol: p.Protocol, Endpoints: []string{},
+				NodePort: nodePorts[nodePortKey(s.Name, p.Port)]}
 			for _, w := range selected {
 				port, ok := targetPort(p.TargetPort, w.Pod)
 				if !ok {

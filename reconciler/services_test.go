@@ -82,7 +82,7 @@ func TestServiceRules(t *testing.T) {
 		"n3": lost(node("n3", ready("web-3", "10.77.3.2"))),
 	}}
 	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), svc("none", "")}}
-	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, NewLive(in))
+	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, nil, NewLive(in))
 	want := "[{none 10.78.0.2 80 TCP []} {web 10.78.0.1 80 TCP [10.77.1.2:8080 10.77.2.2:8080]}]"
 	if fmt.Sprint(rules) != want {
 		t.Fatalf("rules %v\nwant  %v", rules, want)
@@ -104,5 +104,25 @@ func TestDNSRecords(t *testing.T) {
 	got := fmt.Sprint(DNSRecords(st, map[string]string{"web": "10.78.0.1"}, NewLive(in)))
 	if want := "[{db [10.77.1.2]} {web [10.78.0.1]}]"; got != want {
 		t.Fatalf("records %s, want %s", got, want)
+	}
+}
+
+func TestAllocateNodePorts(t *testing.T) {
+	np := func(name string, asked ...int) desired.Service {
+		s := svc(name, "")
+		s.Type = "NodePort"
+		s.Ports = nil
+		for i, a := range asked {
+			s.Ports = append(s.Ports, desired.ServicePort{Port: 80 + i, Protocol: "TCP", NodePort: a})
+		}
+		return s
+	}
+	got, errs := AllocateNodePorts([]desired.Service{np("a", 0, 30000), np("b", 0), svc("c", "")}, map[string]int{"b.80": 31000, "gone.80": 30005})
+	if fmt.Sprint(got) != "map[a.80:30001 a.81:30000 b.80:31000]" || len(errs) != 0 {
+		t.Fatalf("got %v %v", got, errs)
+	}
+	_, errs = AllocateNodePorts([]desired.Service{np("a", 30500), np("b", 30500)}, nil)
+	if errs["b"] != "nodePort 30500 is taken by a.80" {
+		t.Fatalf("two Services on one node port: %v", errs)
 	}
 }

@@ -177,6 +177,7 @@ type ServiceStatus struct {
 type ServicePortStatus struct {
 	Port      int      `json:"port"`
 	Protocol  string   `json:"protocol"`
+	NodePort  int      `json:"nodePort,omitempty"`
 	Endpoints []string `json:"endpoints"`
 }
 

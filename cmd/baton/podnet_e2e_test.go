@@ -27,6 +27,14 @@ func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBu
 		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "cni", "--heartbeat", "300ms"}, extra...)...)
 }
 
+// fetchFromHost fetches url from host h (outside the pod network).
+func (f *fleetCluster) fetchFromHost(h testenv.Host, url string) (string, error) {
+	cmd := h.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), asFetch+"="+url)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // lookupFrom looks name up from inside node's pod, with the resolv.conf
 // its pods are given.
 func (f *fleetCluster) lookupFrom(node, name string) (string, error) {
@@ -137,9 +145,10 @@ kind: Service
 metadata:
   name: web
 spec:
+  type: NodePort
   clusterIP: 10.78.0.10
   selector: {app: hello}
-  ports: [{port: 80, targetPort: http}]
+  ports: [{port: 80, targetPort: http, nodePort: 30080}]
 `
 	f.commit("two", files)
 	ips := map[string]string{}
@@ -221,8 +230,23 @@ spec:
 		t.Fatalf("an unknown Service name resolved: %s", got)
 	}
 
+	// The node port, on either node's address, from a machine outside
+	// the cluster, reaches the pods on both nodes.
+	for node, h := range hosts {
+		seen := map[string]int{}
+		testenv.WaitFor(t, 30*time.Second, "node port 30080 of "+node+" answering from both pods", func() (bool, string) {
+			out, err := f.fetchFromHost(f.ops, "http://"+h.IP+":30080/")
+			if err == nil {
+				seen[podOf(out)]++
+			}
+			return len(seen) == 2, fmt.Sprint(seen, out, err)
+		})
+		t.Logf("from outside through %s:30080: %v", node, seen)
+	}
+
 	st := f.status(admin)
-	if len(st.Services) != 1 || st.Services[0].IP != "10.78.0.10" || len(st.Services[0].Ports) != 1 || len(st.Services[0].Ports[0].Endpoints) != 2 {
+	if len(st.Services) != 1 || st.Services[0].IP != "10.78.0.10" || len(st.Services[0].Ports) != 1 || len(st.Services[0].Ports[0].Endpoints) != 2 ||
+		st.Services[0].Ports[0].NodePort != 30080 {
 		t.Fatalf("status of the Service: %+v", st.Services)
 	}
 	out, err := f.baton(f.ops, nil, "status", "--nats", f.natsURL, "--creds", f.adminCreds)

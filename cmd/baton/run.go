@@ -351,7 +351,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		}
 		rt.SetNetwork(n, cfg.HostNetNS)
 		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
-		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet}
+		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet, ClusterCIDR: cidr}
 		gw, err := nodeagent.Gateway(cfg.Subnet)
 		if err != nil {
 			return err

@@ -226,7 +226,11 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 				if eps == "" {
 					eps = "none (refused)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%s\n", s.Name, s.IP, p.Port, p.Protocol, eps)
+				port := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+				if p.NodePort != 0 {
+					port += fmt.Sprintf(" (node %d)", p.NodePort)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.IP, port, eps)
 			}
 		}
 		tw.Flush()

@@ -271,6 +271,9 @@ type ServiceRule struct {
 	IP       string `json:"ip"`
 	Port     int    `json:"port"`
 	Protocol string `json:"protocol"` // TCP or UDP
+	// NodePort, when set, is the port on every node's addresses that
+	// leads to the Service too (type NodePort).
+	NodePort int `json:"nodePort,omitempty"`
 	// Endpoints are the ready pods' "ip:port" (none: refused).
 	Endpoints []string `json:"endpoints"`
 }
