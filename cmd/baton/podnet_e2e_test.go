@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 
 // startCNIAgent joins node from host h and runs its agent with the pod
 // network (a bridge in the host's own namespace).
-func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBuffer, extra ...string) {
-	f.daemon(h, logs, append([]string{"agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
+func (f *fleetCluster) startCNIAgent(h testenv.Host, node string, logs *lockedBuffer, extra ...string) *exec.Cmd {
+	return f.daemon(h, logs, append([]string{"agent", "--join", f.joinAddr, "--token", f.token(), "--node", node, "--data-dir", filepath.Join(f.dir, node),
 		"--containerd", f.sock, "--namespace", f.nodeNS(node), "--network", "cni", "--heartbeat", "300ms"}, extra...)...)
 }
 
@@ -117,28 +118,37 @@ func (f *fleetCluster) fetchFrom(node, url string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// TestPodsAcrossNodes: two nodes on hosts played by network namespaces
-// joined through a switch. Each leases its own pod subnet at join; the
-// leader sends each the route to the other's pods (through the other's
-// address); a pod on n1 reaches the pod on n2 by its address and is seen
-// with its own address (no masquerade inside the cluster), and back. A
-// node removed takes its route away from the others.
-func TestPodsAcrossNodes(t *testing.T) {
+// podNet is a server and two nodes with the pod network, running a
+// Deployment of two hello pods (one a node, labelled app: hello, port
+// "http") and the NodePort Service web (10.78.0.10:80, node port 30080).
+type podNet struct {
+	f      *fleetCluster
+	hosts  map[string]testenv.Host
+	agents map[string]*exec.Cmd
+	ips    map[string]string // node → its pod's address
+	admin  *user
+	files  map[string]string
+	up     string // the upstream resolver
+}
+
+// startPodNet starts it; probe, when set, is the pods' readiness probe
+// (YAML, at the container's indentation).
+func startPodNet(t *testing.T, probe string) *podNet {
 	testenv.RequireCNI(t)
 	f := newFleetCluster(t)
-	n2 := f.fleet.Host("n2")
-	hosts := map[string]testenv.Host{"n1": f.node, "n2": n2}
-	up := upstreamDNS(t, f.ops, "192.0.2.7")
-	f.startCNIAgent(f.node, "n1", &lockedBuffer{}, "--dns-upstream", up)
-	f.startCNIAgent(n2, "n2", &lockedBuffer{}, "--dns-upstream", up)
-	admin := f.as(f.ops, f.adminCreds)
+	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2")}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}
+	p.up = upstreamDNS(t, f.ops, "192.0.2.7")
+	for _, n := range []string{"n1", "n2"} {
+		p.agents[n] = f.startCNIAgent(p.hosts[n], n, &lockedBuffer{}, "--dns-upstream", p.up)
+	}
+	p.admin = f.as(f.ops, f.adminCreds)
 	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
-		st := f.status(admin)
+		st := f.status(p.admin)
 		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
 	})
 	files := deployment(2, "across")
 	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "  template:\n    spec:\n", "  template:\n    metadata:\n      labels: {app: hello}\n    spec:\n", 1)
-	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "          args:", "          ports: [{name: http, containerPort: 8080}]\n          args:", 1)
+	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "          args:", "          ports: [{name: http, containerPort: 8080}]\n"+probe+"          args:", 1)
 	hash := specHash(t, files)
 	files["web.yaml"] = `apiVersion: v1
 kind: Service
@@ -150,22 +160,50 @@ spec:
   selector: {app: hello}
   ports: [{port: 80, targetPort: http, nodePort: 30080}]
 `
+	p.files = files
 	f.commit("two", files)
-	ips := map[string]string{}
 	testenv.WaitFor(t, 60*time.Second, "a ready replica with an address on each node, and no other", func() (bool, string) {
-		st := f.status(admin)
-		clear(ips)
+		st := f.status(p.admin)
+		clear(p.ips)
 		n := 0
 		for _, w := range st.Workloads {
 			for _, r := range w.Replicas {
 				n++
 				if r.Ready && r.PodIP != "" && r.SpecHash == hash {
-					ips[r.Node] = r.PodIP
+					p.ips[r.Node] = r.PodIP
 				}
 			}
 		}
-		return len(ips) == 2 && n == 2 && f.runningOn("n1") == 1 && f.runningOn("n2") == 1, fmt.Sprint(st.Workloads)
+		return len(p.ips) == 2 && n == 2 && f.runningOn("n1") == 1 && f.runningOn("n2") == 1, fmt.Sprint(st.Workloads)
 	})
+	return p
+}
+
+// endpoints are the Service web's endpoints in the leader's status.
+func (p *podNet) endpoints() []string {
+	for _, s := range p.f.status(p.admin).Services {
+		if s.Name == "web" && len(s.Ports) == 1 {
+			return s.Ports[0].Endpoints
+		}
+	}
+	return nil
+}
+
+// rules is node's nftables table.
+func (p *podNet) rules(node string) string {
+	out, _ := p.hosts[node].Command("nft", "list", "table", "ip", "baton").CombinedOutput()
+	return string(out)
+}
+
+// TestPodsAcrossNodes: two nodes on hosts played by network namespaces
+// joined through a switch. Each leases its own pod subnet at join; the
+// leader sends each the route to the other's pods (through the other's
+// address); a pod on n1 reaches the pod on n2 by its address and is seen
+// with its own address (no masquerade inside the cluster), and back. A
+// node removed takes its route away from the others.
+func TestPodsAcrossNodes(t *testing.T) {
+	p := startPodNet(t, "")
+	f, hosts, ips, admin, n2 := p.f, p.hosts, p.ips, p.admin, p.hosts["n2"]
 	for node, ip := range ips {
 		st := f.status(admin)
 		n, _ := nodeOfStatus(st, node)
@@ -303,4 +341,80 @@ func podOf(answer string) string {
 func subnetHolds(subnet, ip string) bool {
 	_, n, err := net.ParseCIDR(subnet)
 	return err == nil && n.Contains(net.ParseIP(ip))
+}
+
+// TestServiceEndpoints: a pod that turns not ready leaves the Service's
+// rotation on every node, and gets no new connection; an agent restarted
+// rebuilds exactly the same rules; a node lost takes its endpoints out.
+func TestServiceEndpoints(t *testing.T) {
+	probe := "          readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1, failureThreshold: 1}\n"
+	p := startPodNet(t, probe)
+	n2ep := p.ips["n2"] + ":8080"
+	testenv.WaitFor(t, 30*time.Second, "both pods in every node's rules", func() (bool, string) {
+		r1, r2 := p.rules("n1"), p.rules("n2")
+		return strings.Contains(r1, n2ep) && strings.Contains(r2, n2ep) && strings.Contains(r1, p.ips["n1"]+":8080"), r1
+	})
+
+	// n2's pod turns not ready: out of rotation on both nodes.
+	if out, err := p.f.fetchFrom("n1", "http://"+n2ep+"/unready"); err != nil {
+		t.Fatalf("make n2's pod unready: %v %s", err, out)
+	}
+	start := time.Now()
+	testenv.WaitFor(t, 30*time.Second, "n2's pod out of every node's rules", func() (bool, string) {
+		r1, r2 := p.rules("n1"), p.rules("n2")
+		return !strings.Contains(r1, n2ep) && !strings.Contains(r2, n2ep), r1
+	})
+	t.Logf("readiness lost → out of rotation on both nodes in %s (probe period 1 s)", time.Since(start).Round(10*time.Millisecond))
+	for i := range 20 {
+		out, err := p.f.fetchFrom("n1", "http://10.78.0.10/")
+		if err != nil || !strings.Contains(out, "(pod ") {
+			t.Fatalf("request %d through the Service: %v %s", i, err, out)
+		}
+		if ip := p.podIPOf(podOf(out)); ip == p.ips["n2"] {
+			t.Fatalf("request %d reached the pod that is not ready", i)
+		}
+	}
+
+	// An agent restarted rebuilds the same table (it never went away).
+	before := p.rules("n1")
+	pid := p.agents["n1"].Process.Pid
+	_ = p.agents["n1"].Process.Signal(os.Interrupt)
+	testenv.WaitFor(t, 20*time.Second, "n1's agent stopped", func() (bool, string) { return syscall.Kill(pid, 0) != nil, "" })
+	if during := p.rules("n1"); during != before {
+		t.Fatalf("the rules changed while the agent was down:\n%s\n---\n%s", before, during)
+	}
+	p.agents["n1"] = p.f.daemon(p.hosts["n1"], &lockedBuffer{}, "agent", "--node", "n1", "--data-dir", filepath.Join(p.f.dir, "n1"),
+		"--containerd", p.f.sock, "--namespace", p.f.nodeNS("n1"), "--network", "cni", "--heartbeat", "300ms", "--dns-upstream", p.up)
+	testenv.WaitFor(t, 30*time.Second, "n1 back", func() (bool, string) {
+		n, ok := nodeOfStatus(p.f.status(p.admin), "n1")
+		return ok && n.Ready, fmt.Sprint(n)
+	})
+	// The rules are sent again on its return: some passes later, the
+	// table is the same.
+	pass := p.f.status(p.admin).Pass
+	testenv.WaitFor(t, 20*time.Second, "five passes since n1 came back", func() (bool, string) {
+		return p.f.status(p.admin).Pass >= pass+5, ""
+	})
+	if after := p.rules("n1"); after != before {
+		t.Fatalf("the rules after the agent's restart differ:\n%s\n---\n%s", before, after)
+	}
+
+	// n2's agent killed: n2 is lost, its endpoints leave n1's rules.
+	_ = p.agents["n2"].Process.Kill()
+	testenv.WaitFor(t, 30*time.Second, "n2's pod out of n1's rules, and from status", func() (bool, string) {
+		eps := p.endpoints()
+		return !strings.Contains(p.rules("n1"), p.ips["n2"]) && !strings.Contains(strings.Join(eps, " "), p.ips["n2"]), fmt.Sprint(eps)
+	})
+}
+
+// podIPOf is the address of the pod with replica ID id, from status.
+func (p *podNet) podIPOf(id string) string {
+	for _, w := range p.f.status(p.admin).Workloads {
+		for _, r := range w.Replicas {
+			if r.ID == id {
+				return r.PodIP
+			}
+		}
+	}
+	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -70,6 +71,20 @@ func main() {
 		fmt.Fprintf(w, "%s (pod %s, GREETING=%q)\n", *message, host, os.Getenv("GREETING"))
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// /ready answers 200 until /unready is asked, then 503 (to test
+	// readiness probes and Services' endpoints).
+	var unready atomic.Bool
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if unready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
+		unready.Store(true)
+		fmt.Fprintln(w, "not ready from now on")
+	})
 	// The caller's address as this pod sees it (no masquerade between pods).
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
