@@ -83,7 +83,7 @@ func TestServiceRules(t *testing.T) {
 	}}
 	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), svc("none", "")}}
 	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, nil, NewLive(in))
-	want := "[{none 10.78.0.2 80 TCP []} {web 10.78.0.1 80 TCP [10.77.1.2:8080 10.77.2.2:8080]}]"
+	want := "[{none 10.78.0.2 80 TCP 0 []} {web 10.78.0.1 80 TCP 0 [10.77.1.2:8080 10.77.2.2:8080]}]"
 	if fmt.Sprint(rules) != want {
 		t.Fatalf("rules %v\nwant  %v", rules, want)
 	}
