@@ -311,6 +311,9 @@ func TestPodsAcrossNodes(t *testing.T) {
 		t.Fatalf("node ls: %v\n%s", err, out)
 	}
 
+	if os.Getenv("BATON_SHOW_RULES") != "" {
+		t.Logf("n1's table:\n%s", p.rules("n1"))
+	}
 	// The Service removed from Git: no rule of it is left on any node.
 	f.remove("no service", "web.yaml")
 	for node, h := range hosts {
