@@ -41,7 +41,7 @@ var agentRole = []identity.Role{identity.RoleAgent}
 
 // fleetCluster is the suite's cluster.
 type fleetCluster struct {
-	t                   *testing.T
+	t                   testing.TB
 	fleet               *testenv.Fleet
 	server, node, ops   testenv.Host
 	evil                testenv.Host
@@ -245,7 +245,7 @@ func (f *fleetCluster) waitRunning(u *user, want int) {
 
 // newFleetBase is a fleet with n1 and ops (and evil) hosts, the test image
 // in every node's containerd namespace, and the repository: no server yet.
-func newFleetBase(t *testing.T) *fleetCluster {
+func newFleetBase(t testing.TB) *fleetCluster {
 	sock := testenv.ContainerdSocket(t)
 	archive := testenv.HelloArchive(t)
 	fl := testenv.NewFleet(t)
@@ -272,7 +272,7 @@ func newFleetBase(t *testing.T) *fleetCluster {
 	return f
 }
 
-func newFleetCluster(t *testing.T, serverArgs ...string) *fleetCluster {
+func newFleetCluster(t testing.TB, serverArgs ...string) *fleetCluster {
 	f := newFleetBase(t)
 	f.server = f.fleet.Host("server")
 	f.natsURL = "tls://" + net.JoinHostPort(f.server.IP, "4222")

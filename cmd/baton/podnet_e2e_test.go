@@ -83,7 +83,7 @@ func (f *fleetCluster) resolvConfMounts(node string) string {
 
 // upstreamDNS is a resolver on host h (the test's, never the machine's)
 // answering every name with addr.
-func upstreamDNS(t *testing.T, h testenv.Host, addr string) string {
+func upstreamDNS(t testing.TB, h testenv.Host, addr string) string {
 	var pc net.PacketConn
 	err := cnins.WithNetNSPath("/var/run/netns/"+h.Name, func(cnins.NetNS) error {
 		var err error
@@ -133,7 +133,7 @@ type podNet struct {
 
 // startPodNet starts it; probe, when set, is the pods' readiness probe
 // (YAML, at the container's indentation).
-func startPodNet(t *testing.T, probe string) *podNet {
+func startPodNet(t testing.TB, probe string) *podNet {
 	testenv.RequireCNI(t)
 	f := newFleetCluster(t)
 	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2")}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}

@@ -71,7 +71,7 @@ func main() {
 		fmt.Fprintf(w, "%s (pod %s, GREETING=%q)\n", *message, host, os.Getenv("GREETING"))
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	// /ready answers 200 until /unready is asked, then 503 (to test
+	// /ready answers 200, or 503 between /unready and /reready (to test
 	// readiness probes and Services' endpoints).
 	var unready atomic.Bool
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +84,10 @@ func main() {
 	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
 		unready.Store(true)
 		fmt.Fprintln(w, "not ready from now on")
+	})
+	mux.HandleFunc("/reready", func(w http.ResponseWriter, r *http.Request) {
+		unready.Store(false)
+		fmt.Fprintln(w, "ready again")
 	})
 	// The caller's address as this pod sees it (no masquerade between pods).
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {

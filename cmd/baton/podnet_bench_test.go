@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	cnins "github.com/containernetworking/plugins/pkg/ns"
+)
+
+// podClient is an HTTP client whose connections are made inside node's
+// pod's network namespace: requests leave as that pod's would.
+func (p *podNet) podClient(tb testing.TB, node string) *http.Client {
+	dir := filepath.Join(p.f.dir, node, "netns")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 {
+		tb.Fatalf("%s's pod network namespaces: %v (%v)", node, ents, err)
+	}
+	ns := filepath.Join(dir, ents[0].Name())
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := cnins.WithNetNSPath(ns, func(cnins.NetNS) error {
+			var err error
+			c, err = (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+}
+
+func get(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// BenchmarkServiceVsDirect: a request from n1's pod (a new connection
+// each time) through the Service's virtual address against straight to
+// the pods' addresses (one on n1, one on n2, alternately, as the Service
+// balances), in one run: what the nftables rules cost.
+//
+//	BATON_E2E=1 go test -run '^$' -bench ServiceVsDirect -benchtime 2000x ./cmd/baton
+func BenchmarkServiceVsDirect(b *testing.B) {
+	p := startPodNet(b, "")
+	c := p.podClient(b, "n1")
+	direct := []string{"http://" + p.ips["n1"] + ":8080/", "http://" + p.ips["n2"] + ":8080/"}
+	if err := get(c, "http://10.78.0.10/"); err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"service", "direct", "service", "direct"} {
+		b.Run(mode, func(b *testing.B) {
+			for i := range b.N {
+				url := "http://10.78.0.10/"
+				if mode == "direct" {
+					url = direct[i%2]
+				}
+				if err := get(c, url); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReadinessToRotation: n2's pod turns not ready, then ready
+// again; the time from the change in the pod until every node's rules
+// show it (the probe runs every second), as p50 and p99 over b.N changes.
+//
+//	BATON_E2E=1 go test -run '^$' -bench ReadinessToRotation -benchtime 20x ./cmd/baton
+func BenchmarkReadinessToRotation(b *testing.B) {
+	p := startPodNet(b, "          readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1, failureThreshold: 1, successThreshold: 1}\n")
+	c := p.podClient(b, "n1")
+	ep := p.ips["n2"] + ":8080"
+	in := func() bool { return strings.Contains(p.rules("n1"), ep) && strings.Contains(p.rules("n2"), ep) }
+	out := func() bool { return !strings.Contains(p.rules("n1"), ep) && !strings.Contains(p.rules("n2"), ep) }
+	var took []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		path, done := "/unready", out
+		if i%2 == 1 {
+			path, done = "/reready", in
+		}
+		if err := get(c, "http://"+ep+path); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for !done() {
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("%s: the rules did not follow in 30 s", path)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(took[len(took)/2].Seconds(), "p50-s")
+	b.ReportMetric(took[(len(took)*99)/100].Seconds(), "p99-s")
+	b.Logf("readiness → rotation over %d changes: %v", len(took), fmt.Sprint(took))
+}
