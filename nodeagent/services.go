@@ -20,9 +20,10 @@ type ServiceRules interface {
 	Apply(ctx context.Context, rules []protocol.ServiceRule) error
 }
 
-// NFTables is ServiceRules as kube-proxy's nftables mode does it: a table
-// `ip baton` with a verdict map from address.protocol.port to a chain per
-// Service port that picks an endpoint at random (numgen) and DNATs to it;
+// NFTables is ServiceRules much as kube-proxy's nftables mode does it: a
+// table `ip baton` with a verdict map from address.protocol.port to a chain
+// per Service port whose one rule DNATs to an endpoint picked at random
+// (numgen, a map to address . port);
 // ports without ready endpoints are rejected. The whole table is written
 // at once by `nft -f` (one transaction: never half written).
 type NFTables struct {
@@ -128,14 +129,15 @@ func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 		if len(r.Endpoints) == 0 {
 			continue
 		}
+		// One rule: DNAT to an endpoint picked at random (a map from the
+		// random number to address . port), no chain per endpoint.
 		var pick []string
-		for j := range r.Endpoints {
-			pick = append(pick, fmt.Sprintf("%d : goto ep%d_%d", j, i, j))
-		}
-		fmt.Fprintf(&b, "\tchain svc%d {\n\t\tnumgen random mod %d vmap { %s }\n\t}\n", i, len(r.Endpoints), strings.Join(pick, ", "))
 		for j, e := range r.Endpoints {
-			fmt.Fprintf(&b, "\tchain ep%d_%d {\n\t\tmeta l4proto %s dnat to %s\n\t}\n", i, j, strings.ToLower(r.Protocol), e)
+			host, port, _ := net.SplitHostPort(e)
+			pick = append(pick, fmt.Sprintf("%d : %s . %s", j, host, port))
 		}
+		fmt.Fprintf(&b, "\tchain svc%d {\n\t\tmeta l4proto %s dnat ip to numgen random mod %d map { %s }\n\t}\n",
+			i, strings.ToLower(r.Protocol), len(r.Endpoints), strings.Join(pick, ", "))
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -83,9 +83,9 @@ func BenchmarkServiceVsDirect(b *testing.B) {
 func BenchmarkReadinessToRotation(b *testing.B) {
 	p := startPodNet(b, "          readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1, failureThreshold: 1, successThreshold: 1}\n")
 	c := p.podClient(b, "n1")
-	ep := p.ips["n2"] + ":8080"
-	in := func() bool { return strings.Contains(p.rules("n1"), ep) && strings.Contains(p.rules("n2"), ep) }
-	out := func() bool { return !strings.Contains(p.rules("n1"), ep) && !strings.Contains(p.rules("n2"), ep) }
+	ep, rule := p.ips["n2"]+":8080", p.ips["n2"]+" . 8080"
+	in := func() bool { return strings.Contains(p.rules("n1"), rule) && strings.Contains(p.rules("n2"), rule) }
+	out := func() bool { return !strings.Contains(p.rules("n1"), rule) && !strings.Contains(p.rules("n2"), rule) }
 	var took []time.Duration
 	b.ResetTimer()
 	for i := range b.N {

@@ -352,10 +352,10 @@ func subnetHolds(subnet, ip string) bool {
 func TestServiceEndpoints(t *testing.T) {
 	probe := "          readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1, failureThreshold: 1}\n"
 	p := startPodNet(t, probe)
-	n2ep := p.ips["n2"] + ":8080"
+	n2ep, n2rule := p.ips["n2"]+":8080", p.ips["n2"]+" . 8080"
 	testenv.WaitFor(t, 30*time.Second, "both pods in every node's rules", func() (bool, string) {
 		r1, r2 := p.rules("n1"), p.rules("n2")
-		return strings.Contains(r1, n2ep) && strings.Contains(r2, n2ep) && strings.Contains(r1, p.ips["n1"]+":8080"), r1
+		return strings.Contains(r1, n2rule) && strings.Contains(r2, n2rule) && strings.Contains(r1, p.ips["n1"]+" . 8080"), r1
 	})
 
 	// n2's pod turns not ready: out of rotation on both nodes.
@@ -365,7 +365,7 @@ func TestServiceEndpoints(t *testing.T) {
 	start := time.Now()
 	testenv.WaitFor(t, 30*time.Second, "n2's pod out of every node's rules", func() (bool, string) {
 		r1, r2 := p.rules("n1"), p.rules("n2")
-		return !strings.Contains(r1, n2ep) && !strings.Contains(r2, n2ep), r1
+		return !strings.Contains(r1, n2rule) && !strings.Contains(r2, n2rule), r1
 	})
 	t.Logf("readiness lost → out of rotation on both nodes in %s (probe period 1 s)", time.Since(start).Round(10*time.Millisecond))
 	for i := range 20 {
