@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,8 +70,11 @@ func mutate(r *rand.Rand, v any) any {
 		for k := range x {
 			keys = append(keys, k)
 		}
+		slices.Sort(keys) // the same mutations for the same seed
 		if len(keys) == 0 || r.IntN(8) == 0 {
-			x[[]string{"unknown", "name", "value", "port", "optional", "labels"}[r.IntN(6)]] = mutants[r.IntN(len(mutants))]
+			// A copy: a later mutation must not change the shared mutant
+			// (inserting one into itself made a cycle).
+			x[[]string{"unknown", "name", "value", "port", "optional", "labels"}[r.IntN(6)]] = clone(mutants[r.IntN(len(mutants))])
 			return x
 		}
 		k := keys[r.IntN(len(keys))]
@@ -78,7 +82,7 @@ func mutate(r *rand.Rand, v any) any {
 		case 0:
 			delete(x, k)
 		case 1:
-			x[k] = mutants[r.IntN(len(mutants))]
+			x[k] = clone(mutants[r.IntN(len(mutants))])
 		default:
 			x[k] = mutate(r, x[k])
 		}
@@ -88,13 +92,13 @@ func mutate(r *rand.Rand, v any) any {
 			if len(x) > 0 && r.IntN(2) == 0 {
 				return append(x, clone(x[r.IntN(len(x))]))
 			}
-			return append(x, mutants[r.IntN(len(mutants))])
+			return append(x, clone(mutants[r.IntN(len(mutants))]))
 		}
 		i := r.IntN(len(x))
 		x[i] = mutate(r, x[i])
 		return x
 	default:
-		return mutants[r.IntN(len(mutants))]
+		return clone(mutants[r.IntN(len(mutants))])
 	}
 }
 

@@ -283,10 +283,13 @@ type k8sPVC struct {
 type k8sService struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {
-		Type      string            `json:"type"`
-		ClusterIP string            `json:"clusterIP"`
-		Selector  map[string]string `json:"selector"`
-		Ports     []struct {
+		Type                  string            `json:"type"`
+		ClusterIP             string            `json:"clusterIP"`
+		SessionAffinity       string            `json:"sessionAffinity"`
+		ExternalTrafficPolicy string            `json:"externalTrafficPolicy"`
+		InternalTrafficPolicy string            `json:"internalTrafficPolicy"`
+		Selector              map[string]string `json:"selector"`
+		Ports                 []struct {
 			Name       string `json:"name"`
 			Protocol   string `json:"protocol"`
 			Port       int    `json:"port"`

@@ -347,9 +347,12 @@ type Service struct {
 	Type string `json:"type"`
 	// ClusterIP is the address asked for ("": one is allocated; "None": a
 	// headless Service, no virtual address).
-	ClusterIP string            `json:"clusterIP,omitempty"`
-	Selector  map[string]string `json:"selector,omitempty"`
-	Ports     []ServicePort     `json:"ports"`
+	ClusterIP string `json:"clusterIP,omitempty"`
+	// Unserved lists what the manifest asks for that Baton does not do
+	// yet (session affinity, traffic policies): said as warnings.
+	Unserved []string          `json:"unserved,omitempty"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []ServicePort     `json:"ports"`
 }
 
 // ServicePort is one port of a Service.

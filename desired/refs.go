@@ -253,8 +253,10 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 func unenforced(st *State) []string {
 	var w []string
 	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
-	if n := len(st.Services); n > 0 {
-		add("%d Service object(s) are validated but not routed yet", n)
+	for _, s := range st.Services {
+		for _, u := range s.Unserved {
+			add("Service %s: %s is not acted on yet", s.Name, u)
+		}
 	}
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
