@@ -9,7 +9,7 @@ DATA_DIR  ?= /var/lib/baton
 UP_FLAGS  ?=
 SOCKET    := /run/containerd/containerd.sock
 
-.PHONY: all build image up test test-short bench fuzz lint deps containerd clean
+.PHONY: all build image images up test test-short bench fuzz lint deps containerd clean
 
 all: build
 
@@ -23,6 +23,13 @@ $(BUILD)/hello.oci.tar: examples/images/hello/main.go internal/ociarchive/ociarc
 	mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -o $(BUILD)/hello ./examples/images/hello
 	$(GO) run ./cmd/baton-mkimage -ref baton.local/hello:v1 -bin $(BUILD)/hello -o $@
+
+# The counter example's images (examples/counter): kv and counter.
+images: image $(BUILD)/kv.oci.tar $(BUILD)/counter.oci.tar
+$(BUILD)/%.oci.tar: examples/images/%/main.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
+	mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -o $(BUILD)/$* ./examples/images/$*
+	$(GO) run ./cmd/baton-mkimage -ref baton.local/$*:v1 -bin $(BUILD)/$* -o $@
 
 # containerd, runc, the CNI plugins and iptables from Debian's packages, when missing.
 deps:

@@ -421,3 +421,81 @@ func (p *podNet) podIPOf(id string) string {
 	}
 	return ""
 }
+
+// TestCounterExample: examples/counter as written, on two nodes: the web
+// pods (one a node) count their visits in the kv pod through the Service
+// name kv, and the NodePort answers on either node with one count.
+func TestCounterExample(t *testing.T) {
+	testenv.RequireCNI(t)
+	f := newFleetCluster(t)
+	hosts := map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2")}
+	cli, err := nodeagent.DialContainerd(context.Background(), f.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range [][2]string{{"kv", "baton.local/kv:v1"}, {"counter", "baton.local/counter:v1"}} {
+		a := testenv.ExampleArchive(t, img[0], img[1])
+		for _, node := range fleetNodes {
+			if _, err := nodeagent.Import(context.Background(), cli, f.nodeNS(node), a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cli.Close()
+	up := upstreamDNS(t, f.ops, "192.0.2.7")
+	for _, n := range fleetNodes {
+		f.startCNIAgent(hosts[n], n, &lockedBuffer{}, "--dns-upstream", up)
+	}
+	admin := f.as(f.ops, f.adminCreds)
+	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
+		st := f.status(admin)
+		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
+	})
+	files := map[string]string{}
+	for _, name := range []string{"kv.yaml", "web.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", "counter", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	f.remove("no hello", "hello.yaml")
+	f.commit("counter", files)
+	testenv.WaitFor(t, 90*time.Second, "web on both nodes and kv, ready", func() (bool, string) {
+		st := f.status(admin)
+		nodes := map[string]bool{}
+		kv := 0
+		for _, w := range st.Workloads {
+			for _, r := range w.Replicas {
+				switch {
+				case w.Name == "web" && r.Ready:
+					nodes[r.Node] = true
+				case w.Name == "kv" && r.Ready:
+					kv++
+				}
+			}
+		}
+		return len(nodes) == 2 && kv == 1, fmt.Sprint(st.Workloads)
+	})
+	pods := map[string]bool{}
+	last := 0
+	for i := range 12 {
+		h := hosts[fleetNodes[i%2]]
+		var out string
+		testenv.WaitFor(t, 20*time.Second, "a visit through "+h.Name, func() (bool, string) {
+			var err error
+			out, err = f.fetchFromHost(f.ops, "http://"+h.IP+":30080/")
+			return err == nil && strings.HasPrefix(out, "visits: "), out
+		})
+		var n int
+		if _, err := fmt.Sscanf(out, "visits: %d", &n); err != nil || n <= last {
+			t.Fatalf("visit %d: %q after %d: one count shared by every web pod expected", i, out, last)
+		}
+		last = n
+		pods[podOf(out)] = true
+	}
+	if len(pods) != 2 {
+		t.Fatalf("visits answered by %v, want both web pods", pods)
+	}
+	t.Logf("12 visits through both nodes' port 30080, answered by %d web pods, counted to %d by kv", len(pods), last)
+}

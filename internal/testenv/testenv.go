@@ -35,33 +35,60 @@ var (
 // HelloImage and returns its path.
 func HelloArchive(tb testing.TB) string {
 	once.Do(func() {
-		dir, e := os.MkdirTemp("", "baton-test-image-")
-		if e != nil {
-			err = e
-			return
-		}
-		bin := filepath.Join(dir, "hello")
-		cmd := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/examples/images/hello")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, e := cmd.CombinedOutput(); e != nil {
-			err = fmt.Errorf("build hello: %v\n%s", e, out)
-			return
-		}
-		data, e := os.ReadFile(bin)
-		if e != nil {
-			err = e
-			return
-		}
-		binary = data
-		archive = filepath.Join(dir, "hello.oci.tar")
-		err = ociarchive.WriteFile(archive, ociarchive.Image{
-			Ref: HelloImage, Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: data}}, Entrypoint: []string{"/hello"},
-		})
+		archive, binary, err = buildExample("hello", HelloImage)
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return archive
+}
+
+var (
+	archivesMu sync.Mutex
+	archives   = map[string]string{} // "name ref" → archive
+)
+
+// ExampleArchive builds the example image in examples/images/<name> (a
+// static binary) into an OCI image archive of image ref, once a test
+// binary, and returns its path.
+func ExampleArchive(tb testing.TB, name, ref string) string {
+	tb.Helper()
+	archivesMu.Lock()
+	defer archivesMu.Unlock()
+	if a, ok := archives[name+" "+ref]; ok {
+		return a
+	}
+	a, _, err := buildExample(name, ref)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	archives[name+" "+ref] = a
+	return a
+}
+
+// buildExample builds examples/images/<name> statically and packs it at
+// /<name> into an OCI archive of image ref, in a new temporary directory.
+func buildExample(name, ref string) (string, []byte, error) {
+	dir, err := os.MkdirTemp("", "baton-test-image-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/examples/images/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("build %s: %v\n%s", name, err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return "", nil, err
+	}
+	a := filepath.Join(dir, name+".oci.tar")
+	img := ociarchive.Image{Ref: ref, Files: []ociarchive.File{{Path: "/" + name, Mode: 0o755, Data: data}}, Entrypoint: []string{"/" + name}}
+	if err := ociarchive.WriteFile(a, img); err != nil {
+		return "", nil, err
+	}
+	return a, data, nil
 }
 
 // NATS starts the embedded NATS server (NATSServer) and returns a
