@@ -482,9 +482,15 @@ func TestLoadAcceptedFields(t *testing.T) {
 			t.Errorf("warnings lack %q:\n%s", want, w)
 		}
 	}
+	// LoadBalancer is served as node ports on every node (as k3s's
+	// built-in load balancer); ExternalName is refused.
 	lb := strings.Replace(svc, "  clusterIP: None\n", "  type: LoadBalancer\n", 1)
-	if _, err := Load(map[string][]byte{"svc.yaml": []byte(lb)}); err == nil || !strings.Contains(err.Error(), "spec.type: LoadBalancer is not supported; use ClusterIP or NodePort") {
+	if st, err := Load(map[string][]byte{"svc.yaml": []byte(lb)}); err != nil || st.Services[0].Type != "LoadBalancer" {
 		t.Fatalf("LoadBalancer: %v", err)
+	}
+	en := strings.Replace(svc, "  clusterIP: None\n", "  type: ExternalName\n", 1)
+	if _, err := Load(map[string][]byte{"svc.yaml": []byte(en)}); err == nil || !strings.Contains(err.Error(), "spec.type: ExternalName is not supported; use ClusterIP, NodePort or LoadBalancer") {
+		t.Fatalf("ExternalName: %v", err)
 	}
 }
 

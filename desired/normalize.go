@@ -500,8 +500,8 @@ func (n *norm) service(s k8sService) Service {
 	switch out.Type {
 	case "":
 		out.Type = "ClusterIP"
-	case "LoadBalancer", "ExternalName":
-		n.fail("spec.type", "%s is not supported; use ClusterIP or NodePort", out.Type)
+	case "ExternalName":
+		n.fail("spec.type", "%s is not supported; use ClusterIP, NodePort or LoadBalancer", out.Type)
 	}
 	names := map[string]bool{}
 	for i, p := range s.Spec.Ports {
@@ -519,8 +519,8 @@ func (n *norm) service(s k8sService) Service {
 			n.fail(fmt.Sprintf("spec.ports[%d].name", i), "duplicate port name %q", p.Name)
 		}
 		names[p.Name] = true
-		if p.NodePort != 0 && out.Type != "NodePort" {
-			n.fail(fmt.Sprintf("spec.ports[%d].nodePort", i), "only allowed with type NodePort")
+		if p.NodePort != 0 && out.Type != "NodePort" && out.Type != "LoadBalancer" {
+			n.fail(fmt.Sprintf("spec.ports[%d].nodePort", i), "only allowed with type NodePort or LoadBalancer")
 		}
 		out.Ports = append(out.Ports, sp)
 	}

@@ -96,7 +96,8 @@ const (
 // nodePortKey names a port of a Service.
 func nodePortKey(service string, port int) string { return service + "." + strconv.Itoa(port) }
 
-// AllocateNodePorts gives every port of every NodePort Service its node
+// AllocateNodePorts gives every port of every NodePort (or LoadBalancer,
+// served the same way) Service its node
 // port: the one it holds, else the one its manifest asks for (refused if
 // another holds it), else the lowest free one. Those of ports gone are
 // freed. It returns the ports held now (by Service.port) and, by Service,
@@ -111,7 +112,7 @@ func AllocateNodePorts(services []desired.Service, held map[string]int) (map[str
 	}
 	var wants []want
 	for _, s := range services {
-		if s.Type != "NodePort" {
+		if s.Type != "NodePort" && s.Type != "LoadBalancer" { // LoadBalancer: node ports on every node, as k3s's
 			continue
 		}
 		for _, p := range s.Ports {

@@ -121,6 +121,11 @@ func TestAllocateNodePorts(t *testing.T) {
 	if fmt.Sprint(got) != "map[a.80:30001 a.81:30000 b.80:31000]" || len(errs) != 0 {
 		t.Fatalf("got %v %v", got, errs)
 	}
+	lb := np("lb", 0)
+	lb.Type = "LoadBalancer" // served as node ports on every node
+	if got, _ := AllocateNodePorts([]desired.Service{lb}, nil); got["lb.80"] != NodePortMin {
+		t.Fatalf("a LoadBalancer Service: %v, want a node port", got)
+	}
 	_, errs = AllocateNodePorts([]desired.Service{np("a", 30500), np("b", 30500)}, nil)
 	if errs["b"] != "nodePort 30500 is taken by a.80" {
 		t.Fatalf("two Services on one node port: %v", errs)
