@@ -14,6 +14,9 @@ import (
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
+// netRetry is how long after a failed send it is tried again.
+const netRetry = 10 * time.Second
+
 // NetworkResend is how often a node is sent its routes again although
 // they did not change (a host that rebooted has lost them).
 const NetworkResend = time.Minute
@@ -60,12 +63,17 @@ const networkQueue = 4096
 func (r *Reconciler) syncNetwork(now time.Time) {
 	st := r.st
 	r.netMu.Lock()
+	// A failed send is tried again netRetry later (at once if what the
+	// node should have changed meanwhile): a node that cannot take it is
+	// not asked every pass.
 	for f := range r.netFailed {
 		kind, node, _ := strings.Cut(f, "/")
-		if kind == "routes" {
-			delete(st.netSent, node) // tried again now
-		} else {
-			delete(st.svcSent, node)
+		sent := st.netSent
+		if kind != "routes" {
+			sent = st.svcSent
+		}
+		if s, ok := sent[node]; ok {
+			sent[node] = netSent{key: s.key, at: now.Add(netRetry - NetworkResend)}
 		}
 	}
 	clear(r.netFailed)
@@ -138,28 +146,8 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 		return // no revision yet: the addresses held stay
 	}
 	ips, errs := AllocateServiceIPs(d.Services, st.serviceIPs, r.cfg.ServiceCIDR)
-	var writes []kvWrite
-	for name, ip := range ips {
-		if st.serviceIPs[name] != ip {
-			writes = append(writes, kvWrite{key: serviceIPPrefix + name, value: ip})
-		}
-	}
-	for name := range st.serviceIPs {
-		if _, ok := ips[name]; !ok {
-			writes = append(writes, kvWrite{key: serviceIPPrefix + name})
-		}
-	}
 	ports, portErrs := AllocateNodePorts(d.Services, st.nodePorts)
-	for key, port := range ports {
-		if st.nodePorts[key] != port {
-			writes = append(writes, kvWrite{key: nodePortPrefix + key, value: port})
-		}
-	}
-	for key := range st.nodePorts {
-		if _, ok := ports[key]; !ok {
-			writes = append(writes, kvWrite{key: nodePortPrefix + key})
-		}
-	}
+	writes := append(changedKeys(serviceIPPrefix, st.serviceIPs, ips), changedKeys(nodePortPrefix, st.nodePorts, ports)...)
 	for name, why := range portErrs {
 		if errs[name] == "" {
 			errs[name] = why
@@ -178,10 +166,10 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 	st.services = serviceStatuses(d.Services, ips, errs, rules)
 	key := fmt.Sprint(rules, records)
 	if key != st.rulesKey {
-		if st.rulesKey != "" {
-			r.events(fmt.Sprintf("service endpoints changed: %s", endpointSummary(rules)))
+		if changed := endpointChanges(st.rules, rules); st.rulesKey != "" && changed != "" {
+			r.events("service endpoints changed: " + changed)
 		}
-		st.rulesKey = key
+		st.rulesKey, st.rules = key, rules
 	}
 	for name, n := range st.nodes {
 		if n.hb.PodSubnet == "" || !NodeReady(st.views[name], now, r.cfg.NodeGrace) {
@@ -199,11 +187,45 @@ func (r *Reconciler) syncServices(ctx context.Context, d *desired.State, live *L
 	}
 }
 
-// endpointSummary says, per Service port, how many endpoints it has.
-func endpointSummary(rules []protocol.ServiceRule) string {
-	parts := make([]string, 0, len(rules))
-	for _, r := range rules {
-		parts = append(parts, fmt.Sprintf("%s:%d %d ready", r.Service, r.Port, len(r.Endpoints)))
+// changedKeys are the KV writes that take the records under prefix from
+// old to now: those new or changed, and deletions of those gone.
+func changedKeys[T comparable](prefix string, old, now map[string]T) []kvWrite {
+	var out []kvWrite
+	for k, v := range now {
+		if o, ok := old[k]; !ok || o != v {
+			out = append(out, kvWrite{key: prefix + k, value: v})
+		}
+	}
+	for k := range old {
+		if _, ok := now[k]; !ok {
+			out = append(out, kvWrite{key: prefix + k})
+		}
+	}
+	return out
+}
+
+// endpointChanges says which Service ports' endpoints changed between two
+// passes' rules, with their ready count now (at most 10 named).
+func endpointChanges(before, after []protocol.ServiceRule) string {
+	key := func(r protocol.ServiceRule) string { return fmt.Sprintf("%s:%d", r.Service, r.Port) }
+	old := make(map[string][]string, len(before))
+	for _, r := range before {
+		old[key(r)] = r.Endpoints
+	}
+	var parts []string
+	more := 0
+	for _, r := range after {
+		if e, ok := old[key(r)]; ok && slices.Equal(e, r.Endpoints) {
+			continue
+		}
+		if len(parts) == 10 {
+			more++
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %d ready", key(r), len(r.Endpoints)))
+	}
+	if more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", more))
 	}
 	return strings.Join(parts, ", ")
 }

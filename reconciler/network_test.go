@@ -31,3 +31,21 @@ func TestNetworkRoutes(t *testing.T) {
 		t.Errorf("a lone node: %v, want no route", got)
 	}
 }
+
+func TestEndpointChanges(t *testing.T) {
+	a := []protocol.ServiceRule{{Service: "web", Port: 80, Endpoints: []string{"10.77.1.2:8080", "10.77.2.2:8080"}}, {Service: "db", Port: 5432, Endpoints: []string{"10.77.1.3:5432"}}}
+	b := []protocol.ServiceRule{{Service: "web", Port: 80, Endpoints: []string{"10.77.1.2:8080"}}, {Service: "db", Port: 5432, Endpoints: []string{"10.77.1.3:5432"}}, {Service: "new", Port: 1}}
+	if got := endpointChanges(a, b); got != "web:80 1 ready, new:1 0 ready" {
+		t.Fatalf("endpointChanges = %q", got)
+	}
+	if got := endpointChanges(a, a); got != "" {
+		t.Fatalf("no change: %q", got)
+	}
+	w := changedKeys("svcip.", map[string]string{"a": "1", "b": "2"}, map[string]string{"a": "1", "b": "3", "c": "4"})
+	if fmt.Sprint(len(w)) != "2" {
+		t.Fatalf("changedKeys: %v", w)
+	}
+	if w := changedKeys("svcip.", map[string]string{"a": "1"}, map[string]string{}); len(w) != 1 || w[0].key != "svcip.a" || w[0].value != nil {
+		t.Fatalf("a key gone: %v", w)
+	}
+}

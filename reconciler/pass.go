@@ -55,6 +55,7 @@ type loopState struct {
 	nodePorts   map[string]int     // Service.port → its node port (kept in KV)
 	serviceErrs map[string]string  // Service → why it has no address
 	rulesKey    string             // the Service rules of the last pass
+	rules       []protocol.ServiceRule
 	services    []ServiceStatus    // this pass's, shared with its snapshot
 	scales      map[string]Scale   // this pass's, shared with its snapshot
 	pending     map[string]Pending // this pass's, shared with its snapshot

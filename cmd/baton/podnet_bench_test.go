@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,12 +17,10 @@ import (
 // podClient is an HTTP client whose connections are made inside node's
 // pod's network namespace: requests leave as that pod's would.
 func (p *podNet) podClient(tb testing.TB, node string) *http.Client {
-	dir := filepath.Join(p.f.dir, node, "netns")
-	ents, err := os.ReadDir(dir)
-	if err != nil || len(ents) != 1 {
-		tb.Fatalf("%s's pod network namespaces: %v (%v)", node, ents, err)
+	ns, err := p.f.podNetNS(node)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	ns := filepath.Join(dir, ents[0].Name())
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
 		err := cnins.WithNetNSPath(ns, func(cnins.NetNS) error {

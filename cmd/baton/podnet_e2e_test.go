@@ -39,12 +39,11 @@ func (f *fleetCluster) fetchFromHost(h testenv.Host, url string) (string, error)
 // lookupFrom looks name up from inside node's pod, with the resolv.conf
 // its pods are given.
 func (f *fleetCluster) lookupFrom(node, name string) (string, error) {
-	dir := filepath.Join(f.dir, node, "netns")
-	ents, err := os.ReadDir(dir)
-	if err != nil || len(ents) != 1 {
-		return "", fmt.Errorf("%s's pod network namespaces: %v (%v)", node, ents, err)
+	ns, err := f.podNetNS(node)
+	if err != nil {
+		return "", err
 	}
-	cmd := exec.Command("nsenter", "--net="+filepath.Join(dir, ents[0].Name()), os.Args[0])
+	cmd := exec.Command("nsenter", "--net="+ns, os.Args[0])
 	cmd.Env = append(os.Environ(), asLookup+"="+name, asLookupResolv+"="+filepath.Join(f.dir, node, "resolv.conf"))
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
@@ -104,15 +103,24 @@ func upstreamDNS(t testing.TB, h testenv.Host, addr string) string {
 	return pc.LocalAddr().String()
 }
 
-// fetchFrom fetches url from inside the network namespace of node's only
-// pod: as that pod would.
-func (f *fleetCluster) fetchFrom(node, url string) (string, error) {
+// podNetNS is the network namespace of node's only pod.
+func (f *fleetCluster) podNetNS(node string) (string, error) {
 	dir := filepath.Join(f.dir, node, "netns")
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) != 1 {
 		return "", fmt.Errorf("%s's pod network namespaces: %v (%v)", node, ents, err)
 	}
-	cmd := exec.Command("nsenter", "--net="+filepath.Join(dir, ents[0].Name()), os.Args[0])
+	return filepath.Join(dir, ents[0].Name()), nil
+}
+
+// fetchFrom fetches url from inside the network namespace of node's only
+// pod: as that pod would.
+func (f *fleetCluster) fetchFrom(node, url string) (string, error) {
+	ns, err := f.podNetNS(node)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("nsenter", "--net="+ns, os.Args[0])
 	cmd.Env = append(os.Environ(), asFetch+"="+url)
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err

@@ -154,21 +154,9 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	if err := a.ready(); err != nil {
 		return Answer{}, err
 	}
-	t, err := ParseToken(req.Token)
+	t, err := a.checkRequest(req)
 	if err != nil {
 		return Answer{}, err
-	}
-	if t.CAFingerprint != a.ID.CAFingerprint() {
-		return Answer{}, fmt.Errorf("%w: made for another cluster's CA", ErrBadToken)
-	}
-	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
-		return Answer{}, fmt.Errorf("%w: not a user public key", ErrBadRequest)
-	}
-	if err := verifyPossession(req); err != nil {
-		return Answer{}, err
-	}
-	if !identity.ValidName(req.Name) {
-		return Answer{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
 	}
 	// The name is claimed before the token is used up (and given back if
 	// the token is refused): a refused join leaves the token for a right
@@ -224,6 +212,29 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	}
 	zerolog.Ctx(ctx).Info().Str("role", string(rec.Role)).Str("name", req.Name).Str("token", t.ID).Msg("joined")
 	return Answer{JWT: j, Role: string(rec.Role), CA: string(a.ID.CAPEM()), NATSPort: a.NATSPort, Expires: c.Expires, PodSubnet: subnet}, nil
+}
+
+// checkRequest checks what every join request must hold: a token of this
+// cluster's CA, a user public key and the token signed with its private
+// half, a valid name. It returns the token.
+func (a *Authority) checkRequest(req Request) (Token, error) {
+	t, err := ParseToken(req.Token)
+	if err != nil {
+		return Token{}, err
+	}
+	if t.CAFingerprint != a.ID.CAFingerprint() {
+		return Token{}, fmt.Errorf("%w: made for another cluster's CA", ErrBadToken)
+	}
+	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
+		return Token{}, fmt.Errorf("%w: not a user public key", ErrBadRequest)
+	}
+	if err := verifyPossession(req); err != nil {
+		return Token{}, err
+	}
+	if !identity.ValidName(req.Name) {
+		return Token{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
+	}
+	return t, nil
 }
 
 // peek checks a token without using it up.

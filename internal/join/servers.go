@@ -95,21 +95,9 @@ func (a *Authority) JoinServer(ctx context.Context, req Request, local, remote n
 	if a.Admit == nil {
 		return Answer{}, fmt.Errorf("%w: this server does not admit servers (it runs without a cluster: baton server --servers 3)", ErrBadRequest)
 	}
-	t, err := ParseToken(req.Token)
+	t, err := a.checkRequest(req)
 	if err != nil {
 		return Answer{}, err
-	}
-	if t.CAFingerprint != a.ID.CAFingerprint() {
-		return Answer{}, fmt.Errorf("%w: made for another cluster's CA", ErrBadToken)
-	}
-	if !nkeys.IsValidPublicUserKey(req.PublicKey) {
-		return Answer{}, fmt.Errorf("%w: not a user public key", ErrBadRequest)
-	}
-	if err := verifyPossession(req); err != nil {
-		return Answer{}, err
-	}
-	if !identity.ValidName(req.Name) {
-		return Answer{}, fmt.Errorf("%w: name %q: letters, digits, '-' and '_', at most 63", ErrBadRequest, req.Name)
 	}
 	if req.ClusterPort <= 0 || req.ClusterPort > 65535 {
 		return Answer{}, fmt.Errorf("%w: clusterPort %d", ErrBadRequest, req.ClusterPort)
@@ -192,7 +180,22 @@ func (s *Store) putRevocation(ctx context.Context, pub string, at int64) error {
 // WatchRevocations calls apply with every revocation recorded, those made
 // before first, until ctx ends.
 func (s *Store) WatchRevocations(ctx context.Context, apply func(pub string, at int64)) error {
-	w, err := s.kv.Watch(ctx, revokedKey("*"))
+	return s.watch(ctx, revokedKey("*"), func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			return
+		}
+		at, err := strconv.ParseInt(string(e.Value()), 10, 64)
+		pub := strings.TrimPrefix(e.Key(), "revoked.")
+		if err == nil && nkeys.IsValidPublicUserKey(pub) {
+			apply(pub, at)
+		}
+	})
+}
+
+// watch calls fn with every entry of the keys matching pattern, those
+// there before first, from a goroutine of its own, until ctx ends.
+func (s *Store) watch(ctx context.Context, pattern string, fn func(jetstream.KeyValueEntry)) error {
+	w, err := s.kv.Watch(ctx, pattern)
 	if err != nil {
 		return err
 	}
@@ -206,15 +209,9 @@ func (s *Store) WatchRevocations(ctx context.Context, apply func(pub string, at 
 				if !ok {
 					return
 				}
-				if e == nil || e.Operation() != jetstream.KeyValuePut {
-					continue
+				if e != nil {
+					fn(e)
 				}
-				at, err := strconv.ParseInt(string(e.Value()), 10, 64)
-				pub := strings.TrimPrefix(e.Key(), "revoked.")
-				if err != nil || !nkeys.IsValidPublicUserKey(pub) {
-					continue
-				}
-				apply(pub, at)
 			}
 		}
 	}()
@@ -239,34 +236,15 @@ func (s *Store) DeleteServer(ctx context.Context, name string) error {
 // WatchServers calls fn with every server's route ("" once removed), those
 // recorded before first, until ctx ends.
 func (s *Store) WatchServers(ctx context.Context, fn func(name, route string)) error {
-	w, err := s.kv.Watch(ctx, serverKey("*"))
-	if err != nil {
-		return err
-	}
-	go func() {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				name := strings.TrimPrefix(e.Key(), "server.")
-				if !identity.ValidName(name) {
-					continue
-				}
-				route := ""
-				if e.Operation() == jetstream.KeyValuePut {
-					route = string(e.Value())
-				}
-				fn(name, route)
-			}
+	return s.watch(ctx, serverKey("*"), func(e jetstream.KeyValueEntry) {
+		name := strings.TrimPrefix(e.Key(), "server.")
+		if !identity.ValidName(name) {
+			return
 		}
-	}()
-	return nil
+		route := ""
+		if e.Operation() == jetstream.KeyValuePut {
+			route = string(e.Value())
+		}
+		fn(name, route)
+	})
 }
