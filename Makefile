@@ -19,14 +19,14 @@ build:
 # The hello example's image: a static Go binary packed into an OCI image
 # archive (there is no registry to pull from).
 image: $(BUILD)/hello.oci.tar
-$(BUILD)/hello.oci.tar: examples/images/hello/main.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
+$(BUILD)/hello.oci.tar: examples/images/hello/main.go examples/images/internal/serve/serve.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
 	mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -o $(BUILD)/hello ./examples/images/hello
 	$(GO) run ./cmd/baton-mkimage -ref baton.local/hello:v1 -bin $(BUILD)/hello -o $@
 
 # The counter example's images (examples/counter): kv and counter.
 images: image $(BUILD)/kv.oci.tar $(BUILD)/counter.oci.tar
-$(BUILD)/%.oci.tar: examples/images/%/main.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
+$(BUILD)/%.oci.tar: examples/images/%/main.go examples/images/internal/serve/serve.go internal/ociarchive/ociarchive.go cmd/baton-mkimage/main.go
 	mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -o $(BUILD)/$* ./examples/images/$*
 	$(GO) run ./cmd/baton-mkimage -ref baton.local/$*:v1 -bin $(BUILD)/$* -o $@
