@@ -34,10 +34,10 @@ $(BUILD)/%.oci.tar: examples/images/%/main.go examples/images/internal/serve/ser
 # containerd, runc, the CNI plugins and iptables from Debian's packages, when missing.
 deps:
 	@if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v git >/dev/null \
-		|| ! command -v iptables >/dev/null || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null \
+		|| ! command -v iptables >/dev/null || ! command -v nft >/dev/null || ! command -v ip >/dev/null || ! command -v nsenter >/dev/null \
 		|| ! { [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; }; then \
-		echo "installing containerd, runc, git, containernetworking-plugins, iptables, iproute2 and util-linux"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git containernetworking-plugins iptables iproute2 util-linux; \
+		echo "installing containerd, runc, git, containernetworking-plugins, iptables, nftables, iproute2 and util-linux"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git containernetworking-plugins iptables nftables iproute2 util-linux; \
 	fi
 
 # Start the system containerd in the background when it is not answering.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -350,6 +351,9 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 			return fmt.Errorf("pod network: %w", err)
 		}
 		rt.SetNetwork(n, cfg.HostNetNS)
+		if _, err := exec.LookPath("nft"); err != nil {
+			return errors.New("pod network: Services are programmed with nft, which is not installed (Debian: apt-get install nftables; or --network none)")
+		}
 		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
 		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet, ClusterCIDR: cidr}
 		gw, err := nodeagent.Gateway(cfg.Subnet)
