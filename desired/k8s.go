@@ -168,6 +168,7 @@ type k8sPodSpec struct {
 	NodeSelector                  map[string]string `json:"nodeSelector"`
 	TerminationGracePeriodSeconds *int              `json:"terminationGracePeriodSeconds"`
 	HostNetwork                   bool              `json:"hostNetwork"`
+	DNSPolicy                     string            `json:"dnsPolicy"`
 	Hostname                      string            `json:"hostname"`
 	ServiceAccountName            string            `json:"serviceAccountName"`
 	AutomountServiceAccountToken  *bool             `json:"automountServiceAccountToken"`

@@ -101,15 +101,18 @@ type Strategy struct {
 
 // PodSpec is a group of containers that share one network namespace.
 type PodSpec struct {
-	Containers                    []Container        `json:"containers"`
-	Volumes                       []Volume           `json:"volumes,omitempty"`
-	RestartPolicy                 string             `json:"restartPolicy,omitempty"`
-	NodeSelector                  map[string]string  `json:"nodeSelector,omitempty"`
-	TerminationGracePeriodSeconds int                `json:"terminationGracePeriodSeconds,omitempty"`
-	HostNetwork                   bool               `json:"hostNetwork,omitempty"`
-	Hostname                      string             `json:"hostname,omitempty"`
-	TopologySpread                []TopologySpread   `json:"topologySpread,omitempty"`
-	AntiAffinity                  []AntiAffinityTerm `json:"antiAffinity,omitempty"`
+	Containers                    []Container       `json:"containers"`
+	Volumes                       []Volume          `json:"volumes,omitempty"`
+	RestartPolicy                 string            `json:"restartPolicy,omitempty"`
+	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
+	TerminationGracePeriodSeconds int               `json:"terminationGracePeriodSeconds,omitempty"`
+	HostNetwork                   bool              `json:"hostNetwork,omitempty"`
+	// DNSPolicy is "Default" for a pod that keeps the node's resolv.conf
+	// ("": the node's DNS for Services' names, Kubernetes' ClusterFirst).
+	DNSPolicy      string             `json:"dnsPolicy,omitempty"`
+	Hostname       string             `json:"hostname,omitempty"`
+	TopologySpread []TopologySpread   `json:"topologySpread,omitempty"`
+	AntiAffinity   []AntiAffinityTerm `json:"antiAffinity,omitempty"`
 	// Accepted and not acted on (warnings say so); part of the template.
 	ServiceAccountName           string `json:"serviceAccountName,omitempty"`
 	AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken,omitempty"`

@@ -70,6 +70,7 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 		NodeSelector:                  s.NodeSelector,
 		TerminationGracePeriodSeconds: intOr(s.TerminationGracePeriodSeconds, 30),
 		HostNetwork:                   s.HostNetwork,
+		DNSPolicy:                     dnsPolicy(s.DNSPolicy),
 		Hostname:                      s.Hostname,
 		ServiceAccountName:            s.ServiceAccountName,
 		AutomountServiceAccountToken:  s.AutomountServiceAccountToken,
@@ -599,4 +600,14 @@ func upper(names []string) []string {
 		out[i] = strings.ToUpper(n)
 	}
 	return out
+}
+
+// dnsPolicy keeps only what changes a pod: Default (the node's resolv.conf).
+// ClusterFirst is the default, and ClusterFirstWithHostNet is what a
+// hostNetwork pod gets anyway here (the node's resolv.conf).
+func dnsPolicy(p string) string {
+	if p == "Default" {
+		return p
+	}
+	return ""
 }

@@ -474,9 +474,9 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 				oci.WithHostHostsFile, oci.WithHostResolvconf)
 		default:
 			switch {
-			case r.resolvConf != "" && r.network != nil:
+			case r.resolvConf != "" && r.network != nil && spec.Pod.DNSPolicy != "Default":
 				opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: r.resolvConf, Options: []string{"rbind", "ro"}}}))
-			case r.network != nil:
+			case r.network != nil || spec.Pod.DNSPolicy == "Default":
 				if _, err := os.Stat("/etc/resolv.conf"); err == nil {
 					opts = append(opts, oci.WithHostResolvconf)
 				}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/miekg/dns"
 
 	"github.com/batonhq/baton/internal/testenv"
@@ -290,5 +291,55 @@ func TestPodDNS(t *testing.T) {
 	}
 	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "a.b", IPs: nil}}); err == nil {
 		t.Fatal("a dotted Service name: want an error")
+	}
+}
+
+// Pods on the pod network mount the node DNS's resolv.conf (ClusterFirst);
+// a pod with dnsPolicy Default mounts the host's.
+func TestPodResolvConf(t *testing.T) {
+	cni, host := testenv.CNI(t)
+	rt := newRuntime(t)
+	rt.SetNetwork(cni, host)
+	if err := rt.SetPodResolvConf("nameserver 10.244.0.1\nsearch default.svc.cluster.local\n"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first := podSpec("hello-dns-1", desired.Container{Name: "c", Image: testenv.HelloImage})
+	node := podSpec("hello-dns-2", desired.Container{Name: "c", Image: testenv.HelloImage})
+	node.Pod.DNSPolicy = "Default"
+	for _, s := range []protocol.ReplicaSpec{first, node} {
+		if err := rt.Start(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, rt, s.ID, protocol.StateRunning)
+	}
+	cli, err := nodeagent.DialContainerd(ctx, testenv.ContainerdSocket(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	nctx := namespaces.WithNamespace(ctx, rt.Namespace())
+	cs, err := cli.Containers(nctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := map[string]string{}
+	for _, c := range cs {
+		labels, _ := c.Labels(nctx)
+		spec, err := c.Spec(nctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range spec.Mounts {
+			if m.Destination == "/etc/resolv.conf" {
+				mounted[labels[nodeagent.LabelReplica]] = m.Source
+			}
+		}
+	}
+	if got := mounted[first.ID]; got != filepath.Join(rt.DataDir(), "resolv.conf") {
+		t.Errorf("a ClusterFirst pod mounts %q", got)
+	}
+	if got := mounted[node.ID]; got != "/etc/resolv.conf" {
+		t.Errorf("a dnsPolicy Default pod mounts %q, want the host's", got)
 	}
 }
