@@ -277,8 +277,14 @@ func (b busFlags) explain(err error, cred *identity.Credential) error {
 // busClosedError is the bus closing a daemon's connection for good.
 type busClosedError struct{ err error }
 
+// revoked reports whether the bus refused the credential (the node was
+// removed).
+func (e *busClosedError) revoked() bool {
+	return e.err != nil && strings.Contains(strings.ToLower(e.err.Error()), "authorization")
+}
+
 func (e *busClosedError) Error() string {
-	if e.err != nil && strings.Contains(strings.ToLower(e.err.Error()), "authorization") {
+	if e.revoked() {
 		return fmt.Sprintf("the cluster refused this node's credential (removed with baton node rm, or revoked): %v; join again with a new token", e.err)
 	}
 	return fmt.Sprintf("the connection to the bus was closed: %v", e.err)

@@ -208,7 +208,8 @@ func (p *podNet) rules(node string) string {
 // leader sends each the route to the other's pods (through the other's
 // address); a pod on n1 reaches the pod on n2 by its address and is seen
 // with its own address (no masquerade inside the cluster), and back. A
-// node removed takes its route away from the others.
+// node removed takes its route away from the others, and its own routes
+// and rules away as its agent stops.
 func TestPodsAcrossNodes(t *testing.T) {
 	p := startPodNet(t, "")
 	f, hosts, ips, admin, n2 := p.f, p.hosts, p.ips, p.admin, p.hosts["n2"]
@@ -338,6 +339,11 @@ func TestPodsAcrossNodes(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "n1's route to n2 removed", func() (bool, string) {
 		r := routes(hosts["n1"])
 		return !strings.Contains(r, n2.IP), r
+	})
+	// n2's agent, refused, took its own routes and rules away as it stopped.
+	testenv.WaitFor(t, 30*time.Second, "n2's routes and Service rules removed on n2", func() (bool, string) {
+		r, table := routes(hosts["n2"]), p.rules("n2")
+		return strings.TrimSpace(r) == "" && !strings.Contains(table, "table ip baton {"), r + table
 	})
 }
 

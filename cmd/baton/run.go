@@ -354,8 +354,24 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		if _, err := exec.LookPath("nft"); err != nil {
 			return errors.New("pod network: Services are programmed with nft, which is not installed (Debian: apt-get install nftables; or --network none)")
 		}
-		routes = &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
-		services = &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet, ClusterCIDR: cidr}
+		hr := &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
+		nft := &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet, ClusterCIDR: cidr}
+		routes, services = hr, nft
+		// A node removed from the cluster (its credential refused) takes
+		// its routes to the other nodes and its Services' rules away.
+		defer func() {
+			var closed *busClosedError
+			if !errors.As(context.Cause(ctx), &closed) || !closed.revoked() {
+				return
+			}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := errors.Join(hr.Apply(cctx, nil), nft.Remove(cctx)); err != nil {
+				zerolog.Ctx(ctx).Error().Err(err).Msg("remove this node's routes and Service rules")
+				return
+			}
+			zerolog.Ctx(ctx).Info().Msg("node removed from the cluster: its routes and Service rules are gone")
+		}()
 		gw, err := nodeagent.Gateway(cfg.Subnet)
 		if err != nil {
 			return err
