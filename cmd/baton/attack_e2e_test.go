@@ -192,7 +192,7 @@ func (f *fleetCluster) status(u *user) reconciler.Status {
 
 // fleetNodes are the nodes a fleet cluster may run (a containerd
 // namespace each).
-var fleetNodes = []string{"n1", "n2"}
+var fleetNodes = []string{"n1", "n2", "n3"}
 
 func (f *fleetCluster) nodeNS(node string) string { return f.ctrNS + "-" + node }
 

@@ -45,14 +45,14 @@ func get(c *http.Client, url string) error {
 
 // BenchmarkServiceVsDirect: a request from n1's pod (a new connection
 // each time) through the Service's virtual address against straight to
-// the pods' addresses (one on n1, one on n2, alternately, as the Service
-// balances), in one run: what the nftables rules cost.
+// the pods' addresses (one on each of n1, n2 and n3, in turn, as the
+// Service balances), in one run: what the nftables rules cost.
 //
 //	BATON_E2E=1 go test -run '^$' -bench ServiceVsDirect -benchtime 2000x ./cmd/baton
 func BenchmarkServiceVsDirect(b *testing.B) {
 	p := startPodNet(b, "")
 	c := p.podClient(b, "n1")
-	direct := []string{"http://" + p.ips["n1"] + ":8080/", "http://" + p.ips["n2"] + ":8080/"}
+	direct := []string{"http://" + p.ips["n1"] + ":8080/", "http://" + p.ips["n2"] + ":8080/", "http://" + p.ips["n3"] + ":8080/"}
 	if err := get(c, "http://10.78.0.10/"); err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func BenchmarkServiceVsDirect(b *testing.B) {
 			for i := range b.N {
 				url := "http://10.78.0.10/"
 				if mode == "direct" {
-					url = direct[i%2]
+					url = direct[i%3]
 				}
 				if err := get(c, url); err != nil {
 					b.Fatal(err)

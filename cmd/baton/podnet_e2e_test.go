@@ -126,8 +126,8 @@ func (f *fleetCluster) fetchFrom(node, url string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// podNet is a server and two nodes with the pod network, running a
-// Deployment of two hello pods (one a node, labelled app: hello, port
+// podNet is a server and three nodes with the pod network, running a
+// Deployment of three hello pods (one a node, labelled app: hello, port
 // "http") and the NodePort Service web (10.78.0.10:80, node port 30080).
 type podNet struct {
 	f      *fleetCluster
@@ -144,17 +144,17 @@ type podNet struct {
 func startPodNet(t testing.TB, probe string) *podNet {
 	testenv.RequireCNI(t)
 	f := newFleetCluster(t)
-	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2")}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}
+	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2"), "n3": f.fleet.Host("n3")}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}
 	p.up = upstreamDNS(t, f.ops, "192.0.2.7")
-	for _, n := range []string{"n1", "n2"} {
+	for _, n := range fleetNodes {
 		p.agents[n] = f.startCNIAgent(p.hosts[n], n, &lockedBuffer{}, "--dns-upstream", p.up)
 	}
 	p.admin = f.as(f.ops, f.adminCreds)
-	testenv.WaitFor(t, 30*time.Second, "two nodes ready", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "three nodes ready", func() (bool, string) {
 		st := f.status(p.admin)
-		return readyNodes(st) == 2, fmt.Sprint(st.Nodes)
+		return readyNodes(st) == 3, fmt.Sprint(st.Nodes)
 	})
-	files := deployment(2, "across")
+	files := deployment(3, "across")
 	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "  template:\n    spec:\n", "  template:\n    metadata:\n      labels: {app: hello}\n    spec:\n", 1)
 	files["hello.yaml"] = strings.Replace(files["hello.yaml"], "          args:", "          ports: [{name: http, containerPort: 8080}]\n"+probe+"          args:", 1)
 	hash := specHash(t, files)
@@ -182,7 +182,7 @@ spec:
 				}
 			}
 		}
-		return len(p.ips) == 2 && n == 2 && f.runningOn("n1") == 1 && f.runningOn("n2") == 1, fmt.Sprint(st.Workloads)
+		return len(p.ips) == 3 && n == 3 && f.runningOn("n1") == 1 && f.runningOn("n2") == 1 && f.runningOn("n3") == 1, fmt.Sprint(st.Workloads)
 	})
 	return p
 }
@@ -203,11 +203,13 @@ func (p *podNet) rules(node string) string {
 	return string(out)
 }
 
-// TestPodsAcrossNodes: two nodes on hosts played by network namespaces
+// TestPodsAcrossNodes: three nodes on hosts played by network namespaces
 // joined through a switch. Each leases its own pod subnet at join; the
 // leader sends each the route to the other's pods (through the other's
-// address); a pod on n1 reaches the pod on n2 by its address and is seen
-// with its own address (no masquerade inside the cluster), and back. A
+// address); every pod reaches every other by its address and is seen with
+// its own address (no masquerade inside the cluster). The Service spreads
+// over the pods on all three hosts, from every host and through every
+// node's port. A
 // node removed takes its route away from the others, and its own routes
 // and rules away as its agent stops.
 func TestPodsAcrossNodes(t *testing.T) {
@@ -224,14 +226,22 @@ func TestPodsAcrossNodes(t *testing.T) {
 		out, _ := h.Command("ip", "route", "show", "proto", "77").CombinedOutput()
 		return string(out)
 	}
-	testenv.WaitFor(t, 30*time.Second, "each node's route to the other's pods", func() (bool, string) {
+	testenv.WaitFor(t, 30*time.Second, "each node's routes to the others' pods", func() (bool, string) {
 		st := f.status(admin)
-		a, _ := nodeOfStatus(st, "n1")
-		b, _ := nodeOfStatus(st, "n2")
-		r1, r2 := routes(hosts["n1"]), routes(hosts["n2"])
-		return strings.Contains(r1, b.PodSubnet+" via "+n2.IP) && strings.Contains(r2, a.PodSubnet+" via "+f.node.IP), r1 + r2
+		var all string
+		for _, from := range fleetNodes {
+			r := routes(hosts[from])
+			all += from + ": " + r
+			for _, to := range fleetNodes {
+				n, _ := nodeOfStatus(st, to)
+				if to != from && !strings.Contains(r, n.PodSubnet+" via "+hosts[to].IP) {
+					return false, all
+				}
+			}
+		}
+		return true, all
 	})
-	for _, pair := range [][2]string{{"n1", "n2"}, {"n2", "n1"}} {
+	for _, pair := range [][2]string{{"n1", "n2"}, {"n2", "n1"}, {"n1", "n3"}, {"n3", "n1"}, {"n2", "n3"}, {"n3", "n2"}} {
 		from, to := pair[0], pair[1]
 		var got string
 		testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("the pod on %s reaching the pod on %s", from, to), func() (bool, string) {
@@ -244,17 +254,17 @@ func TestPodsAcrossNodes(t *testing.T) {
 		}
 		t.Logf("pod %s (%s) → pod %s (%s): seen as %s", ips[from], from, ips[to], to, got)
 	}
-	// The Service's address balances over both pods, wherever the client
-	// is: every node programs it (nftables), the endpoints are the ready
-	// pods on any node.
-	for _, from := range []string{"n1", "n2"} {
+	// The Service's address balances over the three pods, wherever the
+	// client is: every node programs it (nftables), the endpoints are the
+	// ready pods on any node.
+	for _, from := range fleetNodes {
 		seen := map[string]int{}
-		testenv.WaitFor(t, 30*time.Second, "the Service answering from both pods, asked from "+from, func() (bool, string) {
+		testenv.WaitFor(t, 30*time.Second, "the Service answering from all three pods, asked from "+from, func() (bool, string) {
 			out, err := f.fetchFrom(from, "http://10.78.0.10/")
 			if err == nil {
 				seen[podOf(out)]++
 			}
-			return len(seen) == 2, fmt.Sprint(seen, out, err)
+			return len(seen) == 3, fmt.Sprint(seen, out, err)
 		})
 		t.Logf("from %s through the Service: %v", from, seen)
 	}
@@ -277,22 +287,22 @@ func TestPodsAcrossNodes(t *testing.T) {
 		t.Fatalf("an unknown Service name resolved: %s", got)
 	}
 
-	// The node port, on either node's address, from a machine outside
-	// the cluster, reaches the pods on both nodes.
+	// The node port, on any node's address, from a machine outside the
+	// cluster, reaches the pods on every node.
 	for node, h := range hosts {
 		seen := map[string]int{}
-		testenv.WaitFor(t, 30*time.Second, "node port 30080 of "+node+" answering from both pods", func() (bool, string) {
+		testenv.WaitFor(t, 30*time.Second, "node port 30080 of "+node+" answering from all three pods", func() (bool, string) {
 			out, err := f.fetchFromHost(f.ops, "http://"+h.IP+":30080/")
 			if err == nil {
 				seen[podOf(out)]++
 			}
-			return len(seen) == 2, fmt.Sprint(seen, out, err)
+			return len(seen) == 3, fmt.Sprint(seen, out, err)
 		})
 		t.Logf("from outside through %s:30080: %v", node, seen)
 	}
 
 	st := f.status(admin)
-	if len(st.Services) != 1 || st.Services[0].IP != "10.78.0.10" || len(st.Services[0].Ports) != 1 || len(st.Services[0].Ports[0].Endpoints) != 2 ||
+	if len(st.Services) != 1 || st.Services[0].IP != "10.78.0.10" || len(st.Services[0].Ports) != 1 || len(st.Services[0].Ports[0].Endpoints) != 3 ||
 		st.Services[0].Ports[0].NodePort != 30080 {
 		t.Fatalf("status of the Service: %+v", st.Services)
 	}
