@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,15 +211,34 @@ func TestNFTablesServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"10.78.0.1 . tcp . 80 : goto svc0", "10.78.0.2 . udp . 53 : goto svc1", "numgen random mod 2",
+	for _, want := range []string{"10.78.0.1 . tcp . 80 : goto svc-", "10.78.0.2 . udp . 53 : goto svc-", "numgen random mod 2",
 		"0 : 10.77.1.2 . 8080, 1 : 10.77.2.2 . 8080", "dnat ip to numgen random mod 1 map { 0 : 10.77.2.3 . 53 }", "10.78.0.3 . tcp . 80", "reject",
-		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade", "tcp . 30080 : goto svc0", "fib daddr type local",
+		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade", "tcp . 30080 : goto svc-", "fib daddr type local",
 		"ip saddr != 10.77.0.0/16 masquerade"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	// The next rules replace the table whole.
+	// Changes touch only what changed, and leave the table as writing it
+	// whole would: an endpoint gone, a Service gone, one added, one that
+	// had none now has one, a node port moved.
+	changed := []protocol.ServiceRule{
+		{Service: "web", IP: "10.78.0.1", Port: 80, Protocol: "TCP", NodePort: 30081, Endpoints: []string{"10.77.2.2:8080"}},
+		{Service: "idle", IP: "10.78.0.3", Port: 80, Protocol: "TCP", Endpoints: []string{"10.77.1.9:80"}},
+		{Service: "new", IP: "10.78.0.4", Port: 443, Protocol: "TCP", Endpoints: []string{}},
+	}
+	if err := n.Apply(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	whole := &nodeagent.NFTables{NetNS: testenv.HostNetNS(t), PodSubnet: "10.77.1.0/24", ClusterCIDR: "10.77.0.0/16"}
+	if err := whole.Apply(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := n.List(ctx)
+	want, _ := whole.List(ctx)
+	if sortedLines(got) != sortedLines(want) {
+		t.Fatalf("after the changes:\n%s\nwritten whole:\n%s", got, want)
+	}
 	if err := n.Apply(ctx, rules[1:2]); err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +362,16 @@ func TestPodResolvConf(t *testing.T) {
 	if got := mounted[node.ID]; got != "/etc/resolv.conf" {
 		t.Errorf("a dnsPolicy Default pod mounts %q, want the host's", got)
 	}
+}
+
+// sortedLines is s's lines sorted (nft lists map elements in any order).
+func sortedLines(s string) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, part := range strings.Split(strings.Trim(strings.TrimSpace(l), "{}"), ", ") {
+			lines = append(lines, strings.TrimSpace(part))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }

@@ -3,11 +3,16 @@ package nodeagent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	cnins "github.com/containernetworking/plugins/pkg/ns"
 
@@ -37,6 +42,118 @@ type NFTables struct {
 	// port reached from outside, the host itself) that was sent to a
 	// Service is masqueraded, so the answer comes back through this node.
 	ClusterCIDR string
+
+	mu      sync.Mutex
+	applied map[string]svcState // what the table holds, by Service key; nil: unknown (write it whole)
+}
+
+// svcState is one Service port as the table holds it.
+type svcState struct {
+	chain     string
+	proto     string
+	nodePort  int
+	endpoints []string
+}
+
+// svcKey is a Service port's key in the services map.
+func svcKey(r protocol.ServiceRule) string {
+	return fmt.Sprintf("%s . %s . %d", r.IP, strings.ToLower(r.Protocol), r.Port)
+}
+
+// svcChain is the chain of a Service port: named after its key, so it
+// keeps its name as other Services come and go.
+func svcChain(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "svc-" + hex.EncodeToString(sum[:6])
+}
+
+// dnatRule picks one of endpoints at random.
+func dnatRule(proto string, endpoints []string) string {
+	pick := make([]string, 0, len(endpoints))
+	for j, e := range endpoints {
+		host, port, _ := net.SplitHostPort(e)
+		pick = append(pick, fmt.Sprintf("%d : %s . %s", j, host, port))
+	}
+	return fmt.Sprintf("meta l4proto %s dnat ip to numgen random mod %d map { %s }", proto, len(endpoints), strings.Join(pick, ", "))
+}
+
+func stateOf(rules []protocol.ServiceRule) map[string]svcState {
+	out := make(map[string]svcState, len(rules))
+	for _, r := range rules {
+		k := svcKey(r)
+		out[k] = svcState{chain: svcChain(k), proto: strings.ToLower(r.Protocol), nodePort: r.NodePort, endpoints: r.Endpoints}
+	}
+	return out
+}
+
+// elements are the map and set elements of a Service port in state st.
+func (st svcState) elements(key string) (services, nodePorts, empty string) {
+	if len(st.endpoints) == 0 {
+		return "", "", key
+	}
+	services = key + " : goto " + st.chain
+	if st.nodePort != 0 {
+		nodePorts = fmt.Sprintf("%s . %d : goto %s", st.proto, st.nodePort, st.chain)
+	}
+	return services, nodePorts, ""
+}
+
+// keyOf is a map element's key ("" stays "").
+func keyOf(elem string) string {
+	k, _, _ := strings.Cut(elem, " : ")
+	return k
+}
+
+// update is the nft script that takes the table from the Service ports in
+// old to those in now, touching only those that changed (one transaction).
+func update(old, now map[string]svcState) string {
+	var b strings.Builder
+	del := func(set, elem string) {
+		if elem != "" {
+			fmt.Fprintf(&b, "delete element ip baton %s { %s }\n", set, elem)
+		}
+	}
+	add := func(set, elem string) {
+		if elem != "" {
+			fmt.Fprintf(&b, "add element ip baton %s { %s }\n", set, elem)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(old))
+	for _, k := range keys {
+		o := old[k]
+		n, ok := now[k]
+		if ok && o.nodePort == n.nodePort && slices.Equal(o.endpoints, n.endpoints) {
+			continue
+		}
+		// A map element is deleted by its key alone.
+		svc, np, empty := o.elements(k)
+		del("services", keyOf(svc))
+		del("nodeports", keyOf(np))
+		del("no-endpoints", empty)
+		if !ok {
+			fmt.Fprintf(&b, "delete chain ip baton %s\n", o.chain)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		n := now[k]
+		o, ok := old[k]
+		if ok && o.nodePort == n.nodePort && slices.Equal(o.endpoints, n.endpoints) {
+			continue
+		}
+		if !ok {
+			fmt.Fprintf(&b, "add chain ip baton %s\n", n.chain)
+		} else {
+			fmt.Fprintf(&b, "flush chain ip baton %s\n", n.chain)
+		}
+		if len(n.endpoints) > 0 {
+			fmt.Fprintf(&b, "add rule ip baton %s %s\n", n.chain, dnatRule(n.proto, n.endpoints))
+		}
+		svc, np, empty := n.elements(k)
+		add("services", svc)
+		add("nodeports", np)
+		add("no-endpoints", empty)
+	}
+	return b.String()
 }
 
 // ValidServiceRules checks rules as a node receives them.
@@ -83,17 +200,17 @@ func ValidServiceRules(rules []protocol.ServiceRule) error {
 func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 	var b strings.Builder
 	b.WriteString("table ip baton\ndelete table ip baton\ntable ip baton {\n")
+	state := stateOf(rules)
 	var elems, empty, nodePorts []string
-	for i, r := range rules {
-		proto := strings.ToLower(r.Protocol)
-		key := fmt.Sprintf("%s . %s . %d", r.IP, proto, r.Port)
-		if len(r.Endpoints) == 0 {
-			empty = append(empty, key)
-			continue
-		}
-		elems = append(elems, fmt.Sprintf("%s : goto svc%d", key, i))
-		if r.NodePort != 0 {
-			nodePorts = append(nodePorts, fmt.Sprintf("%s . %d : goto svc%d", proto, r.NodePort, i))
+	for _, k := range slices.Sorted(maps.Keys(state)) {
+		svc, np, e := state[k].elements(k)
+		for _, x := range []struct {
+			list *[]string
+			v    string
+		}{{&elems, svc}, {&nodePorts, np}, {&empty, e}} {
+			if x.v != "" {
+				*x.list = append(*x.list, x.v)
+			}
 		}
 	}
 	b.WriteString("\tmap services {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n")
@@ -125,34 +242,55 @@ func (n *NFTables) Ruleset(rules []protocol.ServiceRule) string {
 	for _, hook := range []string{"input", "forward", "output"} {
 		fmt.Fprintf(&b, "\tchain filter-%s {\n\t\ttype filter hook %s priority -1; policy accept;\n\t\tip daddr . meta l4proto . th dport @no-endpoints reject\n\t}\n", hook, hook)
 	}
-	for i, r := range rules {
-		if len(r.Endpoints) == 0 {
-			continue
+	// A chain per Service port, named after it, whose one rule DNATs to an
+	// endpoint picked at random (a map from the random number to
+	// address . port): no chain per endpoint.
+	for _, k := range slices.Sorted(maps.Keys(state)) {
+		st := state[k]
+		fmt.Fprintf(&b, "\tchain %s {\n", st.chain)
+		if len(st.endpoints) > 0 {
+			fmt.Fprintf(&b, "\t\t%s\n", dnatRule(st.proto, st.endpoints))
 		}
-		// One rule: DNAT to an endpoint picked at random (a map from the
-		// random number to address . port), no chain per endpoint.
-		var pick []string
-		for j, e := range r.Endpoints {
-			host, port, _ := net.SplitHostPort(e)
-			pick = append(pick, fmt.Sprintf("%d : %s . %s", j, host, port))
-		}
-		fmt.Fprintf(&b, "\tchain svc%d {\n\t\tmeta l4proto %s dnat ip to numgen random mod %d map { %s }\n\t}\n",
-			i, strings.ToLower(r.Protocol), len(r.Endpoints), strings.Join(pick, ", "))
+		b.WriteString("\t}\n")
 	}
 	b.WriteString("}\n")
 	return b.String()
 }
 
-// Apply implements ServiceRules.
+// Apply implements ServiceRules: the first time (and after a failure) the
+// table is written whole; after that only the Service ports that changed
+// are, in one transaction (as kube-proxy's nftables mode).
 func (n *NFTables) Apply(ctx context.Context, rules []protocol.ServiceRule) error {
 	if err := ValidServiceRules(rules); err != nil {
 		return err
 	}
-	return n.nft(ctx, n.Ruleset(rules))
+	now := stateOf(rules)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.applied != nil {
+		script := update(n.applied, now)
+		if script == "" {
+			return nil
+		}
+		if err := n.nft(ctx, script); err == nil {
+			n.applied = now
+			return nil
+		}
+		// Written whole below: the table may not be what we think.
+	}
+	n.applied = nil
+	if err := n.nft(ctx, n.Ruleset(rules)); err != nil {
+		return err
+	}
+	n.applied = now
+	return nil
 }
 
 // Remove deletes the table (the node leaves).
 func (n *NFTables) Remove(ctx context.Context) error {
+	n.mu.Lock()
+	n.applied = nil
+	n.mu.Unlock()
 	return n.nft(ctx, "table ip baton\ndelete table ip baton\n")
 }
 
