@@ -108,7 +108,7 @@ type Reconciler struct {
 	// by networkWorker, failures handed back to the next pass.
 	netq      chan netJob
 	netMu     sync.Mutex
-	netFailed map[string]bool
+	netFailed map[netFailure]bool
 
 	running      atomic.Bool     // Run was called: plans go through the loop
 	rejected     ratelog.Limiter // node messages refused
@@ -126,7 +126,7 @@ var ErrDeposed = errors.New("a newer leader exists")
 func New(cfg Config) *Reconciler {
 	cfg.defaults()
 	r := &Reconciler{cfg: cfg, wake: make(chan struct{}, 1), gitq: make(chan gitJob, gitQueue),
-		plans: make(chan planRequest), deposed: make(chan struct{}), netq: make(chan netJob, networkQueue), netFailed: map[string]bool{}}
+		plans: make(chan planRequest), deposed: make(chan struct{}), netq: make(chan netJob, networkQueue), netFailed: map[netFailure]bool{}}
 	r.mb.reset()
 	r.st = newLoopState()
 	r.loader = desired.NewLoader(r.loadOptions())

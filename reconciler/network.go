@@ -25,15 +25,25 @@ const NetworkResend = time.Minute
 // subnet through that node's address, from their heartbeats (nodes that
 // report no subnet or no address have none), sorted by node. Pure.
 func NetworkRoutes(heartbeats map[string]protocol.Heartbeat, node string) []protocol.Route {
+	return routesFor(routeTable(heartbeats), node)
+}
+
+// routeTable is every node's route (its pod subnet through its address),
+// sorted by node.
+func routeTable(heartbeats map[string]protocol.Heartbeat) []protocol.Route {
 	out := make([]protocol.Route, 0, len(heartbeats))
 	for name, hb := range heartbeats {
-		if name == node || hb.PodSubnet == "" || hb.Address == "" {
-			continue
+		if hb.PodSubnet != "" && hb.Address != "" {
+			out = append(out, protocol.Route{Node: name, Subnet: hb.PodSubnet, Via: hb.Address})
 		}
-		out = append(out, protocol.Route{Node: name, Subnet: hb.PodSubnet, Via: hb.Address})
 	}
 	slices.SortFunc(out, func(a, b protocol.Route) int { return strings.Compare(a.Node, b.Node) })
 	return out
+}
+
+// routesFor is table without node's own route.
+func routesFor(table []protocol.Route, node string) []protocol.Route {
+	return slices.DeleteFunc(slices.Clone(table), func(r protocol.Route) bool { return r.Node == node })
 }
 
 // netSent is the routes last sent to a node.
@@ -51,7 +61,7 @@ type netJob struct {
 }
 
 // netFailure names a failed netJob.
-func netFailure(kind, node string) string { return kind + "/" + node }
+type netFailure struct{ kind, node string }
 
 // networkQueue bounds the route updates waiting to be sent.
 const networkQueue = 4096
@@ -67,31 +77,33 @@ func (r *Reconciler) syncNetwork(now time.Time) {
 	// node should have changed meanwhile): a node that cannot take it is
 	// not asked every pass.
 	for f := range r.netFailed {
-		kind, node, _ := strings.Cut(f, "/")
 		sent := st.netSent
-		if kind != "routes" {
+		if f.kind != "routes" {
 			sent = st.svcSent
 		}
-		if s, ok := sent[node]; ok {
-			sent[node] = netSent{key: s.key, at: now.Add(netRetry - NetworkResend)}
+		if s, ok := sent[f.node]; ok {
+			sent[f.node] = netSent{key: s.key, at: now.Add(netRetry - NetworkResend)}
 		}
 	}
 	clear(r.netFailed)
 	r.netMu.Unlock()
+	// One table and one key a pass (each node's routes are the table
+	// without its own): a pass with nothing to send builds no per-node
+	// list.
 	heartbeats := make(map[string]protocol.Heartbeat, len(st.nodes))
 	for name, n := range st.nodes {
 		heartbeats[name] = n.hb
 	}
+	table := routeTable(heartbeats)
+	key := fmt.Sprint(table)
 	for name, n := range st.nodes {
 		if n.hb.PodSubnet == "" || !NodeReady(st.views[name], now, r.cfg.NodeGrace) {
 			continue
 		}
-		routes := NetworkRoutes(heartbeats, name)
-		key := fmt.Sprint(routes)
 		if s, ok := st.netSent[name]; ok && s.key == key && now.Sub(s.at) < NetworkResend {
 			continue
 		}
-		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: routes}}
+		cmd := protocol.Command{Version: protocol.Version, Op: protocol.OpNetwork, Network: &protocol.Network{Routes: routesFor(table, name)}}
 		select {
 		case r.netq <- netJob{node: name, kind: "routes", cmd: cmd}:
 			st.netSent[name] = netSent{key: key, at: now}
@@ -119,7 +131,7 @@ func (r *Reconciler) networkWorker(ctx context.Context) {
 						log.Warn().Err(err).Str("node", j.node).Str("what", j.kind).Msg("send the node its pod network")
 					}
 					r.netMu.Lock()
-					r.netFailed[netFailure(j.kind, j.node)] = true
+					r.netFailed[netFailure{j.kind, j.node}] = true
 					r.netMu.Unlock()
 				}
 				return nil
@@ -232,16 +244,15 @@ func endpointChanges(before, after []protocol.ServiceRule) string {
 
 // serviceStatuses are the Services as status shows them.
 func serviceStatuses(services []desired.Service, ips, errs map[string]string, rules []protocol.ServiceRule) []ServiceStatus {
+	ports := make(map[string][]ServicePortStatus, len(services))
+	for _, r := range rules {
+		ports[r.Service] = append(ports[r.Service], ServicePortStatus{Port: r.Port, Protocol: r.Protocol, NodePort: r.NodePort, Endpoints: r.Endpoints})
+	}
 	out := make([]ServiceStatus, 0, len(services))
 	for _, s := range services {
-		ss := ServiceStatus{Name: s.Name, IP: ips[s.Name], Error: errs[s.Name]}
+		ss := ServiceStatus{Name: s.Name, IP: ips[s.Name], Error: errs[s.Name], Ports: ports[s.Name]}
 		if headless(s) {
 			ss.IP = "None"
-		}
-		for _, r := range rules {
-			if r.Service == s.Name {
-				ss.Ports = append(ss.Ports, ServicePortStatus{Port: r.Port, Protocol: r.Protocol, NodePort: r.NodePort, Endpoints: r.Endpoints})
-			}
 		}
 		out = append(out, ss)
 	}
