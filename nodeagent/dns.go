@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	cnins "github.com/containernetworking/plugins/pkg/ns"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
@@ -78,7 +77,7 @@ func (d *DNS) Start(ctx context.Context) error {
 	}}
 	var pc net.PacketConn
 	var ln net.Listener
-	bind := func(cnins.NetNS) error {
+	bind := func() error {
 		var err error
 		if pc, err = lc.ListenPacket(ctx, "udp", d.Listen); err != nil {
 			return err
@@ -89,13 +88,7 @@ func (d *DNS) Start(ctx context.Context) error {
 		}
 		return nil
 	}
-	var err error
-	if d.NetNS == "" {
-		err = bind(nil)
-	} else {
-		err = cnins.WithNetNSPath(d.NetNS, bind)
-	}
-	if err != nil {
+	if err := inNetNS(d.NetNS, bind); err != nil {
 		return fmt.Errorf("pod DNS on %s: %w", d.Listen, err)
 	}
 	log := zerolog.Ctx(ctx)
@@ -158,12 +151,7 @@ func (d *DNS) forward(ctx context.Context, w dns.ResponseWriter, q *dns.Msg) {
 	for _, up := range d.Upstream {
 		var r *dns.Msg
 		var err error
-		exchange := func(cnins.NetNS) error { r, _, err = c.ExchangeContext(ctx, q, up); return nil }
-		if d.NetNS == "" {
-			_ = exchange(nil)
-		} else {
-			_ = cnins.WithNetNSPath(d.NetNS, exchange)
-		}
+		_ = inNetNS(d.NetNS, func() error { r, _, err = c.ExchangeContext(ctx, q, up); return nil })
 		if err == nil && r != nil {
 			_ = w.WriteMsg(r)
 			return

@@ -16,7 +16,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	cnins "github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -190,14 +189,7 @@ func (e *nsExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []byte
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, pluginPath)
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = environ, bytes.NewReader(stdin), &stdout, &stderr
-	start := func(cnins.NetNS) error { return cmd.Start() }
-	var err error
-	if e.hostNS == "" {
-		err = start(nil)
-	} else {
-		err = cnins.WithNetNSPath(e.hostNS, start)
-	}
-	if err != nil {
+	if err := inNetNS(e.hostNS, cmd.Start); err != nil {
 		return nil, fmt.Errorf("run CNI plugin %s: %w", filepath.Base(pluginPath), err)
 	}
 	if err := cmd.Wait(); err != nil {

@@ -157,21 +157,34 @@ func (c *CNI) EnsureMasquerade(ctx context.Context, clusterCIDR string) error {
 
 // iptables runs iptables in the host's network namespace.
 func (c *CNI) iptables(ctx context.Context, args ...string) error {
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "iptables", append([]string{"-w"}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := func(cnins.NetNS) error { return cmd.Start() }
-	var err error
-	if c.cfg.HostNetNS == "" {
-		err = start(nil)
-	} else {
-		err = cnins.WithNetNSPath(c.cfg.HostNetNS, start)
+	_, err := runIn(ctx, c.cfg.HostNetNS, "", "iptables", append([]string{"-w"}, args...)...)
+	return err
+}
+
+// inNetNS runs fn on a thread in the network namespace at path ("": the
+// caller's): what fn makes there (sockets, processes) stays there.
+func inNetNS(path string, fn func() error) error {
+	if path == "" {
+		return fn()
 	}
+	return cnins.WithNetNSPath(path, func(cnins.NetNS) error { return fn() })
+}
+
+// runIn runs a command started in the network namespace netns, with stdin,
+// and returns its output; a failure carries the output.
+func runIn(ctx context.Context, netns, stdin, name string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := inNetNS(netns, cmd.Start)
 	if err == nil {
 		err = cmd.Wait()
 	}
 	if err != nil {
-		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
-	return nil
+	return out.String(), nil
 }

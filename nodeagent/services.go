@@ -1,20 +1,16 @@
 package nodeagent
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
 	"net"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-
-	cnins "github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -296,35 +292,10 @@ func (n *NFTables) Remove(ctx context.Context) error {
 
 // List is the table as nft prints it.
 func (n *NFTables) List(ctx context.Context) (string, error) {
-	var out bytes.Buffer
-	err := n.run(ctx, nil, &out, "list", "table", "ip", "baton")
-	return out.String(), err
+	return runIn(ctx, n.NetNS, "", "nft", "list", "table", "ip", "baton")
 }
 
 func (n *NFTables) nft(ctx context.Context, script string) error {
-	var out bytes.Buffer
-	if err := n.run(ctx, strings.NewReader(script), &out, "-f", "-"); err != nil {
-		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
-// run runs nft in the host's network namespace.
-func (n *NFTables) run(ctx context.Context, stdin *strings.Reader, out *bytes.Buffer, args ...string) error {
-	cmd := exec.CommandContext(ctx, "nft", args...)
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	start := func(cnins.NetNS) error { return cmd.Start() }
-	var err error
-	if n.NetNS == "" {
-		err = start(nil)
-	} else {
-		err = cnins.WithNetNSPath(n.NetNS, start)
-	}
-	if err == nil {
-		err = cmd.Wait()
-	}
+	_, err := runIn(ctx, n.NetNS, script, "nft", "-f", "-")
 	return err
 }
