@@ -351,7 +351,7 @@ func (a *Authority) RecordLocal(ctx context.Context, c Credential) error {
 			return fmt.Errorf("revoke the credential %s %s held before: %w", c.Role, c.Name, err)
 		}
 	}
-	return a.store().Record(ctx, c)
+	return a.store().record(ctx, c)
 }
 
 // StatusOf is the HTTP status of an error of this package.

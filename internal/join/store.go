@@ -131,21 +131,9 @@ func (s *Store) redeem(ctx context.Context, t Token, now time.Time) (TokenRecord
 	return rec, nil
 }
 
-// Record records a credential issued on a server's machine (root's admin
-// credential, the in-process agent of baton up), so it can be listed and
-// revoked by name: it holds its name from now on, and the record of a key
-// that held it before goes (Authority.RecordLocal revokes that key first).
-func (s *Store) Record(ctx context.Context, c Credential) error {
-	old, ok, err := s.nameHolder(ctx, c.Role, c.Name)
-	if err != nil {
-		return err
-	}
-	if ok && old == c.PublicKey {
-		return nil
-	}
-	if ok {
-		_ = s.kv.Delete(ctx, credKey(old))
-	}
+// record records c as holding its name (Authority.RecordLocal revokes a
+// key that held it before).
+func (s *Store) record(ctx context.Context, c Credential) error {
 	if _, err := s.kv.Put(ctx, nameKey(c.Role, c.Name), []byte(c.PublicKey)); err != nil {
 		return err
 	}
