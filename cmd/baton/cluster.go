@@ -243,32 +243,29 @@ func (c *serverCluster) follow(ctx context.Context, st *join.Store) error {
 	c.store = st
 	c.recordSelfLocked()
 	c.mu.Unlock()
-	return st.WatchServers(ctx, func(name, route string) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if name == c.st.Name {
-			return
-		}
-		if route == "" {
-			delete(c.st.Members, name)
-		} else {
-			c.st.Members[name] = route
-		}
-		c.st.Routes = slices.DeleteFunc(c.st.Routes, func(r string) bool { return r == route })
-		if err := c.saveLocked(); err != nil {
-			zerolog.Ctx(ctx).Error().Err(err).Msg("keep the cluster's members")
-		}
-	})
+	return st.WatchServers(ctx, func(name, route string) { c.noteServer(ctx, name, route) })
 }
 
-// forget removes server name from the members known.
-func (c *serverCluster) forget(name string) {
+// noteServer records server name's route from the cluster's bucket: ""
+// once it was removed (baton server rm), when every server forgets it.
+func (c *serverCluster) noteServer(ctx context.Context, name, route string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.st.Members[name]
-	delete(c.st.Members, name)
-	c.st.Routes = slices.DeleteFunc(c.st.Routes, func(x string) bool { return x == r })
-	_ = c.saveLocked()
+	if name == c.st.Name {
+		return
+	}
+	gone := route
+	if route == "" {
+		gone = c.st.Members[name]
+		delete(c.st.Members, name)
+	} else {
+		c.st.Members[name] = route
+	}
+	// A route given at join is now known by name (or gone).
+	c.st.Routes = slices.DeleteFunc(c.st.Routes, func(r string) bool { return r == gone })
+	if err := c.saveLocked(); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("keep the cluster's members")
+	}
 }
 
 // runEmbeddedServer runs baton server with its own NATS server: alone, or

@@ -51,7 +51,10 @@ func TestAdmit(t *testing.T) {
 	if again.st.Name != "s1" || again.replicas() != 3 || !slices.Equal(again.routes(), []string{"tls://10.0.0.2:9422", "tls://10.0.0.3:8422"}) {
 		t.Fatalf("after a restart: %+v, routes %v", again.st, again.routes())
 	}
-	again.forget("s3")
+	// A server removed (its record deleted) is forgotten, whether known by
+	// name or only by the route given at join.
+	again.st.Routes = append(again.st.Routes, "tls://10.0.0.3:8422")
+	again.noteServer(context.Background(), "s3", "")
 	if slices.Contains(again.routes(), "tls://10.0.0.3:8422") {
 		t.Fatal("a server forgotten is still dialed")
 	}

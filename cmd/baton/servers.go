@@ -124,8 +124,8 @@ func pingJSZ(ctx context.Context, sb *secureBus, want int) (map[string]*server.J
 }
 
 // removeServer removes server name from the cluster for good: JetStream
-// stops counting it (its replicas move to the servers left) and the
-// others stop dialing it. A server still running is refused: stop it
+// stops counting it (its replicas move to the servers left) and every
+// server stops dialing it. A server still running is refused: stop it
 // first, or it would come back.
 func removeServer(ctx context.Context, sb *secureBus, cl *serverCluster, st *join.Store, name string) error {
 	if cl == nil {
@@ -159,11 +159,8 @@ func removeServer(ctx context.Context, sb *secureBus, cl *serverCluster, st *joi
 	if ans.Error != nil && !ans.Success {
 		return fmt.Errorf("remove %s from the store's peers: %s", name, ans.Error.Description)
 	}
-	if err := st.DeleteServer(ctx, name); err != nil {
-		return err
-	}
-	cl.forget(name)
-	return nil
+	// Every server (this one too) forgets it from the deletion (follow).
+	return st.DeleteServer(ctx, name)
 }
 
 // serverHandlers answer baton server ls and rm over the bus.
