@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,9 @@ func NetworkRoutes(heartbeats map[string]protocol.Heartbeat, node string) []prot
 func routeTable(heartbeats map[string]protocol.Heartbeat) []protocol.Route {
 	out := make([]protocol.Route, 0, len(heartbeats))
 	for name, hb := range heartbeats {
-		if hb.PodSubnet != "" && hb.Address != "" {
+		// A node that gave no address others can use (none, loopback) has
+		// no route: it must not spoil every other node's routes.
+		if ip := net.ParseIP(hb.Address); hb.PodSubnet != "" && ip != nil && ip.To4() != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
 			out = append(out, protocol.Route{Node: name, Subnet: hb.PodSubnet, Via: hb.Address})
 		}
 	}

@@ -427,7 +427,7 @@ func dnsRecords(d *nodeagent.DNS) interface{ SetRecords([]protocol.DNSRecord) } 
 
 // nodeAddress is this machine's address on the way to the bus (the source
 // address of a route to the NATS server; nothing is sent), "" when it
-// cannot tell (an in-process connection).
+// cannot tell or that is a loopback address.
 func nodeAddress(nc *nats.Conn) string {
 	u, err := url.Parse(nc.ConnectedUrl())
 	if err != nil || u.Host == "" {
@@ -438,7 +438,9 @@ func nodeAddress(nc *nats.Conn) string {
 		return ""
 	}
 	defer c.Close()
-	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+	// A loopback address (a bus on this machine, baton up's in-process
+	// agent) is no address for the other nodes.
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsLoopback() {
 		return a.IP.String()
 	}
 	return ""
