@@ -29,11 +29,19 @@ type Routes interface {
 const routeProtocol netlink.RouteProtocol = 77
 
 // HostRoutes is Routes in the node's host network namespace, through
-// netlink.
+// netlink: straight through the other node's address when the two share
+// a link (host-gw), through a vxlan tunnel otherwise (Backend).
 type HostRoutes struct {
 	// NetNS is the host's network namespace ("": the agent's own; tests
 	// set one they made).
 	NetNS string
+	// Backend is BackendAuto (""), BackendHostGW or BackendVXLAN.
+	Backend string
+	// Address is this node's address between nodes (the tunnel's source).
+	Address string
+	// Subnet is this node's pod subnet (its first address is this node's
+	// tunnel end).
+	Subnet string
 }
 
 func (h *HostRoutes) handle() (*netlink.Handle, error) {
@@ -77,14 +85,27 @@ func (h *HostRoutes) Apply(_ context.Context, routes []protocol.Route) error {
 	defer nh.Close()
 	want := map[string]bool{}
 	var errs []error
+	var tunnelled []protocol.Route
 	for _, r := range routes {
 		_, dst, _ := net.ParseCIDR(r.Subnet)
-		rt := &netlink.Route{Dst: dst, Gw: net.ParseIP(r.Via).To4(), Protocol: routeProtocol}
+		via := net.ParseIP(r.Via).To4()
+		if !h.direct(nh, via) {
+			tunnelled = append(tunnelled, r)
+			continue
+		}
+		rt := &netlink.Route{Dst: dst, Gw: via, Protocol: routeProtocol}
 		if err := nh.RouteReplace(rt); err != nil {
 			errs = append(errs, fmt.Errorf("route %s via %s (node %s): %w", r.Subnet, r.Via, r.Node, err))
 			continue
 		}
 		want[dst.String()] = true
+	}
+	made, err := h.tunnelRoutes(nh, tunnelled)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for dst := range made {
+		want[dst] = true
 	}
 	mine, err := nh.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
@@ -100,7 +121,8 @@ func (h *HostRoutes) Apply(_ context.Context, routes []protocol.Route) error {
 	return errors.Join(errs...)
 }
 
-// List returns the routes Baton made, as "subnet via address", sorted.
+// List returns the routes Baton made, as "subnet via address" (followed
+// by the tunnel's name for those through it), sorted.
 func (h *HostRoutes) List() ([]string, error) {
 	nh, err := h.handle()
 	if err != nil {
@@ -114,7 +136,11 @@ func (h *HostRoutes) List() ([]string, error) {
 	var out []string
 	for _, rt := range mine {
 		if rt.Dst != nil {
-			out = append(out, rt.Dst.String()+" via "+rt.Gw.String())
+			s := rt.Dst.String() + " via " + rt.Gw.String()
+			if rt.Flags&int(netlink.FLAG_ONLINK) != 0 {
+				s += " (" + VXLANDevice + ")"
+			}
+			out = append(out, s)
 		}
 	}
 	slices.Sort(out)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,11 +141,19 @@ type podNet struct {
 }
 
 // startPodNet starts it; probe, when set, is the pods' readiness probe
-// (YAML, at the container's indentation).
-func startPodNet(t testing.TB, probe string) *podNet {
+// (YAML, at the container's indentation); the nodes named in routed are
+// on hosts behind a router, sharing no link with the others.
+func startPodNet(t testing.TB, probe string, routed ...string) *podNet {
 	testenv.RequireCNI(t)
 	f := newFleetCluster(t)
-	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node, "n2": f.fleet.Host("n2"), "n3": f.fleet.Host("n3")}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}
+	p := &podNet{f: f, hosts: map[string]testenv.Host{"n1": f.node}, agents: map[string]*exec.Cmd{}, ips: map[string]string{}}
+	for _, n := range []string{"n2", "n3"} {
+		if slices.Contains(routed, n) {
+			p.hosts[n] = f.fleet.RoutedHost(n)
+		} else {
+			p.hosts[n] = f.fleet.Host(n)
+		}
+	}
 	p.up = upstreamDNS(t, f.ops, "192.0.2.7")
 	for _, n := range fleetNodes {
 		p.agents[n] = f.startCNIAgent(p.hosts[n], n, &lockedBuffer{}, "--dns-upstream", p.up)
@@ -213,7 +222,7 @@ func (p *podNet) rules(node string) string {
 // node removed takes its route away from the others, and its own routes
 // and rules away as its agent stops.
 func TestPodsAcrossNodes(t *testing.T) {
-	p := startPodNet(t, "")
+	p := startPodNet(t, "", "n3")
 	f, hosts, ips, admin, n2 := p.f, p.hosts, p.ips, p.admin, p.hosts["n2"]
 	for node, ip := range ips {
 		st := f.status(admin)
@@ -234,7 +243,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 			all += from + ": " + r
 			for _, to := range fleetNodes {
 				n, _ := nodeOfStatus(st, to)
-				if to != from && !strings.Contains(r, n.PodSubnet+" via "+hosts[to].IP) {
+				if to != from && !strings.Contains(r, routeTo(n.PodSubnet, hosts[to].IP, from == "n3" || to == "n3")) {
 					return false, all
 				}
 			}
@@ -251,6 +260,11 @@ func TestPodsAcrossNodes(t *testing.T) {
 		})
 		if got != ips[from] {
 			t.Fatalf("the pod on %s was seen by the pod on %s as %q, want its own address %s (masqueraded inside the cluster?)", from, to, got, ips[from])
+		}
+		// More than a packet, through a path whose MTU is smaller than the
+		// pods' (the tunnel's), arrives whole.
+		if out, err := f.fetchFrom(from, "http://"+ips[to]+":8080/bytes?n=200000"); err != nil || len(out) != 200000 {
+			t.Fatalf("200 kB from the pod on %s to the pod on %s: %d bytes (%v)", to, from, len(out), err)
 		}
 		t.Logf("pod %s (%s) → pod %s (%s): seen as %s", ips[from], from, ips[to], to, got)
 	}
@@ -343,6 +357,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 	}
 
 	// n2 removed: n1's route to n2's pods goes.
+	n2Node, _ := nodeOfStatus(f.status(admin), "n2")
 	if out, err := f.baton(f.ops, nil, "node", "rm", "n2", "--nats", f.natsURL, "--creds", f.adminCreds); err != nil {
 		t.Fatalf("node rm: %v\n%s", err, out)
 	}
@@ -350,11 +365,27 @@ func TestPodsAcrossNodes(t *testing.T) {
 		r := routes(hosts["n1"])
 		return !strings.Contains(r, n2.IP), r
 	})
-	// n2's agent, refused, took its own routes and rules away as it stopped.
-	testenv.WaitFor(t, 30*time.Second, "n2's routes and Service rules removed on n2", func() (bool, string) {
-		r, table := routes(hosts["n2"]), p.rules("n2")
-		return strings.TrimSpace(r) == "" && !strings.Contains(table, "table ip baton {"), r + table
+	testenv.WaitFor(t, 30*time.Second, "n3's route to n2 removed, its route to n1 kept", func() (bool, string) {
+		r := routes(hosts["n3"])
+		return n2Node.PodSubnet != "" && !strings.Contains(r, n2Node.PodSubnet) && strings.Contains(r, "dev "+nodeagent.VXLANDevice), r
 	})
+	// n2's agent, refused, took its own routes, tunnel and rules away as it
+	// stopped.
+	testenv.WaitFor(t, 30*time.Second, "n2's routes, tunnel and Service rules removed on n2", func() (bool, string) {
+		r, table := routes(hosts["n2"]), p.rules("n2")
+		link, _ := hosts["n2"].Command("ip", "-br", "link").CombinedOutput()
+		return strings.TrimSpace(r) == "" && !strings.Contains(table, "table ip baton {") && !strings.Contains(string(link), nodeagent.VXLANDevice), r + table + string(link)
+	})
+}
+
+// routeTo is how `ip route` shows the route to a node's pods: through its
+// address (host-gw), or through its tunnel end on the vxlan device.
+func routeTo(subnet, hostIP string, tunnel bool) string {
+	if !tunnel {
+		return subnet + " via " + hostIP + " dev "
+	}
+	end, _, _ := strings.Cut(subnet, "/")
+	return subnet + " via " + end + " dev " + nodeagent.VXLANDevice
 }
 
 // podOf is the pod in the hello server's answer "MESSAGE (pod ID, ...)".

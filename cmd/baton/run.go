@@ -291,6 +291,7 @@ type agentOptions struct {
 	podSecurity string   // the Pod Security Standards level the node enforces
 	network     string   // "cni" or "none"
 	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
+	backend     string   // --network-backend: auto, host-gw or vxlan
 	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
 	dnsUpstream []string // --dns-upstream: where the pods' DNS forwards other names ("": the host's resolv.conf)
 	cni         nodeagent.CNIConfig
@@ -335,6 +336,13 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		services nodeagent.ServiceRules
 		podDNS   *nodeagent.DNS
 	)
+	if err := nodeagent.ValidBackend(o.backend); err != nil {
+		return fmt.Errorf("--network-backend: %w", err)
+	}
+	addr := o.address
+	if addr == "" {
+		addr = nodeAddress(nc)
+	}
 	switch o.network {
 	case "cni":
 		cfg := o.cni
@@ -354,7 +362,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		if _, err := exec.LookPath("nft"); err != nil {
 			return errors.New("pod network: Services are programmed with nft, which is not installed (Debian: apt-get install nftables; or --network none)")
 		}
-		hr := &nodeagent.HostRoutes{NetNS: cfg.HostNetNS}
+		hr := &nodeagent.HostRoutes{NetNS: cfg.HostNetNS, Backend: o.backend, Address: addr, Subnet: cfg.Subnet}
 		nft := &nodeagent.NFTables{NetNS: cfg.HostNetNS, PodSubnet: cfg.Subnet, ClusterCIDR: cidr}
 		routes, services = hr, nft
 		// A node removed from the cluster (its credential refused) takes
@@ -397,10 +405,6 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	}
 	if js, err := jetstream.New(nc); err == nil {
 		rt.SetImageStore(nodeagent.LazyImageStore{JS: js, NC: nc})
-	}
-	addr := o.address
-	if addr == "" {
-		addr = nodeAddress(nc)
 	}
 	subnet := ""
 	if o.network == "cni" {

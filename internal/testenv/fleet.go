@@ -24,7 +24,17 @@ type Fleet struct {
 	prefix string
 	sw     string
 	hosts  int
+	onSw   []string // the namespaces of the hosts on the switch
+	router string   // the router's namespace ("": none yet)
+	routed int
 }
+
+// RoutedSubnets are the subnets of the hosts behind the router
+// (RoutedHost): 10.98.K.0/24 for the K-th.
+const RoutedSubnets = "10.98.0.0/16"
+
+// routerIP is the router's address on the switch.
+const routerIP = "10.99.0.254"
 
 // FleetSubnet is the hosts' subnet (each fleet is its own world).
 const FleetSubnet = "10.99.0.0/24"
@@ -84,6 +94,43 @@ func (f *Fleet) Host(name string) Host {
 	ip := fmt.Sprintf("10.99.0.%d", f.hosts)
 	f.ip(ns, "addr", "add", ip+"/24", "dev", "eth0")
 	f.ip(ns, "link", "set", "eth0", "up")
+	f.onSw = append(f.onSw, ns)
+	if f.router != "" {
+		f.ip(ns, "route", "add", RoutedSubnets, "via", routerIP)
+	}
+	return Host{Name: ns, IP: ip}
+}
+
+// RoutedHost adds a machine that shares no link with the others: it is
+// on a link of its own to a router (a namespace plugged into the switch
+// at 10.99.0.254), in 10.98.K.0/24, and the hosts on the switch reach it
+// through that router, as machines in another rack or zone.
+func (f *Fleet) RoutedHost(name string) Host {
+	f.tb.Helper()
+	if f.router == "" {
+		f.router = f.netns("router")
+		f.ip(f.sw, "link", "add", "prt", "type", "veth", "peer", "name", "eth0", "netns", f.router)
+		f.ip(f.sw, "link", "set", "prt", "master", "br0")
+		f.ip(f.sw, "link", "set", "prt", "up")
+		f.ip(f.router, "addr", "add", routerIP+"/24", "dev", "eth0")
+		f.ip(f.router, "link", "set", "eth0", "up")
+		if out, err := (Host{Name: f.router}).Command("sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+			f.tb.Fatalf("router: sysctl: %v: %s", err, out)
+		}
+		for _, ns := range f.onSw {
+			f.ip(ns, "route", "add", RoutedSubnets, "via", routerIP)
+		}
+	}
+	f.routed++
+	ns := f.netns(name)
+	port := fmt.Sprintf("r%d", f.routed)
+	f.ip(f.router, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	f.ip(f.router, "addr", "add", fmt.Sprintf("10.98.%d.1/24", f.routed), "dev", port)
+	f.ip(f.router, "link", "set", port, "up")
+	ip := fmt.Sprintf("10.98.%d.2", f.routed)
+	f.ip(ns, "addr", "add", ip+"/24", "dev", "eth0")
+	f.ip(ns, "link", "set", "eth0", "up")
+	f.ip(ns, "route", "add", "default", "via", fmt.Sprintf("10.98.%d.1", f.routed))
 	return Host{Name: ns, IP: ip}
 }
 
@@ -101,6 +148,22 @@ func (h Host) Dial(network, addr string) (net.Conn, error) {
 	err := netns.LoadNetNS("/var/run/netns/" + h.Name).Do(func(cnins.NetNS) error {
 		var err error
 		c, err = net.DialTimeout(network, addr, 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// DialFrom dials from host h with the local address local (an address of
+// one of its interfaces).
+func (h Host) DialFrom(network, local, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := netns.LoadNetNS("/var/run/netns/" + h.Name).Do(func(cnins.NetNS) error {
+		la, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(local, "0"))
+		if err != nil {
+			return err
+		}
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: la}
+		c, err = d.Dial(network, addr)
 		return err
 	})
 	return c, err

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -94,6 +96,17 @@ func main() {
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		fmt.Fprintln(w, host)
+	})
+	// /bytes?n=N answers N bytes (at most 16 MiB): larger than a packet,
+	// to test paths whose MTU is smaller than the pods'.
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 0 || n > 16<<20 {
+			http.Error(w, "want n=0..16777216", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		_, _ = w.Write(bytes.Repeat([]byte{'x'}, n))
 	})
 	log.Printf("hello: %q listening on %s", *message, *addr)
 	serve.Run(*addr, mux)
