@@ -287,6 +287,11 @@ type k8sService struct {
 		Type                  string            `json:"type"`
 		ClusterIP             string            `json:"clusterIP"`
 		SessionAffinity       string            `json:"sessionAffinity"`
+		SessionAffinityConfig struct {
+			ClientIP struct {
+				TimeoutSeconds *int `json:"timeoutSeconds"`
+			} `json:"clientIP"`
+		} `json:"sessionAffinityConfig"`
 		ExternalTrafficPolicy string            `json:"externalTrafficPolicy"`
 		InternalTrafficPolicy string            `json:"internalTrafficPolicy"`
 		Selector              map[string]string `json:"selector"`

@@ -494,6 +494,32 @@ func TestLoadAcceptedFields(t *testing.T) {
 	}
 }
 
+// sessionAffinity: ClientIP (its timeout, 3 hours by default) and the
+// traffic policies are served; a timeout out of range and an external
+// policy without a node port are refused.
+func TestLoadServicePolicies(t *testing.T) {
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  sessionAffinity: ClientIP\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]\n"
+	st, err := Load(map[string][]byte{"svc.yaml": []byte(svc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Services[0]; s.AffinitySeconds != 10800 || !s.ExternalLocal || !s.InternalLocal || len(st.Warnings) != 0 {
+		t.Fatalf("service %+v, warnings %q", s, st.Warnings)
+	}
+	timed := strings.Replace(svc, "  sessionAffinity: ClientIP\n", "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n", 1)
+	if st, err := Load(map[string][]byte{"svc.yaml": []byte(timed)}); err != nil || st.Services[0].AffinitySeconds != 60 {
+		t.Fatalf("timeoutSeconds 60: %v", err)
+	}
+	long := strings.Replace(timed, "60", "90000", 1)
+	if _, err := Load(map[string][]byte{"svc.yaml": []byte(long)}); err == nil || !strings.Contains(err.Error(), "timeoutSeconds") {
+		t.Fatalf("a timeout over a day: %v", err)
+	}
+	internal := strings.Replace(svc, "  type: NodePort\n", "", 1)
+	if _, err := Load(map[string][]byte{"svc.yaml": []byte(internal)}); err == nil || !strings.Contains(err.Error(), "spec.externalTrafficPolicy: only allowed with type NodePort or LoadBalancer") {
+		t.Fatalf("externalTrafficPolicy on a ClusterIP Service: %v", err)
+	}
+}
+
 // A `kind: List` (what kubectl get -o yaml writes) is its items, each
 // with its own lines.
 func TestLoadList(t *testing.T) {

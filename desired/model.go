@@ -351,12 +351,23 @@ type Service struct {
 	// ClusterIP is the address asked for ("": one is allocated; "None": a
 	// headless Service, no virtual address).
 	ClusterIP string `json:"clusterIP,omitempty"`
-	// Unserved lists what the manifest asks for that Baton does not do
-	// yet (session affinity, traffic policies): said as warnings.
-	Unserved []string          `json:"unserved,omitempty"`
-	Selector map[string]string `json:"selector,omitempty"`
-	Ports    []ServicePort     `json:"ports"`
+	// AffinitySeconds, when set, is ClientIP session affinity: a client
+	// goes back to the pod it reached last for this long
+	// (sessionAffinityConfig.clientIP.timeoutSeconds, 3 hours by default).
+	AffinitySeconds int `json:"affinitySeconds,omitempty"`
+	// ExternalLocal (externalTrafficPolicy: Local): a node port reaches the
+	// pods of the node it is reached on only, and they see the client's
+	// address. InternalLocal (internalTrafficPolicy: Local): pods reach
+	// the Service's pods on their own node only.
+	ExternalLocal bool              `json:"externalLocal,omitempty"`
+	InternalLocal bool              `json:"internalLocal,omitempty"`
+	Selector      map[string]string `json:"selector,omitempty"`
+	Ports         []ServicePort     `json:"ports"`
 }
+
+// DefaultAffinitySeconds is ClientIP session affinity's timeout when the
+// manifest gives none (Kubernetes' 10800).
+const DefaultAffinitySeconds = 10800
 
 // ServicePort is one port of a Service.
 type ServicePort struct {

@@ -487,13 +487,17 @@ func (n *norm) claim(c k8sPVC) Claim {
 func (n *norm) service(s k8sService) Service {
 	out := Service{Meta: n.meta(s.Metadata), Type: s.Spec.Type, Selector: s.Spec.Selector, ClusterIP: s.Spec.ClusterIP}
 	if s.Spec.SessionAffinity == "ClientIP" {
-		out.Unserved = append(out.Unserved, "sessionAffinity: ClientIP (connections are balanced at random)")
+		out.AffinitySeconds = intOr(s.Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds, DefaultAffinitySeconds)
+		if out.AffinitySeconds < 1 || out.AffinitySeconds > 86400 {
+			n.fail("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "%d: want 1 to 86400", out.AffinitySeconds)
+		}
 	}
+	out.InternalLocal = s.Spec.InternalTrafficPolicy == "Local"
 	if s.Spec.ExternalTrafficPolicy == "Local" {
-		out.Unserved = append(out.Unserved, "externalTrafficPolicy: Local (node ports reach pods on every node)")
-	}
-	if s.Spec.InternalTrafficPolicy == "Local" {
-		out.Unserved = append(out.Unserved, "internalTrafficPolicy: Local (pods reach endpoints on every node)")
+		if out.Type != "NodePort" && out.Type != "LoadBalancer" {
+			n.fail("spec.externalTrafficPolicy", "only allowed with type NodePort or LoadBalancer")
+		}
+		out.ExternalLocal = true
 	}
 	if ip := net.ParseIP(out.ClusterIP); out.ClusterIP != "" && out.ClusterIP != "None" && (ip == nil || ip.To4() == nil) {
 		n.fail("spec.clusterIP", "%q is not an IPv4 address (IPv6 Services are not built)", out.ClusterIP)

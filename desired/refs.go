@@ -253,11 +253,6 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 func unenforced(st *State) []string {
 	var w []string
 	add := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
-	for _, s := range st.Services {
-		for _, u := range s.Unserved {
-			add("Service %s: %s is not acted on yet", s.Name, u)
-		}
-	}
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
 	}

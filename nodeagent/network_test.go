@@ -214,7 +214,7 @@ func TestNFTablesServices(t *testing.T) {
 	for _, want := range []string{"10.78.0.1 . tcp . 80 : goto svc-", "10.78.0.2 . udp . 53 : goto svc-", "numgen random mod 2",
 		"0 : 10.77.1.2 . 8080, 1 : 10.77.2.2 . 8080", "dnat ip to numgen random mod 1 map { 0 : 10.77.2.3 . 53 }", "10.78.0.3 . tcp . 80", "reject",
 		"ip saddr 10.77.1.0/24 ip daddr 10.77.1.0/24 masquerade", "tcp . 30080 : goto svc-", "fib daddr type local",
-		"ip saddr != 10.77.0.0/16 masquerade"} {
+		"ip saddr != 10.77.0.0/16 ip daddr != 10.77.1.0/24 masquerade"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -253,6 +253,91 @@ func TestNFTablesServices(t *testing.T) {
 	}
 	if _, err := n.List(ctx); err == nil {
 		t.Fatal("the table is still there after Remove")
+	}
+}
+
+// ClientIP affinity (a set and a chain per endpoint) and traffic policy
+// Local (this node's endpoints only) in the real nft: changes made in
+// place leave the table as writing it whole would, and an endpoint that
+// stays keeps its clients' set.
+func TestNFTablesAffinityAndLocal(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed")
+	}
+	ctx := context.Background()
+	ns := testenv.HostNetNS(t)
+	n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24", ClusterCIDR: "10.77.0.0/16"}
+	rules := []protocol.ServiceRule{
+		{Service: "sticky", IP: "10.78.0.1", Port: 80, Protocol: "TCP", AffinitySeconds: 600, Endpoints: []string{"10.77.1.2:8080", "10.77.2.2:8080"}},
+		{Service: "ext", IP: "10.78.0.2", Port: 80, Protocol: "TCP", NodePort: 30090, ExternalLocal: true, Endpoints: []string{"10.77.1.5:80", "10.77.3.5:80"}},
+		{Service: "int", IP: "10.78.0.3", Port: 53, Protocol: "UDP", InternalLocal: true, Endpoints: []string{"10.77.2.9:53"}},
+	}
+	if err := n.Apply(ctx, rules); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"flags dynamic,timeout", "timeout 10m", "update @aff-", "ip saddr @aff-", "numgen random mod 2 vmap { 0 : goto ep-",
+		"dnat to 10.77.1.2:8080", "dnat to 10.77.2.2:8080",
+		"tcp . 30090 : goto ext-", "dnat ip to numgen random mod 1 map { 0 : 10.77.1.5 . 80 }", "numgen random mod 2 map { 0 : 10.77.1.5 . 80, 1 : 10.77.3.5 . 80 }",
+		"10.78.0.3 . udp . 53"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// A client remembered by the endpoint that stays.
+	setOf := func(table, endpoint string) string {
+		// The endpoint's chain updates its set, then DNATs to it.
+		i := strings.Index(table, "dnat to "+endpoint)
+		j := strings.LastIndex(table[:max(i, 0)], "update @")
+		if i < 0 || j < 0 {
+			return ""
+		}
+		name, _, _ := strings.Cut(table[j+len("update @"):], " ")
+		return name
+	}
+	kept := setOf(out, "10.77.1.2:8080")
+	if kept == "" {
+		t.Fatalf("no set for 10.77.1.2:8080:\n%s", out)
+	}
+	if out, err := exec.Command("nsenter", "--net="+ns, "nft", "add", "element", "ip", "baton", kept, "{ 10.77.9.9 }").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	changed := []protocol.ServiceRule{
+		{Service: "sticky", IP: "10.78.0.1", Port: 80, Protocol: "TCP", AffinitySeconds: 600, Endpoints: []string{"10.77.1.2:8080", "10.77.3.3:8080"}},
+		{Service: "ext", IP: "10.78.0.2", Port: 80, Protocol: "TCP", NodePort: 30090, Endpoints: []string{"10.77.1.5:80", "10.77.3.5:80"}},
+		{Service: "int", IP: "10.78.0.3", Port: 53, Protocol: "UDP", InternalLocal: true, Endpoints: []string{"10.77.1.9:53", "10.77.2.9:53"}},
+		{Service: "new", IP: "10.78.0.4", Port: 80, Protocol: "TCP", AffinitySeconds: 30, Endpoints: []string{"10.77.1.7:80"}},
+	}
+	if err := n.Apply(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := n.List(ctx)
+	if !strings.Contains(got, "10.77.9.9") || strings.Contains(got, "10.77.2.2") || strings.Contains(got, "ext-") {
+		t.Fatalf("after the changes (the client kept, 10.77.2.2 and ext- gone):\n%s", got)
+	}
+	whole := &nodeagent.NFTables{NetNS: testenv.HostNetNS(t), PodSubnet: "10.77.1.0/24", ClusterCIDR: "10.77.0.0/16"}
+	if err := whole.Apply(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := whole.List(ctx)
+	// The set's element and its expiry are the only difference.
+	strip := func(s string) string {
+		var keep []string
+		for _, l := range strings.Split(s, "\n") {
+			if !strings.Contains(l, "10.77.9.9") && !strings.Contains(l, "elements = {") {
+				keep = append(keep, l)
+			}
+		}
+		return sortedLines(strings.Join(keep, "\n"))
+	}
+	if strip(got) != strip(want) {
+		t.Fatalf("after the changes:\n%s\nwritten whole:\n%s", got, want)
+	}
+	if err := n.Apply(ctx, []protocol.ServiceRule{{Service: "x", IP: "10.78.0.9", Port: 80, Protocol: "TCP", AffinitySeconds: 86401}}); err == nil {
+		t.Fatal("affinity over a day: want an error")
 	}
 }
 

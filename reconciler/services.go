@@ -179,7 +179,8 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 		}
 		for _, p := range s.Ports {
 			rule := protocol.ServiceRule{Service: s.Name, IP: ip, Port: p.Port, Protocol: p.Protocol, Endpoints: []string{},
-				NodePort: nodePorts[nodePortKey(s.Name, p.Port)]}
+				NodePort: nodePorts[nodePortKey(s.Name, p.Port)], AffinitySeconds: s.AffinitySeconds, InternalLocal: s.InternalLocal}
+			rule.ExternalLocal = s.ExternalLocal && rule.NodePort != 0
 			for _, w := range selected {
 				port, ok := targetPort(p.TargetPort, w.Pod)
 				if !ok {

@@ -83,9 +83,21 @@ func TestServiceRules(t *testing.T) {
 	}}
 	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), svc("none", "")}}
 	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, nil, NewLive(in))
-	want := "[{none 10.78.0.2 80 TCP 0 []} {web 10.78.0.1 80 TCP 0 [10.77.1.2:8080 10.77.2.2:8080]}]"
+	want := "[{none 10.78.0.2 80 TCP 0 [] 0 false false} {web 10.78.0.1 80 TCP 0 [10.77.1.2:8080 10.77.2.2:8080] 0 false false}]"
 	if fmt.Sprint(rules) != want {
 		t.Fatalf("rules %v\nwant  %v", rules, want)
+	}
+	// Affinity and the traffic policies travel with the rule; the external
+	// policy only where there is a node port.
+	st.Services[0].AffinitySeconds, st.Services[0].ExternalLocal, st.Services[0].InternalLocal = 60, true, true
+	rules = ServiceRules(st, map[string]string{"web": "10.78.0.1", "none": "10.78.0.2"}, map[string]int{"web.80": 30080}, NewLive(in))
+	want = "[{none 10.78.0.2 80 TCP 0 [] 0 false false} {web 10.78.0.1 80 TCP 30080 [10.77.1.2:8080 10.77.2.2:8080] 60 true true}]"
+	if fmt.Sprint(rules) != want {
+		t.Fatalf("rules %v\nwant  %v", rules, want)
+	}
+	rules = ServiceRules(st, map[string]string{"web": "10.78.0.1"}, nil, NewLive(in))
+	if r := rules[0]; r.ExternalLocal || !r.InternalLocal {
+		t.Fatalf("no node port: %+v", r)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -475,6 +476,72 @@ func (p *podNet) podIPOf(id string) string {
 		}
 	}
 	return ""
+}
+
+// TestServicePolicies: with sessionAffinity ClientIP every request of a
+// pod goes to one pod; with externalTrafficPolicy Local a node port
+// answers from the pod of the node it is reached on, which sees the
+// client's own address; with internalTrafficPolicy Local a pod reaches
+// the Service's pod on its own node.
+func TestServicePolicies(t *testing.T) {
+	p := startPodNet(t, "")
+	f := p.f
+	files := maps.Clone(p.files)
+	files["policies.yaml"] = `apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  clusterIP: 10.78.0.11
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec:
+  type: NodePort
+  clusterIP: 10.78.0.12
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Local
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: http, nodePort: 30081}]
+`
+	f.commit("policies", files)
+	for node := range p.hosts {
+		testenv.WaitFor(t, 30*time.Second, "both Services in "+node+"'s rules", func() (bool, string) {
+			r := p.rules(node)
+			return strings.Contains(r, "10.78.0.11 . tcp . 80") && strings.Contains(r, "tcp . 30081"), r
+		})
+	}
+	ask := func(what string, get func() (string, error)) map[string]int {
+		seen := map[string]int{}
+		for i := range 12 {
+			out, err := get()
+			if err != nil || !strings.Contains(out, "(pod ") {
+				t.Fatalf("%s, request %d: %v %s", what, i, err, out)
+			}
+			seen[p.podIPOf(podOf(out))]++
+		}
+		return seen
+	}
+	for _, node := range fleetNodes {
+		// 12 answers from one pod of three: by chance once in 177,147.
+		if seen := ask("sticky from "+node, func() (string, error) { return f.fetchFrom(node, "http://10.78.0.11/") }); len(seen) != 1 {
+			t.Errorf("the pod on %s through the sticky Service reached %v, want one pod", node, seen)
+		}
+		if seen := ask("local from "+node, func() (string, error) { return f.fetchFrom(node, "http://10.78.0.12/") }); len(seen) != 1 || seen[p.ips[node]] != 12 {
+			t.Errorf("the pod on %s through the internal-local Service reached %v, want its own %s", node, seen, p.ips[node])
+		}
+		url := "http://" + p.hosts[node].IP + ":30081"
+		if seen := ask("node port of "+node, func() (string, error) { return f.fetchFromHost(f.ops, url+"/") }); len(seen) != 1 || seen[p.ips[node]] != 12 {
+			t.Errorf("node port 30081 of %s reached %v, want the pod on it, %s", node, seen, p.ips[node])
+		}
+		if got, err := f.fetchFromHost(f.ops, url+"/whoami"); err != nil || strings.TrimSpace(got) != f.ops.IP {
+			t.Errorf("through the external-local node port of %s the pod saw %q (%v), want the client's %s", node, got, err, f.ops.IP)
+		}
+	}
 }
 
 // TestCounterExample: examples/counter as written, on two nodes: the web

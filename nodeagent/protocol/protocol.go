@@ -276,7 +276,21 @@ type ServiceRule struct {
 	NodePort int `json:"nodePort,omitempty"`
 	// Endpoints are the ready pods' "ip:port" (none: refused).
 	Endpoints []string `json:"endpoints"`
+	// AffinitySeconds, when set, sends a client (by address) to the
+	// endpoint it reached last, for this long after its last connection
+	// (sessionAffinity: ClientIP).
+	AffinitySeconds int `json:"affinitySeconds,omitempty"`
+	// ExternalLocal keeps traffic to the node port on the endpoints of the
+	// node it came in by, with the client's address
+	// (externalTrafficPolicy: Local); InternalLocal keeps pods' traffic to
+	// the Service's address on their own node's endpoints
+	// (internalTrafficPolicy: Local).
+	ExternalLocal bool `json:"externalLocal,omitempty"`
+	InternalLocal bool `json:"internalLocal,omitempty"`
 }
+
+// MaxAffinitySeconds bounds AffinitySeconds (as Kubernetes' one day).
+const MaxAffinitySeconds = 86400
 
 // MaxBatch bounds the items of one batch.
 const MaxBatch = 10_000
