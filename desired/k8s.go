@@ -284,9 +284,9 @@ type k8sPVC struct {
 type k8sService struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {
-		Type                  string            `json:"type"`
-		ClusterIP             string            `json:"clusterIP"`
-		SessionAffinity       string            `json:"sessionAffinity"`
+		Type                  string `json:"type"`
+		ClusterIP             string `json:"clusterIP"`
+		SessionAffinity       string `json:"sessionAffinity"`
 		SessionAffinityConfig struct {
 			ClientIP struct {
 				TimeoutSeconds *int `json:"timeoutSeconds"`
