@@ -3,8 +3,11 @@ package nodeagent_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"runtime"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -143,8 +146,9 @@ func BenchmarkAgentIdle(b *testing.B) {
 
 // BenchmarkServiceRules: one node writing the rules of 1,000 Services × 10
 // endpoints into nftables (the whole table, one transaction, real nft in a
-// network namespace the benchmark makes), and then one endpoint changed
-// (only that Service's chain and elements, one transaction).
+// network namespace the benchmark makes), the same with ClientIP affinity,
+// and then one endpoint changed (only that Service's chain, one
+// transaction).
 //
 //	go test -run '^$' -bench ServiceRules -benchtime 10x ./nodeagent
 func BenchmarkServiceRules(b *testing.B) {
@@ -171,16 +175,86 @@ func BenchmarkServiceRules(b *testing.B) {
 			}
 		}
 	})
+	// With ClientIP affinity every endpoint has a chain and a set: 100
+	// Services × 10 (nft's time grows faster than the sets: 1,000 × 10
+	// take some 17 s).
+	sticky := slices.Clone(rules[:100])
+	for i := range sticky {
+		sticky[i].AffinitySeconds = 10800
+	}
+	b.Run("services=100x10/affinity", func(b *testing.B) {
+		for range b.N {
+			n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24"}
+			if err := n.Apply(ctx, sticky); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	n := &nodeagent.NFTables{NetNS: ns, PodSubnet: "10.77.1.0/24"}
 	if err := n.Apply(ctx, rules); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("one-endpoint-changed", func(b *testing.B) {
 		for i := range b.N {
+			// A new slice, as each command decodes: the table's state
+			// never shares the caller's.
+			rules[0].Endpoints = slices.Clone(rules[0].Endpoints)
 			rules[0].Endpoints[0] = fmt.Sprintf("10.77.1.%d:8080", i%200+2)
 			if err := n.Apply(ctx, rules); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// BenchmarkPodRoutes: a stream from a pod address of one host to one of
+// another (hosts played by network namespaces on one switch, real routes)
+// straight through the other host's address (host-gw) and through the
+// vxlan tunnel, in one run: the tunnel's cost (encapsulation, a smaller
+// MTU).
+//
+//	go test -run '^$' -bench PodRoutes -benchtime 2000x -count 3 ./nodeagent
+func BenchmarkPodRoutes(b *testing.B) {
+	testenv.RequireCNI(b)
+	fl := testenv.NewFleet(b)
+	chunk := make([]byte, 64<<10)
+	for i, backend := range []string{nodeagent.BackendHostGW, nodeagent.BackendVXLAN} {
+		from := newPodHost(b, fl.Host(fmt.Sprintf("a%d", i)), 2*i+1, backend)
+		to := newPodHost(b, fl.Host(fmt.Sprintf("b%d", i)), 2*i+2, backend)
+		for _, pair := range [][2]*podHost{{from, to}, {to, from}} {
+			if err := pair[0].routes.Apply(context.Background(), []protocol.Route{pair[1].route("peer")}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ln, err := to.h.Listen("tcp", net.JoinHostPort(to.pod, "0"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := make(chan int64, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- -1
+				return
+			}
+			n, _ := io.Copy(io.Discard, c)
+			c.Close()
+			got <- n
+		}()
+		c, err := from.h.DialFrom("tcp", from.pod, ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("backend="+backend, func(b *testing.B) {
+			b.SetBytes(int64(len(chunk)))
+			for range b.N {
+				if _, err := c.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		c.Close()
+		<-got
+		ln.Close()
+	}
 }

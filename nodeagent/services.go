@@ -238,11 +238,13 @@ func update(old, now map[string]svcState) string {
 		if ok && o.sig == n.sig {
 			continue
 		}
-		// A map element is deleted by its key alone.
+		// A map element is deleted by its key alone; one that stays as it
+		// is, is left.
 		svc, np, empty := o.elements()
-		del("services", keyOf(svc))
-		del("nodeports", keyOf(np))
-		del("no-endpoints", empty)
+		nsvc, nnp, nempty := n.elements()
+		del("services", keyOf(changed(svc, nsvc, ok)))
+		del("nodeports", keyOf(changed(np, nnp, ok)))
+		del("no-endpoints", changed(empty, nempty, ok))
 		for _, c := range o.chains {
 			fmt.Fprintf(&b, "flush chain ip baton %s\n", c.name)
 		}
@@ -279,11 +281,20 @@ func update(old, now map[string]svcState) string {
 			}
 		}
 		svc, np, empty := n.elements()
-		add("services", svc)
-		add("nodeports", np)
-		add("no-endpoints", empty)
+		osvc, onp, oempty := o.elements()
+		add("services", changed(svc, osvc, ok))
+		add("nodeports", changed(np, onp, ok))
+		add("no-endpoints", changed(empty, oempty, ok))
 	}
 	return b.String()
+}
+
+// changed is elem unless the other state (when there is one) has it too.
+func changed(elem, other string, ok bool) string {
+	if ok && elem == other {
+		return ""
+	}
+	return elem
 }
 
 // ValidServiceRules checks rules as a node receives them.

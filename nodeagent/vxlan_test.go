@@ -25,7 +25,7 @@ type podHost struct {
 	routes *nodeagent.HostRoutes
 }
 
-func newPodHost(t *testing.T, h testenv.Host, k int, backend string) *podHost {
+func newPodHost(t testing.TB, h testenv.Host, k int, backend string) *podHost {
 	t.Helper()
 	p := &podHost{h: h, subnet: fmt.Sprintf("10.77.%d.0/24", k), pod: fmt.Sprintf("10.77.%d.1", k)}
 	for _, args := range [][]string{
