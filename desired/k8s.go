@@ -49,10 +49,9 @@ type k8sPort struct {
 	Protocol      string `json:"protocol"`
 }
 
-type resourceList struct {
-	CPU    any `json:"cpu"`
-	Memory any `json:"memory"`
-}
+// resourceList is a container's requests or limits by resource name
+// (cpu, memory, ephemeral-storage, hugepages-<size>, extended resources).
+type resourceList map[string]any
 
 type k8sProbe struct {
 	HTTPGet *struct {

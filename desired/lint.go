@@ -19,7 +19,7 @@ func Lint(st *State) []string {
 			if unpinned(c.Image) {
 				out = append(out, fmt.Sprintf("%s: %s: container %s: image %q is not pinned to a version (no tag or latest)", src, what, c.Name, c.Image))
 			}
-			if c.Resources.Requests == (Amount{}) {
+			if r := c.Resources.Requests; r.CPUMilli == 0 && r.MemoryBytes == 0 && len(r.Extra) == 0 {
 				out = append(out, fmt.Sprintf("%s: %s: container %s: no resource requests: placement counts it as using nothing", src, what, c.Name))
 			}
 			probe = probe || c.ReadinessProbe != nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -601,5 +602,41 @@ func TestLoadAutoscalingV1(t *testing.T) {
 	v2 := strings.Replace(hpa, "autoscaling/v1", "autoscaling/v2", 1) + "  targetCPUUtilizationPercentage: 55\n"
 	if _, err := Load(map[string][]byte{"web.yaml": []byte(base), "hpa.yaml": []byte(v2)}); err == nil || !strings.Contains(err.Error(), "targetCPUUtilizationPercentage: field not allowed") {
 		t.Fatalf("a v1 field in v2: %v", err)
+	}
+}
+
+// Resources beyond cpu and memory: a limit alone requests the limit;
+// extended resources and huge pages need a limit equal to any request and
+// whole units; each is said to be scheduled only.
+func TestLoadExtraResources(t *testing.T) {
+	res := func(r string) map[string][]byte {
+		return map[string][]byte{"web.yaml": []byte(base + "          resources:\n" + r)}
+	}
+	st, err := Load(res("            requests: {ephemeral-storage: 1Gi}\n            limits: {nvidia.com/gpu: 2, hugepages-2Mi: 64Mi, ephemeral-storage: 2Gi}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := st.Workloads[0].Pod.Containers[0].Resources.Requests.Extra
+	if want := map[string]int64{"ephemeral-storage": 1 << 30, "nvidia.com/gpu": 2, "hugepages-2Mi": 64 << 20}; !maps.Equal(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
+	}
+	w := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{"ephemeral-storage is scheduled against the nodes' disks and not enforced", "nvidia.com/gpu is scheduled against what nodes advertise",
+		"hugepages-2Mi is scheduled against what nodes advertise"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	for _, c := range []struct{ res, want string }{
+		{"            requests: {nvidia.com/gpu: 1}\n", "limits.nvidia.com/gpu: required"},
+		{"            requests: {nvidia.com/gpu: 1}\n            limits: {nvidia.com/gpu: 2}\n", "requests.nvidia.com/gpu: must equal its limit"},
+		{"            limits: {nvidia.com/gpu: 500m}\n", "whole units"},
+		{"            requests: {hugepages-2Mi: 2Mi}\n", "limits.hugepages-2Mi: required"},
+		{"            requests: {ephemeral-storage: 2Gi}\n            limits: {ephemeral-storage: 1Gi}\n", "a request is above its limit"},
+		{"            requests: {gpu: 1}\n", "gpu: field not allowed"},
+	} {
+		if _, err := Load(res(c.res)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.res, err, c.want)
+		}
 	}
 }

@@ -191,9 +191,12 @@ type Resources struct {
 }
 
 // Amount is CPU in thousandths of a core and memory in bytes; 0 is unset.
+// Extra holds the other resources by name: ephemeral-storage and
+// hugepages-<size> in bytes, extended resources (nvidia.com/gpu) in units.
 type Amount struct {
-	CPUMilli    int64 `json:"cpuMilli,omitempty"`
-	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	CPUMilli    int64            `json:"cpuMilli,omitempty"`
+	MemoryBytes int64            `json:"memoryBytes,omitempty"`
+	Extra       map[string]int64 `json:"extra,omitempty"`
 }
 
 // Probe checks a container, with Kubernetes' defaults applied.

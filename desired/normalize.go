@@ -261,10 +261,8 @@ func (n *norm) container(f string, c k8sContainer) Container {
 		out.Ports = append(out.Ports, pt)
 	}
 	rf := f + ".resources"
-	out.Resources = Resources{
-		Requests: Amount{CPUMilli: n.quantity(rf+".requests.cpu", c.Resources.Requests.CPU, 1000), MemoryBytes: n.quantity(rf+".requests.memory", c.Resources.Requests.Memory, 1)},
-		Limits:   Amount{CPUMilli: n.quantity(rf+".limits.cpu", c.Resources.Limits.CPU, 1000), MemoryBytes: n.quantity(rf+".limits.memory", c.Resources.Limits.Memory, 1)},
-	}
+	out.Resources = Resources{Requests: n.amount(rf+".requests", c.Resources.Requests), Limits: n.amount(rf+".limits", c.Resources.Limits)}
+	n.extraResources(rf, &out.Resources)
 	// As in Kubernetes, a limit without a request requests the limit.
 	if out.Resources.Requests.CPUMilli == 0 {
 		out.Resources.Requests.CPUMilli = out.Resources.Limits.CPUMilli

@@ -2,6 +2,8 @@ package desired
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -267,6 +269,23 @@ func unenforced(st *State) []string {
 		}
 		if p.PriorityClassName != "" {
 			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
+		}
+		said := map[string]bool{}
+		for _, c := range p.Containers {
+			for _, name := range slices.Sorted(maps.Keys(c.Resources.Requests.Extra)) {
+				if said[name] {
+					continue
+				}
+				said[name] = true
+				switch {
+				case name == ResourceEphemeralStorage:
+					add("%s: ephemeral-storage is scheduled against the nodes' disks and not enforced (nothing limits the writable layer, logs or emptyDir)", what)
+				case IsHugePages(name):
+					add("%s: %s is scheduled against what nodes advertise (baton agent --resource) and no huge pages are mounted into the pod", what, name)
+				default:
+					add("%s: %s is scheduled against what nodes advertise (baton agent --resource); the device is not given to the container (Baton has no device plugins)", what, name)
+				}
+			}
 		}
 	}
 	for _, wl := range st.Workloads {

@@ -34,6 +34,10 @@ type Config struct {
 	// Address (the node's address between nodes) and PodSubnet (its pods'
 	// addresses) are reported in heartbeats.
 	Address, PodSubnet string
+	// Extra is what the node has of resources beyond cpu and memory
+	// (ephemeral-storage, hugepages-<size>, extended resources), reported
+	// in heartbeats for placement.
+	Extra map[string]int64
 	// Routes programs the routes to other nodes' pods (OpNetwork), and
 	// Services the Services' virtual addresses (OpServices); nil: the node
 	// has no pod network, and the command is acknowledged and ignored.
@@ -315,7 +319,7 @@ func (a *Agent) recover(ctx context.Context) {
 func (a *Agent) heartbeat(ctx context.Context) {
 	hb := protocol.Heartbeat{
 		Version: protocol.Version, Node: a.cfg.Node, Labels: a.cfg.Labels, AgentVersion: a.cfg.Version,
-		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory()},
+		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory(), Extra: a.cfg.Extra},
 		Time:     time.Now().UTC(), Address: a.cfg.Address, PodSubnet: a.cfg.PodSubnet,
 	}
 	if err := a.cfg.NATS.Publish(protocol.HeartbeatSubject(a.cfg.Node), protocol.Encode(hb)); err != nil {

@@ -146,6 +146,13 @@ func TestCompute(t *testing.T) {
 	mid := workload("mid", 1, "mid:1")
 	mid.Pod.Containers[0].Resources.Requests.MemoryBytes = 1 * gi
 	mid.Hash = mid.Pod.Hash()
+	gpu := workload("gpu", 3, "train:1")
+	gpu.Pod.Containers[0].Resources.Requests.Extra = map[string]int64{"nvidia.com/gpu": 1, "ephemeral-storage": 10 * gi}
+	gpu.Hash = gpu.Pod.Hash()
+	withGPUs := func(n NodeView, gpus int64) NodeView {
+		n.Allocatable = protocol.Resources{CPUMilli: 4000, MemoryBytes: 8 * gi, Extra: map[string]int64{"nvidia.com/gpu": gpus}}
+		return n
+	}
 	web := workload("web", 3, "web:1")
 	web2 := workload("web", 3, "web:2")
 	web5 := workload("web", 5, "web:1")
@@ -511,6 +518,14 @@ func TestCompute(t *testing.T) {
 				sized(labeled(node("n2"), "disk", "ssd"), 2*gi),
 				sized(node("n3"), 16*gi))},
 			want: []string{"pending big×1: 0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch", "start big@n1", "start big@n2"},
+		},
+		{
+			name: "placement: extended resources go where nodes advertise them, counting running replicas; unknown ephemeral-storage fits",
+			in: Input{Desired: state(gpu), Nodes: nodes(
+				withGPUs(node("n1", rep("g", gpu, R, time.Hour)), 2),
+				withGPUs(node("n2"), 0),
+				sized(node("n3"), 8*gi))},
+			want: []string{"pending gpu×1: 0/3 nodes fit: 3 insufficient nvidia.com/gpu", "start gpu@n1"},
 		},
 		{
 			name: "placement counts the requests of running replicas of other workloads",

@@ -386,6 +386,10 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 		r.reject(ctx, err, m, "heartbeat rejected")
 		return
 	}
+	if err := hb.Capacity.Valid(); err != nil {
+		r.reject(ctx, err, m, "heartbeat rejected")
+		return
+	}
 	r.mb.mu.Lock()
 	r.mb.heartbeats[hb.Node] = received[protocol.Heartbeat]{msg: hb, at: r.cfg.Clock()}
 	r.mb.mu.Unlock()

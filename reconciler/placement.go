@@ -25,6 +25,21 @@ func podRequests(p desired.PodSpec) schedule.Resources {
 	return r
 }
 
+// podExtra sums a pod's container requests beyond cpu and memory (nil:
+// none).
+func podExtra(p desired.PodSpec) map[string]int64 {
+	var out map[string]int64
+	for _, c := range p.Containers {
+		for name, v := range c.Resources.Requests.Extra {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[name] += v
+		}
+	}
+	return out
+}
+
 func portKeys(p desired.PodSpec) []string {
 	var out []string
 	for _, b := range protocol.HostPorts(p) {
@@ -35,15 +50,22 @@ func portKeys(p desired.PodSpec) []string {
 
 func newCluster(in Input, live *Live) *cluster {
 	requests := map[string]schedule.Resources{}
+	extra := map[string]map[string]int64{}
 	ports := map[string][]string{}
 	if in.Desired != nil {
 		for _, w := range in.Desired.Workloads {
 			requests[w.Name] = podRequests(w.Pod)
 			ports[w.Name] = portKeys(w.Pod)
+			if e := podExtra(w.Pod); e != nil {
+				extra[w.Name] = e
+			}
 		}
 		for _, j := range in.Desired.Jobs { // CronJob runs are among them
 			requests[JobWorkload(j.Name)] = podRequests(j.Spec.Pod)
 			ports[JobWorkload(j.Name)] = portKeys(j.Spec.Pod)
+			if e := podExtra(j.Spec.Pod); e != nil {
+				extra[JobWorkload(j.Name)] = e
+			}
 		}
 	}
 	names := sortedKeys(in.Nodes)
@@ -52,8 +74,8 @@ func newCluster(in Input, live *Live) *cluster {
 	for i, name := range names {
 		n := in.Nodes[name]
 		sn := schedule.Node{Name: name, Ready: live.Ready[name], Cordoned: in.Cordoned[name] || in.Draining[name], Labels: n.Labels,
-			Allocatable: schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
-			Workloads:   map[string]int{}}
+			Allocatable:      schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
+			ExtraAllocatable: n.Allocatable.Extra, Workloads: map[string]int{}}
 		if len(n.Volumes) > 0 {
 			sn.Volumes = map[string]bool{}
 			for _, v := range n.Volumes {
@@ -73,6 +95,12 @@ func newCluster(in Input, live *Live) *cluster {
 			req := requests[r.Workload]
 			n.Requested.CPUMilli += req.CPUMilli
 			n.Requested.MemoryBytes += req.MemoryBytes
+			for name, v := range extra[r.Workload] {
+				if n.ExtraRequested == nil {
+					n.ExtraRequested = map[string]int64{}
+				}
+				n.ExtraRequested[name] += v
+			}
 			n.Workloads[r.Workload]++
 			n.Total++
 			for _, p := range r.Ports {
@@ -96,7 +124,7 @@ func newCluster(in Input, live *Live) *cluster {
 
 // schedPod is what placement needs of a workload's pod.
 func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
-	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod)}
+	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), Extra: podExtra(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod)}
 	for _, v := range w.Pod.Volumes {
 		if v.Claim != nil {
 			p.Claims = append(p.Claims, v.Claim.Claim)

@@ -62,7 +62,7 @@ func (c *Cluster) Place(pod Pod, n int) Result {
 	if n <= 0 {
 		return Result{}
 	}
-	if len(pod.Terms) > 0 || len(pod.HostPorts) > 0 || len(pod.Claims) > 0 || len(pod.Refused) > 0 || len(c.Nodes) == 0 {
+	if len(pod.Terms) > 0 || len(pod.HostPorts) > 0 || len(pod.Claims) > 0 || len(pod.Refused) > 0 || len(pod.Extra) > 0 || len(c.Nodes) == 0 {
 		res := Place(pod, c.Nodes, n, c.s)
 		for _, name := range res.Nodes {
 			c.apply(c.index[name], pod)
@@ -78,6 +78,12 @@ func (c *Cluster) apply(i int, pod Pod) {
 	n := &c.Nodes[i]
 	n.Requested.CPUMilli += pod.Requests.CPUMilli
 	n.Requested.MemoryBytes += pod.Requests.MemoryBytes
+	if len(pod.Extra) > 0 && n.ExtraRequested == nil {
+		n.ExtraRequested = map[string]int64{}
+	}
+	for name, v := range pod.Extra {
+		n.ExtraRequested[name] += v
+	}
 	if n.Workloads == nil {
 		n.Workloads = map[string]int{}
 	}

@@ -25,6 +25,10 @@ type Node struct {
 	Allocatable Resources
 	// Requested sums the requests of the pods the node holds.
 	Requested Resources
+	// ExtraAllocatable and ExtraRequested are the same for the resources
+	// beyond cpu and memory (what the node advertises; absent: none).
+	ExtraAllocatable map[string]int64
+	ExtraRequested   map[string]int64
 	// HostPorts are the ports its pods publish, as "TCP/8080".
 	HostPorts map[string]bool
 	// Volumes are the claims whose local volumes the node holds.
@@ -61,6 +65,26 @@ type Pod struct {
 	// Refused names the nodes that refused the pod (their policy), with
 	// why: they are filtered out.
 	Refused map[string]string
+	// Extra are the requests beyond cpu and memory, by resource name
+	// (ephemeral-storage, hugepages-2Mi, nvidia.com/gpu).
+	Extra map[string]int64
+}
+
+// ExtraFits says why a node with allocatable and requested extra
+// resources cannot take k more pods requesting extra ("" if it can). A
+// node that reports no ephemeral-storage is not held to it; any other
+// resource must be advertised.
+func ExtraFits(allocatable, requested, extra map[string]int64, k int64) string {
+	for name, v := range extra {
+		a, ok := allocatable[name]
+		if !ok && name == "ephemeral-storage" {
+			continue
+		}
+		if requested[name]+k*v > a {
+			return "insufficient " + name
+		}
+	}
+	return ""
 }
 
 // Strategy chooses among the nodes that fit.
@@ -232,6 +256,9 @@ func (p *placer) filter(i int) string {
 	}
 	if a := n.Allocatable; a.MemoryBytes > 0 && req.MemoryBytes > 0 && n.Requested.MemoryBytes+(k+1)*req.MemoryBytes > a.MemoryBytes {
 		return "insufficient memory"
+	}
+	if r := ExtraFits(n.ExtraAllocatable, n.ExtraRequested, p.pod.Extra, k+1); r != "" {
+		return r
 	}
 	for _, hp := range p.pod.HostPorts {
 		if n.HostPorts[hp] || k > 0 {

@@ -55,6 +55,13 @@ func TestPlace(t *testing.T) {
 		reason   string
 	}{
 		{name: "no nodes", pod: web, n: 2, unplaced: 2, reason: "no nodes"},
+		{name: "extra resources: advertised ones are counted, a node silent on ephemeral-storage is not held to it",
+			pod:   Pod{Workload: "web", Extra: map[string]int64{"ephemeral-storage": 6 * gi}},
+			nodes: []Node{node("a", func(n *Node) { n.ExtraAllocatable = map[string]int64{"ephemeral-storage": 10 * gi} }), node("b", requested(3000, 0))},
+			n:     3, want: []string{"a", "b", "b"}},
+		{name: "extra resources: an extended resource nobody advertises fits nowhere",
+			pod: Pod{Workload: "web", Extra: map[string]int64{"google.com/tpu": 4}}, nodes: []Node{node("a")}, n: 1,
+			unplaced: 1, reason: "0/1 nodes fit: 1 insufficient google.com/tpu"},
 		{name: "even spread, ties by name", pod: web, nodes: []Node{node("b"), node("a")}, n: 4, want: []string{"a", "b", "a", "b"}},
 		{name: "fewest of the workload first", pod: web, nodes: []Node{node("a", holding("web", 2)), node("b")}, n: 3, want: []string{"b", "b", "a"}},
 		{name: "then the least requested", pod: web, nodes: []Node{node("a", requested(3000, 0)), node("b", requested(1000, 0))}, n: 1, want: []string{"b"}},

@@ -292,6 +292,7 @@ type agentOptions struct {
 	network     string   // "cni" or "none"
 	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
 	backend     string   // --network-backend: auto, host-gw or vxlan
+	resources   []string // --resource NAME=QUANTITY: extra resources for placement
 	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
 	dnsUpstream []string // --dns-upstream: where the pods' DNS forwards other names ("": the host's resolv.conf)
 	cni         nodeagent.CNIConfig
@@ -338,6 +339,10 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	)
 	if err := nodeagent.ValidBackend(o.backend); err != nil {
 		return fmt.Errorf("--network-backend: %w", err)
+	}
+	extra, err := nodeResources(o.resources, o.dataDir)
+	if err != nil {
+		return err
 	}
 	addr := o.address
 	if addr == "" {
@@ -411,7 +416,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		subnet = o.cni.Subnet
 	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Extra: extra, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})

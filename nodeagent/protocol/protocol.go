@@ -119,6 +119,29 @@ var (
 type Resources struct {
 	CPUMilli    int64 `json:"cpuMilli"`
 	MemoryBytes int64 `json:"memoryBytes"`
+	// Extra is what the node has of other resources, by name:
+	// ephemeral-storage and hugepages-<size> in bytes, extended resources
+	// (nvidia.com/gpu) in units.
+	Extra map[string]int64 `json:"extra,omitempty"`
+}
+
+// MaxExtraResources bounds the extra resources a node advertises.
+const MaxExtraResources = 64
+
+// Valid checks what a node says it has.
+func (r Resources) Valid() error {
+	if r.CPUMilli < 0 || r.MemoryBytes < 0 {
+		return errors.New("capacity: negative cpu or memory")
+	}
+	if len(r.Extra) > MaxExtraResources {
+		return fmt.Errorf("capacity: %d extra resources, at most %d", len(r.Extra), MaxExtraResources)
+	}
+	for name, v := range r.Extra {
+		if v < 0 || name == "" || len(name) > 253 {
+			return fmt.Errorf("capacity: resource %.60q: a name of at most 253 bytes and a count of at least 0", name)
+		}
+	}
+	return nil
 }
 
 // Heartbeat says a node is alive.
