@@ -269,14 +269,13 @@ func TestLoadBadInput(t *testing.T) {
 		files map[string]string
 		want  string
 	}{
-		{"dangling configMap env", map[string]string{"w.yaml": dep("          env: [{name: A, valueFrom: {configMapKeyRef: {name: cfg, key: a}}}]\n")},
-			`w.yaml:12:57: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: no ConfigMap named "cfg"`},
+		{"a key missing from a ConfigMap", map[string]string{"w.yaml": dep("          env: [{name: A, valueFrom: {configMapKeyRef: {name: cfg, key: a}}}]\n") +
+			"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {b: c}\n"},
+			`w.yaml:12:57: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: ConfigMap "cfg" has no key "a"`},
 		{"dangling secret key", map[string]string{"w.yaml": dep("          env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: nope}}}]\n") +
 			"---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n"},
 			`secretKeyRef.name: Secret "s" has no key "nope"`},
 		{"optional reference may dangle", map[string]string{"w.yaml": dep("          envFrom: [{configMapRef: {name: cfg, optional: true}}]\n")}, ""},
-		{"dangling claim", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]\n      containers:", 1)},
-			`spec.template.spec.volumes[0].persistentVolumeClaim.claimName: no PersistentVolumeClaim named "data"`},
 		{"invalid quantity", map[string]string{"w.yaml": dep("          resources: {limits: {memory: 12XB}}\n")},
 			`w.yaml:12:40: spec.template.spec.containers[0].resources.limits.memory: invalid value "12XB": must be a quantity`},
 		{"request above limit", map[string]string{"w.yaml": dep("          resources: {requests: {cpu: 2}, limits: {cpu: 500m}}\n")},
@@ -638,5 +637,33 @@ func TestLoadExtraResources(t *testing.T) {
 		if _, err := Load(res(c.res)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.res, err, c.want)
 		}
+	}
+}
+
+// An object a pod needs that the revision lacks (a Secret made with
+// kubectl, as tutorials do) is waited for, not refused: the workload says
+// so, and a warning too; an optional one is not waited for.
+func TestLoadWaitsForMissingObjects(t *testing.T) {
+	dep := strings.Replace(base, "      containers:", "      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}, {name: s, secret: {secretName: tls, optional: true}}]\n      containers:", 1) +
+		"          env: [{name: T, valueFrom: {secretKeyRef: {name: hf-secret, key: token}}}]\n          envFrom: [{configMapRef: {name: settings}}]\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(st.Workloads[0].Pod.Waiting); got != "[ConfigMap settings PersistentVolumeClaim data Secret hf-secret]" {
+		t.Fatalf("waiting %s", got)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "Deployment web: waits for Secret hf-secret, which is not in the revision") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	// Once the revision has them, nothing waits and the template changes.
+	more := dep + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: hf-secret}\nstringData: {token: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n" +
+		"---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\nspec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n"
+	st2, err := Load(map[string][]byte{"web.yaml": []byte(more)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := st2.Workloads[0]; len(w.Pod.Waiting) != 0 || w.Hash == st.Workloads[0].Hash {
+		t.Fatalf("with the objects: waiting %v, hash %s (was %s)", w.Pod.Waiting, w.Hash, st.Workloads[0].Hash)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 )
 
@@ -44,8 +45,11 @@ spec:
 		{"same again", func(map[string][]byte) {}, false},
 		{"one image", func(f map[string][]byte) { f["a.yaml"] = []byte(deploy("a", "a:2", "conf")) }, false},
 		{"the config map's data: both hashes move", func(f map[string][]byte) { f["conf.yaml"] = []byte(cm("conf", "2")) }, false},
-		{"the config map renamed: both references break", func(f map[string][]byte) { f["conf.yaml"] = []byte(cm("other", "2")) }, true},
-		{"one fixed, one still broken", func(f map[string][]byte) { f["a.yaml"] = []byte(deploy("a", "a:2", "other")) }, true},
+		{"the config map loses its key: both references break", func(f map[string][]byte) {
+			f["conf.yaml"] = []byte(strings.Replace(cm("conf", "2"), "{x:", "{y:", 1))
+		}, true},
+		{"the config map renamed: both wait for it", func(f map[string][]byte) { f["conf.yaml"] = []byte(cm("other", "2")) }, false},
+		{"one fixed, one still waiting", func(f map[string][]byte) { f["a.yaml"] = []byte(deploy("a", "a:2", "other")) }, false},
 		{"both fixed", func(f map[string][]byte) { f["b.yaml"] = []byte(deploy("b", "b:1", "other")) }, false},
 		{"a file added", func(f map[string][]byte) { f["c.yaml"] = []byte(deploy("c", "c:1", "other")) }, false},
 		{"a name defined twice", func(f map[string][]byte) { f["d.yaml"] = []byte(deploy("c", "c:9", "other")) }, true},

@@ -101,6 +101,10 @@ type Strategy struct {
 
 // PodSpec is a group of containers that share one network namespace.
 type PodSpec struct {
+	// Waiting names the objects the pod needs that the revision lacks
+	// ("Secret hf-secret"), made outside Git as Kubernetes allows: its
+	// replicas are not started until a revision has them.
+	Waiting                       []string          `json:"waiting,omitempty"`
 	Containers                    []Container       `json:"containers"`
 	Volumes                       []Volume          `json:"volumes,omitempty"`
 	RestartPolicy                 string            `json:"restartPolicy,omitempty"`

@@ -56,21 +56,21 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 	for i := range st.Workloads {
 		w := &st.Workloads[i]
 		r.workload[w.Name] = true
+		w.Pod.Waiting = r.missing(w.Pod)
 		w.Hash = hashOf(w.Pod, r.pod("Deployment", w.Name, "spec.template.spec", w.Pod))
 	}
 	for i := range st.Jobs {
 		j := &st.Jobs[i]
+		j.Spec.Pod.Waiting = r.missing(j.Spec.Pod)
 		j.Hash = hashOf(j.Spec, r.pod("Job", j.Name, "spec.template.spec", j.Spec.Pod))
 	}
 	for i := range st.CronJobs {
 		c := &st.CronJobs[i]
+		c.Job.Pod.Waiting = r.missing(c.Job.Pod)
 		c.Hash = hashOf(c.Job, r.pod("CronJob", c.Name, "spec.jobTemplate.spec.template.spec", c.Job.Pod))
 	}
 	owners := map[string]string{}
 	for _, a := range st.Autoscalers {
-		if !r.workload[a.Target] {
-			r.fail("HorizontalPodAutoscaler", a.Name, "spec.scaleTargetRef.name", "no Deployment named %q", a.Target)
-		}
 		if prev, ok := owners[a.Target]; ok {
 			r.fail("HorizontalPodAutoscaler", a.Name, "spec.scaleTargetRef.name", "Deployment %q is already scaled by %s", a.Target, prev)
 		}
@@ -89,14 +89,55 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 	return r
 }
 
+// missing lists the objects p needs (not optionally) that the revision
+// lacks, sorted, as "Kind name".
+func (r *refChecker) missing(p PodSpec) []string {
+	seen := map[string]bool{}
+	need := func(kind, name string, ok, optional bool) {
+		if !ok && !optional && name != "" {
+			seen[kind+" "+name] = true
+		}
+	}
+	for _, c := range p.Containers {
+		for _, e := range c.Env {
+			if k := e.ConfigMapKeyRef; k != nil {
+				need("ConfigMap", k.Name, r.cms[k.Name] != nil, k.Optional)
+			}
+			if k := e.SecretKeyRef; k != nil {
+				need("Secret", k.Name, r.secrets[k.Name] != nil, k.Optional)
+			}
+		}
+		for _, e := range c.EnvFrom {
+			need("ConfigMap", e.ConfigMap, r.cms[e.ConfigMap] != nil, e.Optional)
+			need("Secret", e.Secret, r.secrets[e.Secret] != nil, e.Optional)
+		}
+	}
+	for _, v := range p.Volumes {
+		if v.ConfigMap != nil {
+			need("ConfigMap", v.ConfigMap.Name, r.cms[v.ConfigMap.Name] != nil, v.ConfigMap.Optional)
+		}
+		if v.Secret != nil {
+			need("Secret", v.Secret.Name, r.secrets[v.Secret.Name] != nil, v.Secret.Optional)
+		}
+		if v.Claim != nil {
+			need("PersistentVolumeClaim", v.Claim.Claim, r.claims[v.Claim.Claim], false)
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 // pod checks a pod's references and returns the digests of the data it uses.
 func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 	used := map[string]string{}
+	// An object the revision lacks is waited for (PodSpec.Waiting), as
+	// Kubernetes lets a pod wait for a Secret made outside Git; a key
+	// missing from an object the revision has is a mistake.
 	useCM := func(f, cm, key string, optional bool) {
 		c, ok := r.cms[cm]
 		switch {
-		case !ok && !optional:
-			r.fail(kind, name, f, "no ConfigMap named %q", cm)
 		case ok && key != "":
 			_, inData := c.Data[key]
 			_, inBin := c.BinaryData[key]
@@ -111,8 +152,6 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 	useSecret := func(f, s, key string, optional bool) {
 		sec, ok := r.secrets[s]
 		switch {
-		case !ok && !optional:
-			r.fail(kind, name, f, "no Secret named %q", s)
 		case ok && key != "":
 			i := sort.SearchStrings(sec.Keys, key)
 			if (i == len(sec.Keys) || sec.Keys[i] != key) && !optional {
@@ -157,9 +196,6 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 			for key := range v.Secret.Items {
 				useSecret(vf+".secret.items", v.Secret.Name, key, v.Secret.Optional)
 			}
-		}
-		if v.Claim != nil && !r.claims[v.Claim.Claim] {
-			r.fail(kind, name, vf+".persistentVolumeClaim.claimName", "no PersistentVolumeClaim named %q", v.Claim.Claim)
 		}
 	}
 	var digests []string
@@ -263,7 +299,15 @@ func unenforced(st *State) []string {
 			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
 		}
 	}
+	for _, a := range st.Autoscalers {
+		if _, ok := st.Workload(a.Target); !ok {
+			add("HorizontalPodAutoscaler %s: no Deployment named %q in the revision: it scales nothing until one is", a.Name, a.Target)
+		}
+	}
 	pod := func(what string, p PodSpec) {
+		for _, m := range p.Waiting {
+			add("%s: waits for %s, which is not in the revision: its pods start once a revision has it (Kubernetes lets it be made outside Git; in Baton it comes with a commit, a SealedSecret for a secret)", what, m)
+		}
 		if p.ServiceAccountName != "" || p.AutomountServiceAccountToken != nil {
 			add("%s: serviceAccountName and automountServiceAccountToken are accepted and not acted on: Baton gives pods no service accounts or API tokens", what)
 		}

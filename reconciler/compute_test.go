@@ -153,6 +153,9 @@ func TestCompute(t *testing.T) {
 		n.Allocatable = protocol.Resources{CPUMilli: 4000, MemoryBytes: 8 * gi, Extra: map[string]int64{"nvidia.com/gpu": gpus}}
 		return n
 	}
+	waiting := workload("web", 3, "web:1")
+	waiting.Pod.Waiting = []string{"Secret hf-secret"}
+	waiting.Hash = waiting.Pod.Hash()
 	web := workload("web", 3, "web:1")
 	web2 := workload("web", 3, "web:2")
 	web5 := workload("web", 5, "web:1")
@@ -526,6 +529,11 @@ func TestCompute(t *testing.T) {
 				withGPUs(node("n2"), 0),
 				sized(node("n3"), 8*gi))},
 			want: []string{"pending gpu×1: 0/3 nodes fit: 3 insufficient nvidia.com/gpu", "start gpu@n1"},
+		},
+		{
+			name: "a pod waiting for a Secret the revision lacks is not started; its running replicas stay",
+			in: Input{Desired: state(waiting), Nodes: nodes(node("n1", rep("w1", waiting, R, time.Hour)))},
+			want: []string{"pending web×2: waits for Secret hf-secret, not in the revision"},
 		},
 		{
 			name: "placement counts the requests of running replicas of other workloads",

@@ -104,6 +104,10 @@ func (c *pass) job(j desired.Job) {
 		if want <= 0 {
 			break
 		}
+		if len(j.Spec.Pod.Waiting) > 0 {
+			c.res.Pending = append(c.res.Pending, Pending{Workload: workload, Count: want, Reason: waitingReason(j.Spec.Pod)})
+			break
+		}
 		w := desired.Workload{Name: workload, Pod: j.Spec.Pod, Hash: j.Hash, PodLabels: j.Spec.PodLabels}
 		res := c.cluster().place(w, c.in.Desired, want, nil)
 		if res.Unplaced > 0 {

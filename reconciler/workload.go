@@ -82,6 +82,10 @@ func (c *pass) workload(p workloadPass) {
 			Reason: refused.Reason + " (not started again until the template changes)"})
 		need = 0
 	}
+	if len(w.Pod.Waiting) > 0 && need > 0 {
+		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Reason: waitingReason(w.Pod)})
+		need = 0
+	}
 	var excluded map[string]string
 	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
 		excluded = refused.Nodes
@@ -300,4 +304,9 @@ func sortForStop(rs []replica, perNode map[string]int) {
 		}
 		return a.ID > b.ID
 	})
+}
+
+// waitingReason says what a pod waits for that the revision lacks.
+func waitingReason(p desired.PodSpec) string {
+	return "waits for " + strings.Join(p.Waiting, ", ") + ", not in the revision"
 }
