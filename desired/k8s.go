@@ -100,12 +100,13 @@ type k8sContainer struct {
 		Limits   resourceList `json:"limits"`
 	} `json:"resources"`
 	SecurityContext *struct {
-		RunAsUser                *int64 `json:"runAsUser"`
-		RunAsGroup               *int64 `json:"runAsGroup"`
-		RunAsNonRoot             bool   `json:"runAsNonRoot"`
-		ReadOnlyRootFilesystem   bool   `json:"readOnlyRootFilesystem"`
-		Privileged               bool   `json:"privileged"`
-		AllowPrivilegeEscalation *bool  `json:"allowPrivilegeEscalation"`
+		RunAsUser                *int64          `json:"runAsUser"`
+		RunAsGroup               *int64          `json:"runAsGroup"`
+		RunAsNonRoot             *bool           `json:"runAsNonRoot"`
+		ReadOnlyRootFilesystem   bool            `json:"readOnlyRootFilesystem"`
+		Privileged               bool            `json:"privileged"`
+		AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation"`
+		SeccompProfile           *seccompProfile `json:"seccompProfile"`
 		Capabilities             *struct {
 			Add  []string `json:"add"`
 			Drop []string `json:"drop"`
@@ -115,6 +116,23 @@ type k8sContainer struct {
 	ReadinessProbe *k8sProbe        `json:"readinessProbe"`
 	StartupProbe   *k8sProbe        `json:"startupProbe"`
 	VolumeMounts   []k8sVolumeMount `json:"volumeMounts"`
+}
+
+type seccompProfile struct {
+	Type             string `json:"type"`
+	LocalhostProfile string `json:"localhostProfile"`
+}
+
+// podSecurityContext is a pod's securityContext: defaults for its
+// containers, and what only a pod has (groups, sysctls).
+type podSecurityContext struct {
+	RunAsUser          *int64          `json:"runAsUser"`
+	RunAsGroup         *int64          `json:"runAsGroup"`
+	RunAsNonRoot       *bool           `json:"runAsNonRoot"`
+	FSGroup            *int64          `json:"fsGroup"`
+	SupplementalGroups []int64         `json:"supplementalGroups"`
+	SeccompProfile     *seccompProfile `json:"seccompProfile"`
+	Sysctls            []Sysctl        `json:"sysctls"`
 }
 
 type keyToPath struct {
@@ -161,17 +179,18 @@ type podAffinityTerm struct {
 }
 
 type k8sPodSpec struct {
-	Containers                    []k8sContainer    `json:"containers"`
-	Volumes                       []k8sVolume       `json:"volumes"`
-	RestartPolicy                 string            `json:"restartPolicy"`
-	NodeSelector                  map[string]string `json:"nodeSelector"`
-	TerminationGracePeriodSeconds *int              `json:"terminationGracePeriodSeconds"`
-	HostNetwork                   bool              `json:"hostNetwork"`
-	DNSPolicy                     string            `json:"dnsPolicy"`
-	Hostname                      string            `json:"hostname"`
-	ServiceAccountName            string            `json:"serviceAccountName"`
-	AutomountServiceAccountToken  *bool             `json:"automountServiceAccountToken"`
-	PriorityClassName             string            `json:"priorityClassName"`
+	Containers                    []k8sContainer      `json:"containers"`
+	Volumes                       []k8sVolume         `json:"volumes"`
+	RestartPolicy                 string              `json:"restartPolicy"`
+	NodeSelector                  map[string]string   `json:"nodeSelector"`
+	TerminationGracePeriodSeconds *int                `json:"terminationGracePeriodSeconds"`
+	HostNetwork                   bool                `json:"hostNetwork"`
+	DNSPolicy                     string              `json:"dnsPolicy"`
+	Hostname                      string              `json:"hostname"`
+	ServiceAccountName            string              `json:"serviceAccountName"`
+	AutomountServiceAccountToken  *bool               `json:"automountServiceAccountToken"`
+	PriorityClassName             string              `json:"priorityClassName"`
+	SecurityContext               *podSecurityContext `json:"securityContext"`
 	TopologySpreadConstraints     []struct {
 		MaxSkew           int            `json:"maxSkew"`
 		TopologyKey       string         `json:"topologyKey"`

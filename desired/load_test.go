@@ -300,8 +300,14 @@ func TestLoadBadInput(t *testing.T) {
 		{"deep nesting", map[string]string{"w.yaml": "a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"}, "nested more than 64 levels deep"},
 		{"duplicate across kinds", map[string]string{"a.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n",
 			"b.yaml": "apiVersion: baton.dev/v1\nkind: SealedSecret\nmetadata: {name: s}\nspec: {encryptedData: {}}\n"}, `SealedSecret "s" is already defined at a.yaml:1`},
-		{"runAsNonRoot without a user", map[string]string{"w.yaml": dep("          securityContext: {runAsNonRoot: true}\n")},
-			"securityContext.runAsNonRoot: needs a non-zero runAsUser"},
+		{"runAsNonRoot as root", map[string]string{"w.yaml": dep("          securityContext: {runAsNonRoot: true, runAsUser: 0}\n")},
+			"securityContext.runAsNonRoot: runAsUser is 0 (root)"},
+		{"a sysctl of the whole node", map[string]string{"w.yaml": strings.Replace(dep(""), "      containers:", "      securityContext: {sysctls: [{name: vm.swappiness, value: '1'}]}\n      containers:", 1)},
+			"spec.template.spec.securityContext.sysctls[0].name: vm.swappiness is not namespaced"},
+		{"a network sysctl with hostNetwork", map[string]string{"w.yaml": strings.Replace(dep(""), "      containers:", "      hostNetwork: true\n      securityContext: {sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}]}\n      containers:", 1)},
+			"would change the node's own network"},
+		{"a Localhost seccomp profile without its file", map[string]string{"w.yaml": dep("          securityContext: {seccompProfile: {type: Localhost}}\n")},
+			"securityContext.seccompProfile.localhostProfile: required with type Localhost"},
 		{"unknown capability shape", map[string]string{"w.yaml": dep("          securityContext: {capabilities: {add: [sys-admin]}}\n")},
 			"securityContext.capabilities.add[0]: invalid value"},
 		{"two volume sources", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, emptyDir: {}, hostPath: {path: /x}}]\n      containers:", 1)},
@@ -665,5 +671,37 @@ func TestLoadWaitsForMissingObjects(t *testing.T) {
 	}
 	if w := st2.Workloads[0]; len(w.Pod.Waiting) != 0 || w.Hash == st.Workloads[0].Hash {
 		t.Fatalf("with the objects: waiting %v, hash %s (was %s)", w.Pod.Waiting, w.Hash, st.Workloads[0].Hash)
+	}
+}
+
+// A pod's securityContext gives its containers their defaults (theirs
+// win) and the pod its groups, seccomp profile and sysctls.
+func TestLoadPodSecurityContext(t *testing.T) {
+	dep := strings.Replace(base, "      containers:", `      securityContext:
+        runAsUser: 1000
+        runAsGroup: 3000
+        runAsNonRoot: true
+        fsGroup: 2000
+        supplementalGroups: [4000]
+        seccompProfile: {type: Localhost, localhostProfile: profiles/audit.json}
+        sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: "0"}]
+      containers:`, 1) + `        - name: side
+          image: side:1
+          securityContext: {runAsUser: 1001, runAsNonRoot: false, seccompProfile: {type: RuntimeDefault}}
+`
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Workloads[0].Pod
+	app, side := p.Containers[0].SecurityContext, p.Containers[1].SecurityContext
+	if *app.RunAsUser != 1000 || *app.RunAsGroup != 3000 || !app.RunAsNonRoot || app.Seccomp != "Localhost/profiles/audit.json" {
+		t.Errorf("app %+v", app)
+	}
+	if *side.RunAsUser != 1001 || *side.RunAsGroup != 3000 || side.RunAsNonRoot || side.Seccomp != "" {
+		t.Errorf("side %+v", side)
+	}
+	if *p.FSGroup != 2000 || fmt.Sprint(p.SupplementalGroups) != "[4000]" || fmt.Sprint(p.Sysctls) != "[{net.ipv4.ip_unprivileged_port_start 0}]" {
+		t.Errorf("pod: fsGroup %v groups %v sysctls %v", p.FSGroup, p.SupplementalGroups, p.Sysctls)
 	}
 }

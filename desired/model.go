@@ -99,13 +99,25 @@ type Strategy struct {
 	MaxUnavailable string `json:"maxUnavailable,omitempty"`
 }
 
+// Sysctl is a namespaced kernel parameter set in a pod's namespaces.
+type Sysctl struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 // PodSpec is a group of containers that share one network namespace.
 type PodSpec struct {
 	// Waiting names the objects the pod needs that the revision lacks
 	// ("Secret hf-secret"), made outside Git as Kubernetes allows: its
 	// replicas are not started until a revision has them.
-	Waiting                       []string          `json:"waiting,omitempty"`
-	Containers                    []Container       `json:"containers"`
+	Waiting    []string    `json:"waiting,omitempty"`
+	Containers []Container `json:"containers"`
+	// FSGroup owns the pod's writable volumes (emptyDir, claims: group
+	// and setgid) and is among every container's groups, with
+	// SupplementalGroups. Sysctls are set in the pod's namespaces.
+	FSGroup                       *int64            `json:"fsGroup,omitempty"`
+	SupplementalGroups            []int64           `json:"supplementalGroups,omitempty"`
+	Sysctls                       []Sysctl          `json:"sysctls,omitempty"`
 	Volumes                       []Volume          `json:"volumes,omitempty"`
 	RestartPolicy                 string            `json:"restartPolicy,omitempty"`
 	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
@@ -145,6 +157,10 @@ type Container struct {
 // SecurityContext restricts (or, with the node's permission, widens) what
 // a container may do.
 type SecurityContext struct {
+	// Seccomp is the seccomp profile: "" (RuntimeDefault, containerd's
+	// default profile), "Unconfined", or "Localhost/<path>" (a profile
+	// under the node's seccomp directory).
+	Seccomp                  string   `json:"seccomp,omitempty"`
 	RunAsUser                *int64   `json:"runAsUser,omitempty"`
 	RunAsGroup               *int64   `json:"runAsGroup,omitempty"`
 	RunAsNonRoot             bool     `json:"runAsNonRoot,omitempty"`

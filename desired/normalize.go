@@ -79,6 +79,7 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 	if p.RestartPolicy == "" {
 		p.RestartPolicy = defRestart
 	}
+	n.podSecurity(field+".securityContext", s, &p)
 	volumes := map[string]bool{}
 	for i, v := range s.Volumes {
 		f := fmt.Sprintf("%s.volumes[%d]", field, i)
@@ -96,7 +97,7 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 			n.fail(f+".name", "duplicate container name %q", c.Name)
 		}
 		names[c.Name] = true
-		nc := n.container(f, c)
+		nc := n.container(f, c, s.SecurityContext)
 		for j, m := range nc.VolumeMounts {
 			if !volumes[m.Name] {
 				n.fail(fmt.Sprintf("%s.volumeMounts[%d].name", f, j), "no volume named %q in the pod", m.Name)
@@ -191,7 +192,7 @@ func (n *norm) volume(f string, v k8sVolume) Volume {
 	return out
 }
 
-func (n *norm) container(f string, c k8sContainer) Container {
+func (n *norm) container(f string, c k8sContainer, podSC *podSecurityContext) Container {
 	out := Container{
 		Name: c.Name, Image: c.Image, ImagePullPolicy: c.ImagePullPolicy,
 		Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
@@ -274,21 +275,7 @@ func (n *norm) container(f string, c k8sContainer) Container {
 		(l.MemoryBytes > 0 && out.Resources.Requests.MemoryBytes > l.MemoryBytes) {
 		n.fail(rf+".requests", "a request is above its limit")
 	}
-	if sc := c.SecurityContext; sc != nil {
-		out.SecurityContext = &SecurityContext{RunAsUser: sc.RunAsUser, RunAsGroup: sc.RunAsGroup, RunAsNonRoot: sc.RunAsNonRoot,
-			ReadOnlyRootFilesystem: sc.ReadOnlyRootFilesystem, Privileged: sc.Privileged,
-			AllowPrivilegeEscalation: sc.AllowPrivilegeEscalation != nil && *sc.AllowPrivilegeEscalation}
-		if sc.Capabilities != nil {
-			// Names in any case (drop: [all]), as the runtimes take them.
-			out.SecurityContext.CapAdd, out.SecurityContext.CapDrop = upper(sc.Capabilities.Add), upper(sc.Capabilities.Drop)
-		}
-		if sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
-			n.fail(f+".securityContext.runAsNonRoot", "needs a non-zero runAsUser (Baton does not inspect the image's user)")
-		}
-		if sc.Privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
-			n.fail(f+".securityContext.allowPrivilegeEscalation", "cannot be false for a privileged container")
-		}
-	}
+	out.SecurityContext = n.securityContext(f+".securityContext", c, podSC)
 	out.LivenessProbe = n.probe(f+".livenessProbe", c.LivenessProbe, portNames)
 	out.ReadinessProbe = n.probe(f+".readinessProbe", c.ReadinessProbe, portNames)
 	out.StartupProbe = n.probe(f+".startupProbe", c.StartupProbe, portNames)

@@ -41,6 +41,12 @@ func ParsePodSecurity(s string) (PodSecurity, error) {
 var baselineCapabilities = []string{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
 	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
 
+// safeSysctls are the sysctls the baseline level allows (Kubernetes'
+// safe set: namespaced, and isolated from other pods).
+var safeSysctls = []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+	"net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+	"net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes"}
+
 // Violation is one field of a pod that a level refuses.
 type Violation struct {
 	// Field is the path in the pod spec, e.g.
@@ -64,6 +70,11 @@ func CheckPodSecurity(level PodSecurity, pod PodSpec) []Violation {
 	if pod.HostNetwork {
 		add("hostNetwork", "the host's network is not allowed at %s", level)
 	}
+	for _, sy := range pod.Sysctls {
+		if !slices.Contains(safeSysctls, sy.Name) {
+			add("securityContext.sysctls", "%s is not allowed at %s (allowed: %s)", sy.Name, level, strings.Join(safeSysctls, ", "))
+		}
+	}
 	for _, c := range pod.Containers {
 		at := "containers[" + c.Name + "].securityContext"
 		sc := c.SecurityContext
@@ -72,6 +83,9 @@ func CheckPodSecurity(level PodSecurity, pod PodSpec) []Violation {
 		}
 		if sc.Privileged {
 			add(at+".privileged", "privileged containers are not allowed at %s", level)
+		}
+		if sc.Seccomp == "Unconfined" {
+			add(at+".seccompProfile", "Unconfined is not allowed at %s", level)
 		}
 		allowed := baselineCapabilities
 		if level == PodSecurityRestricted {

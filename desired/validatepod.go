@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -88,6 +89,21 @@ func (c *podCheck) pod(p PodSpec) {
 		c.fail("hostname", "%q is not a DNS label", cut(p.Hostname))
 	}
 	c.strings("nodeSelector", p.NodeSelector)
+	if p.FSGroup != nil && (*p.FSGroup < 0 || *p.FSGroup > maxHostID) {
+		c.fail("fsGroup", "want 0 to %d", int64(maxHostID))
+	}
+	if len(p.SupplementalGroups) > 32 || slices.ContainsFunc(p.SupplementalGroups, func(g int64) bool { return g < 0 || g > maxHostID }) {
+		c.fail("supplementalGroups", "at most 32, each 0 to %d", int64(maxHostID))
+	}
+	if len(p.Sysctls) > 32 {
+		c.fail("sysctls", "at most 32")
+	}
+	for i, sy := range p.Sysctls {
+		if !namespacedSysctl(sy.Name) || len(sy.Name) > 256 || len(sy.Value) > 4096 || strings.ContainsAny(sy.Value, "\n\x00") ||
+			(p.HostNetwork && strings.HasPrefix(sy.Name, "net.")) {
+			c.fail(fmt.Sprintf("sysctls[%d]", i), "%q: want a namespaced kernel parameter (not net.* with hostNetwork) and a one-line value", cut(sy.Name))
+		}
+	}
 	if len(p.TopologySpread)+len(p.AntiAffinity) > maxTopologyTerms {
 		c.fail("topologySpread", "at most %d topology terms", maxTopologyTerms)
 	}
@@ -286,8 +302,11 @@ func (c *podCheck) container(f string, ct Container, volumes map[string]bool) {
 				c.fail(f+".securityContext", "runAsUser and runAsGroup: want 0 to %d", int64(maxHostID))
 			}
 		}
-		if sc.RunAsNonRoot && (sc.RunAsUser == nil || *sc.RunAsUser == 0) {
-			c.fail(f+".securityContext.runAsNonRoot", "needs a non-zero runAsUser")
+		if sc.RunAsNonRoot && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+			c.fail(f+".securityContext.runAsNonRoot", "runAsUser is 0 (root)")
+		}
+		if s := sc.Seccomp; s != "" && s != "Unconfined" && !(strings.HasPrefix(s, "Localhost/") && filepath.IsLocal(strings.TrimPrefix(s, "Localhost/"))) {
+			c.fail(f+".securityContext.seccomp", "want Unconfined or Localhost/<a path under the node's seccomp directory>")
 		}
 		if len(sc.CapAdd)+len(sc.CapDrop) > 128 {
 			c.fail(f+".securityContext.capabilities", "at most 128")

@@ -446,6 +446,9 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		if err != nil {
 			return err
 		}
+		if err := checkNonRoot(ctx, img, c); err != nil {
+			return err
+		}
 		opts := []oci.SpecOpts{oci.WithImageConfig(img)}
 		switch {
 		case len(c.Command) > 0:
@@ -489,8 +492,9 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			return err
 		}
 		opts = append(opts, mounts)
-		sec := securityOpts(c.SecurityContext)
+		sec := securityOpts(c.SecurityContext, filepath.Join(r.dataDir, "seccomp"))
 		opts = append(opts, sec...)
+		opts = append(opts, podGroupsAndSysctls(spec.Pod))
 		opts = append(opts, resourceLimits(c.Resources)...)
 		labels := net.labels()
 		for k, v := range map[string]string{

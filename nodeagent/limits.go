@@ -3,14 +3,18 @@ package nodeagent
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -28,7 +32,7 @@ const cpuPeriod = 100_000
 // of the default spec's capability set (Docker's default list) and
 // masked/read-only /proc paths. A privileged container reaches here only on
 // a node whose pod security level allows it (Start checks the level first).
-func securityOpts(sc *desired.SecurityContext) []oci.SpecOpts {
+func securityOpts(sc *desired.SecurityContext, seccompDir string) []oci.SpecOpts {
 	if sc == nil {
 		sc = &desired.SecurityContext{}
 	}
@@ -36,7 +40,13 @@ func securityOpts(sc *desired.SecurityContext) []oci.SpecOpts {
 	if sc.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed)
 	} else {
-		opts = append(opts, seccomp.WithDefaultProfile())
+		switch {
+		case sc.Seccomp == "Unconfined":
+		case strings.HasPrefix(sc.Seccomp, "Localhost/"):
+			opts = append(opts, seccomp.WithProfile(filepath.Join(seccompDir, strings.TrimPrefix(sc.Seccomp, "Localhost/"))))
+		default:
+			opts = append(opts, seccomp.WithDefaultProfile())
+		}
 		if !sc.AllowPrivilegeEscalation {
 			opts = append(opts, oci.WithNoNewPrivileges)
 		}
@@ -141,4 +151,59 @@ func exitReason(state protocol.ReplicaState, code int, msg string) string {
 		return "Completed"
 	}
 	return "Error"
+}
+
+// podGroupsAndSysctls gives a container its pod's groups (fsGroup and
+// supplementalGroups, beside its own) and sets the pod's sysctls in its
+// namespaces (runc writes them inside the container's namespaces).
+func podGroupsAndSysctls(p desired.PodSpec) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process != nil {
+			groups := slices.Clone(p.SupplementalGroups)
+			if p.FSGroup != nil {
+				groups = append(groups, *p.FSGroup)
+			}
+			for _, g := range groups {
+				if !slices.Contains(s.Process.User.AdditionalGids, uint32(g)) {
+					s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+				}
+			}
+		}
+		if len(p.Sysctls) > 0 {
+			if s.Linux == nil {
+				s.Linux = &specs.Linux{}
+			}
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
+			}
+			for _, sy := range p.Sysctls {
+				s.Linux.Sysctl[sy.Name] = sy.Value
+			}
+		}
+		return nil
+	}
+}
+
+// checkNonRoot refuses to start a container with runAsNonRoot and no
+// runAsUser whose image runs as root (no user, 0, root) or as a user by
+// name (which cannot be told non-root without the image's files), as the
+// kubelet does.
+func checkNonRoot(ctx context.Context, img client.Image, c desired.Container) error {
+	sc := c.SecurityContext
+	if sc == nil || !sc.RunAsNonRoot || sc.RunAsUser != nil {
+		return nil
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("container %s: read the image's user: %w", c.Name, err)
+	}
+	user, _, _ := strings.Cut(spec.Config.User, ":")
+	uid, err := strconv.ParseUint(user, 10, 32)
+	switch {
+	case user == "" || user == "root" || (err == nil && uid == 0):
+		return fmt.Errorf("%w: container %s has runAsNonRoot and its image %s runs as root (give runAsUser, or an image with a non-root USER)", ErrInvalidSpec, c.Name, c.Image)
+	case err != nil:
+		return fmt.Errorf("%w: container %s has runAsNonRoot and its image %s runs as the user %q, which cannot be told non-root: give a numeric runAsUser", ErrInvalidSpec, c.Name, c.Image, user)
+	}
+	return nil
 }

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/batonhq/baton/desired"
@@ -106,5 +110,82 @@ func TestSecurityContext(t *testing.T) {
 	pids, _ = rt.Debug(ctx, priv.ID)
 	if b := capSet(t, procStatus(t, pids["a"], "CapBnd")); b&(1<<capSysAdmin) == 0 {
 		t.Errorf("privileged capabilities %x", b)
+	}
+}
+
+// A pod's securityContext on real containerd: fsGroup and
+// supplementalGroups among the process's groups, fsGroup owning the
+// emptyDir (setgid), a namespaced sysctl set in the pod's network
+// namespace only, seccomp Unconfined and Localhost, and runAsNonRoot
+// checked against the image's user.
+func TestPodSecurityContext(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	uid, fsGroup := int64(1000), int64(3000)
+	spec := podSpec("hello-psc-1", desired.Container{Name: "a", Image: testenv.HelloImage,
+		SecurityContext: &desired.SecurityContext{RunAsUser: &uid, Seccomp: "Unconfined"},
+		VolumeMounts:    []desired.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}})
+	spec.Pod.FSGroup, spec.Pod.SupplementalGroups = &fsGroup, []int64{4000}
+	spec.Pod.Sysctls = []desired.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "80"}}
+	spec.Pod.Volumes = []desired.Volume{{Name: "scratch", EmptyDir: &desired.EmptyDir{}}}
+	// Unconfined is beyond the baseline level.
+	if err := rt.Start(ctx, spec); !errors.Is(err, nodeagent.ErrPodSecurity) || !strings.Contains(err.Error(), "seccompProfile: Unconfined") {
+		t.Fatalf("seccomp Unconfined at baseline: %v", err)
+	}
+	rt.SetPodSecurity(desired.PodSecurityPrivileged)
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, spec.ID)
+	pid := pids["a"]
+	if groups := strings.Fields(procStatus(t, pid, "Groups")); !slices.Contains(groups, "3000") || !slices.Contains(groups, "4000") {
+		t.Errorf("groups %v, want 3000 and 4000 among them", groups)
+	}
+	if s := procStatus(t, pid, "Seccomp"); s != "0" {
+		t.Errorf("seccomp %s with Unconfined, want 0", s)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(inContainer(pid, "/scratch"), &st); err != nil || st.Gid != 3000 || st.Mode&syscall.S_ISGID == 0 || st.Mode&0o070 != 0o070 {
+		t.Errorf("emptyDir: gid %d mode %o (%v), want gid 3000, setgid, group rwx", st.Gid, st.Mode, err)
+	}
+	read := func(ns string) string {
+		out, err := exec.Command("nsenter", "--net="+ns, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := read(fmt.Sprintf("/proc/%d/ns/net", pid)); got != "80" {
+		t.Errorf("the pod's sysctl: %s, want 80", got)
+	}
+	if got := read("/proc/self/ns/net"); got == "80" {
+		t.Error("the sysctl reached the host's namespace")
+	}
+
+	// A Localhost profile from the node's seccomp directory.
+	dir := filepath.Join(rt.DataDir(), "seccomp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "allow.json"), []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := podSpec("hello-psc-2", desired.Container{Name: "a", Image: testenv.HelloImage,
+		SecurityContext: &desired.SecurityContext{Seccomp: "Localhost/allow.json"}})
+	if err := rt.Start(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, local.ID, protocol.StateRunning)
+	pids, _ = rt.Debug(ctx, local.ID)
+	if s := procStatus(t, pids["a"], "Seccomp"); s != "2" {
+		t.Errorf("seccomp %s with a Localhost profile, want 2 (a filter)", s)
+	}
+
+	// runAsNonRoot without runAsUser: the image runs as root, refused.
+	nonRoot := podSpec("hello-psc-3", desired.Container{Name: "a", Image: testenv.HelloImage,
+		SecurityContext: &desired.SecurityContext{RunAsNonRoot: true}})
+	if err := rt.Start(ctx, nonRoot); !errors.Is(err, nodeagent.ErrInvalidSpec) || !strings.Contains(err.Error(), "runs as root") {
+		t.Fatalf("runAsNonRoot with a root image: %v", err)
 	}
 }

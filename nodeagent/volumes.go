@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -92,9 +93,44 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]strin
 				}
 			}
 		}
+		if fg := spec.Pod.FSGroup; fg != nil && (v.Claim != nil || v.EmptyDir != nil || v.ConfigMap != nil || v.Secret != nil) {
+			if err := groupOwn(dir, int(*fg), v.Claim != nil || v.EmptyDir != nil); err != nil {
+				return nil, fmt.Errorf("volume %s: fsGroup %d: %w", v.Name, *fg, err)
+			}
+		}
 		paths[v.Name] = dir
 	}
 	return paths, nil
+}
+
+// groupOwn gives the pod's fsGroup a volume, as the kubelet does: every
+// file's group, and for a writable volume (emptyDir, a claim) the group's
+// write permission and setgid on its directories, so new files keep the
+// group.
+func groupOwn(dir string, gid int, writable bool) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Lchown(p, -1, gid); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := info.Mode()
+		switch {
+		case d.IsDir() && writable:
+			return os.Chmod(p, mode.Perm()|0o070|os.ModeSetgid)
+		case writable:
+			return os.Chmod(p, mode.Perm()|0o060)
+		}
+		return nil
+	})
 }
 
 func mountTmpfs(dir string, size int64) error {
