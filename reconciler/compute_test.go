@@ -532,7 +532,7 @@ func TestCompute(t *testing.T) {
 		},
 		{
 			name: "a pod waiting for a Secret the revision lacks is not started; its running replicas stay",
-			in: Input{Desired: state(waiting), Nodes: nodes(node("n1", rep("w1", waiting, R, time.Hour)))},
+			in:   Input{Desired: state(waiting), Nodes: nodes(node("n1", rep("w1", waiting, R, time.Hour)))},
 			want: []string{"pending web×2: waits for Secret hf-secret, not in the revision"},
 		},
 		{
