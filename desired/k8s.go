@@ -67,6 +67,10 @@ type k8sProbe struct {
 	TCPSocket *struct {
 		Port any `json:"port"`
 	} `json:"tcpSocket"`
+	GRPC *struct {
+		Port    int     `json:"port"`
+		Service *string `json:"service"`
+	} `json:"grpc"`
 	Exec *struct {
 		Command []string `json:"command"`
 	} `json:"exec"`

@@ -281,7 +281,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"request above limit", map[string]string{"w.yaml": dep("          resources: {requests: {cpu: 2}, limits: {cpu: 500m}}\n")},
 			`resources.requests: a request is above its limit`},
 		{"probe without handler", map[string]string{"w.yaml": dep("          readinessProbe: {periodSeconds: 5}\n")},
-			`spec.template.spec.containers[0].readinessProbe: a probe needs exactly one of httpGet, tcpSocket, exec (has 0)`},
+			`spec.template.spec.containers[0].readinessProbe: a probe needs exactly one of httpGet, tcpSocket, grpc, exec (has 0)`},
 		{"probe period zero", map[string]string{"w.yaml": dep("          livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 0}\n")},
 			`livenessProbe.periodSeconds: invalid value 0 (out of bound >=1)`},
 		{"probe named port missing", map[string]string{"w.yaml": dep("          livenessProbe: {httpGet: {port: http}}\n")},

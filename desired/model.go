@@ -223,6 +223,7 @@ type Amount struct {
 type Probe struct {
 	HTTPGet             *HTTPGet   `json:"httpGet,omitempty"`
 	TCPSocket           *TCPSocket `json:"tcpSocket,omitempty"`
+	GRPC                *GRPCProbe `json:"grpc,omitempty"`
 	Exec                []string   `json:"exec,omitempty"`
 	InitialDelaySeconds int        `json:"initialDelaySeconds"`
 	PeriodSeconds       int        `json:"periodSeconds"`
@@ -238,6 +239,14 @@ type HTTPGet struct {
 	Host    string            `json:"host,omitempty"`
 	Scheme  string            `json:"scheme"`
 	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// GRPCProbe probes with the gRPC health checking protocol
+// (grpc.health.v1.Health/Check): SERVING passes. Port is a number (as in
+// Kubernetes); Service "" asks for the server as a whole.
+type GRPCProbe struct {
+	Port    int    `json:"port"`
+	Service string `json:"service,omitempty"`
 }
 
 // TCPSocket probes by opening a connection.

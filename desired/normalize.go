@@ -324,12 +324,19 @@ func (n *norm) probe(f string, p *k8sProbe, portNames map[string]bool) *Probe {
 		out.TCPSocket = &TCPSocket{Port: portString(p.TCPSocket.Port)}
 		checkPort(f+".tcpSocket.port", out.TCPSocket.Port)
 	}
+	if p.GRPC != nil {
+		handlers++
+		out.GRPC = &GRPCProbe{Port: p.GRPC.Port}
+		if p.GRPC.Service != nil {
+			out.GRPC.Service = *p.GRPC.Service
+		}
+	}
 	if p.Exec != nil {
 		handlers++
 		out.Exec = p.Exec.Command
 	}
 	if handlers != 1 {
-		n.fail(f, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+		n.fail(f, "a probe needs exactly one of httpGet, tcpSocket, grpc, exec (has %d)", handlers)
 	}
 	if strings.HasSuffix(f, "livenessProbe") || strings.HasSuffix(f, "startupProbe") {
 		if out.SuccessThreshold != 1 {

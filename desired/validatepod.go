@@ -383,6 +383,13 @@ func (c *podCheck) probe(f string, p *Probe, portNames map[string]bool, liveOrSt
 		handlers++
 		port(f+".tcpSocket.port", p.TCPSocket.Port)
 	}
+	if g := p.GRPC; g != nil {
+		handlers++
+		port(f+".grpc.port", strconv.Itoa(g.Port))
+		if len(g.Service) > 253 {
+			c.fail(f+".grpc.service", "at most 253 bytes")
+		}
+	}
 	if len(p.Exec) > 0 {
 		handlers++
 		if len(p.Exec) > maxListLen {
@@ -390,7 +397,7 @@ func (c *podCheck) probe(f string, p *Probe, portNames map[string]bool, liveOrSt
 		}
 	}
 	if handlers != 1 {
-		c.fail(f, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+		c.fail(f, "a probe needs exactly one of httpGet, tcpSocket, grpc, exec (has %d)", handlers)
 	}
 	for _, b := range []struct {
 		name  string

@@ -17,6 +17,9 @@ import (
 	"github.com/containerd/containerd/v2/pkg/netns"
 	cnins "github.com/containernetworking/plugins/pkg/ns"
 	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/batonhq/baton/desired"
 )
@@ -117,6 +120,8 @@ func probeOnce(ctx context.Context, pr *desired.Probe, ports map[string]int, nsP
 			return err
 		}
 		return conn.Close()
+	case pr.GRPC != nil:
+		return grpcProbe(ctx, nsPath, pr.GRPC)
 	case len(pr.Exec) > 0:
 		spec, err := task.Spec(ctx)
 		if err != nil {
@@ -372,4 +377,26 @@ func (r *Containerd) notifyChange() {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+// grpcProbe asks the container's gRPC health service
+// (grpc.health.v1.Health/Check) on 127.0.0.1 in the pod's network
+// namespace, as the kubelet does: SERVING passes.
+func grpcProbe(ctx context.Context, nsPath string, g *desired.GRPCProbe) error {
+	cc, err := grpc.NewClient(net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dialIn(ctx, nsPath, g.Port) }),
+		grpc.WithUserAgent("baton-probe"))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: g.Service})
+	if err != nil {
+		return fmt.Errorf("gRPC health check: %w", err)
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("gRPC health: %s", st)
+	}
+	return nil
 }

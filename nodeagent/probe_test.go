@@ -2,6 +2,8 @@ package nodeagent_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +76,23 @@ func TestProbes(t *testing.T) {
 	start("hello-probe-4", desired.Container{Name: "a", Image: testenv.HelloImage,
 		ReadinessProbe: probe(desired.Probe{Exec: []string{"/hello", "-listen", "bad"}})})
 
+	// Readiness over gRPC's health service, which turns NOT_SERVING.
+	start("hello-probe-5", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-grpc-listen", ":9090"},
+		ReadinessProbe: probe(desired.Probe{GRPC: &desired.GRPCProbe{Port: 9090}})})
+	// A gRPC service the server does not know: never ready.
+	start("hello-probe-6", desired.Container{Name: "a", Image: testenv.HelloImage, Args: []string{"-grpc-listen", ":9090"},
+		ReadinessProbe: probe(desired.Probe{GRPC: &desired.GRPCProbe{Port: 9090, Service: "nosuch"}})})
+
 	eventually(t, "probe-1 ready", 20*time.Second, func() bool { return replicaNow(t, rt, "hello-probe-1").Ready })
+	eventually(t, "probe-5 ready over gRPC", 20*time.Second, func() bool { return replicaNow(t, rt, "hello-probe-5").Ready })
+	if r := replicaNow(t, rt, "hello-probe-6"); r.Ready {
+		t.Error("probe-6 ready although its gRPC service is unknown")
+	}
+	pids, _ := rt.Debug(ctx, "hello-probe-5")
+	if out := testenv.GetPathIn(t, fmt.Sprintf("/proc/%d/ns/net", pids["a"]), "127.0.0.1:8080", "/unready"); !strings.Contains(out, "not ready from now on") {
+		t.Fatalf("make probe-5 unready: %s", out)
+	}
+	eventually(t, "probe-5 not ready once NOT_SERVING", 20*time.Second, func() bool { return !replicaNow(t, rt, "hello-probe-5").Ready })
 	eventually(t, "probe-3 restarted by its liveness probe", 20*time.Second, func() bool {
 		return replicaNow(t, rt, "hello-probe-3").Restarts >= 1
 	})

@@ -74,6 +74,11 @@ func CNI(tb testing.TB) (*nodeagent.CNI, string) {
 // GetIn makes an HTTP/1.0 GET / to addr from inside the network namespace
 // nsPath, retrying the connection for up to 10 s, and returns the response.
 func GetIn(tb testing.TB, nsPath, addr string) string {
+	return GetPathIn(tb, nsPath, addr, "/")
+}
+
+// GetPathIn is GetIn for another path.
+func GetPathIn(tb testing.TB, nsPath, addr, path string) string {
 	tb.Helper()
 	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -91,7 +96,7 @@ func GetIn(tb testing.TB, nsPath, addr string) string {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
 	b, err := io.ReadAll(conn)
 	if err != nil {
 		tb.Fatal(err)

@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/examples/images/internal/serve"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // ballast keeps -alloc-mb memory reachable.
@@ -32,6 +35,7 @@ func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test grace periods)")
 	exitAfter := flag.Duration("exit-after", 0, "exit with -exit-code after this long (to test Jobs)")
 	exitCode := flag.Int("exit-code", 0, "exit code for -exit-after")
+	grpcAddr := flag.String("grpc-listen", "", "serve the gRPC health service here too (to test gRPC probes): SERVING, NOT_SERVING between /unready and /reready")
 	flag.Parse()
 	if *exitAfter > 0 {
 		time.Sleep(*exitAfter)
@@ -84,12 +88,15 @@ func main() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	hs := grpcHealth(*grpcAddr)
 	mux.HandleFunc("/unready", func(w http.ResponseWriter, r *http.Request) {
 		unready.Store(true)
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 		fmt.Fprintln(w, "not ready from now on")
 	})
 	mux.HandleFunc("/reready", func(w http.ResponseWriter, r *http.Request) {
 		unready.Store(false)
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		fmt.Fprintln(w, "ready again")
 	})
 	// The caller's address as this pod sees it (no masquerade between pods).
@@ -110,4 +117,22 @@ func main() {
 	})
 	log.Printf("hello: %q listening on %s", *message, *addr)
 	serve.Run(*addr, mux)
+}
+
+// grpcHealth serves the gRPC health service on addr ("": not served; the
+// status is still kept).
+func grpcHealth(addr string) *health.Server {
+	h := health.NewServer()
+	if addr == "" {
+		return h
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Fatalf("hello: gRPC: %v", err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, h)
+	go func() { _ = srv.Serve(ln) }()
+	log.Printf("hello: gRPC health on %s", addr)
+	return h
 }
