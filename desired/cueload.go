@@ -316,6 +316,24 @@ func definition(sch cue.Value, apiVersion, kind string) (cue.Value, bool) {
 	return d, d.Exists()
 }
 
+// removedAPIs are API versions Kubernetes removed that old manifests still
+// use: the release that removed each, and what replaces it (their fields
+// differ, so they are not read as the new version).
+var removedAPIs = map[string][2]string{
+	"extensions/v1beta1 Deployment":                        {"1.16", "apps/v1 Deployment (spec.selector is required)"},
+	"apps/v1beta1 Deployment":                              {"1.16", "apps/v1 Deployment (spec.selector is required)"},
+	"apps/v1beta2 Deployment":                              {"1.16", "apps/v1 Deployment"},
+	"autoscaling/v2beta1 HorizontalPodAutoscaler":          {"1.25", "autoscaling/v2 HorizontalPodAutoscaler (metrics[].resource.target)"},
+	"batch/v1beta1 CronJob":                                {"1.25", "batch/v1 CronJob"},
+	"policy/v1beta1 PodDisruptionBudget":                   {"1.25", "policy/v1 PodDisruptionBudget"},
+	"extensions/v1beta1 Ingress":                           {"1.22", "networking.k8s.io/v1 Ingress"},
+	"networking.k8s.io/v1beta1 Ingress":                    {"1.22", "networking.k8s.io/v1 Ingress"},
+	"rbac.authorization.k8s.io/v1beta1 Role":               {"1.22", "rbac.authorization.k8s.io/v1"},
+	"rbac.authorization.k8s.io/v1beta1 ClusterRole":        {"1.22", "rbac.authorization.k8s.io/v1"},
+	"rbac.authorization.k8s.io/v1beta1 RoleBinding":        {"1.22", "rbac.authorization.k8s.io/v1"},
+	"rbac.authorization.k8s.io/v1beta1 ClusterRoleBinding": {"1.22", "rbac.authorization.k8s.io/v1"},
+}
+
 // supportedKinds lists "apiVersion Kind" for error messages.
 func supportedKinds(sch cue.Value) string {
 	var out []string
@@ -347,8 +365,11 @@ func validate(sch cue.Value, d document, errs *Errors) (cue.Value, string, bool)
 	def, ok := definition(sch, apiVersion, kind)
 	if !ok {
 		kv := d.value.LookupPath(cue.ParsePath("kind"))
-		*errs = append(*errs, &Error{File: d.file, Line: kv.Pos().Line(), Col: kv.Pos().Column(), Field: "kind",
-			Msg: fmt.Sprintf("%s %s is not supported (supported: %s)", apiVersion, kind, supportedKinds(sch))})
+		msg := fmt.Sprintf("%s %s is not supported (supported: %s)", apiVersion, kind, supportedKinds(sch))
+		if use, ok := removedAPIs[apiVersion+" "+kind]; ok {
+			msg = fmt.Sprintf("%s %s was removed from Kubernetes %s: use %s", apiVersion, kind, use[0], use[1])
+		}
+		*errs = append(*errs, &Error{File: d.file, Line: kv.Pos().Line(), Col: kv.Pos().Column(), Field: "kind", Msg: msg})
 		return cue.Value{}, "", false
 	}
 	u := def.Unify(d.value)

@@ -299,7 +299,9 @@ type k8sPVC struct {
 				Storage any `json:"storage"`
 			} `json:"requests"`
 		} `json:"resources"`
-		StorageClassName string `json:"storageClassName"`
+		StorageClassName string         `json:"storageClassName"`
+		VolumeName       string         `json:"volumeName"`
+		Selector         *labelSelector `json:"selector"`
 	} `json:"spec"`
 }
 

@@ -705,3 +705,57 @@ func TestLoadPodSecurityContext(t *testing.T) {
 		t.Errorf("pod: fsGroup %v groups %v sysctls %v", p.FSGroup, p.SupplementalGroups, p.Sysctls)
 	}
 }
+
+// What real repositories carry that Kubernetes takes: server-written
+// metadata, a headless Service without ports, nodePort 0, a claim naming
+// a volume, RBAC names with colons, autoscaling/v2beta2; removed API
+// versions are refused with what replaces them.
+func TestLoadRealWorldForms(t *testing.T) {
+	files := map[string][]byte{"all.yaml": []byte(`apiVersion: v1
+kind: Service
+metadata: {name: hl, uid: 0b1c, resourceVersion: "42", generation: 3}
+spec: {clusterIP: None, selector: {app: x}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np}
+spec: {type: NodePort, ports: [{port: 80, nodePort: 0}]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {volumeName: pv-1, resources: {requests: {storage: 1Gi}, limits: {storage: 2Gi}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:metrics-reader"}
+rules: []
+` + "---\n" + strings.Replace(base, "metadata:\n  name: web", "metadata:\n  name: web\n  resourceVersion: \"7\"", 1) + `---
+apiVersion: autoscaling/v2beta2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 4
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+`)}
+	st, err := Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 2 || len(st.Autoscalers) != 1 || st.Autoscalers[0].TargetCPUPercent != 50 || st.Services[1].Ports[0].NodePort != 0 {
+		t.Fatalf("services %+v autoscalers %+v", st.Services, st.Autoscalers)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "PersistentVolumeClaim data: volumeName pv-1 is not acted on") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	for yaml, want := range map[string]string{
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: x}}\n":   "spec.ports: a Service with a virtual address needs at least one port",
+		"apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n": "extensions/v1beta1 Deployment was removed from Kubernetes 1.16: use apps/v1 Deployment",
+		"apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: x}\nspec: {}\n":         "batch/v1beta1 CronJob was removed from Kubernetes 1.25: use batch/v1 CronJob",
+	} {
+		if _, err := Load(map[string][]byte{"x.yaml": []byte(yaml)}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", yaml, err, want)
+		}
+	}
+}

@@ -374,6 +374,9 @@ type Claim struct {
 	StorageBytes     int64    `json:"storageBytes"`
 	AccessModes      []string `json:"accessModes"`
 	StorageClassName string   `json:"storageClassName,omitempty"`
+	// Binds says what the claim asks to bind to (volumeName, selector):
+	// accepted, and said not to be acted on (no PersistentVolumes).
+	Binds string `json:"binds,omitempty"`
 }
 
 // Service routes to the pods its selector matches.

@@ -468,6 +468,12 @@ func (n *norm) claim(c k8sPVC) Claim {
 	if len(cl.AccessModes) == 0 {
 		cl.AccessModes = []string{"ReadWriteOnce"}
 	}
+	switch {
+	case c.Spec.VolumeName != "":
+		cl.Binds = "volumeName " + c.Spec.VolumeName
+	case c.Spec.Selector != nil:
+		cl.Binds = "selector"
+	}
 	for i, m := range cl.AccessModes {
 		if m == "ReadWriteMany" || m == "ReadOnlyMany" {
 			n.fail(fmt.Sprintf("spec.accessModes[%d]", i), "%s needs shared storage; local volumes support ReadWriteOnce and ReadWriteOncePod", m)
@@ -499,6 +505,9 @@ func (n *norm) service(s k8sService) Service {
 		out.Type = "ClusterIP"
 	case "ExternalName":
 		n.fail("spec.type", "%s is not supported; use ClusterIP, NodePort or LoadBalancer", out.Type)
+	}
+	if len(s.Spec.Ports) == 0 && out.ClusterIP != "None" {
+		n.fail("spec.ports", "a Service with a virtual address needs at least one port (only a headless one, clusterIP: None, may have none)")
 	}
 	names := map[string]bool{}
 	for i, p := range s.Spec.Ports {

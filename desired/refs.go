@@ -299,6 +299,11 @@ func unenforced(st *State) []string {
 			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
 		}
 	}
+	for _, c := range st.Claims {
+		if c.Binds != "" {
+			add("PersistentVolumeClaim %s: %s is not acted on: a claim is a directory on the node that holds it, there are no PersistentVolumes to bind to", c.Name, c.Binds)
+		}
+	}
 	for _, a := range st.Autoscalers {
 		if _, ok := st.Workload(a.Target); !ok {
 			add("HorizontalPodAutoscaler %s: no Deployment named %q in the revision: it scales nothing until one is", a.Name, a.Target)
