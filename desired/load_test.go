@@ -750,7 +750,7 @@ spec:
 		t.Fatalf("warnings:\n%s", w)
 	}
 	for yaml, want := range map[string]string{
-		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: x}}\n":   "spec.ports: a Service with a virtual address needs at least one port",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {selector: {app: x}}\n":  "spec.ports: a Service with a virtual address needs at least one port",
 		"apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n": "extensions/v1beta1 Deployment was removed from Kubernetes 1.16: use apps/v1 Deployment",
 		"apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: x}\nspec: {}\n":         "batch/v1beta1 CronJob was removed from Kubernetes 1.25: use batch/v1 CronJob",
 	} {
