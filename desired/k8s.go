@@ -174,7 +174,21 @@ type k8sVolume struct {
 }
 
 type labelSelector struct {
-	MatchLabels map[string]string `json:"matchLabels"`
+	MatchLabels      map[string]string `json:"matchLabels"`
+	MatchExpressions []Requirement     `json:"matchExpressions"`
+}
+
+type nodeSelectorTerm struct {
+	MatchExpressions []Requirement `json:"matchExpressions"`
+	MatchFields      []Requirement `json:"matchFields"`
+}
+
+type k8sPodAffinity struct {
+	Required  []podAffinityTerm `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+	Preferred []struct {
+		Weight          int             `json:"weight"`
+		PodAffinityTerm podAffinityTerm `json:"podAffinityTerm"`
+	} `json:"preferredDuringSchedulingIgnoredDuringExecution"`
 }
 
 type podAffinityTerm struct {
@@ -202,14 +216,19 @@ type k8sPodSpec struct {
 		LabelSelector     *labelSelector `json:"labelSelector"`
 	} `json:"topologySpreadConstraints"`
 	Affinity *struct {
-		PodAntiAffinity *struct {
-			Required  []podAffinityTerm `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+		PodAntiAffinity *k8sPodAffinity `json:"podAntiAffinity"`
+		PodAffinity     *k8sPodAffinity `json:"podAffinity"`
+		NodeAffinity    *struct {
+			Required *struct {
+				Terms []nodeSelectorTerm `json:"nodeSelectorTerms"`
+			} `json:"requiredDuringSchedulingIgnoredDuringExecution"`
 			Preferred []struct {
-				Weight          int             `json:"weight"`
-				PodAffinityTerm podAffinityTerm `json:"podAffinityTerm"`
+				Weight     int              `json:"weight"`
+				Preference nodeSelectorTerm `json:"preference"`
 			} `json:"preferredDuringSchedulingIgnoredDuringExecution"`
-		} `json:"podAntiAffinity"`
+		} `json:"nodeAffinity"`
 	} `json:"affinity"`
+	Tolerations []Toleration `json:"tolerations"`
 }
 
 type k8sPodTemplate struct {

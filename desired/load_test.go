@@ -759,3 +759,51 @@ spec:
 		}
 	}
 }
+
+// Scheduling as Kubernetes writes it: tolerations, node affinity
+// (required and preferred, expressions and fields), pod affinity and
+// anti-affinity with matchExpressions, and expressions in a Deployment's
+// selector; what Kubernetes refuses is refused.
+func TestLoadScheduling(t *testing.T) {
+	dep := strings.Replace(strings.Replace(base, "spec:\n  replicas: 3\n", "spec:\n  replicas: 3\n  selector:\n    matchExpressions: [{key: app, operator: In, values: [web]}]\n", 1),
+		"  template:\n    spec:\n", "  template:\n    metadata: {labels: {app: web}}\n    spec:\n", 1)
+	dep = strings.Replace(dep, "      containers:", `      tolerations:
+        - {key: gpu, operator: Exists, effect: NoSchedule}
+        - {key: maint, operator: Equal, value: "yes", effect: NoExecute, tolerationSeconds: 60}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+              - matchExpressions: [{key: cores, operator: Gt, values: ["8"]}]
+              - matchFields: [{key: metadata.name, operator: In, values: [n1]}]
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - {weight: 20, preference: {matchExpressions: [{key: disk, operator: Exists}]}}
+        podAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            - {topologyKey: topology.kubernetes.io/zone, labelSelector: {matchExpressions: [{key: app, operator: In, values: [cache]}]}}
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchExpressions: [{key: app, operator: NotIn, values: [batch]}]}}
+      containers:`, 1)
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Workloads[0].Pod
+	if len(p.Tolerations) != 2 || len(p.NodeAffinity.Required) != 2 || len(p.NodeAffinity.Preferred) != 1 || len(p.Affinity) != 1 || len(p.AntiAffinity) != 1 ||
+		p.Affinity[0].MatchExpressions[0].Values[0] != "cache" || p.AntiAffinity[0].Weight != 100 {
+		t.Fatalf("pod %+v", p)
+	}
+	for change, want := range map[[2]string]string{
+		{"values: [web]}]", "values: [api]}]"}:                                    "spec.selector.matchExpressions[0]: app In [api] does not match the template's labels",
+		{"operator: Gt, values: [\"8\"]", "operator: Gt, values: [eight]"}:        "needs one integer value",
+		{"{key: gpu, operator: Exists, effect: NoSchedule}", "{operator: Equal}"}: "an empty key needs operator Exists",
+		{"key: metadata.name", "key: metadata.uid"}:                               "the only field is metadata.name",
+		{"operator: NotIn, values: [batch]", "operator: Gt, values: [\"1\"]"}:     "Gt is for node selectors only",
+	} {
+		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s → %s: %v, want %q", change[0], change[1], err, want)
+		}
+	}
+}

@@ -129,6 +129,12 @@ type PodSpec struct {
 	Hostname       string             `json:"hostname,omitempty"`
 	TopologySpread []TopologySpread   `json:"topologySpread,omitempty"`
 	AntiAffinity   []AntiAffinityTerm `json:"antiAffinity,omitempty"`
+	// Affinity keeps pods with the pods its terms select (podAffinity).
+	Affinity []AntiAffinityTerm `json:"affinity,omitempty"`
+	// NodeAffinity and Tolerations narrow and widen the nodes a pod may
+	// go to (nodeAffinity, taints).
+	NodeAffinity *NodeAffinity `json:"nodeAffinity,omitempty"`
+	Tolerations  []Toleration  `json:"tolerations,omitempty"`
 	// Accepted and not acted on (warnings say so); part of the template.
 	ServiceAccountName           string `json:"serviceAccountName,omitempty"`
 	AutomountServiceAccountToken *bool  `json:"automountServiceAccountToken,omitempty"`
@@ -301,14 +307,16 @@ type TopologySpread struct {
 	TopologyKey       string            `json:"topologyKey"`
 	WhenUnsatisfiable string            `json:"whenUnsatisfiable"`
 	MatchLabels       map[string]string `json:"matchLabels,omitempty"`
+	MatchExpressions  []Requirement     `json:"matchExpressions,omitempty"`
 }
 
-// AntiAffinityTerm keeps pods matching MatchLabels apart across TopologyKey;
-// Weight 0 means required.
+// AntiAffinityTerm keeps pods matching its selector apart across
+// TopologyKey (in PodSpec.Affinity: together); Weight 0 means required.
 type AntiAffinityTerm struct {
-	TopologyKey string            `json:"topologyKey"`
-	MatchLabels map[string]string `json:"matchLabels,omitempty"`
-	Weight      int               `json:"weight,omitempty"`
+	TopologyKey      string            `json:"topologyKey"`
+	MatchLabels      map[string]string `json:"matchLabels,omitempty"`
+	MatchExpressions []Requirement     `json:"matchExpressions,omitempty"`
+	Weight           int               `json:"weight,omitempty"`
 }
 
 // Job runs pods to completion.

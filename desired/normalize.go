@@ -129,28 +129,81 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 			ts.WhenUnsatisfiable = "DoNotSchedule"
 		}
 		if t.LabelSelector != nil {
-			ts.MatchLabels = t.LabelSelector.MatchLabels
+			ts.MatchLabels, ts.MatchExpressions = t.LabelSelector.MatchLabels, t.LabelSelector.MatchExpressions
+			n.checkRequirements(fmt.Sprintf("%s.topologySpreadConstraints[%d].labelSelector.matchExpressions", field, i), ts.MatchExpressions, false)
 		}
-		_ = i
 		p.TopologySpread = append(p.TopologySpread, ts)
 	}
-	if s.Affinity != nil && s.Affinity.PodAntiAffinity != nil {
-		for _, t := range s.Affinity.PodAntiAffinity.Required {
-			p.AntiAffinity = append(p.AntiAffinity, antiAffinity(t, 0))
+	if a := s.Affinity; a != nil {
+		p.AntiAffinity = n.podAffinity(field+".affinity.podAntiAffinity", a.PodAntiAffinity)
+		p.Affinity = n.podAffinity(field+".affinity.podAffinity", a.PodAffinity)
+		if na := a.NodeAffinity; na != nil {
+			p.NodeAffinity = &NodeAffinity{}
+			af := field + ".affinity.nodeAffinity"
+			if na.Required != nil {
+				if len(na.Required.Terms) == 0 {
+					n.fail(af+".requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms", "at least one term")
+				}
+				for i, t := range na.Required.Terms {
+					tf := fmt.Sprintf("%s.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[%d]", af, i)
+					p.NodeAffinity.Required = append(p.NodeAffinity.Required, n.nodeTerm(tf, t))
+				}
+			}
+			for i, t := range na.Preferred {
+				tf := fmt.Sprintf("%s.preferredDuringSchedulingIgnoredDuringExecution[%d].preference", af, i)
+				p.NodeAffinity.Preferred = append(p.NodeAffinity.Preferred, PreferredSchedulingTerm{Weight: t.Weight, Preference: n.nodeTerm(tf, t.Preference)})
+			}
 		}
-		for _, t := range s.Affinity.PodAntiAffinity.Preferred {
-			p.AntiAffinity = append(p.AntiAffinity, antiAffinity(t.PodAffinityTerm, t.Weight))
+	}
+	for i, t := range s.Tolerations {
+		tf := fmt.Sprintf("%s.tolerations[%d]", field, i)
+		switch {
+		case t.Operator == "Exists" && t.Value != "":
+			n.fail(tf+".value", "must be empty with operator Exists")
+		case t.Key == "" && t.Operator != "Exists":
+			n.fail(tf+".operator", "an empty key needs operator Exists (it tolerates every taint)")
+		case t.TolerationSeconds != nil && t.Effect != "NoExecute":
+			n.fail(tf+".tolerationSeconds", "only with effect NoExecute")
 		}
+		p.Tolerations = append(p.Tolerations, t)
 	}
 	return p.normalized()
 }
 
-func antiAffinity(t podAffinityTerm, weight int) AntiAffinityTerm {
-	a := AntiAffinityTerm{TopologyKey: t.TopologyKey, Weight: weight}
-	if t.LabelSelector != nil {
-		a.MatchLabels = t.LabelSelector.MatchLabels
+// podAffinity reads podAffinity or podAntiAffinity: required terms have
+// weight 0.
+func (n *norm) podAffinity(f string, a *k8sPodAffinity) []AntiAffinityTerm {
+	if a == nil {
+		return nil
 	}
-	return a
+	var out []AntiAffinityTerm
+	term := func(tf string, t podAffinityTerm, weight int) {
+		at := AntiAffinityTerm{TopologyKey: t.TopologyKey, Weight: weight}
+		if t.LabelSelector != nil {
+			at.MatchLabels, at.MatchExpressions = t.LabelSelector.MatchLabels, t.LabelSelector.MatchExpressions
+			n.checkRequirements(tf+".labelSelector.matchExpressions", at.MatchExpressions, false)
+		}
+		out = append(out, at)
+	}
+	for i, t := range a.Required {
+		term(fmt.Sprintf("%s.requiredDuringSchedulingIgnoredDuringExecution[%d]", f, i), t, 0)
+	}
+	for i, t := range a.Preferred {
+		term(fmt.Sprintf("%s.preferredDuringSchedulingIgnoredDuringExecution[%d].podAffinityTerm", f, i), t.PodAffinityTerm, t.Weight)
+	}
+	return out
+}
+
+// nodeTerm reads a node selector term; the only field is metadata.name.
+func (n *norm) nodeTerm(f string, t nodeSelectorTerm) NodeSelectorTerm {
+	n.checkRequirements(f+".matchExpressions", t.MatchExpressions, true)
+	n.checkRequirements(f+".matchFields", t.MatchFields, true)
+	for i, r := range t.MatchFields {
+		if r.Key != "metadata.name" {
+			n.fail(fmt.Sprintf("%s.matchFields[%d].key", f, i), "%q: the only field is metadata.name", r.Key)
+		}
+	}
+	return NodeSelectorTerm(t)
 }
 
 func (n *norm) volume(f string, v k8sVolume) Volume {
@@ -368,6 +421,14 @@ func (n *norm) deployment(d k8sDeployment) Workload {
 		n.fail("spec.template.spec.restartPolicy", "a Deployment's pods must restart Always")
 	}
 	w.Selector = w.PodLabels
+	if s.Selector != nil && len(s.Selector.MatchExpressions) > 0 {
+		n.checkRequirements("spec.selector.matchExpressions", s.Selector.MatchExpressions, false)
+		for i, r := range s.Selector.MatchExpressions {
+			if !r.Matches(w.PodLabels) {
+				n.fail(fmt.Sprintf("spec.selector.matchExpressions[%d]", i), "%s %s %v does not match the template's labels", r.Key, r.Operator, r.Values)
+			}
+		}
+	}
 	if s.Selector != nil && len(s.Selector.MatchLabels) > 0 {
 		w.Selector = s.Selector.MatchLabels
 		for k, v := range s.Selector.MatchLabels {

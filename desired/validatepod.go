@@ -104,7 +104,13 @@ func (c *podCheck) pod(p PodSpec) {
 			c.fail(fmt.Sprintf("sysctls[%d]", i), "%q: want a namespaced kernel parameter (not net.* with hostNetwork) and a one-line value", cut(sy.Name))
 		}
 	}
-	if len(p.TopologySpread)+len(p.AntiAffinity) > maxTopologyTerms {
+	if len(p.Tolerations) > 64 {
+		c.fail("tolerations", "at most 64")
+	}
+	if a := p.NodeAffinity; a != nil && len(a.Required)+len(a.Preferred) > maxTopologyTerms {
+		c.fail("nodeAffinity", "at most %d terms", maxTopologyTerms)
+	}
+	if len(p.TopologySpread)+len(p.AntiAffinity)+len(p.Affinity) > maxTopologyTerms {
 		c.fail("topologySpread", "at most %d topology terms", maxTopologyTerms)
 	}
 	for i, t := range p.TopologySpread {

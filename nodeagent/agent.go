@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/ratelog"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -38,6 +39,8 @@ type Config struct {
 	// (ephemeral-storage, hugepages-<size>, extended resources), reported
 	// in heartbeats for placement.
 	Extra map[string]int64
+	// Taints keep pods that do not tolerate them off the node.
+	Taints []desired.Taint
 	// Routes programs the routes to other nodes' pods (OpNetwork), and
 	// Services the Services' virtual addresses (OpServices); nil: the node
 	// has no pod network, and the command is acknowledged and ignored.
@@ -320,7 +323,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	hb := protocol.Heartbeat{
 		Version: protocol.Version, Node: a.cfg.Node, Labels: a.cfg.Labels, AgentVersion: a.cfg.Version,
 		Capacity: protocol.Resources{CPUMilli: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory(), Extra: a.cfg.Extra},
-		Time:     time.Now().UTC(), Address: a.cfg.Address, PodSubnet: a.cfg.PodSubnet,
+		Time:     time.Now().UTC(), Address: a.cfg.Address, PodSubnet: a.cfg.PodSubnet, Taints: a.cfg.Taints,
 	}
 	if err := a.cfg.NATS.Publish(protocol.HeartbeatSubject(a.cfg.Node), protocol.Encode(hb)); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("publish heartbeat")

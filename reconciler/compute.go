@@ -25,6 +25,8 @@ type NodeView struct {
 	Labels      map[string]string
 	Allocatable protocol.Resources
 	Volumes     []string
+	// Taints come from heartbeats too (baton agent --taint).
+	Taints []desired.Taint
 	// Disconnected is when the bus said the node's connection closed
 	// (zero: connected, or heard from since).
 	Disconnected time.Time

@@ -153,6 +153,13 @@ func TestCompute(t *testing.T) {
 		n.Allocatable = protocol.Resources{CPUMilli: 4000, MemoryBytes: 8 * gi, Extra: map[string]int64{"nvidia.com/gpu": gpus}}
 		return n
 	}
+	tolerant := workload("tol", 1, "tol:1")
+	tolerant.Pod.Tolerations = []desired.Toleration{{Key: "maint", Operator: "Exists"}}
+	tolerant.Hash = tolerant.Pod.Hash()
+	taintedNode := func(n NodeView, key, effect string) NodeView {
+		n.Taints = []desired.Taint{{Key: key, Effect: effect}}
+		return n
+	}
 	waiting := workload("web", 3, "web:1")
 	waiting.Pod.Waiting = []string{"Secret hf-secret"}
 	waiting.Hash = waiting.Pod.Hash()
@@ -529,6 +536,20 @@ func TestCompute(t *testing.T) {
 				withGPUs(node("n2"), 0),
 				sized(node("n3"), 8*gi))},
 			want: []string{"pending gpu×1: 0/3 nodes fit: 3 insufficient nvidia.com/gpu", "start gpu@n1"},
+		},
+		{
+			name: "a NoExecute taint moves the replicas that do not tolerate it, as a drain does; tolerated ones stay",
+			in: Input{Desired: state(web, tolerant), Nodes: nodes(
+				taintedNode(node("n1", rep("a", web, R, time.Hour), rep("t", tolerant, R, time.Hour)), "maint", "NoExecute"),
+				node("n2", rep("b", web, R, time.Hour), rep("c", web, R, time.Hour)))},
+			want: []string{"start web@n2"},
+		},
+		{
+			name: "… and once its replacement runs, the replica on the tainted node stops",
+			in: Input{Desired: state(web, tolerant), Nodes: nodes(
+				taintedNode(node("n1", rep("a", web, R, time.Hour), rep("t", tolerant, R, time.Hour)), "maint", "NoExecute"),
+				node("n2", rep("b", web, R, time.Hour), rep("c", web, R, time.Hour), rep("d", web, R, time.Hour)))},
+			want: []string{"stop a@n1"},
 		},
 		{
 			name: "a pod waiting for a Secret the revision lacks is not started; its running replicas stay",

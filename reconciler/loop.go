@@ -386,7 +386,10 @@ func (r *Reconciler) onHeartbeat(ctx context.Context, m *nats.Msg) {
 		r.reject(ctx, err, m, "heartbeat rejected")
 		return
 	}
-	if err := hb.Capacity.Valid(); err != nil {
+	if err := hb.Capacity.Valid(); err != nil || len(hb.Taints) > protocol.MaxTaints {
+		if err == nil {
+			err = fmt.Errorf("%d taints, at most %d", len(hb.Taints), protocol.MaxTaints)
+		}
 		r.reject(ctx, err, m, "heartbeat rejected")
 		return
 	}

@@ -314,7 +314,7 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		if heardSince(hb.at, n.view.Disconnected) {
 			n.view.Disconnected = time.Time{} // back on the bus
 		}
-		n.view.Labels, n.view.Allocatable = hb.msg.Labels, hb.msg.Capacity
+		n.view.Labels, n.view.Allocatable, n.view.Taints = hb.msg.Labels, hb.msg.Capacity, hb.msg.Taints
 		if n.view.ReportTime.IsZero() {
 			resync = true
 		}

@@ -75,7 +75,7 @@ func newCluster(in Input, live *Live) *cluster {
 		n := in.Nodes[name]
 		sn := schedule.Node{Name: name, Ready: live.Ready[name], Cordoned: in.Cordoned[name] || in.Draining[name], Labels: n.Labels,
 			Allocatable:      schedule.Resources{CPUMilli: n.Allocatable.CPUMilli, MemoryBytes: n.Allocatable.MemoryBytes},
-			ExtraAllocatable: n.Allocatable.Extra, Workloads: map[string]int{}}
+			ExtraAllocatable: n.Allocatable.Extra, Taints: n.Taints, Workloads: map[string]int{}}
 		if len(n.Volumes) > 0 {
 			sn.Volumes = map[string]bool{}
 			for _, v := range n.Volumes {
@@ -124,7 +124,8 @@ func newCluster(in Input, live *Live) *cluster {
 
 // schedPod is what placement needs of a workload's pod.
 func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
-	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), Extra: podExtra(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod)}
+	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), Extra: podExtra(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod),
+		NodeAffinity: w.Pod.NodeAffinity, Tolerations: w.Pod.Tolerations}
 	for _, v := range w.Pod.Volumes {
 		if v.Claim != nil {
 			p.Claims = append(p.Claims, v.Claim.Claim)
@@ -132,32 +133,29 @@ func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
 	}
 	for _, t := range w.Pod.TopologySpread {
 		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, MaxSkew: max(t.MaxSkew, 1),
-			Hard: t.WhenUnsatisfiable != "ScheduleAnyway", Weight: 1, Matches: matchingWorkloads(w, st, t.MatchLabels)})
+			Hard: t.WhenUnsatisfiable != "ScheduleAnyway", Weight: 1, Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
 	}
 	for _, t := range w.Pod.AntiAffinity {
 		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, Hard: t.Weight == 0, Weight: t.Weight,
-			Matches: matchingWorkloads(w, st, t.MatchLabels)})
+			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
+	}
+	for _, t := range w.Pod.Affinity {
+		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, Hard: t.Weight == 0, Weight: t.Weight, Affinity: true,
+			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
 	}
 	return p
 }
 
-// matchingWorkloads are the workloads whose pod labels match sel; with no
-// selector, the workload itself.
-func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]string) map[string]bool {
+// matchingWorkloads are the workloads whose pod labels match the selector;
+// with no selector, the workload itself.
+func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]string, exprs []desired.Requirement) map[string]bool {
 	m := map[string]bool{}
-	if len(sel) == 0 {
+	if len(sel) == 0 && len(exprs) == 0 {
 		m[w.Name] = true
 		return m
 	}
 	for _, o := range st.Workloads {
-		ok := true
-		for k, v := range sel {
-			if o.PodLabels[k] != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if desired.SelectorMatches(sel, exprs, o.PodLabels) {
 			m[o.Name] = true
 		}
 	}

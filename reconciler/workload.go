@@ -47,7 +47,7 @@ func (c *pass) workload(p workloadPass) {
 				refused = refusedBy(refused, w.Hash, r.node, r.Code, s.Reason)
 			}
 			continue
-		case r.SpecHash == w.Hash && !c.in.Draining[r.node]:
+		case r.SpecHash == w.Hash && !c.in.Draining[r.node] && c.untoleratedNoExecute(w.Pod, r.node) == "":
 			current = append(current, r)
 		default:
 			old = append(old, r)
@@ -180,6 +180,9 @@ func (c *pass) replacedBy(r replica, w desired.Workload, how string) string {
 	if c.in.Draining[r.node] {
 		return fmt.Sprintf("node %s draining (%s)", r.node, how)
 	}
+	if t := c.untoleratedNoExecute(w.Pod, r.node); t != "" && r.SpecHash == w.Hash {
+		return fmt.Sprintf("node %s has the taint %s (%s)", r.node, t, how)
+	}
 	return fmt.Sprintf("replaced by template %s (%s)", w.Hash, how)
 }
 
@@ -309,4 +312,17 @@ func sortForStop(rs []replica, perNode map[string]int) {
 // waitingReason says what a pod waits for that the revision lacks.
 func waitingReason(p desired.PodSpec) string {
 	return "waits for " + strings.Join(p.Waiting, ", ") + ", not in the revision"
+}
+
+// untoleratedNoExecute is a NoExecute taint of node the pod does not
+// tolerate ("" if none): its replicas there are moved away as from a
+// draining node (a tolerationSeconds is not counted: a tolerated taint
+// never moves them).
+func (c *pass) untoleratedNoExecute(p desired.PodSpec, node string) string {
+	for _, t := range c.in.Nodes[node].Taints {
+		if t.Effect == "NoExecute" && !desired.Tolerated(p.Tolerations, t) {
+			return t.String()
+		}
+	}
+	return ""
 }

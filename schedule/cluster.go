@@ -24,6 +24,9 @@ type Cluster struct {
 	// holders are the nodes holding replicas of a workload.
 	holders map[string][]int
 	shapes  map[string]*shapeHeaps
+	// softTaints: some node has a PreferNoSchedule taint, which only the
+	// full scan scores.
+	softTaints bool
 }
 
 // NewCluster makes the view of nodes (it keeps and updates them).
@@ -45,6 +48,9 @@ func NewCluster(nodes []Node, s Strategy) *Cluster {
 				c.holders[w] = append(c.holders[w], i)
 			}
 		}
+		for _, t := range nodes[i].Taints {
+			c.softTaints = c.softTaints || t.Effect == "PreferNoSchedule"
+		}
 	}
 	c.zones = len(names) + 1
 	for i := range nodes {
@@ -62,7 +68,8 @@ func (c *Cluster) Place(pod Pod, n int) Result {
 	if n <= 0 {
 		return Result{}
 	}
-	if len(pod.Terms) > 0 || len(pod.HostPorts) > 0 || len(pod.Claims) > 0 || len(pod.Refused) > 0 || len(pod.Extra) > 0 || len(c.Nodes) == 0 {
+	if len(pod.Terms) > 0 || len(pod.HostPorts) > 0 || len(pod.Claims) > 0 || len(pod.Refused) > 0 || len(pod.Extra) > 0 ||
+		pod.NodeAffinity != nil || len(pod.Tolerations) > 0 || c.softTaints || len(c.Nodes) == 0 {
 		res := Place(pod, c.Nodes, n, c.s)
 		for _, name := range res.Nodes {
 			c.apply(c.index[name], pod)

@@ -3,8 +3,11 @@ package schedule
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/batonhq/baton/desired"
 )
 
 // Resources is an amount of CPU and memory.
@@ -29,6 +32,8 @@ type Node struct {
 	// beyond cpu and memory (what the node advertises; absent: none).
 	ExtraAllocatable map[string]int64
 	ExtraRequested   map[string]int64
+	// Taints keep pods that do not tolerate them away.
+	Taints []desired.Taint
 	// HostPorts are the ports its pods publish, as "TCP/8080".
 	HostPorts map[string]bool
 	// Volumes are the claims whose local volumes the node holds.
@@ -51,6 +56,10 @@ type Term struct {
 	Hard    bool
 	Weight  int
 	Matches map[string]bool
+	// Affinity turns the term around (podAffinity): the replica goes
+	// where matching pods are. A required one lets the first replica go
+	// anywhere when nothing matches yet and the workload matches itself.
+	Affinity bool
 }
 
 // Pod is what a replica asks of its node.
@@ -68,6 +77,10 @@ type Pod struct {
 	// Extra are the requests beyond cpu and memory, by resource name
 	// (ephemeral-storage, hugepages-2Mi, nvidia.com/gpu).
 	Extra map[string]int64
+	// NodeAffinity narrows the nodes (required) and ranks them
+	// (preferred); Tolerations let the pod onto tainted nodes.
+	NodeAffinity *desired.NodeAffinity
+	Tolerations  []desired.Toleration
 }
 
 // ExtraFits says why a node with allocatable and requested extra
@@ -236,6 +249,15 @@ func (p *placer) staticFilter(n *Node) string {
 			return "node selector mismatch"
 		}
 	}
+	if a := p.pod.NodeAffinity; a != nil && len(a.Required) > 0 &&
+		!slices.ContainsFunc(a.Required, func(t desired.NodeSelectorTerm) bool { return t.Matches(n.Name, n.Labels) }) {
+		return "node affinity mismatch"
+	}
+	for _, t := range n.Taints {
+		if t.Effect != "PreferNoSchedule" && !desired.Tolerated(p.pod.Tolerations, t) {
+			return "untolerated taint " + t.String()
+		}
+	}
 	for _, t := range p.pod.Terms {
 		if _, ok := domain(n, t.TopologyKey); t.Hard && !ok {
 			return "no " + t.TopologyKey + " label"
@@ -276,6 +298,12 @@ func (p *placer) filter(i int) string {
 		}
 		d, _ := domain(n, term.TopologyKey)
 		count := p.domains[t][d]
+		if term.Affinity {
+			if count == 0 && (!term.Matches[p.pod.Workload] || anyMatch(p.domains[t])) {
+				return "pod affinity (" + keyName(term.TopologyKey) + ")"
+			}
+			continue
+		}
 		if term.MaxSkew == 0 {
 			if count > 0 {
 				return "anti-affinity (" + keyName(term.TopologyKey) + ")"
@@ -291,6 +319,20 @@ func (p *placer) filter(i int) string {
 		}
 	}
 	return ""
+}
+
+// preferNoSchedulePenalty is what an untolerated PreferNoSchedule taint
+// costs a node, against preferred terms' weights (1-100).
+const preferNoSchedulePenalty = 100
+
+// anyMatch tells whether some domain holds a matching replica.
+func anyMatch(domains map[string]int) bool {
+	for _, c := range domains {
+		if c > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func keyName(k string) string {
@@ -313,7 +355,22 @@ func (p *placer) score(i int) [4]int64 {
 			continue
 		}
 		w := int64(max(term.Weight, 1))
+		if term.Affinity {
+			w = -w
+		}
 		penalty += w * int64(p.domains[t][d])
+	}
+	if a := p.pod.NodeAffinity; a != nil {
+		for _, pt := range a.Preferred {
+			if pt.Preference.Matches(n.Name, n.Labels) {
+				penalty -= int64(pt.Weight)
+			}
+		}
+	}
+	for _, t := range n.Taints {
+		if t.Effect == "PreferNoSchedule" && !desired.Tolerated(p.pod.Tolerations, t) {
+			penalty += preferNoSchedulePenalty
+		}
 	}
 	mine := int64(p.mine[i] + p.added[i])
 	zone := int64(0)

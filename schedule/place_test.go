@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/batonhq/baton/desired"
 )
 
 const gi = 1 << 30
@@ -37,6 +39,10 @@ func holding(w string, k int) func(*Node) {
 	}
 }
 
+func tainted(key, value, effect string) func(*Node) {
+	return func(n *Node) { n.Taints = append(n.Taints, desired.Taint{Key: key, Value: value, Effect: effect}) }
+}
+
 func requested(cpu, mem int64) func(*Node) {
 	return func(n *Node) { n.Requested = Resources{CPUMilli: cpu, MemoryBytes: mem} }
 }
@@ -55,6 +61,34 @@ func TestPlace(t *testing.T) {
 		reason   string
 	}{
 		{name: "no nodes", pod: web, n: 2, unplaced: 2, reason: "no nodes"},
+		{name: "node affinity: one required term must hold (In, Gt), fields by name",
+			pod: Pod{Workload: "web", NodeAffinity: &desired.NodeAffinity{Required: []desired.NodeSelectorTerm{
+				{MatchExpressions: []desired.Requirement{{Key: "gpu", Operator: "In", Values: []string{"a100", "h100"}}, {Key: "cores", Operator: "Gt", Values: []string{"8"}}}},
+				{MatchFields: []desired.Requirement{{Key: "metadata.name", Operator: "In", Values: []string{"d"}}}}}}},
+			nodes: []Node{node("a", labels("gpu", "a100", "cores", "16")), node("b", labels("gpu", "a100", "cores", "4")), node("c", labels("gpu", "t4", "cores", "32")), node("d")},
+			n:     2, want: []string{"a", "d"}},
+		{name: "node affinity: preferred terms rank the nodes that fit",
+			pod: Pod{Workload: "web", NodeAffinity: &desired.NodeAffinity{Preferred: []desired.PreferredSchedulingTerm{
+				{Weight: 50, Preference: desired.NodeSelectorTerm{MatchExpressions: []desired.Requirement{{Key: "disk", Operator: "Exists"}}}}}}},
+			nodes: []Node{node("a"), node("b", labels("disk", "ssd"))}, n: 1, want: []string{"b"}},
+		{name: "taints: NoSchedule and NoExecute keep pods that do not tolerate them away",
+			pod: web, nodes: []Node{node("a", tainted("gpu", "yes", "NoSchedule")), node("b", tainted("maint", "", "NoExecute")), node("c")},
+			n: 2, want: []string{"c", "c"}},
+		{name: "taints: tolerated (Equal, Exists, empty key) they are no obstacle",
+			pod:   Pod{Workload: "web", Tolerations: []desired.Toleration{{Key: "gpu", Operator: "Equal", Value: "yes", Effect: "NoSchedule"}, {Key: "maint", Operator: "Exists"}}},
+			nodes: []Node{node("a", tainted("gpu", "yes", "NoSchedule")), node("b", tainted("maint", "", "NoExecute")), node("c", tainted("gpu", "no", "NoSchedule"))},
+			n:     3, want: []string{"a", "b", "a"}, unplaced: 0},
+		{name: "taints: PreferNoSchedule is the last choice",
+			pod: web, nodes: []Node{node("a", tainted("spot", "", "PreferNoSchedule")), node("b", requested(3500, 0))}, n: 1, want: []string{"b"}},
+		{name: "pod affinity: required goes where the matching pods are",
+			pod:   Pod{Workload: "web", Terms: []Term{{Affinity: true, Hard: true, Matches: map[string]bool{"cache": true}}}},
+			nodes: []Node{node("a"), node("b", holding("cache", 1)), node("c")}, n: 2, want: []string{"b", "b"}},
+		{name: "pod affinity: with nothing matching, a workload that matches itself starts anywhere, then stays together",
+			pod:   Pod{Workload: "web", Terms: []Term{{Affinity: true, Hard: true, Matches: map[string]bool{"web": true}}}},
+			nodes: []Node{node("a"), node("b")}, n: 3, want: []string{"a", "a", "a"}},
+		{name: "pod affinity: with nothing matching and not itself, nowhere",
+			pod:   Pod{Workload: "web", Terms: []Term{{Affinity: true, Hard: true, Matches: map[string]bool{"cache": true}}}},
+			nodes: []Node{node("a")}, n: 1, unplaced: 1, reason: "0/1 nodes fit: 1 pod affinity (kubernetes.io/hostname)"},
 		{name: "extra resources: advertised ones are counted, a node silent on ephemeral-storage is not held to it",
 			pod:   Pod{Workload: "web", Extra: map[string]int64{"ephemeral-storage": 6 * gi}},
 			nodes: []Node{node("a", func(n *Node) { n.ExtraAllocatable = map[string]int64{"ephemeral-storage": 10 * gi} }), node("b", requested(3000, 0))},

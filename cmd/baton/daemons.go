@@ -212,6 +212,7 @@ func (ao *agentOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&ao.clusterCIDR, "cluster-cidr", join.DefaultClusterCIDR, "every pod address of the cluster: pods' traffic to it keeps their addresses, the rest is masqueraded")
 	f.StringArrayVar(&ao.dnsUpstream, "dns-upstream", nil, "resolver (host:port) the pods' DNS forwards names outside the cluster to (repeatable; default: those of /etc/resolv.conf)")
 	f.StringVar(&ao.backend, "network-backend", nodeagent.BackendAuto, "how this node reaches other nodes' pods: auto (straight through a node on a shared link, host-gw; through a vxlan tunnel, UDP 8472, to any other), host-gw or vxlan")
+	f.StringArrayVar(&ao.taints, "taint", nil, "a taint of this node, KEY[=VALUE]:EFFECT (NoSchedule, PreferNoSchedule or NoExecute; repeatable): pods that do not tolerate it are not placed here (NoExecute: and moved away)")
 	f.StringArrayVar(&ao.resources, "resource", nil, "a resource this node has beyond cpu and memory, NAME=QUANTITY, for placement (repeatable): an extended resource (nvidia.com/gpu=2), huge pages (hugepages-2Mi=1Gi), or ephemeral-storage (default: the size of the data dir's filesystem)")
 	f.StringVar(&ao.address, "node-ip", "", "this node's address on the network between nodes, in its heartbeats (default: the source address of the route to the bus)")
 	f.StringVar(&ao.cni.Bridge, "cni-bridge", nodeagent.DefaultBridge, "name of the node's pod bridge")

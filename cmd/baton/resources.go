@@ -38,3 +38,23 @@ func nodeResources(flags []string, dataDir string) (map[string]int64, error) {
 	}
 	return out, nil
 }
+
+// parseTaints reads --taint flags: KEY[=VALUE]:EFFECT.
+func parseTaints(flags []string) ([]desired.Taint, error) {
+	var out []desired.Taint
+	for _, f := range flags {
+		kv, effect, ok := strings.Cut(f, ":")
+		key, value, _ := strings.Cut(kv, "=")
+		switch {
+		case !ok || key == "":
+			return nil, fmt.Errorf("--taint %q: want KEY[=VALUE]:EFFECT", f)
+		case effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute":
+			return nil, fmt.Errorf("--taint %q: the effect is NoSchedule, PreferNoSchedule or NoExecute", f)
+		}
+		out = append(out, desired.Taint{Key: key, Value: value, Effect: effect})
+	}
+	if len(out) > 64 {
+		return nil, fmt.Errorf("--taint: %d taints, at most 64", len(out))
+	}
+	return out, nil
+}

@@ -293,6 +293,7 @@ type agentOptions struct {
 	address     string   // --node-ip: the node's address between nodes ("": the one that reaches the bus)
 	backend     string   // --network-backend: auto, host-gw or vxlan
 	resources   []string // --resource NAME=QUANTITY: extra resources for placement
+	taints      []string // --taint KEY[=VALUE]:EFFECT
 	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
 	dnsUpstream []string // --dns-upstream: where the pods' DNS forwards other names ("": the host's resolv.conf)
 	cni         nodeagent.CNIConfig
@@ -341,6 +342,10 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return fmt.Errorf("--network-backend: %w", err)
 	}
 	extra, err := nodeResources(o.resources, o.dataDir)
+	if err != nil {
+		return err
+	}
+	taints, err := parseTaints(o.taints)
 	if err != nil {
 		return err
 	}
@@ -416,7 +421,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		subnet = o.cni.Subnet
 	}
 	a, err := nodeagent.New(nodeagent.Config{
-		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Extra: extra, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
+		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Extra: extra, Taints: taints, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
 		TermFile: filepath.Join(o.dataDir, "leader-term"),
 	})

@@ -125,6 +125,9 @@ type Resources struct {
 	Extra map[string]int64 `json:"extra,omitempty"`
 }
 
+// MaxTaints bounds a node's taints.
+const MaxTaints = 64
+
 // MaxExtraResources bounds the extra resources a node advertises.
 const MaxExtraResources = 64
 
@@ -146,12 +149,14 @@ func (r Resources) Valid() error {
 
 // Heartbeat says a node is alive.
 type Heartbeat struct {
-	Version      int               `json:"version"`
-	Node         string            `json:"node"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	Capacity     Resources         `json:"capacity"`
-	AgentVersion string            `json:"agentVersion"`
-	Time         time.Time         `json:"time"`
+	Version  int               `json:"version"`
+	Node     string            `json:"node"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Capacity Resources         `json:"capacity"`
+	// Taints keep pods that do not tolerate them off the node.
+	Taints       []desired.Taint `json:"taints,omitempty"`
+	AgentVersion string          `json:"agentVersion"`
+	Time         time.Time       `json:"time"`
 	// Address is the node's address on the network between nodes; PodSubnet
 	// its pods' addresses (the routes of the cluster's pod network).
 	Address   string `json:"address,omitempty"`
