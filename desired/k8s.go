@@ -370,7 +370,9 @@ type k8sHPA struct {
 		// autoscaling/v1's one target (the schema allows it there only).
 		TargetCPUUtilizationPercentage *int `json:"targetCPUUtilizationPercentage"`
 		Metrics                        []struct {
+			Type     string `json:"type"`
 			Resource struct {
+				Name   string `json:"name"`
 				Target struct {
 					AverageUtilization int `json:"averageUtilization"`
 				} `json:"target"`

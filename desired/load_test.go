@@ -807,3 +807,39 @@ func TestLoadScheduling(t *testing.T) {
 		}
 	}
 }
+
+// An HPA's metrics: cpu and memory utilization are targets; Pods, Object
+// and External metrics are accepted and said not acted on.
+func TestLoadHPAMetrics(t *testing.T) {
+	hpa := func(metrics string) map[string][]byte {
+		return map[string][]byte{"web.yaml": []byte(base), "hpa.yaml": []byte(`apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 4
+  metrics:
+` + metrics)}
+	}
+	st, err := Load(hpa(`    - {type: Resource, resource: {name: memory, target: {type: Utilization, averageUtilization: 70}}}
+    - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}
+    - {type: External, external: {metric: {name: queue}, target: {type: AverageValue, averageValue: "30"}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := st.Autoscalers[0]; a.TargetCPUPercent != 60 || a.TargetMemoryPercent != 70 || fmt.Sprint(a.Unmeasured) != "[External]" {
+		t.Fatalf("autoscaler %+v", a)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "its External metric is not acted on") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	for metrics, want := range map[string]string{
+		"    - {type: Resource}\n": "spec.metrics[0].resource: required with type Resource",
+		"    - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n    - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}\n": "cpu twice",
+	} {
+		if _, err := Load(hpa(metrics)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", metrics, err, want)
+		}
+	}
+}

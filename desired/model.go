@@ -428,6 +428,14 @@ type Autoscaler struct {
 	MinReplicas      int          `json:"minReplicas"`
 	MaxReplicas      int          `json:"maxReplicas"`
 	TargetCPUPercent int          `json:"targetCPUUtilizationPercent"`
+	// TargetMemoryPercent, when set, is a memory utilization target too:
+	// the count is the larger of the two (as Kubernetes takes the largest
+	// recommendation of its metrics).
+	TargetMemoryPercent int `json:"targetMemoryUtilizationPercent,omitempty"`
+	// Unmeasured are the metrics Baton has no source for (Pods, Object,
+	// External, ContainerResource): accepted and said not acted on, as on
+	// a Kubernetes cluster without a metrics adapter.
+	Unmeasured []string `json:"unmeasured,omitempty"`
 	ScaleUp          ScalingRules `json:"scaleUp"`
 	ScaleDown        ScalingRules `json:"scaleDown"`
 }

@@ -613,11 +613,23 @@ func (n *norm) autoscaler(h k8sHPA) Autoscaler {
 	a := Autoscaler{Meta: n.meta(h.Metadata), Target: h.Spec.ScaleTargetRef.Name,
 		MinReplicas: intOr(h.Spec.MinReplicas, 1), MaxReplicas: h.Spec.MaxReplicas, TargetCPUPercent: 80,
 		ScaleUp: rules(h.Spec.Behavior.ScaleUp, 0), ScaleDown: rules(h.Spec.Behavior.ScaleDown, 300)}
-	if len(h.Spec.Metrics) > 1 {
-		n.fail("spec.metrics", "one CPU utilization metric is supported")
+	if len(h.Spec.Metrics) > 0 {
+		a.TargetCPUPercent = 0
 	}
-	if len(h.Spec.Metrics) == 1 {
-		a.TargetCPUPercent = h.Spec.Metrics[0].Resource.Target.AverageUtilization
+	for i, m := range h.Spec.Metrics {
+		mf := fmt.Sprintf("spec.metrics[%d]", i)
+		switch {
+		case m.Type != "Resource":
+			a.Unmeasured = append(a.Unmeasured, m.Type)
+		case m.Resource.Name == "":
+			n.fail(mf+".resource", "required with type Resource")
+		case m.Resource.Name == "cpu" && a.TargetCPUPercent == 0:
+			a.TargetCPUPercent = m.Resource.Target.AverageUtilization
+		case m.Resource.Name == "memory" && a.TargetMemoryPercent == 0:
+			a.TargetMemoryPercent = m.Resource.Target.AverageUtilization
+		default:
+			n.fail(mf+".resource.name", "%s twice", m.Resource.Name)
+		}
 	}
 	if t := h.Spec.TargetCPUUtilizationPercentage; t != nil {
 		a.TargetCPUPercent = *t

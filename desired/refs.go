@@ -305,6 +305,9 @@ func unenforced(st *State) []string {
 		}
 	}
 	for _, a := range st.Autoscalers {
+		for _, m := range a.Unmeasured {
+			add("HorizontalPodAutoscaler %s: its %s metric is not acted on: Baton measures the pods' cpu and memory only (as a Kubernetes cluster without a metrics adapter)", a.Name, m)
+		}
 		if _, ok := st.Workload(a.Target); !ok {
 			add("HorizontalPodAutoscaler %s: no Deployment named %q in the revision: it scales nothing until one is", a.Name, a.Target)
 		}

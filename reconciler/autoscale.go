@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -35,6 +36,8 @@ type Recommendation struct {
 type cpuSample struct {
 	UsageMilli, RequestMilli int64
 	Pods                     int
+	// The same for memory, in bytes (for a memory utilization target).
+	MemUsage, MemRequest int64
 }
 
 // hpaTolerance: utilization within 10% of the target changes nothing (as
@@ -65,20 +68,40 @@ func autoscale(a desired.Autoscaler, prev HPAState, live int, cpu cpuSample, flo
 	st.Replicas = cur
 	raw := cur
 	st.Utilization = -1
-	switch {
-	case cpu.Pods == 0:
-		st.Reason = "no CPU usage reported yet"
-	case cpu.RequestMilli == 0:
-		st.Reason = "the pods have no cpu requests: utilization is undefined"
-	default:
-		util := float64(cpu.UsageMilli) / float64(cpu.RequestMilli)
-		st.Utilization = int(math.Round(util * 100))
-		ratio := util * 100 / float64(a.TargetCPUPercent)
-		if math.Abs(ratio-1) > hpaTolerance {
-			raw = int(math.Ceil(float64(cur) * ratio))
+	// Each metric recommends a count; the largest wins (as Kubernetes).
+	var reasons []string
+	measured := false
+	metric := func(name string, target int, usage, request int64) {
+		switch {
+		case target == 0:
+			return
+		case cpu.Pods == 0:
+			reasons = append(reasons, "no "+name+" usage reported yet")
+		case request == 0:
+			reasons = append(reasons, "the pods have no "+name+" requests: utilization is undefined")
+		default:
+			util := float64(usage) / float64(request)
+			pct := int(math.Round(util * 100))
+			if name == "cpu" {
+				st.Utilization = pct
+			}
+			rec := cur
+			if ratio := util * 100 / float64(target); math.Abs(ratio-1) > hpaTolerance {
+				rec = int(math.Ceil(float64(cur) * ratio))
+			}
+			if !measured || rec > raw {
+				raw = rec
+			}
+			measured = true
+			reasons = append(reasons, fmt.Sprintf("%s %d%% of requests, target %d%%", name, pct, target))
 		}
-		st.Reason = fmt.Sprintf("cpu %d%% of requests, target %d%%", st.Utilization, a.TargetCPUPercent)
 	}
+	metric("cpu", a.TargetCPUPercent, cpu.UsageMilli, cpu.RequestMilli)
+	metric("memory", a.TargetMemoryPercent, cpu.MemUsage, cpu.MemRequest)
+	if len(reasons) == 0 {
+		reasons = append(reasons, "no cpu or memory target: holds the count within min and max")
+	}
+	st.Reason = strings.Join(reasons, "; ")
 	raw = clamp(raw, a.MinReplicas, a.MaxReplicas)
 
 	// Stabilization over the recommendations of the windows.
@@ -171,7 +194,7 @@ func minPeriod(up bool, a desired.Autoscaler) time.Duration {
 // cpuOf sums what a workload's running replicas of ready nodes use and
 // request; running counts them.
 func cpuOf(live *Live, w desired.Workload) (s cpuSample, running int) {
-	req := podRequests(w.Pod).CPUMilli
+	req := podRequests(w.Pod)
 	for _, r := range live.reported(w.Name) {
 		if r.State != protocol.StateRunning || r.gone() {
 			continue
@@ -179,7 +202,9 @@ func cpuOf(live *Live, w desired.Workload) (s cpuSample, running int) {
 		running++
 		if r.Usage != nil {
 			s.UsageMilli += r.Usage.CPUMilli
-			s.RequestMilli += req
+			s.RequestMilli += req.CPUMilli
+			s.MemUsage += r.Usage.MemoryBytes
+			s.MemRequest += req.MemoryBytes
 			s.Pods++
 		}
 	}

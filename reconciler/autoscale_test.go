@@ -14,6 +14,10 @@ func TestAutoscale(t *testing.T) {
 	cpu := func(usage int64, pods int) cpuSample {
 		return cpuSample{UsageMilli: usage, RequestMilli: 100 * int64(pods), Pods: pods}
 	}
+	withMem := hpa
+	withMem.TargetMemoryPercent = 60
+	memOnly := withMem
+	memOnly.TargetCPUPercent = 0
 	tests := []struct {
 		name  string
 		a     desired.Autoscaler
@@ -40,6 +44,14 @@ func TestAutoscale(t *testing.T) {
 		{name: "a schedule's floor wins", a: hpa, prev: HPAState{Replicas: 4}, cpu: cpu(1, 4), floor: 6, now: at(0), want: 6},
 		{name: "above the floor the HPA decides", a: hpa, prev: HPAState{Replicas: 6}, cpu: cpu(1200, 6), floor: 6, now: at(0), want: 10},
 		{name: "no cpu requests: holds", a: hpa, prev: HPAState{Replicas: 4}, cpu: cpuSample{UsageMilli: 500, Pods: 4}, now: at(0), want: 4},
+		{name: "memory: 90% against a 60% target at 4 pods: 6 (cpu idle)", a: withMem, prev: HPAState{Replicas: 4},
+			cpu: cpuSample{UsageMilli: 1, RequestMilli: 400, MemUsage: 360, MemRequest: 400, Pods: 4}, now: at(0), want: 6},
+		{name: "cpu and memory: the larger recommendation wins", a: withMem, prev: HPAState{Replicas: 4},
+			cpu: cpuSample{UsageMilli: 300, RequestMilli: 400, MemUsage: 264, MemRequest: 400, Pods: 4}, now: at(0), want: 6},
+		{name: "memory only, no cpu target", a: memOnly, prev: HPAState{Replicas: 4},
+			cpu: cpuSample{UsageMilli: 4000, RequestMilli: 400, MemUsage: 120, MemRequest: 400, Pods: 4}, now: at(0), want: 2},
+		{name: "no target it can measure (custom metrics only): holds", a: func() desired.Autoscaler { a := hpa; a.TargetCPUPercent = 0; return a }(),
+			prev: HPAState{Replicas: 4}, cpu: cpu(4000, 4), now: at(0), want: 4},
 		{name: "scale up disabled", a: func() desired.Autoscaler { a := hpa; a.ScaleUp.SelectPolicy = "Disabled"; return a }(),
 			prev: HPAState{Replicas: 4}, cpu: cpu(400, 4), now: at(0), want: 4},
 		{name: "a pods policy bounds the step", a: func() desired.Autoscaler {
