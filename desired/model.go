@@ -424,10 +424,10 @@ type ServicePort struct {
 // Autoscaler is a HorizontalPodAutoscaler on CPU utilization.
 type Autoscaler struct {
 	Meta
-	Target           string       `json:"target"`
-	MinReplicas      int          `json:"minReplicas"`
-	MaxReplicas      int          `json:"maxReplicas"`
-	TargetCPUPercent int          `json:"targetCPUUtilizationPercent"`
+	Target           string `json:"target"`
+	MinReplicas      int    `json:"minReplicas"`
+	MaxReplicas      int    `json:"maxReplicas"`
+	TargetCPUPercent int    `json:"targetCPUUtilizationPercent"`
 	// TargetMemoryPercent, when set, is a memory utilization target too:
 	// the count is the larger of the two (as Kubernetes takes the largest
 	// recommendation of its metrics).
@@ -435,9 +435,9 @@ type Autoscaler struct {
 	// Unmeasured are the metrics Baton has no source for (Pods, Object,
 	// External, ContainerResource): accepted and said not acted on, as on
 	// a Kubernetes cluster without a metrics adapter.
-	Unmeasured []string `json:"unmeasured,omitempty"`
-	ScaleUp          ScalingRules `json:"scaleUp"`
-	ScaleDown        ScalingRules `json:"scaleDown"`
+	Unmeasured []string     `json:"unmeasured,omitempty"`
+	ScaleUp    ScalingRules `json:"scaleUp"`
+	ScaleDown  ScalingRules `json:"scaleDown"`
 }
 
 // ScalingRules bound how fast an autoscaler moves.
