@@ -27,6 +27,14 @@ type k8sEnvVar struct {
 	ValueFrom *struct {
 		ConfigMapKeyRef *keySelector `json:"configMapKeyRef"`
 		SecretKeyRef    *keySelector `json:"secretKeyRef"`
+		FieldRef        *struct {
+			FieldPath string `json:"fieldPath"`
+		} `json:"fieldRef"`
+		ResourceFieldRef *struct {
+			ContainerName string `json:"containerName"`
+			Resource      string `json:"resource"`
+			Divisor       any    `json:"divisor"`
+		} `json:"resourceFieldRef"`
 	} `json:"valueFrom"`
 }
 

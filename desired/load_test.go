@@ -843,3 +843,41 @@ spec:
 		}
 	}
 }
+
+// The downward API: fields the manifest knows are resolved when it
+// loads, those only the node knows are kept for it; resources by
+// container with a divisor.
+func TestLoadDownwardAPI(t *testing.T) {
+	dep := strings.Replace(base, "  template:\n    spec:\n", "  template:\n    metadata: {labels: {app: web, tier: front}, annotations: {team: blue}}\n    spec:\n      serviceAccountName: web-sa\n", 1) +
+		`          resources: {limits: {cpu: 1500m}}
+          env:
+            - {name: TIER, valueFrom: {fieldRef: {fieldPath: "metadata.labels['tier']"}}}
+            - {name: TEAM, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['team']"}}}
+            - {name: NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+            - {name: SA, valueFrom: {fieldRef: {apiVersion: v1, fieldPath: spec.serviceAccountName}}}
+            - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+            - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+            - {name: CPUS, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 500m}}}
+`
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]EnvVar{}
+	for _, e := range st.Workloads[0].Pod.Containers[0].Env {
+		env[e.Name] = e
+	}
+	if env["TIER"].Value != "front" || env["TEAM"].Value != "blue" || env["NS"].Value != "default" || env["SA"].Value != "web-sa" ||
+		env["POD"].FieldRef != "metadata.name" || env["IP"].FieldRef != "status.podIP" ||
+		*env["CPUS"].ResourceFieldRef != (ResourceFieldRef{Container: "app", Resource: "limits.cpu", Divisor: 500}) {
+		t.Fatalf("env %+v", env)
+	}
+	for change, want := range map[[2]string]string{
+		{"fieldPath: status.podIP", "fieldPath: status.phase"}:                             `"status.phase" is not a field the downward API gives`,
+		{"resource: limits.cpu, divisor: 500m", "resource: limits.cpu, containerName: db"}: `resourceFieldRef.containerName: no container named "db" in the pod`,
+	} {
+		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", change[1], err, want)
+		}
+	}
+}

@@ -184,6 +184,25 @@ type EnvVar struct {
 	Value           string  `json:"value,omitempty"`
 	ConfigMapKeyRef *KeyRef `json:"configMapKeyRef,omitempty"`
 	SecretKeyRef    *KeyRef `json:"secretKeyRef,omitempty"`
+	// FieldRef is a field of the pod the node fills in when it starts it
+	// (the downward API): metadata.name, metadata.uid, spec.nodeName,
+	// status.podIP(s), status.hostIP(s). The fields known from the
+	// manifest (labels, annotations, namespace, serviceAccountName) are
+	// resolved into Value when it loads.
+	FieldRef string `json:"fieldRef,omitempty"`
+	// ResourceFieldRef is a container's request or limit, in divisor units
+	// (rounded up); an unset limit is the node's capacity.
+	ResourceFieldRef *ResourceFieldRef `json:"resourceFieldRef,omitempty"`
+}
+
+// ResourceFieldRef names a container's request or limit for the
+// downward API.
+type ResourceFieldRef struct {
+	Container string `json:"container"`
+	Resource  string `json:"resource"` // limits.cpu, requests.memory, ...
+	// Divisor in the resource's unit (thousandths of a core for cpu, bytes
+	// otherwise); 0 is 1 (one core, one byte).
+	Divisor int64 `json:"divisor,omitempty"`
 }
 
 // KeyRef names one key of a ConfigMap or Secret.

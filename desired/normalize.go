@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,7 +65,8 @@ func portString(p any) string {
 
 // pod normalizes a pod template's spec; defRestart is the kind's default
 // restart policy.
-func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
+func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMeta) PodSpec {
+	meta := podMeta{labels: tm.Labels, annotations: tm.Annotations, serviceAccount: s.ServiceAccountName}
 	p := PodSpec{
 		RestartPolicy:                 s.RestartPolicy,
 		NodeSelector:                  s.NodeSelector,
@@ -80,6 +82,14 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 		p.RestartPolicy = defRestart
 	}
 	n.podSecurity(field+".securityContext", s, &p)
+	for i, c := range s.Containers {
+		for j, e := range c.Env {
+			if r := e.ValueFrom; r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.ContainerName != "" &&
+				!slices.ContainsFunc(s.Containers, func(o k8sContainer) bool { return o.Name == r.ResourceFieldRef.ContainerName }) {
+				n.fail(fmt.Sprintf("%s.containers[%d].env[%d].valueFrom.resourceFieldRef.containerName", field, i, j), "no container named %q in the pod", r.ResourceFieldRef.ContainerName)
+			}
+		}
+	}
 	volumes := map[string]bool{}
 	for i, v := range s.Volumes {
 		f := fmt.Sprintf("%s.volumes[%d]", field, i)
@@ -97,7 +107,7 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string) PodSpec {
 			n.fail(f+".name", "duplicate container name %q", c.Name)
 		}
 		names[c.Name] = true
-		nc := n.container(f, c, s.SecurityContext)
+		nc := n.container(f, c, s.SecurityContext, meta)
 		for j, m := range nc.VolumeMounts {
 			if !volumes[m.Name] {
 				n.fail(fmt.Sprintf("%s.volumeMounts[%d].name", f, j), "no volume named %q in the pod", m.Name)
@@ -245,7 +255,7 @@ func (n *norm) volume(f string, v k8sVolume) Volume {
 	return out
 }
 
-func (n *norm) container(f string, c k8sContainer, podSC *podSecurityContext) Container {
+func (n *norm) container(f string, c k8sContainer, podSC *podSecurityContext, meta podMeta) Container {
 	out := Container{
 		Name: c.Name, Image: c.Image, ImagePullPolicy: c.ImagePullPolicy,
 		Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
@@ -278,9 +288,21 @@ func (n *norm) container(f string, c k8sContainer, podSC *podSecurityContext) Co
 				ev.SecretKeyRef = &KeyRef{Name: r.Name, Key: r.Key, Optional: r.Optional}
 				refs++
 			}
+			if r := e.ValueFrom.FieldRef; r != nil {
+				n.fieldRef(ef+".valueFrom.fieldRef.fieldPath", r.FieldPath, &ev, meta)
+				refs++
+			}
+			if r := e.ValueFrom.ResourceFieldRef; r != nil {
+				div := n.quantity(ef+".valueFrom.resourceFieldRef.divisor", r.Divisor, resourceScale(r.Resource))
+				ev.ResourceFieldRef = &ResourceFieldRef{Container: r.ContainerName, Resource: r.Resource, Divisor: div}
+				if ev.ResourceFieldRef.Container == "" {
+					ev.ResourceFieldRef.Container = c.Name
+				}
+				refs++
+			}
 		}
 		if refs > 1 {
-			n.fail(ef, "set only one of value, valueFrom.configMapKeyRef, valueFrom.secretKeyRef")
+			n.fail(ef, "set only one of value, valueFrom.configMapKeyRef, valueFrom.secretKeyRef, valueFrom.fieldRef, valueFrom.resourceFieldRef")
 		}
 		if _, dup := envNames[e.Name]; dup {
 			n.fail(ef+".name", "duplicate environment variable %q", e.Name)
@@ -405,7 +427,7 @@ func (n *norm) deployment(d k8sDeployment) Workload {
 		Name: d.Metadata.Name, Kind: "Deployment", Labels: d.Metadata.Labels, Annotations: d.Metadata.Annotations,
 		Replicas:                intOr(s.Replicas, 1),
 		PodLabels:               s.Template.Metadata.Labels,
-		Pod:                     n.pod("spec.template.spec", s.Template.Spec, "Always"),
+		Pod:                     n.pod("spec.template.spec", s.Template.Spec, "Always", s.Template.Metadata),
 		Strategy:                Strategy{Type: s.Strategy.Type},
 		MinReadySeconds:         s.MinReadySeconds,
 		RevisionHistoryLimit:    intOr(s.RevisionHistoryLimit, 10),
@@ -463,7 +485,7 @@ func isZero(s string) bool { return s == "0" || s == "0%" }
 
 func (n *norm) jobSpec(field string, s k8sJobSpec) JobSpec {
 	js := JobSpec{
-		Pod:                     n.pod(field+".template.spec", s.Template.Spec, ""),
+		Pod:                     n.pod(field+".template.spec", s.Template.Spec, "", s.Template.Metadata),
 		PodLabels:               s.Template.Metadata.Labels,
 		Completions:             intOr(s.Completions, 1),
 		BackoffLimit:            intOr(s.BackoffLimit, 6),

@@ -265,6 +265,12 @@ func (c *podCheck) container(f string, ct Container, volumes map[string]bool) {
 		if envNames[e.Name] {
 			c.fail(fmt.Sprintf("%s.env[%d].name", f, i), "duplicate environment variable %q", cut(e.Name))
 		}
+		if e.FieldRef != "" && !isNodeField(e.FieldRef) {
+			c.fail(fmt.Sprintf("%s.env[%d].fieldRef", f, i), "%q: want one of %s", cut(e.FieldRef), strings.Join(NodeFields, ", "))
+		}
+		if r := e.ResourceFieldRef; r != nil && (!slices.Contains([]string{"limits.cpu", "limits.memory", "limits.ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage"}, r.Resource) || r.Divisor < 0) {
+			c.fail(fmt.Sprintf("%s.env[%d].resourceFieldRef", f, i), "%q: want limits or requests of cpu, memory or ephemeral-storage", cut(r.Resource))
+		}
 		envNames[e.Name] = true
 	}
 	if len(ct.Ports) > maxListLen {

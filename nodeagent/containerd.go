@@ -75,6 +75,8 @@ type Containerd struct {
 	pulls chan struct{} // at most cap(pulls) pulls at once
 
 	network Network // nil: pods get a loopback-only network namespace
+	// nodeName and nodeAddress answer the downward API.
+	nodeName, nodeAddress string
 	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
 	// resolvConf is the pods' resolv.conf (SetPodResolvConf; "": the host's).
 	resolvConf string
@@ -159,6 +161,10 @@ func (e *PodSecurityError) Error() string {
 func (e *PodSecurityError) Is(target error) bool {
 	return target == ErrPodSecurity || target == ErrNotAllowed
 }
+
+// SetNode tells the runtime its node's name and address, for the
+// downward API (spec.nodeName, status.hostIP).
+func (r *Containerd) SetNode(name, address string) { r.nodeName, r.nodeAddress = name, address }
 
 // SetNetwork attaches pods to n. hostNS is the network namespace that plays
 // the host for hostNetwork pods ("" for the agent's own).
@@ -458,7 +464,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		}
 		env := make([]string, 0, len(c.Env))
 		for _, e := range c.Env {
-			env = append(env, e.Name+"="+e.Value)
+			env = append(env, e.Name+"="+r.downward(e, spec, net))
 		}
 		opts = append(opts, oci.WithEnv(env))
 		if c.WorkingDir != "" {

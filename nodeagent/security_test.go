@@ -189,3 +189,40 @@ func TestPodSecurityContext(t *testing.T) {
 		t.Fatalf("runAsNonRoot with a root image: %v", err)
 	}
 }
+
+// The downward API's node-side fields, filled in when the container is
+// made: the pod's name and uid, the node's name and address, and a
+// container's limit (an unset one is the node's capacity) in divisor
+// units, rounded up; read from the process's environment.
+func TestDownwardAPI(t *testing.T) {
+	rt := newRuntime(t)
+	rt.SetNode("n7", "192.0.2.7")
+	ctx := context.Background()
+	spec := podSpec("hello-down-1", desired.Container{Name: "a", Image: testenv.HelloImage,
+		Resources: desired.Resources{Limits: desired.Amount{CPUMilli: 1500, MemoryBytes: 64 << 20}},
+		Env: []desired.EnvVar{{Name: "POD", FieldRef: "metadata.name"}, {Name: "NODE", FieldRef: "spec.nodeName"},
+			{Name: "HOST_IP", FieldRef: "status.hostIP"}, {Name: "PLAIN", Value: "x"},
+			{Name: "CPUS", ResourceFieldRef: &desired.ResourceFieldRef{Container: "a", Resource: "limits.cpu"}},
+			{Name: "MEM_MI", ResourceFieldRef: &desired.ResourceFieldRef{Container: "a", Resource: "limits.memory", Divisor: 1 << 20}},
+			{Name: "REQ_CPU", ResourceFieldRef: &desired.ResourceFieldRef{Container: "a", Resource: "requests.cpu", Divisor: 1}}}})
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, spec.ID)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids["a"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	for k, want := range map[string]string{"POD": "hello-down-1", "NODE": "n7", "HOST_IP": "192.0.2.7", "PLAIN": "x", "CPUS": "2", "MEM_MI": "64", "REQ_CPU": "0"} {
+		if env[k] != want {
+			t.Errorf("%s=%q, want %q", k, env[k], want)
+		}
+	}
+}

@@ -353,6 +353,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	if addr == "" {
 		addr = nodeAddress(nc)
 	}
+	rt.SetNode(o.node, addr)
 	switch o.network {
 	case "cni":
 		cfg := o.cni
