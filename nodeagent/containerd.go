@@ -77,7 +77,7 @@ type Containerd struct {
 	network Network // nil: pods get a loopback-only network namespace
 	// nodeName and nodeAddress answer the downward API.
 	nodeName, nodeAddress string
-	hostNS  string  // the namespace hostNetwork pods join; "" for the agent's own
+	hostNS                string // the namespace hostNetwork pods join; "" for the agent's own
 	// resolvConf is the pods' resolv.conf (SetPodResolvConf; "": the host's).
 	resolvConf string
 	portMu     sync.Mutex
