@@ -154,7 +154,18 @@ type keyToPath struct {
 }
 
 type k8sVolume struct {
-	Name     string `json:"name"`
+	Name      string `json:"name"`
+	Ephemeral *struct {
+		VolumeClaimTemplate struct {
+			Spec struct {
+				Resources struct {
+					Requests struct {
+						Storage any `json:"storage"`
+					} `json:"requests"`
+				} `json:"resources"`
+			} `json:"spec"`
+		} `json:"volumeClaimTemplate"`
+	} `json:"ephemeral"`
 	EmptyDir *struct {
 		Medium    string `json:"medium"`
 		SizeLimit any    `json:"sizeLimit"`

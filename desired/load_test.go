@@ -881,3 +881,25 @@ func TestLoadDownwardAPI(t *testing.T) {
 		}
 	}
 }
+
+// A generic ephemeral volume is scratch space of its claim's size, as an
+// emptyDir; a template's metadata.name is ignored, as Kubernetes does.
+func TestLoadEphemeralVolume(t *testing.T) {
+	dep := strings.Replace(base, "  template:\n    spec:\n", `  template:
+    metadata: {name: ignored}
+    spec:
+      volumes:
+        - name: scratch
+          ephemeral:
+            volumeClaimTemplate:
+              metadata: {labels: {type: scratch}}
+              spec: {accessModes: [ReadWriteOnce], storageClassName: fast, resources: {requests: {storage: 2Gi}}}
+`, 1) + "          volumeMounts: [{name: scratch, mountPath: /scratch}]\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st.Workloads[0].Pod.Volumes[0]; v.EmptyDir == nil || v.EmptyDir.SizeLimitBytes != 2<<30 || v.EmptyDir.Memory {
+		t.Fatalf("volume %+v", v)
+	}
+}

@@ -223,6 +223,13 @@ func (n *norm) volume(f string, v k8sVolume) Volume {
 		sources++
 		out.EmptyDir = &EmptyDir{Memory: v.EmptyDir.Medium == "Memory", SizeLimitBytes: n.quantity(f+".emptyDir.sizeLimit", v.EmptyDir.SizeLimit, 1)}
 	}
+	if v.Ephemeral != nil {
+		// A generic ephemeral volume: a claim made for the pod and deleted
+		// with it. Here, scratch space on the node's disk of the claim's
+		// size, as an emptyDir.
+		sources++
+		out.EmptyDir = &EmptyDir{SizeLimitBytes: n.quantity(f+".ephemeral.volumeClaimTemplate.spec.resources.requests.storage", v.Ephemeral.VolumeClaimTemplate.Spec.Resources.Requests.Storage, 1)}
+	}
 	if v.HostPath != nil {
 		sources++
 		out.HostPath = v.HostPath.Path
@@ -250,7 +257,7 @@ func (n *norm) volume(f string, v k8sVolume) Volume {
 		out.Claim = &ClaimMount{Claim: v.PersistentVolumeClaim.ClaimName, ReadOnly: v.PersistentVolumeClaim.ReadOnly}
 	}
 	if sources != 1 {
-		n.fail(f, "a volume needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+		n.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
 	}
 	return out
 }

@@ -197,7 +197,7 @@ func (c *podCheck) volume(f string, v Volume) {
 		}
 	}
 	if sources != 1 {
-		c.fail(f, "a volume needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+		c.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
 	}
 }
 
