@@ -98,7 +98,9 @@ type k8sVolumeMount struct {
 }
 
 type k8sContainer struct {
-	Name            string       `json:"name"`
+	Name string `json:"name"`
+	// RestartPolicy Always makes an init container a sidecar.
+	RestartPolicy   string       `json:"restartPolicy"`
 	Image           string       `json:"image"`
 	ImagePullPolicy string       `json:"imagePullPolicy"`
 	Command         []string     `json:"command"`
@@ -216,6 +218,7 @@ type podAffinityTerm struct {
 }
 
 type k8sPodSpec struct {
+	InitContainers                []k8sContainer      `json:"initContainers"`
 	Containers                    []k8sContainer      `json:"containers"`
 	Volumes                       []k8sVolume         `json:"volumes"`
 	RestartPolicy                 string              `json:"restartPolicy"`

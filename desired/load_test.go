@@ -903,3 +903,29 @@ func TestLoadEphemeralVolume(t *testing.T) {
 		t.Fatalf("volume %+v", v)
 	}
 }
+
+// Init containers load in order, a restartPolicy Always one as a sidecar;
+// what Kubernetes refuses of them is refused.
+func TestLoadInitContainers(t *testing.T) {
+	dep := strings.Replace(base, "      containers:", `      initContainers:
+        - {name: migrate, image: "migrate:1", args: [up]}
+        - {name: proxy, image: "proxy:1", restartPolicy: Always, ports: [{containerPort: 15001}], readinessProbe: {tcpSocket: {port: 15001}}}
+      containers:`, 1)
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Workloads[0].Pod
+	if len(p.InitContainers) != 2 || p.InitContainers[0].Sidecar || !p.InitContainers[1].Sidecar || len(p.AllContainers()) != 3 {
+		t.Fatalf("init containers %+v", p.InitContainers)
+	}
+	for change, want := range map[[2]string]string{
+		{"args: [up]}", "args: [up], readinessProbe: {tcpSocket: {port: 80}}}"}: "probes are for sidecars",
+		{"name: proxy", "name: migrate"}:                                        `duplicate container name "migrate"`,
+		{"args: [up]}", "args: [up], restartPolicy: Never}"}:                    "restartPolicy",
+	} {
+		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", change[1], err, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 )
 
 // State is the desired state rendered from one revision of the config
@@ -110,8 +111,12 @@ type PodSpec struct {
 	// Waiting names the objects the pod needs that the revision lacks
 	// ("Secret hf-secret"), made outside Git as Kubernetes allows: its
 	// replicas are not started until a revision has them.
-	Waiting    []string    `json:"waiting,omitempty"`
-	Containers []Container `json:"containers"`
+	Waiting []string `json:"waiting,omitempty"`
+	// InitContainers run one after another, each to success, before
+	// Containers start; sidecars among them start in their turn and keep
+	// running.
+	InitContainers []Container `json:"initContainers,omitempty"`
+	Containers     []Container `json:"containers"`
 	// FSGroup owns the pod's writable volumes (emptyDir, claims: group
 	// and setgid) and is among every container's groups, with
 	// SupplementalGroups. Sysctls are set in the pod's namespaces.
@@ -143,7 +148,10 @@ type PodSpec struct {
 
 // Container is one process image within a pod.
 type Container struct {
-	Name            string           `json:"name"`
+	Name string `json:"name"`
+	// Sidecar marks an init container with restartPolicy Always (a native
+	// sidecar): started in its turn, then kept running beside the others.
+	Sidecar         bool             `json:"sidecar,omitempty"`
 	Image           string           `json:"image"`
 	ImagePullPolicy string           `json:"imagePullPolicy,omitempty"`
 	Command         []string         `json:"command,omitempty"`
@@ -513,18 +521,34 @@ func hashOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))[:HashLen]
 }
 
+// AllContainers are the init containers, then the others.
+func (p PodSpec) AllContainers() []Container {
+	if len(p.InitContainers) == 0 {
+		return p.Containers
+	}
+	return append(slices.Clone(p.InitContainers), p.Containers...)
+}
+
 // normalized makes empty and nil lists and maps the same.
 func (p PodSpec) normalized() PodSpec {
 	out := p
-	out.Containers = make([]Container, len(p.Containers))
-	for i, c := range p.Containers {
-		c.Command = emptyToNil(c.Command)
-		c.Args = emptyToNil(c.Args)
-		if len(c.Env) == 0 {
-			c.Env = nil
+	norm := func(cs []Container) []Container {
+		if len(cs) == 0 {
+			return nil
 		}
-		out.Containers[i] = c
+		out := make([]Container, len(cs))
+		for i, c := range cs {
+			c.Command = emptyToNil(c.Command)
+			c.Args = emptyToNil(c.Args)
+			if len(c.Env) == 0 {
+				c.Env = nil
+			}
+			out[i] = c
+		}
+		return out
 	}
+	out.Containers = norm(p.Containers)
+	out.InitContainers = norm(p.InitContainers)
 	if len(out.NodeSelector) == 0 {
 		out.NodeSelector = nil
 	}

@@ -101,12 +101,36 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMet
 	}
 	names := map[string]bool{}
 	hostPorts := map[string]bool{}
+	for i, c := range s.InitContainers {
+		f := fmt.Sprintf("%s.initContainers[%d]", field, i)
+		if names[c.Name] {
+			n.fail(f+".name", "duplicate container name %q", c.Name)
+		}
+		names[c.Name] = true
+		nc := n.container(f, c, s.SecurityContext, meta)
+		nc.Sidecar = c.RestartPolicy == "Always"
+		if !nc.Sidecar && (c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil) {
+			n.fail(f, "an init container runs to completion: probes are for sidecars (restartPolicy: Always) and containers")
+		}
+		for j, m := range nc.VolumeMounts {
+			if !volumes[m.Name] {
+				n.fail(fmt.Sprintf("%s.volumeMounts[%d].name", f, j), "no volume named %q in the pod", m.Name)
+			}
+		}
+		if len(nc.Ports) > 0 && !nc.Sidecar {
+			n.fail(f+".ports", "an init container that runs to completion publishes no ports")
+		}
+		p.InitContainers = append(p.InitContainers, nc)
+	}
 	for i, c := range s.Containers {
 		f := fmt.Sprintf("%s.containers[%d]", field, i)
 		if names[c.Name] {
 			n.fail(f+".name", "duplicate container name %q", c.Name)
 		}
 		names[c.Name] = true
+		if c.RestartPolicy != "" {
+			n.fail(f+".restartPolicy", "only init containers have one (Always: a sidecar)")
+		}
 		nc := n.container(f, c, s.SecurityContext, meta)
 		for j, m := range nc.VolumeMounts {
 			if !volumes[m.Name] {

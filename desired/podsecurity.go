@@ -75,7 +75,7 @@ func CheckPodSecurity(level PodSecurity, pod PodSpec) []Violation {
 			add("securityContext.sysctls", "%s is not allowed at %s (allowed: %s)", sy.Name, level, strings.Join(safeSysctls, ", "))
 		}
 	}
-	for _, c := range pod.Containers {
+	for _, c := range pod.AllContainers() {
 		at := "containers[" + c.Name + "].securityContext"
 		sc := c.SecurityContext
 		if sc == nil {

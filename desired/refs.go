@@ -98,7 +98,7 @@ func (r *refChecker) missing(p PodSpec) []string {
 			seen[kind+" "+name] = true
 		}
 	}
-	for _, c := range p.Containers {
+	for _, c := range p.AllContainers() {
 		for _, e := range c.Env {
 			if k := e.ConfigMapKeyRef; k != nil {
 				need("ConfigMap", k.Name, r.cms[k.Name] != nil, k.Optional)
@@ -162,8 +162,11 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 			used["Secret/"+s] = sec.digest
 		}
 	}
-	for i, c := range p.Containers {
-		cf := fmt.Sprintf("%s.containers[%d]", field, i)
+	for i, c := range p.AllContainers() {
+		cf := fmt.Sprintf("%s.containers[%d]", field, i-len(p.InitContainers))
+		if i < len(p.InitContainers) {
+			cf = fmt.Sprintf("%s.initContainers[%d]", field, i)
+		}
 		for j, e := range c.Env {
 			ef := fmt.Sprintf("%s.env[%d].valueFrom", cf, j)
 			if k := e.ConfigMapKeyRef; k != nil {
@@ -219,8 +222,22 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 		secrets[sec.Name] = sec
 	}
 	out := p
-	out.Containers = make([]Container, len(p.Containers))
-	for i, c := range p.Containers {
+	out.Containers = s.resolveEnv(p.Containers, cms, secrets)
+	if len(p.InitContainers) > 0 {
+		out.InitContainers = s.resolveEnv(p.InitContainers, cms, secrets)
+	}
+	out.Volumes = nil
+	if len(p.Volumes) > 0 {
+		out.Volumes = make([]Volume, len(p.Volumes))
+	}
+	s.resolveVolumes(p, out.Volumes, cms, secrets)
+	return out
+}
+
+// resolveEnv is containers with their environment resolved (ResolvePod).
+func (s *State) resolveEnv(containers []Container, cms map[string]ConfigMap, secrets map[string]Secret) []Container {
+	out := make([]Container, len(containers))
+	for i, c := range containers {
 		var env []EnvVar
 		for _, e := range c.EnvFrom {
 			if cm, ok := cms[e.ConfigMap]; ok && e.ConfigMap != "" {
@@ -249,12 +266,14 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 			}
 		}
 		c.Env, c.EnvFrom = env, nil
-		out.Containers[i] = c
+		out[i] = c
 	}
-	out.Volumes = nil
-	if len(p.Volumes) > 0 {
-		out.Volumes = make([]Volume, len(p.Volumes))
-	}
+	return out
+}
+
+// resolveVolumes fills out (one per volume of p) with p's volumes, their
+// ConfigMap and Secret files projected (ResolvePod).
+func (s *State) resolveVolumes(p PodSpec, out []Volume, cms map[string]ConfigMap, secrets map[string]Secret) {
 	for i, v := range p.Volumes {
 		project := func(ff *FilesFrom, data map[string][]byte) *FilesFrom {
 			cp := *ff
@@ -281,9 +300,8 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 		if v.Secret != nil {
 			v.Secret = project(v.Secret, secrets[v.Secret.Name].Data)
 		}
-		out.Volumes[i] = v
+		out[i] = v
 	}
-	return out
 }
 
 // unenforced lists what the revision asks for that Baton accepts and
@@ -323,7 +341,7 @@ func unenforced(st *State) []string {
 			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
 		}
 		said := map[string]bool{}
-		for _, c := range p.Containers {
+		for _, c := range p.AllContainers() {
 			for _, name := range slices.Sorted(maps.Keys(c.Resources.Requests.Extra)) {
 				if said[name] {
 					continue

@@ -140,8 +140,16 @@ func (c *podCheck) pod(p PodSpec) {
 	}
 	names := map[string]bool{}
 	hostPorts := map[string]bool{}
-	for i, ct := range p.Containers {
-		f := fmt.Sprintf("containers[%d]", i)
+	if len(p.InitContainers) > MaxContainers {
+		c.fail("initContainers", "at most %d", MaxContainers)
+	}
+	for i, ct := range p.AllContainers() {
+		f := fmt.Sprintf("containers[%d]", i-len(p.InitContainers))
+		if i < len(p.InitContainers) {
+			f = fmt.Sprintf("initContainers[%d]", i)
+		} else if ct.Sidecar {
+			c.fail(f+".sidecar", "only an init container can be a sidecar")
+		}
 		if !IsName(ct.Name) {
 			c.fail(f+".name", "%q is not a DNS label", cut(ct.Name))
 		}

@@ -305,9 +305,18 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 	if err != nil {
 		return fmt.Errorf("volumes of replica %s: %w", spec.ID, err)
 	}
-	for _, c := range spec.Pod.Containers {
-		if err := r.startContainer(ctx, spec, c.Name, net, volumes); err != nil {
+	// With init containers every container is made now (an image that
+	// cannot be had fails the start at once) and started in its turn
+	// (advanceInit, then Supervise).
+	later := len(spec.Pod.InitContainers) > 0
+	for _, c := range spec.Pod.AllContainers() {
+		if err := r.startContainer(ctx, spec, c.Name, net, volumes, !later); err != nil {
 			return fmt.Errorf("start container %s of replica %s: %w", c.Name, spec.ID, err)
+		}
+	}
+	if later {
+		if err := r.advanceInit(ctx, spec.ID); err != nil {
+			return fmt.Errorf("start init containers of replica %s: %w", spec.ID, err)
 		}
 	}
 	return nil
@@ -438,11 +447,15 @@ func (r *Containerd) checkHostPorts(ctx context.Context, replica string, ports [
 	return nil
 }
 
-func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name string, net podNet, volumes map[string]string) error {
+func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSpec, name string, net podNet, volumes map[string]string, start bool) error {
 	var c = spec.Pod.Containers[0]
-	for _, cc := range spec.Pod.Containers {
+	initIndex := -1
+	for i, cc := range spec.Pod.AllContainers() {
 		if cc.Name == name {
 			c = cc
+			if i < len(spec.Pod.InitContainers) {
+				initIndex = i
+			}
 		}
 	}
 	id := containerID(spec.ID, c.Name)
@@ -510,6 +523,16 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		} {
 			labels[k] = v
 		}
+		switch {
+		case initIndex >= 0:
+			labels[LabelInit] = strconv.Itoa(initIndex)
+			labels[LabelRestartPolicy] = initRestartPolicy(spec.Pod.RestartPolicy, c.Sidecar)
+			if c.Sidecar {
+				labels[LabelSidecar] = "true"
+			}
+		case len(spec.Pod.InitContainers) > 0:
+			labels[LabelAwaitsInit] = "true"
+		}
 		cont, err = r.client.NewContainer(ctx, id,
 			client.WithImage(img),
 			client.WithSnapshotter(Snapshotter),
@@ -521,6 +544,9 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		}
 	} else if err != nil {
 		return fmt.Errorf("load container: %w", err)
+	}
+	if !start {
+		return nil // started in its turn (advanceInit)
 	}
 
 	task, err := cont.Task(ctx, nil)
@@ -763,7 +789,12 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	byID := map[string]*protocol.Replica{}
 	// The tasks of running containers, read once here for readiness and usage.
 	running := map[string]client.Task{}
-	for _, c := range cs {
+	states := make([]cstate, len(cs))
+	for i, c := range cs {
+		states[i].state, states[i].code, states[i].msg, states[i].task = containerState(ctx, c.c)
+	}
+	pods := initStatus(cs, states)
+	for i, c := range cs {
 		id := c.labels[LabelReplica]
 		rep, ok := byID[id]
 		if !ok {
@@ -775,12 +806,17 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 		if c.created.Before(rep.StartedAt) {
 			rep.StartedAt = c.created.UTC()
 		}
-		state, code, msg, task := containerState(ctx, c.c)
+		state, code, msg, task := states[i].state, states[i].code, states[i].msg, states[i].task
 		if state == protocol.StateRunning {
 			running[c.c.ID()] = task
 		}
 		restarts, _ := strconv.Atoi(c.labels[LabelRestarts])
 		rep.Restarts += restarts
+		var skip bool
+		state, msg, skip = pods[id].view(c, state, code, msg, task)
+		if skip {
+			continue
+		}
 		if state == protocol.StateExited && c.labels[LabelRestartPolicy] != "" {
 			if ok, _, _ := restartDecision(c.labels[LabelRestartPolicy], code, restarts, 0, r.backoff); ok {
 				state, msg = protocol.StateWaiting, fmt.Sprintf("back-off restarting (%s, %d restarts)", msg, restarts)

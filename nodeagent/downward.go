@@ -34,7 +34,7 @@ func (r *Containerd) downward(e desired.EnvVar, spec protocol.ReplicaSpec, net p
 		return e.Value
 	}
 	var c desired.Container
-	for _, cc := range spec.Pod.Containers {
+	for _, cc := range spec.Pod.AllContainers() {
 		if cc.Name == f.Container {
 			c = cc
 		}

@@ -72,7 +72,7 @@ func (r *Containerd) recordPath(id string) string { return filepath.Join(r.podDi
 
 func (r *Containerd) writeRecord(spec protocol.ReplicaSpec, net podNet) error {
 	rec := podRecord{Workload: spec.Workload, SpecHash: spec.SpecHash, NetNS: net.nsPath, Ports: net.ports, Host: net.host}
-	for _, c := range spec.Pod.Containers {
+	for _, c := range spec.Pod.AllContainers() {
 		rec.Containers = append(rec.Containers, c.Name)
 	}
 	b, _ := json.Marshal(rec)
@@ -157,7 +157,10 @@ func (r *Containerd) Recover(ctx context.Context) ([]protocol.Replica, error) {
 		}
 		p.names = append(p.names, c.labels[LabelContainer])
 		usedNS[c.labels[LabelNetNS]] = true
-		if _, err := c.c.Task(ctx, nil); errdefs.IsNotFound(err) {
+		_, isInit := c.labels[LabelInit]
+		if _, err := c.c.Task(ctx, nil); errdefs.IsNotFound(err) && !isInit && c.labels[LabelAwaitsInit] != "true" {
+			// (A pod with init containers starts its containers in turn:
+			// those without a task wait for theirs.)
 			p.partial = true
 		}
 	}

@@ -114,6 +114,7 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 			Str("reason", reason).Msg("container restarted")
 		restarted = true
 	}
+	r.advanceInits(ctx, cs)
 	return restarted, next, nil
 }
 

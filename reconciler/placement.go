@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -15,30 +16,56 @@ type cluster struct {
 	sc *schedule.Cluster
 }
 
-// podRequests sums a pod's container requests.
-func podRequests(p desired.PodSpec) schedule.Resources {
-	var r schedule.Resources
-	for _, c := range p.Containers {
-		r.CPUMilli += c.Resources.Requests.CPUMilli
-		r.MemoryBytes += c.Resources.Requests.MemoryBytes
-	}
-	return r
-}
-
-// podExtra sums a pod's container requests beyond cpu and memory (nil:
-// none).
-func podExtra(p desired.PodSpec) map[string]int64 {
-	var out map[string]int64
-	for _, c := range p.Containers {
-		for name, v := range c.Resources.Requests.Extra {
-			if out == nil {
-				out = map[string]int64{}
+// podAmount is a pod's requests as Kubernetes counts them: its containers
+// and sidecars together, or, if more, an init container with the sidecars
+// started before it (init containers run one at a time).
+func podAmount(p desired.PodSpec) desired.Amount {
+	var sum, sidecars, peak desired.Amount
+	add := func(a *desired.Amount, b desired.Amount) {
+		a.CPUMilli += b.CPUMilli
+		a.MemoryBytes += b.MemoryBytes
+		for name, v := range b.Extra {
+			if a.Extra == nil {
+				a.Extra = map[string]int64{}
 			}
-			out[name] += v
+			a.Extra[name] += v
 		}
 	}
-	return out
+	higher := func(a *desired.Amount, b desired.Amount) {
+		a.CPUMilli, a.MemoryBytes = max(a.CPUMilli, b.CPUMilli), max(a.MemoryBytes, b.MemoryBytes)
+		for name, v := range b.Extra {
+			if a.Extra == nil {
+				a.Extra = map[string]int64{}
+			}
+			a.Extra[name] = max(a.Extra[name], v)
+		}
+	}
+	for _, c := range p.InitContainers {
+		if c.Sidecar {
+			add(&sidecars, c.Resources.Requests)
+			continue
+		}
+		step := c.Resources.Requests
+		step.Extra = maps.Clone(step.Extra)
+		add(&step, sidecars)
+		higher(&peak, step)
+	}
+	add(&sum, sidecars)
+	for _, c := range p.Containers {
+		add(&sum, c.Resources.Requests)
+	}
+	higher(&sum, peak)
+	return sum
 }
+
+// podRequests is a pod's cpu and memory requests (podAmount).
+func podRequests(p desired.PodSpec) schedule.Resources {
+	a := podAmount(p)
+	return schedule.Resources{CPUMilli: a.CPUMilli, MemoryBytes: a.MemoryBytes}
+}
+
+// podExtra is a pod's requests beyond cpu and memory (nil: none).
+func podExtra(p desired.PodSpec) map[string]int64 { return podAmount(p).Extra }
 
 func portKeys(p desired.PodSpec) []string {
 	var out []string

@@ -261,7 +261,7 @@ func targetPort(target string, spec desired.PodSpec) (int, bool) {
 	if n, err := strconv.Atoi(target); err == nil {
 		return n, n > 0 && n < 65536
 	}
-	for _, c := range spec.Containers {
+	for _, c := range spec.AllContainers() {
 		for _, p := range c.Ports {
 			if p.Name == target {
 				return p.ContainerPort, true

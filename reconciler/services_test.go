@@ -143,3 +143,20 @@ func TestAllocateNodePorts(t *testing.T) {
 		t.Fatalf("two Services on one node port: %v", errs)
 	}
 }
+
+// A pod's requests with init containers, as Kubernetes counts them: the
+// containers and sidecars together, or an init container with the
+// sidecars before it, whichever is more, per resource.
+func TestPodRequestsWithInitContainers(t *testing.T) {
+	c := func(cpu, mem int64, sidecar bool) desired.Container {
+		return desired.Container{Sidecar: sidecar, Resources: desired.Resources{Requests: desired.Amount{CPUMilli: cpu, MemoryBytes: mem}}}
+	}
+	p := desired.PodSpec{
+		InitContainers: []desired.Container{c(100, 10, true), c(2000, 5, false), c(50, 50, true), c(10, 100, false)},
+		Containers:     []desired.Container{c(500, 20, false)},
+	}
+	// cpu: max(100+50+500, 2000+100, 10+150) = 2100; memory: max(10+50+20, 5+10, 100+60) = 160.
+	if got := podRequests(p); got.CPUMilli != 2100 || got.MemoryBytes != 160 {
+		t.Fatalf("requests %+v, want 2100m and 160", got)
+	}
+}
