@@ -421,3 +421,8 @@ type k8sScalingSchedule struct {
 		} `json:"windows"`
 	} `json:"spec"`
 }
+
+type k8sPod struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     k8sPodSpec `json:"spec"`
+}

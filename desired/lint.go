@@ -32,10 +32,14 @@ func Lint(st *State) []string {
 		}
 	}
 	for _, w := range st.Workloads {
-		pod(w.Source, "Deployment "+w.Name, w.Pod, true)
+		pod(w.Source, w.Kind+" "+w.Name, w.Pod, w.Kind == "Deployment")
 	}
 	for _, j := range st.Jobs {
-		pod(j.Source, "Job "+j.Name, j.Spec.Pod, false)
+		kind := "Job"
+		if j.Kind != "" {
+			kind = j.Kind
+		}
+		pod(j.Source, kind+" "+j.Name, j.Spec.Pod, false)
 	}
 	for _, c := range st.CronJobs {
 		pod(c.Source, "CronJob "+c.Name, c.Job.Pod, false)

@@ -70,8 +70,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"web.yaml:6:3: spec.replicaz: field not allowed"}},
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
-		{"unsupported kind", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 Pod is not supported (supported: apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
+		{"unsupported kind", "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: x}\n",
+			[]string{"web.yaml:2:1: kind: v1 ReplicationController is not supported (supported: apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -927,5 +927,40 @@ func TestLoadInitContainers(t *testing.T) {
 		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", change[1], err, want)
 		}
+	}
+}
+
+// A bare Pod runs as one replica (restartPolicy Always) or as a Job of one
+// completion, not retried (OnFailure, Never); a Service selects it by its
+// labels; its name is a workload's or a Job's.
+func TestLoadBarePod(t *testing.T) {
+	pods := `apiVersion: v1
+kind: Pod
+metadata: {name: bb, labels: {app: bb}}
+spec:
+  containers: [{name: bb, image: "busybox:1.36", command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers: [{name: bb, image: "busybox:1.36", command: [echo, hi]}]
+`
+	st, err := Load(map[string][]byte{"pods.yaml": []byte(pods)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, j := st.Workloads[0], st.Jobs[0]
+	if w.Kind != "Pod" || w.Replicas != 1 || w.Strategy.Type != "Recreate" || w.PodLabels["app"] != "bb" || w.Pod.RestartPolicy != "Always" {
+		t.Fatalf("workload %+v", w)
+	}
+	if j.Kind != "Pod" || j.Spec.Completions != 1 || j.Spec.BackoffLimit != 0 || j.Spec.Pod.RestartPolicy != "Never" {
+		t.Fatalf("job %+v", j)
+	}
+	// A Pod and a Deployment cannot share a name.
+	dup := pods + "---\n" + strings.Replace(base, "name: web", "name: bb", 1)
+	if _, err := Load(map[string][]byte{"pods.yaml": []byte(dup)}); err == nil || !strings.Contains(err.Error(), "is already defined") {
+		t.Fatalf("a Pod and a Deployment of one name: %v", err)
 	}
 }

@@ -183,8 +183,13 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 		}
 		name := d.str("metadata.name")
 		key := kind + "/" + name
-		if kind == "Secret" || kind == "SealedSecret" {
+		switch {
+		case kind == "Secret" || kind == "SealedSecret":
 			key = "Secret/" + name // one namespace for both
+		case kind == "Pod" && bareIsJob(d.str("spec.restartPolicy")):
+			key = "Job/" + name // a Pod runs as a Job or a Deployment does
+		case kind == "Pod":
+			key = "Deployment/" + name
 		}
 		line, col := nearest(d.value, "metadata.name")
 		it.id = &objectID{key: key, kind: kind, name: name, file: d.file, line: d.line(), nameLine: line, nameCol: col}

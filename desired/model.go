@@ -349,6 +349,8 @@ type AntiAffinityTerm struct {
 // Job runs pods to completion.
 type Job struct {
 	Meta
+	// Kind is "Pod" for a bare Pod that runs to completion ("": a Job).
+	Kind string  `json:"kind,omitempty"`
 	Spec JobSpec `json:"spec"`
 	Hash string  `json:"hash"`
 }

@@ -57,12 +57,20 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 		w := &st.Workloads[i]
 		r.workload[w.Name] = true
 		w.Pod.Waiting = r.missing(w.Pod)
-		w.Hash = hashOf(w.Pod, r.pod("Deployment", w.Name, "spec.template.spec", w.Pod))
+		kind, field := "Deployment", "spec.template.spec"
+		if w.Kind == "Pod" {
+			kind, field = "Pod", "spec"
+		}
+		w.Hash = hashOf(w.Pod, r.pod(kind, w.Name, field, w.Pod))
 	}
 	for i := range st.Jobs {
 		j := &st.Jobs[i]
 		j.Spec.Pod.Waiting = r.missing(j.Spec.Pod)
-		j.Hash = hashOf(j.Spec, r.pod("Job", j.Name, "spec.template.spec", j.Spec.Pod))
+		kind, field := "Job", "spec.template.spec"
+		if j.Kind == "Pod" {
+			kind, field = "Pod", "spec"
+		}
+		j.Hash = hashOf(j.Spec, r.pod(kind, j.Name, field, j.Spec.Pod))
 	}
 	for i := range st.CronJobs {
 		c := &st.CronJobs[i]
@@ -362,10 +370,14 @@ func unenforced(st *State) []string {
 		if wl.Paused {
 			add("Deployment %s: paused is not enforced yet", wl.Name)
 		}
-		pod("Deployment "+wl.Name, wl.Pod)
+		pod(wl.Kind+" "+wl.Name, wl.Pod)
 	}
 	for _, j := range st.Jobs {
-		pod("Job "+j.Name, j.Spec.Pod)
+		kind := "Job"
+		if j.Kind != "" {
+			kind = j.Kind
+		}
+		pod(kind+" "+j.Name, j.Spec.Pod)
 	}
 	return w
 }
