@@ -426,3 +426,20 @@ type k8sPod struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     k8sPodSpec `json:"spec"`
 }
+
+type k8sDaemonSet struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Selector       *labelSelector `json:"selector"`
+		Template       k8sPodTemplate `json:"template"`
+		UpdateStrategy struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				MaxUnavailable any `json:"maxUnavailable"`
+				MaxSurge       any `json:"maxSurge"`
+			} `json:"rollingUpdate"`
+		} `json:"updateStrategy"`
+		MinReadySeconds      int  `json:"minReadySeconds"`
+		RevisionHistoryLimit *int `json:"revisionHistoryLimit"`
+	} `json:"spec"`
+}

@@ -71,7 +71,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
 		{"unsupported kind", "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 ReplicationController is not supported (supported: apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
+			[]string{"web.yaml:2:1: kind: v1 ReplicationController is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -962,5 +962,37 @@ spec:
 	dup := pods + "---\n" + strings.Replace(base, "name: web", "name: bb", 1)
 	if _, err := Load(map[string][]byte{"pods.yaml": []byte(dup)}); err == nil || !strings.Contains(err.Error(), "is already defined") {
 		t.Fatalf("a Pod and a Deployment of one name: %v", err)
+	}
+}
+
+// A DaemonSet loads as a workload of kind DaemonSet, RollingUpdate with
+// maxUnavailable 1 by default or OnDelete; its name is a workload's.
+func TestLoadDaemonSet(t *testing.T) {
+	ds := `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 25%}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      tolerations: [{operator: Exists}]
+      containers: [{name: agent, image: "agent:1"}]
+`
+	st, err := Load(map[string][]byte{"ds.yaml": []byte(ds)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := st.Workloads[0]; w.Kind != "DaemonSet" || w.Strategy.MaxUnavailable != "25%" || w.Strategy.MaxSurge != "0" || len(w.Pod.Tolerations) != 1 {
+		t.Fatalf("workload %+v", w)
+	}
+	for change, want := range map[[2]string]string{
+		{"app: agent}}\n  updateStrategy", "app: other}}\n  updateStrategy"}: "does not match the template's labels",
+		{"type: RollingUpdate,", "type: OnDelete,"}:                          "only allowed with type RollingUpdate",
+	} {
+		if _, err := Load(map[string][]byte{"ds.yaml": []byte(strings.Replace(ds, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", change[1], err, want)
+		}
 	}
 }

@@ -188,8 +188,8 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 			key = "Secret/" + name // one namespace for both
 		case kind == "Pod" && bareIsJob(d.str("spec.restartPolicy")):
 			key = "Job/" + name // a Pod runs as a Job or a Deployment does
-		case kind == "Pod":
-			key = "Deployment/" + name
+		case kind == "Pod" || kind == "DaemonSet":
+			key = "Deployment/" + name // one name space for the workloads
 		}
 		line, col := nearest(d.value, "metadata.name")
 		it.id = &objectID{key: key, kind: kind, name: name, file: d.file, line: d.line(), nameLine: line, nameCol: col}

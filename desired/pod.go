@@ -30,3 +30,49 @@ func (n *norm) bare(st *State, p k8sPod) {
 	}
 	st.Workloads = append(st.Workloads, w)
 }
+
+// daemonSet reads a DaemonSet: a workload of kind DaemonSet whose count is
+// the number of nodes its pod may go to (the reconciler decides it);
+// updateStrategy RollingUpdate (maxUnavailable 1, maxSurge 0 by default)
+// or OnDelete (old pods stay until they go).
+func (n *norm) daemonSet(d k8sDaemonSet) Workload {
+	s := d.Spec
+	w := Workload{Name: d.Metadata.Name, Kind: "DaemonSet", Labels: d.Metadata.Labels, Annotations: d.Metadata.Annotations,
+		PodLabels: s.Template.Metadata.Labels, Pod: n.pod("spec.template.spec", s.Template.Spec, "Always", s.Template.Metadata),
+		Strategy: Strategy{Type: s.UpdateStrategy.Type, MaxUnavailable: "1", MaxSurge: "0"}, MinReadySeconds: s.MinReadySeconds,
+		RevisionHistoryLimit: intOr(s.RevisionHistoryLimit, 10), ProgressDeadlineSeconds: 600,
+		Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
+	if w.Strategy.Type == "" {
+		w.Strategy.Type = "RollingUpdate"
+	}
+	if ru := s.UpdateStrategy.RollingUpdate; ru != nil {
+		if w.Strategy.Type != "RollingUpdate" {
+			n.fail("spec.updateStrategy.rollingUpdate", "only allowed with type RollingUpdate")
+		}
+		if ru.MaxUnavailable != nil {
+			w.Strategy.MaxUnavailable = portString(ru.MaxUnavailable)
+		}
+		if ru.MaxSurge != nil {
+			w.Strategy.MaxSurge = portString(ru.MaxSurge)
+		}
+		if isZero(w.Strategy.MaxSurge) && isZero(w.Strategy.MaxUnavailable) {
+			n.fail("spec.updateStrategy.rollingUpdate", "maxSurge and maxUnavailable cannot both be 0")
+		}
+	}
+	if len(w.Name) > 48 {
+		n.fail("metadata.name", "a DaemonSet name may have at most 48 characters (replica IDs add 15)")
+	}
+	if w.Pod.RestartPolicy != "Always" {
+		n.fail("spec.template.spec.restartPolicy", "a DaemonSet's pods must restart Always")
+	}
+	w.Selector = w.PodLabels
+	if s.Selector != nil && len(s.Selector.MatchLabels) > 0 {
+		w.Selector = s.Selector.MatchLabels
+		for k, v := range s.Selector.MatchLabels {
+			if w.PodLabels[k] != v {
+				n.fail("spec.selector.matchLabels."+k, "selector %s=%s does not match the template's labels", k, v)
+			}
+		}
+	}
+	return w
+}

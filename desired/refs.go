@@ -57,11 +57,11 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 		w := &st.Workloads[i]
 		r.workload[w.Name] = true
 		w.Pod.Waiting = r.missing(w.Pod)
-		kind, field := "Deployment", "spec.template.spec"
+		field := "spec.template.spec"
 		if w.Kind == "Pod" {
-			kind, field = "Pod", "spec"
+			field = "spec"
 		}
-		w.Hash = hashOf(w.Pod, r.pod(kind, w.Name, field, w.Pod))
+		w.Hash = hashOf(w.Pod, r.pod(w.Kind, w.Name, field, w.Pod))
 	}
 	for i := range st.Jobs {
 		j := &st.Jobs[i]

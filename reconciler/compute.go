@@ -124,6 +124,8 @@ type Result struct {
 	Starts  []Start
 	Stops   []Stop
 	Forgets []Forget
+	// Daemons is each DaemonSet's count: the nodes its pod may go to.
+	Daemons map[string]int
 	// Pending are the replicas that cannot start, by workload, and why
 	// (they fit nowhere; their template is refused).
 	Pending []Pending
@@ -521,6 +523,7 @@ func Compute(in Input, live *Live) Result {
 		}
 	}
 	if in.Desired != nil {
+		res.Daemons = map[string]int{}
 		c := &pass{in: in, live: live, res: &res, ids: newIDs(live)}
 		c.compute()
 	}
@@ -588,7 +591,12 @@ func (c *pass) compute() {
 			w, rs = rb.Workload, rb.State
 			w.Replicas = count
 		}
-		c.workload(workloadPass{w: w, st: rs, replicas: c.live.Of(w.Name), frozen: c.in.Frozen[w.Name] == w.Hash, refused: c.in.Refused[w.Name]})
+		wp := workloadPass{w: w, st: rs, replicas: c.live.Of(w.Name), frozen: c.in.Frozen[w.Name] == w.Hash, refused: c.in.Refused[w.Name]}
+		if w.Kind == "DaemonSet" {
+			c.daemonSet(wp)
+			continue
+		}
+		c.workload(wp)
 	}
 	for _, j := range st.Jobs {
 		c.job(j)

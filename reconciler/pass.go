@@ -193,6 +193,13 @@ func (r *Reconciler) pass(ctx context.Context) {
 		st.withRuns = nil
 	}
 	res := Compute(in, live)
+	// A DaemonSet's count is the nodes it goes to (this pass's map is new).
+	for name, n := range res.Daemons {
+		if sc, ok := st.scales[name]; ok {
+			sc.Replicas, sc.Reason = n, "one replica on each node its pod may go to"
+			st.scales[name] = sc
+		}
+	}
 	r.noteFailures(ctx, res)
 	r.notePending(ctx, res)
 	r.apply(ctx, res)

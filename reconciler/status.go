@@ -150,15 +150,18 @@ type ReplicaStatus struct {
 
 // NodeStatus is one node.
 type NodeStatus struct {
-	Name          string             `json:"name"`
-	Ready         bool               `json:"ready"`
-	LastHeartbeat time.Time          `json:"lastHeartbeat"`
-	Replicas      int                `json:"replicas"`
-	Cordoned      bool               `json:"cordoned,omitempty"`
-	Draining      bool               `json:"draining,omitempty"`
-	Capacity      protocol.Resources `json:"capacity"`
-	Labels        map[string]string  `json:"labels,omitempty"`
-	AgentVersion  string             `json:"agentVersion,omitempty"`
+	Name          string    `json:"name"`
+	Ready         bool      `json:"ready"`
+	LastHeartbeat time.Time `json:"lastHeartbeat"`
+	Replicas      int       `json:"replicas"`
+	// DaemonReplicas counts those of DaemonSets, which a drain leaves (as
+	// kubectl drain --ignore-daemonsets).
+	DaemonReplicas int                `json:"daemonReplicas,omitempty"`
+	Cordoned       bool               `json:"cordoned,omitempty"`
+	Draining       bool               `json:"draining,omitempty"`
+	Capacity       protocol.Resources `json:"capacity"`
+	Labels         map[string]string  `json:"labels,omitempty"`
+	AgentVersion   string             `json:"agentVersion,omitempty"`
 	// Address and PodSubnet are the node's, from its heartbeats.
 	Address   string `json:"address,omitempty"`
 	PodSubnet string `json:"podSubnet,omitempty"`
@@ -228,12 +231,26 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 			names = append(names, w.Name)
 		}
 	}
+	daemons := map[string]bool{}
+	if s.desired != nil {
+		for _, w := range s.desired.Workloads {
+			if w.Kind == "DaemonSet" {
+				daemons[w.Name] = true
+			}
+		}
+	}
 	for _, name := range sortedKeys(s.nodes) {
 		n := s.nodes[name]
 		ready := NodeReady(n.view, now, s.grace)
+		dr := 0
+		for _, r := range n.view.Replicas {
+			if daemons[r.Workload] {
+				dr++
+			}
+		}
 		ctl := s.controls[name]
 		st.Nodes = append(st.Nodes, NodeStatus{Name: name, Ready: ready, LastHeartbeat: n.view.LastHeartbeat,
-			Replicas: len(n.view.Replicas), Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion,
+			Replicas: len(n.view.Replicas), DaemonReplicas: dr, Capacity: n.hb.Capacity, Labels: n.hb.Labels, AgentVersion: n.hb.AgentVersion,
 			Cordoned: ctl.Cordoned || ctl.Draining, Draining: ctl.Draining, Address: n.hb.Address, PodSubnet: n.hb.PodSubnet})
 		if !ready {
 			continue

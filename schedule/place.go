@@ -266,6 +266,13 @@ func (p *placer) staticFilter(n *Node) string {
 	return ""
 }
 
+// StaticFit says why node can never take pod ("" if it may): readiness,
+// cordon, node selector, node affinity, taints.
+func StaticFit(pod Pod, node *Node) string {
+	p := placer{pod: pod}
+	return p.staticFilter(node)
+}
+
 // filter says why node i cannot take one more replica ("" if it can).
 func (p *placer) filter(i int) string {
 	if r := p.static[i]; r != "" {

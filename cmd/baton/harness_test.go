@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +110,7 @@ func newCluster(tb testing.TB, nodeGrace time.Duration, serverOpts ...func(*serv
 	c.cli = cli
 	testenv.RequireCNI(tb)
 	c.hostNS = map[string]string{}
-	for _, node := range []string{"n1", "n2"} {
+	for _, node := range []string{"n1", "n2", "n3"} {
 		c.hostNS[node] = testenv.HostNetNS(tb) // removed after the cleanup below
 	}
 	tb.Cleanup(func() {
@@ -190,8 +192,12 @@ func (c *cluster) killServer(id string) {
 	delete(c.servers, id)
 }
 
-// cniConfig is the pod network of node, inside its host namespace.
+// cniConfig is the pod network of node (n1, n2 or n3), inside its host
+// namespace: never the machine's own.
 func (c *cluster) cniConfig(node string) nodeagent.CNIConfig {
+	if c.hostNS[node] == "" {
+		c.tb.Fatalf("node %s has no host network namespace in this harness (n1, n2, n3)", node)
+	}
 	return testenv.CNIConfig(c.hostNS[node], "")
 }
 
@@ -386,7 +392,7 @@ func (c *cluster) waitPasses(tb testing.TB, n int64) {
 // cleanupContainerd removes everything the test created in containerd.
 func (c *cluster) cleanupContainerd() {
 	ctx := context.Background()
-	for _, node := range []string{"n1", "n2"} {
+	for _, node := range slices.Sorted(maps.Keys(c.hostNS)) {
 		ns := c.namespace(node)
 		// The agent's data directory: Stop unmounts its pods' volumes.
 		rt, err := nodeagent.NewContainerd(c.cli, ns, filepath.Join(c.dir, "agent-"+node))

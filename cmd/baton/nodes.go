@@ -172,12 +172,12 @@ func waitDrained(cmd *cobra.Command, bus busFlags, node string, timeout time.Dur
 			switch {
 			case !ok:
 				return fmt.Errorf("node %s is no longer known", node)
-			case n.Replicas == 0:
-				fmt.Fprintf(w, "node %s drained\n", node)
+			case n.Replicas-n.DaemonReplicas == 0:
+				fmt.Fprintf(w, "node %s drained%s\n", node, daemonNote(n.DaemonReplicas))
 				return nil
-			case n.Replicas != last:
-				last = n.Replicas
-				fmt.Fprintf(w, "%s: %d replicas left%s\n", time.Now().Format(time.TimeOnly), n.Replicas, pendingNote(st))
+			case n.Replicas-n.DaemonReplicas != last:
+				last = n.Replicas - n.DaemonReplicas
+				fmt.Fprintf(w, "%s: %d replicas left%s\n", time.Now().Format(time.TimeOnly), last, pendingNote(st))
 			}
 		}
 		select {
@@ -393,4 +393,12 @@ func userCmd() *cobra.Command {
 	rm.Flags().StringVar(&role, "role", "viewer", "the credential's role: admin or viewer")
 	cmd.AddCommand(ls, rm)
 	return cmd
+}
+
+// daemonNote says what a drain leaves: the replicas of DaemonSets.
+func daemonNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d replica(s) of DaemonSets stay, as kubectl drain --ignore-daemonsets leaves them)", n)
 }
