@@ -78,7 +78,9 @@ func (c *pass) daemonSet(p workloadPass) {
 	if surge == 0 && maxUnavailable == 0 {
 		maxUnavailable = 1
 	}
-	ready := func(rs []replica) bool { return slices.ContainsFunc(rs, func(r replica) bool { return r.Ready && r.State == protocol.StateRunning }) }
+	ready := func(rs []replica) bool {
+		return slices.ContainsFunc(rs, func(r replica) bool { return r.Ready && r.State == protocol.StateRunning })
+	}
 	unavailable := 0
 	for _, n := range nodes {
 		if on := per[n]; on == nil || (!ready(on.cur) && !ready(on.old)) {
