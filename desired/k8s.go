@@ -280,6 +280,8 @@ type k8sDeployment struct {
 
 type k8sJobSpec struct {
 	Template                k8sPodTemplate `json:"template"`
+	CompletionMode          string         `json:"completionMode"`
+	Suspend                 bool           `json:"suspend"`
 	Completions             *int           `json:"completions"`
 	Parallelism             *int           `json:"parallelism"`
 	BackoffLimit            *int           `json:"backoffLimit"`

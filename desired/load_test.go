@@ -996,3 +996,33 @@ spec:
 		}
 	}
 }
+
+// completionMode Indexed needs completions; suspend is not part of a Job's
+// template (its hash), so a Job resumes where it was.
+func TestLoadIndexedAndSuspendedJob(t *testing.T) {
+	job := `apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  completions: 4
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: "batch:1"}]
+`
+	st, err := Load(map[string][]byte{"job.yaml": []byte(job)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended, err := Load(map[string][]byte{"job.yaml": []byte(strings.Replace(job, "  completions: 4\n", "  completions: 4\n  suspend: true\n", 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, s := st.Jobs[0], suspended.Jobs[0]; !j.Spec.Indexed || !s.Spec.Suspend || j.Hash != s.Hash {
+		t.Fatalf("job %+v / suspended %+v", j, s)
+	}
+	if _, err := Load(map[string][]byte{"job.yaml": []byte(strings.Replace(job, "  completions: 4\n", "", 1))}); err == nil || !strings.Contains(err.Error(), "completions: required with completionMode Indexed") {
+		t.Fatalf("Indexed without completions: %v", err)
+	}
+}

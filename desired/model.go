@@ -364,6 +364,12 @@ type JobSpec struct {
 	BackoffLimit            int               `json:"backoffLimit"`
 	ActiveDeadlineSeconds   int               `json:"activeDeadlineSeconds,omitempty"`
 	TTLSecondsAfterFinished *int              `json:"ttlSecondsAfterFinished,omitempty"`
+	// Indexed (completionMode: Indexed): each index 0..completions-1
+	// succeeds once; its pods have JOB_COMPLETION_INDEX.
+	Indexed bool `json:"indexed,omitempty"`
+	// Suspend stops the Job's active pods and starts none; it is not part
+	// of the template (the Job resumes where it was).
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // CronJob creates Jobs on a cron schedule.

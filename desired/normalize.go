@@ -524,6 +524,10 @@ func (n *norm) jobSpec(field string, s k8sJobSpec) JobSpec {
 		TTLSecondsAfterFinished: s.TTLSecondsAfterFinished,
 	}
 	js.Parallelism = intOr(s.Parallelism, 1)
+	js.Indexed, js.Suspend = s.CompletionMode == "Indexed", s.Suspend
+	if js.Indexed && s.Completions == nil {
+		n.fail(field+".completions", "required with completionMode Indexed")
+	}
 	return js
 }
 

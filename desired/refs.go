@@ -70,7 +70,9 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 		if j.Kind == "Pod" {
 			kind, field = "Pod", "spec"
 		}
-		j.Hash = hashOf(j.Spec, r.pod(kind, j.Name, field, j.Spec.Pod))
+		spec := j.Spec
+		spec.Suspend = false // not the template: a Job resumes where it was
+		j.Hash = hashOf(spec, r.pod(kind, j.Name, field, j.Spec.Pod))
 	}
 	for i := range st.CronJobs {
 		c := &st.CronJobs[i]

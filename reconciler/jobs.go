@@ -3,6 +3,8 @@ package reconciler
 import (
 	"fmt"
 	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,7 @@ type JobProgress struct {
 // backoffLimit, as in Kubernetes.
 func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica, now time.Time) JobProgress {
 	p := JobProgress{Name: name, Hash: hash, State: JobRunning}
+	done := map[int]bool{} // Indexed: the indexes that succeeded
 	for _, r := range pods {
 		if r.SpecHash != hash || r.gone() {
 			continue
@@ -54,6 +57,12 @@ func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica,
 		case alive(r.State):
 			p.Active++
 		case r.State == protocol.StateExited && r.ExitCode == 0:
+			if i, ok := completionIndex(name, r.ID); spec.Indexed && ok {
+				if done[i] {
+					continue // an index succeeds once
+				}
+				done[i] = true
+			}
 			p.Succeeded++
 		default:
 			p.Failed++
@@ -62,6 +71,8 @@ func jobProgress(name string, spec desired.JobSpec, hash string, pods []replica,
 	switch {
 	case p.Succeeded >= spec.Completions:
 		p.State = JobComplete
+	case spec.Suspend:
+		p.Reason = "suspended: its pods are stopped and none start until suspend is false"
 	case p.Failed > spec.BackoffLimit:
 		p.State, p.Reason = JobFailed, fmt.Sprintf("backoffLimit %d exceeded: %d failures", spec.BackoffLimit, p.Failed)
 	case spec.ActiveDeadlineSeconds > 0 && !p.Started.IsZero() && now.Sub(p.Started) > time.Duration(spec.ActiveDeadlineSeconds)*time.Second:
@@ -92,6 +103,14 @@ func (c *pass) job(j desired.Job) {
 		// held its pods was lost.
 		p.State, p.Reason = rec.State, rec.Reason
 	}
+	if j.Spec.Suspend && p.State == JobRunning {
+		for _, r := range mine {
+			if alive(r.State) && !r.gone() && !r.pending && !r.held {
+				c.res.Stops = append(c.res.Stops, stop(r, "Job suspended"))
+			}
+		}
+		return
+	}
 	switch p.State {
 	case JobFailed:
 		for _, r := range mine {
@@ -117,10 +136,21 @@ func (c *pass) job(j desired.Job) {
 			break
 		}
 		pod := c.in.Desired.ResolvePod(j.Spec.Pod)
+		var indexes []int
+		if j.Spec.Indexed {
+			indexes = freeIndexes(j.Name, j.Spec.Completions, mine, len(res.Nodes))
+		}
 		for i, node := range res.Nodes {
-			id := c.ids.newReplicaID(desired.Workload{Name: jobIDPrefix(j.Name), Hash: j.Hash}, c.in.Now, i)
+			prefix, podOf := jobIDPrefix(j.Name), pod
+			if j.Spec.Indexed {
+				if i >= len(indexes) {
+					break
+				}
+				prefix, podOf = indexedPrefix(j.Name, indexes[i]), withIndex(pod, indexes[i])
+			}
+			id := c.ids.newReplicaID(desired.Workload{Name: prefix, Hash: j.Hash}, c.in.Now, i)
 			c.res.Starts = append(c.res.Starts, Start{Node: node, Workload: workload, ReplicaID: id,
-				Spec:   &protocol.ReplicaSpec{ID: id, Workload: workload, SpecHash: j.Hash, Pod: pod},
+				Spec:   &protocol.ReplicaSpec{ID: id, Workload: workload, SpecHash: j.Hash, Pod: podOf},
 				Reason: fmt.Sprintf("Job %s: %d/%d succeeded, %d active", j.Name, p.Succeeded, j.Spec.Completions, p.Active+i)})
 		}
 	}
@@ -134,6 +164,60 @@ func jobIDPrefix(name string) string {
 		name = strings.TrimRight(name[:48], "-")
 	}
 	return name
+}
+
+// indexedPrefix is the replica ID prefix of an Indexed Job's pod of
+// index i: short enough for the index, the hash and the suffix.
+func indexedPrefix(name string, i int) string {
+	p := jobIDPrefix(name)
+	if len(p) > 42 {
+		p = strings.TrimRight(p[:42], "-")
+	}
+	return p + "-" + strconv.Itoa(i)
+}
+
+// completionIndex is the index an Indexed Job's pod carries in its ID.
+func completionIndex(name, id string) (int, bool) {
+	for _, p := range []string{jobIDPrefix(name), strings.TrimRight(jobIDPrefix(name)[:min(42, len(jobIDPrefix(name)))], "-")} {
+		if rest, ok := strings.CutPrefix(id, p+"-"); ok {
+			idx, _, _ := strings.Cut(rest, "-")
+			if i, err := strconv.Atoi(idx); err == nil {
+				return i, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// freeIndexes are up to n of an Indexed Job's indexes, lowest first, that
+// no pod of it has succeeded at or works on.
+func freeIndexes(name string, completions int, pods []replica, n int) []int {
+	taken := map[int]bool{}
+	for _, r := range pods {
+		i, ok := completionIndex(name, r.ID)
+		if ok && !r.gone() && (alive(r.State) || (r.State == protocol.StateExited && r.ExitCode == 0)) {
+			taken[i] = true
+		}
+	}
+	var out []int
+	for i := 0; i < completions && len(out) < n; i++ {
+		if !taken[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// withIndex is pod with JOB_COMPLETION_INDEX in every container's
+// environment (a copy: pod is shared by the Job's starts).
+func withIndex(pod desired.PodSpec, i int) desired.PodSpec {
+	out := pod
+	out.Containers = make([]desired.Container, len(pod.Containers))
+	for k, c := range pod.Containers {
+		c.Env = append(slices.Clone(c.Env), desired.EnvVar{Name: "JOB_COMPLETION_INDEX", Value: strconv.Itoa(i)})
+		out.Containers[k] = c
+	}
+	return out
 }
 
 // JobRecord is the durable end of a Job (KV job.<name>): once complete or
