@@ -231,6 +231,7 @@ type k8sPodSpec struct {
 	AutomountServiceAccountToken  *bool               `json:"automountServiceAccountToken"`
 	PriorityClassName             string              `json:"priorityClassName"`
 	SecurityContext               *podSecurityContext `json:"securityContext"`
+	ImagePullSecrets              []nameRef           `json:"imagePullSecrets"`
 	TopologySpreadConstraints     []struct {
 		MaxSkew           int            `json:"maxSkew"`
 		TopologyKey       string         `json:"topologyKey"`

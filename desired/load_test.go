@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -1024,5 +1025,34 @@ spec:
 	}
 	if _, err := Load(map[string][]byte{"job.yaml": []byte(strings.Replace(job, "  completions: 4\n", "", 1))}); err == nil || !strings.Contains(err.Error(), "completions: required with completionMode Indexed") {
 		t.Fatalf("Indexed without completions: %v", err)
+	}
+}
+
+// imagePullSecrets: a kubernetes.io/dockerconfigjson Secret's credentials
+// reach the pod only resolved (ResolvePod), never in the State's JSON; a
+// Secret without them is an error, a missing one is waited for.
+func TestLoadImagePullSecrets(t *testing.T) {
+	cfg := base64.StdEncoding.EncodeToString([]byte(`{"auths": {"https://registry.example.com/v2/": {"auth": "` +
+		base64.StdEncoding.EncodeToString([]byte("robot:s3cret")) + `"}, "ghcr.io": {"username": "u", "password": "p"}}}`))
+	dep := strings.Replace(base, "      containers:", "      imagePullSecrets: [{name: regcred}]\n      containers:", 1)
+	secret := "---\napiVersion: v1\nkind: Secret\nmetadata: {name: regcred}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: " + cfg + "}\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep + secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := st.ResolvePod(st.Workloads[0].Pod)
+	if got := fmt.Sprint(pod.RegistryAuth); got != "[{ghcr.io u p} {registry.example.com robot s3cret}]" {
+		t.Fatalf("registry auth %s", got)
+	}
+	if b, _ := json.Marshal(st); strings.Contains(string(b), "s3cret") || len(st.Workloads[0].Pod.RegistryAuth) != 0 {
+		t.Fatal("the credentials are in the state itself")
+	}
+	plain := "---\napiVersion: v1\nkind: Secret\nmetadata: {name: regcred}\nstringData: {token: x}\n"
+	if _, err := Load(map[string][]byte{"web.yaml": []byte(dep + plain)}); err == nil || !strings.Contains(err.Error(), `Secret "regcred": has no .dockerconfigjson`) {
+		t.Fatalf("a Secret without credentials: %v", err)
+	}
+	st, err = Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil || fmt.Sprint(st.Workloads[0].Pod.Waiting) != "[Secret regcred]" {
+		t.Fatalf("a missing pull secret: %v %v", err, st)
 	}
 }

@@ -100,6 +100,13 @@ type Strategy struct {
 	MaxUnavailable string `json:"maxUnavailable,omitempty"`
 }
 
+// RegistryAuth is one registry's credentials for pulling a pod's images.
+type RegistryAuth struct {
+	Host     string `json:"host"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
 // Sysctl is a namespaced kernel parameter set in a pod's namespaces.
 type Sysctl struct {
 	Name  string `json:"name"`
@@ -120,7 +127,13 @@ type PodSpec struct {
 	// FSGroup owns the pod's writable volumes (emptyDir, claims: group
 	// and setgid) and is among every container's groups, with
 	// SupplementalGroups. Sysctls are set in the pod's namespaces.
-	FSGroup                       *int64            `json:"fsGroup,omitempty"`
+	FSGroup *int64 `json:"fsGroup,omitempty"`
+	// ImagePullSecrets name Secrets (type kubernetes.io/dockerconfigjson)
+	// whose registry credentials the node pulls the pod's images with;
+	// ResolvePod puts them in RegistryAuth, which holds secret values:
+	// never log it.
+	ImagePullSecrets              []string          `json:"imagePullSecrets,omitempty"`
+	RegistryAuth                  []RegistryAuth    `json:"registryAuth,omitempty"`
 	SupplementalGroups            []int64           `json:"supplementalGroups,omitempty"`
 	Sysctls                       []Sysctl          `json:"sysctls,omitempty"`
 	Volumes                       []Volume          `json:"volumes,omitempty"`

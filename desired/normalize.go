@@ -82,6 +82,9 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMet
 		p.RestartPolicy = defRestart
 	}
 	n.podSecurity(field+".securityContext", s, &p)
+	for _, r := range s.ImagePullSecrets {
+		p.ImagePullSecrets = append(p.ImagePullSecrets, r.Name)
+	}
 	for i, c := range s.Containers {
 		for j, e := range c.Env {
 			if r := e.ValueFrom; r != nil && r.ResourceFieldRef != nil && r.ResourceFieldRef.ContainerName != "" &&

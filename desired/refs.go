@@ -122,6 +122,9 @@ func (r *refChecker) missing(p PodSpec) []string {
 			need("Secret", e.Secret, r.secrets[e.Secret] != nil, e.Optional)
 		}
 	}
+	for _, name := range p.ImagePullSecrets {
+		need("Secret", name, r.secrets[name] != nil, false)
+	}
 	for _, v := range p.Volumes {
 		if v.ConfigMap != nil {
 			need("ConfigMap", v.ConfigMap.Name, r.cms[v.ConfigMap.Name] != nil, v.ConfigMap.Optional)
@@ -196,6 +199,14 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 			}
 		}
 	}
+	for i, sname := range p.ImagePullSecrets {
+		if sec, ok := r.secrets[sname]; ok {
+			if _, err := dockerConfig(*sec); err != nil {
+				r.fail(kind, name, fmt.Sprintf("%s.imagePullSecrets[%d].name", field, i), "Secret %q: %v", sname, err)
+			}
+			used["Secret/"+sname] = sec.digest
+		}
+	}
 	for i, v := range p.Volumes {
 		vf := fmt.Sprintf("%s.volumes[%d]", field, i)
 		if v.ConfigMap != nil {
@@ -232,6 +243,13 @@ func (s *State) ResolvePod(p PodSpec) PodSpec {
 		secrets[sec.Name] = sec
 	}
 	out := p
+	out.RegistryAuth = nil
+	for _, name := range p.ImagePullSecrets {
+		if sec, ok := secrets[name]; ok {
+			creds, _ := dockerConfig(sec)
+			out.RegistryAuth = append(out.RegistryAuth, creds...)
+		}
+	}
 	out.Containers = s.resolveEnv(p.Containers, cms, secrets)
 	if len(p.InitContainers) > 0 {
 		out.InitContainers = s.resolveEnv(p.InitContainers, cms, secrets)

@@ -104,6 +104,14 @@ func (c *podCheck) pod(p PodSpec) {
 			c.fail(fmt.Sprintf("sysctls[%d]", i), "%q: want a namespaced kernel parameter (not net.* with hostNetwork) and a one-line value", cut(sy.Name))
 		}
 	}
+	if len(p.RegistryAuth) > 32 || len(p.ImagePullSecrets) > 32 {
+		c.fail("registryAuth", "at most 32 registries and 32 image pull secrets")
+	}
+	for i, a := range p.RegistryAuth {
+		if a.Host == "" || len(a.Host) > 253 || strings.ContainsAny(a.Host, "/ \r\n") || len(a.Username) > 4096 || len(a.Password) > 4096 {
+			c.fail(fmt.Sprintf("registryAuth[%d]", i), "a host name and credentials of at most 4096 bytes")
+		}
+	}
 	if len(p.Tolerations) > 64 {
 		c.fail("tolerations", "at most 64")
 	}

@@ -199,7 +199,7 @@ const LocalRegistry = "baton.local"
 
 // pull fetches and unpacks an image. Registries on loopback are spoken to
 // over plain HTTP, as containerd's ctr does with --plain-http.
-func (r *Containerd) pull(ctx context.Context, name string) (client.Image, error) {
+func (r *Containerd) pull(ctx context.Context, name string, auth []desired.RegistryAuth) (client.Image, error) {
 	if strings.HasPrefix(name, LocalRegistry+"/") {
 		return nil, fmt.Errorf("%s is a local image: it comes from an archive (baton image import or baton image push), never from a registry", name)
 	}
@@ -209,8 +209,18 @@ func (r *Containerd) pull(ctx context.Context, name string) (client.Image, error
 		return nil, ctx.Err()
 	}
 	defer func() { <-r.pulls }()
+	// The pod's image pull secrets answer the registries' challenges.
+	creds := func(host string) (string, string, error) {
+		for _, a := range auth {
+			if a.Host == host || (a.Host == "docker.io" && host == "registry-1.docker.io") {
+				return a.Username, a.Password, nil
+			}
+		}
+		return "", "", nil
+	}
 	resolver := docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost)),
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost),
+			docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(creds)))),
 	})
 	return r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter), client.WithResolver(resolver))
 }
@@ -461,7 +471,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 	id := containerID(spec.ID, c.Name)
 	cont, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
-		img, err := r.image(ctx, c.Image, c.ImagePullPolicy)
+		img, err := r.image(ctx, c.Image, c.ImagePullPolicy, spec.Pod.RegistryAuth)
 		if err != nil {
 			return err
 		}
@@ -581,7 +591,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 // what is present, IfNotPresent pulls when it is absent, Always pulls every
 // time (falling back to the present image when the registry cannot be
 // reached, so imported images keep working on an air-gapped node).
-func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Image, error) {
+func (r *Containerd) image(ctx context.Context, ref, policy string, auth []desired.RegistryAuth) (client.Image, error) {
 	named, err := reference.ParseDockerRef(ref)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", ref, err)
@@ -605,7 +615,7 @@ func (r *Containerd) image(ctx context.Context, ref, policy string) (client.Imag
 	case policy == "Never" && !present:
 		return nil, &MissingImageError{Image: name, Detail: "is not present on the node and imagePullPolicy is Never"}
 	case policy == "Always" || !present:
-		pulled, perr := r.pull(ctx, name)
+		pulled, perr := r.pull(ctx, name, auth)
 		switch {
 		case perr == nil:
 			img = pulled

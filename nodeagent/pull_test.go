@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -156,4 +157,48 @@ func TestHostPortsNotLockedAcrossPull(t *testing.T) {
 	}
 	waitState(t, rt, "hello-slow", protocol.StateRunning)
 	waitState(t, rt, "hello-other", protocol.StateRunning)
+}
+
+// A registry that asks for credentials: the pod's image pull secrets
+// (RegistryAuth, resolved from a kubernetes.io/dockerconfigjson Secret)
+// answer its Basic challenge; without them, or with wrong ones, the image
+// cannot be had and the start says why.
+func TestPullWithCredentials(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "robot" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := ociarchive.Build(ociarchive.Image{Ref: "x", Entrypoint: []string{"/hello"},
+		Files: []ociarchive.File{{Path: "/hello", Mode: 0o755, Data: testenv.HelloBinary(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host+"/private/hello:v1", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "robot", Password: "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	start := func(id string, auth []desired.RegistryAuth) error {
+		spec := podSpec(id, desired.Container{Name: "a", Image: host + "/private/hello:v1", ImagePullPolicy: "Always"})
+		spec.Pod.RegistryAuth = auth
+		return rt.Start(ctx, spec)
+	}
+	if err := start("hello-auth-1", nil); !errors.Is(err, nodeagent.ErrImageNotFound) || !strings.Contains(err.Error(), "authorization failed") {
+		t.Fatalf("without credentials: %v", err)
+	}
+	if err := start("hello-auth-2", []desired.RegistryAuth{{Host: host, Username: "robot", Password: "wrong"}}); !errors.Is(err, nodeagent.ErrImageNotFound) {
+		t.Fatalf("with wrong credentials: %v", err)
+	}
+	if err := start("hello-auth-3", []desired.RegistryAuth{{Host: "elsewhere.example", Username: "x", Password: "y"}, {Host: host, Username: "robot", Password: "s3cret"}}); err != nil {
+		t.Fatalf("with the pod's credentials: %v", err)
+	}
+	waitState(t, rt, "hello-auth-3", protocol.StateRunning)
 }
