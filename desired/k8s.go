@@ -225,6 +225,10 @@ type k8sPodSpec struct {
 	NodeSelector                  map[string]string   `json:"nodeSelector"`
 	TerminationGracePeriodSeconds *int                `json:"terminationGracePeriodSeconds"`
 	HostNetwork                   bool                `json:"hostNetwork"`
+	HostPID                       bool                `json:"hostPID"`
+	HostIPC                       bool                `json:"hostIPC"`
+	Subdomain                     string              `json:"subdomain"`
+	ServiceAccount                string              `json:"serviceAccount"`
 	DNSPolicy                     string              `json:"dnsPolicy"`
 	Hostname                      string              `json:"hostname"`
 	ServiceAccountName            string              `json:"serviceAccountName"`

@@ -1056,3 +1056,24 @@ func TestLoadImagePullSecrets(t *testing.T) {
 		t.Fatalf("a missing pull secret: %v %v", err, st)
 	}
 }
+
+// hostPID, hostIPC and serviceAccount (serviceAccountName's old name) load;
+// baseline refuses the host namespaces; subdomain is said not acted on.
+func TestLoadHostNamespaces(t *testing.T) {
+	dep := strings.Replace(base, "      containers:", "      hostPID: true\n      hostIPC: true\n      serviceAccount: web\n      subdomain: web\n      containers:", 1) +
+		"          terminationMessagePolicy: FallbackToLogsOnError\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Workloads[0].Pod
+	if !p.HostPID || !p.HostIPC || p.ServiceAccountName != "web" {
+		t.Fatalf("pod %+v", p)
+	}
+	if v := fmt.Sprint(CheckPodSecurity(PodSecurityBaseline, p)); !strings.Contains(v, "hostPID") || !strings.Contains(v, "hostIPC") {
+		t.Fatalf("baseline: %s", v)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "subdomain is accepted and not acted on yet") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+}

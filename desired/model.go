@@ -141,6 +141,13 @@ type PodSpec struct {
 	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
 	TerminationGracePeriodSeconds int               `json:"terminationGracePeriodSeconds,omitempty"`
 	HostNetwork                   bool              `json:"hostNetwork,omitempty"`
+	// HostPID and HostIPC put the pod in the node's process and IPC
+	// namespaces (refused below the privileged level).
+	HostPID bool `json:"hostPID,omitempty"`
+	HostIPC bool `json:"hostIPC,omitempty"`
+	// Subdomain is accepted and said not acted on yet (Kubernetes gives
+	// the pod the DNS name <hostname>.<subdomain> of a headless Service).
+	Subdomain string `json:"subdomain,omitempty"`
 	// DNSPolicy is "Default" for a pod that keeps the node's resolv.conf
 	// ("": the node's DNS for Services' names, Kubernetes' ClusterFirst).
 	DNSPolicy      string             `json:"dnsPolicy,omitempty"`

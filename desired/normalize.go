@@ -66,6 +66,9 @@ func portString(p any) string {
 // pod normalizes a pod template's spec; defRestart is the kind's default
 // restart policy.
 func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMeta) PodSpec {
+	if s.ServiceAccountName == "" {
+		s.ServiceAccountName = s.ServiceAccount // the field's old name
+	}
 	meta := podMeta{labels: tm.Labels, annotations: tm.Annotations, serviceAccount: s.ServiceAccountName}
 	p := PodSpec{
 		RestartPolicy:                 s.RestartPolicy,
@@ -75,6 +78,9 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMet
 		DNSPolicy:                     dnsPolicy(s.DNSPolicy),
 		Hostname:                      s.Hostname,
 		ServiceAccountName:            s.ServiceAccountName,
+		HostPID:                       s.HostPID,
+		HostIPC:                       s.HostIPC,
+		Subdomain:                     s.Subdomain,
 		AutomountServiceAccountToken:  s.AutomountServiceAccountToken,
 		PriorityClassName:             s.PriorityClassName,
 	}

@@ -70,6 +70,12 @@ func CheckPodSecurity(level PodSecurity, pod PodSpec) []Violation {
 	if pod.HostNetwork {
 		add("hostNetwork", "the host's network is not allowed at %s", level)
 	}
+	if pod.HostPID {
+		add("hostPID", "the host's processes are not allowed at %s", level)
+	}
+	if pod.HostIPC {
+		add("hostIPC", "the host's IPC is not allowed at %s", level)
+	}
 	for _, sy := range pod.Sysctls {
 		if !slices.Contains(safeSysctls, sy.Name) {
 			add("securityContext.sysctls", "%s is not allowed at %s (allowed: %s)", sy.Name, level, strings.Join(safeSysctls, ", "))

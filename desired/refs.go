@@ -368,6 +368,9 @@ func unenforced(st *State) []string {
 		if p.PriorityClassName != "" {
 			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
 		}
+		if p.Subdomain != "" {
+			add("%s: subdomain is accepted and not acted on yet: the pod gets no <hostname>.<subdomain> DNS name", what)
+		}
 		said := map[string]bool{}
 		for _, c := range p.AllContainers() {
 			for _, name := range slices.Sorted(maps.Keys(c.Resources.Requests.Extra)) {

@@ -516,6 +516,12 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 			opts = append(opts, oci.WithHostname(spec.ID),
 				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: net.nsPath}))
 		}
+		if spec.Pod.HostPID {
+			opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
+		}
+		if spec.Pod.HostIPC {
+			opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace))
+		}
 		mounts, err := volumeMounts(c, spec.Pod, volumes)
 		if err != nil {
 			return err

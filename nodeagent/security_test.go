@@ -226,3 +226,28 @@ func TestDownwardAPI(t *testing.T) {
 		}
 	}
 }
+
+// hostPID and hostIPC: refused below privileged; on a privileged node the
+// pod shares the node's process and IPC namespaces.
+func TestHostPIDAndIPC(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	spec := podSpec("hello-hostpid-1", desired.Container{Name: "a", Image: testenv.HelloImage})
+	spec.Pod.HostPID, spec.Pod.HostIPC = true, true
+	if err := rt.Start(ctx, spec); !errors.Is(err, nodeagent.ErrPodSecurity) || !strings.Contains(err.Error(), "hostPID") || !strings.Contains(err.Error(), "hostIPC") {
+		t.Fatalf("hostPID at baseline: %v", err)
+	}
+	rt.SetPodSecurity(desired.PodSecurityPrivileged)
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, spec.ID)
+	for _, ns := range []string{"pid", "ipc"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pids["a"], ns))
+		if mine == "" || mine != theirs {
+			t.Errorf("%s namespace %q, want the node's %q", ns, theirs, mine)
+		}
+	}
+}
