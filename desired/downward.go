@@ -1,6 +1,8 @@
 package desired
 
 import (
+	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -51,4 +53,42 @@ func resourceScale(resource string) int64 {
 		return 1000
 	}
 	return 1
+}
+
+// downwardFiles reads a downwardAPI volume's items: fields known from the
+// manifest become values (metadata.labels and metadata.annotations whole,
+// as key="value" lines, as Kubernetes writes them), the node's are kept.
+func (n *norm) downwardFiles(f string, items []downwardItem, pm podMeta) []DownwardFile {
+	var out []DownwardFile
+	for i, it := range items {
+		itf := fmt.Sprintf("%s[%d]", f, i)
+		df := DownwardFile{Path: it.Path, Mode: intOr(it.Mode, 0)}
+		switch {
+		case it.FieldRef != nil && (it.FieldRef.FieldPath == "metadata.labels" || it.FieldRef.FieldPath == "metadata.annotations"):
+			m := pm.labels
+			if it.FieldRef.FieldPath == "metadata.annotations" {
+				m = pm.annotations
+			}
+			var b strings.Builder
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				fmt.Fprintf(&b, "%s=%q\n", k, m[k])
+			}
+			df.Value = b.String()
+		case it.FieldRef != nil:
+			var ev EnvVar
+			n.fieldRef(itf+".fieldRef.fieldPath", it.FieldRef.FieldPath, &ev, pm)
+			df.Value, df.FieldRef = ev.Value, ev.FieldRef
+		case it.ResourceFieldRef != nil:
+			r := it.ResourceFieldRef
+			if r.ContainerName == "" {
+				n.fail(itf+".resourceFieldRef.containerName", "required in a volume")
+			}
+			df.ResourceFieldRef = &ResourceFieldRef{Container: r.ContainerName, Resource: r.Resource,
+				Divisor: n.quantity(itf+".resourceFieldRef.divisor", r.Divisor, resourceScale(r.Resource))}
+		default:
+			n.fail(itf, "needs fieldRef or resourceFieldRef")
+		}
+		out = append(out, df)
+	}
+	return out
 }

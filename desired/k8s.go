@@ -188,6 +188,31 @@ type k8sVolume struct {
 		DefaultMode *int        `json:"defaultMode"`
 		Optional    bool        `json:"optional"`
 	} `json:"secret"`
+	DownwardAPI *struct {
+		Items       []downwardItem `json:"items"`
+		DefaultMode *int           `json:"defaultMode"`
+	} `json:"downwardAPI"`
+	Projected *struct {
+		Sources []struct {
+			ConfigMap *struct {
+				Name     string      `json:"name"`
+				Items    []keyToPath `json:"items"`
+				Optional bool        `json:"optional"`
+			} `json:"configMap"`
+			Secret *struct {
+				Name     string      `json:"name"`
+				Items    []keyToPath `json:"items"`
+				Optional bool        `json:"optional"`
+			} `json:"secret"`
+			DownwardAPI *struct {
+				Items []downwardItem `json:"items"`
+			} `json:"downwardAPI"`
+			ServiceAccountToken *struct {
+				Path string `json:"path"`
+			} `json:"serviceAccountToken"`
+		} `json:"sources"`
+		DefaultMode *int `json:"defaultMode"`
+	} `json:"projected"`
 	PersistentVolumeClaim *struct {
 		ClaimName string `json:"claimName"`
 		ReadOnly  bool   `json:"readOnly"`
@@ -449,4 +474,17 @@ type k8sDaemonSet struct {
 		MinReadySeconds      int  `json:"minReadySeconds"`
 		RevisionHistoryLimit *int `json:"revisionHistoryLimit"`
 	} `json:"spec"`
+}
+
+type downwardItem struct {
+	Path     string `json:"path"`
+	Mode     *int   `json:"mode"`
+	FieldRef *struct {
+		FieldPath string `json:"fieldPath"`
+	} `json:"fieldRef"`
+	ResourceFieldRef *struct {
+		ContainerName string `json:"containerName"`
+		Resource      string `json:"resource"`
+		Divisor       any    `json:"divisor"`
+	} `json:"resourceFieldRef"`
 }

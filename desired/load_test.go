@@ -1077,3 +1077,51 @@ func TestLoadHostNamespaces(t *testing.T) {
 		t.Fatalf("warnings:\n%s", w)
 	}
 }
+
+// downwardAPI and projected volumes: ConfigMaps, Secrets and the pod's
+// fields in one directory; labels whole as key="value" lines; a
+// serviceAccountToken source is said not written.
+func TestLoadProjectedVolumes(t *testing.T) {
+	dep := strings.Replace(base, "  template:\n    spec:\n", `  template:
+    metadata: {labels: {app: web, tier: front}}
+    spec:
+      volumes:
+        - name: info
+          downwardAPI:
+            items:
+              - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+              - {path: name, fieldRef: {fieldPath: metadata.name}}
+        - name: all
+          projected:
+            sources:
+              - configMap: {name: cfg, items: [{key: a, path: conf/a}]}
+              - secret: {name: creds}
+              - downwardAPI: {items: [{path: cpu, resourceFieldRef: {containerName: app, resource: limits.cpu, divisor: 1m}}]}
+              - serviceAccountToken: {path: token}
+`, 1) + "          volumeMounts: [{name: info, mountPath: /info}, {name: all, mountPath: /all}]\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: one}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {pw: s3cret}\n"
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := st.Workloads[0].Pod.Volumes
+	info, all := vs[0].Projected, vs[1].Projected
+	if info.Downward[0].Value != "app=\"web\"\ntier=\"front\"\n" || info.Downward[1].FieldRef != "metadata.name" {
+		t.Fatalf("downwardAPI %+v", info)
+	}
+	if len(all.ConfigMaps) != 1 || len(all.Secrets) != 1 || all.Downward[0].ResourceFieldRef.Divisor != 1 || !all.NoToken {
+		t.Fatalf("projected %+v", all)
+	}
+	pod := st.ResolvePod(st.Workloads[0].Pod)
+	if got := pod.Volumes[1].Projected; string(got.ConfigMaps[0].Files["conf/a"]) != "one" || string(got.Secrets[0].Files["pw"]) != "s3cret" {
+		t.Fatalf("resolved %+v", got)
+	}
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "volume all: its serviceAccountToken source is not written") {
+		t.Fatalf("warnings:\n%s", w)
+	}
+	// A ConfigMap the revision lacks is waited for, as elsewhere.
+	st, err = Load(map[string][]byte{"web.yaml": []byte(strings.SplitN(dep, "---", 2)[0])})
+	if err != nil || fmt.Sprint(st.Workloads[0].Pod.Waiting) != "[ConfigMap cfg Secret creds]" {
+		t.Fatalf("without the objects: %v %v", err, st)
+	}
+}

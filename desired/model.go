@@ -323,6 +323,32 @@ type Volume struct {
 	ConfigMap *FilesFrom  `json:"configMap,omitempty"`
 	Secret    *FilesFrom  `json:"secret,omitempty"`
 	Claim     *ClaimMount `json:"persistentVolumeClaim,omitempty"`
+	// Projected is a projected volume, or a downwardAPI one (Downward
+	// only): files from ConfigMaps, Secrets and the pod's own fields in
+	// one directory.
+	Projected *Projected `json:"projected,omitempty"`
+}
+
+// Projected is the sources of a projected (or downwardAPI) volume.
+type Projected struct {
+	ConfigMaps  []*FilesFrom   `json:"configMaps,omitempty"`
+	Secrets     []*FilesFrom   `json:"secrets,omitempty"`
+	Downward    []DownwardFile `json:"downward,omitempty"`
+	DefaultMode int            `json:"defaultMode"`
+	// NoToken: a serviceAccountToken source was asked for and is not
+	// written (Baton gives pods no service accounts), said as a warning.
+	NoToken bool `json:"noToken,omitempty"`
+}
+
+// DownwardFile is a file of the pod's own fields: Value (known when the
+// revision loads: labels, annotations, namespace) or a field or resource
+// the node fills in.
+type DownwardFile struct {
+	Path             string            `json:"path"`
+	Value            string            `json:"value,omitempty"`
+	FieldRef         string            `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldRef `json:"resourceFieldRef,omitempty"`
+	Mode             int               `json:"mode,omitempty"`
 }
 
 // EmptyDir is scratch space removed with the pod.

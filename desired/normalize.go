@@ -106,7 +106,7 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMet
 			n.fail(f+".name", "duplicate volume name %q", v.Name)
 		}
 		volumes[v.Name] = true
-		p.Volumes = append(p.Volumes, n.volume(f, v))
+		p.Volumes = append(p.Volumes, n.volume(f, v, meta))
 	}
 	names := map[string]bool{}
 	hostPorts := map[string]bool{}
@@ -249,7 +249,7 @@ func (n *norm) nodeTerm(f string, t nodeSelectorTerm) NodeSelectorTerm {
 	return NodeSelectorTerm(t)
 }
 
-func (n *norm) volume(f string, v k8sVolume) Volume {
+func (n *norm) volume(f string, v k8sVolume, meta podMeta) Volume {
 	out := Volume{Name: v.Name}
 	sources := 0
 	if v.EmptyDir != nil {
@@ -289,8 +289,31 @@ func (n *norm) volume(f string, v k8sVolume) Volume {
 		sources++
 		out.Claim = &ClaimMount{Claim: v.PersistentVolumeClaim.ClaimName, ReadOnly: v.PersistentVolumeClaim.ReadOnly}
 	}
+	if d := v.DownwardAPI; d != nil {
+		sources++
+		out.Projected = &Projected{DefaultMode: intOr(d.DefaultMode, 0o644), Downward: n.downwardFiles(f+".downwardAPI.items", d.Items, meta)}
+	}
+	if pj := v.Projected; pj != nil {
+		sources++
+		out.Projected = &Projected{DefaultMode: intOr(pj.DefaultMode, 0o644)}
+		for i, src := range pj.Sources {
+			sf := fmt.Sprintf("%s.projected.sources[%d]", f, i)
+			switch {
+			case src.ConfigMap != nil:
+				out.Projected.ConfigMaps = append(out.Projected.ConfigMaps, files(src.ConfigMap.Name, src.ConfigMap.Items, nil, src.ConfigMap.Optional))
+			case src.Secret != nil:
+				out.Projected.Secrets = append(out.Projected.Secrets, files(src.Secret.Name, src.Secret.Items, nil, src.Secret.Optional))
+			case src.DownwardAPI != nil:
+				out.Projected.Downward = append(out.Projected.Downward, n.downwardFiles(sf+".downwardAPI.items", src.DownwardAPI.Items, meta)...)
+			case src.ServiceAccountToken != nil:
+				out.Projected.NoToken = true
+			default:
+				n.fail(sf, "a source needs one of configMap, secret, downwardAPI, serviceAccountToken")
+			}
+		}
+	}
 	if sources != 1 {
-		n.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+		n.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI, projected (has %d)", sources)
 	}
 	return out
 }

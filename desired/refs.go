@@ -135,6 +135,14 @@ func (r *refChecker) missing(p PodSpec) []string {
 		if v.Claim != nil {
 			need("PersistentVolumeClaim", v.Claim.Claim, r.claims[v.Claim.Claim], false)
 		}
+		if pj := v.Projected; pj != nil {
+			for _, ff := range pj.ConfigMaps {
+				need("ConfigMap", ff.Name, r.cms[ff.Name] != nil, ff.Optional)
+			}
+			for _, ff := range pj.Secrets {
+				need("Secret", ff.Name, r.secrets[ff.Name] != nil, ff.Optional)
+			}
+		}
 	}
 	if len(seen) == 0 {
 		return nil
@@ -219,6 +227,20 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 			useSecret(vf+".secret.secretName", v.Secret.Name, "", v.Secret.Optional)
 			for key := range v.Secret.Items {
 				useSecret(vf+".secret.items", v.Secret.Name, key, v.Secret.Optional)
+			}
+		}
+		if pj := v.Projected; pj != nil {
+			for _, ff := range pj.ConfigMaps {
+				useCM(vf+".projected.sources", ff.Name, "", ff.Optional)
+				for key := range ff.Items {
+					useCM(vf+".projected.sources", ff.Name, key, ff.Optional)
+				}
+			}
+			for _, ff := range pj.Secrets {
+				useSecret(vf+".projected.sources", ff.Name, "", ff.Optional)
+				for key := range ff.Items {
+					useSecret(vf+".projected.sources", ff.Name, key, ff.Optional)
+				}
 			}
 		}
 	}
@@ -328,6 +350,24 @@ func (s *State) resolveVolumes(p PodSpec, out []Volume, cms map[string]ConfigMap
 		if v.Secret != nil {
 			v.Secret = project(v.Secret, secrets[v.Secret.Name].Data)
 		}
+		if pj := v.Projected; pj != nil {
+			cp := *pj
+			cp.ConfigMaps, cp.Secrets = nil, nil
+			for _, ff := range pj.ConfigMaps {
+				data := map[string][]byte{}
+				for k, val := range cms[ff.Name].Data {
+					data[k] = []byte(val)
+				}
+				for k, val := range cms[ff.Name].BinaryData {
+					data[k] = val
+				}
+				cp.ConfigMaps = append(cp.ConfigMaps, project(ff, data))
+			}
+			for _, ff := range pj.Secrets {
+				cp.Secrets = append(cp.Secrets, project(ff, secrets[ff.Name].Data))
+			}
+			v.Projected = &cp
+		}
 		out[i] = v
 	}
 }
@@ -367,6 +407,11 @@ func unenforced(st *State) []string {
 		}
 		if p.PriorityClassName != "" {
 			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
+		}
+		for _, v := range p.Volumes {
+			if v.Projected != nil && v.Projected.NoToken {
+				add("%s: volume %s: its serviceAccountToken source is not written: Baton gives pods no service accounts or API tokens", what, v.Name)
+			}
 		}
 		if p.Subdomain != "" {
 			add("%s: subdomain is accepted and not acted on yet: the pod gets no <hostname>.<subdomain> DNS name", what)

@@ -212,8 +212,27 @@ func (c *podCheck) volume(f string, v Volume) {
 			c.fail(f+".persistentVolumeClaim.claimName", "%q is not a DNS subdomain", cut(v.Claim.Claim))
 		}
 	}
+	if pj := v.Projected; pj != nil {
+		sources++
+		if len(pj.ConfigMaps)+len(pj.Secrets)+len(pj.Downward) > maxListLen {
+			c.fail(f+".projected", "at most %d sources and files", maxListLen)
+		}
+		for _, ff := range append(slices.Clone(pj.ConfigMaps), pj.Secrets...) {
+			c.files(f+".projected", ff)
+		}
+		if pj.DefaultMode < 0 || pj.DefaultMode > 0o777 {
+			c.fail(f+".projected.defaultMode", "%#o: want 0 to 0777", pj.DefaultMode)
+		}
+		for i, d := range pj.Downward {
+			df := fmt.Sprintf("%s.projected.downward[%d]", f, i)
+			if !filepath.IsLocal(d.Path) || len(d.Path) > 1024 || len(d.Value) > MaxSecretBytes || d.Mode < 0 || d.Mode > 0o777 ||
+				(d.FieldRef != "" && !isNodeField(d.FieldRef)) {
+				c.fail(df, "a path inside the volume, a mode of 0 to 0777 and a field the node knows")
+			}
+		}
+	}
 	if sources != 1 {
-		c.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim (has %d)", sources)
+		c.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI, projected (has %d)", sources)
 	}
 }
 

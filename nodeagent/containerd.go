@@ -311,7 +311,7 @@ func (r *Containerd) Start(ctx context.Context, spec protocol.ReplicaSpec) (retE
 		}
 	}
 	r.hook("network")
-	volumes, err := r.prepareVolumes(spec)
+	volumes, err := r.prepareVolumes(spec, net)
 	if err != nil {
 		return fmt.Errorf("volumes of replica %s: %w", spec.ID, err)
 	}

@@ -51,7 +51,7 @@ func (r *Containerd) hostPathAllowed(p string) bool {
 }
 
 // prepareVolumes makes the pod's volumes and returns their host paths by name.
-func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]string, error) {
+func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec, net podNet) (map[string]string, error) {
 	paths := map[string]string{}
 	for _, v := range spec.Pod.Volumes {
 		dir := filepath.Join(r.podDir(spec.ID), "volumes", v.Name)
@@ -85,7 +85,14 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]strin
 			if err := mountTmpfs(dir, size); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
-			for _, ff := range []*desired.FilesFrom{v.ConfigMap, v.Secret} {
+			sources := []*desired.FilesFrom{v.ConfigMap, v.Secret}
+			if pj := v.Projected; pj != nil {
+				sources = append(append(sources, pj.ConfigMaps...), pj.Secrets...)
+				if err := r.writeDownward(dir, pj, spec, net); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+				}
+			}
+			for _, ff := range sources {
 				if ff != nil {
 					if err := writeFiles(dir, ff); err != nil {
 						return nil, fmt.Errorf("volume %s: %w", v.Name, err)
@@ -93,7 +100,7 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec) (map[string]strin
 				}
 			}
 		}
-		if fg := spec.Pod.FSGroup; fg != nil && (v.Claim != nil || v.EmptyDir != nil || v.ConfigMap != nil || v.Secret != nil) {
+		if fg := spec.Pod.FSGroup; fg != nil && (v.Claim != nil || v.EmptyDir != nil || v.ConfigMap != nil || v.Secret != nil || v.Projected != nil) {
 			if err := groupOwn(dir, int(*fg), v.Claim != nil || v.EmptyDir != nil); err != nil {
 				return nil, fmt.Errorf("volume %s: fsGroup %d: %w", v.Name, *fg, err)
 			}
@@ -151,6 +158,35 @@ func mounted(dir string) bool {
 	return st.Dev != parent.Dev
 }
 
+// writeDownward writes a projected volume's files of the pod's own fields:
+// values known from the manifest, and those the node fills in.
+func (r *Containerd) writeDownward(dir string, pj *desired.Projected, spec protocol.ReplicaSpec, net podNet) error {
+	for _, d := range pj.Downward {
+		if !filepath.IsLocal(d.Path) {
+			return fmt.Errorf("file %q leaves the volume", d.Path)
+		}
+		value := r.downward(desired.EnvVar{Value: d.Value, FieldRef: d.FieldRef, ResourceFieldRef: d.ResourceFieldRef}, spec, net)
+		mode := os.FileMode(d.Mode & 0o777)
+		if mode == 0 {
+			mode = os.FileMode(pj.DefaultMode & 0o777)
+		}
+		if mode == 0 {
+			mode = 0o644
+		}
+		p := filepath.Join(dir, d.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(value), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeFiles writes projected files, refusing paths that leave dir.
 func writeFiles(dir string, ff *desired.FilesFrom) error {
 	names := make([]string, 0, len(ff.Files))
@@ -184,7 +220,7 @@ func writeFiles(dir string, ff *desired.FilesFrom) error {
 func volumeMounts(c desired.Container, pod desired.PodSpec, paths map[string]string) (oci.SpecOpts, error) {
 	readOnly := map[string]bool{}
 	for _, v := range pod.Volumes {
-		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil || (v.Claim != nil && v.Claim.ReadOnly)
+		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil || v.Projected != nil || (v.Claim != nil && v.Claim.ReadOnly)
 	}
 	var mounts []specs.Mount
 	for _, m := range c.VolumeMounts {

@@ -117,3 +117,42 @@ func TestVolumes(t *testing.T) {
 		t.Fatal("refused pod left files")
 	}
 }
+
+// A projected volume on real containerd: a ConfigMap's and a Secret's
+// files with the pod's own fields (its name from the node, a limit in
+// divisor units, labels known from the manifest), on tmpfs, read-only.
+func TestProjectedVolume(t *testing.T) {
+	rt := newRuntime(t)
+	rt.SetNode("n9", "192.0.2.9")
+	ctx := context.Background()
+	spec := podSpec("hello-proj-1", desired.Container{Name: "a", Image: testenv.HelloImage,
+		Resources:    desired.Resources{Limits: desired.Amount{CPUMilli: 250}},
+		VolumeMounts: []desired.VolumeMount{{Name: "all", MountPath: "/all"}}})
+	spec.Pod.Volumes = []desired.Volume{{Name: "all", Projected: &desired.Projected{DefaultMode: 0o640,
+		ConfigMaps: []*desired.FilesFrom{{Name: "cfg", DefaultMode: 0o644, Files: map[string][]byte{"conf/a": []byte("one")}}},
+		Secrets:    []*desired.FilesFrom{{Name: "creds", DefaultMode: 0o400, Files: map[string][]byte{"pw": []byte("s3cret")}}},
+		Downward: []desired.DownwardFile{{Path: "labels", Value: "app=\"web\"\n"}, {Path: "name", FieldRef: "metadata.name"},
+			{Path: "node", FieldRef: "spec.nodeName"}, {Path: "cpu", ResourceFieldRef: &desired.ResourceFieldRef{Container: "a", Resource: "limits.cpu", Divisor: 1}}}}}}
+	if err := rt.Start(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, spec.ID, protocol.StateRunning)
+	pids, _ := rt.Debug(ctx, spec.ID)
+	pid := pids["a"]
+	for path, want := range map[string]string{"/all/conf/a": "one", "/all/pw": "s3cret", "/all/labels": "app=\"web\"\n", "/all/name": "hello-proj-1",
+		"/all/node": "n9", "/all/cpu": "250"} {
+		if b, err := os.ReadFile(inContainer(pid, path)); err != nil || string(b) != want {
+			t.Errorf("%s: %q (%v), want %q", path, b, err, want)
+		}
+	}
+	if info, err := os.Stat(inContainer(pid, "/all/name")); err != nil || info.Mode().Perm() != 0o640 {
+		t.Errorf("downward file mode: %v %v, want the volume's 0640", info.Mode(), err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(inContainer(pid, "/all"), &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("projected volume is not tmpfs: %x %v", fs.Type, err)
+	}
+	if err := os.WriteFile(inContainer(pid, "/all/new"), []byte("x"), 0o644); err == nil {
+		t.Fatal("wrote into a projected volume")
+	}
+}
