@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -299,6 +300,41 @@ func cueDocuments(ctx *cue.Context, dir string, files map[string][]byte, errs *E
 				}
 			}
 		}
+	}
+	return capEvaluated(docs, errs)
+}
+
+// MaxObjectBytes caps one object a CUE package evaluates to, as
+// MaxFileBytes caps a file; maxEvaluatedBytes caps all of a package's
+// objects, as MaxTotalBytes caps a revision's files (a variable for tests).
+const MaxObjectBytes = MaxFileBytes
+
+var maxEvaluatedBytes = MaxTotalBytes
+
+// capEvaluated refuses a CUE package whose objects are too large once
+// evaluated (a comprehension can build far more than its files hold), and
+// drops them so the memory can be given back.
+func capEvaluated(docs []document, errs *Errors) []document {
+	total := 0
+	refused := false
+	for _, d := range docs {
+		total += len(d.json)
+		if len(d.json) > MaxObjectBytes {
+			*errs = append(*errs, &Error{File: d.file, Line: d.line(), Col: d.value.Pos().Column(),
+				Msg: fmt.Sprintf("%s %s is %d bytes once evaluated, more than the %d an object may be", d.str("kind"), d.str("metadata.name"), len(d.json), MaxObjectBytes)})
+			refused = true
+		}
+	}
+	if total > maxEvaluatedBytes && len(docs) > 0 {
+		*errs = append(*errs, &Error{File: docs[0].file, Msg: fmt.Sprintf("the package evaluates to %d bytes of objects, more than the %d a revision may hold", total, maxEvaluatedBytes)})
+		refused = true
+	}
+	if refused {
+		// Nothing of it is kept (the loader caches results), and what the
+		// evaluation took goes back to the system now, not at the next GC.
+		clear(docs)
+		debug.FreeOSMemory()
+		return nil
 	}
 	return docs
 }

@@ -1125,3 +1125,49 @@ func TestLoadProjectedVolumes(t *testing.T) {
 		t.Fatalf("without the objects: %v %v", err, st)
 	}
 }
+
+// A CUE comprehension may build more than any file holds: an object past
+// MaxObjectBytes once evaluated, or a package past the revision's cap, is
+// refused, naming the object.
+func TestLoadCUEOutputCapped(t *testing.T) {
+	big := `package cfg
+
+import (
+	"list"
+	"strings"
+)
+
+blob: {
+	apiVersion: "v1"
+	kind:       "ConfigMap"
+	metadata: name: "blob"
+	data: x: strings.Join([for i in list.Range(0, 5*1024, 1) {strings.Repeat("x", 1024)}], "")
+}
+`
+	if _, err := Load(map[string][]byte{"cfg/big.cue": []byte(big)}); err == nil || !strings.Contains(err.Error(), "ConfigMap blob is") || !strings.Contains(err.Error(), "once evaluated, more than the 4194304 an object may be") {
+		t.Fatalf("a 5 MiB object: %v", err)
+	}
+	many := `package cfg
+
+import (
+	"list"
+	"strings"
+)
+
+maps: [for i in [0, 1, 2, 3] {
+	apiVersion: "v1"
+	kind:       "ConfigMap"
+	metadata: name: "m\(i)"
+	data: x: strings.Join([for j in list.Range(0, 300, 1) {strings.Repeat("x", 1024)}], "")
+}]
+`
+	defer func(n int) { maxEvaluatedBytes = n }(maxEvaluatedBytes)
+	maxEvaluatedBytes = 1 << 20
+	if _, err := Load(map[string][]byte{"cfg/many.cue": []byte(many)}); err == nil || !strings.Contains(err.Error(), "bytes of objects, more than the 1048576 a revision may hold") {
+		t.Fatalf("1.2 MiB of objects past a 1 MiB cap: %v", err)
+	}
+	maxEvaluatedBytes = 2 << 20
+	if _, err := Load(map[string][]byte{"cfg/many.cue": []byte(many)}); err != nil {
+		t.Fatalf("under the cap: %v", err)
+	}
+}
