@@ -61,6 +61,14 @@ type k8sPort struct {
 // (cpu, memory, ephemeral-storage, hugepages-<size>, extended resources).
 type resourceList map[string]any
 
+// k8sHandler is a lifecycle hook: a probe's exec or httpGet, or a sleep.
+type k8sHandler struct {
+	k8sProbe
+	Sleep *struct {
+		Seconds int `json:"seconds"`
+	} `json:"sleep"`
+}
+
 type k8sProbe struct {
 	HTTPGet *struct {
 		Path        string `json:"path"`
@@ -126,6 +134,10 @@ type k8sContainer struct {
 			Drop []string `json:"drop"`
 		} `json:"capabilities"`
 	} `json:"securityContext"`
+	Lifecycle *struct {
+		PostStart *k8sHandler `json:"postStart"`
+		PreStop   *k8sHandler `json:"preStop"`
+	} `json:"lifecycle"`
 	LivenessProbe  *k8sProbe        `json:"livenessProbe"`
 	ReadinessProbe *k8sProbe        `json:"readinessProbe"`
 	StartupProbe   *k8sProbe        `json:"startupProbe"`

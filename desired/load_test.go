@@ -1171,3 +1171,30 @@ maps: [for i in [0, 1, 2, 3] {
 		t.Fatalf("under the cap: %v", err)
 	}
 }
+
+// Lifecycle hooks load: exec, httpGet (named ports resolve) or sleep, one
+// of them; Kubernetes' tcpSocket hook is not a field.
+func TestLoadLifecycleHooks(t *testing.T) {
+	dep := base + `          ports: [{name: http, containerPort: 8080}]
+          lifecycle:
+            postStart: {exec: {command: [/bin/warm]}}
+            preStop: {httpGet: {path: /drain, port: http}}
+`
+	st, err := Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := st.Workloads[0].Pod.Containers[0].Lifecycle
+	if fmt.Sprint(lc.PostStart.Exec) != "[/bin/warm]" || lc.PreStop.HTTPGet.Port != "http" || lc.PreStop.HTTPGet.Path != "/drain" {
+		t.Fatalf("lifecycle %+v %+v", lc.PostStart, lc.PreStop)
+	}
+	for change, want := range map[[2]string]string{
+		{"preStop: {httpGet: {path: /drain, port: http}}", "preStop: {sleep: {seconds: 5}, exec: {command: [x]}}"}: "exactly one of exec, httpGet, sleep",
+		{"port: http}", "port: nope}"}: `no container port named "nope"`,
+		{"preStop: {httpGet: {path: /drain, port: http}}", "preStop: {tcpSocket: {port: 80}}"}: "tcpSocket: field not allowed",
+	} {
+		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", change[1], err, want)
+		}
+	}
+}

@@ -185,7 +185,10 @@ type Container struct {
 	LivenessProbe   *Probe           `json:"livenessProbe,omitempty"`
 	ReadinessProbe  *Probe           `json:"readinessProbe,omitempty"`
 	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
-	VolumeMounts    []VolumeMount    `json:"volumeMounts,omitempty"`
+	// Lifecycle hooks: PostStart runs once the container started (its
+	// failure kills it), PreStop before it is stopped, within its grace.
+	Lifecycle    *Lifecycle    `json:"lifecycle,omitempty"`
+	VolumeMounts []VolumeMount `json:"volumeMounts,omitempty"`
 }
 
 // SecurityContext restricts (or, with the node's permission, widens) what
@@ -292,6 +295,29 @@ type HTTPGet struct {
 	Host    string            `json:"host,omitempty"`
 	Scheme  string            `json:"scheme"`
 	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Lifecycle is a container's hooks.
+type Lifecycle struct {
+	PostStart *Handler `json:"postStart,omitempty"`
+	PreStop   *Handler `json:"preStop,omitempty"`
+}
+
+// Handler is a lifecycle hook: a command in the container, an HTTP GET
+// to the pod, or a sleep.
+type Handler struct {
+	Exec         []string `json:"exec,omitempty"`
+	HTTPGet      *HTTPGet `json:"httpGet,omitempty"`
+	SleepSeconds int      `json:"sleepSeconds,omitempty"`
+}
+
+// Probe is the hook's command or HTTP GET as a probe with a timeout, to
+// run it as one (nil for a sleep).
+func (h Handler) Probe(timeoutSeconds int) *Probe {
+	if len(h.Exec) == 0 && h.HTTPGet == nil {
+		return nil
+	}
+	return &Probe{Exec: h.Exec, HTTPGet: h.HTTPGet, TimeoutSeconds: timeoutSeconds, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}
 }
 
 // GRPCProbe probes with the gRPC health checking protocol

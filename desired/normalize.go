@@ -414,6 +414,10 @@ func (n *norm) container(f string, c k8sContainer, podSC *podSecurityContext, me
 		n.fail(rf+".requests", "a request is above its limit")
 	}
 	out.SecurityContext = n.securityContext(f+".securityContext", c, podSC)
+	if lc := c.Lifecycle; lc != nil {
+		out.Lifecycle = &Lifecycle{PostStart: n.handler(f+".lifecycle.postStart", lc.PostStart, portNames),
+			PreStop: n.handler(f+".lifecycle.preStop", lc.PreStop, portNames)}
+	}
 	out.LivenessProbe = n.probe(f+".livenessProbe", c.LivenessProbe, portNames)
 	out.ReadinessProbe = n.probe(f+".readinessProbe", c.ReadinessProbe, portNames)
 	out.StartupProbe = n.probe(f+".startupProbe", c.StartupProbe, portNames)
@@ -777,4 +781,28 @@ func dnsPolicy(p string) string {
 		return p
 	}
 	return ""
+}
+
+// handler reads a lifecycle hook: exactly one of exec, httpGet, sleep.
+func (n *norm) handler(f string, h *k8sHandler, portNames map[string]bool) *Handler {
+	if h == nil {
+		return nil
+	}
+	out := &Handler{}
+	count := 0
+	if h.Sleep != nil {
+		count++
+		out.SleepSeconds = h.Sleep.Seconds
+	}
+	if h.Exec != nil || h.HTTPGet != nil {
+		pr := h.k8sProbe
+		if p := n.probe(f, &pr, portNames); p != nil {
+			out.Exec, out.HTTPGet = p.Exec, p.HTTPGet
+		}
+		count++
+	}
+	if count != 1 {
+		n.fail(f, "a hook needs exactly one of exec, httpGet, sleep")
+	}
+	return out
 }

@@ -367,6 +367,23 @@ func (c *podCheck) container(f string, ct Container, volumes map[string]bool) {
 	c.probe(f+".livenessProbe", ct.LivenessProbe, portNames, true)
 	c.probe(f+".readinessProbe", ct.ReadinessProbe, portNames, false)
 	c.probe(f+".startupProbe", ct.StartupProbe, portNames, true)
+	if lc := ct.Lifecycle; lc != nil {
+		for name, h := range map[string]*Handler{"postStart": lc.PostStart, "preStop": lc.PreStop} {
+			if h == nil {
+				continue
+			}
+			hf := f + ".lifecycle." + name
+			if h.SleepSeconds < 0 || h.SleepSeconds > 3600 {
+				c.fail(hf+".sleep", "want 0 to 3600 seconds")
+			}
+			if h.SleepSeconds > 0 && (len(h.Exec) > 0 || h.HTTPGet != nil) {
+				c.fail(hf, "a hook needs exactly one of exec, httpGet, sleep")
+			}
+			if len(h.Exec) > 0 || h.HTTPGet != nil {
+				c.probe(hf, h.Probe(1), portNames, false)
+			}
+		}
+	}
 	if len(ct.VolumeMounts) > maxListLen {
 		c.fail(f+".volumeMounts", "at most %d mounts", maxListLen)
 	}

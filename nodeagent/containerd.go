@@ -535,7 +535,7 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		for k, v := range map[string]string{
 			LabelReplica: spec.ID, LabelWorkload: spec.Workload, LabelSpecHash: spec.SpecHash,
 			LabelContainer: c.Name, LabelRestartPolicy: restartPolicy(spec.Pod.RestartPolicy),
-			LabelProbes: probesLabel(c), LabelGrace: strconv.Itoa(spec.Pod.TerminationGracePeriodSeconds),
+			LabelProbes: probesLabel(c), LabelGrace: strconv.Itoa(spec.Pod.TerminationGracePeriodSeconds), LabelLifecycle: lifecycleLabel(c),
 		} {
 			labels[k] = v
 		}
@@ -589,6 +589,9 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 	}
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
+	}
+	if labels, err := cont.Labels(ctx); err == nil {
+		r.postStart(ctx, cont, labels, task)
 	}
 	return nil
 }
@@ -745,6 +748,9 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 func (r *Containerd) stopContainer(ctx context.Context, c client.Container, grace time.Duration) error {
 	task, err := c.Task(ctx, nil)
 	if err == nil {
+		if st, serr := task.Status(ctx); serr == nil && st.Status == client.Running {
+			grace = r.preStop(ctx, c, task, grace)
+		}
 		if err := killTask(ctx, task, grace); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID(), err)
 		}

@@ -120,6 +120,7 @@ func (r *Containerd) startTask(ctx context.Context, c labeled) error {
 		return fmt.Errorf("start task: %w", err)
 	}
 	_, _ = c.c.SetLabels(ctx, map[string]string{LabelLastExit + "-started": time.Now().UTC().Format(time.RFC3339Nano)})
+	r.postStart(ctx, c.c, c.labels, task)
 	return nil
 }
 

@@ -106,3 +106,36 @@ func TestProbes(t *testing.T) {
 		t.Errorf("a healthy container was restarted: %+v", r)
 	}
 }
+
+// Lifecycle hooks on real containerd: a postStart command that succeeds
+// leaves the container be, one that fails kills it (and its restart policy
+// starts it again); a preStop sleep runs before SIGTERM, within the grace.
+func TestLifecycleHooks(t *testing.T) {
+	rt := newRuntime(t)
+	defer rt.StopProbes()
+	rt.SetBackoff(nodeagent.Backoff{Base: time.Second, Max: time.Second, ResetAfter: time.Hour})
+	ctx := context.Background()
+	start := func(id string, lc *desired.Lifecycle) {
+		t.Helper()
+		spec := podSpec(id, desired.Container{Name: "a", Image: testenv.HelloImage, Lifecycle: lc})
+		spec.Pod.RestartPolicy, spec.Pod.TerminationGracePeriodSeconds = "Always", 10
+		if err := rt.Start(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("hello-hook-1", &desired.Lifecycle{PostStart: &desired.Handler{Exec: []string{"/hello", "-h"}}, PreStop: &desired.Handler{SleepSeconds: 2}})
+	start("hello-hook-2", &desired.Lifecycle{PostStart: &desired.Handler{Exec: []string{"/hello", "-listen", "bad"}}})
+	eventually(t, "hello-hook-2 killed by its failing postStart hook and started again", 20*time.Second, func() bool {
+		return replicaNow(t, rt, "hello-hook-2").Restarts >= 1
+	})
+	if r := replicaNow(t, rt, "hello-hook-1"); r.State != protocol.StateRunning || r.Restarts != 0 {
+		t.Fatalf("hello-hook-1: %s, %d restarts", r.State, r.Restarts)
+	}
+	began := time.Now()
+	if err := rt.Stop(ctx, "hello-hook-1", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < 2*time.Second || took > 9*time.Second {
+		t.Fatalf("stop with a 2 s preStop sleep took %s", took)
+	}
+}

@@ -139,6 +139,7 @@ func (r *Containerd) restart(ctx context.Context, c labeled, old client.Task) er
 		_, _ = task.Delete(ctx, client.WithProcessKill)
 		return fmt.Errorf("start task: %w", err)
 	}
+	r.postStart(ctx, c.c, c.labels, task)
 	return nil
 }
 
