@@ -25,17 +25,23 @@ type k8sEnvVar struct {
 	Name      string  `json:"name"`
 	Value     *string `json:"value"`
 	ValueFrom *struct {
-		ConfigMapKeyRef *keySelector `json:"configMapKeyRef"`
-		SecretKeyRef    *keySelector `json:"secretKeyRef"`
-		FieldRef        *struct {
-			FieldPath string `json:"fieldPath"`
-		} `json:"fieldRef"`
-		ResourceFieldRef *struct {
-			ContainerName string `json:"containerName"`
-			Resource      string `json:"resource"`
-			Divisor       any    `json:"divisor"`
-		} `json:"resourceFieldRef"`
+		ConfigMapKeyRef  *keySelector         `json:"configMapKeyRef"`
+		SecretKeyRef     *keySelector         `json:"secretKeyRef"`
+		FieldRef         *k8sFieldRef         `json:"fieldRef"`
+		ResourceFieldRef *k8sResourceFieldRef `json:"resourceFieldRef"`
 	} `json:"valueFrom"`
+}
+
+// k8sFieldRef and k8sResourceFieldRef are the downward API's selectors,
+// in env and in downwardAPI volumes.
+type k8sFieldRef struct {
+	FieldPath string `json:"fieldPath"`
+}
+
+type k8sResourceFieldRef struct {
+	ContainerName string `json:"containerName"`
+	Resource      string `json:"resource"`
+	Divisor       any    `json:"divisor"`
 }
 
 type nameRef struct {
@@ -307,11 +313,8 @@ type k8sDeployment struct {
 		Selector *labelSelector `json:"selector"`
 		Template k8sPodTemplate `json:"template"`
 		Strategy struct {
-			Type          string `json:"type"`
-			RollingUpdate *struct {
-				MaxSurge       any `json:"maxSurge"`
-				MaxUnavailable any `json:"maxUnavailable"`
-			} `json:"rollingUpdate"`
+			Type          string            `json:"type"`
+			RollingUpdate *k8sRollingUpdate `json:"rollingUpdate"`
 		} `json:"strategy"`
 		MinReadySeconds         int  `json:"minReadySeconds"`
 		RevisionHistoryLimit    *int `json:"revisionHistoryLimit"`
@@ -477,11 +480,8 @@ type k8sDaemonSet struct {
 		Selector       *labelSelector `json:"selector"`
 		Template       k8sPodTemplate `json:"template"`
 		UpdateStrategy struct {
-			Type          string `json:"type"`
-			RollingUpdate *struct {
-				MaxUnavailable any `json:"maxUnavailable"`
-				MaxSurge       any `json:"maxSurge"`
-			} `json:"rollingUpdate"`
+			Type          string            `json:"type"`
+			RollingUpdate *k8sRollingUpdate `json:"rollingUpdate"`
 		} `json:"updateStrategy"`
 		MinReadySeconds      int  `json:"minReadySeconds"`
 		RevisionHistoryLimit *int `json:"revisionHistoryLimit"`
@@ -489,14 +489,14 @@ type k8sDaemonSet struct {
 }
 
 type downwardItem struct {
-	Path     string `json:"path"`
-	Mode     *int   `json:"mode"`
-	FieldRef *struct {
-		FieldPath string `json:"fieldPath"`
-	} `json:"fieldRef"`
-	ResourceFieldRef *struct {
-		ContainerName string `json:"containerName"`
-		Resource      string `json:"resource"`
-		Divisor       any    `json:"divisor"`
-	} `json:"resourceFieldRef"`
+	Path             string               `json:"path"`
+	Mode             *int                 `json:"mode"`
+	FieldRef         *k8sFieldRef         `json:"fieldRef"`
+	ResourceFieldRef *k8sResourceFieldRef `json:"resourceFieldRef"`
+}
+
+// k8sRollingUpdate is a Deployment's or DaemonSet's rolling update limits.
+type k8sRollingUpdate struct {
+	MaxSurge       any `json:"maxSurge"`
+	MaxUnavailable any `json:"maxUnavailable"`
 }

@@ -1058,7 +1058,8 @@ func TestLoadImagePullSecrets(t *testing.T) {
 }
 
 // hostPID, hostIPC and serviceAccount (serviceAccountName's old name) load;
-// baseline refuses the host namespaces; subdomain is said not acted on.
+// baseline refuses the host namespaces; a subdomain without its headless
+// Service is said to name nothing.
 func TestLoadHostNamespaces(t *testing.T) {
 	dep := strings.Replace(base, "      containers:", "      hostPID: true\n      hostIPC: true\n      serviceAccount: web\n      subdomain: web\n      containers:", 1) +
 		"          terminationMessagePolicy: FallbackToLogsOnError\n"
@@ -1073,7 +1074,7 @@ func TestLoadHostNamespaces(t *testing.T) {
 	if v := fmt.Sprint(CheckPodSecurity(PodSecurityBaseline, p)); !strings.Contains(v, "hostPID") || !strings.Contains(v, "hostIPC") {
 		t.Fatalf("baseline: %s", v)
 	}
-	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "subdomain is accepted and not acted on yet") {
+	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "subdomain web names no headless Service") {
 		t.Fatalf("warnings:\n%s", w)
 	}
 }

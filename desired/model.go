@@ -145,8 +145,9 @@ type PodSpec struct {
 	// namespaces (refused below the privileged level).
 	HostPID bool `json:"hostPID,omitempty"`
 	HostIPC bool `json:"hostIPC,omitempty"`
-	// Subdomain is accepted and said not acted on yet (Kubernetes gives
-	// the pod the DNS name <hostname>.<subdomain> of a headless Service).
+	// Subdomain, with a headless Service of that name selecting the pod,
+	// gives the pod the DNS name <hostname>.<subdomain> (its hostname, else
+	// its replica ID).
 	Subdomain string `json:"subdomain,omitempty"`
 	// DNSPolicy is "Default" for a pod that keeps the node's resolv.conf
 	// ("": the node's DNS for Services' names, Kubernetes' ClusterFirst).

@@ -529,26 +529,36 @@ func (n *norm) deployment(d k8sDeployment) Workload {
 	if w.Strategy.Type == "" {
 		w.Strategy.Type = "RollingUpdate"
 	}
-	if w.Strategy.Type == "RollingUpdate" {
-		w.Strategy.MaxSurge, w.Strategy.MaxUnavailable = "25%", "25%"
-		if ru := s.Strategy.RollingUpdate; ru != nil {
-			if ru.MaxSurge != nil {
-				w.Strategy.MaxSurge = portString(ru.MaxSurge)
-			}
-			if ru.MaxUnavailable != nil {
-				w.Strategy.MaxUnavailable = portString(ru.MaxUnavailable)
-			}
-		}
-		if isZero(w.Strategy.MaxSurge) && isZero(w.Strategy.MaxUnavailable) {
-			n.fail("spec.strategy.rollingUpdate", "maxSurge and maxUnavailable cannot both be 0")
-		}
-	} else if s.Strategy.RollingUpdate != nil {
-		n.fail("spec.strategy.rollingUpdate", "only allowed with type RollingUpdate")
-	}
+	w.Strategy.MaxSurge, w.Strategy.MaxUnavailable = "25%", "25%"
+	n.rollingUpdate("spec.strategy.rollingUpdate", s.Strategy.RollingUpdate, &w.Strategy)
 	return w
 }
 
 func isZero(s string) bool { return s == "0" || s == "0%" }
+
+// rollingUpdate reads a rolling update's limits over the defaults in st
+// (which it clears for another type), refusing them with another type and
+// both at 0.
+func (n *norm) rollingUpdate(field string, ru *k8sRollingUpdate, st *Strategy) {
+	if st.Type != "RollingUpdate" {
+		st.MaxSurge, st.MaxUnavailable = "", ""
+		if ru != nil {
+			n.fail(field, "only allowed with type RollingUpdate")
+		}
+		return
+	}
+	if ru != nil {
+		if ru.MaxSurge != nil {
+			st.MaxSurge = portString(ru.MaxSurge)
+		}
+		if ru.MaxUnavailable != nil {
+			st.MaxUnavailable = portString(ru.MaxUnavailable)
+		}
+	}
+	if isZero(st.MaxSurge) && isZero(st.MaxUnavailable) {
+		n.fail(field, "maxSurge and maxUnavailable cannot both be 0")
+	}
+}
 
 func (n *norm) jobSpec(field string, s k8sJobSpec) JobSpec {
 	js := JobSpec{

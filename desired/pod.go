@@ -45,20 +45,7 @@ func (n *norm) daemonSet(d k8sDaemonSet) Workload {
 	if w.Strategy.Type == "" {
 		w.Strategy.Type = "RollingUpdate"
 	}
-	if ru := s.UpdateStrategy.RollingUpdate; ru != nil {
-		if w.Strategy.Type != "RollingUpdate" {
-			n.fail("spec.updateStrategy.rollingUpdate", "only allowed with type RollingUpdate")
-		}
-		if ru.MaxUnavailable != nil {
-			w.Strategy.MaxUnavailable = portString(ru.MaxUnavailable)
-		}
-		if ru.MaxSurge != nil {
-			w.Strategy.MaxSurge = portString(ru.MaxSurge)
-		}
-		if isZero(w.Strategy.MaxSurge) && isZero(w.Strategy.MaxUnavailable) {
-			n.fail("spec.updateStrategy.rollingUpdate", "maxSurge and maxUnavailable cannot both be 0")
-		}
-	}
+	n.rollingUpdate("spec.updateStrategy.rollingUpdate", s.UpdateStrategy.RollingUpdate, &w.Strategy)
 	if len(w.Name) > 48 {
 		n.fail("metadata.name", "a DaemonSet name may have at most 48 characters (replica IDs add 15)")
 	}

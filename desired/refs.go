@@ -413,8 +413,8 @@ func unenforced(st *State) []string {
 				add("%s: volume %s: its serviceAccountToken source is not written: Baton gives pods no service accounts or API tokens", what, v.Name)
 			}
 		}
-		if p.Subdomain != "" {
-			add("%s: subdomain is accepted and not acted on yet: the pod gets no <hostname>.<subdomain> DNS name", what)
+		if p.Subdomain != "" && !slices.ContainsFunc(st.Services, func(s Service) bool { return s.Name == p.Subdomain && s.ClusterIP == "None" }) {
+			add("%s: subdomain %s names no headless Service (clusterIP: None) in the revision: the pods get no <hostname>.%s name", what, p.Subdomain, p.Subdomain)
 		}
 		said := map[string]bool{}
 		for _, c := range p.AllContainers() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,8 +184,11 @@ func ValidDNSRecords(records []protocol.DNSRecord) error {
 		return fmt.Errorf("%d names: at most %d", len(records), protocol.MaxServiceRules)
 	}
 	for _, r := range records {
-		if _, ok := dns.IsDomainName(r.Service); !ok || strings.Contains(r.Service, ".") || len(r.Service) > 63 || r.Service == "" {
-			return fmt.Errorf("service name %q: want a DNS label", cutString(r.Service))
+		// A Service's name, or a pod's under its headless Service
+		// (<hostname>.<service>): one or two DNS labels.
+		labels := strings.Split(r.Service, ".")
+		if _, ok := dns.IsDomainName(r.Service); !ok || len(labels) > 2 || slices.ContainsFunc(labels, func(l string) bool { return l == "" || len(l) > 63 }) {
+			return fmt.Errorf("service name %q: want a DNS label, or two (a pod's name under a headless Service)", cutString(r.Service))
 		}
 		if len(r.IPs) > protocol.MaxEndpoints {
 			return fmt.Errorf("service %q: %d addresses: at most %d", r.Service, len(r.IPs), protocol.MaxEndpoints)

@@ -365,14 +365,15 @@ func TestPodDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Stop()
-	d.SetRecords([]protocol.DNSRecord{{Service: "web", IPs: []string{"10.78.0.1"}}, {Service: "db", IPs: []string{"10.77.1.2", "10.77.2.2"}}})
+	d.SetRecords([]protocol.DNSRecord{{Service: "web", IPs: []string{"10.78.0.1"}}, {Service: "db", IPs: []string{"10.77.1.2", "10.77.2.2"}},
+		{Service: "db-0.db", IPs: []string{"10.77.1.2"}}})
 	ask := func(name string) (*dns.Msg, error) {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
 		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, d.Listen)
 		return r, err
 	}
-	for name, want := range map[string]string{"web.default.svc.cluster.local.": "[10.78.0.1]", "db.default.svc.cluster.local.": "[10.77.1.2 10.77.2.2]", "example.org.": "[192.0.2.9]"} {
+	for name, want := range map[string]string{"web.default.svc.cluster.local.": "[10.78.0.1]", "db.default.svc.cluster.local.": "[10.77.1.2 10.77.2.2]", "db-0.db.default.svc.cluster.local.": "[10.77.1.2]", "example.org.": "[192.0.2.9]"} {
 		r, err := ask(name)
 		if err != nil {
 			t.Fatal(err)
@@ -394,8 +395,13 @@ func TestPodDNS(t *testing.T) {
 	if gw, err := nodeagent.Gateway("10.77.3.0/24"); err != nil || gw != "10.77.3.1" {
 		t.Fatalf("Gateway = %s, %v", gw, err)
 	}
-	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "a.b", IPs: nil}}); err == nil {
-		t.Fatal("a dotted Service name: want an error")
+	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "a.b", IPs: nil}}); err != nil {
+		t.Fatalf("a pod's name under its headless Service: %v", err)
+	}
+	for _, bad := range []string{"a.b.c", "a..b", ".a", strings.Repeat("x", 64)} {
+		if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: bad}}); err == nil {
+			t.Fatalf("%q: want an error", bad)
+		}
 	}
 }
 

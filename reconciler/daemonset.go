@@ -50,11 +50,7 @@ func (c *pass) daemonSet(p workloadPass) {
 		case r.gone():
 			continue
 		case r.State == protocol.StateExited || r.State == protocol.StateFailed:
-			s := stop(r, failureReason(r))
-			s.Failed, s.Code = true, r.Code
-			if !r.held {
-				c.res.Stops = append(c.res.Stops, s)
-			}
+			c.stopEnded(r)
 			continue
 		case !eligible[r.node]:
 			if !r.held && !r.pending {

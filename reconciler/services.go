@@ -239,6 +239,7 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 				rec.IPs = rec.IPs[:protocol.MaxEndpoints]
 			}
 			out = append(out, rec)
+			out = append(out, podNames(st, s, live)...)
 		}
 	}
 	slices.SortFunc(out, func(a, b protocol.DNSRecord) int { return strings.Compare(a.Service, b.Service) })
@@ -269,4 +270,34 @@ func targetPort(target string, spec desired.PodSpec) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// podNames are the names a headless Service gives the ready pods whose
+// subdomain it is: <hostname>.<service> (the pod's hostname, else its
+// replica ID), as Kubernetes names them.
+func podNames(st *desired.State, s desired.Service, live *Live) []protocol.DNSRecord {
+	byName := map[string][]string{}
+	for _, w := range st.Workloads {
+		if w.Pod.Subdomain != s.Name || len(s.Selector) == 0 || !matches(s.Selector, w.PodLabels) {
+			continue
+		}
+		for _, r := range live.Of(w.Name) {
+			if r.gone() || r.State != protocol.StateRunning || !r.Ready || r.PodIP == "" || !live.Ready[r.node] {
+				continue
+			}
+			host := w.Pod.Hostname
+			if host == "" {
+				host = r.ID
+			}
+			name := host + "." + s.Name
+			byName[name] = append(byName[name], r.PodIP)
+		}
+	}
+	var out []protocol.DNSRecord
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		ips := byName[name]
+		slices.Sort(ips)
+		out = append(out, protocol.DNSRecord{Service: name, IPs: slices.Compact(ips)})
+	}
+	return out
 }

@@ -117,6 +117,13 @@ func TestDNSRecords(t *testing.T) {
 	if want := "[{db [10.77.1.2]} {web [10.78.0.1]}]"; got != want {
 		t.Fatalf("records %s, want %s", got, want)
 	}
+	// Pods whose subdomain is the headless Service get names under it:
+	// their hostname, else their replica ID.
+	st.Workloads[0].Pod.Subdomain = "db"
+	got = fmt.Sprint(DNSRecords(st, map[string]string{"web": "10.78.0.1"}, NewLive(in)))
+	if want := "[{db [10.77.1.2]} {web [10.78.0.1]} {web-1.db [10.77.1.2]}]"; got != want {
+		t.Fatalf("records %s, want %s", got, want)
+	}
 }
 
 func TestAllocateNodePorts(t *testing.T) {

@@ -38,11 +38,7 @@ func (c *pass) workload(p workloadPass) {
 			// trying again waits on its node instead (StateWaiting). A
 			// terminal failure of this template holds its next starts back
 			// already in this pass.
-			s := stop(r, failureReason(r))
-			s.Failed, s.Code = true, r.Code
-			if !r.held {
-				c.res.Stops = append(c.res.Stops, s)
-			}
+			s := c.stopEnded(r)
 			if r.Code.Terminal() && r.SpecHash == w.Hash {
 				refused = refusedBy(refused, w.Hash, r.node, r.Code, s.Reason)
 			}
@@ -325,4 +321,15 @@ func (c *pass) untoleratedNoExecute(p desired.PodSpec, node string) string {
 		}
 	}
 	return ""
+}
+
+// stopEnded stops a replica that exited or failed (unless its node is
+// held), saying why, and returns the stop.
+func (c *pass) stopEnded(r replica) Stop {
+	s := stop(r, failureReason(r))
+	s.Failed, s.Code = true, r.Code
+	if !r.held {
+		c.res.Stops = append(c.res.Stops, s)
+	}
+	return s
 }
