@@ -48,6 +48,7 @@ var acceptedKinds = map[string]string{
 	"NetworkPolicy":       "pod traffic is not filtered",
 	"Ingress":             "there is no HTTP routing into the cluster yet",
 	"StorageClass":        "volumes are each node's local disk",
+	"PersistentVolume":    "Baton has no persistent volumes to bind: a claim is a directory on the node that holds it",
 }
 
 // Workload returns the workload with the given name.
