@@ -73,3 +73,21 @@ func TestDaemonSet(t *testing.T) {
 		})
 	}
 }
+
+// A DaemonSet with updateStrategy OnDelete keeps its old replicas: no
+// rollout is tracked for it, so none fails (nor marks its revision bad).
+func TestOnDeleteDaemonSetHasNoRollout(t *testing.T) {
+	w := workload("agent", 0, "agent:2")
+	w.Kind, w.Strategy = "DaemonSet", desired.Strategy{Type: "OnDelete"}
+	w.Hash = w.Pod.Hash()
+	old := workload("agent", 0, "agent:1")
+	in := Input{Desired: state(w), Now: t0, NodeGrace: grace, Nodes: nodes(node("n1", rep("a", old, protocol.StateRunning, time.Hour)))}
+	in.Desired.Revision = "r2"
+	ro, _, _ := rolloutsStep(map[string]Rollout{}, in, NewLive(in), nil)
+	if len(ro) != 0 {
+		t.Fatalf("rollouts %+v, want none", ro)
+	}
+	if got := summary(compute(in)); len(got) != 0 {
+		t.Fatalf("OnDelete replaced an old replica: %q", got)
+	}
+}

@@ -162,6 +162,9 @@ func rolloutsStep(prev map[string]Rollout, in Input, live *Live, pending map[str
 	next, copied := prev, false
 	var events, rollback []string
 	for _, w := range in.Desired.Workloads {
+		if w.Strategy.Type == "OnDelete" {
+			continue // old replicas stay until they go: nothing to track (a DaemonSet's OnDelete)
+		}
 		p, had := prev[w.Name]
 		if p.Hash == w.Hash && (p.State == RolloutRolledBack || p.State == RolloutComplete) {
 			continue // settled: a completed rollout stays complete (a node loss is not a rollout)
