@@ -500,3 +500,13 @@ type k8sRollingUpdate struct {
 	MaxSurge       any `json:"maxSurge"`
 	MaxUnavailable any `json:"maxUnavailable"`
 }
+
+type k8sReplicationController struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Replicas        *int              `json:"replicas"`
+		Selector        map[string]string `json:"selector"`
+		Template        k8sPodTemplate    `json:"template"`
+		MinReadySeconds int               `json:"minReadySeconds"`
+	} `json:"spec"`
+}

@@ -147,6 +147,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		if j, ok := decode[k8sJob](u, errs, n.d); ok {
 			st.Jobs = append(st.Jobs, Job{Meta: n.meta(j.Metadata), Spec: n.jobSpec("spec", j.Spec)})
 		}
+	case "ReplicationController":
+		if rc, ok := decode[k8sReplicationController](u, errs, n.d); ok {
+			st.Workloads = append(st.Workloads, n.replicationController(rc))
+		}
 	case "DaemonSet":
 		if d, ok := decode[k8sDaemonSet](u, errs, n.d); ok {
 			st.Workloads = append(st.Workloads, n.daemonSet(d))

@@ -71,8 +71,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"web.yaml:6:3: spec.replicaz: field not allowed"}},
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
-		{"unsupported kind", "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 ReplicationController is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
+		{"unsupported kind", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: x}\n",
+			[]string{"web.yaml:2:1: kind: v1 Endpoints is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -1197,5 +1197,31 @@ func TestLoadLifecycleHooks(t *testing.T) {
 		if _, err := Load(map[string][]byte{"web.yaml": []byte(strings.Replace(dep, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", change[1], err, want)
 		}
+	}
+}
+
+// A ReplicationController loads as a workload with strategy OnDelete; its
+// selector is a plain map that must match the template's labels.
+func TestLoadReplicationController(t *testing.T) {
+	rc := `apiVersion: v1
+kind: ReplicationController
+metadata: {name: redis}
+spec:
+  replicas: 2
+  selector: {app: redis}
+  template:
+    metadata: {labels: {app: redis}}
+    spec:
+      containers: [{name: redis, image: "redis:7"}]
+`
+	st, err := Load(map[string][]byte{"rc.yaml": []byte(rc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := st.Workloads[0]; w.Kind != "ReplicationController" || w.Replicas != 2 || w.Strategy.Type != "OnDelete" || w.Selector["app"] != "redis" {
+		t.Fatalf("workload %+v", w)
+	}
+	if _, err := Load(map[string][]byte{"rc.yaml": []byte(strings.Replace(rc, "selector: {app: redis}", "selector: {app: other}", 1))}); err == nil || !strings.Contains(err.Error(), "does not match the template's labels") {
+		t.Fatalf("a selector that matches nothing: %v", err)
 	}
 }

@@ -188,7 +188,7 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 			key = "Secret/" + name // one namespace for both
 		case kind == "Pod" && bareIsJob(d.str("spec.restartPolicy")):
 			key = "Job/" + name // a Pod runs as a Job or a Deployment does
-		case kind == "Pod" || kind == "DaemonSet":
+		case kind == "Pod" || kind == "DaemonSet" || kind == "ReplicationController":
 			key = "Deployment/" + name // one name space for the workloads
 		}
 		line, col := nearest(d.value, "metadata.name")

@@ -63,3 +63,32 @@ func (n *norm) daemonSet(d k8sDaemonSet) Workload {
 	}
 	return w
 }
+
+// replicationController reads a ReplicationController: a workload of kind
+// ReplicationController and strategy OnDelete (a new template is taken by
+// the pods started from then on; running ones are left as they are).
+// Its selector is a plain map, the template's labels by default.
+func (n *norm) replicationController(rc k8sReplicationController) Workload {
+	s := rc.Spec
+	w := Workload{Name: rc.Metadata.Name, Kind: "ReplicationController", Labels: rc.Metadata.Labels, Annotations: rc.Metadata.Annotations,
+		Replicas: intOr(s.Replicas, 1), PodLabels: s.Template.Metadata.Labels,
+		Pod:      n.pod("spec.template.spec", s.Template.Spec, "Always", s.Template.Metadata),
+		Strategy: Strategy{Type: "OnDelete"}, MinReadySeconds: s.MinReadySeconds, RevisionHistoryLimit: 10, ProgressDeadlineSeconds: 600,
+		Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
+	if len(w.Name) > 48 {
+		n.fail("metadata.name", "a ReplicationController name may have at most 48 characters (replica IDs add 15)")
+	}
+	if w.Pod.RestartPolicy != "Always" {
+		n.fail("spec.template.spec.restartPolicy", "a ReplicationController's pods must restart Always")
+	}
+	w.Selector = w.PodLabels
+	if len(s.Selector) > 0 {
+		w.Selector = s.Selector
+		for k, v := range s.Selector {
+			if w.PodLabels[k] != v {
+				n.fail("spec.selector."+k, "selector %s=%s does not match the template's labels", k, v)
+			}
+		}
+	}
+	return w
+}

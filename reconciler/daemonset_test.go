@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +90,34 @@ func TestOnDeleteDaemonSetHasNoRollout(t *testing.T) {
 	}
 	if got := summary(compute(in)); len(got) != 0 {
 		t.Fatalf("OnDelete replaced an old replica: %q", got)
+	}
+}
+
+// A ReplicationController (strategy OnDelete): a new template touches no
+// running replica, counts them, and new replicas take it; a scale-down
+// stops old ones as any; a draining node's are still moved.
+func TestReplicationController(t *testing.T) {
+	rc := func(image string, n int) desired.Workload {
+		w := workload("rc", n, image)
+		w.Kind, w.Strategy = "ReplicationController", desired.Strategy{Type: "OnDelete"}
+		w.Hash = w.Pod.Hash()
+		return w
+	}
+	v1, v2 := rc("web:1", 3), rc("web:2", 3)
+	const R = protocol.StateRunning
+	run := func(in Input) []string {
+		in.Now, in.NodeGrace, in.PendingTimeout = t0, grace, 30*time.Second
+		return summary(compute(in))
+	}
+	if got := run(Input{Desired: state(v2), Nodes: nodes(node("n1", rep("a", v1, R, time.Hour), rep("b", v1, R, time.Hour)))}); !slices.Equal(got, []string{"start rc@n1"}) {
+		t.Fatalf("a new template with 2 old of 3: %q, want one new start and no stop", got)
+	}
+	if got := run(Input{Desired: state(rc("web:2", 1)), Nodes: nodes(node("n1", rep("a", v1, R, time.Hour), rep("b", v1, R, time.Hour)))}); len(got) != 1 || !strings.HasPrefix(got[0], "stop ") {
+		t.Fatalf("scale down to 1: %q", got)
+	}
+	drain := Input{Desired: state(v2), Draining: map[string]bool{"n1": true},
+		Nodes: nodes(node("n1", rep("a", v1, R, time.Hour)), node("n2", rep("b", v1, R, time.Hour), rep("c", v1, R, time.Hour)))}
+	if got := run(drain); !slices.Equal(got, []string{"stop a@n1"}) {
+		t.Fatalf("a draining node's old replica: %q, want it stopped (no surge: it goes first, then its replacement starts)", got)
 	}
 }

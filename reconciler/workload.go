@@ -49,6 +49,20 @@ func (c *pass) workload(p workloadPass) {
 			old = append(old, r)
 		}
 	}
+	if w.Strategy.Type == "OnDelete" {
+		// A ReplicationController: a new template touches no running
+		// replica; the new template's are started as old ones go. Those of
+		// a draining (or NoExecute) node are still moved.
+		kept := old[:0]
+		for _, r := range old {
+			if c.in.Draining[r.node] || c.untoleratedNoExecute(w.Pod, r.node) != "" {
+				kept = append(kept, r)
+			} else {
+				current = append(current, r)
+			}
+		}
+		old = kept
+	}
 	// Replicas per node, for choosing what to stop: only when something stops.
 	perNode := func() map[string]int {
 		m := map[string]int{}
