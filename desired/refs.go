@@ -56,28 +56,31 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 	for i := range st.Workloads {
 		w := &st.Workloads[i]
 		r.workload[w.Name] = true
-		w.Pod.Waiting = r.missing(w.Pod)
 		field := "spec.template.spec"
 		if w.Kind == "Pod" {
 			field = "spec"
 		}
-		w.Hash = hashOf(w.Pod, r.pod(w.Kind, w.Name, field, w.Pod))
+		var digests []string
+		digests, w.Pod.Waiting = r.pod(w.Kind, w.Name, field, w.Pod)
+		w.Hash = hashOf(w.Pod, digests)
 	}
 	for i := range st.Jobs {
 		j := &st.Jobs[i]
-		j.Spec.Pod.Waiting = r.missing(j.Spec.Pod)
 		kind, field := "Job", "spec.template.spec"
 		if j.Kind == "Pod" {
 			kind, field = "Pod", "spec"
 		}
+		var digests []string
+		digests, j.Spec.Pod.Waiting = r.pod(kind, j.Name, field, j.Spec.Pod)
 		spec := j.Spec
 		spec.Suspend = false // not the template: a Job resumes where it was
-		j.Hash = hashOf(spec, r.pod(kind, j.Name, field, j.Spec.Pod))
+		j.Hash = hashOf(spec, digests)
 	}
 	for i := range st.CronJobs {
 		c := &st.CronJobs[i]
-		c.Job.Pod.Waiting = r.missing(c.Job.Pod)
-		c.Hash = hashOf(c.Job, r.pod("CronJob", c.Name, "spec.jobTemplate.spec.template.spec", c.Job.Pod))
+		var digests []string
+		digests, c.Job.Pod.Waiting = r.pod("CronJob", c.Name, "spec.jobTemplate.spec.template.spec", c.Job.Pod)
+		c.Hash = hashOf(c.Job, digests)
 	}
 	owners := map[string]string{}
 	for _, a := range st.Autoscalers {
@@ -99,88 +102,51 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 	return r
 }
 
-// missing lists the objects p needs (not optionally) that the revision
-// lacks, sorted, as "Kind name".
-func (r *refChecker) missing(p PodSpec) []string {
-	seen := map[string]bool{}
-	need := func(kind, name string, ok, optional bool) {
-		if !ok && !optional && name != "" {
-			seen[kind+" "+name] = true
-		}
-	}
-	for _, c := range p.AllContainers() {
-		for _, e := range c.Env {
-			if k := e.ConfigMapKeyRef; k != nil {
-				need("ConfigMap", k.Name, r.cms[k.Name] != nil, k.Optional)
-			}
-			if k := e.SecretKeyRef; k != nil {
-				need("Secret", k.Name, r.secrets[k.Name] != nil, k.Optional)
-			}
-		}
-		for _, e := range c.EnvFrom {
-			need("ConfigMap", e.ConfigMap, r.cms[e.ConfigMap] != nil, e.Optional)
-			need("Secret", e.Secret, r.secrets[e.Secret] != nil, e.Optional)
-		}
-	}
-	for _, name := range p.ImagePullSecrets {
-		need("Secret", name, r.secrets[name] != nil, false)
-	}
-	for _, v := range p.Volumes {
-		if v.ConfigMap != nil {
-			need("ConfigMap", v.ConfigMap.Name, r.cms[v.ConfigMap.Name] != nil, v.ConfigMap.Optional)
-		}
-		if v.Secret != nil {
-			need("Secret", v.Secret.Name, r.secrets[v.Secret.Name] != nil, v.Secret.Optional)
-		}
-		if v.Claim != nil {
-			need("PersistentVolumeClaim", v.Claim.Claim, r.claims[v.Claim.Claim], false)
-		}
-		if pj := v.Projected; pj != nil {
-			for _, ff := range pj.ConfigMaps {
-				need("ConfigMap", ff.Name, r.cms[ff.Name] != nil, ff.Optional)
-			}
-			for _, ff := range pj.Secrets {
-				need("Secret", ff.Name, r.secrets[ff.Name] != nil, ff.Optional)
-			}
-		}
-	}
-	if len(seen) == 0 {
-		return nil
-	}
-	return slices.Sorted(maps.Keys(seen))
-}
-
-// pod checks a pod's references and returns the digests of the data it uses.
-func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
+// pod checks a pod's references and returns the digests of the data it
+// uses, and the objects it needs (not optionally) that the revision lacks,
+// sorted as "Kind name": those are waited for (PodSpec.Waiting), as
+// Kubernetes lets a pod wait for a Secret made outside Git, while a key
+// missing from an object the revision has is a mistake.
+func (r *refChecker) pod(kind, name, field string, p PodSpec) (digests, waiting []string) {
 	used := map[string]string{}
-	// An object the revision lacks is waited for (PodSpec.Waiting), as
-	// Kubernetes lets a pod wait for a Secret made outside Git; a key
-	// missing from an object the revision has is a mistake.
+	lacks := map[string]bool{}
 	useCM := func(f, cm, key string, optional bool) {
 		c, ok := r.cms[cm]
-		switch {
-		case ok && key != "":
+		if !ok {
+			if !optional && cm != "" {
+				lacks["ConfigMap "+cm] = true
+			}
+			return
+		}
+		if key != "" && !optional {
 			_, inData := c.Data[key]
 			_, inBin := c.BinaryData[key]
-			if !inData && !inBin && !optional {
+			if !inData && !inBin {
 				r.fail(kind, name, f, "ConfigMap %q has no key %q", cm, key)
 			}
 		}
-		if ok {
-			used["ConfigMap/"+cm] = hashOf(c.Data, c.BinaryData)
-		}
+		used["ConfigMap/"+cm] = hashOf(c.Data, c.BinaryData)
 	}
 	useSecret := func(f, s, key string, optional bool) {
 		sec, ok := r.secrets[s]
-		switch {
-		case ok && key != "":
-			i := sort.SearchStrings(sec.Keys, key)
-			if (i == len(sec.Keys) || sec.Keys[i] != key) && !optional {
+		if !ok {
+			if !optional && s != "" {
+				lacks["Secret "+s] = true
+			}
+			return
+		}
+		if key != "" && !optional {
+			if i := sort.SearchStrings(sec.Keys, key); i == len(sec.Keys) || sec.Keys[i] != key {
 				r.fail(kind, name, f, "Secret %q has no key %q", s, key)
 			}
 		}
-		if ok {
-			used["Secret/"+s] = sec.digest
+		used["Secret/"+s] = sec.digest
+	}
+	// files uses a volume source: the object, and each key it projects.
+	files := func(f string, use func(f, name, key string, optional bool), ff *FilesFrom) {
+		use(f, ff.Name, "", ff.Optional)
+		for key := range ff.Items {
+			use(f, ff.Name, key, ff.Optional)
 		}
 	}
 	for i, c := range p.AllContainers() {
@@ -199,56 +165,46 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) []string {
 		}
 		for j, e := range c.EnvFrom {
 			ef := fmt.Sprintf("%s.envFrom[%d]", cf, j)
-			if e.ConfigMap != "" {
-				useCM(ef+".configMapRef.name", e.ConfigMap, "", e.Optional)
-			}
-			if e.Secret != "" {
-				useSecret(ef+".secretRef.name", e.Secret, "", e.Optional)
-			}
+			useCM(ef+".configMapRef.name", e.ConfigMap, "", e.Optional)
+			useSecret(ef+".secretRef.name", e.Secret, "", e.Optional)
 		}
 	}
 	for i, sname := range p.ImagePullSecrets {
+		sf := fmt.Sprintf("%s.imagePullSecrets[%d].name", field, i)
+		useSecret(sf, sname, "", false)
 		if sec, ok := r.secrets[sname]; ok {
 			if _, err := dockerConfig(*sec); err != nil {
-				r.fail(kind, name, fmt.Sprintf("%s.imagePullSecrets[%d].name", field, i), "Secret %q: %v", sname, err)
+				r.fail(kind, name, sf, "Secret %q: %v", sname, err)
 			}
-			used["Secret/"+sname] = sec.digest
 		}
 	}
 	for i, v := range p.Volumes {
 		vf := fmt.Sprintf("%s.volumes[%d]", field, i)
 		if v.ConfigMap != nil {
-			useCM(vf+".configMap.name", v.ConfigMap.Name, "", v.ConfigMap.Optional)
-			for key := range v.ConfigMap.Items {
-				useCM(vf+".configMap.items", v.ConfigMap.Name, key, v.ConfigMap.Optional)
-			}
+			files(vf+".configMap.name", useCM, v.ConfigMap)
 		}
 		if v.Secret != nil {
-			useSecret(vf+".secret.secretName", v.Secret.Name, "", v.Secret.Optional)
-			for key := range v.Secret.Items {
-				useSecret(vf+".secret.items", v.Secret.Name, key, v.Secret.Optional)
-			}
+			files(vf+".secret.secretName", useSecret, v.Secret)
+		}
+		if v.Claim != nil && !r.claims[v.Claim.Claim] {
+			lacks["PersistentVolumeClaim "+v.Claim.Claim] = true
 		}
 		if pj := v.Projected; pj != nil {
 			for _, ff := range pj.ConfigMaps {
-				useCM(vf+".projected.sources", ff.Name, "", ff.Optional)
-				for key := range ff.Items {
-					useCM(vf+".projected.sources", ff.Name, key, ff.Optional)
-				}
+				files(vf+".projected.sources", useCM, ff)
 			}
 			for _, ff := range pj.Secrets {
-				useSecret(vf+".projected.sources", ff.Name, "", ff.Optional)
-				for key := range ff.Items {
-					useSecret(vf+".projected.sources", ff.Name, key, ff.Optional)
-				}
+				files(vf+".projected.sources", useSecret, ff)
 			}
 		}
 	}
-	var digests []string
 	for _, k := range sortedKeys(used) {
 		digests = append(digests, k+"="+used[k])
 	}
-	return digests
+	if len(lacks) > 0 {
+		waiting = sortedKeys(lacks)
+	}
+	return digests, waiting
 }
 
 // ResolvePod returns p with every environment variable that references a

@@ -57,21 +57,17 @@ func initOrder(cs []labeled) (inits, others []labeled) {
 	return inits, others
 }
 
-// initDone tells whether an init container lets the next one start: a
-// sidecar once it runs (or ran), another once it exited with 0.
-func initDone(ctx context.Context, c labeled) (done, started bool) {
-	task, err := c.c.Task(ctx, nil)
-	if err != nil {
-		return false, false
-	}
-	st, err := task.Status(ctx)
-	if err != nil {
-		return false, true
+// initDone tells whether an init container in state st lets the next
+// one start: a sidecar once it runs (or ran: Supervise restarts it),
+// another once it exited with 0.
+func initDone(c labeled, st cstate) bool {
+	if st.task == nil {
+		return false
 	}
 	if c.labels[LabelSidecar] == "true" {
-		return st.Status != client.Created, true
+		return st.state != protocol.StateCreating
 	}
-	return st.Status == client.Stopped && st.ExitStatus == 0, true
+	return st.state == protocol.StateExited && st.code == 0
 }
 
 // advanceInit starts what comes next in a pod with init containers: the
@@ -85,11 +81,12 @@ func (r *Containerd) advanceInit(ctx context.Context, replica string) error {
 	}
 	inits, others := initOrder(cs)
 	for _, c := range inits {
-		done, started := initDone(ctx, c)
-		if done {
+		var st cstate
+		st.state, st.code, st.msg, st.task = containerState(ctx, c.c)
+		if initDone(c, st) {
 			continue
 		}
-		if !started {
+		if st.task == nil {
 			if err := r.startTask(ctx, c); err != nil {
 				return fmt.Errorf("init container %s: %w", c.labels[LabelContainer], err)
 			}
@@ -122,22 +119,6 @@ func (r *Containerd) startTask(ctx context.Context, c labeled) error {
 	_, _ = c.c.SetLabels(ctx, map[string]string{LabelLastExit + "-started": time.Now().UTC().Format(time.RFC3339Nano)})
 	r.postStart(ctx, c.c, c.labels, task)
 	return nil
-}
-
-// advanceInits moves every pod with init containers on (Supervise).
-func (r *Containerd) advanceInits(ctx context.Context, cs []labeled) {
-	seen := map[string]bool{}
-	for _, c := range cs {
-		id := c.labels[LabelReplica]
-		if c.labels[LabelAwaitsInit] != "true" || seen[id] || r.isStopping(id) {
-			continue
-		}
-		seen[id] = true
-		if _, err := c.c.Task(ctx, nil); !errdefs.IsNotFound(err) {
-			continue // started: nothing left to move on
-		}
-		_ = r.advanceInit(ctx, id)
-	}
 }
 
 // cstate is a container's state as List reads it.
@@ -178,11 +159,7 @@ func initStatus(cs []labeled, states []cstate) map[string]*podInit {
 		p.hasInit = true
 		p.initCount++
 		at, _ := strconv.Atoi(idx)
-		done := states[i].task != nil // a sidecar that ran lets the next one go (Supervise restarts it)
-		if c.labels[LabelSidecar] != "true" {
-			done = done && states[i].state == protocol.StateExited && states[i].code == 0
-		}
-		if !done && (p.pendingAt < 0 || at < p.pendingAt) {
+		if !initDone(c, states[i]) && (p.pendingAt < 0 || at < p.pendingAt) {
 			p.pending, p.pendingAt = c.labels[LabelContainer], at
 		}
 	}

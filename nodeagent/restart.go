@@ -69,6 +69,7 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 	if err != nil {
 		return false, 0, err
 	}
+	waiting := map[string]bool{} // replicas with a container waiting for its turn
 	for _, c := range cs {
 		policy := c.labels[LabelRestartPolicy]
 		if policy == "" || r.isStopping(c.labels[LabelReplica]) {
@@ -76,7 +77,12 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 		}
 		task, err := c.c.Task(ctx, nil)
 		if err != nil {
-			continue // no task: being created or removed by Start/Stop
+			// No task: being created or removed by Start/Stop, or a
+			// container of a pod with init containers waiting its turn.
+			if _, isInit := c.labels[LabelInit]; errdefs.IsNotFound(err) && (isInit || c.labels[LabelAwaitsInit] == "true") {
+				waiting[c.labels[LabelReplica]] = true
+			}
+			continue
 		}
 		st, err := task.Status(ctx)
 		if err != nil || st.Status != client.Stopped {
@@ -114,7 +120,11 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 			Str("reason", reason).Msg("container restarted")
 		restarted = true
 	}
-	r.advanceInits(ctx, cs)
+	for _, id := range sortedKeys(waiting) {
+		if err := r.advanceInit(ctx, id); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("replica", id).Msg("start the next container of a pod with init containers")
+		}
+	}
 	return restarted, next, nil
 }
 

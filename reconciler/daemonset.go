@@ -131,16 +131,11 @@ func (c *pass) daemonSet(p workloadPass) {
 		return
 	}
 	pod := p.st.ResolvePod(w.Pod)
+	sp := schedPod(w, p.st)
 	var unplaced []string
 	for i, n := range starts {
-		// Only this node: every other one is out for this replica.
-		others := make(map[string]string, len(c.in.Nodes))
-		for name := range c.in.Nodes {
-			if name != n {
-				others[name] = "not this replica's node"
-			}
-		}
-		res := c.cluster().place(w, p.st, 1, others)
+		sp.Node = n // this node only
+		res := c.cluster().sc.Place(sp, 1)
 		if len(res.Nodes) == 0 {
 			unplaced = append(unplaced, n+": "+res.Reason)
 			continue

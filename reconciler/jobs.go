@@ -166,27 +166,28 @@ func jobIDPrefix(name string) string {
 	return name
 }
 
-// indexedPrefix is the replica ID prefix of an Indexed Job's pod of
-// index i: short enough for the index, the hash and the suffix.
-func indexedPrefix(name string, i int) string {
+// indexedBase is the part of an Indexed Job's replica IDs before the
+// index: short enough for the index, the hash and the suffix.
+func indexedBase(name string) string {
 	p := jobIDPrefix(name)
 	if len(p) > 42 {
 		p = strings.TrimRight(p[:42], "-")
 	}
-	return p + "-" + strconv.Itoa(i)
+	return p
 }
+
+// indexedPrefix is the replica ID prefix of an Indexed Job's pod of index i.
+func indexedPrefix(name string, i int) string { return indexedBase(name) + "-" + strconv.Itoa(i) }
 
 // completionIndex is the index an Indexed Job's pod carries in its ID.
 func completionIndex(name, id string) (int, bool) {
-	for _, p := range []string{jobIDPrefix(name), strings.TrimRight(jobIDPrefix(name)[:min(42, len(jobIDPrefix(name)))], "-")} {
-		if rest, ok := strings.CutPrefix(id, p+"-"); ok {
-			idx, _, _ := strings.Cut(rest, "-")
-			if i, err := strconv.Atoi(idx); err == nil {
-				return i, true
-			}
-		}
+	rest, ok := strings.CutPrefix(id, indexedBase(name)+"-")
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	idx, _, _ := strings.Cut(rest, "-")
+	i, err := strconv.Atoi(idx)
+	return i, err == nil
 }
 
 // freeIndexes are up to n of an Indexed Job's indexes, lowest first, that

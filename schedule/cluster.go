@@ -69,7 +69,7 @@ func (c *Cluster) Place(pod Pod, n int) Result {
 		return Result{}
 	}
 	if len(pod.Terms) > 0 || len(pod.HostPorts) > 0 || len(pod.Claims) > 0 || len(pod.Refused) > 0 || len(pod.Extra) > 0 ||
-		pod.NodeAffinity != nil || len(pod.Tolerations) > 0 || c.softTaints || len(c.Nodes) == 0 {
+		pod.NodeAffinity != nil || len(pod.Tolerations) > 0 || pod.Node != "" || c.softTaints || len(c.Nodes) == 0 {
 		res := Place(pod, c.Nodes, n, c.s)
 		for _, name := range res.Nodes {
 			c.apply(c.index[name], pod)

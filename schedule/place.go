@@ -77,6 +77,9 @@ type Pod struct {
 	// Extra are the requests beyond cpu and memory, by resource name
 	// (ephemeral-storage, hugepages-2Mi, nvidia.com/gpu).
 	Extra map[string]int64
+	// Node, when set, is the one node the replica may go to (a
+	// DaemonSet's).
+	Node string
 	// NodeAffinity narrows the nodes (required) and ranks them
 	// (preferred); Tolerations let the pod onto tainted nodes.
 	NodeAffinity *desired.NodeAffinity
@@ -235,6 +238,9 @@ func (p *placer) staticFilter(n *Node) string {
 	}
 	if n.Cordoned {
 		return "node cordoned"
+	}
+	if p.pod.Node != "" && n.Name != p.pod.Node {
+		return "not this replica's node"
 	}
 	if why, ok := p.pod.Refused[n.Name]; ok {
 		// The node's own words (its policy, by field), so the status says
