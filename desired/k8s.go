@@ -404,10 +404,14 @@ type k8sService struct {
 				TimeoutSeconds *int `json:"timeoutSeconds"`
 			} `json:"clientIP"`
 		} `json:"sessionAffinityConfig"`
-		ExternalTrafficPolicy string            `json:"externalTrafficPolicy"`
-		InternalTrafficPolicy string            `json:"internalTrafficPolicy"`
-		Selector              map[string]string `json:"selector"`
-		Ports                 []struct {
+		ExternalTrafficPolicy    string            `json:"externalTrafficPolicy"`
+		InternalTrafficPolicy    string            `json:"internalTrafficPolicy"`
+		PublishNotReadyAddresses bool              `json:"publishNotReadyAddresses"`
+		IPFamilies               []string          `json:"ipFamilies"`
+		IPFamilyPolicy           string            `json:"ipFamilyPolicy"`
+		ClusterIPs               []string          `json:"clusterIPs"`
+		Selector                 map[string]string `json:"selector"`
+		Ports                    []struct {
 			Name       string `json:"name"`
 			Protocol   string `json:"protocol"`
 			Port       int    `json:"port"`

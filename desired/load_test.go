@@ -1225,3 +1225,43 @@ spec:
 		t.Fatalf("a selector that matches nothing: %v", err)
 	}
 }
+
+// What a Service asks that Baton does not do is said or refused:
+// LoadBalancer's external address and publishNotReadyAddresses are
+// warnings; IPv6 and dual stack are refused. tolerationSeconds is said
+// not counted; a sidecar's host port is refused.
+func TestLoadSaidAndRefused(t *testing.T) {
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: LoadBalancer, publishNotReadyAddresses: true, clusterIPs: [10.78.0.5], selector: {app: web}, ports: [{port: 80}]}\n"
+	st, err := Load(map[string][]byte{"svc.yaml": []byte(svc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{"Service web: type LoadBalancer's external address", "Service web: publishNotReadyAddresses"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	if st.Services[0].ClusterIP != "10.78.0.5" {
+		t.Errorf("clusterIPs[0] not taken: %q", st.Services[0].ClusterIP)
+	}
+	for change, want := range map[[2]string]string{
+		{"publishNotReadyAddresses: true", "ipFamilies: [IPv6]"}:                     "spec.ipFamilies[0]: IPv6 Services are not built",
+		{"publishNotReadyAddresses: true", "ipFamilyPolicy: RequireDualStack"}:       "RequireDualStack",
+		{"clusterIPs: [10.78.0.5]", "clusterIPs: [10.78.0.5, \"fd00::5\"]"}:          "dual-stack Services are not built",
+		{"clusterIPs: [10.78.0.5]", "clusterIP: 10.78.0.6, clusterIPs: [10.78.0.5]"}: "differs from clusterIP",
+	} {
+		if _, err := Load(map[string][]byte{"svc.yaml": []byte(strings.Replace(svc, change[0], change[1], 1))}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", change[1], err, want)
+		}
+	}
+	dep := strings.Replace(base, "      containers:", "      tolerations: [{key: maint, operator: Exists, effect: NoExecute, tolerationSeconds: 60}]\n      containers:", 1)
+	st, err = Load(map[string][]byte{"web.yaml": []byte(dep)})
+	if err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), "tolerationSeconds is not counted") {
+		t.Fatalf("tolerationSeconds: %v %v", err, st.Warnings)
+	}
+	side := strings.Replace(base, "      containers:", "      initContainers: [{name: proxy, image: \"proxy:1\", restartPolicy: Always, ports: [{containerPort: 81, hostPort: 81}]}]\n      containers:", 1)
+	if _, err := Load(map[string][]byte{"web.yaml": []byte(side)}); err == nil || !strings.Contains(err.Error(), "a sidecar's host port is not published") {
+		t.Fatalf("a sidecar's host port: %v", err)
+	}
+}

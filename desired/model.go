@@ -511,10 +511,14 @@ type Service struct {
 	// pods of the node it is reached on only, and they see the client's
 	// address. InternalLocal (internalTrafficPolicy: Local): pods reach
 	// the Service's pods on their own node only.
-	ExternalLocal bool              `json:"externalLocal,omitempty"`
-	InternalLocal bool              `json:"internalLocal,omitempty"`
-	Selector      map[string]string `json:"selector,omitempty"`
-	Ports         []ServicePort     `json:"ports"`
+	ExternalLocal bool `json:"externalLocal,omitempty"`
+	InternalLocal bool `json:"internalLocal,omitempty"`
+	// Unserved says what of the Service Baton accepts and does not do
+	// (warnings): a LoadBalancer's external address,
+	// publishNotReadyAddresses.
+	Unserved []string          `json:"unserved,omitempty"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []ServicePort     `json:"ports"`
 }
 
 // DefaultAffinitySeconds is ClientIP session affinity's timeout when the

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -128,6 +129,11 @@ func (n *norm) pod(field string, s k8sPodSpec, defRestart string, tm templateMet
 		}
 		if len(nc.Ports) > 0 && !nc.Sidecar {
 			n.fail(f+".ports", "an init container that runs to completion publishes no ports")
+		}
+		for j, pt := range nc.Ports {
+			if pt.HostPort != 0 {
+				n.fail(fmt.Sprintf("%s.ports[%d].hostPort", f, j), "a sidecar's host port is not published (not built): give it to a container")
+			}
 		}
 		p.InitContainers = append(p.InitContainers, nc)
 	}
@@ -509,23 +515,7 @@ func (n *norm) deployment(d k8sDeployment) Workload {
 	if w.Pod.RestartPolicy != "Always" {
 		n.fail("spec.template.spec.restartPolicy", "a Deployment's pods must restart Always")
 	}
-	w.Selector = w.PodLabels
-	if s.Selector != nil && len(s.Selector.MatchExpressions) > 0 {
-		n.checkRequirements("spec.selector.matchExpressions", s.Selector.MatchExpressions, false)
-		for i, r := range s.Selector.MatchExpressions {
-			if !r.Matches(w.PodLabels) {
-				n.fail(fmt.Sprintf("spec.selector.matchExpressions[%d]", i), "%s %s %v does not match the template's labels", r.Key, r.Operator, r.Values)
-			}
-		}
-	}
-	if s.Selector != nil && len(s.Selector.MatchLabels) > 0 {
-		w.Selector = s.Selector.MatchLabels
-		for k, v := range s.Selector.MatchLabels {
-			if w.PodLabels[k] != v {
-				n.fail("spec.selector.matchLabels."+k, "selector %s=%s does not match the template's labels", k, v)
-			}
-		}
-	}
+	w.Selector = n.selector("spec.selector", "spec.selector.matchLabels", s.Selector, w.PodLabels)
 	if w.Strategy.Type == "" {
 		w.Strategy.Type = "RollingUpdate"
 	}
@@ -535,6 +525,31 @@ func (n *norm) deployment(d k8sDeployment) Workload {
 }
 
 func isZero(s string) bool { return s == "0" || s == "0%" }
+
+// selector checks a workload's selector (matchLabels, matchExpressions)
+// against its template's labels, as Kubernetes refuses one that does not
+// select them, and returns the labels it selects by (the template's when
+// it has no matchLabels).
+func (n *norm) selector(field, labelsField string, sel *labelSelector, podLabels map[string]string) map[string]string {
+	if sel == nil {
+		return podLabels
+	}
+	n.checkRequirements(field+".matchExpressions", sel.MatchExpressions, false)
+	for i, r := range sel.MatchExpressions {
+		if !r.Matches(podLabels) {
+			n.fail(fmt.Sprintf("%s.matchExpressions[%d]", field, i), "%s %s %v does not match the template's labels", r.Key, r.Operator, r.Values)
+		}
+	}
+	if len(sel.MatchLabels) == 0 {
+		return podLabels
+	}
+	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
+		if v := sel.MatchLabels[k]; podLabels[k] != v {
+			n.fail(labelsField+"."+k, "selector %s=%s does not match the template's labels", k, v)
+		}
+	}
+	return sel.MatchLabels
+}
 
 // rollingUpdate reads a rolling update's limits over the defaults in st
 // (which it clears for another type), refusing them with another type and
@@ -661,12 +676,33 @@ func (n *norm) service(s k8sService) Service {
 		}
 		out.ExternalLocal = true
 	}
+	switch ips := s.Spec.ClusterIPs; {
+	case len(ips) > 1:
+		n.fail("spec.clusterIPs", "one address: dual-stack Services are not built")
+	case len(ips) == 1 && out.ClusterIP == "":
+		out.ClusterIP = ips[0]
+	case len(ips) == 1 && ips[0] != out.ClusterIP:
+		n.fail("spec.clusterIPs[0]", "%q differs from clusterIP %q", ips[0], out.ClusterIP)
+	}
 	if ip := net.ParseIP(out.ClusterIP); out.ClusterIP != "" && out.ClusterIP != "None" && (ip == nil || ip.To4() == nil) {
 		n.fail("spec.clusterIP", "%q is not an IPv4 address (IPv6 Services are not built)", out.ClusterIP)
+	}
+	if s.Spec.PublishNotReadyAddresses {
+		out.Unserved = append(out.Unserved, "publishNotReadyAddresses (its DNS names and endpoints are its ready pods only)")
+	}
+	for i, f := range s.Spec.IPFamilies {
+		if f != "IPv4" {
+			n.fail(fmt.Sprintf("spec.ipFamilies[%d]", i), "%s Services are not built (IPv4 only)", f)
+		}
+	}
+	if s.Spec.IPFamilyPolicy == "RequireDualStack" {
+		n.fail("spec.ipFamilyPolicy", "RequireDualStack: IPv6 Services are not built (SingleStack or PreferDualStack get IPv4)")
 	}
 	switch out.Type {
 	case "":
 		out.Type = "ClusterIP"
+	case "LoadBalancer":
+		out.Unserved = append(out.Unserved, "type LoadBalancer's external address (it is served as node ports on every node's addresses; no load balancer is made)")
 	case "ExternalName":
 		n.fail("spec.type", "%s is not supported; use ClusterIP, NodePort or LoadBalancer", out.Type)
 	}

@@ -52,15 +52,7 @@ func (n *norm) daemonSet(d k8sDaemonSet) Workload {
 	if w.Pod.RestartPolicy != "Always" {
 		n.fail("spec.template.spec.restartPolicy", "a DaemonSet's pods must restart Always")
 	}
-	w.Selector = w.PodLabels
-	if s.Selector != nil && len(s.Selector.MatchLabels) > 0 {
-		w.Selector = s.Selector.MatchLabels
-		for k, v := range s.Selector.MatchLabels {
-			if w.PodLabels[k] != v {
-				n.fail("spec.selector.matchLabels."+k, "selector %s=%s does not match the template's labels", k, v)
-			}
-		}
-	}
+	w.Selector = n.selector("spec.selector", "spec.selector.matchLabels", s.Selector, w.PodLabels)
 	return w
 }
 
@@ -81,14 +73,7 @@ func (n *norm) replicationController(rc k8sReplicationController) Workload {
 	if w.Pod.RestartPolicy != "Always" {
 		n.fail("spec.template.spec.restartPolicy", "a ReplicationController's pods must restart Always")
 	}
-	w.Selector = w.PodLabels
-	if len(s.Selector) > 0 {
-		w.Selector = s.Selector
-		for k, v := range s.Selector {
-			if w.PodLabels[k] != v {
-				n.fail("spec.selector."+k, "selector %s=%s does not match the template's labels", k, v)
-			}
-		}
-	}
+	// Its selector is a plain map: matchLabels.
+	w.Selector = n.selector("spec.selector", "spec.selector", &labelSelector{MatchLabels: s.Selector}, w.PodLabels)
 	return w
 }

@@ -336,6 +336,11 @@ func unenforced(st *State) []string {
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
 	}
+	for _, s := range st.Services {
+		for _, u := range s.Unserved {
+			add("Service %s: %s is not acted on", s.Name, u)
+		}
+	}
 	for _, j := range st.Jobs {
 		if j.Spec.TTLSecondsAfterFinished != nil {
 			add("Job %s: ttlSecondsAfterFinished is not enforced yet (its pods stay until the Job leaves Git)", j.Name)
@@ -363,6 +368,9 @@ func unenforced(st *State) []string {
 		}
 		if p.PriorityClassName != "" {
 			add("%s: priorityClassName is accepted and not acted on: there is no preemption", what)
+		}
+		if slices.ContainsFunc(p.Tolerations, func(t Toleration) bool { return t.TolerationSeconds != nil }) {
+			add("%s: tolerationSeconds is not counted: a NoExecute taint the pod tolerates never moves its replicas", what)
 		}
 		for _, v := range p.Volumes {
 			if v.Projected != nil && v.Projected.NoToken {

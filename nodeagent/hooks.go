@@ -89,20 +89,23 @@ func runHook(ctx context.Context, h *desired.Handler, ports map[string]int, nsPa
 	}
 }
 
-// postStart runs a container's postStart hook once its task started; a
-// hook that fails kills the container, whose restart policy then decides
-// (Kubernetes' FailedPostStartHook).
+// postStart runs a container's postStart hook once its task started, in
+// the background (a slow hook holds neither a start nor the supervision
+// of the other pods); a hook that fails kills the container, whose restart
+// policy then decides (Kubernetes' FailedPostStartHook).
 func (r *Containerd) postStart(ctx context.Context, c client.Container, labels map[string]string, task client.Task) {
 	h, err := readHooks(labels[LabelLifecycle])
 	if err != nil || h.PostStart == nil {
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, PostStartTimeout)
-	defer cancel()
-	if err := runHook(hctx, h.PostStart, h.Ports, labels[LabelNetNS], task); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.ID()).Msg("postStart hook failed: the container is killed")
-		_ = task.Kill(ctx, syscall.SIGKILL, client.WithKillAll)
-	}
+	go func() {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PostStartTimeout)
+		defer cancel()
+		if err := runHook(hctx, h.PostStart, h.Ports, labels[LabelNetNS], task); err != nil {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.ID()).Msg("postStart hook failed: the container is killed")
+			_ = task.Kill(hctx, syscall.SIGKILL, client.WithKillAll)
+		}
+	}()
 }
 
 // preStop runs a container's preStop hook before it is sent SIGTERM,

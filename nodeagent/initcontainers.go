@@ -134,8 +134,7 @@ type podInit struct {
 	pending    string // the first init container not done ("": all done)
 	pendingAt  int
 	appsExited bool // every container but the init ones has exited
-	hasInit    bool
-	initCount  int
+	initCount  int  // its init containers (0: it has none)
 }
 
 // initStatus reads, per replica, its first init container not done and
@@ -156,7 +155,6 @@ func initStatus(cs []labeled, states []cstate) map[string]*podInit {
 			}
 			continue
 		}
-		p.hasInit = true
 		p.initCount++
 		at, _ := strconv.Atoi(idx)
 		if !initDone(c, states[i]) && (p.pendingAt < 0 || at < p.pendingAt) {
@@ -172,7 +170,7 @@ func initStatus(cs []labeled, states []cstate) map[string]*podInit {
 // "creating"; a sidecar stops counting once the other containers have
 // all exited (a Job's pod is done).
 func (p *podInit) view(c labeled, state protocol.ReplicaState, code int, msg string, task client.Task) (protocol.ReplicaState, string, bool) {
-	if p == nil || !p.hasInit {
+	if p == nil || p.initCount == 0 {
 		return state, msg, false
 	}
 	name := c.labels[LabelContainer]

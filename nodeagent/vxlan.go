@@ -48,9 +48,6 @@ func vtep(subnet string) (net.IP, net.HardwareAddr, error) {
 	return ip, net.HardwareAddr{0x0a, 0x58, ip[0], ip[1], ip[2], ip[3]}, nil
 }
 
-// Backends is ValidBackend's list.
-var Backends = []string{BackendAuto, BackendHostGW, BackendVXLAN}
-
 // ValidBackend checks a --network-backend value ("" is auto).
 func ValidBackend(b string) error {
 	switch b {

@@ -14,10 +14,10 @@ import (
 // NoSchedule or NoExecute taint it does not tolerate. Cordoned and
 // draining nodes keep theirs, as Kubernetes' DaemonSet pods tolerate
 // unschedulable nodes and kubectl drain leaves them.
-func (c *pass) daemonNodes(w desired.Workload) []string {
+func daemonNodes(in Input, live *Live, w desired.Workload) []string {
 	var out []string
-	for name, n := range c.in.Nodes {
-		if !c.live.Ready[name] {
+	for name, n := range in.Nodes {
+		if !live.Ready[name] {
 			continue
 		}
 		node := schedule.Node{Name: name, Ready: true, Labels: n.Labels, Taints: n.Taints}
@@ -37,7 +37,7 @@ func (c *pass) daemonNodes(w desired.Workload) []string {
 // OnDelete leaves old replicas until they go.
 func (c *pass) daemonSet(p workloadPass) {
 	w := p.w
-	nodes := c.daemonNodes(w)
+	nodes := daemonNodes(c.in, c.live, w)
 	c.res.Daemons[w.Name] = len(nodes)
 	eligible := map[string]bool{}
 	for _, n := range nodes {
@@ -75,7 +75,9 @@ func (c *pass) daemonSet(p workloadPass) {
 		maxUnavailable = 1
 	}
 	ready := func(rs []replica) bool {
-		return slices.ContainsFunc(rs, func(r replica) bool { return r.Ready && r.State == protocol.StateRunning })
+		return slices.ContainsFunc(rs, func(r replica) bool {
+			return r.State == protocol.StateRunning && available(r, w, c.in.ReadySince, c.in.Now)
+		})
 	}
 	unavailable := 0
 	for _, n := range nodes {

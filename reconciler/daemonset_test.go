@@ -121,3 +121,22 @@ func TestReplicationController(t *testing.T) {
 		t.Fatalf("a draining node's old replica: %q, want it stopped (no surge: it goes first, then its replacement starts)", got)
 	}
 }
+
+// A DaemonSet's rollout counts its nodes: with no old replica left but
+// the new one not yet ready on one of its two nodes, it is not complete.
+func TestDaemonSetRolloutCountsItsNodes(t *testing.T) {
+	w := workload("agent", 0, "agent:2")
+	w.Kind, w.Strategy = "DaemonSet", desired.Strategy{Type: "RollingUpdate", MaxUnavailable: "1"}
+	w.Hash = w.Pod.Hash()
+	in := Input{Desired: state(w), Now: t0, NodeGrace: grace, Nodes: nodes(node("n1", rep("a", w, protocol.StateRunning, time.Hour)), node("n2"))}
+	in.Desired.Revision = "r2"
+	ro, _, _ := rolloutsStep(map[string]Rollout{}, in, NewLive(in), nil)
+	if got := ro["agent"]; got.State == RolloutComplete {
+		t.Fatalf("rollout %+v complete with one of two nodes served", got)
+	}
+	in.Nodes = nodes(node("n1", rep("a", w, protocol.StateRunning, time.Hour)), node("n2", rep("b", w, protocol.StateRunning, time.Hour)))
+	ro, _, _ = rolloutsStep(map[string]Rollout{}, in, NewLive(in), nil)
+	if got := ro["agent"]; got.State != RolloutComplete {
+		t.Fatalf("rollout %+v, want complete with both nodes served", got)
+	}
+}

@@ -174,7 +174,11 @@ func rolloutsStep(prev map[string]Rollout, in Input, live *Live, pending map[str
 			// No new replica to ask: they fit nowhere, or are held back.
 			o.Problem = fmt.Sprintf("%d replica(s) pending: %s", pd.Count, pd.Reason)
 		}
-		ro := track(p, w, in.count(w), in.Desired.Revision, o, in.Now)
+		count := in.count(w)
+		if w.Kind == "DaemonSet" {
+			count = len(daemonNodes(in, live, w)) // one a node it may go to
+		}
+		ro := track(p, w, count, in.Desired.Revision, o, in.Now)
 		if ro == p {
 			continue
 		}

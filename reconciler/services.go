@@ -173,7 +173,7 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 		}
 		var selected []desired.Workload
 		for _, w := range st.Workloads {
-			if matches(s.Selector, w.PodLabels) {
+			if desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
 				selected = append(selected, w)
 			}
 		}
@@ -224,7 +224,7 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 		case headless(s):
 			rec := protocol.DNSRecord{Service: s.Name, IPs: []string{}}
 			for _, w := range st.Workloads {
-				if len(s.Selector) == 0 || !matches(s.Selector, w.PodLabels) {
+				if len(s.Selector) == 0 || !desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
 					continue
 				}
 				for _, r := range live.Of(w.Name) {
@@ -244,16 +244,6 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 	}
 	slices.SortFunc(out, func(a, b protocol.DNSRecord) int { return strings.Compare(a.Service, b.Service) })
 	return out
-}
-
-// matches reports whether labels hold every pair of selector.
-func matches(selector, labels map[string]string) bool {
-	for k, v := range selector {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // targetPort is a Service port's target on pods of spec: a number, or
@@ -278,7 +268,7 @@ func targetPort(target string, spec desired.PodSpec) (int, bool) {
 func podNames(st *desired.State, s desired.Service, live *Live) []protocol.DNSRecord {
 	byName := map[string][]string{}
 	for _, w := range st.Workloads {
-		if w.Pod.Subdomain != s.Name || len(s.Selector) == 0 || !matches(s.Selector, w.PodLabels) {
+		if w.Pod.Subdomain != s.Name || len(s.Selector) == 0 || !desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
 			continue
 		}
 		for _, r := range live.Of(w.Name) {

@@ -53,8 +53,8 @@ func parseTaints(flags []string) ([]desired.Taint, error) {
 		}
 		out = append(out, desired.Taint{Key: key, Value: value, Effect: effect})
 	}
-	if len(out) > 64 {
-		return nil, fmt.Errorf("--taint: %d taints, at most 64", len(out))
+	if len(out) > protocol.MaxTaints {
+		return nil, fmt.Errorf("--taint: %d taints, at most %d", len(out), protocol.MaxTaints)
 	}
 	return out, nil
 }
