@@ -583,16 +583,36 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 		}
 	}
 	r.hook("container")
-	task, err = cont.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", id+".log")))
+	return r.runTask(ctx, cont, nil, 0)
+}
+
+// runTask makes and starts a container's task (trying again up to retries
+// times 100 ms apart: the shim of an old task may still be cleaning up its
+// bundle), logging to logs/<container>.log, then runs its postStart hook.
+// labels are the container's (nil: read them).
+func (r *Containerd) runTask(ctx context.Context, c client.Container, labels map[string]string, retries int) error {
+	var task client.Task
+	var err error
+	for attempt := 0; ; attempt++ {
+		task, err = c.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", c.ID()+".log")))
+		if err == nil || attempt >= retries || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
 	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
 		return fmt.Errorf("start task: %w", err)
 	}
-	if labels, err := cont.Labels(ctx); err == nil {
-		r.postStart(ctx, cont, labels, task)
+	if labels == nil {
+		if labels, err = c.Labels(ctx); err != nil {
+			return nil // started; its hook is not known
+		}
 	}
+	r.postStart(ctx, c, labels, task)
 	return nil
 }
 
@@ -698,7 +718,7 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.stopContainer(ctx, c.c, g)
+			errs[i] = r.stopContainer(ctx, c, g)
 		}()
 	}
 	wg.Wait()
@@ -745,11 +765,14 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	return nil
 }
 
-func (r *Containerd) stopContainer(ctx context.Context, c client.Container, grace time.Duration) error {
+func (r *Containerd) stopContainer(ctx context.Context, lc labeled, grace time.Duration) error {
+	c := lc.c
 	task, err := c.Task(ctx, nil)
 	if err == nil {
-		if st, serr := task.Status(ctx); serr == nil && st.Status == client.Running {
-			grace = r.preStop(ctx, c, task, grace)
+		if lc.labels[LabelLifecycle] != "" {
+			if st, serr := task.Status(ctx); serr == nil && st.Status == client.Running {
+				grace = r.preStop(ctx, lc, task, grace)
+			}
 		}
 		if err := killTask(ctx, task, grace); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID(), err)

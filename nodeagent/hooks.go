@@ -110,20 +110,19 @@ func (r *Containerd) postStart(ctx context.Context, c client.Container, labels m
 
 // preStop runs a container's preStop hook before it is sent SIGTERM,
 // within grace; it returns what is left of grace.
-func (r *Containerd) preStop(ctx context.Context, c client.Container, task client.Task, grace time.Duration) time.Duration {
-	labels, err := c.Labels(ctx)
-	if err != nil || grace <= 0 {
+func (r *Containerd) preStop(ctx context.Context, c labeled, task client.Task, grace time.Duration) time.Duration {
+	if grace <= 0 {
 		return grace
 	}
-	h, err := readHooks(labels[LabelLifecycle])
+	h, err := readHooks(c.labels[LabelLifecycle])
 	if err != nil || h.PreStop == nil {
 		return grace
 	}
 	began := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
-	if err := runHook(hctx, h.PreStop, h.Ports, labels[LabelNetNS], task); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.ID()).Msg("preStop hook failed")
+	if err := runHook(hctx, h.PreStop, h.Ports, c.labels[LabelNetNS], task); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.c.ID()).Msg("preStop hook failed")
 	}
 	return max(grace-time.Since(began), 0)
 }

@@ -3,14 +3,12 @@ package nodeagent
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 )
 
@@ -108,16 +106,10 @@ func (r *Containerd) advanceInit(ctx context.Context, replica string) error {
 
 // startTask makes and starts the first task of a container made earlier.
 func (r *Containerd) startTask(ctx context.Context, c labeled) error {
-	task, err := c.c.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", c.c.ID()+".log")))
-	if err != nil {
-		return fmt.Errorf("create task: %w", err)
-	}
-	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		return fmt.Errorf("start task: %w", err)
+	if err := r.runTask(ctx, c.c, c.labels, 0); err != nil {
+		return err
 	}
 	_, _ = c.c.SetLabels(ctx, map[string]string{LabelLastExit + "-started": time.Now().UTC().Format(time.RFC3339Nano)})
-	r.postStart(ctx, c.c, c.labels, task)
 	return nil
 }
 

@@ -3,12 +3,10 @@ package nodeagent
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/rs/zerolog"
 )
@@ -132,25 +130,7 @@ func (r *Containerd) restart(ctx context.Context, c labeled, old client.Task) er
 	if _, err := old.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete exited task: %w", err)
 	}
-	// The shim of the old task may still be cleaning up its bundle: retry.
-	var task client.Task
-	var err error
-	for attempt := 0; ; attempt++ {
-		task, err = c.c.NewTask(ctx, cio.LogFile(filepath.Join(r.dataDir, "logs", c.c.ID()+".log")))
-		if err == nil || attempt == 10 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("create task: %w", err)
-	}
-	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(ctx, client.WithProcessKill)
-		return fmt.Errorf("start task: %w", err)
-	}
-	r.postStart(ctx, c.c, c.labels, task)
-	return nil
+	return r.runTask(ctx, c.c, c.labels, 10)
 }
 
 // markStopping records that a replica is being stopped, until done is called.

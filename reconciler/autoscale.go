@@ -194,7 +194,7 @@ func minPeriod(up bool, a desired.Autoscaler) time.Duration {
 // cpuOf sums what a workload's running replicas of ready nodes use and
 // request; running counts them.
 func cpuOf(live *Live, w desired.Workload) (s cpuSample, running int) {
-	req := podRequests(w.Pod)
+	req, _ := podRequests(w.Pod)
 	for _, r := range live.reported(w.Name) {
 		if r.State != protocol.StateRunning || r.gone() {
 			continue

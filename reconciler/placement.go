@@ -58,14 +58,12 @@ func podAmount(p desired.PodSpec) desired.Amount {
 	return sum
 }
 
-// podRequests is a pod's cpu and memory requests (podAmount).
-func podRequests(p desired.PodSpec) schedule.Resources {
+// podRequests is a pod's requests (podAmount) as placement counts them:
+// cpu and memory, and the others by name (nil: none).
+func podRequests(p desired.PodSpec) (schedule.Resources, map[string]int64) {
 	a := podAmount(p)
-	return schedule.Resources{CPUMilli: a.CPUMilli, MemoryBytes: a.MemoryBytes}
+	return schedule.Resources{CPUMilli: a.CPUMilli, MemoryBytes: a.MemoryBytes}, a.Extra
 }
-
-// podExtra is a pod's requests beyond cpu and memory (nil: none).
-func podExtra(p desired.PodSpec) map[string]int64 { return podAmount(p).Extra }
 
 func portKeys(p desired.PodSpec) []string {
 	var out []string
@@ -80,19 +78,15 @@ func newCluster(in Input, live *Live) *cluster {
 	extra := map[string]map[string]int64{}
 	ports := map[string][]string{}
 	if in.Desired != nil {
+		note := func(name string, p desired.PodSpec) {
+			requests[name], extra[name] = podRequests(p)
+			ports[name] = portKeys(p)
+		}
 		for _, w := range in.Desired.Workloads {
-			requests[w.Name] = podRequests(w.Pod)
-			ports[w.Name] = portKeys(w.Pod)
-			if e := podExtra(w.Pod); e != nil {
-				extra[w.Name] = e
-			}
+			note(w.Name, w.Pod)
 		}
 		for _, j := range in.Desired.Jobs { // CronJob runs are among them
-			requests[JobWorkload(j.Name)] = podRequests(j.Spec.Pod)
-			ports[JobWorkload(j.Name)] = portKeys(j.Spec.Pod)
-			if e := podExtra(j.Spec.Pod); e != nil {
-				extra[JobWorkload(j.Name)] = e
-			}
+			note(JobWorkload(j.Name), j.Spec.Pod)
 		}
 	}
 	names := sortedKeys(in.Nodes)
@@ -151,7 +145,8 @@ func newCluster(in Input, live *Live) *cluster {
 
 // schedPod is what placement needs of a workload's pod.
 func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
-	p := schedule.Pod{Workload: w.Name, Requests: podRequests(w.Pod), Extra: podExtra(w.Pod), NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod),
+	req, extra := podRequests(w.Pod)
+	p := schedule.Pod{Workload: w.Name, Requests: req, Extra: extra, NodeSelector: w.Pod.NodeSelector, HostPorts: portKeys(w.Pod),
 		NodeAffinity: w.Pod.NodeAffinity, Tolerations: w.Pod.Tolerations}
 	for _, v := range w.Pod.Volumes {
 		if v.Claim != nil {

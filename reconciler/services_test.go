@@ -163,7 +163,7 @@ func TestPodRequestsWithInitContainers(t *testing.T) {
 		Containers:     []desired.Container{c(500, 20, false)},
 	}
 	// cpu: max(100+50+500, 2000+100, 10+150) = 2100; memory: max(10+50+20, 5+10, 100+60) = 160.
-	if got := podRequests(p); got.CPUMilli != 2100 || got.MemoryBytes != 160 {
+	if got, _ := podRequests(p); got.CPUMilli != 2100 || got.MemoryBytes != 160 {
 		t.Fatalf("requests %+v, want 2100m and 160", got)
 	}
 }
