@@ -209,7 +209,7 @@ func (ao *agentOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.StringVar(&ao.network, "network", "cni", "pod network: cni (a bridge with an address per pod, hostPort through portmap) or none (loopback only)")
 	f.StringVar(&ao.cni.Subnet, "pod-subnet", nodeagent.DefaultSubnet, "addresses of this node's pods (a joined node uses the /24 it leased; give each other node its own)")
-	f.StringVar(&ao.clusterCIDR, "cluster-cidr", join.DefaultClusterCIDR, "every pod address of the cluster: pods' traffic to it keeps their addresses, the rest is masqueraded")
+	f.StringVar(&ao.clusterCIDR, "cluster-cidr", join.DefaultClusterCIDR, "every pod address of the cluster: pods' traffic to it keeps their addresses, the rest is masqueraded (the servers lease nodes their /24 of 10.77.0.0/16: change it only beside --pod-subnet on nodes that do not join)")
 	f.StringArrayVar(&ao.dnsUpstream, "dns-upstream", nil, "resolver (host:port) the pods' DNS forwards names outside the cluster to (repeatable; default: those of /etc/resolv.conf)")
 	f.StringVar(&ao.backend, "network-backend", nodeagent.BackendAuto, "how this node reaches other nodes' pods: auto (straight through a node on a shared link, host-gw; through a vxlan tunnel, UDP 8472, to any other), host-gw or vxlan")
 	f.StringArrayVar(&ao.taints, "taint", nil, "a taint of this node, KEY[=VALUE]:EFFECT (NoSchedule, PreferNoSchedule or NoExecute; repeatable): pods that do not tolerate it are not placed here (NoExecute: and moved away)")
