@@ -167,6 +167,9 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	}
 	for _, w := range st.Workloads {
 		sc := scales[w.Name]
+		if w.Kind == "DaemonSet" {
+			sc.Replicas = res.Daemons[w.Name] // one a node it may go to
+		}
 		wp := WorkloadPlan{Name: w.Name, Op: "unchanged", Now: running[w.Name], After: sc.Replicas, Owner: sc.By(),
 			Image: firstImage(w), Placements: placed[w.Name]}
 		if sc.Window != "" {

@@ -106,7 +106,7 @@ func agentCmd() *cobra.Command {
 		Short: "Run a node agent on the local containerd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := ao.podSecurityLevel(); err != nil {
+			if _, err := ao.check(); err != nil {
 				return err
 			}
 			ao.labels = map[string]string{}

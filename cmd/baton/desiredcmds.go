@@ -77,7 +77,13 @@ func validateCmd() *cobra.Command {
 				len(st.Workloads), len(st.Jobs), len(st.CronJobs), len(st.ConfigMaps), len(st.Secrets), len(st.Claims),
 				len(st.Services), len(st.Autoscalers), len(st.Schedules))
 			for _, wl := range st.Workloads {
-				fmt.Fprintf(w, "  %s: %d replicas, template %s (%s)\n", wl.Name, wl.Replicas, wl.Hash, wl.Source)
+				count := fmt.Sprintf("%d replicas", wl.Replicas)
+				if wl.Kind == "DaemonSet" {
+					count = "DaemonSet: one replica on each node it may go to"
+				} else if wl.Kind != "Deployment" {
+					count = wl.Kind + ", " + count
+				}
+				fmt.Fprintf(w, "  %s: %s, template %s (%s)\n", wl.Name, count, wl.Hash, wl.Source)
 			}
 			for _, warn := range append(st.Warnings, desired.Lint(st)...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", warn)

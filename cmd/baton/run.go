@@ -314,12 +314,42 @@ func (o agentOptions) podSecurityLevel() (desired.PodSecurity, error) {
 	return l, nil
 }
 
+// checkedAgent is what agentOptions.check reads from the flags.
+type checkedAgent struct {
+	level  desired.PodSecurity
+	extra  map[string]int64
+	taints []desired.Taint
+}
+
+// check reads and checks the flags the agent needs before anything
+// connects, so a bad flag is said as such (not as a bus that cannot be
+// reached): the pod security level, the network backend, the resources
+// and the taints.
+func (o agentOptions) check() (checkedAgent, error) {
+	var ck checkedAgent
+	var err error
+	if ck.level, err = o.podSecurityLevel(); err != nil {
+		return ck, err
+	}
+	if err := nodeagent.ValidBackend(o.backend); err != nil {
+		return ck, fmt.Errorf("--network-backend: %w", err)
+	}
+	if ck.extra, err = nodeResources(o.resources, o.dataDir); err != nil {
+		return ck, err
+	}
+	if ck.taints, err = parseTaints(o.taints); err != nil {
+		return ck, err
+	}
+	return ck, nil
+}
+
 // runAgent runs a node agent on containerd until ctx ends.
 func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
-	level, err := o.podSecurityLevel()
+	ck, err := o.check()
 	if err != nil {
 		return err
 	}
+	level := ck.level
 	cli, err := nodeagent.DialContainerd(ctx, o.socket)
 	if err != nil {
 		return err
@@ -337,17 +367,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		services nodeagent.ServiceRules
 		podDNS   *nodeagent.DNS
 	)
-	if err := nodeagent.ValidBackend(o.backend); err != nil {
-		return fmt.Errorf("--network-backend: %w", err)
-	}
-	extra, err := nodeResources(o.resources, o.dataDir)
-	if err != nil {
-		return err
-	}
-	taints, err := parseTaints(o.taints)
-	if err != nil {
-		return err
-	}
+	extra, taints := ck.extra, ck.taints
 	addr := o.address
 	if addr == "" {
 		addr = nodeAddress(nc)

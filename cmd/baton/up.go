@@ -44,7 +44,7 @@ examples/hello, and follows it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := zerolog.Ctx(ctx)
-			if _, err := ao.podSecurityLevel(); err != nil {
+			if _, err := ao.check(); err != nil {
 				return err
 			}
 			if err := os.MkdirAll(so.dataDir, 0o700); err != nil {
