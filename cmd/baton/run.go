@@ -19,6 +19,7 @@ import (
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
+	"github.com/batonhq/baton/internal/join"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
@@ -382,6 +383,9 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 			return fmt.Errorf("pod network (--network none runs pods with loopback only): %w", err)
 		}
 		cidr := o.clusterCIDR
+		if cidr == "" { // options made without the flags (tests)
+			cidr = join.DefaultClusterCIDR
+		}
 		if err := n.EnsureMasquerade(ctx, cidr); err != nil {
 			return fmt.Errorf("pod network: %w", err)
 		}
