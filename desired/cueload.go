@@ -466,10 +466,10 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 					}
 				}
 				msg = fmt.Sprintf("invalid value %s(allowed: %s)", got, strings.Join(allowed, ", "))
-				if p == "metadata.namespace" {
-					msg += ": Baton has one namespace yet"
-				}
 			}
+		}
+		if p == "metadata.namespace" && doc.LookupPath(selPath(sel)).Equals(doc.Context().CompileString(`"job"`)) {
+			msg = `invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`
 		}
 		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
 			msg = notAllowed(def, sel)

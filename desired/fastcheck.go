@@ -174,7 +174,7 @@ var (
 	fcLabels     = stringMap(nil)
 	fcObjectMeta = closed(map[string]field{
 		"name":        req(fcName),
-		"namespace":   opt(oneOf("default")),
+		"namespace":   opt(str(matches(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`), maxRunes(63), notMatches(`^job$`))),
 		"labels":      opt(fcLabels),
 		"annotations": opt(fcLabels),
 	})

@@ -231,10 +231,12 @@ type k8sVolume struct {
 		} `json:"sources"`
 		DefaultMode *int `json:"defaultMode"`
 	} `json:"projected"`
-	PersistentVolumeClaim *struct {
-		ClaimName string `json:"claimName"`
-		ReadOnly  bool   `json:"readOnly"`
-	} `json:"persistentVolumeClaim"`
+	PersistentVolumeClaim *k8sClaimSource `json:"persistentVolumeClaim"`
+}
+
+type k8sClaimSource struct {
+	ClaimName string `json:"claimName"`
+	ReadOnly  bool   `json:"readOnly"`
 }
 
 type labelSelector struct {
@@ -255,9 +257,15 @@ type k8sPodAffinity struct {
 	} `json:"preferredDuringSchedulingIgnoredDuringExecution"`
 }
 
+type k8sNamespace struct {
+	Metadata objectMeta `json:"metadata"`
+}
+
 type podAffinityTerm struct {
-	LabelSelector *labelSelector `json:"labelSelector"`
-	TopologyKey   string         `json:"topologyKey"`
+	LabelSelector     *labelSelector `json:"labelSelector"`
+	TopologyKey       string         `json:"topologyKey"`
+	Namespaces        []string       `json:"namespaces"`
+	NamespaceSelector *labelSelector `json:"namespaceSelector"`
 }
 
 type k8sPodSpec struct {
@@ -489,6 +497,33 @@ type k8sDaemonSet struct {
 		} `json:"updateStrategy"`
 		MinReadySeconds      int  `json:"minReadySeconds"`
 		RevisionHistoryLimit *int `json:"revisionHistoryLimit"`
+	} `json:"spec"`
+}
+
+type k8sStatefulSet struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Replicas             *int           `json:"replicas"`
+		Selector             *labelSelector `json:"selector"`
+		Template             k8sPodTemplate `json:"template"`
+		ServiceName          string         `json:"serviceName"`
+		VolumeClaimTemplates []k8sPVC       `json:"volumeClaimTemplates"`
+		PodManagementPolicy  string         `json:"podManagementPolicy"`
+		UpdateStrategy       struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				Partition int `json:"partition"`
+			} `json:"rollingUpdate"`
+		} `json:"updateStrategy"`
+		RetentionPolicy struct {
+			WhenDeleted string `json:"whenDeleted"`
+			WhenScaled  string `json:"whenScaled"`
+		} `json:"persistentVolumeClaimRetentionPolicy"`
+		MinReadySeconds      int  `json:"minReadySeconds"`
+		RevisionHistoryLimit *int `json:"revisionHistoryLimit"`
+		Ordinals             struct {
+			Start int `json:"start"`
+		} `json:"ordinals"`
 	} `json:"spec"`
 }
 

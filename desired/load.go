@@ -151,6 +151,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		if rc, ok := decode[k8sReplicationController](u, errs, n.d); ok {
 			st.Workloads = append(st.Workloads, n.replicationController(rc))
 		}
+	case "StatefulSet":
+		if s, ok := decode[k8sStatefulSet](u, errs, n.d); ok {
+			st.Workloads = append(st.Workloads, n.statefulSet(s))
+		}
 	case "DaemonSet":
 		if d, ok := decode[k8sDaemonSet](u, errs, n.d); ok {
 			st.Workloads = append(st.Workloads, n.daemonSet(d))
@@ -186,6 +190,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 	case "HorizontalPodAutoscaler":
 		if h, ok := decode[k8sHPA](u, errs, n.d); ok {
 			st.Autoscalers = append(st.Autoscalers, n.autoscaler(h))
+		}
+	case "Namespace":
+		if m, ok := decode[k8sNamespace](u, errs, n.d); ok {
+			st.Namespaces = append(st.Namespaces, Namespace{Meta: n.meta(m.Metadata)})
 		}
 	case "ScalingSchedule":
 		if s, ok := decode[k8sScalingSchedule](u, errs, n.d); ok {
@@ -260,6 +268,7 @@ func sortState(st *State) {
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	sort.Slice(st.Autoscalers, func(i, j int) bool { return st.Autoscalers[i].Name < st.Autoscalers[j].Name })
 	sort.Slice(st.Schedules, func(i, j int) bool { return st.Schedules[i].Name < st.Schedules[j].Name })
+	sort.Slice(st.Namespaces, func(i, j int) bool { return st.Namespaces[i].Name < st.Namespaces[j].Name })
 	sort.Slice(st.Ignored, func(i, j int) bool {
 		a, b := st.Ignored[i], st.Ignored[j]
 		return a.Kind < b.Kind || a.Kind == b.Kind && a.Name < b.Name

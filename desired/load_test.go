@@ -72,7 +72,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
 		{"unsupported kind", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 Endpoints is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
+			[]string{"web.yaml:2:1: kind: v1 Endpoints is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, apps/v1 StatefulSet, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -108,8 +108,8 @@ func TestLoadErrors(t *testing.T) {
 				"web.yaml:8:7: spec.ports[0].bogusField: field not allowed"}},
 		{"a value outside a choice", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n",
 			[]string{`web.yaml:5:22: spec.ports[0].protocol: invalid value "SCTP" (allowed: "TCP", "UDP")`}},
-		{"another namespace", strings.Replace(base, "name: web", "name: web\n  namespace: shop", 1),
-			[]string{`metadata.namespace: invalid value "shop" (allowed: "default"): Baton has one namespace yet`}},
+		{"a reserved namespace", strings.Replace(base, "name: web", "name: web\n  namespace: job", 1),
+			[]string{`web.yaml:5:14: metadata.namespace: invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`}},
 		{"unknown field in a scaling window", "apiVersion: baton.dev/v1\nkind: ScalingSchedule\nmetadata: {name: s}\nspec:\n  target: {name: web}\n  windows:\n    - {name: day, schedule: '0 9 * * *', replicas: 3, bogusField: 1}\n",
 			[]string{"spec.windows[0].bogusField: field not allowed"}},
 		{"unknown field in a container port", strings.Replace(base, "image: web:1", "image: web:1\n          ports:\n            - containerport: 80", 1),
@@ -574,7 +574,7 @@ func TestEveryErrorOfADocument(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A wrong value in metadata: every object has a name.
-			broken := strings.Replace(string(b), "metadata:", "metadata:\n  namespace: elsewhere", 1)
+			broken := strings.Replace(string(b), "metadata:", "metadata:\n  namespace: Else_where", 1)
 			_, err = Load(map[string][]byte{e.Name(): []byte(broken)})
 			if err == nil {
 				t.Errorf("%s: loaded with a wrong namespace", e.Name())

@@ -181,19 +181,25 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 			res.items = append(res.items, it)
 			continue
 		}
-		name := d.str("metadata.name")
+		ns := d.str("metadata.namespace")
+		if ns == "" || clusterScoped[kind] {
+			ns = DefaultNamespace
+		}
+		name := Qualify(ns, d.str("metadata.name"))
 		key := kind + "/" + name
 		switch {
 		case kind == "Secret" || kind == "SealedSecret":
 			key = "Secret/" + name // one namespace for both
 		case kind == "Pod" && bareIsJob(d.str("spec.restartPolicy")):
 			key = "Job/" + name // a Pod runs as a Job or a Deployment does
-		case kind == "Pod" || kind == "DaemonSet" || kind == "ReplicationController":
+		case kind == "Pod" || kind == "DaemonSet" || kind == "ReplicationController" || kind == "StatefulSet":
 			key = "Deployment/" + name // one name space for the workloads
 		}
 		line, col := nearest(d.value, "metadata.name")
 		it.id = &objectID{key: key, kind: kind, name: name, file: d.file, line: d.line(), nameLine: line, nameCol: col}
+		mark := countsOf(&res.part)
 		add(&res.part, &norm{d: d, errs: &it.nerrs}, kind, v, opts)
+		qualify(&res.part, mark, ns)
 		res.items = append(res.items, it)
 	}
 	return res
@@ -358,4 +364,5 @@ func (st *State) append(part *State) {
 	st.Autoscalers = append(st.Autoscalers, part.Autoscalers...)
 	st.Schedules = append(st.Schedules, part.Schedules...)
 	st.Ignored = append(st.Ignored, part.Ignored...)
+	st.Namespaces = append(st.Namespaces, part.Namespaces...)
 }

@@ -22,6 +22,8 @@ type State struct {
 	Services    []Service         `json:"services,omitempty"`
 	Autoscalers []Autoscaler      `json:"horizontalPodAutoscalers,omitempty"`
 	Schedules   []ScalingSchedule `json:"scalingSchedules,omitempty"`
+	// Namespaces are the Namespace objects of the revision.
+	Namespaces []Namespace `json:"namespaces,omitempty"`
 	// Ignored are objects of kinds Baton accepts and does not act on.
 	Ignored []Ignored `json:"ignored,omitempty"`
 	// Warnings are accepted objects or fields that Baton does not act on yet.
@@ -87,11 +89,42 @@ type Workload struct {
 	RevisionHistoryLimit    int               `json:"revisionHistoryLimit"`
 	ProgressDeadlineSeconds int               `json:"progressDeadlineSeconds"`
 	Paused                  bool              `json:"paused,omitempty"`
+	// Stateful is set for a StatefulSet: its replicas are ordinals.
+	Stateful *Stateful `json:"stateful,omitempty"`
 	// Hash is the canonical hash of Pod and of the data of the ConfigMaps and
 	// Secrets it references: equal hashes mean nothing to roll out.
 	Hash string `json:"hash"`
 	// Source is "file:line" of the document the workload came from.
 	Source string `json:"source"`
+}
+
+// Stateful is what a StatefulSet adds to a workload: each replica is an
+// ordinal (Start to Start+Replicas-1) with a stable name,
+// <name>-<ordinal>, its hostname under ServiceName (the pods' subdomain),
+// and its own claim of each of Claims, <claim>-<name>-<ordinal>, that stays
+// with the ordinal.
+type Stateful struct {
+	ServiceName string `json:"serviceName,omitempty"`
+	// Parallel (podManagementPolicy Parallel) starts and stops replicas
+	// all at once; otherwise one at a time, in order, each after the one
+	// before is ready (OrderedReady).
+	Parallel bool `json:"parallel,omitempty"`
+	// Partition: a new template replaces only ordinals from Partition up.
+	Partition int `json:"partition,omitempty"`
+	// Start is the first ordinal (spec.ordinals.start).
+	Start  int             `json:"start,omitempty"`
+	Claims []ClaimTemplate `json:"claims,omitempty"`
+	// DeleteClaims says when persistentVolumeClaimRetentionPolicy asks
+	// for the claims to be deleted ("whenDeleted", "whenScaled"): accepted,
+	// and said not acted on.
+	DeleteClaims string `json:"deleteClaims,omitempty"`
+}
+
+// ClaimTemplate is a claim made for each replica of a StatefulSet.
+type ClaimTemplate struct {
+	Name         string   `json:"name"`
+	StorageBytes int64    `json:"storageBytes"`
+	AccessModes  []string `json:"accessModes"`
 }
 
 // Strategy is how a Deployment replaces its pods.
@@ -400,6 +433,9 @@ type FilesFrom struct {
 type ClaimMount struct {
 	Claim    string `json:"claim"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
+	// PerOrdinal: a StatefulSet's claim template; each replica mounts its
+	// own, Claim-<ordinal> (see Stateful.PodFor).
+	PerOrdinal bool `json:"perOrdinal,omitempty"`
 }
 
 // TopologySpread limits the skew of a workload's pods across a node label.
@@ -418,6 +454,18 @@ type AntiAffinityTerm struct {
 	MatchLabels      map[string]string `json:"matchLabels,omitempty"`
 	MatchExpressions []Requirement     `json:"matchExpressions,omitempty"`
 	Weight           int               `json:"weight,omitempty"`
+	// Namespaces are those whose pods the term looks at, with those whose
+	// labels NamespaceSelector matches (empty: every namespace); neither
+	// set: the pod's own namespace.
+	Namespaces        []string       `json:"namespaces,omitempty"`
+	NamespaceSelector *LabelSelector `json:"namespaceSelector,omitempty"`
+}
+
+// LabelSelector selects by labels: every one of MatchLabels and every
+// expression.
+type LabelSelector struct {
+	MatchLabels      map[string]string `json:"matchLabels,omitempty"`
+	MatchExpressions []Requirement     `json:"matchExpressions,omitempty"`
 }
 
 // Job runs pods to completion.

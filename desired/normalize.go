@@ -27,6 +27,14 @@ func (n *norm) fail(field, format string, args ...any) {
 	*n.errs = append(*n.errs, &Error{File: n.d.file, Line: line, Col: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
+// namespace is the namespace of the document's object.
+func (n *norm) namespace() string {
+	if ns := n.d.str("metadata.namespace"); ns != "" {
+		return ns
+	}
+	return DefaultNamespace
+}
+
 func (n *norm) meta(m objectMeta) Meta {
 	return Meta{Name: m.Name, Labels: m.Labels, Annotations: m.Annotations, Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
 }
@@ -231,6 +239,11 @@ func (n *norm) podAffinity(f string, a *k8sPodAffinity) []AntiAffinityTerm {
 		if t.LabelSelector != nil {
 			at.MatchLabels, at.MatchExpressions = t.LabelSelector.MatchLabels, t.LabelSelector.MatchExpressions
 			n.checkRequirements(tf+".labelSelector.matchExpressions", at.MatchExpressions, false)
+		}
+		at.Namespaces = slices.Clone(t.Namespaces)
+		if sel := t.NamespaceSelector; sel != nil {
+			at.NamespaceSelector = &LabelSelector{MatchLabels: sel.MatchLabels, MatchExpressions: sel.MatchExpressions}
+			n.checkRequirements(tf+".namespaceSelector.matchExpressions", sel.MatchExpressions, false)
 		}
 		out = append(out, at)
 	}
@@ -642,8 +655,16 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (n *norm) claim(c k8sPVC) Claim {
-	cl := Claim{Meta: n.meta(c.Metadata), AccessModes: c.Spec.AccessModes, StorageClassName: c.Spec.StorageClassName,
-		StorageBytes: n.quantity("spec.resources.requests.storage", c.Spec.Resources.Requests.Storage, 1)}
+	cl := n.claimSpec("spec", c)
+	cl.Meta = n.meta(c.Metadata)
+	return cl
+}
+
+// claimSpec reads the spec of a claim, or of a StatefulSet's claim
+// template, at field f.
+func (n *norm) claimSpec(f string, c k8sPVC) Claim {
+	cl := Claim{AccessModes: c.Spec.AccessModes, StorageClassName: c.Spec.StorageClassName,
+		StorageBytes: n.quantity(f+".resources.requests.storage", c.Spec.Resources.Requests.Storage, 1)}
 	if len(cl.AccessModes) == 0 {
 		cl.AccessModes = []string{"ReadWriteOnce"}
 	}
@@ -655,7 +676,7 @@ func (n *norm) claim(c k8sPVC) Claim {
 	}
 	for i, m := range cl.AccessModes {
 		if m == "ReadWriteMany" || m == "ReadOnlyMany" {
-			n.fail(fmt.Sprintf("spec.accessModes[%d]", i), "%s needs shared storage; local volumes support ReadWriteOnce and ReadWriteOncePod", m)
+			n.fail(fmt.Sprintf("%s.accessModes[%d]", f, i), "%s needs shared storage; local volumes support ReadWriteOnce and ReadWriteOncePod", m)
 		}
 	}
 	return cl

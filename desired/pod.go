@@ -1,6 +1,11 @@
 package desired
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // bareIsJob tells whether a bare Pod with this restartPolicy runs to
 // completion (OnFailure, Never) rather than for ever (Always, the default).
@@ -76,4 +81,83 @@ func (n *norm) replicationController(rc k8sReplicationController) Workload {
 	// Its selector is a plain map: matchLabels.
 	w.Selector = n.selector("spec.selector", "spec.selector", &labelSelector{MatchLabels: s.Selector}, w.PodLabels)
 	return w
+}
+
+// statefulSet reads a StatefulSet: a workload of kind StatefulSet whose
+// replicas are ordinals (see Stateful). Each claim template becomes a
+// volume of the pod, mounted per ordinal; serviceName is the pods'
+// subdomain, so a headless Service of that name gives each its DNS name.
+func (n *norm) statefulSet(ss k8sStatefulSet) Workload {
+	s := ss.Spec
+	spec := s.Template.Spec
+	sf := &Stateful{ServiceName: s.ServiceName, Parallel: s.PodManagementPolicy == "Parallel", Start: s.Ordinals.Start}
+	for i, ct := range s.VolumeClaimTemplates {
+		cl := n.claimSpec(fmt.Sprintf("spec.volumeClaimTemplates[%d].spec", i), ct)
+		sf.Claims = append(sf.Claims, ClaimTemplate{Name: ct.Metadata.Name, StorageBytes: cl.StorageBytes, AccessModes: cl.AccessModes})
+		// A volume of the template of that name is replaced, as Kubernetes
+		// replaces it.
+		spec.Volumes = slices.DeleteFunc(slices.Clone(spec.Volumes), func(v k8sVolume) bool { return v.Name == ct.Metadata.Name })
+		v := k8sVolume{Name: ct.Metadata.Name}
+		v.PersistentVolumeClaim = &k8sClaimSource{ClaimName: ct.Metadata.Name + "-" + ss.Metadata.Name}
+		spec.Volumes = append(spec.Volumes, v)
+	}
+	w := Workload{Name: ss.Metadata.Name, Kind: "StatefulSet", Labels: ss.Metadata.Labels, Annotations: ss.Metadata.Annotations,
+		Replicas: intOr(s.Replicas, 1), PodLabels: s.Template.Metadata.Labels,
+		Pod:      n.pod("spec.template.spec", spec, "Always", s.Template.Metadata),
+		Strategy: Strategy{Type: s.UpdateStrategy.Type}, MinReadySeconds: s.MinReadySeconds,
+		RevisionHistoryLimit: intOr(s.RevisionHistoryLimit, 10), ProgressDeadlineSeconds: 600, Stateful: sf,
+		Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
+	if w.Strategy.Type == "" {
+		w.Strategy.Type = "RollingUpdate"
+	}
+	if ru := s.UpdateStrategy.RollingUpdate; ru != nil {
+		sf.Partition = ru.Partition
+	}
+	var del []string
+	if s.RetentionPolicy.WhenDeleted == "Delete" {
+		del = append(del, "whenDeleted")
+	}
+	if s.RetentionPolicy.WhenScaled == "Delete" {
+		del = append(del, "whenScaled")
+	}
+	sf.DeleteClaims = strings.Join(del, " and ")
+	for i := range w.Pod.Volumes {
+		v := &w.Pod.Volumes[i]
+		if v.Claim != nil && slices.ContainsFunc(sf.Claims, func(c ClaimTemplate) bool { return c.Name == v.Name }) {
+			v.Claim.PerOrdinal = true
+		}
+	}
+	if w.Pod.Subdomain == "" {
+		w.Pod.Subdomain = s.ServiceName
+	}
+	// <name>-<ordinal> is a host name, and a replica ID with the hash and
+	// suffix after it.
+	if len(w.Name) > 40 {
+		n.fail("metadata.name", "a StatefulSet name may have at most 40 characters (replica IDs add the ordinal and 15)")
+	}
+	if w.Pod.RestartPolicy != "Always" {
+		n.fail("spec.template.spec.restartPolicy", "a StatefulSet's pods must restart Always")
+	}
+	w.Selector = n.selector("spec.selector", "spec.selector.matchLabels", s.Selector, w.PodLabels)
+	return w
+}
+
+// OrdinalName is the name of a StatefulSet's replica of ordinal i:
+// <name>-<i>, in its namespace.
+func OrdinalName(workload string, i int) string { return workload + "-" + strconv.Itoa(i) }
+
+// PodFor is the pod of a StatefulSet's replica of ordinal i: its
+// hostname <name>-<i>, and its own claim of each claim template. The
+// pod is a copy; p is not changed.
+func PodFor(p PodSpec, workload string, i int) PodSpec {
+	p.Hostname = ShortName(OrdinalName(workload, i))
+	p.Volumes = slices.Clone(p.Volumes)
+	for j, v := range p.Volumes {
+		if v.Claim != nil && v.Claim.PerOrdinal {
+			c := *v.Claim
+			c.Claim, c.PerOrdinal = c.Claim+"-"+strconv.Itoa(i), false
+			p.Volumes[j].Claim = &c
+		}
+	}
+	return p
 }

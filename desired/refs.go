@@ -11,7 +11,7 @@ import (
 func docIndex(docs []document) map[string]document {
 	m := map[string]document{}
 	for _, d := range docs {
-		m[d.str("kind")+"/"+d.str("metadata.name")] = d
+		m[d.str("kind")+"/"+Qualify(d.str("metadata.namespace"), d.str("metadata.name"))] = d
 	}
 	return m
 }
@@ -186,7 +186,7 @@ func (r *refChecker) pod(kind, name, field string, p PodSpec) (digests, waiting 
 		if v.Secret != nil {
 			files(vf+".secret.secretName", useSecret, v.Secret)
 		}
-		if v.Claim != nil && !r.claims[v.Claim.Claim] {
+		if v.Claim != nil && !v.Claim.PerOrdinal && !r.claims[v.Claim.Claim] {
 			lacks["PersistentVolumeClaim "+v.Claim.Claim] = true
 		}
 		if pj := v.Projected; pj != nil {
@@ -401,6 +401,9 @@ func unenforced(st *State) []string {
 	for _, wl := range st.Workloads {
 		if wl.Paused {
 			add("Deployment %s: paused is not enforced yet", wl.Name)
+		}
+		if sf := wl.Stateful; sf != nil && sf.DeleteClaims != "" {
+			add("StatefulSet %s: persistentVolumeClaimRetentionPolicy %s Delete is not acted on: its claims are kept (Retain)", wl.Name, sf.DeleteClaims)
 		}
 		pod(wl.Kind+" "+wl.Name, wl.Pod)
 	}

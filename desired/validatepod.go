@@ -208,8 +208,8 @@ func (c *podCheck) volume(f string, v Volume) {
 	}
 	if v.Claim != nil {
 		sources++
-		if !IsSubdomain(v.Claim.Claim) {
-			c.fail(f+".persistentVolumeClaim.claimName", "%q is not a DNS subdomain", cut(v.Claim.Claim))
+		if !IsQualified(v.Claim.Claim) {
+			c.fail(f+".persistentVolumeClaim.claimName", "%q is not a DNS subdomain (after NAMESPACE/)", cut(v.Claim.Claim))
 		}
 	}
 	if pj := v.Projected; pj != nil {
@@ -237,8 +237,8 @@ func (c *podCheck) volume(f string, v Volume) {
 }
 
 func (c *podCheck) files(f string, ff *FilesFrom) {
-	if !IsSubdomain(ff.Name) {
-		c.fail(f+".name", "%q is not a DNS subdomain", cut(ff.Name))
+	if !IsQualified(ff.Name) {
+		c.fail(f+".name", "%q is not a DNS subdomain (after NAMESPACE/)", cut(ff.Name))
 	}
 	if ff.DefaultMode < 0 || ff.DefaultMode > 0o777 {
 		c.fail(f+".defaultMode", "%#o: want 0 to 0777", ff.DefaultMode)

@@ -78,10 +78,13 @@ type Containerd struct {
 	// nodeName and nodeAddress answer the downward API.
 	nodeName, nodeAddress string
 	hostNS                string // the namespace hostNetwork pods join; "" for the agent's own
-	// resolvConf is the pods' resolv.conf (SetPodResolvConf; "": the host's).
-	resolvConf string
-	portMu     sync.Mutex
-	ports      map[string]string // host ports reserved by starts under way: "tcp/8080" -> replica
+	// resolvConf makes the pods' resolv.conf of a namespace
+	// (SetPodResolvConf; nil: the host's); resolvFiles are those written.
+	resolvConf  func(ns string) string
+	resolvMu    sync.Mutex
+	resolvFiles map[string]string
+	portMu      sync.Mutex
+	ports       map[string]string // host ports reserved by starts under way: "tcp/8080" -> replica
 
 	events   sync.Once
 	imageArr chan string // images that arrived on the node
@@ -170,15 +173,35 @@ func (r *Containerd) SetNode(name, address string) { r.nodeName, r.nodeAddress =
 // the host for hostNetwork pods ("" for the agent's own).
 func (r *Containerd) SetNetwork(n Network, hostNS string) { r.network, r.hostNS = n, hostNS }
 
-// SetPodResolvConf gives pods on the pod network this resolv.conf (the
-// node's DNS, as Kubernetes' ClusterFirst) instead of the host's.
-func (r *Containerd) SetPodResolvConf(content string) error {
-	p := filepath.Join(r.dataDir, "resolv.conf")
-	if err := fsutil.WriteFileAtomic(p, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("pods' resolv.conf: %w", err)
+// SetPodResolvConf gives pods on the pod network the resolv.conf conf
+// makes for their namespace (the node's DNS, as Kubernetes' ClusterFirst)
+// instead of the host's: resolv.conf in the data dir for the default
+// namespace, written now, resolv-<namespace>.conf for others, written for
+// the first pod of each.
+func (r *Containerd) SetPodResolvConf(conf func(ns string) string) error {
+	r.resolvMu.Lock()
+	r.resolvConf, r.resolvFiles = conf, map[string]string{}
+	r.resolvMu.Unlock()
+	_, err := r.podResolvConf(desired.DefaultNamespace)
+	return err
+}
+
+// podResolvConf is the file of namespace ns's pods' resolv.conf.
+func (r *Containerd) podResolvConf(ns string) (string, error) {
+	r.resolvMu.Lock()
+	defer r.resolvMu.Unlock()
+	if p, ok := r.resolvFiles[ns]; ok {
+		return p, nil
 	}
-	r.resolvConf = p
-	return nil
+	p := filepath.Join(r.dataDir, "resolv.conf")
+	if ns != desired.DefaultNamespace {
+		p = filepath.Join(r.dataDir, "resolv-"+ns+".conf")
+	}
+	if err := fsutil.WriteFileAtomic(p, []byte(r.resolvConf(ns)), 0o644); err != nil {
+		return "", fmt.Errorf("pods' resolv.conf: %w", err)
+	}
+	r.resolvFiles[ns] = p
+	return p, nil
 }
 
 // Namespace is the containerd namespace of the runtime.
@@ -506,14 +529,22 @@ func (r *Containerd) startContainer(ctx context.Context, spec protocol.ReplicaSp
 				oci.WithHostHostsFile, oci.WithHostResolvconf)
 		default:
 			switch {
-			case r.resolvConf != "" && r.network != nil && spec.Pod.DNSPolicy != "Default":
-				opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: r.resolvConf, Options: []string{"rbind", "ro"}}}))
+			case r.resolvConf != nil && r.network != nil && spec.Pod.DNSPolicy != "Default":
+				conf, err := r.podResolvConf(desired.WorkloadNamespace(spec.Workload))
+				if err != nil {
+					return err
+				}
+				opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: conf, Options: []string{"rbind", "ro"}}}))
 			case r.network != nil || spec.Pod.DNSPolicy == "Default":
 				if _, err := os.Stat("/etc/resolv.conf"); err == nil {
 					opts = append(opts, oci.WithHostResolvconf)
 				}
 			}
-			opts = append(opts, oci.WithHostname(spec.ID),
+			host := spec.ID // a pod's hostname, as Kubernetes', is its name unless it sets one
+			if spec.Pod.Hostname != "" {
+				host = spec.Pod.Hostname
+			}
+			opts = append(opts, oci.WithHostname(host),
 				oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: net.nsPath}))
 		}
 		if spec.Pod.HostPID {

@@ -14,16 +14,14 @@ import (
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
 
 // ClusterDomain is the domain of the Services' names.
 const ClusterDomain = "cluster.local"
 
-// Namespace is the one namespace Baton has yet.
-const Namespace = "default"
-
-// DNS answers the pods of a node: `<service>.default.svc.cluster.local`
+// DNS answers the pods of a node: `<service>.<namespace>.svc.cluster.local`
 // (and the short forms, through the search path of the pods' resolv.conf)
 // with the Service's virtual address, or a headless Service's ready pods;
 // every other name is forwarded to the upstream resolvers.
@@ -51,18 +49,19 @@ func (d *DNS) SetRecords(records []protocol.DNSRecord) {
 				ips = append(ips, ip)
 			}
 		}
-		m[strings.ToLower(r.Service)+"."+Namespace+".svc."+ClusterDomain+"."] = ips
+		ns, name := desired.SplitName(strings.ToLower(r.Service))
+		m[name+"."+ns+".svc."+ClusterDomain+"."] = ips
 	}
 	d.mu.Lock()
 	d.records = m
 	d.mu.Unlock()
 }
 
-// ResolvConf is the resolv.conf of a pod on this node (Kubernetes'
-// ClusterFirst).
-func (d *DNS) ResolvConf() string {
+// ResolvConf is the resolv.conf of a pod of namespace ns on this node
+// (Kubernetes' ClusterFirst): a Service's bare name is its namespace's.
+func (d *DNS) ResolvConf(ns string) string {
 	host, _, _ := net.SplitHostPort(d.Listen)
-	return fmt.Sprintf("nameserver %s\nsearch %s.svc.%s svc.%s %s\noptions ndots:5\n", host, Namespace, ClusterDomain, ClusterDomain, ClusterDomain)
+	return fmt.Sprintf("nameserver %s\nsearch %s.svc.%s svc.%s %s\noptions ndots:5\n", host, ns, ClusterDomain, ClusterDomain, ClusterDomain)
 }
 
 // Start answers on Listen (UDP and TCP) until Stop. The address need not
@@ -185,10 +184,13 @@ func ValidDNSRecords(records []protocol.DNSRecord) error {
 	}
 	for _, r := range records {
 		// A Service's name, or a pod's under its headless Service
-		// (<hostname>.<service>): one or two DNS labels.
-		labels := strings.Split(r.Service, ".")
-		if _, ok := dns.IsDomainName(r.Service); !ok || len(labels) > 2 || slices.ContainsFunc(labels, func(l string) bool { return l == "" || len(l) > 63 }) {
-			return fmt.Errorf("service name %q: want a DNS label, or two (a pod's name under a headless Service)", cutString(r.Service))
+		// (<hostname>.<service>): one or two DNS labels, after its
+		// namespace and a '/' outside the default namespace.
+		ns, name := desired.SplitName(r.Service)
+		labels := strings.Split(name, ".")
+		if _, ok := dns.IsDomainName(name); !ok || len(labels) > 2 || strings.Contains(name, "/") || slices.ContainsFunc(labels, func(l string) bool { return l == "" || len(l) > 63 }) ||
+			!desired.IsName(ns) || (strings.Contains(r.Service, "/") && ns == desired.DefaultNamespace) {
+			return fmt.Errorf("service name %q: want a DNS label, or two (a pod's name under a headless Service), after NAMESPACE/ outside the default namespace", cutString(r.Service))
 		}
 		if len(r.IPs) > protocol.MaxEndpoints {
 			return fmt.Errorf("service %q: %d addresses: at most %d", r.Service, len(r.IPs), protocol.MaxEndpoints)

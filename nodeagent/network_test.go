@@ -366,14 +366,15 @@ func TestPodDNS(t *testing.T) {
 	}
 	defer d.Stop()
 	d.SetRecords([]protocol.DNSRecord{{Service: "web", IPs: []string{"10.78.0.1"}}, {Service: "db", IPs: []string{"10.77.1.2", "10.77.2.2"}},
-		{Service: "db-0.db", IPs: []string{"10.77.1.2"}}})
+		{Service: "db-0.db", IPs: []string{"10.77.1.2"}}, {Service: "shop/web", IPs: []string{"10.78.0.2"}}, {Service: "shop/db-0.db", IPs: []string{"10.77.3.2"}}})
 	ask := func(name string) (*dns.Msg, error) {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
 		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, d.Listen)
 		return r, err
 	}
-	for name, want := range map[string]string{"web.default.svc.cluster.local.": "[10.78.0.1]", "db.default.svc.cluster.local.": "[10.77.1.2 10.77.2.2]", "db-0.db.default.svc.cluster.local.": "[10.77.1.2]", "example.org.": "[192.0.2.9]"} {
+	for name, want := range map[string]string{"web.default.svc.cluster.local.": "[10.78.0.1]", "db.default.svc.cluster.local.": "[10.77.1.2 10.77.2.2]", "db-0.db.default.svc.cluster.local.": "[10.77.1.2]", "example.org.": "[192.0.2.9]",
+		"web.shop.svc.cluster.local.": "[10.78.0.2]", "db-0.db.shop.svc.cluster.local.": "[10.77.3.2]"} {
 		r, err := ask(name)
 		if err != nil {
 			t.Fatal(err)
@@ -389,8 +390,12 @@ func TestPodDNS(t *testing.T) {
 	if r, err := ask("nosuch.default.svc.cluster.local."); err != nil || r.Rcode != dns.RcodeNameError {
 		t.Fatalf("an unknown Service: %v %v, want NXDOMAIN", r, err)
 	}
-	if !strings.Contains(d.ResolvConf(), "search default.svc.cluster.local svc.cluster.local cluster.local") {
-		t.Fatalf("resolv.conf:\n%s", d.ResolvConf())
+	if r, err := ask("db.shop.svc.cluster.local."); err != nil || r.Rcode != dns.RcodeNameError {
+		t.Fatalf("a Service of another namespace: %v %v, want NXDOMAIN", r, err)
+	}
+	if !strings.Contains(d.ResolvConf("default"), "search default.svc.cluster.local svc.cluster.local cluster.local") ||
+		!strings.Contains(d.ResolvConf("shop"), "search shop.svc.cluster.local svc.cluster.local cluster.local") {
+		t.Fatalf("resolv.conf:\n%s\n%s", d.ResolvConf("default"), d.ResolvConf("shop"))
 	}
 	if gw, err := nodeagent.Gateway("10.77.3.0/24"); err != nil || gw != "10.77.3.1" {
 		t.Fatalf("Gateway = %s, %v", gw, err)
@@ -398,7 +403,10 @@ func TestPodDNS(t *testing.T) {
 	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "a.b", IPs: nil}}); err != nil {
 		t.Fatalf("a pod's name under its headless Service: %v", err)
 	}
-	for _, bad := range []string{"a.b.c", "a..b", ".a", strings.Repeat("x", 64)} {
+	if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: "shop/a.b", IPs: nil}}); err != nil {
+		t.Fatalf("a pod's name in a namespace: %v", err)
+	}
+	for _, bad := range []string{"a.b.c", "a..b", ".a", strings.Repeat("x", 64), "default/a", "Shop/a", "a/b/c", "/a"} {
 		if err := nodeagent.ValidDNSRecords([]protocol.DNSRecord{{Service: bad}}); err == nil {
 			t.Fatalf("%q: want an error", bad)
 		}
@@ -411,14 +419,18 @@ func TestPodResolvConf(t *testing.T) {
 	cni, host := testenv.CNI(t)
 	rt := newRuntime(t)
 	rt.SetNetwork(cni, host)
-	if err := rt.SetPodResolvConf("nameserver 10.244.0.1\nsearch default.svc.cluster.local\n"); err != nil {
+	if err := rt.SetPodResolvConf(func(ns string) string { return "nameserver 10.244.0.1\nsearch " + ns + ".svc.cluster.local\n" }); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	first := podSpec("hello-dns-1", desired.Container{Name: "c", Image: testenv.HelloImage})
 	node := podSpec("hello-dns-2", desired.Container{Name: "c", Image: testenv.HelloImage})
 	node.Pod.DNSPolicy = "Default"
-	for _, s := range []protocol.ReplicaSpec{first, node} {
+	shop := podSpec("hello-dns-3", desired.Container{Name: "c", Image: testenv.HelloImage})
+	shop.Workload = "shop/hello"
+	shopJob := podSpec("hello-dns-4", desired.Container{Name: "c", Image: testenv.HelloImage})
+	shopJob.Workload = "job/shop/once"
+	for _, s := range []protocol.ReplicaSpec{first, node, shop, shopJob} {
 		if err := rt.Start(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -452,6 +464,14 @@ func TestPodResolvConf(t *testing.T) {
 	}
 	if got := mounted[node.ID]; got != "/etc/resolv.conf" {
 		t.Errorf("a dnsPolicy Default pod mounts %q, want the host's", got)
+	}
+	// A pod of namespace shop (a Deployment's or a Job's) searches shop first.
+	for _, s := range []protocol.ReplicaSpec{shop, shopJob} {
+		got := mounted[s.ID]
+		b, err := os.ReadFile(got)
+		if got != filepath.Join(rt.DataDir(), "resolv-shop.conf") || err != nil || !strings.Contains(string(b), "search shop.svc.cluster.local") {
+			t.Errorf("%s of namespace shop mounts %q: %q %v", s.Workload, got, b, err)
+		}
 	}
 }
 

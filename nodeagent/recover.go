@@ -26,7 +26,7 @@ import (
 var (
 	replicaID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	specHash  = regexp.MustCompile(`^[0-9a-f]{1,64}$`)
-	workload  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9./]{0,126}[a-z0-9])?$`)
+	workload  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9./]{0,190}[a-z0-9])?$`)
 )
 
 // ValidateSpec checks a start command's replica spec with the rules of

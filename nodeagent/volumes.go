@@ -24,7 +24,8 @@ var ErrHostPathNotAllowed = fmt.Errorf("hostPath %w", ErrNotAllowed)
 //	pods/<replica>/volumes/<name>  emptyDir (disk), or a tmpfs for a Memory
 //	                               emptyDir, a configMap or a secret; removed
 //	                               with the pod
-//	claims/<claim>                 a PersistentVolumeClaim's local volume; kept
+//	claims/<claim>                 a PersistentVolumeClaim's local volume (claims/<namespace>_<claim>
+//	                               outside the default namespace); kept
 //	                               across pod and agent restarts
 const tmpfsDefaultSize = 64 << 20
 
@@ -69,7 +70,7 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec, net podNet) (map[
 			paths[v.Name] = p
 			continue
 		case v.Claim != nil:
-			dir = filepath.Join(r.dataDir, "claims", v.Claim.Claim)
+			dir = filepath.Join(r.dataDir, "claims", claimDir(v.Claim.Claim))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
@@ -261,14 +262,20 @@ func (r *Containerd) removeVolumes(replica string) error {
 	return os.RemoveAll(r.podDir(replica))
 }
 
-// Claims lists the PersistentVolumeClaims whose local volumes this node holds.
+// Claims lists the PersistentVolumeClaims whose local volumes this node
+// holds, by their qualified names.
 func (r *Containerd) Claims() []string {
 	entries, _ := os.ReadDir(filepath.Join(r.dataDir, "claims"))
 	var out []string
 	for _, e := range entries {
 		if e.IsDir() {
-			out = append(out, e.Name())
+			out = append(out, strings.Replace(e.Name(), "_", "/", 1))
 		}
 	}
 	return out
 }
+
+// claimDir is the directory of a claim under claims/: its name, after its
+// namespace and '_' outside the default namespace ("shop_data": no DNS
+// name holds a '_', so no two claims share one).
+func claimDir(claim string) string { return strings.Replace(claim, "/", "_", 1) }

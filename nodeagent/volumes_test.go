@@ -105,6 +105,22 @@ func TestVolumes(t *testing.T) {
 	if _, err := os.Stat(inContainer(pid, "/scratch/gone")); !os.IsNotExist(err) {
 		t.Fatal("an emptyDir outlived its pod")
 	}
+	// The claim data of namespace shop is another volume.
+	p3 := pod("hello-vol-4")
+	p3.Workload = "shop/hello"
+	p3.Pod.Volumes[3].Claim.Claim = "shop/data"
+	if err := rt.Start(ctx, p3); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rt, p3.ID, protocol.StateRunning)
+	pids, _ = rt.Debug(ctx, p3.ID)
+	pid = pids["a"]
+	if _, err := os.Stat(inContainer(pid, "/data/kept")); !os.IsNotExist(err) {
+		t.Fatalf("shop/data sees default's data: %v", err)
+	}
+	if got := rt.Claims(); fmt.Sprint(got) != "[data shop/data]" {
+		t.Fatalf("claims %v", got)
+	}
 
 	// A hostPath outside the allow-list is refused, and nothing is left.
 	bad := podSpec("hello-vol-3", desired.Container{Name: "a", Image: testenv.HelloImage,

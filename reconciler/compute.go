@@ -592,11 +592,14 @@ func (c *pass) compute() {
 			w.Replicas = count
 		}
 		wp := workloadPass{w: w, st: rs, replicas: c.live.Of(w.Name), frozen: c.in.Frozen[w.Name] == w.Hash, refused: c.in.Refused[w.Name]}
-		if w.Kind == "DaemonSet" {
+		switch w.Kind {
+		case "DaemonSet":
 			c.daemonSet(wp)
-			continue
+		case "StatefulSet":
+			c.statefulSet(wp)
+		default:
+			c.workload(wp)
 		}
-		c.workload(wp)
 	}
 	for _, j := range st.Jobs {
 		c.job(j)
@@ -614,7 +617,9 @@ func newIDs(l *Live) *ids { return &ids{live: l, new: map[string]bool{}} }
 func (u *ids) used(id string) bool { return u.new[id] || u.live.used(id) }
 
 // newReplicaID derives a replica ID from the workload, its template hash and
-// the clock, so Compute stays deterministic, avoiding every ID in use.
+// the clock, so Compute stays deterministic, avoiding every ID in use. The
+// ID starts with the workload's name without its namespace (as a
+// Kubernetes pod's name), and is unique in the whole cluster.
 func (u *ids) newReplicaID(w desired.Workload, now time.Time, i int) string {
 	for n := 0; ; n++ {
 		h := fnv.New64a()
@@ -623,7 +628,7 @@ func (u *ids) newReplicaID(w desired.Workload, now time.Time, i int) string {
 		for len(suffix) < 5 {
 			suffix = "0" + suffix
 		}
-		id := w.Name + "-" + w.Hash[:8] + "-" + suffix
+		id := desired.ShortName(w.Name) + "-" + w.Hash[:8] + "-" + suffix
 		if !u.used(id) {
 			u.new[id] = true
 			return id

@@ -15,7 +15,7 @@ import (
 // JobWorkload is the workload name a Job's pods carry in reports
 // ("job/<name>"), so that they never mix with a Deployment's; `baton logs
 // job/<name>` reads them.
-func JobWorkload(name string) string { return "job/" + name }
+func JobWorkload(name string) string { return desired.ReservedNamespace + "/" + name }
 
 // Job states.
 const (
@@ -159,7 +159,7 @@ func (c *pass) job(j desired.Job) {
 // jobIDPrefix keeps replica IDs of Jobs valid DNS labels (63 characters at
 // most, with the hash and suffix).
 func jobIDPrefix(name string) string {
-	name = strings.ReplaceAll(name, ".", "-")
+	name = strings.ReplaceAll(desired.ShortName(name), ".", "-")
 	if len(name) > 48 {
 		name = strings.TrimRight(name[:48], "-")
 	}

@@ -155,29 +155,51 @@ func schedPod(w desired.Workload, st *desired.State) schedule.Pod {
 	}
 	for _, t := range w.Pod.TopologySpread {
 		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, MaxSkew: max(t.MaxSkew, 1),
-			Hard: t.WhenUnsatisfiable != "ScheduleAnyway", Weight: 1, Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
+			Hard: t.WhenUnsatisfiable != "ScheduleAnyway", Weight: 1, Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions, ownNamespace(w))})
 	}
 	for _, t := range w.Pod.AntiAffinity {
 		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, Hard: t.Weight == 0, Weight: t.Weight,
-			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
+			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions, termNamespaces(w, t, st))})
 	}
 	for _, t := range w.Pod.Affinity {
 		p.Terms = append(p.Terms, schedule.Term{TopologyKey: t.TopologyKey, Hard: t.Weight == 0, Weight: t.Weight, Affinity: true,
-			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions)})
+			Matches: matchingWorkloads(w, st, t.MatchLabels, t.MatchExpressions, termNamespaces(w, t, st))})
 	}
 	return p
 }
 
-// matchingWorkloads are the workloads whose pod labels match the selector;
-// with no selector, the workload itself.
-func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]string, exprs []desired.Requirement) map[string]bool {
+// ownNamespace is w's namespace alone.
+func ownNamespace(w desired.Workload) map[string]bool {
+	return map[string]bool{desired.NamespaceOf(w.Name): true}
+}
+
+// termNamespaces are the namespaces whose pods a pod affinity term looks
+// at: those it names, and those its namespaceSelector matches; neither:
+// w's own.
+func termNamespaces(w desired.Workload, t desired.AntiAffinityTerm, st *desired.State) map[string]bool {
+	if len(t.Namespaces) == 0 && t.NamespaceSelector == nil {
+		return ownNamespace(w)
+	}
+	m := map[string]bool{}
+	if s := t.NamespaceSelector; s != nil {
+		m = st.NamespacesMatching(s.MatchLabels, s.MatchExpressions)
+	}
+	for _, ns := range t.Namespaces {
+		m[ns] = true
+	}
+	return m
+}
+
+// matchingWorkloads are the workloads of namespaces whose pod labels
+// match the selector; with no selector, the workload itself.
+func matchingWorkloads(w desired.Workload, st *desired.State, sel map[string]string, exprs []desired.Requirement, namespaces map[string]bool) map[string]bool {
 	m := map[string]bool{}
 	if len(sel) == 0 && len(exprs) == 0 {
 		m[w.Name] = true
 		return m
 	}
 	for _, o := range st.Workloads {
-		if desired.SelectorMatches(sel, exprs, o.PodLabels) {
+		if namespaces[desired.NamespaceOf(o.Name)] && desired.SelectorMatches(sel, exprs, o.PodLabels) {
 			m[o.Name] = true
 		}
 	}

@@ -162,8 +162,10 @@ func rolloutsStep(prev map[string]Rollout, in Input, live *Live, pending map[str
 	next, copied := prev, false
 	var events, rollback []string
 	for _, w := range in.Desired.Workloads {
-		if w.Strategy.Type == "OnDelete" {
-			continue // old replicas stay until they go: nothing to track (a DaemonSet's OnDelete)
+		if w.Strategy.Type == "OnDelete" || (w.Stateful != nil && w.Stateful.Partition > w.Stateful.Start) {
+			// Old replicas stay until they go (a DaemonSet's OnDelete), or
+			// below a StatefulSet's partition: nothing to track.
+			continue
 		}
 		p, had := prev[w.Name]
 		if p.Hash == w.Hash && (p.State == RolloutRolledBack || p.State == RolloutComplete) {

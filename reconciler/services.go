@@ -173,7 +173,7 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 		}
 		var selected []desired.Workload
 		for _, w := range st.Workloads {
-			if desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
+			if selects(s, w) {
 				selected = append(selected, w)
 			}
 		}
@@ -224,7 +224,7 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 		case headless(s):
 			rec := protocol.DNSRecord{Service: s.Name, IPs: []string{}}
 			for _, w := range st.Workloads {
-				if len(s.Selector) == 0 || !desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
+				if !selects(s, w) {
 					continue
 				}
 				for _, r := range live.Of(w.Name) {
@@ -246,6 +246,12 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 	return out
 }
 
+// selects tells whether Service s selects the pods of w: a selector, and
+// w in s's namespace.
+func selects(s desired.Service, w desired.Workload) bool {
+	return len(s.Selector) > 0 && desired.NamespaceOf(s.Name) == desired.NamespaceOf(w.Name) && desired.SelectorMatches(s.Selector, nil, w.PodLabels)
+}
+
 // targetPort is a Service port's target on pods of spec: a number, or
 // the name of one of its containers' ports.
 func targetPort(target string, spec desired.PodSpec) (int, bool) {
@@ -263,12 +269,13 @@ func targetPort(target string, spec desired.PodSpec) (int, bool) {
 }
 
 // podNames are the names a headless Service gives the ready pods whose
-// subdomain it is: <hostname>.<service> (the pod's hostname, else its
-// replica ID), as Kubernetes names them.
+// subdomain it is: <hostname>.<service> (the pod's hostname: a
+// StatefulSet's <name>-<ordinal>; else its replica ID), as Kubernetes
+// names them, in the Service's namespace.
 func podNames(st *desired.State, s desired.Service, live *Live) []protocol.DNSRecord {
 	byName := map[string][]string{}
 	for _, w := range st.Workloads {
-		if w.Pod.Subdomain != s.Name || len(s.Selector) == 0 || !desired.SelectorMatches(s.Selector, nil, w.PodLabels) {
+		if w.Pod.Subdomain != s.Name || !selects(s, w) {
 			continue
 		}
 		for _, r := range live.Of(w.Name) {
@@ -276,10 +283,12 @@ func podNames(st *desired.State, s desired.Service, live *Live) []protocol.DNSRe
 				continue
 			}
 			host := w.Pod.Hostname
-			if host == "" {
+			if k, ok := ordinalOf(w, r.ID); ok && w.Stateful != nil {
+				host = desired.ShortName(desired.OrdinalName(w.Name, k))
+			} else if host == "" {
 				host = r.ID
 			}
-			name := host + "." + s.Name
+			name := desired.Qualify(desired.NamespaceOf(s.Name), host+"."+desired.ShortName(s.Name))
 			byName[name] = append(byName[name], r.PodIP)
 		}
 	}

@@ -167,3 +167,30 @@ func TestPodRequestsWithInitContainers(t *testing.T) {
 		t.Fatalf("requests %+v, want 2100m and 160", got)
 	}
 }
+
+// A Service selects the pods of its own namespace only; its DNS names,
+// and those of its pods, are in its namespace.
+func TestServicesInNamespaces(t *testing.T) {
+	labels := map[string]string{"app": "web"}
+	spec := desired.PodSpec{Containers: []desired.Container{{Name: "c", Ports: []desired.Port{{Name: "http", ContainerPort: 8080}}}}, Subdomain: "shop/web"}
+	web := desired.Workload{Name: "web", Hash: "h1", PodLabels: labels, Pod: spec}
+	shop := desired.Workload{Name: "shop/web", Hash: "h2", PodLabels: labels, Pod: spec}
+	r1 := rep("web-1", web, protocol.StateRunning, 0)
+	r1.PodIP = "10.77.1.2"
+	r2 := rep("web-2", shop, protocol.StateRunning, 0)
+	r2.PodIP = "10.77.1.3"
+	in := Input{Now: t0, NodeGrace: grace, Desired: &desired.State{Workloads: []desired.Workload{web, shop}},
+		Nodes: map[string]NodeView{"n1": node("n1", r1, r2)}}
+	headless := svc("shop/web", "None")
+	headless.Selector = labels
+	st := &desired.State{Workloads: in.Desired.Workloads, Services: []desired.Service{svc("web", ""), headless}}
+	st.Services[0].Selector = labels
+	rules := ServiceRules(st, map[string]string{"web": "10.78.0.1"}, nil, NewLive(in))
+	if got, want := fmt.Sprint(rules), "[{web 10.78.0.1 80 TCP 0 [10.77.1.2:8080] 0 false false}]"; got != want {
+		t.Fatalf("rules %s, want %s", got, want)
+	}
+	got := fmt.Sprint(DNSRecords(st, map[string]string{"web": "10.78.0.1"}, NewLive(in)))
+	if want := "[{shop/web [10.77.1.3]} {shop/web-2.web [10.77.1.3]} {web [10.78.0.1]}]"; got != want {
+		t.Fatalf("records %s, want %s", got, want)
+	}
+}

@@ -86,10 +86,18 @@ const AutoReplicas = 1000
 
 // StatusRequest says what a status holds: by default a summary (counts per
 // workload, nodes, revision, events) with the replicas listed up to
-// AutoReplicas; Workload keeps one workload (or job/<name>).
+// AutoReplicas; Workload keeps one workload (or job/<name>), Namespace
+// the workloads, Jobs and Services of one namespace.
 type StatusRequest struct {
-	Replicas ReplicaList `json:"replicas,omitempty"`
-	Workload string      `json:"workload,omitempty"`
+	Replicas  ReplicaList `json:"replicas,omitempty"`
+	Workload  string      `json:"workload,omitempty"`
+	Namespace string      `json:"namespace,omitempty"`
+}
+
+// inNamespace tells whether a workload's name (or job/<name>) is of
+// namespace ns ("": any).
+func inNamespace(workload, ns string) bool {
+	return ns == "" || desired.WorkloadNamespace(workload) == ns
 }
 
 // Valid reports whether the request asks for a known list.
@@ -203,11 +211,16 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 		list = total <= AutoReplicas
 	}
 	omitted := 0
-	keep := func(workload string) bool { return q.Workload == "" || q.Workload == workload }
+	keep := func(workload string) bool {
+		return (q.Workload == "" || q.Workload == workload) && inNamespace(workload, q.Namespace)
+	}
 	st := Status{Synced: s.synced, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
 		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes,
 		Services: s.services}
+	if q.Namespace != "" {
+		st.Services = slices.DeleteFunc(slices.Clone(st.Services), func(sv ServiceStatus) bool { return !inNamespace(sv.Name, q.Namespace) })
+	}
 
 	byName := map[string]*WorkloadStatus{}
 	var names []string

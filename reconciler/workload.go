@@ -86,19 +86,9 @@ func (c *pass) workload(p workloadPass) {
 			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
 		}
 	}
-	if refused.Hash == w.Hash && refused.Code == protocol.CodeInvalidSpec && need > 0 {
-		// Terminal: not tried again until the template changes.
-		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Code: refused.Code,
-			Reason: refused.Reason + " (not started again until the template changes)"})
+	excluded, held := c.heldBack(w, refused, need)
+	if held {
 		need = 0
-	}
-	if len(w.Pod.Waiting) > 0 && need > 0 {
-		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Reason: waitingReason(w.Pod)})
-		need = 0
-	}
-	var excluded map[string]string
-	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
-		excluded = refused.Nodes
 	}
 	started, unplaced := 0, 0
 	var stops []Stop
@@ -339,6 +329,29 @@ func (c *pass) untoleratedNoExecute(p desired.PodSpec, node string) string {
 
 // stopEnded stops a replica that exited or failed (unless its node is
 // held), saying why, and returns the stop.
+// heldBack tells whether need starts of w's template are held back (said
+// as pending): refused for good by a node (invalid spec: not tried again
+// until the template changes), or waiting for objects the revision lacks;
+// else the nodes that refused the template as not allowed.
+func (c *pass) heldBack(w desired.Workload, refused StartFailure, need int) (map[string]string, bool) {
+	if need <= 0 {
+		return nil, false
+	}
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeInvalidSpec {
+		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Code: refused.Code,
+			Reason: refused.Reason + " (not started again until the template changes)"})
+		return nil, true
+	}
+	if len(w.Pod.Waiting) > 0 {
+		c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: need, Reason: waitingReason(w.Pod)})
+		return nil, true
+	}
+	if refused.Hash == w.Hash && refused.Code == protocol.CodeNotAllowed {
+		return refused.Nodes, false
+	}
+	return nil, false
+}
+
 func (c *pass) stopEnded(r replica) Stop {
 	s := stop(r, failureReason(r))
 	s.Failed, s.Code = true, r.Code

@@ -104,6 +104,9 @@ func (p *plane) status(ctx context.Context, q reconciler.StatusRequest) (reconci
 		if q.Workload != "" {
 			v.Set("workload", q.Workload)
 		}
+		if q.Namespace != "" {
+			v.Set("namespace", q.Namespace)
+		}
 		return st, p.call(ctx, http.MethodGet, "/api/v1/status?"+v.Encode(), nil, &st)
 	}
 	nc, err := dialCLI(p.bus, "baton-status")

@@ -542,6 +542,77 @@ spec:
 			t.Errorf("through the external-local node port of %s the pod saw %q (%v), want the client's %s", node, got, err, f.ops.IP)
 		}
 	}
+	checkNamespaces(t, p, files)
+}
+
+// checkNamespaces adds namespace shop with a Deployment hello and a
+// Service web of the same names and labels as the default namespace's:
+// each Service reaches its own namespace's pods only, and a pod resolves a
+// bare name in its own namespace (web.NAMESPACE in another), through the
+// resolv.conf its node gives pods of its namespace.
+func checkNamespaces(t *testing.T, p *podNet, files map[string]string) {
+	f := p.f
+	netns := map[string]string{} // node → its default pod's network namespace, before shop's pods come
+	for _, node := range fleetNodes {
+		ns, err := f.podNetNS(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		netns[node] = ns
+	}
+	files = maps.Clone(files)
+	files["shop.yaml"] = strings.Replace(strings.Replace(files["hello.yaml"], "  name: hello\n", "  name: hello\n  namespace: shop\n", 1), "replicas: 3", "replicas: 1", 1) +
+		"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n" + strings.Replace(p.files["web.yaml"], "  name: web\n", "  name: web\n  namespace: shop\n", 1)
+	files["shop.yaml"] = strings.NewReplacer("clusterIP: 10.78.0.10", "clusterIP: 10.78.0.13", "nodePort: 30080", "nodePort: 30082").Replace(files["shop.yaml"])
+	f.commit("shop", files)
+	var shopNode, shopIP string
+	testenv.WaitFor(t, 60*time.Second, "a ready replica of shop/hello", func() (bool, string) {
+		st := f.status(p.admin)
+		for _, w := range st.Workloads {
+			for _, r := range w.Replicas {
+				if w.Name == "shop/hello" && r.Ready && r.PodIP != "" {
+					shopNode, shopIP = r.Node, r.PodIP
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprint(st.Workloads)
+	})
+	testenv.WaitFor(t, 30*time.Second, "shop/web's rule with the shop pod alone, web's with the default pods alone", func() (bool, string) {
+		r := p.rules("n1")
+		return strings.Contains(r, "10.78.0.13 . tcp . 80") && strings.Count(r, shopIP+" . 8080") == 1 && len(p.endpoints()) == 3 && !slices.Contains(p.endpoints(), shopIP+":8080"), r
+	})
+	if out, err := f.fetchFromHost(f.ops, "http://"+p.hosts["n1"].IP+":30082/"); err != nil || p.podIPOf(podOf(out)) != shopIP {
+		t.Errorf("shop's node port reached %q (%v), want the shop pod %s", out, err, shopIP)
+	}
+	shopResolv := filepath.Join(f.dir, shopNode, "resolv-shop.conf")
+	if b, err := os.ReadFile(shopResolv); err != nil || !strings.Contains(string(b), "search shop.svc.cluster.local svc.cluster.local") {
+		t.Fatalf("%s: %q %v", shopResolv, b, err)
+	}
+	if got := f.resolvConfMounts(shopNode); got != "several" {
+		t.Errorf("the pods on %s (default and shop) mount one resolv.conf: %s", shopNode, got)
+	}
+	lookup := func(resolv, name string) string {
+		cmd := exec.Command("nsenter", "--net="+netns[shopNode], os.Args[0])
+		cmd.Env = append(os.Environ(), asLookup+"="+name, asLookupResolv+"="+resolv)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return err.Error() + ": " + string(out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	defaultResolv := filepath.Join(f.dir, shopNode, "resolv.conf")
+	for _, tc := range [][3]string{
+		{defaultResolv, "web", "10.78.0.10"}, {defaultResolv, "web.shop", "10.78.0.13"},
+		{shopResolv, "web", "10.78.0.13"}, {shopResolv, "web.default", "10.78.0.10"}, {shopResolv, "web.shop.svc.cluster.local", "10.78.0.13"},
+	} {
+		if got := lookup(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("%s with %s: %s, want %s", tc[1], filepath.Base(tc[0]), got, tc[2])
+		}
+	}
+	if out, err := f.baton(f.ops, nil, "status", "-n", "shop", "--nats", f.natsURL, "--creds", f.adminCreds); err != nil || !strings.Contains(out, "shop/hello") || strings.Contains(out, "\nhello ") {
+		t.Errorf("baton status -n shop: %v\n%s", err, out)
+	}
 }
 
 // TestCounterExample: examples/counter as written, on two nodes: the web

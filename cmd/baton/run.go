@@ -424,7 +424,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 			return err
 		}
 		defer podDNS.Stop()
-		if err := rt.SetPodResolvConf(podDNS.ResolvConf()); err != nil {
+		if err := rt.SetPodResolvConf(podDNS.ResolvConf); err != nil {
 			return err
 		}
 	case "none":

@@ -21,6 +21,7 @@ func statusCmd() *cobra.Command {
 		output   string
 		all      bool
 		workload string
+		ns       string
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -30,7 +31,7 @@ func statusCmd() *cobra.Command {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			q := reconciler.StatusRequest{Replicas: reconciler.ReplicasAuto, Workload: workload}
+			q := reconciler.StatusRequest{Replicas: reconciler.ReplicasAuto, Workload: workload, Namespace: ns}
 			if all || workload != "" {
 				q.Replicas = reconciler.ReplicasAll
 			}
@@ -48,7 +49,8 @@ func statusCmd() *cobra.Command {
 	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&all, "replicas", false, fmt.Sprintf("list every replica (by default only when there are at most %d)", reconciler.AutoReplicas))
-	cmd.Flags().StringVarP(&workload, "workload", "w", "", "only this workload (or job/NAME), with its replicas")
+	cmd.Flags().StringVarP(&workload, "workload", "w", "", "only this workload (NAME, NAMESPACE/NAME or job/NAME), with its replicas")
+	cmd.Flags().StringVarP(&ns, "namespace", "n", "", "only the workloads, Jobs and Services of this namespace")
 	return cmd
 }
 

@@ -80,26 +80,35 @@ func GetIn(tb testing.TB, nsPath, addr string) string {
 // GetPathIn is GetIn for another path.
 func GetPathIn(tb testing.TB, nsPath, addr, path string) string {
 	tb.Helper()
-	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			conn = c
-			return err
-		})
+		b, err := TryGetIn(nsPath, addr, path)
 		if err == nil {
-			break
+			return b
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("connect to %s in %s: %v", addr, nsPath, err)
+			tb.Fatal(err)
 		}
+	}
+}
+
+// TryGetIn makes one HTTP/1.0 GET of path to addr from inside the network
+// namespace nsPath (for a pod that may be going away).
+func TryGetIn(nsPath, addr, path string) (string, error) {
+	var conn net.Conn
+	err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		conn = c
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("connect to %s in %s: %w", addr, nsPath, err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
 	b, err := io.ReadAll(conn)
 	if err != nil {
-		tb.Fatal(err)
+		return "", fmt.Errorf("read from %s: %w", addr, err)
 	}
-	return string(b)
+	return string(b), nil
 }

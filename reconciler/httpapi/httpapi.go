@@ -316,7 +316,8 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 // status answers GET /api/v1/status?replicas=auto|all|none&workload=NAME:
 // by default a summary, the replicas listed up to reconciler.AutoReplicas.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	q := reconciler.StatusRequest{Replicas: reconciler.ReplicaList(r.URL.Query().Get("replicas")), Workload: r.URL.Query().Get("workload")}
+	q := reconciler.StatusRequest{Replicas: reconciler.ReplicaList(r.URL.Query().Get("replicas")), Workload: r.URL.Query().Get("workload"),
+		Namespace: r.URL.Query().Get("namespace")}
 	if !q.Valid() {
 		writeError(w, http.StatusBadRequest, "replicas: want auto, all or none")
 		return

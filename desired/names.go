@@ -1,0 +1,221 @@
+package desired
+
+import (
+	"maps"
+	"strings"
+)
+
+// DefaultNamespace is the namespace of objects that name none. Their
+// names stay bare ("web"); an object of any other namespace is named
+// "NAMESPACE/NAME" ("shop/web") everywhere inside Baton: in the state,
+// the store, the agents' reports, status and the CLI. Names are unique
+// per namespace and kind, and references (ConfigMaps, Secrets, claims,
+// autoscaler targets, a Service's selector) resolve within the namespace.
+const DefaultNamespace = "default"
+
+// ReservedNamespace is refused as a namespace: "job/NAME" already names
+// the pods of a Job in reports.
+const ReservedNamespace = "job"
+
+// Qualify is the name of object name in namespace ns.
+func Qualify(ns, name string) string {
+	if ns == "" || ns == DefaultNamespace {
+		return name
+	}
+	return ns + "/" + name
+}
+
+// SplitName is a qualified name's namespace and name.
+func SplitName(q string) (ns, name string) {
+	if ns, name, ok := strings.Cut(q, "/"); ok {
+		return ns, name
+	}
+	return DefaultNamespace, q
+}
+
+// NamespaceOf is the namespace of a qualified name.
+func NamespaceOf(q string) string {
+	ns, _ := SplitName(q)
+	return ns
+}
+
+// ShortName is a qualified name without its namespace.
+func ShortName(q string) string {
+	_, name := SplitName(q)
+	return name
+}
+
+// IsQualified reports whether q is a DNS subdomain, or one after a
+// namespace: "shop/data".
+func IsQualified(q string) bool {
+	ns, name, ok := strings.Cut(q, "/")
+	if !ok {
+		return IsSubdomain(q)
+	}
+	return IsName(ns) && ns != DefaultNamespace && ns != ReservedNamespace && IsSubdomain(name)
+}
+
+// clusterScoped are the kinds that belong to no namespace: a
+// metadata.namespace on them is ignored, as the API server ignores it.
+var clusterScoped = map[string]bool{
+	"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "PriorityClass": true,
+	"StorageClass": true, "PersistentVolume": true,
+}
+
+// Namespace is a namespace declared in the revision. A namespace that
+// objects name and no Namespace declares exists too (as Argo CD's
+// CreateNamespace); a declared one gives its labels to namespaceSelector
+// terms.
+type Namespace struct {
+	Meta
+}
+
+// namespaceLabels are the labels of every namespace the state knows:
+// declared ones with their labels, and each has
+// kubernetes.io/metadata.name, as Kubernetes sets it.
+func (s *State) namespaceLabels() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	add := func(ns string, labels map[string]string) {
+		m := maps.Clone(labels)
+		if m == nil {
+			m = map[string]string{}
+		}
+		m["kubernetes.io/metadata.name"] = ns
+		out[ns] = m
+	}
+	add(DefaultNamespace, nil)
+	for _, ns := range s.Namespaces {
+		add(ns.Name, ns.Labels)
+	}
+	return out
+}
+
+// NamespacesMatching are the namespaces whose labels satisfy a selector,
+// among those the state declares or whose objects it has (names: the
+// qualified names of its objects).
+func (s *State) NamespacesMatching(matchLabels map[string]string, exprs []Requirement) map[string]bool {
+	labels := s.namespaceLabels()
+	for _, w := range s.Workloads {
+		if ns := NamespaceOf(w.Name); labels[ns] == nil {
+			labels[ns] = map[string]string{"kubernetes.io/metadata.name": ns}
+		}
+	}
+	out := map[string]bool{}
+	for ns, l := range labels {
+		if SelectorMatches(matchLabels, exprs, l) {
+			out[ns] = true
+		}
+	}
+	return out
+}
+
+// counts marks how far each list of a state went, so the objects one
+// document added can be told apart.
+type counts [11]int
+
+func countsOf(s *State) counts {
+	return counts{len(s.Workloads), len(s.Jobs), len(s.CronJobs), len(s.ConfigMaps), len(s.Secrets), len(s.Claims),
+		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces)}
+}
+
+// qualify names the objects added since c, and their references to
+// other objects, in namespace ns (nothing changes in the default one).
+func qualify(s *State, c counts, ns string) {
+	if ns == DefaultNamespace {
+		return
+	}
+	q := func(name *string) {
+		if *name != "" {
+			*name = Qualify(ns, *name)
+		}
+	}
+	for i := c[0]; i < len(s.Workloads); i++ {
+		q(&s.Workloads[i].Name)
+		s.Workloads[i].Pod.qualify(q)
+	}
+	for i := c[1]; i < len(s.Jobs); i++ {
+		q(&s.Jobs[i].Name)
+		s.Jobs[i].Spec.Pod.qualify(q)
+	}
+	for i := c[2]; i < len(s.CronJobs); i++ {
+		q(&s.CronJobs[i].Name)
+		s.CronJobs[i].Job.Pod.qualify(q)
+	}
+	for i := c[3]; i < len(s.ConfigMaps); i++ {
+		q(&s.ConfigMaps[i].Name)
+	}
+	for i := c[4]; i < len(s.Secrets); i++ {
+		q(&s.Secrets[i].Name)
+	}
+	for i := c[5]; i < len(s.Claims); i++ {
+		q(&s.Claims[i].Name)
+	}
+	for i := c[6]; i < len(s.Services); i++ {
+		q(&s.Services[i].Name)
+	}
+	for i := c[7]; i < len(s.Autoscalers); i++ {
+		q(&s.Autoscalers[i].Name)
+		q(&s.Autoscalers[i].Target)
+	}
+	for i := c[8]; i < len(s.Schedules); i++ {
+		q(&s.Schedules[i].Name)
+		q(&s.Schedules[i].Target)
+	}
+	for i := c[9]; i < len(s.Ignored); i++ {
+		if !clusterScoped[s.Ignored[i].Kind] {
+			q(&s.Ignored[i].Name)
+		}
+	}
+}
+
+// qualify names the objects a pod refers to by q.
+func (p *PodSpec) qualify(q func(*string)) {
+	files := func(ff *FilesFrom) {
+		if ff != nil {
+			q(&ff.Name)
+		}
+	}
+	for i := range p.Volumes {
+		v := &p.Volumes[i]
+		files(v.ConfigMap)
+		files(v.Secret)
+		if v.Claim != nil {
+			q(&v.Claim.Claim)
+		}
+		if v.Projected != nil {
+			for _, ff := range v.Projected.ConfigMaps {
+				files(ff)
+			}
+			for _, ff := range v.Projected.Secrets {
+				files(ff)
+			}
+		}
+	}
+	for _, cs := range [][]Container{p.InitContainers, p.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			for j := range c.Env {
+				if r := c.Env[j].ConfigMapKeyRef; r != nil {
+					q(&r.Name)
+				}
+				if r := c.Env[j].SecretKeyRef; r != nil {
+					q(&r.Name)
+				}
+			}
+			for j := range c.EnvFrom {
+				q(&c.EnvFrom[j].ConfigMap)
+				q(&c.EnvFrom[j].Secret)
+			}
+		}
+	}
+	for i := range p.ImagePullSecrets {
+		q(&p.ImagePullSecrets[i])
+	}
+	q(&p.Subdomain)
+}
+
+// WorkloadNamespace is the namespace of a workload as reports name it:
+// NAME, NAMESPACE/NAME, or either after "job/" for a Job's pods.
+func WorkloadNamespace(workload string) string {
+	return NamespaceOf(strings.TrimPrefix(workload, ReservedNamespace+"/"))
+}
