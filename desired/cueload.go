@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -471,8 +472,15 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 		if p == "metadata.namespace" && doc.LookupPath(selPath(sel)).Equals(doc.Context().CompileString(`"job"`)) {
 			msg = `invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`
 		}
-		if msg == "field not allowed" && def.Exists() && len(sel) > 0 {
+		switch {
+		case msg == "field not allowed" && p == "metadata.generateName":
+			msg = "a generated name is for kubectl create (kubectl apply refuses it too): a manifest kept in Git needs metadata.name"
+		case msg == "field not allowed" && def.Exists() && len(sel) > 0:
 			msg = notAllowed(def, sel)
+			if m := volumePlugin.FindStringSubmatch(p); m != nil && storagePlugins[m[1]] {
+				msg = fmt.Sprintf("%s volumes are not supported: Baton has no storage drivers, a volume is on the node's own disk %s",
+					m[1], strings.TrimPrefix(msg, "field not allowed "))
+			}
 		}
 		out := &Error{File: file, Field: p, Msg: msg}
 		for _, pos := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
@@ -631,6 +639,18 @@ func addFile(inst *build.Instance, name string, src []byte) error {
 		return err
 	}
 	return nil
+}
+
+// volumePlugin finds a volume source's field in an error's path.
+var volumePlugin = regexp.MustCompile(`volumes\[\d+\]\.([A-Za-z]+)$`)
+
+// storagePlugins are Kubernetes' volume sources that need a storage
+// driver: network and cloud disks, refused as such.
+var storagePlugins = map[string]bool{
+	"csi": true, "nfs": true, "flexVolume": true, "cephfs": true, "rbd": true, "iscsi": true, "azureDisk": true, "azureFile": true,
+	"gcePersistentDisk": true, "awsElasticBlockStore": true, "glusterfs": true, "cinder": true, "fc": true, "flocker": true,
+	"portworxVolume": true, "quobyte": true, "scaleIO": true, "storageos": true, "vsphereVolume": true, "photonPersistentDisk": true,
+	"gitRepo": true, "image": true,
 }
 
 // allowedValues lists the literal values a field of def may take when it

@@ -108,6 +108,10 @@ func TestLoadErrors(t *testing.T) {
 				"web.yaml:8:7: spec.ports[0].bogusField: field not allowed"}},
 		{"a value outside a choice", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n",
 			[]string{`web.yaml:5:22: spec.ports[0].protocol: invalid value "SCTP" (allowed: "TCP", "UDP")`}},
+		{"a network volume", strings.Replace(base, "      containers:", "      volumes: [{name: d, nfs: {server: a, path: /x}}]\n      containers:", 1),
+			[]string{"spec.template.spec.volumes[0].nfs: nfs volumes are not supported: Baton has no storage drivers, a volume is on the node's own disk (allowed: configMap,"}},
+		{"a generated name", strings.Replace(base, "name: web", "generateName: web-", 1),
+			[]string{"metadata.generateName: a generated name is for kubectl create (kubectl apply refuses it too): a manifest kept in Git needs metadata.name"}},
 		{"a reserved namespace", strings.Replace(base, "name: web", "name: web\n  namespace: job", 1),
 			[]string{`web.yaml:5:14: metadata.namespace: invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`}},
 		{"unknown field in a scaling window", "apiVersion: baton.dev/v1\nkind: ScalingSchedule\nmetadata: {name: s}\nspec:\n  target: {name: web}\n  windows:\n    - {name: day, schedule: '0 9 * * *', replicas: 3, bogusField: 1}\n",
@@ -312,7 +316,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"unknown capability shape", map[string]string{"w.yaml": dep("          securityContext: {capabilities: {add: [sys-admin]}}\n")},
 			"securityContext.capabilities.add[0]: invalid value"},
 		{"two volume sources", map[string]string{"w.yaml": strings.Replace(base, "      containers:", "      volumes: [{name: d, emptyDir: {}, hostPath: {path: /x}}]\n      containers:", 1)},
-			"a volume needs exactly one of"},
+			"a volume needs one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI, projected (has 2)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1263,5 +1267,16 @@ func TestLoadSaidAndRefused(t *testing.T) {
 	side := strings.Replace(base, "      containers:", "      initContainers: [{name: proxy, image: \"proxy:1\", restartPolicy: Always, ports: [{containerPort: 81, hostPort: 81}]}]\n      containers:", 1)
 	if _, err := Load(map[string][]byte{"web.yaml": []byte(side)}); err == nil || !strings.Contains(err.Error(), "a sidecar's host port is not published") {
 		t.Fatalf("a sidecar's host port: %v", err)
+	}
+}
+
+// A volume with no source is an emptyDir, as the API server defaults it.
+func TestLoadVolumeWithoutSource(t *testing.T) {
+	st, err := Load(map[string][]byte{"w.yaml": []byte(strings.Replace(base, "      containers:", "      volumes: [{name: scratch}]\n      containers:", 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st.Workloads[0].Pod.Volumes[0]; v.EmptyDir == nil || v.EmptyDir.Memory {
+		t.Fatalf("%+v", v)
 	}
 }

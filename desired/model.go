@@ -378,12 +378,16 @@ type VolumeMount struct {
 
 // Volume is a pod volume; exactly one source is set.
 type Volume struct {
-	Name      string      `json:"name"`
-	EmptyDir  *EmptyDir   `json:"emptyDir,omitempty"`
-	HostPath  string      `json:"hostPath,omitempty"`
-	ConfigMap *FilesFrom  `json:"configMap,omitempty"`
-	Secret    *FilesFrom  `json:"secret,omitempty"`
-	Claim     *ClaimMount `json:"persistentVolumeClaim,omitempty"`
+	Name     string    `json:"name"`
+	EmptyDir *EmptyDir `json:"emptyDir,omitempty"`
+	HostPath string    `json:"hostPath,omitempty"`
+	// HostPathType is what the node checks (or makes) at HostPath before
+	// mounting it: Directory, DirectoryOrCreate, File, FileOrCreate,
+	// Socket, CharDevice, BlockDevice ("": nothing).
+	HostPathType string      `json:"hostPathType,omitempty"`
+	ConfigMap    *FilesFrom  `json:"configMap,omitempty"`
+	Secret       *FilesFrom  `json:"secret,omitempty"`
+	Claim        *ClaimMount `json:"persistentVolumeClaim,omitempty"`
 	// Projected is a projected volume, or a downwardAPI one (Downward
 	// only): files from ConfigMaps, Secrets and the pod's own fields in
 	// one directory.

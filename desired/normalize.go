@@ -284,7 +284,7 @@ func (n *norm) volume(f string, v k8sVolume, meta podMeta) Volume {
 	}
 	if v.HostPath != nil {
 		sources++
-		out.HostPath = v.HostPath.Path
+		out.HostPath, out.HostPathType = v.HostPath.Path, v.HostPath.Type
 	}
 	files := func(name string, items []keyToPath, mode *int, optional bool) *FilesFrom {
 		ff := &FilesFrom{Name: name, DefaultMode: intOr(mode, 0o644), Optional: optional}
@@ -331,8 +331,11 @@ func (n *norm) volume(f string, v k8sVolume, meta podMeta) Volume {
 			}
 		}
 	}
-	if sources != 1 {
-		n.fail(f, "a volume needs exactly one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI, projected (has %d)", sources)
+	switch {
+	case sources == 0:
+		out.EmptyDir = &EmptyDir{} // as the API server defaults a volume with no source
+	case sources > 1:
+		n.fail(f, "a volume needs one of emptyDir, ephemeral, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI, projected (has %d)", sources)
 	}
 	return out
 }

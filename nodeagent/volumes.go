@@ -67,6 +67,10 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec, net podNet) (map[
 			if !r.hostPathAllowed(v.HostPath) || !r.hostPathAllowed(p) {
 				return nil, fmt.Errorf("%w: volume %s: %s (allowed: %s)", ErrHostPathNotAllowed, v.Name, v.HostPath, strings.Join(r.hostPathAllow, ", "))
 			}
+			if err := hostPathType(p, v.HostPathType); err != nil {
+				// Not for good: the path may come (a socket a daemon makes).
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 			paths[v.Name] = p
 			continue
 		case v.Claim != nil:
@@ -279,3 +283,57 @@ func (r *Containerd) Claims() []string {
 // namespace and '_' outside the default namespace ("shop_data": no DNS
 // name holds a '_', so no two claims share one).
 func claimDir(claim string) string { return strings.Replace(claim, "/", "_", 1) }
+
+// hostPathType checks what is at a hostPath volume's path, as its type
+// asks, making it for DirectoryOrCreate (0755) and FileOrCreate (an empty
+// file, 0644), as the kubelet does.
+func hostPathType(p, typ string) error {
+	switch typ {
+	case "DirectoryOrCreate":
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("hostPath %s: %w", p, err)
+		}
+	case "FileOrCreate":
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("hostPath %s: %w", p, err)
+		}
+		f.Close()
+	}
+	want := map[string]os.FileMode{"DirectoryOrCreate": os.ModeDir, "Directory": os.ModeDir, "Socket": os.ModeSocket,
+		"CharDevice": os.ModeDevice | os.ModeCharDevice, "BlockDevice": os.ModeDevice}
+	switch typ {
+	case "":
+		return nil
+	case "File", "FileOrCreate":
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath %s: want a file (type %s): %v", p, typ, statDesc(fi, err))
+		}
+		return nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Type() != want[typ] {
+		return fmt.Errorf("hostPath %s: want type %s: %v", p, typ, statDesc(fi, err))
+	}
+	return nil
+}
+
+func statDesc(fi os.FileInfo, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return "it is a directory"
+	case m.IsRegular():
+		return "it is a file"
+	case m&os.ModeSocket != 0:
+		return "it is a socket"
+	case m&os.ModeCharDevice != 0:
+		return "it is a character device"
+	case m&os.ModeDevice != 0:
+		return "it is a block device"
+	}
+	return "it is " + fi.Mode().Type().String()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -170,5 +171,61 @@ func TestProjectedVolume(t *testing.T) {
 	}
 	if err := os.WriteFile(inContainer(pid, "/all/new"), []byte("x"), 0o644); err == nil {
 		t.Fatal("wrote into a projected volume")
+	}
+}
+
+// A hostPath's type is checked (or made) before the pod starts, as the
+// kubelet does: a wrong or missing one fails the start and leaves nothing.
+func TestHostPathTypes(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	host := t.TempDir()
+	rt.SetHostPathAllow([]string{host})
+	sock, err := net.Listen("unix", filepath.Join(host, "app.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if err := os.WriteFile(filepath.Join(host, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		path, typ string
+		ok        bool
+	}{
+		{"app.sock", "Socket", true},
+		{"file", "Socket", false},
+		{"made/dir", "DirectoryOrCreate", true},
+		{"made.conf", "FileOrCreate", true},
+		{"file", "File", true},
+		{"file", "Directory", false},
+		{"missing", "Directory", false},
+		{"file", "CharDevice", false},
+		{"file", "BlockDevice", false},
+		{"file", "", true}, // no type: no check
+	} {
+		s := podSpec(fmt.Sprintf("hello-hp-%d", i), desired.Container{Name: "a", Image: testenv.HelloImage,
+			VolumeMounts: []desired.VolumeMount{{Name: "h", MountPath: "/h"}}})
+		s.Pod.Volumes = []desired.Volume{{Name: "h", HostPath: filepath.Join(host, tc.path), HostPathType: tc.typ}}
+		err := rt.Start(ctx, s)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s as %q: %v", tc.path, tc.typ, err)
+			continue
+		}
+		if err != nil {
+			if _, serr := os.Stat(filepath.Join(rt.DataDir(), "pods", s.ID)); !os.IsNotExist(serr) {
+				t.Errorf("%s as %q: the refused pod left files", tc.path, tc.typ)
+			}
+			continue
+		}
+		if err := rt.Stop(ctx, s.ID, 1e9); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(host, "made/dir")); err != nil || !fi.IsDir() {
+		t.Errorf("DirectoryOrCreate made %v, %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(host, "made.conf")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("FileOrCreate made %v, %v", fi, err)
 	}
 }
