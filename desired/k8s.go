@@ -500,6 +500,15 @@ type k8sDaemonSet struct {
 	} `json:"spec"`
 }
 
+type k8sPDB struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Selector       *labelSelector `json:"selector"`
+		MinAvailable   any            `json:"minAvailable"`
+		MaxUnavailable any            `json:"maxUnavailable"`
+	} `json:"spec"`
+}
+
 type k8sStatefulSet struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {

@@ -1280,3 +1280,26 @@ func TestLoadVolumeWithoutSource(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+// A PodDisruptionBudget is read with its selector (none selects nothing)
+// in its namespace; minAvailable and maxUnavailable together are refused.
+func TestLoadDisruptionBudget(t *testing.T) {
+	pdb := "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web, namespace: shop}\nspec: {minAvailable: 50%, selector: {matchLabels: {app: web}}}\n"
+	st, err := Load(map[string][]byte{"pdb.yaml": []byte(pdb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.Budgets[0]
+	if b.Name != "shop/web" || b.MinAvailable != "50%" || b.Selector == nil || len(st.Ignored) != 0 ||
+		!b.Selects(Workload{Name: "shop/x", PodLabels: map[string]string{"app": "web"}}) || b.Selects(Workload{Name: "x", PodLabels: map[string]string{"app": "web"}}) {
+		t.Fatalf("%+v", st)
+	}
+	if st, err := Load(map[string][]byte{"pdb.yaml": []byte(strings.Replace(pdb, ", selector: {matchLabels: {app: web}}", "", 1))}); err != nil ||
+		st.Budgets[0].Selects(Workload{Name: "shop/x"}) {
+		t.Fatalf("no selector: %v %+v", err, st)
+	}
+	_, err = Load(map[string][]byte{"pdb.yaml": []byte(strings.Replace(pdb, "minAvailable: 50%", "minAvailable: 1, maxUnavailable: 1", 1))})
+	if err == nil || !strings.Contains(err.Error(), "pdb.yaml:4:") || !strings.Contains(err.Error(), "minAvailable and maxUnavailable cannot both be set") {
+		t.Fatalf("both: %v", err)
+	}
+}

@@ -365,4 +365,5 @@ func (st *State) append(part *State) {
 	st.Schedules = append(st.Schedules, part.Schedules...)
 	st.Ignored = append(st.Ignored, part.Ignored...)
 	st.Namespaces = append(st.Namespaces, part.Namespaces...)
+	st.Budgets = append(st.Budgets, part.Budgets...)
 }

@@ -22,6 +22,8 @@ type State struct {
 	Services    []Service         `json:"services,omitempty"`
 	Autoscalers []Autoscaler      `json:"horizontalPodAutoscalers,omitempty"`
 	Schedules   []ScalingSchedule `json:"scalingSchedules,omitempty"`
+	// Budgets are the PodDisruptionBudgets, honoured by node drain.
+	Budgets []DisruptionBudget `json:"podDisruptionBudgets,omitempty"`
 	// Namespaces are the Namespace objects of the revision.
 	Namespaces []Namespace `json:"namespaces,omitempty"`
 	// Ignored are objects of kinds Baton accepts and does not act on.
@@ -45,7 +47,6 @@ var acceptedKinds = map[string]string{
 	"ClusterRole":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
 	"RoleBinding":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
 	"ClusterRoleBinding":  "pods have no Kubernetes API to call, so RBAC has nothing to govern",
-	"PodDisruptionBudget": "not honoured yet: a node drain keeps each workload within its maxUnavailable",
 	"PriorityClass":       "there is no preemption: every replica has the same priority",
 	"NetworkPolicy":       "pod traffic is not filtered",
 	"Ingress":             "there is no HTTP routing into the cluster yet",
@@ -125,6 +126,25 @@ type ClaimTemplate struct {
 	Name         string   `json:"name"`
 	StorageBytes int64    `json:"storageBytes"`
 	AccessModes  []string `json:"accessModes"`
+}
+
+// DisruptionBudget is a PodDisruptionBudget: a node drain stops a ready
+// replica of the pods it selects (in its namespace) only while at least
+// MinAvailable of them stay ready, or at most MaxUnavailable are not
+// (an int or a percent of the replicas their workloads want; at most one
+// is set: neither allows every disruption).
+type DisruptionBudget struct {
+	Meta
+	// Selector nil selects nothing, empty every pod of the namespace.
+	Selector       *LabelSelector `json:"selector,omitempty"`
+	MinAvailable   string         `json:"minAvailable,omitempty"`
+	MaxUnavailable string         `json:"maxUnavailable,omitempty"`
+}
+
+// Selects tells whether the budget covers the pods of workload w.
+func (b DisruptionBudget) Selects(w Workload) bool {
+	return b.Selector != nil && NamespaceOf(b.Name) == NamespaceOf(w.Name) &&
+		SelectorMatches(b.Selector.MatchLabels, b.Selector.MatchExpressions, w.PodLabels)
 }
 
 // Strategy is how a Deployment replaces its pods.

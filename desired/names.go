@@ -111,11 +111,11 @@ func (s *State) NamespacesMatching(matchLabels map[string]string, exprs []Requir
 
 // counts marks how far each list of a state went, so the objects one
 // document added can be told apart.
-type counts [11]int
+type counts [12]int
 
 func countsOf(s *State) counts {
 	return counts{len(s.Workloads), len(s.Jobs), len(s.CronJobs), len(s.ConfigMaps), len(s.Secrets), len(s.Claims),
-		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces)}
+		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces), len(s.Budgets)}
 }
 
 // qualify names the objects added since c, and their references to
@@ -160,6 +160,9 @@ func qualify(s *State, c counts, ns string) {
 	for i := c[8]; i < len(s.Schedules); i++ {
 		q(&s.Schedules[i].Name)
 		q(&s.Schedules[i].Target)
+	}
+	for i := c[11]; i < len(s.Budgets); i++ {
+		q(&s.Budgets[i].Name)
 	}
 	for i := c[9]; i < len(s.Ignored); i++ {
 		if !clusterScoped[s.Ignored[i].Kind] {

@@ -161,3 +161,25 @@ func PodFor(p PodSpec, workload string, i int) PodSpec {
 	}
 	return p
 }
+
+// disruptionBudget reads a PodDisruptionBudget: at most one of
+// minAvailable and maxUnavailable, as Kubernetes requires (neither: every
+// disruption is allowed); no selector selects nothing, an empty one every
+// pod of the namespace (Kubernetes' policy/v1).
+func (n *norm) disruptionBudget(b k8sPDB) DisruptionBudget {
+	out := DisruptionBudget{Meta: n.meta(b.Metadata)}
+	if s := b.Spec.Selector; s != nil {
+		out.Selector = &LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions}
+		n.checkRequirements("spec.selector.matchExpressions", s.MatchExpressions, false)
+	}
+	if b.Spec.MinAvailable != nil {
+		out.MinAvailable = portString(b.Spec.MinAvailable)
+	}
+	if b.Spec.MaxUnavailable != nil {
+		out.MaxUnavailable = portString(b.Spec.MaxUnavailable)
+	}
+	if out.MinAvailable != "" && out.MaxUnavailable != "" {
+		n.fail("spec.maxUnavailable", "minAvailable and maxUnavailable cannot both be set")
+	}
+	return out
+}

@@ -547,6 +547,9 @@ type pass struct {
 	res  *Result
 	cl   *cluster
 	ids  *ids
+	// budgets are the PodDisruptionBudgets' allowances, made on the first
+	// drain that asks.
+	budgets *budgets
 	// scratch, reused from workload to workload
 	cur, old []replica
 }

@@ -120,7 +120,7 @@ func (c *pass) statefulSet(p workloadPass) {
 			if !ok || (r.SpecHash == w.Hash && !c.in.Draining[r.node]) {
 				continue
 			}
-			if (sf.Parallel || allReady(first, end)) && !r.held && !r.pending {
+			if (sf.Parallel || allReady(first, end)) && !r.held && !r.pending && !c.evictionBlocked(r, w) {
 				c.res.Stops = append(c.res.Stops, stop(r, fmt.Sprintf("ordinal %d replaced by template %s", k, w.Hash)))
 			}
 			break

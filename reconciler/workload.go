@@ -126,7 +126,9 @@ func (c *pass) workload(p workloadPass) {
 		sortForRollout(old, perNode())
 		if w.Replicas == 0 || w.Strategy.Type == "Recreate" {
 			for _, r := range old {
-				stops = append(stops, stop(r, c.replacedBy(r, w, strategyName(w))))
+				if !c.evictionBlocked(r, w) {
+					stops = append(stops, stop(r, c.replacedBy(r, w, strategyName(w))))
+				}
 			}
 		} else {
 			availableNew := 0
@@ -154,10 +156,13 @@ func (c *pass) workload(p workloadPass) {
 					// it would free nothing where replacements could go.
 					continue
 				}
+				if r.Ready && budget <= 0 {
+					break
+				}
+				if c.evictionBlocked(r, w) {
+					continue
+				}
 				if r.Ready {
-					if budget <= 0 {
-						break
-					}
 					budget--
 				}
 				maxDown--

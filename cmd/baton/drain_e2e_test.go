@@ -70,4 +70,33 @@ func TestDrain(t *testing.T) {
 	if out, err := c.baton("node", "drain", "n9"); err == nil || !strings.Contains(err.Error(), `no node named "n9"`) {
 		t.Fatalf("drain of an unknown node: %v\n%s", err, out)
 	}
+
+	// A PodDisruptionBudget that wants more ready pods than there are
+	// holds the drain: replacements start on n2, no replica of n1 stops,
+	// and status says why. Without it, n1 drains.
+	if out, err := c.baton("node", "uncordon", "n2"); err != nil {
+		t.Fatalf("uncordon: %v\n%s", err, out)
+	}
+	files["pdb.yaml"] = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: hello}\nspec: {minAvailable: 6, selector: {}}\n"
+	rev := c.commit("a budget", files)
+	testenv.WaitFor(t, 30*time.Second, "the budget in force", func() (bool, string) {
+		id := c.status().Synced.ID
+		return id == rev, id
+	})
+	out, err = c.baton("node", "drain", "n1", "--timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), "still holds 4 replicas") {
+		t.Fatalf("drain under a budget: %v\n%s", err, out)
+	}
+	if n := c.running("n1", hash); n != 4 {
+		t.Fatalf("a drain under the budget stopped replicas: %d left on n1", n)
+	}
+	if st, _ := c.baton("status"); !strings.Contains(st, "drain of node n1 waits: PodDisruptionBudget hello allows no more disruption (6 ready pods wanted)") {
+		t.Fatalf("status does not say why the drain waits:\n%s", st)
+	}
+	c.git("rm", "-q", "pdb.yaml")
+	c.git("commit", "-qm", "no budget")
+	out, err = c.baton("node", "drain", "n1", "--timeout", "90s")
+	if err != nil || !strings.Contains(out, "node n1 drained") {
+		t.Fatalf("drain n1 without the budget: %v\n%s", err, out)
+	}
 }
