@@ -42,16 +42,16 @@ type Ignored struct {
 
 // acceptedKinds are the kinds Baton accepts and does not act on, and why.
 var acceptedKinds = map[string]string{
-	"ServiceAccount":      "Baton gives pods no service accounts or API tokens",
-	"Role":                "pods have no Kubernetes API to call, so RBAC has nothing to govern",
-	"ClusterRole":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
-	"RoleBinding":         "pods have no Kubernetes API to call, so RBAC has nothing to govern",
-	"ClusterRoleBinding":  "pods have no Kubernetes API to call, so RBAC has nothing to govern",
-	"PriorityClass":       "there is no preemption: every replica has the same priority",
-	"NetworkPolicy":       "pod traffic is not filtered",
-	"Ingress":             "there is no HTTP routing into the cluster yet",
-	"StorageClass":        "volumes are each node's local disk",
-	"PersistentVolume":    "Baton has no persistent volumes to bind: a claim is a directory on the node that holds it",
+	"ServiceAccount":     "Baton gives pods no service accounts or API tokens",
+	"Role":               "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"ClusterRole":        "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"RoleBinding":        "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"ClusterRoleBinding": "pods have no Kubernetes API to call, so RBAC has nothing to govern",
+	"PriorityClass":      "there is no preemption: every replica has the same priority",
+	"NetworkPolicy":      "pod traffic is not filtered",
+	"Ingress":            "there is no HTTP routing into the cluster yet",
+	"StorageClass":       "volumes are each node's local disk",
+	"PersistentVolume":   "Baton has no persistent volumes to bind: a claim is a directory on the node that holds it",
 }
 
 // Workload returns the workload with the given name.
