@@ -20,7 +20,10 @@ func TestSchemaFieldsDoc(t *testing.T) {
 	b.WriteString("Generated from the embedded schema (`baton schema --fields`); `go test ./desired` fails when\n")
 	b.WriteString("this page and the schema differ, and `go test ./desired -update` rewrites it. Every field\n")
 	b.WriteString("Baton accepts is listed; any other field is refused with `field not allowed (allowed: ...)`\n")
-	b.WriteString("at its file, line and column. `[]` marks list elements, `*` any key.\n")
+	b.WriteString("at its file, line and column. `[]` marks list elements, `*` any key. After `#` is the schema's\n")
+	b.WriteString("note on a field: what Baton does with it where it differs from Kubernetes or needs saying\n")
+	b.WriteString("(accepted and not acted on, ignored, checked in Go); a field without a note does what it does\n")
+	b.WriteString("in Kubernetes, and docs/workloads.md describes each kind.\n")
 	kind := ""
 	for _, f := range fields {
 		k, path, _ := strings.Cut(f, ": ")

@@ -9,7 +9,8 @@ import (
 )
 
 // SchemaFields lists every field path the schema allows, one per line, as
-// "apiVersion Kind: path.to.field" ("[]" marks list elements, "*" any key).
+// "apiVersion Kind: path.to.field" ("[]" marks list elements, "*" any key),
+// followed by "  # " and the schema's comment on the field when it has one.
 // docs/workloads.md is checked against it, so the reference cannot drift.
 func SchemaFields() ([]string, error) {
 	sch, err := compileSchema(cuecontext.New())
@@ -53,7 +54,11 @@ func walkFields(v cue.Value, path string, emit func(string), depth int) {
 		for it.Next() {
 			n++
 			p := join(path, it.Selector().Unquoted())
-			emit(p)
+			if note := fieldNote(it.Value()); note != "" {
+				emit(p + "  # " + note)
+			} else {
+				emit(p)
+			}
 			walkFields(it.Value(), p, emit, depth+1)
 		}
 		if n == 0 {
@@ -66,6 +71,18 @@ func walkFields(v cue.Value, path string, emit func(string), depth int) {
 			walkFields(e, path+"[]", emit, depth+1)
 		}
 	}
+}
+
+// fieldNote is the schema's comment on a field, on one line: what Baton
+// does with it where it differs from Kubernetes or needs saying.
+func fieldNote(v cue.Value) string {
+	var parts []string
+	for _, cg := range v.Doc() {
+		if t := strings.Join(strings.Fields(cg.Text()), " "); t != "" {
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func join(path, name string) string {
