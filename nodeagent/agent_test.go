@@ -358,6 +358,10 @@ func TestAgentRejectsBadCommands(t *testing.T) {
 	escape.Pod.Containers[0].VolumeMounts = []desired.VolumeMount{{Name: "../../../tmp", MountPath: "/x"}}
 	claim := spec("web-8")
 	claim.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "../../../etc"}}}
+	nsClaim := spec("web-10")
+	nsClaim.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "shop/../../etc"}}}
+	badNS := spec("web-9")
+	badNS.Workload = "job/../web" // its namespace names the pods' resolv.conf file
 	tests := []struct {
 		name string
 		data []byte
@@ -375,6 +379,8 @@ func TestAgentRejectsBadCommands(t *testing.T) {
 		{"probe period 0", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: probe0}), protocol.CodeInvalidSpec, "periodSeconds"},
 		{"volume leaving the pod", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: escape}), protocol.CodeInvalidSpec, "volumes[0].name"},
 		{"claim leaving the claims", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: claim}), protocol.CodeInvalidSpec, "claimName"},
+		{"claim of a namespace leaving the claims", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: nsClaim}), protocol.CodeInvalidSpec, "claimName"},
+		{"a namespace that is not a name", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: badNS}), protocol.CodeInvalidSpec, "workload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,7 +37,8 @@ func ValidateSpec(s protocol.ReplicaSpec) error {
 	switch {
 	case !replicaID.MatchString(s.ID):
 		return fmt.Errorf("%w: replica id %q", ErrInvalidSpec, cutString(s.ID))
-	case !workload.MatchString(s.Workload):
+	case !workload.MatchString(s.Workload) || !desired.IsName(desired.WorkloadNamespace(s.Workload)):
+		// The namespace names the pods' resolv.conf file.
 		return fmt.Errorf("%w: replica %s: workload %q", ErrInvalidSpec, s.ID, cutString(s.Workload))
 	case !specHash.MatchString(s.SpecHash):
 		return fmt.Errorf("%w: replica %s: spec hash %q", ErrInvalidSpec, s.ID, cutString(s.SpecHash))
