@@ -196,6 +196,11 @@ func (c *podCheck) volume(f string, v Volume) {
 			c.fail(f+".hostPath", "%q: want an absolute path", cut(v.HostPath))
 		}
 	}
+	switch v.HostPathType {
+	case "", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket", "CharDevice", "BlockDevice":
+	default:
+		c.fail(f+".hostPathType", "%q: want Directory, DirectoryOrCreate, File, FileOrCreate, Socket, CharDevice or BlockDevice", cut(v.HostPathType))
+	}
 	for _, ff := range []struct {
 		field string
 		src   *FilesFrom
@@ -209,7 +214,7 @@ func (c *podCheck) volume(f string, v Volume) {
 	if v.Claim != nil {
 		sources++
 		if !IsQualified(v.Claim.Claim) {
-			c.fail(f+".persistentVolumeClaim.claimName", "%q is not a DNS subdomain (after NAMESPACE/)", cut(v.Claim.Claim))
+			c.fail(f+".persistentVolumeClaim.claimName", "%q: want a DNS subdomain, after NAMESPACE/ outside the default namespace", cut(v.Claim.Claim))
 		}
 	}
 	if pj := v.Projected; pj != nil {
@@ -238,7 +243,7 @@ func (c *podCheck) volume(f string, v Volume) {
 
 func (c *podCheck) files(f string, ff *FilesFrom) {
 	if !IsQualified(ff.Name) {
-		c.fail(f+".name", "%q is not a DNS subdomain (after NAMESPACE/)", cut(ff.Name))
+		c.fail(f+".name", "%q: want a DNS subdomain, after NAMESPACE/ outside the default namespace", cut(ff.Name))
 	}
 	if ff.DefaultMode < 0 || ff.DefaultMode > 0o777 {
 		c.fail(f+".defaultMode", "%#o: want 0 to 0777", ff.DefaultMode)

@@ -360,6 +360,8 @@ func TestAgentRejectsBadCommands(t *testing.T) {
 	claim.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "../../../etc"}}}
 	nsClaim := spec("web-10")
 	nsClaim.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "shop/../../etc"}}}
+	otherNS := spec("web-11")
+	otherNS.Pod.Volumes = []desired.Volume{{Name: "data", Claim: &desired.ClaimMount{Claim: "shop/data"}}}
 	badNS := spec("web-9")
 	badNS.Workload = "job/../web" // its namespace names the pods' resolv.conf file
 	tests := []struct {
@@ -380,6 +382,7 @@ func TestAgentRejectsBadCommands(t *testing.T) {
 		{"volume leaving the pod", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: escape}), protocol.CodeInvalidSpec, "volumes[0].name"},
 		{"claim leaving the claims", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: claim}), protocol.CodeInvalidSpec, "claimName"},
 		{"claim of a namespace leaving the claims", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: nsClaim}), protocol.CodeInvalidSpec, "claimName"},
+		{"a claim of another namespace", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: otherNS}), protocol.CodeInvalidSpec, "not of the namespace"},
 		{"a namespace that is not a name", protocol.Encode(protocol.Command{Version: protocol.Version, Op: protocol.OpStart, Start: badNS}), protocol.CodeInvalidSpec, "workload"},
 	}
 	for _, tt := range tests {

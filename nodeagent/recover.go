@@ -46,6 +46,11 @@ func ValidateSpec(s protocol.ReplicaSpec) error {
 	if err := desired.ValidatePod(s.Pod); err != nil {
 		return fmt.Errorf("%w: replica %s: %v", ErrInvalidSpec, s.ID, err)
 	}
+	for _, v := range s.Pod.Volumes {
+		if v.Claim != nil && desired.NamespaceOf(v.Claim.Claim) != desired.WorkloadNamespace(s.Workload) {
+			return fmt.Errorf("%w: replica %s: claim %s is not of the namespace of %s", ErrInvalidSpec, s.ID, v.Claim.Claim, s.Workload)
+		}
+	}
 	return nil
 }
 

@@ -58,18 +58,22 @@ func (r *Containerd) prepareVolumes(spec protocol.ReplicaSpec, net podNet) (map[
 		dir := filepath.Join(r.podDir(spec.ID), "volumes", v.Name)
 		switch {
 		case v.HostPath != "":
-			// The path a symlink leads to must be allowed too: a link under
-			// an allowed directory may point anywhere.
-			p := filepath.Clean(v.HostPath)
-			if resolved, err := filepath.EvalSymlinks(p); err == nil {
-				p = resolved
-			}
+			// The path symlinks lead to must be allowed too: a link under an
+			// allowed directory may point anywhere. What does not exist yet
+			// is resolved from its longest existing parent, so a type that
+			// makes the path (DirectoryOrCreate) makes it where it is
+			// allowed; once made, it is resolved and checked again.
+			notAllowed := fmt.Errorf("%w: volume %s: %s (allowed: %s)", ErrHostPathNotAllowed, v.Name, v.HostPath, strings.Join(r.hostPathAllow, ", "))
+			p := resolveExisting(filepath.Clean(v.HostPath))
 			if !r.hostPathAllowed(v.HostPath) || !r.hostPathAllowed(p) {
-				return nil, fmt.Errorf("%w: volume %s: %s (allowed: %s)", ErrHostPathNotAllowed, v.Name, v.HostPath, strings.Join(r.hostPathAllow, ", "))
+				return nil, notAllowed
 			}
 			if err := hostPathType(p, v.HostPathType); err != nil {
 				// Not for good: the path may come (a socket a daemon makes).
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			if p = resolveExisting(p); !r.hostPathAllowed(p) {
+				return nil, notAllowed
 			}
 			paths[v.Name] = p
 			continue
@@ -288,35 +292,64 @@ func claimDir(claim string) string { return strings.Replace(claim, "/", "_", 1) 
 // asks, making it for DirectoryOrCreate (0755) and FileOrCreate (an empty
 // file, 0644), as the kubelet does.
 func hostPathType(p, typ string) error {
-	switch typ {
-	case "DirectoryOrCreate":
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return fmt.Errorf("hostPath %s: %w", p, err)
-		}
-	case "FileOrCreate":
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("hostPath %s: %w", p, err)
-		}
-		f.Close()
+	t, ok := hostPathTypes[typ]
+	if !ok {
+		return fmt.Errorf("hostPath %s: unknown type %q", p, typ)
 	}
-	want := map[string]os.FileMode{"DirectoryOrCreate": os.ModeDir, "Directory": os.ModeDir, "Socket": os.ModeSocket,
-		"CharDevice": os.ModeDevice | os.ModeCharDevice, "BlockDevice": os.ModeDevice}
-	switch typ {
-	case "":
-		return nil
-	case "File", "FileOrCreate":
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("hostPath %s: want a file (type %s): %v", p, typ, statDesc(fi, err))
+	if t.make != nil {
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			if err := t.make(p); err != nil {
+				return fmt.Errorf("hostPath %s: %w", p, err)
+			}
 		}
+	}
+	if t.mode == nil {
 		return nil
 	}
 	fi, err := os.Stat(p)
-	if err != nil || fi.Mode().Type() != want[typ] {
+	if err != nil || !t.mode(fi.Mode()) {
 		return fmt.Errorf("hostPath %s: want type %s: %v", p, typ, statDesc(fi, err))
 	}
 	return nil
+}
+
+// hostPathTypes are what each type makes of a missing path, and what it
+// wants there.
+var hostPathTypes = map[string]struct {
+	make func(string) error
+	mode func(os.FileMode) bool
+}{
+	"":                  {},
+	"DirectoryOrCreate": {make: func(p string) error { return os.MkdirAll(p, 0o755) }, mode: os.FileMode.IsDir},
+	"Directory":         {mode: os.FileMode.IsDir},
+	"FileOrCreate": {make: func(p string) error {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDONLY|unix.O_NOFOLLOW, 0o644)
+		if err == nil {
+			err = f.Close()
+		}
+		return err
+	}, mode: os.FileMode.IsRegular},
+	"File":        {mode: os.FileMode.IsRegular},
+	"Socket":      {mode: func(m os.FileMode) bool { return m.Type() == os.ModeSocket }},
+	"CharDevice":  {mode: func(m os.FileMode) bool { return m.Type() == os.ModeDevice|os.ModeCharDevice }},
+	"BlockDevice": {mode: func(m os.FileMode) bool { return m.Type() == os.ModeDevice }},
+}
+
+// resolveExisting is p with every symlink resolved: the longest part of
+// it that exists resolved, and the rest as written.
+func resolveExisting(p string) string {
+	rest := ""
+	for cur := p; ; {
+		if resolved, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(resolved, rest)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 func statDesc(fi os.FileInfo, err error) string {

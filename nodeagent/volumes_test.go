@@ -222,6 +222,23 @@ func TestHostPathTypes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A type that makes its path makes nothing through a symlink out of
+	// the allowed directories.
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(host, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for i, typ := range []string{"DirectoryOrCreate", "FileOrCreate"} {
+		s := podSpec(fmt.Sprintf("hello-hpx-%d", i), desired.Container{Name: "a", Image: testenv.HelloImage,
+			VolumeMounts: []desired.VolumeMount{{Name: "h", MountPath: "/h"}}})
+		s.Pod.Volumes = []desired.Volume{{Name: "h", HostPath: filepath.Join(host, "link", "made", "x"), HostPathType: typ}}
+		if err := rt.Start(ctx, s); !errors.Is(err, nodeagent.ErrHostPathNotAllowed) {
+			t.Errorf("%s through a symlink out: %v", typ, err)
+		}
+		if _, err := os.Stat(filepath.Join(outside, "made")); !os.IsNotExist(err) {
+			t.Fatalf("%s made a path outside the allowed directories: %v", typ, err)
+		}
+	}
 	if fi, err := os.Stat(filepath.Join(host, "made/dir")); err != nil || !fi.IsDir() {
 		t.Errorf("DirectoryOrCreate made %v, %v", fi, err)
 	}
