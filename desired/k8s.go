@@ -504,8 +504,9 @@ type k8sPDB struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {
 		Selector       *labelSelector `json:"selector"`
-		MinAvailable   any            `json:"minAvailable"`
-		MaxUnavailable any            `json:"maxUnavailable"`
+		MinAvailable               any            `json:"minAvailable"`
+		MaxUnavailable             any            `json:"maxUnavailable"`
+		UnhealthyPodEvictionPolicy string         `json:"unhealthyPodEvictionPolicy"`
 	} `json:"spec"`
 }
 

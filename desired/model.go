@@ -139,6 +139,10 @@ type DisruptionBudget struct {
 	Selector       *LabelSelector `json:"selector,omitempty"`
 	MinAvailable   string         `json:"minAvailable,omitempty"`
 	MaxUnavailable string         `json:"maxUnavailable,omitempty"`
+	// AlwaysAllowUnhealthy (unhealthyPodEvictionPolicy AlwaysAllow): a
+	// pod that is not ready may go even while the budget is not met (by
+	// default only while it is, Kubernetes' IfHealthyBudget).
+	AlwaysAllowUnhealthy bool `json:"alwaysAllowUnhealthy,omitempty"`
 }
 
 // Selects tells whether the budget covers the pods of workload w.

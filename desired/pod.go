@@ -167,7 +167,7 @@ func PodFor(p PodSpec, workload string, i int) PodSpec {
 // disruption is allowed); no selector selects nothing, an empty one every
 // pod of the namespace (Kubernetes' policy/v1).
 func (n *norm) disruptionBudget(b k8sPDB) DisruptionBudget {
-	out := DisruptionBudget{Meta: n.meta(b.Metadata)}
+	out := DisruptionBudget{Meta: n.meta(b.Metadata), AlwaysAllowUnhealthy: b.Spec.UnhealthyPodEvictionPolicy == "AlwaysAllow"}
 	if s := b.Spec.Selector; s != nil {
 		out.Selector = &LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions}
 		n.checkRequirements("spec.selector.matchExpressions", s.MatchExpressions, false)

@@ -51,38 +51,45 @@ func newBudgets(in Input, live *Live) *budgets {
 	return b
 }
 
-// evict asks to stop a ready replica of w for a drain: "" and the
-// budgets that select w count it, or why not (a budget allows no more).
-func (b *budgets) evict(w desired.Workload) string {
+// evict asks to stop a replica of w for a drain: "" and the budgets that
+// select w count it, or why not. A ready replica needs every budget to
+// allow one more disruption; one that is not ready needs every budget
+// met (healthy enough already) unless it says AlwaysAllow, and counts
+// nothing, as Kubernetes' eviction does.
+func (b *budgets) evict(w desired.Workload, ready bool) string {
 	var covering []int
 	for i, pdb := range b.list {
-		if !pdb.Selects(w) {
+		switch {
+		case !pdb.Selects(w):
 			continue
-		}
-		if b.allowed[i] <= 0 {
+		case ready && b.allowed[i] <= 0:
 			return fmt.Sprintf("PodDisruptionBudget %s allows no more disruption (%d ready pods wanted)", pdb.Name, b.wanted[i])
+		case !ready && !pdb.AlwaysAllowUnhealthy && b.allowed[i] < 0:
+			return fmt.Sprintf("PodDisruptionBudget %s is not met (%d ready pods wanted), so not even a pod that is not ready goes (unhealthyPodEvictionPolicy IfHealthyBudget)", pdb.Name, b.wanted[i])
 		}
 		covering = append(covering, i)
 	}
-	for _, i := range covering {
-		b.allowed[i]--
+	if ready {
+		for _, i := range covering {
+			b.allowed[i]--
+		}
 	}
 	return ""
 }
 
 // evictionBlocked tells whether a drain may not stop r, a replica of w,
-// now (and says why as pending): a ready replica of the current template
-// on a draining node, whose budgets allow no more disruption. A new
-// template's rollout and a NoExecute taint are not held back (as in
-// Kubernetes, budgets govern evictions only).
+// now (and says why as pending): a replica of the current template on a
+// draining node, whose budgets do not allow it (see evict). A new
+// template's rollout, a scale-down to 0 and a NoExecute taint are not
+// held back (as in Kubernetes, budgets govern evictions only).
 func (c *pass) evictionBlocked(r replica, w desired.Workload) bool {
-	if !c.in.Draining[r.node] || !r.Ready || r.SpecHash != w.Hash || len(c.in.Desired.Budgets) == 0 {
+	if !c.in.Draining[r.node] || r.SpecHash != w.Hash || w.Replicas == 0 || len(c.in.Desired.Budgets) == 0 {
 		return false
 	}
 	if c.budgets == nil {
 		c.budgets = newBudgets(c.in, c.live)
 	}
-	why := c.budgets.evict(w)
+	why := c.budgets.evict(w, r.Ready)
 	if why == "" {
 		return false
 	}

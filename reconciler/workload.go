@@ -3,6 +3,7 @@ package reconciler
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,13 +77,17 @@ func (c *pass) workload(p workloadPass) {
 	}
 
 	// Scale the current template to the desired count; while old replicas
-	// remain, within the rollout's surge (Recreate: once they are gone).
+	// remain, within the rollout's surge (Recreate: once those of an old
+	// template are gone; drained ones are replaced as they go).
 	surge, unavailable := rolloutLimits(w)
 	need := w.Replicas - len(current)
 	if len(old) > 0 && need > 0 {
-		if w.Strategy.Type == "Recreate" || p.frozen {
+		switch {
+		case p.frozen || (w.Strategy.Type == "Recreate" && slices.ContainsFunc(old, func(r replica) bool { return r.SpecHash != w.Hash })):
 			need = 0
-		} else {
+		case w.Strategy.Type == "Recreate":
+			need = min(need, max(w.Replicas-len(current)-len(old), 0))
+		default:
 			need = min(need, max(w.Replicas+surge-len(current)-len(old), 0))
 		}
 	}
