@@ -503,7 +503,7 @@ type k8sDaemonSet struct {
 type k8sPDB struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {
-		Selector       *labelSelector `json:"selector"`
+		Selector                   *labelSelector `json:"selector"`
 		MinAvailable               any            `json:"minAvailable"`
 		MaxUnavailable             any            `json:"maxUnavailable"`
 		UnhealthyPodEvictionPolicy string         `json:"unhealthyPodEvictionPolicy"`
