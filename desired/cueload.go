@@ -469,7 +469,8 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 				msg = fmt.Sprintf("invalid value %s(allowed: %s)", got, strings.Join(allowed, ", "))
 			}
 		}
-		if p == "metadata.namespace" && doc.LookupPath(selPath(sel)).Equals(doc.Context().CompileString(`"job"`)) {
+		if (p == "metadata.namespace" || p == "metadata.name") && doc.LookupPath(selPath(sel)).Equals(doc.Context().CompileString(`"job"`)) &&
+			(p == "metadata.namespace" || kindOf(doc) == "Namespace") {
 			msg = `invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`
 		}
 		switch {
@@ -639,6 +640,11 @@ func addFile(inst *build.Instance, name string, src []byte) error {
 		return err
 	}
 	return nil
+}
+
+func kindOf(doc cue.Value) string {
+	s, _ := doc.LookupPath(cue.ParsePath("kind")).String()
+	return s
 }
 
 // volumePlugin finds a volume source's field in an error's path.

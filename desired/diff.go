@@ -41,6 +41,8 @@ func Diff(a, b *State) []Change {
 		{"Service", func(s *State) []any { return anySlice(s.Services) }},
 		{"HorizontalPodAutoscaler", func(s *State) []any { return anySlice(s.Autoscalers) }},
 		{"ScalingSchedule", func(s *State) []any { return anySlice(s.Schedules) }},
+		{"PodDisruptionBudget", func(s *State) []any { return anySlice(s.Budgets) }},
+		{"Namespace", func(s *State) []any { return anySlice(s.Namespaces) }},
 	}
 	// Flattening is most of the work: both states on their own cores.
 	flat := make([][2]map[string]map[string]string, len(kinds))

@@ -147,8 +147,7 @@ type DisruptionBudget struct {
 
 // Selects tells whether the budget covers the pods of workload w.
 func (b DisruptionBudget) Selects(w Workload) bool {
-	return b.Selector != nil && NamespaceOf(b.Name) == NamespaceOf(w.Name) &&
-		SelectorMatches(b.Selector.MatchLabels, b.Selector.MatchExpressions, w.PodLabels)
+	return b.Selector != nil && SelectsPods(b.Name, b.Selector.MatchLabels, b.Selector.MatchExpressions, w)
 }
 
 // Strategy is how a Deployment replaces its pods.

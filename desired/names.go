@@ -48,11 +48,26 @@ func ShortName(q string) string {
 // IsQualified reports whether q is a DNS subdomain, or one after a
 // namespace: "shop/data".
 func IsQualified(q string) bool {
+	name, ok := CutNamespace(q)
+	return ok && IsSubdomain(name)
+}
+
+// CutNamespace is a qualified name without its namespace, and whether the
+// namespace is one a qualified name may have (none, or a DNS label other
+// than default and job).
+func CutNamespace(q string) (string, bool) {
 	ns, name, ok := strings.Cut(q, "/")
 	if !ok {
-		return IsSubdomain(q)
+		return q, true
 	}
-	return IsName(ns) && ns != DefaultNamespace && ns != ReservedNamespace && IsSubdomain(name)
+	return name, IsName(ns) && ns != DefaultNamespace && ns != ReservedNamespace
+}
+
+// SelectsPods tells whether a selector of the object named owner selects
+// the pods of workload w: w is in owner's namespace, and its pods' labels
+// match.
+func SelectsPods(owner string, matchLabels map[string]string, exprs []Requirement, w Workload) bool {
+	return NamespaceOf(owner) == NamespaceOf(w.Name) && SelectorMatches(matchLabels, exprs, w.PodLabels)
 }
 
 // clusterScoped are the kinds that belong to no namespace: a
@@ -132,6 +147,9 @@ func qualify(s *State, c counts, ns string) {
 	for i := c[0]; i < len(s.Workloads); i++ {
 		q(&s.Workloads[i].Name)
 		s.Workloads[i].Pod.qualify(q)
+		if sf := s.Workloads[i].Stateful; sf != nil {
+			q(&sf.ServiceName)
+		}
 	}
 	for i := c[1]; i < len(s.Jobs); i++ {
 		q(&s.Jobs[i].Name)

@@ -121,9 +121,19 @@ func TestLoadNamespaces(t *testing.T) {
 	if got := fmt.Sprint(def.Pod.Volumes[0].ConfigMap.Name, " ", def.Pod.Containers[0].Env[0].Value); got != "settings default" {
 		t.Fatalf("default's references: %s", got)
 	}
-	// The ConfigMaps differ, so do the templates' hashes.
-	if def.Hash == shop.Hash {
-		t.Fatal("equal hashes for pods of different ConfigMaps")
+	// The hash covers the namespace's own ConfigMap: changing shop's
+	// data changes shop's template only.
+	st2, err := Load(map[string][]byte{
+		"default.yaml": []byte(nsApp("")),
+		"shop.yaml":    []byte(strings.Replace(nsApp("shop"), "data: {mode: shopx}", "data: {mode: shopy}", 1)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def2, _ := st2.Workload("web")
+	shop2, _ := st2.Workload("shop/web")
+	if def2.Hash != def.Hash || shop2.Hash == shop.Hash {
+		t.Fatalf("after shop's ConfigMap changed: default %s→%s, shop %s→%s", def.Hash, def2.Hash, shop.Hash, shop2.Hash)
 	}
 	// ResolvePod reads the namespace's own data.
 	if got := string(st.ResolvePod(p).Volumes[0].ConfigMap.Files["mode"]); got != "shopx" {
@@ -154,6 +164,14 @@ func TestLoadNamespaceReferences(t *testing.T) {
 	}
 	if w := strings.Join(st.Warnings, "\n"); !strings.Contains(w, "other/web") {
 		t.Fatalf("an autoscaler of another namespace's Deployment: warnings\n%s", w)
+	}
+}
+
+// A Namespace may not be named job either.
+func TestLoadNamespaceJob(t *testing.T) {
+	_, err := Load(map[string][]byte{"ns.yaml": []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: job}\n")})
+	if err == nil || !strings.Contains(err.Error(), `ns.yaml:3:18: metadata.name: invalid value "job": Baton reserves it`) {
+		t.Fatalf("Namespace job: %v", err)
 	}
 }
 
@@ -191,6 +209,7 @@ spec:
       containers:
         - name: db
           image: db:1
+          env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
           volumeMounts: [{name: data, mountPath: /data}]
   volumeClaimTemplates:
     - metadata: {name: data}
@@ -229,6 +248,9 @@ func TestLoadStatefulSet(t *testing.T) {
 	if v := p.Volumes[0]; p.Hostname != "db-2" || v.Claim == nil || v.Claim.Claim != "shop/data-db-2" || v.Claim.PerOrdinal {
 		t.Fatalf("ordinal 2: hostname %q, volume %+v", p.Hostname, v.Claim)
 	}
+	if e := p.Containers[0].Env[0]; e.Value != "db-2" || e.FieldRef != "" || w.Pod.Containers[0].Env[0].FieldRef != "metadata.name" {
+		t.Fatalf("ordinal 2's metadata.name: %+v (template %+v)", e, w.Pod.Containers[0].Env[0])
+	}
 	if w.Pod.Volumes[0].Claim.Claim != "shop/data-db" || !w.Pod.Volumes[0].Claim.PerOrdinal {
 		t.Fatal("PodFor changed the template")
 	}
@@ -236,6 +258,7 @@ func TestLoadStatefulSet(t *testing.T) {
 		{"podManagementPolicy: OrderedReady", "podManagementPolicy: Sometimes", "spec.podManagementPolicy"},
 		{"name: data}\n", "name: data}\n      spec: {accessModes: [ReadWriteMany], resources: {requests: {storage: 1Gi}}}\n    - metadata: {name: more}\n", "spec.volumeClaimTemplates[0].spec.accessModes[0]: ReadWriteMany needs shared storage"},
 		{"metadata: {name: db,", "metadata: {name: a-very-long-statefulset-name-of-forty-one-c,", "at most 40 characters"},
+		{"  serviceName: db\n", "  serviceName: db\n  ordinals: {start: 1000001}\n", "spec.ordinals.start"},
 	} {
 		_, err := Load(map[string][]byte{"db.yaml": []byte(strings.Replace(statefulSet, tc.from, tc.to, 1))})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

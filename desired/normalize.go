@@ -241,10 +241,7 @@ func (n *norm) podAffinity(f string, a *k8sPodAffinity) []AntiAffinityTerm {
 			n.checkRequirements(tf+".labelSelector.matchExpressions", at.MatchExpressions, false)
 		}
 		at.Namespaces = slices.Clone(t.Namespaces)
-		if sel := t.NamespaceSelector; sel != nil {
-			at.NamespaceSelector = &LabelSelector{MatchLabels: sel.MatchLabels, MatchExpressions: sel.MatchExpressions}
-			n.checkRequirements(tf+".namespaceSelector.matchExpressions", sel.MatchExpressions, false)
-		}
+		at.NamespaceSelector = n.labelSelector(tf+".namespaceSelector", t.NamespaceSelector)
 		out = append(out, at)
 	}
 	for i, t := range a.Required {
@@ -254,6 +251,15 @@ func (n *norm) podAffinity(f string, a *k8sPodAffinity) []AntiAffinityTerm {
 		term(fmt.Sprintf("%s.preferredDuringSchedulingIgnoredDuringExecution[%d].podAffinityTerm", f, i), t.PodAffinityTerm, t.Weight)
 	}
 	return out
+}
+
+// labelSelector reads a label selector at field f (nil stays nil).
+func (n *norm) labelSelector(f string, sel *labelSelector) *LabelSelector {
+	if sel == nil {
+		return nil
+	}
+	n.checkRequirements(f+".matchExpressions", sel.MatchExpressions, false)
+	return &LabelSelector{MatchLabels: sel.MatchLabels, MatchExpressions: sel.MatchExpressions}
 }
 
 // nodeTerm reads a node selector term; the only field is metadata.name.

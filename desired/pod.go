@@ -94,12 +94,15 @@ func (n *norm) statefulSet(ss k8sStatefulSet) Workload {
 	for i, ct := range s.VolumeClaimTemplates {
 		cl := n.claimSpec(fmt.Sprintf("spec.volumeClaimTemplates[%d].spec", i), ct)
 		sf.Claims = append(sf.Claims, ClaimTemplate{Name: ct.Metadata.Name, StorageBytes: cl.StorageBytes, AccessModes: cl.AccessModes})
-		// A volume of the template of that name is replaced, as Kubernetes
-		// replaces it.
-		spec.Volumes = slices.DeleteFunc(slices.Clone(spec.Volumes), func(v k8sVolume) bool { return v.Name == ct.Metadata.Name })
-		v := k8sVolume{Name: ct.Metadata.Name}
-		v.PersistentVolumeClaim = &k8sClaimSource{ClaimName: ct.Metadata.Name + "-" + ss.Metadata.Name}
-		spec.Volumes = append(spec.Volumes, v)
+		// A volume of the template of that name is replaced (in its place,
+		// so errors name the right one), as Kubernetes replaces it.
+		v := k8sVolume{Name: ct.Metadata.Name, PersistentVolumeClaim: &k8sClaimSource{ClaimName: ct.Metadata.Name + "-" + ss.Metadata.Name}}
+		spec.Volumes = slices.Clone(spec.Volumes)
+		if j := slices.IndexFunc(spec.Volumes, func(tv k8sVolume) bool { return tv.Name == v.Name }); j >= 0 {
+			spec.Volumes[j] = v
+		} else {
+			spec.Volumes = append(spec.Volumes, v)
+		}
 	}
 	w := Workload{Name: ss.Metadata.Name, Kind: "StatefulSet", Labels: ss.Metadata.Labels, Annotations: ss.Metadata.Annotations,
 		Replicas: intOr(s.Replicas, 1), PodLabels: s.Template.Metadata.Labels,
@@ -147,18 +150,46 @@ func (n *norm) statefulSet(ss k8sStatefulSet) Workload {
 func OrdinalName(workload string, i int) string { return workload + "-" + strconv.Itoa(i) }
 
 // PodFor is the pod of a StatefulSet's replica of ordinal i: its
-// hostname <name>-<i>, and its own claim of each claim template. The
-// pod is a copy; p is not changed.
+// hostname <name>-<i>, which is also its metadata.name in the downward
+// API (as a Kubernetes StatefulSet's pod is named), and its own claim of
+// each claim template. The pod is a copy; p is not changed.
 func PodFor(p PodSpec, workload string, i int) PodSpec {
-	p.Hostname = ShortName(OrdinalName(workload, i))
+	name := ShortName(OrdinalName(workload, i))
+	p.Hostname = name
 	p.Volumes = slices.Clone(p.Volumes)
 	for j, v := range p.Volumes {
-		if v.Claim != nil && v.Claim.PerOrdinal {
+		switch {
+		case v.Claim != nil && v.Claim.PerOrdinal:
 			c := *v.Claim
 			c.Claim, c.PerOrdinal = c.Claim+"-"+strconv.Itoa(i), false
 			p.Volumes[j].Claim = &c
+		case v.Projected != nil && slices.ContainsFunc(v.Projected.Downward, func(f DownwardFile) bool { return f.FieldRef == "metadata.name" }):
+			pj := *v.Projected
+			pj.Downward = slices.Clone(pj.Downward)
+			for k, f := range pj.Downward {
+				if f.FieldRef == "metadata.name" {
+					pj.Downward[k].FieldRef, pj.Downward[k].Value = "", name
+				}
+			}
+			p.Volumes[j].Projected = &pj
 		}
 	}
+	named := func(cs []Container) []Container {
+		cs = slices.Clone(cs)
+		for j := range cs {
+			if !slices.ContainsFunc(cs[j].Env, func(e EnvVar) bool { return e.FieldRef == "metadata.name" }) {
+				continue
+			}
+			cs[j].Env = slices.Clone(cs[j].Env)
+			for k, e := range cs[j].Env {
+				if e.FieldRef == "metadata.name" {
+					cs[j].Env[k].FieldRef, cs[j].Env[k].Value = "", name
+				}
+			}
+		}
+		return cs
+	}
+	p.InitContainers, p.Containers = named(p.InitContainers), named(p.Containers)
 	return p
 }
 
@@ -168,10 +199,7 @@ func PodFor(p PodSpec, workload string, i int) PodSpec {
 // pod of the namespace (Kubernetes' policy/v1).
 func (n *norm) disruptionBudget(b k8sPDB) DisruptionBudget {
 	out := DisruptionBudget{Meta: n.meta(b.Metadata), AlwaysAllowUnhealthy: b.Spec.UnhealthyPodEvictionPolicy == "AlwaysAllow"}
-	if s := b.Spec.Selector; s != nil {
-		out.Selector = &LabelSelector{MatchLabels: s.MatchLabels, MatchExpressions: s.MatchExpressions}
-		n.checkRequirements("spec.selector.matchExpressions", s.MatchExpressions, false)
-	}
+	out.Selector = n.labelSelector("spec.selector", b.Spec.Selector)
 	if b.Spec.MinAvailable != nil {
 		out.MinAvailable = portString(b.Spec.MinAvailable)
 	}

@@ -378,7 +378,7 @@ func unenforced(st *State) []string {
 			}
 		}
 		if p.Subdomain != "" && !slices.ContainsFunc(st.Services, func(s Service) bool { return s.Name == p.Subdomain && s.ClusterIP == "None" }) {
-			add("%s: subdomain %s names no headless Service (clusterIP: None) in the revision: the pods get no <hostname>.%s name", what, p.Subdomain, p.Subdomain)
+			add("%s: subdomain %s names no headless Service (clusterIP: None) in the revision: the pods get no <hostname>.%s name", what, ShortName(p.Subdomain), ShortName(p.Subdomain))
 		}
 		said := map[string]bool{}
 		for _, c := range p.AllContainers() {

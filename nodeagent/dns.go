@@ -186,10 +186,10 @@ func ValidDNSRecords(records []protocol.DNSRecord) error {
 		// A Service's name, or a pod's under its headless Service
 		// (<hostname>.<service>): one or two DNS labels, after its
 		// namespace and a '/' outside the default namespace.
-		ns, name := desired.SplitName(r.Service)
+		name, nsOK := desired.CutNamespace(r.Service)
 		labels := strings.Split(name, ".")
-		if _, ok := dns.IsDomainName(name); !ok || len(labels) > 2 || strings.Contains(name, "/") || slices.ContainsFunc(labels, func(l string) bool { return l == "" || len(l) > 63 }) ||
-			!desired.IsName(ns) || (strings.Contains(r.Service, "/") && ns == desired.DefaultNamespace) {
+		if _, ok := dns.IsDomainName(name); !ok || !nsOK || len(labels) > 2 || strings.Contains(name, "/") ||
+			slices.ContainsFunc(labels, func(l string) bool { return l == "" || len(l) > 63 }) {
 			return fmt.Errorf("service name %q: want a DNS label, or two (a pod's name under a headless Service), after NAMESPACE/ outside the default namespace", cutString(r.Service))
 		}
 		if len(r.IPs) > protocol.MaxEndpoints {

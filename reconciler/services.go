@@ -249,7 +249,7 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 // selects tells whether Service s selects the pods of w: a selector, and
 // w in s's namespace.
 func selects(s desired.Service, w desired.Workload) bool {
-	return len(s.Selector) > 0 && desired.NamespaceOf(s.Name) == desired.NamespaceOf(w.Name) && desired.SelectorMatches(s.Selector, nil, w.PodLabels)
+	return len(s.Selector) > 0 && desired.SelectsPods(s.Name, s.Selector, nil, w)
 }
 
 // targetPort is a Service port's target on pods of spec: a number, or

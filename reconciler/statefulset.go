@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,88 +23,111 @@ func ordinalOf(w desired.Workload, id string) (int, bool) {
 	return i, err == nil && i >= 0
 }
 
+// ordinals is one pass over a StatefulSet's replicas: the live one of
+// each ordinal, and the ordinals with a replica going (nothing starts in
+// their place until it is gone, so an ordinal and its claims never run
+// twice).
+type ordinals struct {
+	c       *pass
+	w       desired.Workload
+	live    map[int]replica
+	busy    map[int]bool
+	stopped bool // a stop was sent in this pass
+}
+
+func (o *ordinals) ready(k int) bool {
+	r, ok := o.live[k]
+	return ok && !o.busy[k] && r.State == protocol.StateRunning && available(r, o.w, o.c.in.ReadySince, o.c.in.Now)
+}
+
+// allReady: every live ordinal is available, and none is going.
+func (o *ordinals) allReady() bool {
+	if len(o.busy) > 0 {
+		return false
+	}
+	for k := range o.live {
+		if !o.ready(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// stop stops ordinal k's replica (unless it is held or not reported yet).
+func (o *ordinals) stop(k int, why string) {
+	r := o.live[k]
+	if !r.held && !r.pending {
+		o.c.res.Stops = append(o.c.res.Stops, stop(r, why))
+	}
+	delete(o.live, k)
+	o.busy[k], o.stopped = true, true
+}
+
 // statefulSet keeps one replica of each ordinal of a StatefulSet, as
-// Kubernetes does: a missing ordinal is started (OrderedReady: the lowest
-// missing one, once every ordinal below it is available; Parallel: all);
-// ordinals past the count stop (OrderedReady: the highest first, one at a
-// time); a new template replaces ordinals from the highest down to the
-// partition, one at a time, each stopped before its successor starts, so
-// an ordinal (and its claims) never runs twice; a draining node's replicas
-// are replaced the same way. OnDelete leaves old replicas until they go; a
-// failed rollout (frozen) stops no old one. A lost node's replica is
-// started again elsewhere, as Baton does for every workload (its claims,
-// on the lost node, keep it pending there: Kubernetes waits instead).
+// Kubernetes does, one step at a time with OrderedReady (everything at
+// once with Parallel):
+//   - ordinals past the count stop, the highest first, each once every
+//     other is ready;
+//   - a replica on a draining node, or under a NoExecute taint it does not
+//     tolerate, is stopped to be started again elsewhere (whatever the
+//     strategy and partition), unless its claims are on that node;
+//   - a missing ordinal starts, the lowest first, once every ordinal below
+//     it is ready;
+//   - a new template replaces ordinals from the highest down to the
+//     partition, each once every ordinal is ready, stopped before it is
+//     started again. OnDelete leaves old replicas until they go; a failed
+//     rollout (frozen) stops no old one.
+//
+// An ordinal started again (it failed, its node was lost) gets the
+// current template, below the partition too: Baton keeps no earlier
+// template to start from. A lost node's replica is started again
+// elsewhere, as Baton does for every workload (its claims, on the lost
+// node, keep it pending there; Kubernetes waits instead).
 func (c *pass) statefulSet(p workloadPass) {
 	w := p.w
 	sf := w.Stateful
 	first, end := sf.Start, sf.Start+w.Replicas
-	byOrdinal := map[int]replica{}
-	busy := map[int]bool{} // an ordinal with a replica going: nothing starts in its place yet
+	o := &ordinals{c: c, w: w, live: map[int]replica{}, busy: map[int]bool{}}
 	for _, r := range p.replicas {
 		k, ok := ordinalOf(w, r.ID)
 		switch {
-		case r.gone():
-			busy[k] = true
 		case !ok:
-			if !r.held && !r.pending {
+			if !r.gone() && !r.held && !r.pending {
 				c.res.Stops = append(c.res.Stops, stop(r, "not an ordinal of the StatefulSet"))
 			}
+		case r.gone():
+			o.busy[k] = true
 		case r.State == protocol.StateExited || r.State == protocol.StateFailed:
 			c.stopEnded(r)
-			busy[k] = true
-		case busy[k] || byOrdinal[k].Replica != nil:
+			o.busy[k] = true
+		case o.busy[k] || o.live[k].Replica != nil:
 			// Two replicas of one ordinal (never made so): keep the first.
 			if !r.held && !r.pending {
 				c.res.Stops = append(c.res.Stops, stop(r, fmt.Sprintf("ordinal %d has a replica already", k)))
 			}
 		default:
-			byOrdinal[k] = r
+			o.live[k] = r
 		}
 	}
-	ready := func(k int) bool {
-		r, ok := byOrdinal[k]
-		return ok && !busy[k] && r.State == protocol.StateRunning && available(r, w, c.in.ReadySince, c.in.Now)
+	for _, k := range slices.Backward(slices.Sorted(maps.Keys(o.live))) {
+		if k >= first && k < end {
+			continue
+		}
+		if !sf.Parallel && !o.allReady() {
+			return // one at a time, each once the others are ready
+		}
+		o.stop(k, fmt.Sprintf("ordinal %d is not one of the StatefulSet's %d to %d", k, first, end-1))
 	}
-	allReady := func(from, to int) bool {
-		for k := from; k < to; k++ {
-			if !ready(k) {
-				return false
-			}
-		}
-		return true
-	}
-	// Past the count (or below the first ordinal): stop, highest first.
-	var extra []int
-	for k := range byOrdinal {
-		if k < first || k >= end {
-			extra = append(extra, k)
-		}
-	}
-	slices.Sort(extra)
-	slices.Reverse(extra)
-	for _, k := range extra {
-		if r := byOrdinal[k]; !r.held && !r.pending {
-			c.res.Stops = append(c.res.Stops, stop(r, fmt.Sprintf("ordinal %d is past the StatefulSet's %d replicas", k, w.Replicas)))
-		}
-		delete(byOrdinal, k)
-		busy[k] = true
-		if !sf.Parallel {
-			return // one at a time; the rest waits for it to go
-		}
-	}
-	if !sf.Parallel && len(busy) > 0 {
-		for k := range busy {
-			if k >= end || k < first {
-				return // an ordinal of a scale-down is still going
-			}
-		}
+	c.moveOrdinals(o)
+	if o.stopped && !sf.Parallel {
+		return
 	}
 	var starts []int
 	for k := first; k < end; k++ {
-		if _, ok := byOrdinal[k]; ok || busy[k] {
+		if _, ok := o.live[k]; ok || o.busy[k] {
 			continue
 		}
-		if !sf.Parallel && !allReady(first, k) {
+		if !sf.Parallel && !o.readyBelow(first, k) {
 			break
 		}
 		starts = append(starts, k)
@@ -111,21 +135,71 @@ func (c *pass) statefulSet(p workloadPass) {
 			break
 		}
 	}
-	// A new template: the highest old ordinal from the partition up goes,
-	// once every other ordinal is available (OrderedReady) and nothing
-	// else is starting or going.
-	if w.Strategy.Type != "OnDelete" && !p.frozen && len(starts) == 0 && len(busy) == 0 {
+	if w.Strategy.Type != "OnDelete" && !p.frozen && len(starts) == 0 && o.allReady() {
 		for k := end - 1; k >= max(first, sf.Partition); k-- {
-			r, ok := byOrdinal[k]
-			if !ok || (r.SpecHash == w.Hash && !c.in.Draining[r.node]) {
-				continue
+			if r, ok := o.live[k]; ok && r.SpecHash != w.Hash {
+				o.stop(k, fmt.Sprintf("ordinal %d replaced by template %s", k, w.Hash))
+				break
 			}
-			if (sf.Parallel || allReady(first, end)) && !r.held && !r.pending && !c.evictionBlocked(r, w) {
-				c.res.Stops = append(c.res.Stops, stop(r, fmt.Sprintf("ordinal %d replaced by template %s", k, w.Hash)))
-			}
-			break
 		}
 	}
+	c.startOrdinals(p, starts)
+}
+
+func (o *ordinals) readyBelow(first, k int) bool {
+	for j := first; j < k; j++ {
+		if !o.ready(j) {
+			return false
+		}
+	}
+	return true
+}
+
+// moveOrdinals stops the replicas a drain or a NoExecute taint moves,
+// the highest ordinal first (OrderedReady: one, once every ordinal is
+// ready), as far as disruption budgets allow; a replica whose claims are
+// on its node stays (it could start nowhere else), pending with why.
+func (c *pass) moveOrdinals(o *ordinals) {
+	w := o.w
+	for _, k := range slices.Backward(slices.Sorted(maps.Keys(o.live))) {
+		r := o.live[k]
+		taint := c.untoleratedNoExecute(w.Pod, r.node)
+		if !c.in.Draining[r.node] && taint == "" {
+			continue
+		}
+		if held := c.claimsOn(desired.PodFor(w.Pod, w.Name, k), r.node); held != "" {
+			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: 1,
+				Reason: fmt.Sprintf("ordinal %d stays on node %s, which holds its claim %s", k, r.node, held)})
+			continue
+		}
+		if !w.Stateful.Parallel && (o.stopped || !o.allReady()) {
+			return
+		}
+		if c.evictionBlocked(r, w) {
+			continue
+		}
+		how := "node " + r.node + " draining"
+		if taint != "" {
+			how = "node " + r.node + " has the taint " + taint
+		}
+		o.stop(k, fmt.Sprintf("ordinal %d moves: %s", k, how))
+	}
+}
+
+// claimsOn is a claim of pod that node holds ("": none).
+func (c *pass) claimsOn(pod desired.PodSpec, node string) string {
+	for _, v := range pod.Volumes {
+		if v.Claim != nil && slices.Contains(c.in.Nodes[node].Volumes, v.Claim.Claim) {
+			return v.Claim.Claim
+		}
+	}
+	return ""
+}
+
+// startOrdinals places and starts the ordinals of starts, each with its
+// own hostname and claims.
+func (c *pass) startOrdinals(p workloadPass, starts []int) {
+	w := p.w
 	excluded, held := c.heldBack(w, p.refused, len(starts))
 	if len(starts) == 0 || held {
 		return

@@ -32,6 +32,8 @@ func TestStatefulSet(t *testing.T) {
 	part := statefulSet(3, "db:2", desired.Stateful{Partition: 1})
 	stopping := ord(v1, 2, R)
 	stopping.State = protocol.StateStopping
+	going := func(r protocol.Replica) protocol.Replica { r.State = protocol.StateStopping; return r }
+	parV2 := statefulSet(3, "db:2", desired.Stateful{Parallel: true})
 	for _, tc := range []struct {
 		name string
 		w    desired.Workload
@@ -55,13 +57,26 @@ func TestStatefulSet(t *testing.T) {
 		{"partition: ordinals below it keep the old template", part,
 			[]protocol.Replica{ord(v1, 0, R), ord(part, 1, R), ord(part, 2, R)}, "[]"},
 		{"two replicas of one ordinal: one stops", v1, []protocol.Replica{ord(v1, 0, R), rep("db-0-ffffffff-zzzzz", v1, R, time.Minute)}, "[stop db-0@n1 start db@n1 (1)]"},
+		{"scale down: the next only once the last is gone", statefulSet(1, "db:1", desired.Stateful{}),
+			[]protocol.Replica{ord(v1, 0, R), ord(v1, 1, R), going(ord(v1, 2, R))}, "[]"},
+		{"scale down: not while an ordinal is not ready", statefulSet(1, "db:1", desired.Stateful{}),
+			[]protocol.Replica{notReady(ord(v1, 0, R)), ord(v1, 1, R), ord(v1, 2, R)}, "[]"},
+		{"Parallel scale down: all at once", statefulSet(1, "db:1", desired.Stateful{Parallel: true}),
+			[]protocol.Replica{ord(par, 0, R), ord(par, 1, R), ord(par, 2, R)}, "[stop db-1@n1 stop db-2@n1]"},
+		{"Parallel rollout: waits for the new one to be ready", parV2,
+			[]protocol.Replica{ord(par, 0, R), ord(par, 1, R), notReady(ord(parV2, 2, R))}, "[]"},
+		{"a replica going that is no ordinal blocks nothing", v1, []protocol.Replica{going(rep("other-1", v1, R, time.Minute))}, "[start db@n1 (0)]"},
+		{"a replica that is no ordinal stops", v1, []protocol.Replica{ord(v1, 0, R), rep("other-1", v1, R, time.Minute)}, "[stop other@n1 start db@n1 (1)]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := compute(Input{Now: t0, NodeGrace: grace, Desired: state(tc.w), Nodes: nodes(node("n1", tc.reps...))})
 			var got []string
 			for _, s := range res.Stops {
-				k, _ := ordinalOf(tc.w, s.ReplicaID)
-				got = append(got, fmt.Sprintf("stop db-%d@%s", k, s.Node))
+				name := "other"
+				if k, ok := ordinalOf(tc.w, s.ReplicaID); ok {
+					name = fmt.Sprintf("db-%d", k)
+				}
+				got = append(got, fmt.Sprintf("stop %s@%s", name, s.Node))
 			}
 			for _, s := range res.Starts {
 				k, ok := ordinalOf(tc.w, s.ReplicaID)
@@ -73,6 +88,46 @@ func TestStatefulSet(t *testing.T) {
 			}
 			if s := fmt.Sprint(got); strings.ReplaceAll(s, "[]", "") != strings.ReplaceAll(tc.want, "[]", "") {
 				t.Fatalf("%s, want %s", s, tc.want)
+			}
+		})
+	}
+}
+
+// A drain (or a NoExecute taint) moves ordinals whatever the strategy,
+// the highest first, one at a time, except one whose claim is on the
+// draining node: it could start nowhere else.
+func TestStatefulSetDrain(t *testing.T) {
+	const R = protocol.StateRunning
+	for _, tc := range []struct {
+		name  string
+		w     desired.Workload
+		claim string // on n1
+		want  string
+	}{
+		{"the highest ordinal moves first", statefulSet(2, "db:1", desired.Stateful{}), "", "[stop db-1]"},
+		{"OnDelete too", withStrategy(statefulSet(2, "db:1", desired.Stateful{}), "OnDelete", "", ""), "", "[stop db-1]"},
+		{"below the partition too", statefulSet(2, "db:1", desired.Stateful{Partition: 5}), "", "[stop db-1]"},
+		{"Parallel: all", statefulSet(2, "db:1", desired.Stateful{Parallel: true}), "", "[stop db-0 stop db-1]"},
+		{"an ordinal whose claim is on the node stays", statefulSet(2, "db:1", desired.Stateful{}), "data-db-1",
+			"[pending: ordinal 1 stays on node n1, which holds its claim data-db-1 stop db-0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n1 := node("n1", ord(tc.w, 0, R), ord(tc.w, 1, R))
+			if tc.claim != "" {
+				n1.Volumes = []string{tc.claim}
+			}
+			res := compute(Input{Now: t0, NodeGrace: grace, Desired: state(tc.w), Nodes: nodes(n1, node("n2")),
+				Draining: map[string]bool{"n1": true}, Cordoned: map[string]bool{"n1": true}})
+			var got []string
+			for _, p := range res.Pending {
+				got = append(got, "pending: "+p.Reason)
+			}
+			for _, s := range res.Stops {
+				k, _ := ordinalOf(tc.w, s.ReplicaID)
+				got = append(got, fmt.Sprintf("stop db-%d", k))
+			}
+			if fmt.Sprint(got) != tc.want {
+				t.Fatalf("%v, want %s", got, tc.want)
 			}
 		})
 	}

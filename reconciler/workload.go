@@ -337,8 +337,6 @@ func (c *pass) untoleratedNoExecute(p desired.PodSpec, node string) string {
 	return ""
 }
 
-// stopEnded stops a replica that exited or failed (unless its node is
-// held), saying why, and returns the stop.
 // heldBack tells whether need starts of w's template are held back (said
 // as pending): refused for good by a node (invalid spec: not tried again
 // until the template changes), or waiting for objects the revision lacks;
@@ -362,6 +360,8 @@ func (c *pass) heldBack(w desired.Workload, refused StartFailure, need int) (map
 	return nil, false
 }
 
+// stopEnded stops a replica that exited or failed (unless its node is
+// held), saying why, and returns the stop.
 func (c *pass) stopEnded(r replica) Stop {
 	s := stop(r, failureReason(r))
 	s.Failed, s.Code = true, r.Code

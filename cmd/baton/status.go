@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
 )
@@ -30,6 +31,9 @@ func statusCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: want text or json", output)
+			}
+			if ns != "" && workload != "" && !strings.Contains(workload, "/") {
+				workload = desired.Qualify(ns, workload) // -n shop -w web is shop/web
 			}
 			q := reconciler.StatusRequest{Replicas: reconciler.ReplicasAuto, Workload: workload, Namespace: ns}
 			if all || workload != "" {
