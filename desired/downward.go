@@ -24,7 +24,7 @@ var metaKeyPath = regexp.MustCompile(`^metadata\.(labels|annotations)\['([^']+)'
 func (n *norm) fieldRef(f, path string, ev *EnvVar, pm podMeta) {
 	switch {
 	case path == "metadata.namespace":
-		ev.Value = n.namespace()
+		ev.Value = n.d.namespace()
 	case path == "spec.serviceAccountName":
 		ev.Value = pm.serviceAccount
 		if ev.Value == "" {

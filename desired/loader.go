@@ -181,10 +181,7 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 			res.items = append(res.items, it)
 			continue
 		}
-		ns := d.str("metadata.namespace")
-		if ns == "" || clusterScoped[kind] {
-			ns = DefaultNamespace
-		}
+		ns := d.namespace()
 		name := Qualify(ns, d.str("metadata.name"))
 		key := kind + "/" + name
 		switch {

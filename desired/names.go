@@ -70,6 +70,16 @@ func SelectsPods(owner string, matchLabels map[string]string, exprs []Requiremen
 	return NamespaceOf(owner) == NamespaceOf(w.Name) && SelectorMatches(matchLabels, exprs, w.PodLabels)
 }
 
+// namespace is the namespace of a document's object: default when it
+// names none, and for the kinds that belong to no namespace.
+func (d document) namespace() string {
+	ns := d.str("metadata.namespace")
+	if ns == "" || clusterScoped[d.str("kind")] {
+		return DefaultNamespace
+	}
+	return ns
+}
+
 // clusterScoped are the kinds that belong to no namespace: a
 // metadata.namespace on them is ignored, as the API server ignores it.
 var clusterScoped = map[string]bool{

@@ -27,14 +27,6 @@ func (n *norm) fail(field, format string, args ...any) {
 	*n.errs = append(*n.errs, &Error{File: n.d.file, Line: line, Col: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// namespace is the namespace of the document's object.
-func (n *norm) namespace() string {
-	if ns := n.d.str("metadata.namespace"); ns != "" {
-		return ns
-	}
-	return DefaultNamespace
-}
-
 func (n *norm) meta(m objectMeta) Meta {
 	return Meta{Name: m.Name, Labels: m.Labels, Annotations: m.Annotations, Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
 }

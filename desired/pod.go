@@ -51,12 +51,7 @@ func (n *norm) daemonSet(d k8sDaemonSet) Workload {
 		w.Strategy.Type = "RollingUpdate"
 	}
 	n.rollingUpdate("spec.updateStrategy.rollingUpdate", s.UpdateStrategy.RollingUpdate, &w.Strategy)
-	if len(w.Name) > 48 {
-		n.fail("metadata.name", "a DaemonSet name may have at most 48 characters (replica IDs add 15)")
-	}
-	if w.Pod.RestartPolicy != "Always" {
-		n.fail("spec.template.spec.restartPolicy", "a DaemonSet's pods must restart Always")
-	}
+	n.replicated(w, 48, "15")
 	w.Selector = n.selector("spec.selector", "spec.selector.matchLabels", s.Selector, w.PodLabels)
 	return w
 }
@@ -72,12 +67,7 @@ func (n *norm) replicationController(rc k8sReplicationController) Workload {
 		Pod:      n.pod("spec.template.spec", s.Template.Spec, "Always", s.Template.Metadata),
 		Strategy: Strategy{Type: "OnDelete"}, MinReadySeconds: s.MinReadySeconds, RevisionHistoryLimit: 10, ProgressDeadlineSeconds: 600,
 		Source: fmt.Sprintf("%s:%d", n.d.file, n.d.line())}
-	if len(w.Name) > 48 {
-		n.fail("metadata.name", "a ReplicationController name may have at most 48 characters (replica IDs add 15)")
-	}
-	if w.Pod.RestartPolicy != "Always" {
-		n.fail("spec.template.spec.restartPolicy", "a ReplicationController's pods must restart Always")
-	}
+	n.replicated(w, 48, "15")
 	// Its selector is a plain map: matchLabels.
 	w.Selector = n.selector("spec.selector", "spec.selector", &labelSelector{MatchLabels: s.Selector}, w.PodLabels)
 	return w
@@ -135,14 +125,21 @@ func (n *norm) statefulSet(ss k8sStatefulSet) Workload {
 	}
 	// <name>-<ordinal> is a host name, and a replica ID with the hash and
 	// suffix after it.
-	if len(w.Name) > 40 {
-		n.fail("metadata.name", "a StatefulSet name may have at most 40 characters (replica IDs add the ordinal and 15)")
-	}
-	if w.Pod.RestartPolicy != "Always" {
-		n.fail("spec.template.spec.restartPolicy", "a StatefulSet's pods must restart Always")
-	}
+	n.replicated(w, 40, "the ordinal and 15")
 	w.Selector = n.selector("spec.selector", "spec.selector.matchLabels", s.Selector, w.PodLabels)
 	return w
+}
+
+// replicated checks what every replicated workload needs: a name short
+// enough for its replica IDs (at most max characters: they add adds), and
+// pods that restart Always.
+func (n *norm) replicated(w Workload, max int, adds string) {
+	if len(w.Name) > max {
+		n.fail("metadata.name", "a %s name may have at most %d characters (replica IDs add %s)", w.Kind, max, adds)
+	}
+	if w.Pod.RestartPolicy != "Always" {
+		n.fail("spec.template.spec.restartPolicy", "a %s's pods must restart Always", w.Kind)
+	}
 }
 
 // OrdinalName is the name of a StatefulSet's replica of ordinal i:

@@ -11,7 +11,7 @@ import (
 func docIndex(docs []document) map[string]document {
 	m := map[string]document{}
 	for _, d := range docs {
-		m[d.str("kind")+"/"+Qualify(d.str("metadata.namespace"), d.str("metadata.name"))] = d
+		m[d.str("kind")+"/"+Qualify(d.namespace(), d.str("metadata.name"))] = d
 	}
 	return m
 }
