@@ -54,6 +54,11 @@ func TestValidateAndRender(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(errOut, "w.yaml:5:3: spec.replicaz: field not allowed") {
 		t.Fatalf("validate bad: %v\n%s", err, errOut)
 	}
+	// A StatefulSet's ordinals and claims, by name.
+	out, _, err = run(t, "validate", "../../desired/testdata/corpus/kubernetes-examples/databases/cassandra")
+	if err != nil || !strings.Contains(out, "cassandra: StatefulSet, ordinals cassandra-0..cassandra-2, claims cassandra-data-cassandra-N, template") {
+		t.Fatalf("validate a StatefulSet: %v\n%s", err, out)
+	}
 	out, _, err = run(t, "render", "-o", "json", "../../desired/testdata/k8s")
 	if err != nil || !strings.Contains(out, `"cpuMilli": 250`) || strings.Contains(out, "t0p-Secret") {
 		t.Fatalf("render: %v\n%s", err, out)

@@ -78,9 +78,12 @@ func validateCmd() *cobra.Command {
 				len(st.Services), len(st.Autoscalers), len(st.Schedules))
 			for _, wl := range st.Workloads {
 				count := fmt.Sprintf("%d replicas", wl.Replicas)
-				if wl.Kind == "DaemonSet" {
+				switch {
+				case wl.Kind == "DaemonSet":
 					count = "DaemonSet: one replica on each node it may go to"
-				} else if wl.Kind != "Deployment" {
+				case wl.Stateful != nil:
+					count = fmt.Sprintf("StatefulSet, ordinals %s", statefulNames(wl))
+				case wl.Kind != "Deployment":
 					count = wl.Kind + ", " + count
 				}
 				fmt.Fprintf(w, "  %s: %s, template %s (%s)\n", wl.Name, count, wl.Hash, wl.Source)
@@ -144,6 +147,28 @@ func writeState(w io.Writer, st *desired.State, format string) error {
 		return enc.Encode(v)
 	}
 	return fmt.Errorf("-o %q: want yaml or json", format)
+}
+
+// statefulNames are a StatefulSet's ordinals and their claims, as
+// validate shows them: "db-0..db-2, claims data-db-N".
+func statefulNames(w desired.Workload) string {
+	sf := w.Stateful
+	if w.Replicas == 0 {
+		return "none (0 replicas)"
+	}
+	out := desired.ShortName(desired.OrdinalName(w.Name, sf.Start))
+	if w.Replicas > 1 {
+		out += ".." + desired.ShortName(desired.OrdinalName(w.Name, sf.Start+w.Replicas-1))
+	}
+	for i, c := range sf.Claims {
+		if i == 0 {
+			out += ", claims "
+		} else {
+			out += ", "
+		}
+		out += c.Name + "-" + desired.ShortName(w.Name) + "-N"
+	}
+	return out
 }
 
 func schemaCmd() *cobra.Command {
