@@ -121,8 +121,9 @@ type WorkloadStatus struct {
 	Ready   int `json:"ready"`
 	// States counts the replicas by state, listed or not.
 	States map[protocol.ReplicaState]int `json:"states,omitempty"`
-	// Pending counts replicas that fit on no node; PendingReason says why,
-	// as "0/3 nodes fit: 2 insufficient memory, 1 node selector mismatch".
+	// Pending counts replicas that cannot start or move; PendingReason
+	// says why, as "0/3 nodes fit: 2 insufficient memory, 1 node selector
+	// mismatch" or "drain of node n1 waits: PodDisruptionBudget ...".
 	// Scale says who owns the desired count (Git, a ScalingSchedule, an
 	// autoscaler) and the window in effect: the pass's one scale decision.
 	Scale Scale `json:"scale"`
@@ -290,7 +291,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 				ws.States = map[protocol.ReplicaState]int{}
 			}
 			ws.States[rep.State]++
-			if rep.Ready {
+			if rep.Ready && rep.State == protocol.StateRunning { // a replica stopping is not counted ready
 				ws.Ready++
 			}
 			if rep.State == protocol.StateRunning {

@@ -71,6 +71,9 @@ func TestJobs(t *testing.T) {
 	if ok := c.job("ok"); len(ok.Replicas) != 3 {
 		t.Fatalf("a complete Job has %d pods, want its 3", len(ok.Replicas))
 	}
+	if _, err := c.baton("logs", "ok"); err == nil || !strings.Contains(err.Error(), `no replica of "ok" on any node: ok is a Job: baton logs job/ok`) {
+		t.Fatalf("logs of a Job by its bare name: %v", err)
+	}
 	out, err := c.baton("logs", "job/ok")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
@@ -53,7 +54,17 @@ func logsCmd() *cobra.Command {
 				}
 			}
 			if len(targets) == 0 {
-				return fmt.Errorf("no replica of %q%s on any node", args[0], map[bool]string{true: " with id " + replica}[replica != ""])
+				err := fmt.Errorf("no replica of %q%s on any node", args[0], map[bool]string{true: " with id " + replica}[replica != ""])
+				if job := reconciler.JobWorkload(args[0]); !strings.HasPrefix(args[0], desired.ReservedNamespace+"/") {
+					// A Job's pods go by job/NAME: say so when one has that name.
+					ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+					js, jerr := reconciler.FetchStatus(ctx, nc.Conn, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone, Workload: job})
+					cancel()
+					if jerr == nil && len(js.Jobs) > 0 {
+						err = fmt.Errorf("%w: %s is a Job: baton logs %s", err, args[0], job)
+					}
+				}
+				return err
 			}
 			out := &syncWriter{w: cmd.OutOrStdout()}
 			var wg sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
 )
@@ -160,7 +161,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			fmt.Fprintln(w, line)
 		}
 		if wl.Pending > 0 {
-			fmt.Fprintf(w, "Pending: %s: %d replica(s) fit on no node: %s\n", wl.Name, wl.Pending, wl.PendingReason)
+			fmt.Fprintf(w, "Pending: %s: %d replica(s): %s\n", wl.Name, wl.Pending, wl.PendingReason)
 		}
 	}
 	if len(st.Jobs) > 0 {
@@ -175,7 +176,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 	if st.ReplicasOmitted > 0 {
 		fmt.Fprintf(w, "%d replicas not listed: baton status --replicas lists them all, -w WORKLOAD one workload's\n\n", st.ReplicasOmitted)
 	}
-	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
+	fmt.Fprintln(tw, "REPLICA\tNODE\tSTATE\tREADY\tIP\tPORTS\tRESTARTS\tCPU\tMEMORY\tTEMPLATE\tMESSAGE")
 	for _, wl := range st.Workloads {
 		for _, r := range wl.Replicas {
 			restarts := fmt.Sprint(r.Restarts)
@@ -197,7 +198,11 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			if !r.RetryAt.IsZero() {
 				msg += fmt.Sprintf(" (failed starts: %d; next try %s)", r.Failures, until(r.RetryAt, now))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ip, ports, restarts, cpu, mem, r.SpecHash, msg)
+			ready := "no"
+			if r.Ready && r.State == protocol.StateRunning {
+				ready = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ready, ip, ports, restarts, cpu, mem, r.SpecHash, msg)
 		}
 	}
 	tw.Flush()

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/nodeagent/protocol"
+	"github.com/batonhq/baton/reconciler"
+)
+
+// The replica table says which replicas are ready (a replica stopping is
+// not, whatever its last probe said), and a pending line says why
+// without claiming the replicas fit nowhere.
+func TestPrintStatusReady(t *testing.T) {
+	now := time.Now()
+	st := reconciler.Status{Workloads: []reconciler.WorkloadStatus{{Name: "web", Desired: 2, Current: 1, Running: 1, Ready: 1,
+		Pending: 1, PendingReason: "drain of node n1 waits: PodDisruptionBudget web allows no more disruption (2 ready pods wanted)",
+		Replicas: []reconciler.ReplicaStatus{
+			{ID: "web-1", Node: "n1", State: protocol.StateRunning, Ready: true},
+			{ID: "web-2", Node: "n1", State: protocol.StateStopping, Ready: true},
+		}}}}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	out := b.String()
+	for _, want := range []string{"REPLICA  NODE  STATE     READY", "web-1    n1    running   yes", "web-2    n1    stopping  no",
+		"Pending: web: 1 replica(s): drain of node n1 waits"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%q missing from:\n%s", want, out)
+		}
+	}
+}
