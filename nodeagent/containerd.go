@@ -868,6 +868,9 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	states := make([]cstate, len(cs))
 	for i, c := range cs {
 		states[i].state, states[i].code, states[i].msg, states[i].task = containerState(ctx, c.c)
+		if why := c.labels[LabelKilledBy]; why != "" && states[i].state == protocol.StateExited {
+			states[i].msg = fmt.Sprintf("killed: %s (exit code %d)", why, states[i].code)
+		}
 	}
 	pods := initStatus(cs, states)
 	for i, c := range cs {

@@ -55,6 +55,8 @@ type prober struct {
 	cancel context.CancelFunc
 	pid    uint32 // the task it probes: a restarted task gets a new prober
 	notify func() // readiness or start state changed
+	// killedBy records why a failed probe kills the task, before it does.
+	killedBy func(why string)
 
 	mu      sync.Mutex
 	started bool // the startup probe passed (or there is none)
@@ -182,6 +184,9 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	log := zerolog.Ctx(ctx).With().Str("container", id).Logger()
 	kill := func(why string) {
 		log.Warn().Str("reason", why).Msg("probe failed: killing the container")
+		if p.killedBy != nil {
+			p.killedBy(why)
+		}
 		kctx, cancel := cleanupContext(ctx)
 		defer cancel()
 		_ = task.Kill(kctx, syscall.SIGKILL)
@@ -338,7 +343,12 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[
 		}
 		if !ok {
 			pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange}
+			cont := c.c
+			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange, killedBy: func(why string) {
+				kctx, cancel := cleanupContext(pctx)
+				defer cancel()
+				_, _ = cont.SetLabels(kctx, map[string]string{LabelKilledBy: why})
+			}}
 			r.probers[c.c.ID()] = p
 			go func() {
 				defer func() {

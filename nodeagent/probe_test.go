@@ -96,6 +96,10 @@ func TestProbes(t *testing.T) {
 	eventually(t, "probe-3 restarted by its liveness probe", 20*time.Second, func() bool {
 		return replicaNow(t, rt, "hello-probe-3").Restarts >= 1
 	})
+	// Its last exit says the probe killed it, not only "exited with code 137".
+	if r := replicaNow(t, rt, "hello-probe-3"); !strings.Contains(r.LastExit, "killed: liveness probe failed 1 times") {
+		t.Errorf("probe-3's last exit %q, want the liveness probe named", r.LastExit)
+	}
 	for _, id := range []string{"hello-probe-2", "hello-probe-4"} {
 		r := replicaNow(t, rt, id)
 		if r.State != protocol.StateRunning || r.Ready {

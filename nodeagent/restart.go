@@ -16,6 +16,9 @@ const (
 	LabelRestartPolicy = "baton.restart-policy"
 	LabelRestarts      = "baton.restarts"
 	LabelLastExit      = "baton.last-exit"
+	// LabelKilledBy says why the agent killed the container's task (a
+	// failed liveness or startup probe), until it is restarted.
+	LabelKilledBy = "baton.killed-by"
 )
 
 // Backoff is the restart back-off of crashing containers, as Kubernetes'
@@ -102,7 +105,10 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 			continue
 		}
 		reason := exitReason("exited", int(st.ExitStatus), "")
-		if oomKilled(ctx, c.c) {
+		switch {
+		case c.labels[LabelKilledBy] != "":
+			reason = "killed: " + c.labels[LabelKilledBy]
+		case oomKilled(ctx, c.c):
 			reason = "OOMKilled"
 		}
 		if err := r.restart(ctx, c, task); err != nil {
@@ -112,6 +118,7 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 		_, _ = c.c.SetLabels(ctx, map[string]string{
 			LabelRestarts:              strconv.Itoa(count),
 			LabelLastExit:              fmt.Sprintf("%d %s", st.ExitStatus, reason),
+			LabelKilledBy:              "",
 			LabelLastExit + "-started": now.UTC().Format(time.RFC3339Nano),
 		})
 		zerolog.Ctx(ctx).Info().Str("container", c.c.ID()).Int("restarts", count).Uint32("exitCode", st.ExitStatus).
