@@ -434,6 +434,15 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if len(hist) > 0 {
 		st.history = &hist[len(hist)-1]
 	}
+	if r.cfg.Events != nil && len(st.events) == 0 {
+		// The status shows the newest decisions of the leaders before
+		// this one too, as baton events does (a missing log is no error).
+		if recent, err := r.cfg.Events.Recent(ctx, maxEvents); err == nil {
+			st.events = recent
+		} else {
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("read the newest events for the status")
+		}
+	}
 	st.started = r.cfg.Clock()
 	st.synced = Revision{ID: sr.Revision}
 	st.syncedAt = sr.Time

@@ -101,4 +101,8 @@ func TestLeaderFailover(t *testing.T) {
 			t.Fatalf("baton events lacks %q:\n%s", want, out)
 		}
 	}
+	// The status of the new leader shows them too, not only its own.
+	if ev := strings.Join(c.status().Events, "\n"); !strings.Contains(ev, "[s2 term ") {
+		t.Fatalf("the status of s1 lacks s2's events:\n%s", ev)
+	}
 }

@@ -52,6 +52,11 @@ func (l *EventLog) Append(line string) error {
 	return err
 }
 
+// Recent returns the newest n events of the log's stream, oldest first.
+func (l *EventLog) Recent(ctx context.Context, n int) ([]string, error) {
+	return Recent(ctx, l.js, n)
+}
+
 // Recent returns the newest n events, oldest first.
 func Recent(ctx context.Context, js jetstream.JetStream, n int) ([]string, error) {
 	s, err := js.Stream(ctx, EventStream)
