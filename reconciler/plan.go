@@ -255,7 +255,16 @@ func summaryLine(wp WorkloadPlan) string {
 		parts = append(parts, fmt.Sprintf("%d would not fit: %s", wp.Unplaceable, wp.Reason))
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "no change")
+		missing := 0
+		for _, n := range wp.Placements {
+			missing += n
+		}
+		if missing > 0 {
+			// Unchanged in Git, yet replicas start: the live state lacks them.
+			parts = append(parts, fmt.Sprintf("unchanged; %s missing now would start", replicas(missing)))
+		} else {
+			parts = append(parts, "no change")
+		}
 	}
 	return wp.Name + ": " + strings.Join(parts, "; ")
 }

@@ -109,3 +109,16 @@ func TestPlanGolden(t *testing.T) {
 		}
 	}
 }
+
+// A workload unchanged in Git whose replicas are missing now does not
+// read "no change" beside the replicas the plan starts.
+func TestSummaryLineMissingReplicas(t *testing.T) {
+	wp := WorkloadPlan{Name: "api", Op: "unchanged", Now: 2, After: 2, Placements: map[string]int{"n1": 1}}
+	if got := summaryLine(wp); got != "api: unchanged; 1 replica missing now would start" {
+		t.Fatalf("%q", got)
+	}
+	wp.Placements = nil
+	if got := summaryLine(wp); got != "api: no change" {
+		t.Fatalf("%q", got)
+	}
+}
