@@ -138,7 +138,7 @@ func TestFixingForwardIsNotPunished(t *testing.T) {
 	if out, err := c.baton("wait", fixed[:12], "--timeout", "30s"); err != nil {
 		t.Fatalf("baton wait on the fix: %v\n%s", err, out)
 	}
-	h, _ := c.baton("history")
+	h, _ := c.baton("history", "--wide")
 	if strings.Count(h, " failed: ") != 1 || strings.Count(h, " converged") != 3 {
 		t.Fatalf("only the bad commit may be failed:\n%s", h)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ func historyCmd() *cobra.Command {
 	var (
 		pl     plane
 		output string
+		wide   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "history",
@@ -30,29 +32,58 @@ func historyCmd() *cobra.Command {
 			if output == "json" {
 				return printJSON(cmd.OutOrStdout(), h)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REVISION\tAPPLIED\tCONVERGED IN\tOUTCOME\tAUTHOR\tMESSAGE")
-			for i := len(h) - 1; i >= 0; i-- {
-				e := h[i]
-				took := "-"
-				if !e.Converged.IsZero() {
-					took = e.Converged.Sub(e.Applied).Round(10 * time.Millisecond).String()
-				}
-				outcome := e.Outcome
-				if e.Reason != "" {
-					outcome += ": " + e.Reason
-				}
-				if e.AlreadyFailed != "" {
-					outcome += " (already failed before: " + e.AlreadyFailed + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(e.Revision), e.Applied.Local().Format(time.RFC3339), took, outcome, e.Author, e.Message)
-			}
-			return tw.Flush()
+			return printHistory(cmd.OutOrStdout(), h, wide)
 		},
 	}
 	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&wide, "wide", false, "print outcomes and messages whole (by default cut to fit a terminal)")
 	return cmd
+}
+
+// History columns are cut to these many characters unless --wide, so
+// that a long outcome does not push each row past a terminal's width.
+const (
+	historyOutcomeWidth = 60
+	historyMessageWidth = 40
+)
+
+// printHistory prints the history table, newest first.
+func printHistory(w io.Writer, h []store.HistoryEntry, wide bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REVISION\tAPPLIED\tCONVERGED IN\tOUTCOME\tAUTHOR\tMESSAGE")
+	cut := false
+	fit := func(s string, n int) string {
+		if r := []rune(s); !wide && len(r) > n {
+			cut = true
+			return string(r[:n-1]) + "…"
+		}
+		return s
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		e := h[i]
+		took := "-"
+		if !e.Converged.IsZero() {
+			took = e.Converged.Sub(e.Applied).Round(10 * time.Millisecond).String()
+		}
+		outcome := e.Outcome
+		if e.Reason != "" {
+			outcome += ": " + e.Reason
+		}
+		if e.AlreadyFailed != "" {
+			outcome += " (already failed before: " + e.AlreadyFailed + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(e.Revision), e.Applied.Local().Format(time.RFC3339), took,
+			fit(outcome, historyOutcomeWidth), e.Author, fit(e.Message, historyMessageWidth))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if cut {
+		_, err := fmt.Fprintln(w, "(long outcomes and messages cut: baton history --wide, or -o json, prints them whole)")
+		return err
+	}
+	return nil
 }
 
 // errNotConverged makes `baton wait` exit 1.

@@ -105,7 +105,7 @@ func TestRolloutFailsAndRollsBack(t *testing.T) {
 	if _, err := c.baton("wait", bad, "--timeout", "5s"); err == nil || !strings.Contains(err.Error(), "failed") {
 		t.Fatalf("baton wait on the failed revision: %v", err)
 	}
-	out, err := c.baton("history")
+	out, err := c.baton("history", "--wide")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/store"
 )
 
 // The replica table says which replicas are ready (a replica stopping is
@@ -29,5 +30,28 @@ func TestPrintStatusReady(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("%q missing from:\n%s", want, out)
 		}
+	}
+}
+
+// The history table keeps to a terminal's width unless --wide, and says
+// when it cut something.
+func TestPrintHistoryWidth(t *testing.T) {
+	long := strings.Repeat("the rollout of web failed: ", 10)
+	h := []store.HistoryEntry{{Revision: "0123456789abcdef", Applied: time.Now(), Outcome: "failed", Reason: long, Author: "ann", Message: "web v2"}}
+	var b bytes.Buffer
+	if err := printHistory(&b, h, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if n := len([]rune(line)); n > 140 {
+			t.Errorf("a line of %d characters: %s", n, line)
+		}
+	}
+	if !strings.Contains(b.String(), "…") || !strings.Contains(b.String(), "baton history --wide") {
+		t.Errorf("no cut said:\n%s", b.String())
+	}
+	b.Reset()
+	if err := printHistory(&b, h, true); err != nil || !strings.Contains(b.String(), long) || strings.Contains(b.String(), "--wide") {
+		t.Errorf("--wide: %v\n%s", err, b.String())
 	}
 }
