@@ -469,7 +469,7 @@ func fromCUE(file string, err error, doc, def cue.Value) Errors {
 				msg = fmt.Sprintf("invalid value %s(allowed: %s)", got, strings.Join(allowed, ", "))
 			}
 		}
-		if (p == "metadata.namespace" || p == "metadata.name") && doc.LookupPath(selPath(sel)).Equals(doc.Context().CompileString(`"job"`)) &&
+		if (p == "metadata.namespace" || p == "metadata.name") && stringAt(doc, sel) == ReservedNamespace &&
 			(p == "metadata.namespace" || kindOf(doc) == "Namespace") {
 			msg = `invalid value "job": Baton reserves it (job/NAME names a Job's pods); choose another namespace`
 		}
@@ -644,6 +644,12 @@ func addFile(inst *build.Instance, name string, src []byte) error {
 
 func kindOf(doc cue.Value) string {
 	s, _ := doc.LookupPath(cue.ParsePath("kind")).String()
+	return s
+}
+
+// stringAt is the string at sel in doc ("" if none).
+func stringAt(doc cue.Value, sel []string) string {
+	s, _ := doc.LookupPath(selPath(sel)).String()
 	return s
 }
 
