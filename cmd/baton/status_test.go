@@ -9,6 +9,7 @@ import (
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
+	"github.com/spf13/cobra"
 )
 
 // The replica table says which replicas are ready (a replica stopping is
@@ -53,5 +54,26 @@ func TestPrintHistoryWidth(t *testing.T) {
 	b.Reset()
 	if err := printHistory(&b, h, true); err != nil || !strings.Contains(b.String(), long) || strings.Contains(b.String(), "--wide") {
 		t.Errorf("--wide: %v\n%s", err, b.String())
+	}
+}
+
+// baton up's hints work as printed: off the default port and data dir,
+// they say what to export first.
+func TestWelcomeHints(t *testing.T) {
+	for _, tc := range []struct {
+		dataDir, url, want string
+	}{
+		{"/var/lib/baton", "tls://127.0.0.1:4222", ""},
+		{"/var/lib/baton", "tls://127.0.0.1:14222", "export BATON_NATS=tls://127.0.0.1:14222\n"},
+		{"/tmp/b", "tls://127.0.0.1:14222", "export BATON_CREDS=/tmp/b/admin.creds BATON_NATS=tls://127.0.0.1:14222\n"},
+	} {
+		cmd := &cobra.Command{}
+		var b bytes.Buffer
+		cmd.SetOut(&b)
+		printWelcome(cmd, serverOptions{dataDir: tc.dataDir, repo: "/r"}, tc.url, true)
+		got := b.String()
+		if tc.want == "" && strings.Contains(got, "export") || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s %s: %q lacks %q", tc.dataDir, tc.url, got, tc.want)
+		}
 	}
 }

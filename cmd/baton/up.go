@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -120,8 +121,17 @@ examples/hello, and follows it.`,
 func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded bool) {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "Baton is up. NATS: %s (TLS; credentials required)\n", natsURL)
+	// Off the defaults, the operator commands the hints name need to be
+	// told where the bus and root's credential are.
+	var env []string
 	if so.dataDir != "/var/lib/baton" {
-		fmt.Fprintf(w, "Operator commands need: export BATON_CREDS=%s\n", adminCredsPath(so.dataDir))
+		env = append(env, "BATON_CREDS="+adminCredsPath(so.dataDir))
+	}
+	if _, addr, _ := strings.Cut(natsURL, "://"); !strings.HasSuffix(defaultNATS, "://"+addr) { // tls:// or nats://: the address counts
+		env = append(env, "BATON_NATS="+natsURL)
+	}
+	if len(env) > 0 {
+		fmt.Fprintf(w, "Operator commands (baton status, logs, ...) need: export %s\n", strings.Join(env, " "))
 	}
 	fmt.Fprintf(w, "Following config repository: %s\n", so.repo)
 	if seeded {
