@@ -129,9 +129,16 @@ func autoscale(a desired.Autoscaler, prev HPAState, live int, cpu cpuSample, flo
 		want = min(up, cur+allowed(a.ScaleUp, defaultUp, cur))
 	case down < cur:
 		want = max(down, cur-allowed(a.ScaleDown, defaultDown, cur))
+	case raw < cur: // held: say so, or the status shows a low usage and no change
+		st.Reason += fmt.Sprintf("; stays at %d: the scale-down stabilization window (%ds) still holds a recommendation of %d",
+			cur, a.ScaleDown.StabilizationWindowSeconds, down)
+	case raw > cur:
+		st.Reason += fmt.Sprintf("; stays at %d: the scale-up stabilization window (%ds) still holds a recommendation of %d",
+			cur, a.ScaleUp.StabilizationWindowSeconds, up)
 	}
 	if want != cur {
 		if period := minPeriod(want > cur, a); !prev.LastScale.IsZero() && now.Sub(prev.LastScale) < period {
+			st.Reason += fmt.Sprintf("; stays at %d until %s: one change per policy period (%s)", cur, prev.LastScale.Add(period).UTC().Format(time.RFC3339), period)
 			want = cur // one change per policy period
 		}
 	}

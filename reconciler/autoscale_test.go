@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ func TestAutoscale(t *testing.T) {
 		floor int
 		now   time.Time
 		want  int
+		// reason, when set, is in the state's reason.
+		reason string
 	}{
 		{name: "no state: starts from the live count", a: hpa, live: 3, cpu: cpu(150, 3), now: at(0), want: 3},
 		{name: "no usage yet: holds", a: hpa, prev: HPAState{Replicas: 4}, now: at(0), want: 4},
@@ -34,10 +37,12 @@ func TestAutoscale(t *testing.T) {
 		{name: "200% of target: doubles", a: hpa, prev: HPAState{Replicas: 4}, cpu: cpu(400, 4), now: at(0), want: 8},
 		{name: "up to maxReplicas", a: hpa, prev: HPAState{Replicas: 4}, cpu: cpu(4000, 4), now: at(0), want: 8}, // policy: +100%/+4 per 15 s
 		{name: "and maxReplicas caps", a: hpa, prev: HPAState{Replicas: 8}, cpu: cpu(8000, 8), now: at(0), want: 10},
-		{name: "one change per policy period", a: hpa, prev: HPAState{Replicas: 4, LastScale: at(-10)}, cpu: cpu(400, 4), now: at(0), want: 4},
+		{name: "one change per policy period", a: hpa, prev: HPAState{Replicas: 4, LastScale: at(-10)}, cpu: cpu(400, 4), now: at(0), want: 4,
+			reason: "cpu 100% of requests, target 50%; stays at 4 until 2026-11-27T09:30:05Z: one change per policy period (15s)"},
 		{name: "after the period, again", a: hpa, prev: HPAState{Replicas: 4, LastScale: at(-16)}, cpu: cpu(400, 4), now: at(0), want: 8},
 		{name: "scale down waits for the window: a recent higher recommendation holds", a: hpa,
-			prev: HPAState{Replicas: 8, Recommendations: []Recommendation{{At: at(-200), Replicas: 8}}}, cpu: cpu(100, 8), now: at(0), want: 8},
+			prev: HPAState{Replicas: 8, Recommendations: []Recommendation{{At: at(-200), Replicas: 8}}}, cpu: cpu(100, 8), now: at(0), want: 8,
+			reason: "cpu 13% of requests, target 50%; stays at 8: the scale-down stabilization window (300s) still holds a recommendation of 8"},
 		{name: "scale down once the window is quiet", a: hpa,
 			prev: HPAState{Replicas: 8, Recommendations: []Recommendation{{At: at(-301), Replicas: 8}, {At: at(-100), Replicas: 3}}}, cpu: cpu(100, 8), now: at(0), want: 3},
 		{name: "down to minReplicas", a: hpa, prev: HPAState{Replicas: 4}, cpu: cpu(1, 4), now: at(0), want: 2},
@@ -65,6 +70,9 @@ func TestAutoscale(t *testing.T) {
 			got := autoscale(tt.a, tt.prev, tt.live, tt.cpu, tt.floor, tt.now)
 			if got.Replicas != tt.want {
 				t.Fatalf("replicas %d, want %d (%s)", got.Replicas, tt.want, got.Reason)
+			}
+			if !strings.Contains(got.Reason, tt.reason) {
+				t.Fatalf("reason %q, want %q in it", got.Reason, tt.reason)
 			}
 		})
 	}
