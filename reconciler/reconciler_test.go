@@ -199,6 +199,24 @@ func TestReconcilerLoop(t *testing.T) {
 	if len(st.Nodes) != 1 || st.Nodes[0].Name != "n1" || !st.Nodes[0].Ready {
 		t.Fatalf("nodes %+v (a spoofed heartbeat must not add n2)", st.Nodes)
 	}
+	// A replica of the template crash-looping (waiting out its restart
+	// back-off) is still current, though neither running nor ready.
+	node.mu.Lock()
+	var looping protocol.Replica
+	for id, r := range node.reps {
+		looping = r
+		r.State, r.Ready, r.Restarts, r.Message = protocol.StateWaiting, false, 3, "container web: back-off restarting (exited with code 1, 3 restarts)"
+		node.reps[id] = r
+		break
+	}
+	node.mu.Unlock()
+	waitStatus(t, rec, func(s Status) bool {
+		w := s.Workloads[0]
+		return w.Running == 1 && w.Ready == 1 && w.Current == 2
+	})
+	node.mu.Lock()
+	node.reps[looping.ID] = looping
+	node.mu.Unlock()
 
 	// A bad revision is reported; the good one stays in force.
 	err := rec.SetRevision(ctx, Revision{ID: "rev2"}, map[string][]byte{"web.yaml": []byte(strings.Replace(manifest, "replicas: 2", "replicas: x", 1))})

@@ -114,8 +114,9 @@ type WorkloadStatus struct {
 	Name     string `json:"name"`
 	SpecHash string `json:"specHash"`
 	Desired  int    `json:"desired"`
-	// Current counts running replicas of the desired template; Running all
-	// running ones; Ready those passing their readiness probes.
+	// Current counts replicas of the desired template running or
+	// crash-looping (as Kubernetes' UP-TO-DATE counts them); Running all
+	// running ones; Ready those running and passing their readiness probes.
 	Current int `json:"current"`
 	Running int `json:"running"`
 	Ready   int `json:"ready"`
@@ -294,11 +295,12 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 			if rep.Ready && rep.State == protocol.StateRunning { // a replica stopping is not counted ready
 				ws.Ready++
 			}
+			crashLooping := rep.State == protocol.StateWaiting && rep.Restarts > 0 // waiting out its restart back-off
+			if rep.SpecHash == ws.SpecHash && (rep.State == protocol.StateRunning || crashLooping) {
+				ws.Current++
+			}
 			if rep.State == protocol.StateRunning {
 				ws.Running++
-				if rep.SpecHash == ws.SpecHash {
-					ws.Current++
-				}
 			}
 		}
 	}
