@@ -77,3 +77,13 @@ func TestWelcomeHints(t *testing.T) {
 		}
 	}
 }
+
+// Shell completion scripts for the shells people use.
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "bash completion V2 for baton", "zsh": "#compdef baton", "fish": "fish completion for baton"} {
+		out, _, err := run(t, "completion", shell)
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("baton completion %s: %v\n%.200s", shell, err, out)
+		}
+	}
+}
