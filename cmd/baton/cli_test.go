@@ -151,6 +151,13 @@ func TestDiff(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "~ Deployment web") || !strings.Contains(out, "replicas: 3 → 5") {
 		t.Fatalf("diff of two revisions: %v\n%s", err, out)
 	}
+	// As a pull-request comment, in the plan's Markdown.
+	out, _, err = run(t, "diff", "-o", "markdown", "--repo", dir, "--path", "apps", first, "HEAD")
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(out, "### Baton diff `"+first+"` → `HEAD`") ||
+		!strings.Contains(out, "0 added, 1 changed, 0 removed") || !strings.Contains(out, "<details><summary>Deployment <b>web</b>: changed</summary>") ||
+		!strings.Contains(out, "```diff\n- replicas: 3\n+ replicas: 5\n```") {
+		t.Fatalf("diff -o markdown: %v\n%s", err, out)
+	}
 	out, _, err = run(t, "diff", "--repo", dir, "--path", "apps", "HEAD", "HEAD")
 	if err != nil || !strings.Contains(out, "No changes.") {
 		t.Fatalf("diff of a revision with itself: %v\n%s", err, out)

@@ -20,8 +20,8 @@ repository --repo. Objects are compared in their normalized form, so reordering 
 formatting are not changes; Secret values are never shown.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
+			if output != "text" && output != "json" && output != "markdown" {
+				return fmt.Errorf("-o %q: want text, json or markdown", output)
 			}
 			var states [2]*desired.State
 			for i, arg := range args {
@@ -34,11 +34,14 @@ formatting are not changes; Secret values are never shown.`,
 				}
 			}
 			changes := desired.Diff(states[0], states[1])
-			if output == "json" {
+			switch output {
+			case "json":
 				if err := printJSON(cmd.OutOrStdout(), map[string]any{"from": args[0], "to": args[1], "changes": changes}); err != nil {
 					return err
 				}
-			} else {
+			case "markdown":
+				printChangesMarkdown(cmd.OutOrStdout(), args[0], args[1], changes)
+			default:
 				c, err := colorsFor(color, cmd.OutOrStdout())
 				if err != nil {
 					return err
@@ -53,7 +56,7 @@ formatting are not changes; Secret values are never shown.`,
 	}
 	cmd.Flags().StringVar(&repo, "repo", ".", "repository whose revisions A and B name (when they are not directories)")
 	cmd.Flags().StringVar(&path, "path", "", "directory of the repository that holds the manifests")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown (a pull-request comment, as baton plan -o markdown)")
 	cmd.Flags().StringVar(&color, "color", "auto", "colour the text output: auto (on a terminal, unless $NO_COLOR is set), always or never")
 	cmd.Flags().StringVar(&keyFile, "secret-key", "", "age identity file, to compare SealedSecrets by their decrypted data")
 	return cmd

@@ -205,18 +205,41 @@ func printPlanMarkdown(w io.Writer, p reconciler.Plan) {
 		fmt.Fprintln(w, "\n</details>")
 	}
 	for _, c := range p.Changes {
-		if c.Kind == "Deployment" {
-			continue
+		if c.Kind != "Deployment" {
+			writeChangeDetails(w, c)
 		}
-		fmt.Fprintf(w, "\n<details><summary>%s <b>%s</b>: %s</summary>\n", c.Kind, html.EscapeString(c.Name), c.Op)
-		writeFields(w, c.Fields)
-		fmt.Fprintln(w, "\n</details>")
 	}
 	if len(p.Warnings) > 0 {
 		fmt.Fprintln(w, "\n**Warnings**")
 		for _, warn := range p.Warnings {
 			fmt.Fprintf(w, "\n> %s\n", mdEscape(warn))
 		}
+	}
+}
+
+// writeChangeDetails writes one object's change as a collapsible section
+// with its fields as a diff.
+func writeChangeDetails(w io.Writer, c desired.Change) {
+	fmt.Fprintf(w, "\n<details><summary>%s <b>%s</b>: %s</summary>\n", c.Kind, html.EscapeString(c.Name), c.Op)
+	writeFields(w, c.Fields)
+	fmt.Fprintln(w, "\n</details>")
+}
+
+// printChangesMarkdown writes baton diff's changes as a PR comment, in
+// the plan's Markdown: a count line, then a section per object.
+func printChangesMarkdown(w io.Writer, from, to string, changes []desired.Change) {
+	fmt.Fprintf(w, "### Baton diff `%s` → `%s`\n\n", mdEscape(from), mdEscape(to))
+	if len(changes) == 0 {
+		fmt.Fprintln(w, "No changes.")
+		return
+	}
+	n := map[string]int{}
+	for _, ch := range changes {
+		n[ch.Op]++
+	}
+	fmt.Fprintf(w, "%d added, %d changed, %d removed\n", n["added"], n["changed"], n["removed"])
+	for _, c := range changes {
+		writeChangeDetails(w, c)
 	}
 }
 
