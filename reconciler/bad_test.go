@@ -127,7 +127,9 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	// Pinned to the good revision, then unpinned: the branch still points at
 	// the bad one, which is not applied again.
 	rec.SetPinned(&store.Pin{Revision: "good"})
-	set("good")
+	if err := rec.SetRevision(ctx, Revision{ID: "good", Ref: PinnedRef}, revs["good"]); err != nil { // as the server applies a pin
+		t.Fatal(err)
+	}
 	outcome(rec, "good", store.OutcomeConverged)
 	set("next") // polled just as the pin landed: not applied while pinned
 	testenv.WaitPasses(t, rec, 3)
@@ -137,8 +139,8 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	rec.SetPinned(nil)
 	set("bad")
 	st := waitStatus(t, rec, func(s Status) bool { return s.Refused != nil })
-	if st.Synced.ID != "good" || st.Refused.Revision != "bad" {
-		t.Fatalf("synced %s, refused %+v", st.Synced.ID, st.Refused)
+	if st.Synced.ID != "good" || st.Refused.Revision != "bad" || st.Synced.Ref == PinnedRef || st.Pin != nil {
+		t.Fatalf("synced %s (%q), refused %+v, pin %+v: unpinned, the revision in force is no longer said pinned", st.Synced.ID, st.Synced.Ref, st.Refused, st.Pin)
 	}
 	testenv.WaitPasses(t, rec, 5)
 	if im := images(); len(im) != 1 || im[goodHash] != 2 {

@@ -309,6 +309,10 @@ func (r *Reconciler) SetSourceError(err error) {
 	r.kick()
 }
 
+// PinnedRef is the Ref of a revision applied because the cluster is
+// pinned to it.
+const PinnedRef = "pinned"
+
 // SetPinned records the pin in force (nil: none): while pinned, no other
 // revision is taken (a revision loaded just before is dropped).
 func (r *Reconciler) SetPinned(p *store.Pin) {

@@ -236,6 +236,11 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			r.events(fmt.Sprintf("pinned to revision %s by %s: %s", short12(p.Revision), p.By, p.Reason))
 		} else {
 			r.events("unpinned: following the branch again")
+			if st.synced.Ref == PinnedRef {
+				// Still in force until the branch's revision is: no longer
+				// "pinned" (a refused tip leaves it in force for a while).
+				st.synced.Ref = ""
+			}
 		}
 		if st.pin != nil && st.next != nil && st.next.rev.ID != st.pin.Revision {
 			st.next = nil // loaded just before the pin: not applied

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
 )
 
@@ -60,4 +61,12 @@ spec:
 	// The count stays at maxReplicas: the autoscaler, not spec.replicas, owns it.
 	c.waitPasses(t, 3)
 	c.converged(t, 3, hash, "n1")
+	// baton top shows the burning replicas' usage, per workload and node.
+	testenv.WaitFor(t, 20*time.Second, "baton top with the 3 replicas' usage", func() (bool, string) {
+		out, err := c.baton("top")
+		return err == nil && strings.Contains(out, "hello     3/3 reporting"), out
+	})
+	if out, err := c.baton("top", "nodes"); err != nil || !strings.Contains(out, "n1    true") || !strings.Contains(out, "%") {
+		t.Fatalf("baton top nodes: %v\n%s", err, out)
+	}
 }

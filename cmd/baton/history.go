@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
 	"github.com/spf13/cobra"
 )
@@ -91,8 +93,9 @@ var errNotConverged = errors.New("revision did not converge")
 
 func waitCmd() *cobra.Command {
 	var (
-		pl      plane
-		timeout time.Duration
+		pl       plane
+		timeout  time.Duration
+		progress string
 	)
 	cmd := &cobra.Command{
 		Use:   "wait [REVISION]",
@@ -100,13 +103,28 @@ func waitCmd() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pl.resolve(cmd)
+			show := progress == "always" || (progress == "auto" && isTerminal(cmd.ErrOrStderr()))
+			if progress != "auto" && progress != "always" && progress != "never" {
+				return fmt.Errorf("--progress %q: want auto, always or never", progress)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			want := ""
 			if len(args) == 1 {
 				want = args[0]
 			}
+			last := ""
 			for {
+				if show {
+					// Each workload's ready replicas against its count, when
+					// it changes.
+					if st, err := pl.status(ctx, reconciler.StatusRequest{Replicas: reconciler.ReplicasNone}); err == nil {
+						if line := waitProgress(st); line != last {
+							fmt.Fprintln(cmd.ErrOrStderr(), line)
+							last = line
+						}
+					}
+				}
 				h, err := pl.history(ctx)
 				if err != nil && ctx.Err() == nil {
 					return err
@@ -133,7 +151,28 @@ func waitCmd() *cobra.Command {
 	}
 	pl.register(cmd.Flags())
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (exit 1) after this long")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "print each workload's ready replicas as they change, on stderr: auto (on a terminal), always or never")
 	return cmd
+}
+
+// waitProgress is one line of baton wait's progress: each workload's
+// ready replicas against its count, and what is pending.
+func waitProgress(st reconciler.Status) string {
+	var parts []string
+	for _, w := range st.Workloads {
+		if strings.HasPrefix(w.Name, desired.ReservedNamespace+"/") {
+			continue // a Job's pods: not a count to reach
+		}
+		p := fmt.Sprintf("%s %d/%d ready", w.Name, w.Ready, w.Desired)
+		if w.Pending > 0 {
+			p += fmt.Sprintf(" (%d pending)", w.Pending)
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "no workloads"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // findRevision finds rev (a full or abbreviated commit; "" for the latest)

@@ -28,10 +28,12 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func main() {
 	// First: this process may be a child evaluating a revision's CUE.
 	desired.ServeChild()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	logger := newLogger()
-	ctx = logger.WithContext(ctx)
+	ctx, cancel := context.WithCancel(logger.WithContext(context.Background()))
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go onSignals(sigs, cancel, &logger, os.Exit)
 	err := rootCmd().ExecuteContext(ctx)
 	var ee exitError
 	switch {
@@ -41,6 +43,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "baton:", err)
 		os.Exit(1)
 	}
+}
+
+// onSignals ends the command on the first interrupt (what is under way
+// finishes: a stop within its pods' grace periods, a lease handed over),
+// saying so, and quits at once on the second.
+func onSignals(sigs <-chan os.Signal, cancel context.CancelFunc, log *zerolog.Logger, exit func(int)) {
+	<-sigs
+	log.Info().Msg("stopping: what is under way finishes first (a stop within its grace period); interrupt again to quit at once")
+	cancel()
+	<-sigs
+	log.Warn().Msg("quitting at once")
+	exit(130)
 }
 
 func newLogger() zerolog.Logger {
@@ -57,7 +71,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), backupCmd(), restoreCmd(), versionCmd())
+	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), topCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), backupCmd(), restoreCmd(), versionCmd())
 	return root
 }
 

@@ -25,14 +25,22 @@ func colorsFor(mode string, w io.Writer) (palette, error) {
 	case "never":
 		return palette{}, nil
 	case "auto":
-		if f, ok := w.(*os.File); ok && os.Getenv("NO_COLOR") == "" {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				return ansi, nil
-			}
+		if isTerminal(w) && os.Getenv("NO_COLOR") == "" {
+			return ansi, nil
 		}
 		return palette{}, nil
 	}
 	return palette{}, fmt.Errorf("--color %q: want auto, always or never", mode)
+}
+
+// isTerminal tells whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (c palette) paint(op, s string) string {

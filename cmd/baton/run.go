@@ -237,7 +237,7 @@ func lead(ctx context.Context, js jetstream.JetStream, ls *lease.Lease, src *git
 				}
 				rec.SetPinned(p)
 				if err == nil {
-					snap.Ref = "pinned"
+					snap.Ref = reconciler.PinnedRef
 					apply(snap)
 				}
 			case prev != nil:

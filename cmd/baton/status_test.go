@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
 	"github.com/batonhq/baton/reconciler/store"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
 
@@ -85,5 +88,55 @@ func TestCompletion(t *testing.T) {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("baton completion %s: %v\n%.200s", shell, err, out)
 		}
+	}
+}
+
+// baton wait's progress line: ready against the count, and pending.
+func TestWaitProgress(t *testing.T) {
+	st := reconciler.Status{Workloads: []reconciler.WorkloadStatus{
+		{Name: "web", Desired: 3, Ready: 1, Pending: 2}, {Name: "shop/api", Desired: 1, Ready: 1}, {Name: "job/migrate", Desired: 0}}}
+	if got := waitProgress(st); got != "web 1/3 ready (2 pending), shop/api 1/1 ready" {
+		t.Fatalf("%q", got)
+	}
+}
+
+// baton top sums the usage agents report, per workload and per node
+// against its capacity.
+func TestTop(t *testing.T) {
+	u := func(cpu, mib int64) *protocol.Usage { return &protocol.Usage{CPUMilli: cpu, MemoryBytes: mib << 20} }
+	st := reconciler.Status{
+		Nodes: []reconciler.NodeStatus{{Name: "n1", Ready: true, Replicas: 2, Capacity: protocol.Resources{CPUMilli: 2000, MemoryBytes: 1 << 30}},
+			{Name: "n2", Ready: true, Replicas: 1}},
+		Workloads: []reconciler.WorkloadStatus{{Name: "web", Replicas: []reconciler.ReplicaStatus{
+			{ID: "a", Node: "n1", Usage: u(250, 64)}, {ID: "b", Node: "n1", Usage: u(250, 64)}, {ID: "c", Node: "n2"}}}},
+	}
+	var b bytes.Buffer
+	if err := printTopWorkloads(&b, st); err != nil || !strings.Contains(b.String(), "web       2/3 reporting  500m  128Mi") {
+		t.Fatalf("top workloads: %v\n%s", err, b.String())
+	}
+	b.Reset()
+	if err := printTopNodes(&b, st); err != nil || !strings.Contains(b.String(), "n1    true   500m  25%   128Mi   13%      2") ||
+		!strings.Contains(b.String(), "n2    true   0m    -     0Mi     -        1") {
+		t.Fatalf("top nodes: %v\n%s", err, b.String())
+	}
+}
+
+// The first interrupt ends the command gracefully and says a second one
+// quits at once; the second does.
+func TestOnSignals(t *testing.T) {
+	sigs := make(chan os.Signal, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	log := zerolog.New(&logs)
+	exited := make(chan int, 1)
+	go onSignals(sigs, cancel, &log, func(code int) { exited <- code })
+	sigs <- os.Interrupt
+	<-ctx.Done()
+	if !strings.Contains(logs.String(), "interrupt again to quit at once") {
+		t.Fatalf("logs: %s", logs.String())
+	}
+	sigs <- os.Interrupt
+	if code := <-exited; code != 130 {
+		t.Fatalf("exit %d", code)
 	}
 }
