@@ -123,11 +123,7 @@ func printChangesColored(w io.Writer, changes []desired.Change, c palette) {
 		fmt.Fprintln(w, "No changes.")
 		return
 	}
-	n := map[string]int{}
-	for _, ch := range changes {
-		n[ch.Op]++
-	}
-	fmt.Fprintf(w, "%d added, %d changed, %d removed\n\n", n["added"], n["changed"], n["removed"])
+	fmt.Fprintf(w, "%s\n\n", changeCounts(changes))
 	for _, ch := range changes {
 		fmt.Fprintln(w, c.paint(ch.Op, fmt.Sprintf("%s %s %s", opSign[ch.Op], ch.Kind, ch.Name)))
 		for _, f := range ch.Fields {
@@ -241,14 +237,19 @@ func printChangesMarkdown(w io.Writer, from, to string, changes []desired.Change
 		fmt.Fprintln(w, "No changes.")
 		return
 	}
+	fmt.Fprintln(w, changeCounts(changes))
+	for _, c := range changes {
+		writeChangeDetails(w, c)
+	}
+}
+
+// changeCounts is "1 added, 2 changed, 0 removed".
+func changeCounts(changes []desired.Change) string {
 	n := map[string]int{}
 	for _, ch := range changes {
 		n[ch.Op]++
 	}
-	fmt.Fprintf(w, "%d added, %d changed, %d removed\n", n["added"], n["changed"], n["removed"])
-	for _, c := range changes {
-		writeChangeDetails(w, c)
-	}
+	return fmt.Sprintf("%d added, %d changed, %d removed", n["added"], n["changed"], n["removed"])
 }
 
 func writeFields(w io.Writer, fields []desired.FieldChange) {
