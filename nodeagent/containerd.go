@@ -868,7 +868,8 @@ func (r *Containerd) List(ctx context.Context) ([]protocol.Replica, error) {
 	states := make([]cstate, len(cs))
 	for i, c := range cs {
 		states[i].state, states[i].code, states[i].msg, states[i].task = containerState(ctx, c.c)
-		if why := c.labels[LabelKilledBy]; why != "" && states[i].state == protocol.StateExited {
+		if why := c.labels[LabelKilledBy]; why != "" && states[i].state == protocol.StateExited && states[i].code == sigkillExit &&
+			!strings.HasPrefix(states[i].msg, "OOMKilled") {
 			states[i].msg = fmt.Sprintf("killed: %s (exit code %d)", why, states[i].code)
 		}
 	}

@@ -183,12 +183,17 @@ func dialIn(ctx context.Context, nsPath string, port int) (net.Conn, error) {
 func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string, task client.Task) {
 	log := zerolog.Ctx(ctx).With().Str("container", id).Logger()
 	kill := func(why string) {
+		kctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		// Only the task this prober watches, still running: one that
+		// ended by itself, or a restarted one, is not blamed on the probe.
+		if st, err := task.Status(kctx); err != nil || st.Status != client.Running || task.Pid() != p.pid {
+			return
+		}
 		log.Warn().Str("reason", why).Msg("probe failed: killing the container")
 		if p.killedBy != nil {
 			p.killedBy(why)
 		}
-		kctx, cancel := cleanupContext(ctx)
-		defer cancel()
 		_ = task.Kill(kctx, syscall.SIGKILL)
 	}
 	loop := func(pr *desired.Probe, onResult func(ok bool, successes, failures int) bool) {

@@ -17,9 +17,13 @@ const (
 	LabelRestarts      = "baton.restarts"
 	LabelLastExit      = "baton.last-exit"
 	// LabelKilledBy says why the agent killed the container's task (a
-	// failed liveness or startup probe), until it is restarted.
+	// failed liveness or startup probe), until it is restarted; trusted
+	// only for an exit by SIGKILL.
 	LabelKilledBy = "baton.killed-by"
 )
+
+// sigkillExit is the exit status of a task killed by SIGKILL (128+9).
+const sigkillExit = 137
 
 // Backoff is the restart back-off of crashing containers, as Kubernetes'
 // CrashLoopBackOff: the first restart is immediate, then Base, 2*Base, ...
@@ -106,10 +110,10 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 		}
 		reason := exitReason("exited", int(st.ExitStatus), "")
 		switch {
-		case c.labels[LabelKilledBy] != "":
-			reason = "killed: " + c.labels[LabelKilledBy]
-		case oomKilled(ctx, c.c):
+		case oomKilled(ctx, c.c): // the kernel's kill says more than a probe's
 			reason = "OOMKilled"
+		case c.labels[LabelKilledBy] != "" && st.ExitStatus == sigkillExit:
+			reason = "killed: " + c.labels[LabelKilledBy]
 		}
 		if err := r.restart(ctx, c, task); err != nil {
 			zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.c.ID()).Msg("restart container")

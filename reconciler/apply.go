@@ -437,7 +437,10 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if r.cfg.Events != nil && len(st.events) == 0 {
 		// The status shows the newest decisions of the leaders before
 		// this one too, as baton events does (a missing log is no error).
-		if recent, err := r.cfg.Events.Recent(ctx, maxEvents); err == nil {
+		ectx, cancel := context.WithTimeout(ctx, 2*time.Second) // a takeover does not wait on it
+		recent, err := r.cfg.Events.Recent(ectx, maxEvents)
+		cancel()
+		if err == nil {
 			st.events = recent
 		} else {
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("read the newest events for the status")

@@ -127,8 +127,14 @@ func autoscale(a desired.Autoscaler, prev HPAState, live int, cpu cpuSample, flo
 	switch {
 	case up > cur:
 		want = min(up, cur+allowed(a.ScaleUp, defaultUp, cur))
+		if a.ScaleUp.SelectPolicy == "Disabled" {
+			st.Reason += fmt.Sprintf("; stays at %d: scale-up is disabled (behavior.scaleUp.selectPolicy)", cur)
+		}
 	case down < cur:
 		want = max(down, cur-allowed(a.ScaleDown, defaultDown, cur))
+		if a.ScaleDown.SelectPolicy == "Disabled" {
+			st.Reason += fmt.Sprintf("; stays at %d: scale-down is disabled (behavior.scaleDown.selectPolicy)", cur)
+		}
 	case raw < cur: // held: say so, or the status shows a low usage and no change
 		st.Reason += fmt.Sprintf("; stays at %d: the scale-down stabilization window (%ds) still holds a recommendation of %d",
 			cur, a.ScaleDown.StabilizationWindowSeconds, down)

@@ -58,7 +58,7 @@ func TestAutoscale(t *testing.T) {
 		{name: "no target it can measure (custom metrics only): holds", a: func() desired.Autoscaler { a := hpa; a.TargetCPUPercent = 0; return a }(),
 			prev: HPAState{Replicas: 4}, cpu: cpu(4000, 4), now: at(0), want: 4},
 		{name: "scale up disabled", a: func() desired.Autoscaler { a := hpa; a.ScaleUp.SelectPolicy = "Disabled"; return a }(),
-			prev: HPAState{Replicas: 4}, cpu: cpu(400, 4), now: at(0), want: 4},
+			prev: HPAState{Replicas: 4}, cpu: cpu(400, 4), now: at(0), want: 4, reason: "stays at 4: scale-up is disabled"},
 		{name: "a pods policy bounds the step", a: func() desired.Autoscaler {
 			a := hpa
 			a.ScaleUp.Policies = []desired.ScalingPolicy{{Type: "Pods", Value: 1, PeriodSeconds: 60}}

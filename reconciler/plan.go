@@ -255,16 +255,20 @@ func summaryLine(wp WorkloadPlan) string {
 		parts = append(parts, fmt.Sprintf("%d would not fit: %s", wp.Unplaceable, wp.Reason))
 	}
 	if len(parts) == 0 {
-		missing := 0
+		what := "no change"
+		if wp.Op == "changed" {
+			what = "changed outside the pod template"
+		}
+		starts := 0
 		for _, n := range wp.Placements {
-			missing += n
+			starts += n
 		}
-		if missing > 0 {
-			// Unchanged in Git, yet replicas start: the live state lacks them.
-			parts = append(parts, fmt.Sprintf("unchanged; %s missing now would start", replicas(missing)))
-		} else {
-			parts = append(parts, "no change")
+		if starts > 0 {
+			// Not the change's doing: the live state is being repaired
+			// (replacements, moves off a draining node, a rollout under way).
+			what += fmt.Sprintf("; %s would start anyway (replacing or moving live ones)", replicas(starts))
 		}
+		parts = append(parts, what)
 	}
 	return wp.Name + ": " + strings.Join(parts, "; ")
 }

@@ -110,13 +110,19 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
-// A workload unchanged in Git whose replicas are missing now does not
-// read "no change" beside the replicas the plan starts.
-func TestSummaryLineMissingReplicas(t *testing.T) {
+// A workload the change leaves as it is, whose replicas are being
+// replaced or moved, does not read a bare "no change" beside the replicas
+// the plan starts.
+func TestSummaryLineStartsAnyway(t *testing.T) {
 	wp := WorkloadPlan{Name: "api", Op: "unchanged", Now: 2, After: 2, Placements: map[string]int{"n1": 1}}
-	if got := summaryLine(wp); got != "api: unchanged; 1 replica missing now would start" {
+	if got := summaryLine(wp); got != "api: no change; 1 replica would start anyway (replacing or moving live ones)" {
 		t.Fatalf("%q", got)
 	}
+	wp.Op = "changed"
+	if got := summaryLine(wp); got != "api: changed outside the pod template; 1 replica would start anyway (replacing or moving live ones)" {
+		t.Fatalf("%q", got)
+	}
+	wp.Op = "unchanged"
 	wp.Placements = nil
 	if got := summaryLine(wp); got != "api: no change" {
 		t.Fatalf("%q", got)

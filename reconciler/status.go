@@ -343,7 +343,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 }
 
 func replicaStatus(node string, rep *protocol.Replica) ReplicaStatus {
-	rs := ReplicaStatus{ID: rep.ID, Node: node, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready,
+	rs := ReplicaStatus{ID: rep.ID, Node: node, SpecHash: rep.SpecHash, State: rep.State, Ready: rep.Ready && rep.State == protocol.StateRunning,
 		PodIP: rep.PodIP, Restarts: rep.Restarts, ExitCode: rep.ExitCode, StartedAt: rep.StartedAt, LastExit: rep.LastExit, Usage: rep.Usage, Message: rep.Message,
 		Code: rep.Code, Failures: rep.Failures, RetryAt: rep.RetryAt}
 	if rep.HostNetwork {

@@ -66,7 +66,7 @@ spec:
 		out, err := c.baton("top")
 		return err == nil && strings.Contains(out, "hello     3/3 reporting"), out
 	})
-	if out, err := c.baton("top", "nodes"); err != nil || !strings.Contains(out, "n1    true") || !strings.Contains(out, "%") {
+	if out, err := c.baton("top", "nodes"); err != nil || !strings.Contains(out, "n1    yes") || !strings.Contains(out, "%") {
 		t.Fatalf("baton top nodes: %v\n%s", err, out)
 	}
 }

@@ -49,6 +49,7 @@ With --nats it embeds nothing and joins the NATS server at that URL instead,
 with the server credential given by --creds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			daemon.Store(true)
 			if so.repo == "" {
 				return fmt.Errorf("--repo is required")
 			}
@@ -106,6 +107,7 @@ func agentCmd() *cobra.Command {
 		Short: "Run a node agent on the local containerd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			daemon.Store(true)
 			if _, err := ao.check(); err != nil {
 				return err
 			}

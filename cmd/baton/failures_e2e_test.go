@@ -135,7 +135,7 @@ func TestFixingForwardIsNotPunished(t *testing.T) {
 		return n == 3 && len(reps) == 3 && c.running("n1", hashOf(t, fix)) == 3, fmt.Sprintf("%+v", reps)
 	})
 	t.Logf("fix committed → 3 replicas of the new template running in %s", time.Since(start).Round(10*time.Millisecond))
-	if out, err := c.baton("wait", fixed[:12], "--timeout", "30s", "--progress", "always"); err != nil || !strings.Contains(out, "hello 3/3 ready") {
+	if out, err := c.baton("wait", fixed[:12], "--timeout", "30s", "--progress", "always"); err != nil || !strings.Contains(out, "hello 3/3 updated, 3 ready") {
 		t.Fatalf("baton wait on the fix (with its progress): %v\n%s", err, out)
 	}
 	h, _ := c.baton("history", "--wide")

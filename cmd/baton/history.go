@@ -34,12 +34,13 @@ func historyCmd() *cobra.Command {
 			if output == "json" {
 				return printJSON(cmd.OutOrStdout(), h)
 			}
-			return printHistory(cmd.OutOrStdout(), h, wide)
+			// Cut to fit a terminal; whole into a pipe or a file.
+			return printHistory(cmd.OutOrStdout(), h, wide || !isTerminal(cmd.OutOrStdout()))
 		},
 	}
 	pl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.Flags().BoolVar(&wide, "wide", false, "print outcomes and messages whole (by default cut to fit a terminal)")
+	cmd.Flags().BoolVar(&wide, "wide", false, "print outcomes and messages whole (on a terminal they are cut to fit it)")
 	return cmd
 }
 
@@ -151,19 +152,22 @@ func waitCmd() *cobra.Command {
 	}
 	pl.register(cmd.Flags())
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up (exit 1) after this long")
-	cmd.Flags().StringVar(&progress, "progress", "auto", "print each workload's ready replicas as they change, on stderr: auto (on a terminal), always or never")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "print each workload's updated and ready replicas as they change, on stderr: auto (on a terminal), always or never")
 	return cmd
 }
 
 // waitProgress is one line of baton wait's progress: each workload's
-// ready replicas against its count, and what is pending.
+// replicas of the wanted template against its count, those ready, and
+// what is pending.
 func waitProgress(st reconciler.Status) string {
 	var parts []string
 	for _, w := range st.Workloads {
 		if strings.HasPrefix(w.Name, desired.ReservedNamespace+"/") {
 			continue // a Job's pods: not a count to reach
 		}
-		p := fmt.Sprintf("%s %d/%d ready", w.Name, w.Ready, w.Desired)
+		// Updated (of the template wanted now) and ready: during a rollout
+		// the old replicas are ready and not updated.
+		p := fmt.Sprintf("%s %d/%d updated, %d ready", w.Name, w.Current, w.Desired, w.Ready)
 		if w.Pending > 0 {
 			p += fmt.Sprintf(" (%d pending)", w.Pending)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,16 +46,27 @@ func main() {
 	}
 }
 
+// daemon is set by the commands that run until interrupted (up, server,
+// agent): their interrupt says what it waits for.
+var daemon atomic.Bool
+
 // onSignals ends the command on the first interrupt (what is under way
 // finishes: a stop within its pods' grace periods, a lease handed over),
-// saying so, and quits at once on the second.
+// saying so for a daemon, and quits at once on the second, with the
+// signal's exit status (130 for SIGINT, 143 for SIGTERM).
 func onSignals(sigs <-chan os.Signal, cancel context.CancelFunc, log *zerolog.Logger, exit func(int)) {
 	<-sigs
-	log.Info().Msg("stopping: what is under way finishes first (a stop within its grace period); interrupt again to quit at once")
+	if daemon.Load() {
+		log.Info().Msg("stopping: what is under way finishes first (a stop within its grace period); interrupt again to quit at once (an embedded containerd keeps running)")
+	}
 	cancel()
-	<-sigs
+	sig := <-sigs
 	log.Warn().Msg("quitting at once")
-	exit(130)
+	code := 130
+	if s, ok := sig.(syscall.Signal); ok {
+		code = 128 + int(s)
+	}
+	exit(code)
 }
 
 func newLogger() zerolog.Logger {

@@ -198,10 +198,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 			if !r.RetryAt.IsZero() {
 				msg += fmt.Sprintf(" (failed starts: %d; next try %s)", r.Failures, until(r.RetryAt, now))
 			}
-			ready := "no"
-			if r.Ready && r.State == protocol.StateRunning {
-				ready = "yes"
-			}
+			ready := yesNo(r.Ready && r.State == protocol.StateRunning)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Node, r.State, ready, ip, ports, restarts, cpu, mem, r.SpecHash, msg)
 		}
 	}

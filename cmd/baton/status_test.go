@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,8 @@ func TestWelcomeHints(t *testing.T) {
 	}{
 		{"/var/lib/baton", "tls://127.0.0.1:4222", ""},
 		{"/var/lib/baton", "tls://127.0.0.1:14222", "export BATON_NATS=tls://127.0.0.1:14222\n"},
+		{"/var/lib/baton", "tls://0.0.0.0:4222", ""}, // listening everywhere: loopback is the default
+		{"/var/lib/baton", "tls://[::]:14222", "export BATON_NATS=tls://127.0.0.1:14222\n"},
 		{"/tmp/b", "tls://127.0.0.1:14222", "export BATON_CREDS=/tmp/b/admin.creds BATON_NATS=tls://127.0.0.1:14222\n"},
 	} {
 		cmd := &cobra.Command{}
@@ -94,8 +97,8 @@ func TestCompletion(t *testing.T) {
 // baton wait's progress line: ready against the count, and pending.
 func TestWaitProgress(t *testing.T) {
 	st := reconciler.Status{Workloads: []reconciler.WorkloadStatus{
-		{Name: "web", Desired: 3, Ready: 1, Pending: 2}, {Name: "shop/api", Desired: 1, Ready: 1}, {Name: "job/migrate", Desired: 0}}}
-	if got := waitProgress(st); got != "web 1/3 ready (2 pending), shop/api 1/1 ready" {
+		{Name: "web", Desired: 3, Current: 1, Ready: 3, Pending: 2}, {Name: "shop/api", Desired: 1, Current: 1, Ready: 1}, {Name: "job/migrate", Desired: 0}}}
+	if got := waitProgress(st); got != "web 1/3 updated, 3 ready (2 pending), shop/api 1/1 updated, 1 ready" {
 		t.Fatalf("%q", got)
 	}
 }
@@ -109,14 +112,16 @@ func TestTop(t *testing.T) {
 			{Name: "n2", Ready: true, Replicas: 1}},
 		Workloads: []reconciler.WorkloadStatus{{Name: "web", Replicas: []reconciler.ReplicaStatus{
 			{ID: "a", Node: "n1", Usage: u(250, 64)}, {ID: "b", Node: "n1", Usage: u(250, 64)}, {ID: "c", Node: "n2"}}}},
+		Jobs: []reconciler.JobStatus{{JobProgress: reconciler.JobProgress{Name: "batch"}, Replicas: []reconciler.ReplicaStatus{{ID: "d", Node: "n2", Usage: u(100, 32)}}}},
 	}
 	var b bytes.Buffer
-	if err := printTopWorkloads(&b, st); err != nil || !strings.Contains(b.String(), "web       2/3 reporting  500m  128Mi") {
+	if err := printTopWorkloads(&b, st); err != nil || !strings.Contains(b.String(), "web        2/3 reporting  500m  128Mi") ||
+		!strings.Contains(b.String(), "job/batch  1/1 reporting  100m  32Mi") {
 		t.Fatalf("top workloads: %v\n%s", err, b.String())
 	}
 	b.Reset()
-	if err := printTopNodes(&b, st); err != nil || !strings.Contains(b.String(), "n1    true   500m  25%   128Mi   13%      2") ||
-		!strings.Contains(b.String(), "n2    true   0m    -     0Mi     -        1") {
+	if err := printTopNodes(&b, st); err != nil || !strings.Contains(b.String(), "n1    yes    500m  25%   128Mi   13%      2") ||
+		!strings.Contains(b.String(), "n2    yes    100m  -     32Mi    -        1") {
 		t.Fatalf("top nodes: %v\n%s", err, b.String())
 	}
 }
@@ -129,14 +134,25 @@ func TestOnSignals(t *testing.T) {
 	var logs bytes.Buffer
 	log := zerolog.New(&logs)
 	exited := make(chan int, 1)
+	daemon.Store(true)
+	defer daemon.Store(false)
 	go onSignals(sigs, cancel, &log, func(code int) { exited <- code })
 	sigs <- os.Interrupt
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first interrupt did not end the command")
+	}
 	if !strings.Contains(logs.String(), "interrupt again to quit at once") {
 		t.Fatalf("logs: %s", logs.String())
 	}
-	sigs <- os.Interrupt
-	if code := <-exited; code != 130 {
-		t.Fatalf("exit %d", code)
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-exited:
+		if code != 143 {
+			t.Fatalf("exit %d, want 143 (SIGTERM)", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second signal did not quit")
 	}
 }

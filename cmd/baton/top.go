@@ -38,26 +38,39 @@ func topCmd() *cobra.Command {
 	return cmd
 }
 
-// usageOf sums what the replicas of a list use, and counts those that
-// reported usage.
-func usageOf(reps []reconciler.ReplicaStatus, node string) (cpu, mem int64, n int) {
-	for _, r := range reps {
-		if r.Usage == nil || (node != "" && r.Node != node) {
-			continue
-		}
-		cpu, mem, n = cpu+r.Usage.CPUMilli, mem+r.Usage.MemoryBytes, n+1
-	}
-	return cpu, mem, n
+// topGroup is a workload's (or a Job's, job/NAME) replicas.
+type topGroup struct {
+	name string
+	reps []reconciler.ReplicaStatus
 }
 
-// printTopWorkloads prints each workload's usage, as kubectl top pods
-// summed per workload.
+// topGroups are the workloads and the Jobs with their replicas, as status
+// lists them apart.
+func topGroups(st reconciler.Status) []topGroup {
+	var out []topGroup
+	for _, wl := range st.Workloads {
+		out = append(out, topGroup{wl.Name, wl.Replicas})
+	}
+	for _, j := range st.Jobs {
+		out = append(out, topGroup{reconciler.JobWorkload(j.Name), j.Replicas})
+	}
+	return out
+}
+
+// printTopWorkloads prints each workload's (and Job's) usage, as kubectl
+// top pods summed per workload.
 func printTopWorkloads(w io.Writer, st reconciler.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tREPLICAS\tCPU\tMEMORY")
-	for _, wl := range st.Workloads {
-		cpu, mem, n := usageOf(wl.Replicas, "")
-		fmt.Fprintf(tw, "%s\t%d/%d reporting\t%dm\t%dMi\n", wl.Name, n, len(wl.Replicas), cpu, mem>>20)
+	for _, g := range topGroups(st) {
+		var cpu, mem int64
+		n := 0
+		for _, r := range g.reps {
+			if r.Usage != nil {
+				cpu, mem, n = cpu+r.Usage.CPUMilli, mem+r.Usage.MemoryBytes, n+1
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d reporting\t%dm\t%dMi\n", g.name, n, len(g.reps), cpu, mem>>20)
 	}
 	if st.ReplicasOmitted > 0 {
 		fmt.Fprintf(tw, "(%d replicas not listed by the server: their usage is not counted)\n", st.ReplicasOmitted)
@@ -65,19 +78,25 @@ func printTopWorkloads(w io.Writer, st reconciler.Status) error {
 	return tw.Flush()
 }
 
-// printTopNodes prints each node's usage by its replicas against its
-// capacity, as kubectl top nodes.
+// printTopNodes prints each node's usage by its replicas (of workloads
+// and Jobs) against its capacity, as kubectl top nodes.
 func printTopNodes(w io.Writer, st reconciler.Status) error {
+	type use struct{ cpu, mem int64 }
+	byNode := map[string]use{}
+	for _, g := range topGroups(st) {
+		for _, r := range g.reps {
+			if r.Usage != nil {
+				u := byNode[r.Node]
+				byNode[r.Node] = use{u.cpu + r.Usage.CPUMilli, u.mem + r.Usage.MemoryBytes}
+			}
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tREADY\tCPU\tCPU%\tMEMORY\tMEMORY%\tREPLICAS")
 	for _, n := range st.Nodes {
-		var cpu, mem int64
-		for _, wl := range st.Workloads {
-			c, m, _ := usageOf(wl.Replicas, n.Name)
-			cpu, mem = cpu+c, mem+m
-		}
-		fmt.Fprintf(tw, "%s\t%v\t%dm\t%s\t%dMi\t%s\t%d\n", n.Name, n.Ready, cpu, percent(cpu, n.Capacity.CPUMilli), mem>>20,
-			percent(mem, n.Capacity.MemoryBytes), n.Replicas)
+		u := byNode[n.Name]
+		fmt.Fprintf(tw, "%s\t%s\t%dm\t%s\t%dMi\t%s\t%d\n", n.Name, yesNo(n.Ready), u.cpu, percent(u.cpu, n.Capacity.CPUMilli), u.mem>>20,
+			percent(u.mem, n.Capacity.MemoryBytes), n.Replicas)
 	}
 	return tw.Flush()
 }
@@ -87,4 +106,11 @@ func percent(used, of int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%d%%", (used*100+of/2)/of)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

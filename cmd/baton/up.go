@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,7 @@ With no --repo it creates a config repository under the data dir, seeded from
 examples/hello, and follows it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			daemon.Store(true)
 			ctx := cmd.Context()
 			log := zerolog.Ctx(ctx)
 			if _, err := ao.check(); err != nil {
@@ -118,6 +120,24 @@ examples/hello, and follows it.`,
 	return cmd
 }
 
+// dialableURL is a listening server's URL as a client on this machine
+// dials it: an unspecified host (0.0.0.0, ::) is loopback, which the
+// server's certificate names.
+func dialableURL(u string) string {
+	scheme, addr, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return u
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
 func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded bool) {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "Baton is up. NATS: %s (TLS; credentials required)\n", natsURL)
@@ -127,8 +147,8 @@ func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded b
 	if so.dataDir != "/var/lib/baton" {
 		env = append(env, "BATON_CREDS="+adminCredsPath(so.dataDir))
 	}
-	if _, addr, _ := strings.Cut(natsURL, "://"); !strings.HasSuffix(defaultNATS, "://"+addr) { // tls:// or nats://: the address counts
-		env = append(env, "BATON_NATS="+natsURL)
+	if u := dialableURL(natsURL); !strings.HasSuffix(defaultNATS, "://"+strings.SplitN(u, "://", 2)[1]) { // tls:// or nats://: the address counts
+		env = append(env, "BATON_NATS="+u)
 	}
 	if len(env) > 0 {
 		fmt.Fprintf(w, "Operator commands (baton status, logs, ...) need: export %s\n", strings.Join(env, " "))
