@@ -500,6 +500,20 @@ type k8sDaemonSet struct {
 	} `json:"spec"`
 }
 
+type k8sEndpoints struct {
+	Metadata objectMeta `json:"metadata"`
+	Subsets  []struct {
+		Addresses []struct {
+			IP string `json:"ip"`
+		} `json:"addresses"`
+		Ports []struct {
+			Name     string `json:"name"`
+			Port     int    `json:"port"`
+			Protocol string `json:"protocol"`
+		} `json:"ports"`
+	} `json:"subsets"`
+}
+
 type k8sPDB struct {
 	Metadata objectMeta `json:"metadata"`
 	Spec     struct {

@@ -191,6 +191,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		if h, ok := decode[k8sHPA](u, errs, n.d); ok {
 			st.Autoscalers = append(st.Autoscalers, n.autoscaler(h))
 		}
+	case "Endpoints":
+		if e, ok := decode[k8sEndpoints](u, errs, n.d); ok {
+			st.Endpoints = append(st.Endpoints, n.endpoints(e))
+		}
 	case "PodDisruptionBudget":
 		if b, ok := decode[k8sPDB](u, errs, n.d); ok {
 			st.Budgets = append(st.Budgets, n.disruptionBudget(b))
@@ -272,6 +276,7 @@ func sortState(st *State) {
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	sort.Slice(st.Autoscalers, func(i, j int) bool { return st.Autoscalers[i].Name < st.Autoscalers[j].Name })
 	sort.Slice(st.Schedules, func(i, j int) bool { return st.Schedules[i].Name < st.Schedules[j].Name })
+	sort.Slice(st.Endpoints, func(i, j int) bool { return st.Endpoints[i].Name < st.Endpoints[j].Name })
 	sort.Slice(st.Budgets, func(i, j int) bool { return st.Budgets[i].Name < st.Budgets[j].Name })
 	sort.Slice(st.Namespaces, func(i, j int) bool { return st.Namespaces[i].Name < st.Namespaces[j].Name })
 	sort.Slice(st.Ignored, func(i, j int) bool {

@@ -71,8 +71,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"web.yaml:6:3: spec.replicaz: field not allowed"}},
 		{"unknown container field", base + "          imagePullSecret: x\n",
 			[]string{"web.yaml:12:11: spec.template.spec.containers[0].imagePullSecret: field not allowed"}},
-		{"unsupported kind", "apiVersion: v1\nkind: Endpoints\nmetadata: {name: x}\n",
-			[]string{"web.yaml:2:1: kind: v1 Endpoints is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, apps/v1 StatefulSet, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
+		{"unsupported kind", "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: x}\n",
+			[]string{"web.yaml:2:1: kind: v1 ResourceQuota is not supported (supported: apps/v1 DaemonSet, apps/v1 Deployment, apps/v1 StatefulSet, autoscaling/v1 HorizontalPodAutoscaler, autoscaling/v2 HorizontalPodAutoscaler"}},
 		{"missing kind", "metadata: {name: x}\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"not an object", "- a\n- b\n", []string{"web.yaml:1:1: an object needs apiVersion and kind"}},
 		{"replicas not an integer", strings.Replace(base, "replicas: 3", "replicas: three", 1),
@@ -1301,5 +1301,38 @@ func TestLoadDisruptionBudget(t *testing.T) {
 	_, err = Load(map[string][]byte{"pdb.yaml": []byte(strings.Replace(pdb, "minAvailable: 50%", "minAvailable: 1, maxUnavailable: 1", 1))})
 	if err == nil || !strings.Contains(err.Error(), "pdb.yaml:4:") || !strings.Contains(err.Error(), "minAvailable and maxUnavailable cannot both be set") {
 		t.Fatalf("both: %v", err)
+	}
+}
+
+// An Endpoints object gives a Service without a selector its addresses,
+// per port name; IPv6 is refused (Baton's Services are IPv4).
+func TestLoadEndpoints(t *testing.T) {
+	files := map[string][]byte{"db.yaml": []byte(`apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec: {ports: [{name: sql, port: 5432}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: db, namespace: shop}
+subsets:
+  - addresses: [{ip: 192.0.2.10}, {ip: 192.0.2.11}]
+    notReadyAddresses: [{ip: 192.0.2.12}]
+    ports: [{name: sql, port: 5432}]
+`)}
+	st, err := Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := st.EndpointsOf("shop/db")
+	if got := fmt.Sprint(e.Serving("sql", "TCP")); !ok || got != "[192.0.2.10:5432 192.0.2.11:5432]" {
+		t.Fatalf("endpoints of shop/db: %v %s", ok, got)
+	}
+	if got := e.Serving("other", "TCP"); len(got) != 0 {
+		t.Fatalf("another port's: %v", got)
+	}
+	files["db.yaml"] = []byte(strings.Replace(string(files["db.yaml"]), "ip: 192.0.2.11", "ip: 2001:db8::1", 1))
+	if _, err := Load(files); err == nil || !strings.Contains(err.Error(), `subsets[0].addresses[1].ip: "2001:db8::1": want an IPv4 address`) {
+		t.Fatalf("IPv6: %v", err)
 	}
 }

@@ -363,4 +363,5 @@ func (st *State) append(part *State) {
 	st.Ignored = append(st.Ignored, part.Ignored...)
 	st.Namespaces = append(st.Namespaces, part.Namespaces...)
 	st.Budgets = append(st.Budgets, part.Budgets...)
+	st.Endpoints = append(st.Endpoints, part.Endpoints...)
 }

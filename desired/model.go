@@ -22,6 +22,8 @@ type State struct {
 	Services    []Service         `json:"services,omitempty"`
 	Autoscalers []Autoscaler      `json:"horizontalPodAutoscalers,omitempty"`
 	Schedules   []ScalingSchedule `json:"scalingSchedules,omitempty"`
+	// Endpoints are the endpoints of Services without a selector.
+	Endpoints []Endpoints `json:"endpoints,omitempty"`
 	// Budgets are the PodDisruptionBudgets, honoured by node drain.
 	Budgets []DisruptionBudget `json:"podDisruptionBudgets,omitempty"`
 	// Namespaces are the Namespace objects of the revision.
@@ -126,6 +128,27 @@ type ClaimTemplate struct {
 	Name         string   `json:"name"`
 	StorageBytes int64    `json:"storageBytes"`
 	AccessModes  []string `json:"accessModes"`
+}
+
+// Endpoints are the addresses a Service without a selector sends to (its
+// name is the Service's): each subset's addresses on each of its ports.
+type Endpoints struct {
+	Meta
+	Subsets []EndpointSubset `json:"subsets,omitempty"`
+}
+
+// EndpointSubset is addresses (IPv4) that all serve Ports.
+type EndpointSubset struct {
+	Addresses []string       `json:"addresses,omitempty"`
+	Ports     []EndpointPort `json:"ports,omitempty"`
+}
+
+// EndpointPort is a port of an Endpoints subset; Name matches the
+// Service port's name.
+type EndpointPort struct {
+	Name     string `json:"name,omitempty"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
 }
 
 // DisruptionBudget is a PodDisruptionBudget: a node drain stops a ready

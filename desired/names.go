@@ -136,11 +136,11 @@ func (s *State) NamespacesMatching(matchLabels map[string]string, exprs []Requir
 
 // counts marks how far each list of a state went, so the objects one
 // document added can be told apart.
-type counts [12]int
+type counts [13]int
 
 func countsOf(s *State) counts {
 	return counts{len(s.Workloads), len(s.Jobs), len(s.CronJobs), len(s.ConfigMaps), len(s.Secrets), len(s.Claims),
-		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces), len(s.Budgets)}
+		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces), len(s.Budgets), len(s.Endpoints)}
 }
 
 // qualify names the objects added since c, and their references to
@@ -191,6 +191,9 @@ func qualify(s *State, c counts, ns string) {
 	}
 	for i := c[11]; i < len(s.Budgets); i++ {
 		q(&s.Budgets[i].Name)
+	}
+	for i := c[12]; i < len(s.Endpoints); i++ {
+		q(&s.Endpoints[i].Name)
 	}
 	for i := c[9]; i < len(s.Ignored); i++ {
 		if !clusterScoped[s.Ignored[i].Kind] {

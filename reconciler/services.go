@@ -168,7 +168,8 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 	var out []protocol.ServiceRule
 	for _, s := range st.Services {
 		ip := ips[s.Name]
-		if ip == "" || len(s.Selector) == 0 {
+		manual, hasManual := st.EndpointsOf(s.Name)
+		if ip == "" || (len(s.Selector) == 0 && !hasManual) {
 			continue
 		}
 		var selected []desired.Workload
@@ -181,6 +182,9 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 			rule := protocol.ServiceRule{Service: s.Name, IP: ip, Port: p.Port, Protocol: p.Protocol, Endpoints: []string{},
 				NodePort: nodePorts[nodePortKey(s.Name, p.Port)], AffinitySeconds: s.AffinitySeconds, InternalLocal: s.InternalLocal}
 			rule.ExternalLocal = s.ExternalLocal && rule.NodePort != 0
+			if len(s.Selector) == 0 { // a Service without a selector: its Endpoints object's
+				rule.Endpoints = append(rule.Endpoints, manual.Serving(p.Name, p.Protocol)...)
+			}
 			for _, w := range selected {
 				port, ok := targetPort(p.TargetPort, w.Pod)
 				if !ok {
@@ -223,6 +227,11 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 			out = append(out, protocol.DNSRecord{Service: s.Name, IPs: []string{ips[s.Name]}})
 		case headless(s):
 			rec := protocol.DNSRecord{Service: s.Name, IPs: []string{}}
+			if manual, ok := st.EndpointsOf(s.Name); ok && len(s.Selector) == 0 {
+				for _, sub := range manual.Subsets {
+					rec.IPs = append(rec.IPs, sub.Addresses...)
+				}
+			}
 			for _, w := range st.Workloads {
 				if !selects(s, w) {
 					continue

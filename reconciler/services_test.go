@@ -194,3 +194,27 @@ func TestServicesInNamespaces(t *testing.T) {
 		t.Fatalf("records %s, want %s", got, want)
 	}
 }
+
+// A Service without a selector serves the addresses of its Endpoints
+// object; headless, its name answers them.
+func TestServiceWithEndpoints(t *testing.T) {
+	ext := desired.Service{Meta: desired.Meta{Name: "db"}, Type: "ClusterIP",
+		Ports: []desired.ServicePort{{Name: "sql", Port: 5432, Protocol: "TCP", TargetPort: "5432"}}}
+	headlessExt := ext
+	headlessExt.Name, headlessExt.ClusterIP = "dbs", "None"
+	eps := func(name string) desired.Endpoints {
+		return desired.Endpoints{Meta: desired.Meta{Name: name}, Subsets: []desired.EndpointSubset{
+			{Addresses: []string{"192.0.2.10", "192.0.2.11"}, Ports: []desired.EndpointPort{{Name: "sql", Port: 5432, Protocol: "TCP"}}}}}
+	}
+	none := ext
+	none.Name = "none" // no Endpoints: nothing served
+	st := &desired.State{Services: []desired.Service{ext, headlessExt, none}, Endpoints: []desired.Endpoints{eps("db"), eps("dbs")}}
+	in := Input{Now: t0, NodeGrace: grace, Desired: st, Nodes: map[string]NodeView{"n1": node("n1")}}
+	rules := ServiceRules(st, map[string]string{"db": "10.78.0.5", "none": "10.78.0.6"}, nil, NewLive(in))
+	if got, want := fmt.Sprint(rules), "[{db 10.78.0.5 5432 TCP 0 [192.0.2.10:5432 192.0.2.11:5432] 0 false false}]"; got != want {
+		t.Fatalf("rules %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(DNSRecords(st, map[string]string{"db": "10.78.0.5"}, NewLive(in))), "[{db [10.78.0.5]} {dbs [192.0.2.10 192.0.2.11]}]"; got != want {
+		t.Fatalf("records %s, want %s", got, want)
+	}
+}
