@@ -509,7 +509,7 @@ func TestLoadAcceptedFields(t *testing.T) {
 // traffic policies are served; a timeout out of range and an external
 // policy without a node port are refused.
 func TestLoadServicePolicies(t *testing.T) {
-	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  sessionAffinity: ClientIP\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]\n"
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  type: NodePort\n  sessionAffinity: ClientIP\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  selector: {app: web}\n  ports: [{port: 80}]\n"
 	st, err := Load(map[string][]byte{"svc.yaml": []byte(svc)})
 	if err != nil {
 		t.Fatal(err)
@@ -1324,12 +1324,19 @@ subsets:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(st.Warnings) != 0 {
+		t.Fatalf("warnings %v", st.Warnings)
+	}
 	e, ok := st.EndpointsOf("shop/db")
 	if got := fmt.Sprint(e.Serving("sql", "TCP")); !ok || got != "[192.0.2.10:5432 192.0.2.11:5432]" {
 		t.Fatalf("endpoints of shop/db: %v %s", ok, got)
 	}
 	if got := e.Serving("other", "TCP"); len(got) != 0 {
 		t.Fatalf("another port's: %v", got)
+	}
+	alone := map[string][]byte{"db.yaml": []byte(strings.SplitN(string(files["db.yaml"]), "---\n", 2)[0])}
+	if st, err := Load(alone); err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), "Service shop/db has no selector and the revision no Endpoints of that name: it serves nothing") {
+		t.Fatalf("a Service without selector nor Endpoints: %v %v", err, st)
 	}
 	files["db.yaml"] = []byte(strings.Replace(string(files["db.yaml"]), "ip: 192.0.2.11", "ip: 2001:db8::1", 1))
 	if _, err := Load(files); err == nil || !strings.Contains(err.Error(), `subsets[0].addresses[1].ip: "2001:db8::1": want an IPv4 address`) {

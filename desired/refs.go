@@ -340,6 +340,14 @@ func unenforced(st *State) []string {
 		for _, u := range s.Unserved {
 			add("Service %s: %s is not acted on", s.Name, u)
 		}
+		if _, ok := st.EndpointsOf(s.Name); len(s.Selector) == 0 && !ok {
+			add("Service %s has no selector and the revision no Endpoints of that name: it serves nothing", s.Name)
+		}
+	}
+	for _, e := range st.Endpoints {
+		if !slices.ContainsFunc(st.Services, func(s Service) bool { return s.Name == e.Name && len(s.Selector) == 0 }) {
+			add("Endpoints %s: no Service without a selector of that name: its addresses are not served", e.Name)
+		}
 	}
 	for _, j := range st.Jobs {
 		if j.Spec.TTLSecondsAfterFinished != nil {
