@@ -32,14 +32,14 @@ func (n *norm) endpoints(e k8sEndpoints) Endpoints {
 	return out
 }
 
-// EndpointsOf is the Endpoints object of Service service, if any.
-func (s *State) EndpointsOf(service string) (Endpoints, bool) {
+// EndpointsByName are the Endpoints objects by name (a Service's name):
+// made once by each walk over the Services.
+func (s *State) EndpointsByName() map[string]Endpoints {
+	m := make(map[string]Endpoints, len(s.Endpoints))
 	for _, e := range s.Endpoints {
-		if e.Name == service {
-			return e, true
-		}
+		m[e.Name] = e
 	}
-	return Endpoints{}, false
+	return m
 }
 
 // Serving are the "address:port" endpoints of a Service port named

@@ -239,10 +239,8 @@ type k8sClaimSource struct {
 	ReadOnly  bool   `json:"readOnly"`
 }
 
-type labelSelector struct {
-	MatchLabels      map[string]string `json:"matchLabels"`
-	MatchExpressions []Requirement     `json:"matchExpressions"`
-}
+// labelSelector is a manifest's label selector, read as the model's.
+type labelSelector = LabelSelector
 
 type nodeSelectorTerm struct {
 	MatchExpressions []Requirement `json:"matchExpressions"`

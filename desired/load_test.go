@@ -1327,7 +1327,7 @@ subsets:
 	if len(st.Warnings) != 0 {
 		t.Fatalf("warnings %v", st.Warnings)
 	}
-	e, ok := st.EndpointsOf("shop/db")
+	e, ok := st.EndpointsByName()["shop/db"]
 	if got := fmt.Sprint(e.Serving("sql", "TCP")); !ok || got != "[192.0.2.10:5432 192.0.2.11:5432]" {
 		t.Fatalf("endpoints of shop/db: %v %s", ok, got)
 	}

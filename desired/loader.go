@@ -194,9 +194,10 @@ func (w *worker) do(u unit, opts Options, keepDocs bool) *unitResult {
 		}
 		line, col := nearest(d.value, "metadata.name")
 		it.id = &objectID{key: key, kind: kind, name: name, file: d.file, line: d.line(), nameLine: line, nameCol: col}
-		mark := countsOf(&res.part)
-		add(&res.part, &norm{d: d, errs: &it.nerrs}, kind, v, opts)
-		qualify(&res.part, mark, ns)
+		var objects State // the document's, named in its namespace, then added
+		add(&objects, &norm{d: d, errs: &it.nerrs}, kind, v, opts)
+		qualify(&objects, ns)
+		res.part.append(&objects)
 		res.items = append(res.items, it)
 	}
 	return res

@@ -134,18 +134,9 @@ func (s *State) NamespacesMatching(matchLabels map[string]string, exprs []Requir
 	return out
 }
 
-// counts marks how far each list of a state went, so the objects one
-// document added can be told apart.
-type counts [13]int
-
-func countsOf(s *State) counts {
-	return counts{len(s.Workloads), len(s.Jobs), len(s.CronJobs), len(s.ConfigMaps), len(s.Secrets), len(s.Claims),
-		len(s.Services), len(s.Autoscalers), len(s.Schedules), len(s.Ignored), len(s.Namespaces), len(s.Budgets), len(s.Endpoints)}
-}
-
-// qualify names the objects added since c, and their references to
-// other objects, in namespace ns (nothing changes in the default one).
-func qualify(s *State, c counts, ns string) {
+// qualify names the objects of s, and their references to other
+// objects, in namespace ns (nothing changes in the default one).
+func qualify(s *State, ns string) {
 	if ns == DefaultNamespace {
 		return
 	}
@@ -154,52 +145,66 @@ func qualify(s *State, c counts, ns string) {
 			*name = Qualify(ns, *name)
 		}
 	}
-	for i := c[0]; i < len(s.Workloads); i++ {
+	for i := range s.Workloads {
 		q(&s.Workloads[i].Name)
 		s.Workloads[i].Pod.qualify(q)
 		if sf := s.Workloads[i].Stateful; sf != nil {
 			q(&sf.ServiceName)
 		}
 	}
-	for i := c[1]; i < len(s.Jobs); i++ {
+	for i := range s.Jobs {
 		q(&s.Jobs[i].Name)
 		s.Jobs[i].Spec.Pod.qualify(q)
 	}
-	for i := c[2]; i < len(s.CronJobs); i++ {
+	for i := range s.CronJobs {
 		q(&s.CronJobs[i].Name)
 		s.CronJobs[i].Job.Pod.qualify(q)
 	}
-	for i := c[3]; i < len(s.ConfigMaps); i++ {
-		q(&s.ConfigMaps[i].Name)
+	for _, m := range s.metas() {
+		q(&m.Name)
 	}
-	for i := c[4]; i < len(s.Secrets); i++ {
-		q(&s.Secrets[i].Name)
-	}
-	for i := c[5]; i < len(s.Claims); i++ {
-		q(&s.Claims[i].Name)
-	}
-	for i := c[6]; i < len(s.Services); i++ {
-		q(&s.Services[i].Name)
-	}
-	for i := c[7]; i < len(s.Autoscalers); i++ {
-		q(&s.Autoscalers[i].Name)
+	for i := range s.Autoscalers {
 		q(&s.Autoscalers[i].Target)
 	}
-	for i := c[8]; i < len(s.Schedules); i++ {
-		q(&s.Schedules[i].Name)
+	for i := range s.Schedules {
 		q(&s.Schedules[i].Target)
 	}
-	for i := c[11]; i < len(s.Budgets); i++ {
-		q(&s.Budgets[i].Name)
-	}
-	for i := c[12]; i < len(s.Endpoints); i++ {
-		q(&s.Endpoints[i].Name)
-	}
-	for i := c[9]; i < len(s.Ignored); i++ {
+	for i := range s.Ignored {
 		if !clusterScoped[s.Ignored[i].Kind] {
 			q(&s.Ignored[i].Name)
 		}
 	}
+}
+
+// metas are the Meta of the objects of s other than workloads, Jobs and
+// CronJobs (whose names qualify walks with their pods).
+func (s *State) metas() []*Meta {
+	var out []*Meta
+	for i := range s.ConfigMaps {
+		out = append(out, &s.ConfigMaps[i].Meta)
+	}
+	for i := range s.Secrets {
+		out = append(out, &s.Secrets[i].Meta)
+	}
+	for i := range s.Claims {
+		out = append(out, &s.Claims[i].Meta)
+	}
+	for i := range s.Services {
+		out = append(out, &s.Services[i].Meta)
+	}
+	for i := range s.Autoscalers {
+		out = append(out, &s.Autoscalers[i].Meta)
+	}
+	for i := range s.Schedules {
+		out = append(out, &s.Schedules[i].Meta)
+	}
+	for i := range s.Budgets {
+		out = append(out, &s.Budgets[i].Meta)
+	}
+	for i := range s.Endpoints {
+		out = append(out, &s.Endpoints[i].Meta)
+	}
+	return out
 }
 
 // qualify names the objects a pod refers to by q.

@@ -251,7 +251,7 @@ func (n *norm) labelSelector(f string, sel *labelSelector) *LabelSelector {
 		return nil
 	}
 	n.checkRequirements(f+".matchExpressions", sel.MatchExpressions, false)
-	return &LabelSelector{MatchLabels: sel.MatchLabels, MatchExpressions: sel.MatchExpressions}
+	return sel
 }
 
 // nodeTerm reads a node selector term; the only field is metadata.name.

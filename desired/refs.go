@@ -336,11 +336,12 @@ func unenforced(st *State) []string {
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
 	}
+	endpoints := st.EndpointsByName()
 	for _, s := range st.Services {
 		for _, u := range s.Unserved {
 			add("Service %s: %s is not acted on", s.Name, u)
 		}
-		if _, ok := st.EndpointsOf(s.Name); len(s.Selector) == 0 && !ok {
+		if _, ok := endpoints[s.Name]; len(s.Selector) == 0 && !ok {
 			add("Service %s has no selector and the revision no Endpoints of that name: it serves nothing", s.Name)
 		}
 	}

@@ -166,9 +166,10 @@ func ServiceRules(st *desired.State, ips map[string]string, nodePorts map[string
 		return nil
 	}
 	var out []protocol.ServiceRule
+	endpoints := st.EndpointsByName()
 	for _, s := range st.Services {
 		ip := ips[s.Name]
-		manual, hasManual := st.EndpointsOf(s.Name)
+		manual, hasManual := endpoints[s.Name]
 		if ip == "" || (len(s.Selector) == 0 && !hasManual) {
 			continue
 		}
@@ -221,13 +222,14 @@ func DNSRecords(st *desired.State, ips map[string]string, live *Live) []protocol
 		return nil
 	}
 	out := []protocol.DNSRecord{}
+	endpoints := st.EndpointsByName()
 	for _, s := range st.Services {
 		switch {
 		case ips[s.Name] != "":
 			out = append(out, protocol.DNSRecord{Service: s.Name, IPs: []string{ips[s.Name]}})
 		case headless(s):
 			rec := protocol.DNSRecord{Service: s.Name, IPs: []string{}}
-			if manual, ok := st.EndpointsOf(s.Name); ok && len(s.Selector) == 0 {
+			if manual, ok := endpoints[s.Name]; ok && len(s.Selector) == 0 {
 				for _, sub := range manual.Subsets {
 					rec.IPs = append(rec.IPs, sub.Addresses...)
 				}

@@ -103,7 +103,8 @@ func waitCmd() *cobra.Command {
 		Short: "Wait until a revision (default: the latest applied) has converged (exit 0) or failed (exit 1)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pl.resolve(cmd)
+			pl.resolve(cmd).keep = true // it polls: one connection throughout
+			defer pl.closeConn()
 			show := progress == "always" || (progress == "auto" && isTerminal(cmd.ErrOrStderr()))
 			if progress != "auto" && progress != "always" && progress != "never" {
 				return fmt.Errorf("--progress %q: want auto, always or never", progress)

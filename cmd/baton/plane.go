@@ -29,6 +29,35 @@ type plane struct {
 	bus               busFlags
 	server, tokenFile string
 	useAPI            bool
+	// keep: one NATS connection for every request of the command (a
+	// command that polls), closed by closeConn.
+	keep bool
+	conn *cliConn
+}
+
+// dial is a NATS connection for one request and what to do after it: the
+// kept one (nothing to do), or a new one (closed after).
+func (p *plane) dial(name string) (*cliConn, func(), error) {
+	if p.keep && p.conn != nil {
+		return p.conn, func() {}, nil
+	}
+	nc, err := dialCLI(p.bus, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.keep {
+		p.conn = nc
+		return nc, func() {}, nil
+	}
+	return nc, nc.Close, nil
+}
+
+// closeConn closes the kept connection, if any.
+func (p *plane) closeConn() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
 }
 
 func (p *plane) register(f *pflag.FlagSet) {
@@ -109,11 +138,11 @@ func (p *plane) status(ctx context.Context, q reconciler.StatusRequest) (reconci
 		}
 		return st, p.call(ctx, http.MethodGet, "/api/v1/status?"+v.Encode(), nil, &st)
 	}
-	nc, err := dialCLI(p.bus, "baton-status")
+	nc, done, err := p.dial("baton-status")
 	if err != nil {
 		return st, err
 	}
-	defer nc.Close()
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	return reconciler.FetchStatus(ctx, nc.Conn, q)
@@ -159,11 +188,11 @@ func (p *plane) unpin(ctx context.Context) error {
 // ask makes one request to the servers over NATS (the state's KV is the
 // servers' alone).
 func (p *plane) ask(ctx context.Context, name, subject string, body, out any) error {
-	nc, err := dialCLI(p.bus, name)
+	nc, done, err := p.dial(name)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return nc.ask(ctx, subject, body, out)
