@@ -73,9 +73,18 @@ func validateCmd() *cobra.Command {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "ok: %d workloads, %d jobs, %d cron jobs, %d config maps, %d secrets, %d claims, %d services, %d autoscalers, %d scaling schedules\n",
+			fmt.Fprintf(w, "ok: %d workloads, %d jobs, %d cron jobs, %d config maps, %d secrets, %d claims, %d services, %d autoscalers, %d scaling schedules",
 				len(st.Workloads), len(st.Jobs), len(st.CronJobs), len(st.ConfigMaps), len(st.Secrets), len(st.Claims),
 				len(st.Services), len(st.Autoscalers), len(st.Schedules))
+			for _, more := range []struct {
+				n    int
+				what string
+			}{{len(st.Endpoints), "endpoints"}, {len(st.Budgets), "disruption budgets"}, {len(st.Namespaces), "namespaces"}} {
+				if more.n > 0 {
+					fmt.Fprintf(w, ", %d %s", more.n, more.what)
+				}
+			}
+			fmt.Fprintln(w)
 			for _, wl := range st.Workloads {
 				count := fmt.Sprintf("%d replicas", wl.Replicas)
 				switch {
