@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -330,6 +331,44 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 	return runServer(ctx, nc, so)
 }
 
+// aloneRetry is how long a server of its own tries again to open what its
+// embedded JetStream answered with a server-side error (it can while it
+// starts, on a loaded machine) before it gives up.
+const aloneRetry = 30 * time.Second
+
+// openAlone opens what open opens on a server of its own, trying again,
+// and saying why, while JetStream answers with a server-side error or not
+// at all, for up to aloneRetry.
+func openAlone[T any](ctx context.Context, what string, open func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(aloneRetry)
+	for {
+		v, err := open(ctx)
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return v, fatal.err
+		}
+		if err == nil || !transientJetStream(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return v, err
+		}
+		zerolog.Ctx(ctx).Warn().Err(err).Str("what", what).Msg("JetStream refused for now: trying again")
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// transientJetStream reports whether err is JetStream failing on its side
+// (an API error of code 500 or more, no answer yet): worth a second try.
+func transientJetStream(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.Code >= 500
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // fatalError is an error that waiting for the cluster does not mend.
 type fatalError struct{ err error }
 
@@ -347,12 +386,7 @@ func untilFormed(ctx context.Context, cl *serverCluster, what string, do func(co
 // its majority, and saying so every few seconds.
 func openWhenFormed[T any](ctx context.Context, cl *serverCluster, what string, open func(context.Context) (T, error)) (T, error) {
 	if cl == nil {
-		v, err := open(ctx)
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			err = fatal.err
-		}
-		return v, err
+		return openAlone(ctx, what, open)
 	}
 	log := zerolog.Ctx(ctx)
 	var said time.Time

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/batonhq/baton/internal/join"
 )
 
@@ -69,5 +71,38 @@ func TestAdmit(t *testing.T) {
 	}
 	if _, err := openCluster(context.Background(), old, "s1", clusterFlags{servers: 3, listen: ":8422"}); err == nil {
 		t.Fatal("--servers 3 over a one-server store: want an error")
+	}
+}
+
+// A server of its own tries again while its JetStream fails on its side
+// (as it did once while starting on a loaded machine) and gives up at
+// once on an error a second try does not mend.
+func TestOpenAlone(t *testing.T) {
+	tries := 0
+	v, err := openAlone(context.Background(), "state", func(context.Context) (int, error) {
+		tries++
+		if tries < 3 {
+			return 0, &jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"}
+		}
+		return 7, nil
+	})
+	if err != nil || v != 7 || tries != 3 {
+		t.Fatalf("after two server-side errors: %v, %d, %d tries", err, v, tries)
+	}
+	tries = 0
+	_, err = openAlone(context.Background(), "state", func(context.Context) (int, error) {
+		tries++
+		return 0, &jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use"}
+	})
+	if err == nil || tries != 1 {
+		t.Fatalf("a request error: %v after %d tries, want it at once", err, tries)
+	}
+	tries = 0
+	_, err = openAlone(context.Background(), "state", func(context.Context) (int, error) {
+		tries++
+		return 0, &fatalError{errors.New("no")}
+	})
+	if err == nil || err.Error() != "no" || tries != 1 {
+		t.Fatalf("a fatal error: %v after %d tries", err, tries)
 	}
 }
