@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/reconciler/store"
 )
 
@@ -43,6 +44,9 @@ func (r *Reconciler) takeRevision(ctx context.Context, now time.Time) *Revision 
 	rev := &next.rev
 	b, isBad := st.bad[rev.ID]
 	if !isBad || st.pin != nil || rev.ID == st.synced.ID {
+		if st.desired != nil && next.state != nil {
+			st.changes = desired.Diff(st.desired, next.state)
+		}
 		st.desired, st.refused = next.state, nil
 		return rev
 	}

@@ -79,7 +79,7 @@ func historyStep(e store.HistoryEntry, st *desired.State, rollouts map[string]Ro
 
 // recordApplied starts the history entry of a newly applied revision; the
 // previous one, if still progressing, is superseded.
-func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.Time) {
+func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, changes []desired.Change, now time.Time) {
 	prev := r.st.history
 	if prev != nil && prev.Revision == rev.ID {
 		return
@@ -96,6 +96,7 @@ func (r *Reconciler) recordApplied(ctx context.Context, rev Revision, now time.T
 	}
 	e := store.HistoryEntry{Revision: rev.ID, Ref: rev.Ref, Author: rev.Author, Message: firstLine(rev.Message), Committed: rev.Time,
 		Applied: now, Outcome: store.OutcomeProgressing, Seq: seq}
+	e.Changes, e.MoreChanges = store.KeepChanges(changes)
 	r.putHistory(ctx, e)
 	if seq > store.MaxHistory {
 		r.save(ctx, []kvWrite{{key: store.HistoryKey(seq - store.MaxHistory)}})
@@ -114,10 +115,16 @@ func (r *Reconciler) settleHistory(ctx context.Context, in Input, live *Live) {
 			unsettled = append(unsettled, Shortfall{Workload: w.Name, Deadline: time.Duration(w.ProgressDeadlineSeconds) * time.Second})
 		}
 	}
-	if next := historyStep(*cur, in.Desired, r.st.rollouts, unsettled, in.Now); next != *cur {
+	if next := historyStep(*cur, in.Desired, r.st.rollouts, unsettled, in.Now); !sameOutcome(next, *cur) {
 		r.putHistory(ctx, next)
 		r.settled(ctx, next, cur.Outcome)
 	}
+}
+
+// sameOutcome reports whether two states of one history entry say the same
+// (historyStep changes only these fields).
+func sameOutcome(a, b store.HistoryEntry) bool {
+	return a.Outcome == b.Outcome && a.Reason == b.Reason && a.Converged.Equal(b.Converged) && a.AlreadyFailed == b.AlreadyFailed
 }
 
 // settled acts on a history entry whose outcome or reason changed from

@@ -32,6 +32,7 @@ type loopState struct {
 	withRuns  *desired.State // the desired state with the CronJobs' runs as Jobs
 	next      *loaded        // loaded, put in force by the next pass
 	synced    Revision
+	tip       Revision // the newest revision the source gave, applied or not
 	syncedAt  time.Time
 	revErr    *RevisionError
 	sourceErr string
@@ -48,6 +49,7 @@ type loopState struct {
 	crons       map[string]CronState
 	jobs        map[string]JobRecord
 	history     *store.HistoryEntry
+	changes     []desired.Change // the revision taken this pass changed, for its history entry
 	startFails  map[string]StartFailure
 	netSent     map[string]netSent // the routes last sent to each node
 	svcSent     map[string]netSent // the Service rules last sent to each node
@@ -210,7 +212,8 @@ func (r *Reconciler) pass(ctx context.Context) {
 		if err := r.stored(r.cfg.Store.Put(ctx, store.KeySynced, store.SyncedRevision{Revision: rev.ID, Time: now})); err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("record synced revision")
 		}
-		r.recordApplied(ctx, *rev, now)
+		r.recordApplied(ctx, *rev, st.changes, now)
+		st.changes = nil
 	}
 	r.settleHistory(ctx, in, live)
 	st.lastPass = time.Since(began)
@@ -229,6 +232,9 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	}
 	if mb.revErrSet {
 		st.revErr = mb.revErr
+		if e := mb.revErr; e != nil && e.Revision != st.tip.ID {
+			st.tip = Revision{ID: e.Revision, Time: e.Time}
+		}
 	}
 	if mb.pin != nil {
 		st.pin = mb.pin.pin
@@ -265,6 +271,9 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 			}
 		}
 		st.controls = *mb.controls
+	}
+	if mb.next != nil {
+		st.tip = mb.next.rev
 	}
 	if mb.next != nil && (st.pin == nil || mb.next.rev.ID == st.pin.Revision) {
 		st.next = mb.next
@@ -431,6 +440,7 @@ type snapshot struct {
 	pending   map[string]Pending
 	hold      string
 	synced    Revision
+	tip       Revision
 	syncedAt  time.Time
 	revErr    *RevisionError
 	sourceErr string
@@ -454,7 +464,7 @@ func (s *snapshot) ready(name string) bool {
 func (r *Reconciler) publish(now time.Time) {
 	st := r.st
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
-		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, syncedAt: st.syncedAt,
+		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, tip: st.tip, syncedAt: st.syncedAt,
 		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, controls: st.controls, refused: st.refused, events: newest(st.events, maxEvents),
 		bad: badList(st.bad), history: st.history, services: st.services}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}

@@ -34,6 +34,10 @@ type Status struct {
 	// Synced is the revision whose desired state is applied.
 	Synced   Revision  `json:"synced"`
 	SyncedAt time.Time `json:"syncedAt,omitzero"`
+	// Tip is the newest revision the source gave (the branch's tip): the
+	// synced one once it is applied; another while it fails to load, is
+	// refused, or the cluster is pinned.
+	Tip Revision `json:"tip,omitzero"`
 	// Error is set while the newest revision seen cannot be applied.
 	Error *RevisionError `json:"error,omitempty"`
 	// SourceError is set while the config repository cannot be fetched.
@@ -216,7 +220,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	keep := func(workload string) bool {
 		return (q.Workload == "" || q.Workload == workload) && inNamespace(workload, q.Namespace)
 	}
-	st := Status{Synced: s.synced, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
+	st := Status{Synced: s.synced, Tip: s.tip, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
 		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes,
 		Services: s.services}

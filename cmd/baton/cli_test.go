@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler"
@@ -183,7 +184,7 @@ func TestPlanCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(js, "s1", nil)
+	api := httpapi.New(js, "s1", nil, zerolog.Nop())
 	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: kv}))
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()

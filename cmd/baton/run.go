@@ -491,7 +491,7 @@ func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.List
 		}
 		tokens = t
 	}
-	api := httpapi.New(js, id, tokens)
+	api := httpapi.New(js, id, tokens, log)
 	if ln == nil && addr == "" {
 		return api, func() {}, nil
 	}

@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/gitsource"
 	"github.com/batonhq/baton/internal/identity"
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
+	"github.com/batonhq/baton/reconciler/dashboard"
 	"github.com/batonhq/baton/reconciler/store"
 )
 
@@ -46,6 +48,7 @@ type Server struct {
 	joining map[string]Handler // protocol subject → handler, when this server holds the cluster identity
 
 	plans chan struct{} // a slot per plan running
+	dash  *dashboard.Dashboard
 }
 
 // MaxConcurrentPlans bounds the plans computed at once (each holds its
@@ -80,8 +83,11 @@ func (s *Server) SetWebhook(h http.Handler) {
 }
 
 // New returns an API for the server id; tokens may be nil (open API).
-func New(js jetstream.JetStream, id string, tokens map[string]string) *Server {
-	return &Server{js: js, id: id, tokens: tokens, plans: make(chan struct{}, MaxConcurrentPlans)}
+// It serves the dashboard at / and under /ui/, behind the same tokens.
+func New(js jetstream.JetStream, id string, tokens map[string]string, log zerolog.Logger) *Server {
+	s := &Server{js: js, id: id, tokens: tokens, plans: make(chan struct{}, MaxConcurrentPlans)}
+	s.dash = dashboard.New(dashSource{s}, dashboard.Options{Check: dashboard.CheckTokens(tokens), Log: log})
+	return s
 }
 
 // SetLeader records the reconciler of the current leadership (nil when
@@ -179,6 +185,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	}))
+	dash := s.dash.Handler()
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("/ui/", dash)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := allowed[r.URL.Path]; ok {
 			w.Header().Set("Allow", strings.Join(methods, ", "))

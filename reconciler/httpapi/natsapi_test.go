@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -40,7 +41,7 @@ func TestOperatorRequestsOverNATS(t *testing.T) {
 	if err := events.Append("2026-12-01T00:00:00Z start hello/1 on n1: scale up"); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := httpapi.New(js, "s1", nil).ServeNATS(ctx, nc)
+	stop, err := httpapi.New(js, "s1", nil, zerolog.Nop()).ServeNATS(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent/protocol"
@@ -94,7 +95,7 @@ func TestStatusAt100kReplicas(t *testing.T) {
 	}
 
 	// The API: a summary, the full list, and pages.
-	api := httpapi.New(js, "s1", nil)
+	api := httpapi.New(js, "s1", nil, zerolog.Nop())
 	api.SetLeader(rec)
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()

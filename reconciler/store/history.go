@@ -3,10 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/desired"
 )
 
 // Revision outcomes in the history.
@@ -45,6 +49,50 @@ type HistoryEntry struct {
 	AlreadyFailed string `json:"alreadyFailed,omitempty"`
 	// Seq orders the entries (the key is history.<seq>).
 	Seq uint64 `json:"seq"`
+	// Changes are what the revision changed against the one in force
+	// before it, object by object (desired.Diff: Secret values never
+	// shown), at most MaxHistoryChanges of them; MoreChanges counts those
+	// left out.
+	Changes     []desired.Change `json:"changes,omitempty"`
+	MoreChanges int              `json:"moreChanges,omitempty"`
+}
+
+// Bounds of a history entry's changes: a revision that changes thousands
+// of objects keeps its entry small.
+const (
+	MaxHistoryChanges = 50
+	MaxChangeFields   = 20
+	MaxChangeValue    = 200
+)
+
+// KeepChanges bounds changes for a history entry: at most
+// MaxHistoryChanges objects of MaxChangeFields fields each, values cut to
+// MaxChangeValue bytes. It returns them and how many objects it left out.
+func KeepChanges(changes []desired.Change) ([]desired.Change, int) {
+	more := 0
+	if len(changes) > MaxHistoryChanges {
+		changes, more = changes[:MaxHistoryChanges], len(changes)-MaxHistoryChanges
+	}
+	out := make([]desired.Change, len(changes))
+	for i, c := range changes {
+		if len(c.Fields) > MaxChangeFields {
+			c.Fields = append(c.Fields[:MaxChangeFields:MaxChangeFields], desired.FieldChange{Path: fmt.Sprintf("(%d more fields)", len(c.Fields)-MaxChangeFields)})
+		} else {
+			c.Fields = slices.Clone(c.Fields)
+		}
+		for j := range c.Fields {
+			c.Fields[j].Old, c.Fields[j].New = cutValue(c.Fields[j].Old), cutValue(c.Fields[j].New)
+		}
+		out[i] = c
+	}
+	return out, more
+}
+
+func cutValue(v string) string {
+	if len(v) <= MaxChangeValue {
+		return v
+	}
+	return strings.ToValidUTF8(cut(v, MaxChangeValue), "") + "…"
 }
 
 // HistoryKey is the key of the history entry seq.
