@@ -9,7 +9,7 @@ DATA_DIR  ?= /var/lib/baton
 UP_FLAGS  ?=
 SOCKET    := /run/containerd/containerd.sock
 
-.PHONY: all build image images up test test-short bench fuzz lint deps containerd clean
+.PHONY: all build image images up test test-short bench fuzz lint deps test-deps containerd clean
 
 all: build
 
@@ -40,6 +40,14 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git containernetworking-plugins iptables nftables iproute2 util-linux; \
 	fi
 
+# Chromium from Debian's packages, when missing: the dashboard's test
+# drives it headless.
+test-deps: deps
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (the dashboard's browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
 # Start the system containerd in the background when it is not answering.
 containerd: deps
 	@if ! ctr --address $(SOCKET) version >/dev/null 2>&1; then \
@@ -56,7 +64,7 @@ up: deps build image
 	$(BATON) up --data-dir $(DATA_DIR) --image $(BUILD)/hello.oci.tar $(UP_FLAGS)
 
 # Every test, with the race detector, against a real containerd.
-test: containerd
+test: containerd test-deps
 	BATON_E2E=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 # The pure parts only: no containerd needed.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 )
@@ -17,6 +19,11 @@ import (
 func StreamLogs(ctx context.Context, nc *nats.Conn, node string, req protocol.LogsRequest, idle time.Duration, out func(protocol.LogChunk)) error {
 	req.Version = protocol.Version
 	req.Inbox = nc.NewRespInbox()
+	if !strings.HasPrefix(req.Inbox, "_I.") {
+		// A server's connection (its inbox is any): an inbox the agent may
+		// hear the keep-alive on (agents hear _I.*.*.*.alive only).
+		req.Inbox = "_I.server.logs." + nuid.Next()
+	}
 	chunks := make(chan *nats.Msg, 256)
 	sub, err := nc.ChanSubscribe(req.Inbox, chunks)
 	if err != nil {

@@ -120,6 +120,19 @@ func TestSecretCanary(t *testing.T) {
 		}
 		outputs = append(outputs, "GET "+path+":\n"+string(b))
 	}
+	// The dashboard's pages, and their event streams for a few seconds
+	// (every section is sent at once, then what changes).
+	for _, path := range []string{"/", "/ui/workloads/hello", "/ui/nodes/n1", "/ui/history"} {
+		outputs = append(outputs, "page "+path+":\n"+dashboardGet(t, url+path, 0))
+		stream := dashboardGet(t, url+"/ui/stream?page="+path, 3*time.Second)
+		if !strings.Contains(stream, "event: banner") {
+			t.Fatalf("the stream of %s sent no banner:\n%s", path, stream)
+		}
+		outputs = append(outputs, "stream of "+path+":\n"+stream)
+	}
+	if page := outputs[len(outputs)-2]; !strings.Contains(page, "Secret") || !strings.Contains(page, "(hidden)") {
+		t.Errorf("the history page does not show the Secret as changed:\n%s", page)
+	}
 	for _, out := range outputs {
 		if strings.Contains(out, canary) {
 			t.Errorf("the secret value leaked into %s", out)
@@ -166,4 +179,27 @@ func TestSecretCanary(t *testing.T) {
 		t.Errorf("the daemons' logs (%d bytes) hold the secret value", len(logs))
 	}
 	t.Logf("checked %d outputs, %d stream messages, %d bytes of daemon logs", len(outputs), scanned, len(c.logs.String()))
+}
+
+// dashboardGet reads a dashboard page with the viewer token, or an event
+// stream for as long as for.
+func dashboardGet(t *testing.T, url string, For time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if For > 0 {
+		time.AfterFunc(For, cancel)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer viewer-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || (err != nil && ctx.Err() == nil) {
+		t.Fatalf("GET %s: %d %v %s", url, resp.StatusCode, err, b)
+	}
+	return string(b)
 }

@@ -76,8 +76,11 @@ func TestWelcomeHints(t *testing.T) {
 		cmd := &cobra.Command{}
 		var b bytes.Buffer
 		cmd.SetOut(&b)
-		printWelcome(cmd, serverOptions{dataDir: tc.dataDir, repo: "/r"}, tc.url, true)
+		printWelcome(cmd, serverOptions{dataDir: tc.dataDir, repo: "/r", apiListen: ":8420"}, tc.url, true)
 		got := b.String()
+		if !strings.Contains(got, "Dashboard and API: http://127.0.0.1:8420/\n") {
+			t.Errorf("no dashboard address in %q", got)
+		}
 		if tc.want == "" && strings.Contains(got, "export") || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s %s: %q lacks %q", tc.dataDir, tc.url, got, tc.want)
 		}

@@ -153,6 +153,9 @@ func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded b
 	if len(env) > 0 {
 		fmt.Fprintf(w, "Operator commands (baton status, logs, ...) need: export %s\n", strings.Join(env, " "))
 	}
+	if so.apiListen != "" {
+		fmt.Fprintf(w, "Dashboard and API: %s/\n", dialableURL("http://"+so.apiListen))
+	}
 	fmt.Fprintf(w, "Following config repository: %s\n", so.repo)
 	if seeded {
 		fmt.Fprintf(w, "It was created from examples/hello. Try:\n")

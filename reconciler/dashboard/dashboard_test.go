@@ -82,11 +82,11 @@ func status() reconciler.Status {
 			Capacity: protocol.Resources{CPUMilli: 2000, MemoryBytes: 4 << 30}}},
 		Workloads: []reconciler.WorkloadStatus{
 			{Name: "web", Desired: 2, Current: 1, Running: 1, Ready: 1, Pending: 1, PendingReason: "0/1 nodes fit: 1 insufficient memory",
-				Replicas: []reconciler.ReplicaStatus{{ID: "web-abc12", Node: "n1", State: protocol.StateRunning, Ready: true, PodIP: "10.77.0.2",
+				Replicas: []reconciler.ReplicaStatus{{ID: "web-0123abcd-abc12", Node: "n1", State: protocol.StateRunning, Ready: true, PodIP: "10.77.0.2",
 					Usage: &protocol.Usage{CPUMilli: 250, MemoryBytes: 64 << 20, SampledAt: now}}}},
 			{Name: "shop/cart", Desired: 1},
 		},
-		Events: []string{"start replica web-abc12 on n1: new replica", "start replica cart-x1 on n1: new replica", "<script>alert(1)</script>"},
+		Events: []string{"start replica web-0123abcd-abc12 on n1: new replica", "start web-frontend/web-frontend-0123abcd-zzzzz on n1", "start replica cart-0123abcd-xx1yz on n1: new replica", "<script>alert(1)</script>"},
 	}
 }
 
@@ -127,11 +127,11 @@ func TestPages(t *testing.T) {
 			`<a href="/ui/nodes/n1">n1</a>`, "250m / 2.0", "64Mi / 4.0Gi", "<code title=\"0123456789abcdef0123\">0123456789ab</code> scale web",
 			"Branch tip", "fedcba987654", "spec.replicaz: field not allowed", "&lt;script&gt;alert(1)&lt;/script&gt;",
 			`sse-connect="/ui/stream?page=%2F"`, `sse-swap="ov-workloads"`}},
-		{"/ui/workloads/web", 200, []string{"<h1>web</h1>", "web-abc12", "10.77.0.2", "1 pending: 0/1 nodes fit", "spec.replicas",
-			`<td class="old">1</td><td class="new">2</td>`, "start replica web-abc12 on n1", `href="/ui/workloads/web?logs=web-abc12#logs"`}},
-		{"/ui/workloads/web?logs=web-abc12", 200, []string{`sse-connect="/ui/logs?workload=web&amp;replica=web-abc12"`}},
-		{"/ui/workloads/shop/cart", 200, []string{"<h1>shop/cart</h1>", "No replica runs."}},
-		{"/ui/nodes/n1", 200, []string{"<h1>Node n1</h1>", "web-abc12", "ready"}},
+		{"/ui/workloads/web", 200, []string{"<h1>web</h1>", "web-0123abcd-abc12", "10.77.0.2", "1 pending: 0/1 nodes fit", "spec.replicas",
+			`<td class="old">1</td><td class="new">2</td>`, "start replica web-0123abcd-abc12 on n1", `href="/ui/workloads/web?logs=web-0123abcd-abc12#logs"`}},
+		{"/ui/workloads/web?logs=web-0123abcd-abc12", 200, []string{`sse-connect="/ui/logs?workload=web&amp;replica=web-0123abcd-abc12"`}},
+		{"/ui/workloads/shop/cart", 200, []string{"<h1>shop/cart</h1>", "No replica runs.", "start replica cart-0123abcd-xx1yz on n1"}},
+		{"/ui/nodes/n1", 200, []string{"<h1>Node n1</h1>", "web-0123abcd-abc12", "ready"}},
 		{"/ui/history", 200, []string{"converged in 3s", "first", "progressing", "spec.replicas"}},
 		{"/ui/workloads/nope", 404, []string{"Not found"}},
 		{"/ui/nodes/nope", 404, []string{"Not found"}},
@@ -152,6 +152,11 @@ func TestPages(t *testing.T) {
 		if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") {
 			t.Errorf("GET %s: CSP %q", tt.path, h.Get("Content-Security-Policy"))
 		}
+	}
+	// A workload's events are its own, not those of a workload whose name
+	// starts with its name.
+	if _, body, _ := get(t, srv.Client(), srv.URL+"/ui/workloads/web"); strings.Contains(body, "web-frontend") {
+		t.Errorf("web's page shows web-frontend's events:\n%s", body)
 	}
 	// A standby says so rather than show an empty cluster.
 	src.mu.Lock()
@@ -292,7 +297,7 @@ func TestLogStream(t *testing.T) {
 	if code, _, _ := get(t, srv.Client(), srv.URL+"/ui/logs?workload=web&replica=nope"); code != http.StatusNotFound {
 		t.Fatalf("an unknown replica: %d", code)
 	}
-	r := openStream(t, srv, "/ui/logs?workload=web&replica=web-abc12")
+	r := openStream(t, srv, "/ui/logs?workload=web&replica=web-0123abcd-abc12")
 	var got []string
 	for len(got) < 2 {
 		name, data, err := r.next()

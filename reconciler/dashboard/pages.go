@@ -182,11 +182,11 @@ func newestFirst(lines []string, n int) []string {
 	return out
 }
 
-// eventsOf are the newest n events that name the workload (or one of its
-// replicas, whose IDs start with its short name), newest first.
+// eventsOf are the newest n events that name the workload or one of its
+// replicas (SHORT-HASH8-XXXXX, or SHORT-N for an ordinal), newest first.
 func eventsOf(lines []string, workload string, n int) []string {
 	short := workload[strings.LastIndex(workload, "/")+1:]
-	re := regexp.MustCompile(`(^|[\s(])(` + regexp.QuoteMeta(workload) + `|` + regexp.QuoteMeta(short) + `-[a-z0-9]+)([\s:,)]|$)`)
+	re := regexp.MustCompile(`(^|[\s(/])(` + regexp.QuoteMeta(workload) + `|` + regexp.QuoteMeta(short) + `-([0-9a-f]{8}-[0-9a-z]{5}|[0-9]+))([\s:,)/]|$)`)
 	var out []string
 	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
 		if re.MatchString(lines[i]) {
