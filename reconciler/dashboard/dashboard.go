@@ -61,9 +61,10 @@ type Dashboard struct {
 	tmpl    *template.Template
 	streams chan struct{} // a slot per open event stream
 
-	mu    sync.Mutex
-	cache map[string]*rendered // page URL → its sections at a pass
-	hist  historyCache
+	rendering sync.Mutex // held while a page's sections are made
+	mu        sync.Mutex
+	cache     map[string]*rendered // page URL → its sections as last made
+	hist      historyCache
 }
 
 // TokenCookie is the cookie the login form keeps the token in.

@@ -33,12 +33,24 @@ type rendered struct {
 // interval whoever watches it.
 func (d *Dashboard) sections(ctx context.Context, path string, query func(string) string) (map[string][]byte, error) {
 	key := path + "?logs=" + query("logs")
-	d.mu.Lock()
-	if c, ok := d.cache[key]; ok && time.Since(c.at) < d.opts.Interval {
-		d.mu.Unlock()
-		return c.sections, nil
+	cached := func() map[string][]byte {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if c, ok := d.cache[key]; ok && time.Since(c.at) < d.opts.Interval {
+			return c.sections
+		}
+		return nil
 	}
-	d.mu.Unlock()
+	if secs := cached(); secs != nil {
+		return secs, nil
+	}
+	// One render at a time: the viewers of a page who find it stale
+	// together wait for one of them to make it, then share it.
+	d.rendering.Lock()
+	defer d.rendering.Unlock()
+	if secs := cached(); secs != nil {
+		return secs, nil
+	}
 	p, err := d.build(ctx, path, query)
 	if errors.Is(err, errNotFound) {
 		// Gone from the revision in force (or not there yet): say so and
