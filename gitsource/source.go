@@ -38,6 +38,10 @@ type Config struct {
 	Commit string
 	// Path is the directory of the repository that holds the manifests ("" is the root).
 	Path string
+	// OnFetch, when set, is told how long each fetch of new objects took
+	// and whether it failed (metrics); ref listings that find nothing new
+	// fetch nothing and are not reported.
+	OnFetch func(d time.Duration, err error)
 	// CacheDir holds the clone; it persists across restarts.
 	CacheDir string
 	// Shallow fetches only the tip (depth 1), for long histories.
@@ -300,8 +304,15 @@ func (s *Source) fetch(ctx context.Context, t target) error {
 	if s.cfg.Shallow {
 		opts.Depth = 1
 	}
+	began := time.Now()
 	err = s.repo.FetchContext(ctx, opts)
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		err = nil
+	}
+	if s.cfg.OnFetch != nil {
+		s.cfg.OnFetch(time.Since(began), err)
+	}
+	if err != nil {
 		return fmt.Errorf("fetch %s from %s: %w", t.label, Redact(s.cfg.URL), redactErr(err, s.cfg.Auth, s.cfg.URL))
 	}
 	if _, err := s.repo.CommitObject(t.hash); err != nil {

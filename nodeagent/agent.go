@@ -64,6 +64,9 @@ type Config struct {
 	// TermFile keeps the newest leader term seen across agent restarts
 	// ("": memory only).
 	TermFile string
+	// Metrics count the pods by state and how long starts take (nil:
+	// none); the runtime counts the rest (Containerd.SetMetrics).
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -246,6 +249,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			return
 		}
+		a.cfg.Metrics.setPods(reps)
 		if !force && lastSent.After(time.Now().Add(-a.cfg.ReportInterval)) && reflect.DeepEqual(reps, last) {
 			return
 		}
@@ -531,6 +535,7 @@ func (a *Agent) start(ctx context.Context, spec protocol.ReplicaSpec) {
 // policy refuses).
 func (a *Agent) runStart(ctx context.Context, mine *op) {
 	spec := mine.spec
+	taken := time.Now()
 	a.background(ctx, spec.ID, func() {
 		defer a.lockReplica(spec.ID)()
 		log := zerolog.Ctx(ctx).With().Str("replica", spec.ID).Str("workload", spec.Workload).Logger()
@@ -547,6 +552,7 @@ func (a *Agent) runStart(ctx context.Context, mine *op) {
 		if err != nil && ctx.Err() != nil {
 			return // the agent is stopping: the next one sees what is left
 		}
+		a.cfg.Metrics.started(time.Since(taken), err)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.ops[spec.ID] != mine {

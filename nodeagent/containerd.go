@@ -74,6 +74,8 @@ type Containerd struct {
 
 	pulls chan struct{} // at most cap(pulls) pulls at once
 
+	metrics *Metrics // nil: none
+
 	network Network // nil: pods get a loopback-only network namespace
 	// nodeName and nodeAddress answer the downward API.
 	nodeName, nodeAddress string
@@ -245,8 +247,13 @@ func (r *Containerd) pull(ctx context.Context, name string, auth []desired.Regis
 		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(docker.MatchLocalhost),
 			docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(creds)))),
 	})
-	return r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter), client.WithResolver(resolver))
+	img, err := r.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(Snapshotter), client.WithResolver(resolver))
+	r.metrics.imageFetched("registry", err)
+	return img, err
 }
+
+// SetMetrics counts restarts, probe failures and image fetches in m.
+func (r *Containerd) SetMetrics(m *Metrics) { r.metrics = m }
 
 // containerID names the containerd container of one container of a replica.
 func containerID(replica, container string) string { return replica + "." + container }

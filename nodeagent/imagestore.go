@@ -185,12 +185,14 @@ func (r *Containerd) fromStore(ctx context.Context, name string) error {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if err := r.images.Fetch(ctx, name, tmp); err != nil {
+		if !errors.Is(err, ErrImageNotFound) {
+			r.metrics.imageFetched("store", err)
+		}
 		return err
 	}
-	if _, err := Import(ctx, r.client, r.namespace, tmp.Name()); err != nil {
-		return err
-	}
-	return nil
+	_, err = Import(ctx, r.client, r.namespace, tmp.Name())
+	r.metrics.imageFetched("store", err)
+	return err
 }
 
 // SetImageStore makes the runtime import absent images from store before

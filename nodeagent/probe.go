@@ -57,6 +57,7 @@ type prober struct {
 	notify func() // readiness or start state changed
 	// killedBy records why a failed probe kills the task, before it does.
 	killedBy func(why string)
+	metrics  *Metrics
 
 	mu      sync.Mutex
 	started bool // the startup probe passed (or there is none)
@@ -196,7 +197,7 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 		}
 		_ = task.Kill(kctx, syscall.SIGKILL)
 	}
-	loop := func(pr *desired.Probe, onResult func(ok bool, successes, failures int) bool) {
+	loop := func(kind string, pr *desired.Probe, onResult func(ok bool, successes, failures int) bool) {
 		if pr == nil {
 			return
 		}
@@ -217,7 +218,8 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 				successes, failures = successes+1, 0
 			} else {
 				successes, failures = 0, failures+1
-				log.Debug().Err(err).Int("failures", failures).Msg("probe failed")
+				p.metrics.probeFailed(kind)
+				log.Debug().Err(err).Str("probe", kind).Int("failures", failures).Msg("probe failed")
 			}
 			if !onResult(err == nil, successes, failures) {
 				return
@@ -232,7 +234,7 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	// Startup: until it passes, nothing else runs.
 	if spec.Startup != nil {
 		passed := false
-		loop(spec.Startup, func(ok bool, s, f int) bool {
+		loop("startup", spec.Startup, func(ok bool, s, f int) bool {
 			if ok {
 				passed = true
 				return false
@@ -256,7 +258,7 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		loop(spec.Liveness, func(ok bool, s, f int) bool {
+		loop("liveness", spec.Liveness, func(ok bool, s, f int) bool {
 			if !ok && f >= spec.Liveness.FailureThreshold {
 				kill(fmt.Sprintf("liveness probe failed %d times", f))
 				return false
@@ -266,7 +268,7 @@ func (p *prober) run(ctx context.Context, id string, spec probes, nsPath string,
 	}()
 	go func() {
 		defer wg.Done()
-		loop(spec.Readiness, func(ok bool, s, f int) bool {
+		loop("readiness", spec.Readiness, func(ok bool, s, f int) bool {
 			p.mu.Lock()
 			was := p.ready
 			if ok && s >= spec.Readiness.SuccessThreshold {
@@ -349,7 +351,7 @@ func (r *Containerd) syncProbers(ctx context.Context, cs []labeled, running map[
 		if !ok {
 			pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 			cont := c.c
-			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange, killedBy: func(why string) {
+			p = &prober{cancel: cancel, pid: t.Pid(), notify: r.notifyChange, metrics: r.metrics, killedBy: func(why string) {
 				kctx, cancel := cleanupContext(pctx)
 				defer cancel()
 				_, _ = cont.SetLabels(kctx, map[string]string{LabelKilledBy: why})

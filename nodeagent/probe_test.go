@@ -3,6 +3,9 @@ package nodeagent_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,8 @@ func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
 func TestProbes(t *testing.T) {
 	rt := newRuntime(t)
 	defer rt.StopProbes()
+	metrics := nodeagent.NewMetrics("n1")
+	rt.SetMetrics(metrics)
 	rt.SetBackoff(nodeagent.Backoff{Base: time.Second, Max: time.Second, ResetAfter: time.Hour})
 	ctx := context.Background()
 	start := func(id string, c desired.Container) {
@@ -109,6 +114,33 @@ func TestProbes(t *testing.T) {
 	if r := replicaNow(t, rt, "hello-probe-1"); r.Restarts != 0 {
 		t.Errorf("a healthy container was restarted: %+v", r)
 	}
+	// The agent's metrics counted the restart and the failed probes.
+	for series, least := range map[string]float64{
+		`baton_agent_container_restarts_total{node="n1"}`:               1,
+		`baton_agent_probe_failures_total{node="n1",probe="liveness"}`:  1,
+		`baton_agent_probe_failures_total{node="n1",probe="readiness"}`: 3,
+	} {
+		if v := scrape(t, metrics.Handler(), series); v < least {
+			t.Errorf("%s = %v, want at least %v", series, v, least)
+		}
+	}
+}
+
+// scrape reads one series' value from a metrics handler (-1: absent).
+func scrape(t *testing.T, h http.Handler, series string) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
 }
 
 // Lifecycle hooks on real containerd: a postStart command that succeeds

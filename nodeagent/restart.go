@@ -119,6 +119,7 @@ func (r *Containerd) Supervise(ctx context.Context, now time.Time) (restarted bo
 			zerolog.Ctx(ctx).Warn().Err(err).Str("container", c.c.ID()).Msg("restart container")
 			continue
 		}
+		r.metrics.restarted()
 		_, _ = c.c.SetLabels(ctx, map[string]string{
 			LabelRestarts:              strconv.Itoa(count),
 			LabelLastExit:              fmt.Sprintf("%d %s", st.ExitStatus, reason),

@@ -233,7 +233,11 @@ func (r *Reconciler) command(ctx context.Context, node string, cmd protocol.Comm
 	cmd.Term = r.cfg.Term
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CommandTimeout)
 	defer cancel()
+	sent := time.Now()
 	msg, err := r.cfg.NATS.RequestWithContext(ctx, protocol.CommandSubject(node), protocol.Encode(cmd))
+	if o := r.cfg.Observer; o != nil {
+		o.CommandDone(time.Since(sent), err)
+	}
 	if err != nil {
 		return nil, err
 	}

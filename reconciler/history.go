@@ -133,6 +133,13 @@ func sameOutcome(a, b store.HistoryEntry) bool {
 func (r *Reconciler) settled(ctx context.Context, e store.HistoryEntry, prev string) {
 	if e.Outcome == store.OutcomeConverged {
 		r.events(fmt.Sprintf("revision %s converged in %s", short12(e.Revision), e.Converged.Sub(e.Applied).Round(10*time.Millisecond)))
+		if o := r.cfg.Observer; o != nil && prev != store.OutcomeConverged {
+			var fromCommit time.Duration
+			if !e.Committed.IsZero() {
+				fromCommit = e.Converged.Sub(e.Committed)
+			}
+			o.Converged(fromCommit, e.Converged.Sub(e.Applied))
+		}
 		r.forgetBad(ctx, e.Revision)
 	} else {
 		r.events(fmt.Sprintf("revision %s %s: %s", short12(e.Revision), e.Outcome, e.Reason))

@@ -55,6 +55,9 @@ type Config struct {
 	// turns either off.
 	Notes    Noter
 	Reverter Reverter
+	// Observer is told how long passes, commands and convergence took
+	// (metrics); nil: nobody.
+	Observer Observer
 	// Unsealer decrypts SealedSecrets (the cluster's private key); without
 	// it, or with the wrong key, a revision holding a SealedSecret is refused
 	// (an error in the status; the last good revision stays in force).

@@ -218,6 +218,9 @@ func (r *Reconciler) pass(ctx context.Context) {
 	r.settleHistory(ctx, in, live)
 	st.lastPass = time.Since(began)
 	st.total += st.lastPass
+	if o := r.cfg.Observer; o != nil {
+		o.PassDone(st.lastPass)
+	}
 	r.passes.Add(1)
 	r.publish(now)
 }

@@ -184,7 +184,7 @@ func TestPlanCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(js, "s1", nil, zerolog.Nop())
+	api := httpapi.New(httpapi.Config{JS: js, ID: "s1", Tokens: nil, Log: zerolog.Nop()})
 	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: kv}))
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()

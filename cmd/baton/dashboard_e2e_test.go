@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +23,8 @@ import (
 func TestDashboard(t *testing.T) {
 	api, url, _, _ := withAPI(t)
 	c := newCluster(t, 8*time.Second, api)
-	c.startAgent("n1")
+	agentMetrics := "127.0.0.1:" + freePort(t)
+	c.startAgent("n1", func(o *agentOptions) { o.metrics = agentMetrics })
 	v1 := deployment(1, "from the dashboard test")
 	rev1 := c.commit("one replica", v1)
 	c.converged(t, 1, hashOf(t, v1), "n1")
@@ -134,6 +137,50 @@ func TestDashboard(t *testing.T) {
 	shot("overview-phone")
 	if eval(`document.documentElement.scrollWidth > window.innerWidth + 1`) != false {
 		t.Error("the overview is wider than a phone's screen")
+	}
+	// The metrics of what happened: the server's histograms (with the
+	// viewer token) and the agent's own, on its flag's address.
+	metric := func(body, series string) float64 {
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
+	server := dashboardGet(t, url+"/metrics", 0)
+	agent := dashboardGet(t, "http://"+agentMetrics+"/metrics", 0)
+	for _, m := range []struct {
+		body, series string
+		least        float64
+	}{
+		{server, "baton_reconcile_pass_duration_seconds_count", 5},
+		{server, `baton_command_duration_seconds_count{result="ok"}`, 2},
+		{server, `baton_git_fetch_duration_seconds_count{result="ok"}`, 2},
+		{server, `baton_revision_converge_seconds_count{from="applied"}`, 2},
+		{server, `baton_revision_converge_seconds_count{from="commit"}`, 2},
+		{server, `baton_replicas_ready{workload="hello"}`, 2},
+		{agent, `baton_agent_pods{node="n1",state="running"}`, 2},
+		{agent, `baton_agent_start_duration_seconds_count{node="n1",result="ok"}`, 2},
+	} {
+		if v := metric(m.body, m.series); v < m.least {
+			t.Errorf("%s = %v, want at least %v", m.series, v, m.least)
+		}
+	}
+	// Every metric the Grafana dashboard of examples/ reads is served.
+	board, err := os.ReadFile("../../examples/grafana/baton.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`\b(baton_[a-z_]+?)(_bucket|_count|_sum)?\b`).FindAllStringSubmatch(string(board), -1)
+	for _, n := range names {
+		if !regexp.MustCompile(`(?m)^` + n[1] + `(_bucket|_count|_sum)?[{ ]`).MatchString(server + agent) {
+			t.Errorf("examples/grafana/baton.json reads %s, which neither the server nor the agent serves", n[0])
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("only %d metrics found in the Grafana dashboard", len(names))
 	}
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Fatalf("the pages printed errors:\n%s", strings.Join(errs, "\n"))

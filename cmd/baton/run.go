@@ -38,15 +38,16 @@ type serverOptions struct {
 	bucketReplicas     int
 	secretKey          string // age identity file for SealedSecrets
 	git                gitFlags
-	id                 string         // this server's name in the leader lease
-	leaseTTL           time.Duration  // 0: DefaultLeaseTTL
-	placement          string         // spread (default) or binpack
-	apiListen          string         // control-plane HTTP API address ("" for none)
-	apiListener        net.Listener   // tests: a listener made already (wins over apiListen)
-	apiTokens          string         // tokens file for the API ("": open)
-	bus                *secureBus     // the embedded bus and the identity, when this process holds them
-	cluster            *serverCluster // this server's cluster of servers (nil: the only one)
-	join               joinOptions    // the join endpoint (with bus only)
+	id                 string           // this server's name in the leader lease
+	leaseTTL           time.Duration    // 0: DefaultLeaseTTL
+	placement          string           // spread (default) or binpack
+	apiListen          string           // control-plane HTTP API address ("" for none)
+	apiListener        net.Listener     // tests: a listener made already (wins over apiListen)
+	apiTokens          string           // tokens file for the API ("": open)
+	bus                *secureBus       // the embedded bus and the identity, when this process holds them
+	cluster            *serverCluster   // this server's cluster of servers (nil: the only one)
+	metrics            *httpapi.Metrics // nil: made by runServer
+	join               joinOptions      // the join endpoint (with bus only)
 }
 
 // serverID is this server's name in the leader lease.
@@ -80,7 +81,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	defer stopRelay()
 	go nodeagent.RelayPushes(relayCtx, js, nc)
-	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git")}
+	metrics := o.metrics
+	if metrics == nil {
+		metrics = httpapi.NewMetrics()
+	}
+	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git"), OnFetch: metrics.FetchDone}
 	if err := o.git.apply(&gcfg); err != nil {
 		return err
 	}
@@ -93,7 +98,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopHook()
-	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.serverID()}
+	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.serverID(), Observer: metrics}
 	switch o.placement {
 	case "", "spread":
 	case "binpack":
@@ -126,7 +131,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	}
 	log := zerolog.Ctx(ctx).With().Str("server", cfg.ID).Logger()
 	ctx = log.WithContext(ctx)
-	api, stopAPI, err := serveAPI(log, js, cfg.ID, o.apiListener, o.apiListen, o.apiTokens)
+	api, stopAPI, err := serveAPI(log, js, cfg.ID, o.apiListener, o.apiListen, o.apiTokens, metrics)
 	if err != nil {
 		return err
 	}
@@ -297,6 +302,7 @@ type agentOptions struct {
 	clusterCIDR string   // --cluster-cidr: every pod address of the cluster (traffic to it is not masqueraded)
 	dnsUpstream []string // --dns-upstream: where the pods' DNS forwards other names ("": the host's resolv.conf)
 	cni         nodeagent.CNIConfig
+	metrics     string // --metrics-listen: where the agent serves its Prometheus metrics ("": nowhere)
 }
 
 // podSecurityLevel is the level the node enforces: --pod-security
@@ -361,6 +367,20 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 		return err
 	}
 	defer rt.StopProbes()
+	var metrics *nodeagent.Metrics
+	if o.metrics != "" {
+		metrics = nodeagent.NewMetrics(o.node)
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		log := zerolog.Ctx(ctx).With().Str("address", ln.Addr().String()).Logger()
+		log.Info().Msg("agent metrics (GET /metrics)")
+		defer serveHTTP(log, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}, ln, "agent metrics")()
+	}
+	rt.SetMetrics(metrics)
 	rt.SetHostPathAllow(o.hostPaths)
 	rt.SetPodSecurity(level)
 	var (
@@ -444,7 +464,7 @@ func runAgent(ctx context.Context, nc *nats.Conn, o agentOptions) error {
 	a, err := nodeagent.New(nodeagent.Config{
 		Node: o.node, Labels: o.labels, NATS: nc, Runtime: rt, Version: Version, Address: addr, PodSubnet: subnet, Extra: extra, Taints: taints, Routes: routes, Services: services, DNS: dnsRecords(podDNS),
 		HeartbeatInterval: o.heartbeat, StopGrace: o.stopGrace, PollInterval: o.pollPeriod,
-		TermFile: filepath.Join(o.dataDir, "leader-term"),
+		TermFile: filepath.Join(o.dataDir, "leader-term"), Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -482,7 +502,7 @@ func nodeAddress(nc *nats.Conn) string {
 }
 
 // serveAPI starts the control-plane HTTP API on ln, else on addr ("" for none).
-func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.Listener, addr, tokensFile string) (*httpapi.Server, func(), error) {
+func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.Listener, addr, tokensFile string, metrics *httpapi.Metrics) (*httpapi.Server, func(), error) {
 	var tokens map[string]string
 	if tokensFile != "" {
 		t, err := httpapi.ReadTokens(tokensFile)
@@ -491,7 +511,7 @@ func serveAPI(log zerolog.Logger, js jetstream.JetStream, id string, ln net.List
 		}
 		tokens = t
 	}
-	api := httpapi.New(js, id, tokens, log)
+	api := httpapi.New(httpapi.Config{JS: js, ID: id, Tokens: tokens, Log: log, Metrics: metrics})
 	if ln == nil && addr == "" {
 		return api, func() {}, nil
 	}

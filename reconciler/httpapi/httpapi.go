@@ -47,8 +47,9 @@ type Server struct {
 	webhook http.Handler
 	joining map[string]Handler // protocol subject → handler, when this server holds the cluster identity
 
-	plans chan struct{} // a slot per plan running
-	dash  *dashboard.Dashboard
+	plans   chan struct{} // a slot per plan running
+	dash    *dashboard.Dashboard
+	metrics *Metrics
 }
 
 // MaxConcurrentPlans bounds the plans computed at once (each holds its
@@ -82,11 +83,28 @@ func (s *Server) SetWebhook(h http.Handler) {
 	s.mu.Unlock()
 }
 
-// New returns an API for the server id; tokens may be nil (open API).
-// It serves the dashboard at / and under /ui/, behind the same tokens.
-func New(js jetstream.JetStream, id string, tokens map[string]string, log zerolog.Logger) *Server {
-	s := &Server{js: js, id: id, tokens: tokens, plans: make(chan struct{}, MaxConcurrentPlans)}
-	s.dash = dashboard.New(dashSource{s}, dashboard.Options{Check: dashboard.CheckTokens(tokens), Log: log})
+// Config configures a Server.
+type Config struct {
+	JS jetstream.JetStream
+	// ID names this server (in /readyz and baton_leader).
+	ID string
+	// Tokens are the bearer tokens (token → role); nil: an open API.
+	Tokens map[string]string
+	Log    zerolog.Logger
+	// Metrics are served at /metrics with the leader's state (nil: made
+	// here; the loop and the git source feed them when given theirs).
+	Metrics *Metrics
+}
+
+// New returns an API. It serves the dashboard at / and under /ui/, behind
+// the same tokens.
+func New(c Config) *Server {
+	s := &Server{js: c.JS, id: c.ID, tokens: c.Tokens, plans: make(chan struct{}, MaxConcurrentPlans), metrics: c.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.metrics.reg.MustRegister(stateCollector{s})
+	s.dash = dashboard.New(dashSource{s}, dashboard.Options{Check: dashboard.CheckTokens(c.Tokens), Log: c.Log})
 	return s
 }
 
@@ -152,7 +170,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/status", s.auth(RoleRead, http.HandlerFunc(s.status)))
 	route("GET /api/v1/events", s.auth(RoleRead, http.HandlerFunc(s.events)))
 	route("GET /api/v1/history", s.auth(RoleRead, http.HandlerFunc(s.history)))
-	route("GET /metrics", s.auth(RoleRead, http.HandlerFunc(s.metrics)))
+	route("GET /metrics", s.auth(RoleRead, s.metricsHandler()))
 	route("POST /api/v1/plan", s.auth(RoleRead, http.HandlerFunc(s.plan)))
 	route("GET /api/v1/workloads", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any {
 		return map[string]any{"workloads": st.Workloads, "jobs": st.Jobs}

@@ -55,7 +55,7 @@ func newAPI(t *testing.T) (*httpapi.Server, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(js, "s1", tokens, zerolog.Nop())
+	api := httpapi.New(httpapi.Config{JS: js, ID: "s1", Tokens: tokens, Log: zerolog.Nop()})
 	api.SetLeader(reconciler.New(reconciler.Config{NATS: nc, Store: kv, ID: "s1", Term: 4}))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -273,7 +273,7 @@ func TestJoiningNeedsTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(js, "s1", nil, zerolog.Nop())
+	api := httpapi.New(httpapi.Config{JS: js, ID: "s1", Tokens: nil, Log: zerolog.Nop()})
 	api.SetJoining(map[string]httpapi.Handler{protocol.TokenSubject: func(context.Context, []byte) (any, error) { return "t", nil }})
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()

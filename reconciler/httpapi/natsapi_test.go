@@ -41,7 +41,7 @@ func TestOperatorRequestsOverNATS(t *testing.T) {
 	if err := events.Append("2026-12-01T00:00:00Z start hello/1 on n1: scale up"); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := httpapi.New(js, "s1", nil, zerolog.Nop()).ServeNATS(ctx, nc)
+	stop, err := httpapi.New(httpapi.Config{JS: js, ID: "s1", Tokens: nil, Log: zerolog.Nop()}).ServeNATS(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func TestStatusAt100kReplicas(t *testing.T) {
 	}
 
 	// The API: a summary, the full list, and pages.
-	api := httpapi.New(js, "s1", nil, zerolog.Nop())
+	api := httpapi.New(httpapi.Config{JS: js, ID: "s1", Tokens: nil, Log: zerolog.Nop()})
 	api.SetLeader(rec)
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
