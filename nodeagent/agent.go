@@ -173,6 +173,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to logs: %w", err)
 	}
 	defer func() { _ = lsub.Unsubscribe() }()
+	execs := &execServer{nc: a.cfg.NATS, rt: a.cfg.Runtime}
+	esub, err := a.cfg.NATS.Subscribe(protocol.ExecSubject(a.cfg.Node), func(m *nats.Msg) { execs.serve(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("subscribe to exec requests: %w", err)
+	}
+	defer func() { _ = esub.Unsubscribe() }()
 	resync := make(chan struct{}, 1)
 	rsub, err := a.cfg.NATS.Subscribe(protocol.ResyncSubject, func(m *nats.Msg) {
 		if len(m.Data) > 0 {

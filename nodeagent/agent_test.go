@@ -585,3 +585,51 @@ func TestAgentServicesCommand(t *testing.T) {
 		t.Fatalf("rules applied %v, want once %v", fs.got, rules)
 	}
 }
+
+// An exec request is answered only on an admin's inbox, and a runtime
+// that cannot run commands says so; malformed and unbounded requests are
+// refused.
+func TestExecRefusals(t *testing.T) {
+	h := runTestAgent(t)
+	ask := func(inbox string, req protocol.ExecRequest) string {
+		t.Helper()
+		sub, err := h.nc.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		req.Version, req.Inbox = protocol.Version, inbox
+		if err := h.nc.PublishRequest(protocol.ExecSubject("n1"), inbox, protocol.Encode(req)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no answer on %s: %v", inbox, err)
+		}
+		var out protocol.ExecOutput
+		if err := protocol.Decode(m.Data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Error
+	}
+	ok := protocol.ExecRequest{Replica: "r1", Command: []string{"/bin/true"}}
+	if got := ask("_INBOX.not-an-admin", ok); got != "exec is for admins" {
+		t.Errorf("a server's or anyone's inbox: %q", got)
+	}
+	if got := ask("_I.viewer.vic.x1", ok); got != "exec is for admins" {
+		t.Errorf("a viewer's inbox: %q", got)
+	}
+	if got := ask("_I.admin.root.x2", ok); got != "this node's runtime cannot run commands in containers" {
+		t.Errorf("a runtime without exec: %q", got)
+	}
+	if got := ask("_I.admin.root.x3", protocol.ExecRequest{Replica: "r1"}); got != "exec: no command" {
+		t.Errorf("no command: %q", got)
+	}
+	long := make([]string, protocol.MaxExecArgs+1)
+	for i := range long {
+		long[i] = "x"
+	}
+	if got := ask("_I.admin.root.x4", protocol.ExecRequest{Replica: "r1", Command: long}); !strings.Contains(got, "at most 256 arguments") {
+		t.Errorf("too many arguments: %q", got)
+	}
+}

@@ -426,6 +426,11 @@ func TestAttacks(t *testing.T) {
 				t.Fatalf("a viewer's %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 		}
+		// baton exec: only admins (the bus refuses the request at once).
+		if out, err := f.baton(f.ops, nil, append(append([]string{"exec"}, v...), "hello", "--", "/hello", "-h")...); err == nil ||
+			!strings.Contains(out, "exec: not allowed for viewer vic (admins only)") {
+			t.Fatalf("a viewer's exec: %v\n%s", err, out)
+		}
 		u := f.as(f.ops, filepath.Join(vdir, "vic.creds"))
 		refused(t, u, "$KV.baton-state.pin", func() error { return u.nc.Publish("$KV.baton-state.pin", []byte(`{}`)) })
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -181,6 +182,29 @@ func TestDashboard(t *testing.T) {
 	}
 	if len(names) < 20 {
 		t.Fatalf("only %d metrics found in the Grafana dashboard", len(names))
+	}
+	// baton exec through the agent: the exit code is baton's, stdin
+	// reaches the command, a replica by ID and a container by name.
+	admin := []string{"--nats", c.ns.ClientURL(), "--creds", adminCredsPath(c.dir)}
+	out, _, err := runCtx(context.Background(), append(append([]string{"exec"}, admin...), "hello", "--", "/hello", "-exit-after", "1ms", "-exit-code", "5", "-message", "via baton exec")...)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 5 || out != "via baton exec: done, exit 5\n" {
+		t.Fatalf("baton exec's exit code: %v\n%q", err, out)
+	}
+	st := c.status()
+	id := st.Workloads[0].Replicas[0].ID
+	cmd := rootCmd()
+	var stdout, stderr strings.Builder
+	cmd.SetIn(strings.NewReader("through stdin\n"))
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs(append(append([]string{"exec"}, admin...), id, "-c", "web", "-i", "-t", "--", "/hello", "-cat"))
+	if err := cmd.Execute(); err != nil || stdout.String() != "through stdin\n" || !strings.Contains(stderr.String(), "copied 14 bytes") ||
+		!strings.Contains(stderr.String(), "Unable to use a TTY") {
+		t.Fatalf("baton exec -i %s: %v\nstdout %q\nstderr %q", id, err, stdout.String(), stderr.String())
+	}
+	if _, _, err := runCtx(context.Background(), append(append([]string{"exec"}, admin...), "nope", "--", "/hello")...); err == nil || !strings.Contains(err.Error(), `no workload or replica named "nope"`) {
+		t.Fatalf("exec in nothing: %v\n%s", err, out)
 	}
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Fatalf("the pages printed errors:\n%s", strings.Join(errs, "\n"))

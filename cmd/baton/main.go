@@ -83,7 +83,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCmd(), serverCmd(), agentCmd(), statusCmd(), topCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), backupCmd(), restoreCmd(), versionCmd())
+	root.AddCommand(upCmd(), downCmd(), execCmd(), serverCmd(), agentCmd(), statusCmd(), topCmd(), eventsCmd(), historyCmd(), waitCmd(), diffCmd(), planCmd(), pinCmd(), unpinCmd(), logsCmd(), validateCmd(), renderCmd(), schemaCmd(), secretCmd(), imageCmd(), tokenCmd(), nodeCmd(), userCmd(), loginCmd(), backupCmd(), restoreCmd(), versionCmd())
 	return root
 }
 

@@ -54,6 +54,11 @@ examples/hello, and follows it.`,
 				return err
 			}
 			ao.dataDir = filepath.Join(so.dataDir, "agent")
+			removePID, err := writeUpPID(so.dataDir)
+			if err != nil {
+				return err
+			}
+			defer removePID()
 			sock, stopContainerd, err := ensureContainerd(ctx, ao.socket, so.dataDir)
 			if err != nil {
 				return err
@@ -164,5 +169,5 @@ func printWelcome(cmd *cobra.Command, so serverOptions, natsURL string, seeded b
 		fmt.Fprintf(w, "  baton status            # in another terminal: watch the replicas converge\n")
 		fmt.Fprintf(w, "  git revert --no-edit HEAD   # and back to 3\n")
 	}
-	fmt.Fprintln(w, "Stop with Ctrl-C; containers keep running and are re-adopted by the next 'baton up'.")
+	fmt.Fprintln(w, "Stop with Ctrl-C; containers keep running and are re-adopted by the next 'baton up'. 'baton down' stops everything, pods and their network rules included.")
 }

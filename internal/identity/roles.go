@@ -43,6 +43,7 @@ const (
 	apiReads = "baton.api.read.>"
 	apiAdmin = "baton.api.admin.>"
 	nodeLogs = "baton.node.*.logs"
+	nodeExec = "baton.node.*.exec"
 	resync   = "baton.agents.resync"
 
 	// The image object store (nodeagent.ImageBucket): agents read it, admins
@@ -85,12 +86,15 @@ func agentTemplate() jwt.UserPermissionLimits {
 	l.Sub.Allow.Add(
 		"baton.node.{{name()}}.cmd",
 		"baton.node.{{name()}}.logs",
+		"baton.node.{{name()}}.exec",
 		resync,
 		"baton.images.pushed",
 		"_I.agent.{{name()}}.>",
 		// A log follower's keep-alive, on its own inbox (new-style and
 		// old-style nats.go inboxes).
 		"_I.*.*.*.alive", "_I.*.*.*.*.alive",
+		// An exec client's input, on an admin's inbox only.
+		"_I.admin.*.*.stdin", "_I.admin.*.*.*.stdin",
 	)
 	// Replies to what it was asked: command replies (one each) and log
 	// chunks (many, for as long as a follower stays).
@@ -107,7 +111,7 @@ func operatorPermissions(role Role, name string) jwt.Permissions {
 	inbox := InboxPrefix(role, name) + ".>"
 	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, inbox)
 	if role == RoleAdmin {
-		p.Pub.Allow.Add(apiAdmin)
+		p.Pub.Allow.Add(apiAdmin, nodeExec)
 		p.Pub.Allow.Add(imageRead...)
 		p.Pub.Allow.Add(imageWrite...)
 	}

@@ -459,7 +459,7 @@ func (r Reply) Err() error {
 }
 
 type versioned interface {
-	*Heartbeat | *Report | *Command | *Reply | *LogsRequest | *LogChunk | *Resync
+	*Heartbeat | *Report | *Command | *Reply | *LogsRequest | *LogChunk | *Resync | *ExecRequest | *ExecInput | *ExecOutput
 }
 
 // Decode parses one message of type T, refusing oversized messages and

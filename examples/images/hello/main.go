@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/examples/images/internal/serve"
 	"google.golang.org/grpc"
@@ -35,8 +38,37 @@ func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM (to test grace periods)")
 	exitAfter := flag.Duration("exit-after", 0, "exit with -exit-code after this long (to test Jobs)")
 	exitCode := flag.Int("exit-code", 0, "exit code for -exit-after")
+	cat := flag.Bool("cat", false, "copy standard input to standard output, then exit (to test baton exec -i)")
+	ttySize := flag.Bool("tty-size", false, "print standard input's terminal size, and again after SIGWINCH, then exit (to test baton exec -t)")
 	grpcAddr := flag.String("grpc-listen", "", "serve the gRPC health service here too (to test gRPC probes): SERVING, NOT_SERVING between /unready and /reready")
 	flag.Parse()
+	if *cat {
+		n, err := io.Copy(os.Stdout, os.Stdin)
+		fmt.Fprintf(os.Stderr, "copied %d bytes\n", n)
+		if err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	if *ttySize {
+		printSize := func() {
+			ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+			if err != nil {
+				fmt.Printf("no terminal: %v\n", err)
+				os.Exit(1)
+			}
+			fmt.Printf("tty %dx%d\n", ws.Row, ws.Col)
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		printSize()
+		select {
+		case <-winch:
+			printSize()
+		case <-time.After(30 * time.Second):
+		}
+		return
+	}
 	if *exitAfter > 0 {
 		time.Sleep(*exitAfter)
 		fmt.Printf("%s: done, exit %d\n", *message, *exitCode)

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/batonhq/baton/internal/fsutil"
+	"github.com/batonhq/baton/nodeagent"
+)
+
+// upPIDPath is where a running baton up keeps its process ID.
+func upPIDPath(dataDir string) string { return filepath.Join(dataDir, "up.pid") }
+
+// writeUpPID records this process as the data dir's baton up; the returned
+// func removes the record.
+func writeUpPID(dataDir string) (func(), error) {
+	p := upPIDPath(dataDir)
+	if err := fsutil.WriteFileAtomic(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("record this baton up: %w", err)
+	}
+	return func() { _ = os.Remove(p) }, nil
+}
+
+func downCmd() *cobra.Command {
+	var (
+		ao      agentOptions
+		dataDir string
+		wait    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop everything baton up started on this machine: baton up itself, its pods, their network and its rules",
+		Long: `down undoes baton up on this machine: it stops the baton up of --data-dir
+(if it runs), then every pod in the containerd namespace (each container
+stopped, SIGTERM then SIGKILL after --stop-grace, and removed, with its
+network and host ports), the routes and the vxlan tunnel to other nodes,
+the Services' nftables table, the masquerade chain, the portmap plugin's
+chains when no pod maps a port any more, and the pod bridge; a containerd
+that baton up started is stopped again. The data dir (state, config
+repository, volumes, images) is kept: the next baton up starts from it.
+Give it the flags given to baton up that name where things are
+(--containerd, --namespace, --host-netns, --cni-bridge, --pod-subnet).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			ao.dataDir = filepath.Join(dataDir, "agent")
+			if pid, err := stopUp(ctx, dataDir, wait); err != nil {
+				return err
+			} else if pid > 0 {
+				fmt.Fprintf(out, "stopped baton up (process %d)\n", pid)
+			}
+			sock, stopContainerd, err := ensureContainerd(ctx, ao.socket, dataDir)
+			if errors.Is(err, errNoContainerd) {
+				fmt.Fprintln(out, "containerd is not installed: no pod to stop")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			defer stopContainerd()
+			cli, err := nodeagent.DialContainerd(ctx, sock)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			rt, err := nodeagent.NewContainerd(cli, ao.namespace, ao.dataDir)
+			if err != nil {
+				return err
+			}
+			defer rt.StopProbes()
+			var cni *nodeagent.CNI
+			if ao.network == "cni" {
+				cfg := ao.cni
+				cfg.StateDir = filepath.Join(ao.dataDir, "cni")
+				if cni, err = nodeagent.NewCNI(cfg); err != nil && !errors.Is(err, nodeagent.ErrNoCNIPlugins) {
+					return err
+				}
+				if cni != nil {
+					rt.SetNetwork(cni, cfg.HostNetNS)
+				}
+			}
+			reps, err := rt.List(ctx)
+			if err != nil {
+				return fmt.Errorf("list the pods of namespace %s: %w", ao.namespace, err)
+			}
+			var errs []error
+			for _, r := range reps {
+				if err := rt.Stop(ctx, r.ID, ao.stopGrace); err != nil {
+					errs = append(errs, fmt.Errorf("stop pod %s: %w", r.ID, err))
+				}
+			}
+			fmt.Fprintf(out, "stopped and removed %d pods (containerd namespace %s)\n", len(reps)-len(errs), ao.namespace)
+			if len(errs) > 0 {
+				return errors.Join(errs...) // the network stays for the pods that are left
+			}
+			if cni != nil {
+				hr := &nodeagent.HostRoutes{NetNS: ao.cni.HostNetNS, Backend: ao.backend, Subnet: ao.cni.Subnet}
+				if err := hr.Apply(ctx, nil); err != nil {
+					errs = append(errs, fmt.Errorf("remove the routes to other nodes: %w", err))
+				}
+				nft := &nodeagent.NFTables{NetNS: ao.cni.HostNetNS, PodSubnet: ao.cni.Subnet, ClusterCIDR: ao.clusterCIDR}
+				if err := nft.Remove(ctx); err != nil {
+					errs = append(errs, fmt.Errorf("remove the Services' nftables table: %w", err))
+				}
+				removed, err := cni.Teardown(ctx)
+				errs = append(errs, err)
+				if len(removed) > 0 {
+					fmt.Fprintf(out, "removed %s\n", strings.Join(removed, ", "))
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "nothing of baton up is left running; its data is kept in %s (the next baton up starts from it)\n", dataDir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "/var/lib/baton", "the data dir of the baton up to stop")
+	f.DurationVar(&wait, "wait", time.Minute, "how long baton up may take to stop before down gives up")
+	ao.register(f)
+	return cmd
+}
+
+// stopUp stops the baton up recorded in dataDir, if it runs (SIGTERM: it
+// finishes what is under way), and waits for it to end; it returns its
+// process ID (0: none ran).
+func stopUp(ctx context.Context, dataDir string, wait time.Duration) (int, error) {
+	b, err := os.ReadFile(upPIDPath(dataDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("%s: not a process ID", upPIDPath(dataDir))
+	}
+	// A record left by a baton up that died, its number now another
+	// process's: only a baton process is stopped.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "baton") || pid == os.Getpid() {
+		_ = os.Remove(upPIDPath(dataDir))
+		return 0, nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("stop baton up (process %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(wait)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("baton up (process %d) did not stop within %s", pid, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return pid, nil
+}
