@@ -13,6 +13,7 @@ import (
 	client "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/nats-io/nuid"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExecSpec is a command to run in a running container.
@@ -82,6 +83,11 @@ func (r *Containerd) Exec(ctx context.Context, replica, container string, spec E
 	pspec.Args = spec.Command
 	pspec.Terminal = spec.TTY
 	pspec.ConsoleSize = nil
+	if spec.TTY && spec.Rows > 0 && spec.Cols > 0 {
+		// The terminal's size from its start: a resize after it would
+		// reach the command as a change (SIGWINCH).
+		pspec.ConsoleSize = &specs.Box{Height: uint(spec.Rows), Width: uint(spec.Cols)}
+	}
 	// Stdin's end closes the process's input, once the process exists.
 	var stdin io.Reader
 	eof := make(chan struct{})
@@ -106,9 +112,6 @@ func (r *Containerd) Exec(ctx context.Context, replica, container string, spec E
 	}
 	if err := p.Start(ctx); err != nil {
 		return -1, fmt.Errorf("start %q: %w", spec.Command[0], err)
-	}
-	if spec.TTY && spec.Rows > 0 && spec.Cols > 0 {
-		_ = p.Resize(ctx, uint32(spec.Cols), uint32(spec.Rows))
 	}
 	closed := false
 	for {

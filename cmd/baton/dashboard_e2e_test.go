@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,6 +203,27 @@ func TestDashboard(t *testing.T) {
 	if err := cmd.Execute(); err != nil || stdout.String() != "through stdin\n" || !strings.Contains(stderr.String(), "copied 14 bytes") ||
 		!strings.Contains(stderr.String(), "Unable to use a TTY") {
 		t.Fatalf("baton exec -i %s: %v\nstdout %q\nstderr %q", id, err, stdout.String(), stderr.String())
+	}
+	// -t on a terminal: the command gets one of this terminal's size, and
+	// follows it when it changes (SIGWINCH).
+	_, pts := openPTY(t, 33, 111)
+	tcmd := rootCmd()
+	var tout lockedBuffer
+	tcmd.SetIn(pts)
+	tcmd.SetOut(&tout)
+	tcmd.SetErr(&tout)
+	tcmd.SetArgs(append(append([]string{"exec"}, admin...), "hello", "-t", "--", "/hello", "-tty-size"))
+	ttyDone := make(chan error, 1)
+	go func() { ttyDone <- tcmd.Execute() }()
+	testenv.WaitFor(t, 30*time.Second, "the terminal's size in the command", func() (bool, string) {
+		return strings.Contains(tout.String(), "tty 33x111"), tout.String()
+	})
+	setPTYSize(t, pts, 44, 122)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGWINCH); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ttyDone; err != nil || !strings.Contains(tout.String(), "tty 44x122") {
+		t.Fatalf("baton exec -t after a resize: %v\n%q", err, tout.String())
 	}
 	if _, _, err := runCtx(context.Background(), append(append([]string{"exec"}, admin...), "nope", "--", "/hello")...); err == nil || !strings.Contains(err.Error(), `no workload or replica named "nope"`) {
 		t.Fatalf("exec in nothing: %v\n%s", err, out)
