@@ -133,8 +133,8 @@ func TestBadRevisionNotReapplied(t *testing.T) {
 	outcome(rec, "good", store.OutcomeConverged)
 	set("next") // polled just as the pin landed: not applied while pinned
 	testenv.WaitPasses(t, rec, 3)
-	if st := rec.Status(); st.Synced.ID != "good" {
-		t.Fatalf("pinned to good, synced %s", st.Synced.ID)
+	if st := rec.Status(); st.Synced.ID != "good" || st.Tip.ID != "next" {
+		t.Fatalf("pinned to good, synced %s, the branch's tip %q (want next: the pin keeps it out, status names it)", st.Synced.ID, st.Tip.ID)
 	}
 	rec.SetPinned(nil)
 	set("bad")

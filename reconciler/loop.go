@@ -154,6 +154,7 @@ type inbox struct {
 	heartbeats map[string]received[protocol.Heartbeat]
 	reports    map[string]rawReport // decoded by the pass: only the latest of a node
 	next       *loaded
+	tip        *Revision // a revision the pin kept out: the branch's tip all the same
 	revErr     *RevisionError
 	revErrSet  bool
 	sourceErr  *string
@@ -259,6 +260,10 @@ func (r *Reconciler) kick() {
 func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[string][]byte) error {
 	if p := r.pinned.Load(); p != nil && p.Revision != rev.ID {
 		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned (baton unpin)")
+		r.mb.mu.Lock()
+		r.mb.tip = &rev
+		r.mb.mu.Unlock()
+		r.kick()
 		return nil
 	}
 	st, err := r.loader.Load(ctx, files)

@@ -275,6 +275,9 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 		}
 		st.controls = *mb.controls
 	}
+	if mb.tip != nil {
+		st.tip = *mb.tip
+	}
 	if mb.next != nil {
 		st.tip = mb.next.rev
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/batonhq/baton/nodeagent/protocol"
 	"github.com/batonhq/baton/reconciler"
@@ -61,10 +62,10 @@ type Dashboard struct {
 	tmpl    *template.Template
 	streams chan struct{} // a slot per open event stream
 
-	rendering sync.Mutex // held while a page's sections are made
-	mu        sync.Mutex
-	cache     map[string]*rendered // page URL → its sections as last made
-	hist      historyCache
+	renders singleflight.Group // a page's sections made once for its viewers
+	mu      sync.Mutex
+	cache   map[string]*rendered // page URL → its sections as last made
+	hist    historyCache
 }
 
 // TokenCookie is the cookie the login form keeps the token in.
@@ -177,7 +178,13 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 
 // localPath keeps a redirect on this server: a path of its own, else "/".
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+	for _, c := range []byte(p) {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "/" // browsers drop tabs and newlines, and read a backslash as /
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
 		return "/"
 	}
 	return p

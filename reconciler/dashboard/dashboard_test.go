@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,12 @@ type fakeSource struct {
 func (f *fakeSource) set(change func(*reconciler.Status)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Copies: a status given out before is never changed (as the
+	// reconciler's snapshots).
+	f.st.Workloads = slices.Clone(f.st.Workloads)
+	for i := range f.st.Workloads {
+		f.st.Workloads[i].Replicas = slices.Clone(f.st.Workloads[i].Replicas)
+	}
 	change(&f.st)
 }
 
@@ -129,7 +136,8 @@ func TestPages(t *testing.T) {
 			`sse-connect="/ui/stream?page=%2F"`, `sse-swap="ov-workloads"`}},
 		{"/ui/workloads/web", 200, []string{"<h1>web</h1>", "web-0123abcd-abc12", "10.77.0.2", "1 pending: 0/1 nodes fit", "spec.replicas",
 			`<td class="old">1</td><td class="new">2</td>`, "start replica web-0123abcd-abc12 on n1", `href="/ui/workloads/web?logs=web-0123abcd-abc12#logs"`}},
-		{"/ui/workloads/web?logs=web-0123abcd-abc12", 200, []string{`sse-connect="/ui/logs?workload=web&amp;replica=web-0123abcd-abc12"`}},
+		{"/ui/workloads/web?logs=web-0123abcd-abc12", 200, []string{`sse-connect="/ui/logs?workload=web&amp;replica=web-0123abcd-abc12"`,
+			`sse-swap="reset" hx-target="#logtail"`}},
 		{"/ui/workloads/shop/cart", 200, []string{"<h1>shop/cart</h1>", "No replica runs.", "start replica cart-0123abcd-xx1yz on n1"}},
 		{"/ui/nodes/n1", 200, []string{"<h1>Node n1</h1>", "web-0123abcd-abc12", "ready"}},
 		{"/ui/history", 200, []string{"converged in 3s", "first", "progressing", "spec.replicas"}},
@@ -195,10 +203,16 @@ func TestLogin(t *testing.T) {
 	if resp := post("wrong-token-0123456789", "/"); resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
 		t.Fatalf("a wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
-	resp := post("viewer-token-0123456789", "//evil.example/x")
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
-		t.Fatalf("sign-in: %d to %q (want / : no redirect off this server)", resp.StatusCode, resp.Header.Get("Location"))
+	for _, next := range []string{"//evil.example/x", "/\t/evil.example", "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "/\n/evil", "evil"} {
+		resp := post("viewer-token-0123456789", next)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+			t.Fatalf("sign-in with next %q: %d to %q (want / : no redirect off this server)", next, resp.StatusCode, resp.Header.Get("Location"))
+		}
 	}
+	if resp := post("viewer-token-0123456789", "/ui/workloads/web?logs=x"); resp.Header.Get("Location") != "/ui/workloads/web?logs=x" {
+		t.Fatalf("sign-in back to the page asked for: %q", resp.Header.Get("Location"))
+	}
+	resp := post("viewer-token-0123456789", "/")
 	cookies := resp.Cookies()
 	if len(cookies) != 1 || cookies[0].Name != dashboard.TokenCookie || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
 		t.Fatalf("cookie: %+v", cookies)
@@ -298,6 +312,10 @@ func TestLogStream(t *testing.T) {
 		t.Fatalf("an unknown replica: %d", code)
 	}
 	r := openStream(t, srv, "/ui/logs?workload=web&replica=web-0123abcd-abc12")
+	// Each connection clears what an earlier one showed, then tails.
+	if name, data, err := r.next(); err != nil || name != "reset" || data != "" {
+		t.Fatalf("first event: %q %q %v, want an empty reset", name, data, err)
+	}
 	var got []string
 	for len(got) < 2 {
 		name, data, err := r.next()
@@ -308,5 +326,28 @@ func TestLogStream(t *testing.T) {
 	}
 	if got[0] != "<span>hello &lt;b&gt;world&lt;/b&gt;\n</span>" || got[1] != "<span>second line\n</span>" {
 		t.Fatalf("log events: %q", got)
+	}
+}
+
+// A stream outlives the server's read timeout (which is for requests):
+// its context is not ended by it.
+func TestStreamOutlivesReadTimeout(t *testing.T) {
+	src := &fakeSource{st: status()}
+	d := dashboard.New(src, dashboard.Options{Interval: 20 * time.Millisecond, Log: zerolog.Nop()})
+	srv := httptest.NewUnstartedServer(d.Handler())
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	r := openStream(t, srv, "/ui/stream?page=/")
+	for range 4 { // banner, nodes, workloads, events
+		if _, _, err := r.next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // past the read timeout
+	src.set(func(st *reconciler.Status) { st.Workloads[1].Desired = 7 })
+	name, data, err := r.next()
+	if err != nil || name != "ov-workloads" || !strings.Contains(data, "<td>7</td>") {
+		t.Fatalf("after the read timeout: %q %v\n%s", name, err, data)
 	}
 }

@@ -33,24 +33,32 @@ type rendered struct {
 // interval whoever watches it.
 func (d *Dashboard) sections(ctx context.Context, path string, query func(string) string) (map[string][]byte, error) {
 	key := path + "?logs=" + query("logs")
-	cached := func() map[string][]byte {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if c, ok := d.cache[key]; ok && time.Since(c.at) < d.opts.Interval {
-			return c.sections
+	d.mu.Lock()
+	if c, ok := d.cache[key]; ok && time.Since(c.at) < d.opts.Interval {
+		d.mu.Unlock()
+		return c.sections, nil
+	}
+	d.mu.Unlock()
+	// One render a page at a time: its viewers who find it stale together
+	// share one; a viewer who leaves stops waiting.
+	ch := d.renders.DoChan(key, func() (any, error) {
+		return d.render1(context.WithoutCancel(ctx), key, path, query)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
 		}
-		return nil
+		return r.Val.(map[string][]byte), nil
 	}
-	if secs := cached(); secs != nil {
-		return secs, nil
-	}
-	// One render at a time: the viewers of a page who find it stale
-	// together wait for one of them to make it, then share it.
-	d.rendering.Lock()
-	defer d.rendering.Unlock()
-	if secs := cached(); secs != nil {
-		return secs, nil
-	}
+}
+
+// render1 makes a page's sections and keeps them for the interval.
+func (d *Dashboard) render1(ctx context.Context, key, path string, query func(string) string) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	p, err := d.build(ctx, path, query)
 	if errors.Is(err, errNotFound) {
 		// Gone from the revision in force (or not there yet): say so and
@@ -96,7 +104,10 @@ func (d *Dashboard) openEvents(w http.ResponseWriter) (ew *eventWriter, done fun
 		return nil, nil, false
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout is for requests, not streams
+	// The server's timeouts are for requests, not streams: its read
+	// timeout would end a stream (its context) after 30 s.
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -213,9 +224,17 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
+	// A reconnection starts the tail again: what was shown goes first.
+	if ew.send("reset", nil) != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait() // nothing writes once the handler returned
+	wg.Add(1)
 	go func() { // comments keep the stream open while the replica is quiet
+		defer wg.Done()
 		t := time.NewTicker(keepAlive)
 		defer t.Stop()
 		for {

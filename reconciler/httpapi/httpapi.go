@@ -507,7 +507,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	fromKV(w, r, "history", func(ctx context.Context) (any, error) { return store.ReadHistory(ctx, s.js) })
+	fromKV(w, r, "history", func(ctx context.Context) (any, error) {
+		h, err := store.ReadHistory(ctx, s.js)
+		if r.URL.Query().Get("changes") == "true" {
+			return h, err
+		}
+		return store.WithoutChanges(h), err
+	})
 }
 
 // joiningHTTP answers a joining request over HTTP with the handler of

@@ -49,7 +49,10 @@ func (s *Server) ServeNATS(ctx context.Context, nc *nats.Conn) (stop func(), err
 			events, err := store.Recent(ctx, s.js, req.Tail)
 			return newestThatFit(events), err
 		},
-		protocol.HistorySubject: func(ctx context.Context, _ []byte) (any, error) { return store.ReadHistory(ctx, s.js) },
+		protocol.HistorySubject: func(ctx context.Context, _ []byte) (any, error) {
+			h, err := store.ReadHistory(ctx, s.js)
+			return store.WithoutChanges(h), err
+		},
 		protocol.PinReadSubject: func(ctx context.Context, _ []byte) (any, error) { return store.ReadPin(ctx, s.js) },
 		protocol.PinSubject: func(ctx context.Context, body []byte) (any, error) {
 			var req PinRequest

@@ -62,30 +62,56 @@ type HistoryEntry struct {
 const (
 	MaxHistoryChanges = 50
 	MaxChangeFields   = 20
-	MaxChangeValue    = 200
+	MaxChangeValue    = 200 // bytes of a value, and of a path
+	// MaxChangesBytes bounds the changes' text in all (paths and values):
+	// an entry stays far below a NATS message.
+	MaxChangesBytes = 24 << 10
 )
 
 // KeepChanges bounds changes for a history entry: at most
-// MaxHistoryChanges objects of MaxChangeFields fields each, values cut to
-// MaxChangeValue bytes. It returns them and how many objects it left out.
+// MaxHistoryChanges objects of MaxChangeFields fields each, paths and
+// values cut to MaxChangeValue bytes, MaxChangesBytes in all. It returns
+// them and how many objects it left out.
 func KeepChanges(changes []desired.Change) ([]desired.Change, int) {
 	more := 0
 	if len(changes) > MaxHistoryChanges {
 		changes, more = changes[:MaxHistoryChanges], len(changes)-MaxHistoryChanges
 	}
-	out := make([]desired.Change, len(changes))
+	out := make([]desired.Change, 0, len(changes))
+	size := 0
 	for i, c := range changes {
 		if len(c.Fields) > MaxChangeFields {
 			c.Fields = append(c.Fields[:MaxChangeFields:MaxChangeFields], desired.FieldChange{Path: fmt.Sprintf("(%d more fields)", len(c.Fields)-MaxChangeFields)})
 		} else {
 			c.Fields = slices.Clone(c.Fields)
 		}
+		c.Name = cutValue(c.Name)
+		n := len(c.Kind) + len(c.Name)
 		for j := range c.Fields {
-			c.Fields[j].Old, c.Fields[j].New = cutValue(c.Fields[j].Old), cutValue(c.Fields[j].New)
+			f := &c.Fields[j]
+			f.Path, f.Old, f.New = cutValue(f.Path), cutValue(f.Old), cutValue(f.New)
+			n += len(f.Path) + len(f.Old) + len(f.New)
 		}
-		out[i] = c
+		if size+n > MaxChangesBytes {
+			return out, more + len(changes) - i
+		}
+		size += n
+		out = append(out, c)
 	}
 	return out, more
+}
+
+// WithoutChanges is a history listing without the changes (each entry's
+// MoreChanges counts them): a hundred entries' diffs are past what one
+// NATS answer carries; the dashboard reads them from the store.
+func WithoutChanges(h []HistoryEntry) []HistoryEntry {
+	out := make([]HistoryEntry, len(h))
+	for i, e := range h {
+		e.MoreChanges += len(e.Changes)
+		e.Changes = nil
+		out[i] = e
+	}
+	return out
 }
 
 func cutValue(v string) string {

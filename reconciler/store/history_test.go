@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,7 +16,11 @@ func TestKeepChanges(t *testing.T) {
 	for i := range MaxHistoryChanges + 7 {
 		c := desired.Change{Kind: "Deployment", Name: fmt.Sprintf("w%d", i), Op: "changed"}
 		for j := range MaxChangeFields + 3 {
-			c.Fields = append(c.Fields, desired.FieldChange{Path: fmt.Sprintf("f%d", j), Old: "1", New: strings.Repeat("é", MaxChangeValue)})
+			v := "2"
+			if i == 0 && j == 0 {
+				v = strings.Repeat("é", MaxChangeValue)
+			}
+			c.Fields = append(c.Fields, desired.FieldChange{Path: fmt.Sprintf("f%d", j), Old: "1", New: v})
 		}
 		changes = append(changes, c)
 	}
@@ -36,5 +41,28 @@ func TestKeepChanges(t *testing.T) {
 	small, more := KeepChanges(changes[:1:1])
 	if more != 0 || len(small) != 1 {
 		t.Fatalf("one change: %d, %d", len(small), more)
+	}
+}
+
+// An entry's changes stay within MaxChangesBytes however long the names,
+// paths and values, and what is left out is counted.
+func TestKeepChangesBytes(t *testing.T) {
+	var changes []desired.Change
+	long := strings.Repeat("x", 5000)
+	for i := range 40 {
+		c := desired.Change{Kind: "Deployment", Name: fmt.Sprintf("w%d-%s", i, long), Op: "changed"}
+		for j := range MaxChangeFields {
+			c.Fields = append(c.Fields, desired.FieldChange{Path: fmt.Sprintf("f%d.%s", j, long), Old: long, New: long})
+		}
+		changes = append(changes, c)
+	}
+	kept, more := KeepChanges(changes)
+	b, _ := json.Marshal(HistoryEntry{Changes: kept})
+	if len(b) > MaxChangesBytes+16<<10 || len(kept) == 0 || len(kept)+more != 40 {
+		t.Fatalf("%d changes kept in %d bytes, %d more", len(kept), len(b), more)
+	}
+	listed := WithoutChanges([]HistoryEntry{{Changes: kept, MoreChanges: more}})
+	if listed[0].Changes != nil || listed[0].MoreChanges != 40 {
+		t.Fatalf("a listing: %+v", listed[0])
 	}
 }
