@@ -173,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to logs: %w", err)
 	}
 	defer func() { _ = lsub.Unsubscribe() }()
-	execs := &execServer{nc: a.cfg.NATS, rt: a.cfg.Runtime}
+	execs := &execServer{nc: a.cfg.NATS, node: a.cfg.Node, rt: a.cfg.Runtime}
 	esub, err := a.cfg.NATS.Subscribe(protocol.ExecSubject(a.cfg.Node), func(m *nats.Msg) { execs.serve(ctx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to exec requests: %w", err)

@@ -612,7 +612,7 @@ func TestExecRefusals(t *testing.T) {
 		}
 		return out.Error
 	}
-	ok := protocol.ExecRequest{Replica: "r1", Command: []string{"/bin/true"}}
+	ok := protocol.ExecRequest{Replica: "r1", Session: "abcdefgh12", Command: []string{"/bin/true"}}
 	if got := ask("_INBOX.not-an-admin", ok); got != "exec is for admins" {
 		t.Errorf("a server's or anyone's inbox: %q", got)
 	}
@@ -622,14 +622,17 @@ func TestExecRefusals(t *testing.T) {
 	if got := ask("_I.admin.root.x2", ok); got != "this node's runtime cannot run commands in containers" {
 		t.Errorf("a runtime without exec: %q", got)
 	}
-	if got := ask("_I.admin.root.x3", protocol.ExecRequest{Replica: "r1"}); got != "exec: no command" {
+	if got := ask("_I.admin.root.x3", protocol.ExecRequest{Replica: "r1", Session: "abcdefgh12"}); got != "exec: no command" {
 		t.Errorf("no command: %q", got)
 	}
 	long := make([]string, protocol.MaxExecArgs+1)
 	for i := range long {
 		long[i] = "x"
 	}
-	if got := ask("_I.admin.root.x4", protocol.ExecRequest{Replica: "r1", Command: long}); !strings.Contains(got, "at most 256 arguments") {
+	if got := ask("_I.admin.root.x4", protocol.ExecRequest{Replica: "r1", Session: "abcdefgh12", Command: long}); !strings.Contains(got, "at most 256 arguments") {
 		t.Errorf("too many arguments: %q", got)
+	}
+	if got := ask("_I.admin.root.x5", protocol.ExecRequest{Replica: "r1", Session: "a.b>", Command: []string{"x"}}); !strings.Contains(got, "session") {
+		t.Errorf("a session that is not a subject token: %q", got)
 	}
 }

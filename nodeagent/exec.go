@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	client "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -131,7 +132,15 @@ func (r *Containerd) Exec(ctx context.Context, replica, container string, spec E
 			<-status
 			return -1, ctx.Err()
 		case st := <-status:
-			p.IO().Wait() // the output written before it exited
+			// The output written before it exited; a child it left in the
+			// background may hold its output open: not waited for long.
+			flushed := make(chan struct{})
+			go func() { p.IO().Wait(); close(flushed) }()
+			select {
+			case <-flushed:
+			case <-time.After(2 * time.Second):
+				p.IO().Cancel()
+			}
 			code, _, err := st.Result()
 			return int(code), err
 		}

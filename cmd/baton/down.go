@@ -12,22 +12,42 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
-	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/batonhq/baton/nodeagent"
 )
 
-// upPIDPath is where a running baton up keeps its process ID.
+// upPIDPath is where a running baton up keeps its process ID, locked
+// (flock) for as long as it runs.
 func upPIDPath(dataDir string) string { return filepath.Join(dataDir, "up.pid") }
 
-// writeUpPID records this process as the data dir's baton up; the returned
-// func removes the record.
-func writeUpPID(dataDir string) (func(), error) {
+// lockUp records this process as the data dir's baton up and holds the
+// record's lock until the returned func: a second baton up on the data
+// dir is refused, and baton down knows a record whose lock nobody holds
+// is stale (whatever process now has that number).
+func lockUp(dataDir string) (func(), error) {
 	p := upPIDPath(dataDir)
-	if err := fsutil.WriteFileAtomic(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("record this baton up: %w", err)
 	}
-	return func() { _ = os.Remove(p) }, nil
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(p)
+		f.Close()
+		return nil, fmt.Errorf("another baton up runs with data dir %s (process %s): baton down stops it", dataDir, strings.TrimSpace(string(b)))
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = os.Remove(p) // ours: we hold its lock
+		f.Close()
+	}, nil
 }
 
 func downCmd() *cobra.Command {
@@ -132,36 +152,38 @@ Give it the flags given to baton up that name where things are
 	return cmd
 }
 
-// stopUp stops the baton up recorded in dataDir, if it runs (SIGTERM: it
-// finishes what is under way), and waits for it to end; it returns its
-// process ID (0: none ran).
+// stopUp stops the baton up recorded in dataDir, if one runs (its record
+// is locked): SIGTERM (it finishes what is under way), then it waits for
+// the lock to be let go. It returns the process ID (0: none ran; a record
+// nobody holds is stale, and dropped).
 func stopUp(ctx context.Context, dataDir string, wait time.Duration) (int, error) {
-	b, err := os.ReadFile(upPIDPath(dataDir))
+	p := upPIDPath(dataDir)
+	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s: not a process ID", upPIDPath(dataDir))
-	}
-	// A record left by a baton up that died, its number now another
-	// process's: only a baton process is stopped.
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "baton") || pid == os.Getpid() {
-		_ = os.Remove(upPIDPath(dataDir))
+	defer f.Close()
+	free := func() bool { return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil }
+	if free() {
+		_ = os.Remove(p)
 		return 0, nil
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return 0, nil
-		}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || pid == os.Getpid() {
+		return 0, fmt.Errorf("%s: %q is not the process ID of another process", p, strings.TrimSpace(string(b)))
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return 0, fmt.Errorf("stop baton up (process %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(wait)
-	for syscall.Kill(pid, 0) == nil {
+	for !free() {
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("baton up (process %d) did not stop within %s", pid, wait)
 		}

@@ -18,6 +18,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
 )
@@ -182,33 +184,45 @@ spec:
 	}
 }
 
-// baton down stops a running baton up by its record: SIGTERM, then it
-// waits for the process to end; a record of a process that is not baton's
-// is dropped, not acted on.
+// baton down stops a running baton up by its locked record: SIGTERM, then
+// it waits for the lock to be let go; a record nobody holds is dropped and
+// its process (now another program's) not signalled; a second baton up on
+// the data dir is refused.
 func TestStopUp(t *testing.T) {
 	dir := t.TempDir()
-	sleep, err := exec.LookPath("sleep")
+	release, err := lockUp(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A process named as baton's (its argv[0]), as soon as Start returns.
-	cmd := &exec.Cmd{Path: sleep, Args: []string{"baton-up-stand-in", "60"}}
-	if err := cmd.Start(); err != nil {
+	if _, err := lockUp(dir); err == nil || !strings.Contains(err.Error(), "another baton up runs") {
+		t.Fatalf("a second baton up: %v", err)
+	}
+	release()
+
+	// A stand-in baton up: a child whose number the record holds, the lock
+	// held until it ends.
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ended := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(ended) }() // reaped: no zombie answers signal 0
-	if err := os.WriteFile(upPIDPath(dir), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+	f, err := os.OpenFile(upPIDPath(dir), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(strconv.Itoa(child.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan *os.ProcessState, 1)
+	go func() { _ = child.Wait(); ended <- child.ProcessState; f.Close() }()
 	pid, err := stopUp(context.Background(), dir, 10*time.Second)
-	if err != nil || pid != cmd.Process.Pid {
+	if err != nil || pid != child.Process.Pid {
 		t.Fatalf("stopUp: %d %v", pid, err)
 	}
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the process did not end")
+	if st := <-ended; st.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("the stand-in did not end by SIGTERM: %v", st)
 	}
 
 	other := exec.Command("sleep", "60")
@@ -220,7 +234,7 @@ func TestStopUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pid, err := stopUp(context.Background(), dir, time.Second); err != nil || pid != 0 {
-		t.Fatalf("a record of another program's process: %d %v", pid, err)
+		t.Fatalf("a record nobody holds: %d %v", pid, err)
 	}
 	if _, err := os.Stat(upPIDPath(dir)); !os.IsNotExist(err) {
 		t.Fatal("the stale record was kept")

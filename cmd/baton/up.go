@@ -54,7 +54,7 @@ examples/hello, and follows it.`,
 				return err
 			}
 			ao.dataDir = filepath.Join(so.dataDir, "agent")
-			removePID, err := writeUpPID(so.dataDir)
+			removePID, err := lockUp(so.dataDir)
 			if err != nil {
 				return err
 			}

@@ -44,7 +44,10 @@ const (
 	apiAdmin = "baton.api.admin.>"
 	nodeLogs = "baton.node.*.logs"
 	nodeExec = "baton.node.*.exec"
-	resync   = "baton.agents.resync"
+	// An exec session's input: on the node's own subject, which no other
+	// node may hear.
+	nodeExecInput = "baton.node.*.exec.in.*"
+	resync        = "baton.agents.resync"
 
 	// The image object store (nodeagent.ImageBucket): agents read it, admins
 	// push to it; nothing else of JetStream is theirs.
@@ -87,14 +90,13 @@ func agentTemplate() jwt.UserPermissionLimits {
 		"baton.node.{{name()}}.cmd",
 		"baton.node.{{name()}}.logs",
 		"baton.node.{{name()}}.exec",
+		"baton.node.{{name()}}.exec.in.*",
 		resync,
 		"baton.images.pushed",
 		"_I.agent.{{name()}}.>",
 		// A log follower's keep-alive, on its own inbox (new-style and
 		// old-style nats.go inboxes).
 		"_I.*.*.*.alive", "_I.*.*.*.*.alive",
-		// An exec client's input, on an admin's inbox only.
-		"_I.admin.*.*.stdin", "_I.admin.*.*.*.stdin",
 	)
 	// Replies to what it was asked: command replies (one each) and log
 	// chunks (many, for as long as a follower stays).
@@ -111,7 +113,7 @@ func operatorPermissions(role Role, name string) jwt.Permissions {
 	inbox := InboxPrefix(role, name) + ".>"
 	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, inbox)
 	if role == RoleAdmin {
-		p.Pub.Allow.Add(apiAdmin, nodeExec)
+		p.Pub.Allow.Add(apiAdmin, nodeExec, nodeExecInput)
 		p.Pub.Allow.Add(imageRead...)
 		p.Pub.Allow.Add(imageWrite...)
 	}
