@@ -44,6 +44,7 @@ func Diff(a, b *State) []Change {
 		{"PodDisruptionBudget", func(s *State) []any { return anySlice(s.Budgets) }},
 		{"Namespace", func(s *State) []any { return anySlice(s.Namespaces) }},
 		{"Endpoints", func(s *State) []any { return anySlice(s.Endpoints) }},
+		{"NodePool", func(s *State) []any { return anySlice(s.Pools) }},
 	}
 	// Flattening is most of the work: both states on their own cores.
 	flat := make([][2]map[string]map[string]string, len(kinds))

@@ -571,3 +571,37 @@ type k8sReplicationController struct {
 		MinReadySeconds int               `json:"minReadySeconds"`
 	} `json:"spec"`
 }
+
+type k8sNodePool struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Min      int `json:"min"`
+		Max      int `json:"max"`
+		Template struct {
+			Capacity map[string]any    `json:"capacity"`
+			Labels   map[string]string `json:"labels"`
+			Taints   []Taint           `json:"taints"`
+		} `json:"template"`
+		Provisioner struct {
+			Command []string `json:"command"`
+			Webhook *struct {
+				URL       string `json:"url"`
+				SecretRef struct {
+					Name string `json:"name"`
+					Key  string `json:"key"`
+				} `json:"secretRef"`
+			} `json:"webhook"`
+			Timeout string `json:"timeout"`
+		} `json:"provisioner"`
+		ScaleUp struct {
+			PendingFor  string `json:"pendingFor"`
+			JoinTimeout string `json:"joinTimeout"`
+		} `json:"scaleUp"`
+		ScaleDown struct {
+			Enabled              *bool    `json:"enabled"`
+			UtilizationThreshold *float64 `json:"utilizationThreshold"`
+			UnneededFor          string   `json:"unneededFor"`
+			DelayAfterAdd        string   `json:"delayAfterAdd"`
+		} `json:"scaleDown"`
+	} `json:"spec"`
+}

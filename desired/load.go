@@ -203,6 +203,10 @@ func add(st *State, n *norm, kind string, u cue.Value, opts Options) {
 		if m, ok := decode[k8sNamespace](u, errs, n.d); ok {
 			st.Namespaces = append(st.Namespaces, Namespace{Meta: n.meta(m.Metadata)})
 		}
+	case "NodePool":
+		if p, ok := decode[k8sNodePool](u, errs, n.d); ok {
+			st.Pools = append(st.Pools, n.nodePool(p))
+		}
 	case "ScalingSchedule":
 		if s, ok := decode[k8sScalingSchedule](u, errs, n.d); ok {
 			st.Schedules = append(st.Schedules, n.scalingSchedule(s))
@@ -279,6 +283,7 @@ func sortState(st *State) {
 	sort.Slice(st.Endpoints, func(i, j int) bool { return st.Endpoints[i].Name < st.Endpoints[j].Name })
 	sort.Slice(st.Budgets, func(i, j int) bool { return st.Budgets[i].Name < st.Budgets[j].Name })
 	sort.Slice(st.Namespaces, func(i, j int) bool { return st.Namespaces[i].Name < st.Namespaces[j].Name })
+	sort.Slice(st.Pools, func(i, j int) bool { return st.Pools[i].Name < st.Pools[j].Name })
 	sort.Slice(st.Ignored, func(i, j int) bool {
 		a, b := st.Ignored[i], st.Ignored[j]
 		return a.Kind < b.Kind || a.Kind == b.Kind && a.Name < b.Name

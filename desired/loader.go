@@ -365,4 +365,5 @@ func (st *State) append(part *State) {
 	st.Namespaces = append(st.Namespaces, part.Namespaces...)
 	st.Budgets = append(st.Budgets, part.Budgets...)
 	st.Endpoints = append(st.Endpoints, part.Endpoints...)
+	st.Pools = append(st.Pools, part.Pools...)
 }

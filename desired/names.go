@@ -84,7 +84,7 @@ func (d document) namespace() string {
 // metadata.namespace on them is ignored, as the API server ignores it.
 var clusterScoped = map[string]bool{
 	"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "PriorityClass": true,
-	"StorageClass": true, "PersistentVolume": true,
+	"StorageClass": true, "PersistentVolume": true, "NodePool": true,
 }
 
 // Namespace is a namespace declared in the revision. A namespace that

@@ -99,6 +99,17 @@ func resolve(st *State, docs map[string]document, errs *Errors) *refChecker {
 		}
 		scheduled[s.Target] = s.Name
 	}
+	for _, p := range st.Pools {
+		if p.WebhookURL == "" {
+			continue
+		}
+		sec, ok := r.secrets[p.WebhookSecret]
+		if !ok {
+			r.fail("NodePool", p.Name, "spec.provisioner.webhook.secretRef.name", "no Secret named %q in the revision (the webhook's key must be in Git, sealed)", p.WebhookSecret)
+		} else if i := sort.SearchStrings(sec.Keys, p.WebhookSecretKey); i == len(sec.Keys) || sec.Keys[i] != p.WebhookSecretKey {
+			r.fail("NodePool", p.Name, "spec.provisioner.webhook.secretRef.key", "Secret %q has no key %q", p.WebhookSecret, p.WebhookSecretKey)
+		}
+	}
 	return r
 }
 
@@ -336,6 +347,7 @@ func unenforced(st *State) []string {
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
 	}
+	w = append(w, poolWarnings(st.Pools)...)
 	endpoints := st.EndpointsByName()
 	for _, s := range st.Services {
 		for _, u := range s.Unserved {
