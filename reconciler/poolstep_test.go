@@ -1,0 +1,133 @@
+package reconciler
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/desired"
+)
+
+func testPool(min, max int) desired.NodePool {
+	return desired.NodePool{Meta: desired.Meta{Name: "workers"}, Min: min, Max: max, PendingFor: 10 * time.Second, JoinTimeout: 15 * time.Minute,
+		ScaleDown: true, UtilizationThreshold: 0.5, UnneededFor: 10 * time.Minute, DelayAfterAdd: 10 * time.Minute}
+}
+
+func member(name string, util float64, elsewhere bool) PoolNode {
+	return PoolNode{Name: name, Pool: "workers", Ready: true, Utilization: util, FitsElsewhere: elsewhere}
+}
+
+// The pool decisions over time, with an injected clock: wait out
+// pendingFor, ask within max, reach min, a machine that never joins
+// deleted with back-off, scale down after unneededFor and not within
+// delayAfterAdd, never below min, drained then deleted.
+func TestPoolsStep(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	pools := []desired.NodePool{testPool(1, 5)}
+	nodes := []PoolNode{member("workers-a", 0.9, false)}
+	needs := []PoolNeed{{Pool: "workers", Add: 3}}
+
+	// Pending for less than pendingFor: nothing yet.
+	recs, acts, _ := PoolsStep(nil, pools, nodes, needs, t0)
+	if len(acts) != 0 || !recs["workers"].PendingSince.Equal(t0) {
+		t.Fatalf("before pendingFor: %+v %+v", acts, recs)
+	}
+	// Then three machines, named, recorded.
+	recs, acts, evs := PoolsStep(recs, pools, nodes, needs, t0.Add(10*time.Second))
+	if len(acts) != 1 || len(acts[0].Create) != 3 || len(recs["workers"].Machines) != 3 || !strings.HasPrefix(acts[0].Create[0], "workers-") ||
+		len(evs) != 1 || !strings.Contains(evs[0], "asked for 3 machines (replicas fit nowhere): 1 → 4") {
+		t.Fatalf("scale up: %+v %+v %q", acts, recs, evs)
+	}
+	// Still pending while they join: not asked again.
+	if _, acts, _ = PoolsStep(recs, pools, nodes, needs, t0.Add(20*time.Second)); len(acts) != 0 {
+		t.Fatalf("asked twice: %+v", acts)
+	}
+	// Within max: 4 of 5 already, one more.
+	more, acts, _ := PoolsStep(recs, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(40*time.Second))
+	if len(acts) != 0 { // pendingSince was reset by the scale-up: it waits again
+		t.Fatalf("no wait after a scale-up: %+v", acts)
+	}
+	_, acts, _ = PoolsStep(more, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(60*time.Second))
+	if len(acts) != 1 || len(acts[0].Create) != 1 {
+		t.Fatalf("within max: %+v", acts)
+	}
+
+	// Two join; one never does: deleted after joinTimeout, with back-off.
+	ms := recs["workers"].Machines
+	joined := append(nodes, member(ms[0].Name, 0.9, false), member(ms[1].Name, 0.9, false))
+	recs, _, _ = PoolsStep(recs, pools, joined, nil, t0.Add(time.Minute))
+	if m := recs["workers"].Machines; !m[0].Joined || !m[1].Joined || m[2].Joined {
+		t.Fatalf("joined: %+v", m)
+	}
+	late := t0.Add(10*time.Second + 15*time.Minute + time.Second)
+	recs, acts, evs = PoolsStep(recs, pools, joined, needs, late)
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != ms[2].Name || recs["workers"].Failures != 1 ||
+		!recs["workers"].RetryAt.Equal(late.Add(30*time.Second)) || !strings.Contains(evs[0], "did not join within 15m0s") {
+		t.Fatalf("join timeout: %+v %+v %q", acts, recs["workers"], evs)
+	}
+	// Pending again past pendingFor, but within the back-off: said, not asked.
+	recs, acts, _ = PoolsStep(recs, pools, joined, needs, late.Add(11*time.Second))
+	if len(acts) != 0 || !strings.Contains(recs["workers"].Last, "asking again at") {
+		t.Fatalf("back-off: %+v %q", acts, recs["workers"].Last)
+	}
+	_, acts, _ = PoolsStep(recs, pools, joined, needs, late.Add(31*time.Second))
+	if len(acts) != 1 || len(acts[0].Create) != 2 { // 3 nodes: max 5 leaves 2
+		t.Fatalf("after the back-off: %+v", acts)
+	}
+}
+
+func TestPoolsStepMin(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	_, acts, evs := PoolsStep(nil, []desired.NodePool{testPool(2, 5)}, nil, nil, t0)
+	if len(acts) != 1 || len(acts[0].Create) != 2 || !strings.Contains(evs[0], "below its min of 2") {
+		t.Fatalf("min: %+v %q", acts, evs)
+	}
+}
+
+func TestPoolsStepScaleDown(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	pools := []desired.NodePool{testPool(1, 5)}
+	nodes := []PoolNode{member("w1", 0.8, false), member("w2", 0.7, true), member("w3", 0.2, true), {Name: "other", Ready: true, Utilization: 0.1, FitsElsewhere: true}}
+	recs := map[string]PoolRecord{"workers": {LastScaleUp: t0.Add(-time.Hour)}}
+	recs, acts, _ := PoolsStep(recs, pools, nodes, nil, t0)
+	if len(acts) != 0 || len(recs["workers"].Unneeded) != 1 || !recs["workers"].Unneeded["w3"].Equal(t0) {
+		t.Fatalf("unneeded since: %+v %+v", acts, recs["workers"])
+	}
+	// A node of no pool is never the pool's to remove; w2 is busy.
+	recs, acts, evs := PoolsStep(recs, pools, nodes, nil, t0.Add(10*time.Minute))
+	if len(acts) != 1 || len(acts[0].Drain) != 1 || acts[0].Drain[0] != "w3" || !strings.Contains(evs[0], "draining it") {
+		t.Fatalf("drain: %+v %q", acts, evs)
+	}
+	// Not empty yet: nothing; empty: deleted.
+	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(11*time.Minute)); len(acts) != 0 {
+		t.Fatalf("while draining: %+v", acts)
+	}
+	nodes[2].Empty = true
+	recs, acts, evs = PoolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute))
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != "w3" || len(recs["workers"].Machines) != 0 ||
+		!strings.Contains(evs[0], "machine w3 drained: deleted (3 → 2)") {
+		t.Fatalf("delete: %+v %+v %q", acts, recs["workers"], evs)
+	}
+
+	for _, tc := range []struct {
+		what  string
+		pool  desired.NodePool
+		rec   PoolRecord
+		nodes []PoolNode
+	}{
+		{"never below min", testPool(2, 5), PoolRecord{LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"w2": t0.Add(-time.Hour)}},
+			[]PoolNode{member("w1", 0.9, false), member("w2", 0.1, true)}},
+		{"not within delayAfterAdd", testPool(1, 5), PoolRecord{LastScaleUp: t0.Add(-time.Minute), Unneeded: map[string]time.Time{"w2": t0.Add(-time.Hour)}},
+			[]PoolNode{member("w1", 0.9, false), member("w2", 0.1, true)}},
+		{"its replicas fit nowhere else", testPool(1, 5), PoolRecord{LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"w2": t0.Add(-time.Hour)}},
+			[]PoolNode{member("w1", 0.9, false), member("w2", 0.1, false)}},
+		{"scale down off", func() desired.NodePool { p := testPool(1, 5); p.ScaleDown = false; return p }(),
+			PoolRecord{LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"w2": t0.Add(-time.Hour)}},
+			[]PoolNode{member("w1", 0.9, false), member("w2", 0.1, true)}},
+	} {
+		_, acts, _ := PoolsStep(map[string]PoolRecord{"workers": tc.rec}, []desired.NodePool{tc.pool}, tc.nodes, nil, t0)
+		if len(acts) != 0 {
+			t.Errorf("%s: %+v", tc.what, acts)
+		}
+	}
+}
