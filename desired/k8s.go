@@ -578,7 +578,7 @@ type k8sNodePool struct {
 		Min      int `json:"min"`
 		Max      int `json:"max"`
 		Template struct {
-			Capacity map[string]any    `json:"capacity"`
+			Capacity resourceList      `json:"capacity"`
 			Labels   map[string]string `json:"labels"`
 			Taints   []Taint           `json:"taints"`
 		} `json:"template"`

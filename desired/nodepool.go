@@ -2,7 +2,6 @@ package desired
 
 import (
 	"fmt"
-	"sort"
 	"time"
 )
 
@@ -82,25 +81,7 @@ func (n *norm) nodePool(p k8sNodePool) NodePool {
 	if (len(out.Command) > 0) == (out.WebhookURL != "") {
 		n.fail("spec.provisioner", "want exactly one of command (an executable) and webhook (an HTTPS URL)")
 	}
-	names := make([]string, 0, len(s.Template.Capacity))
-	for name := range s.Template.Capacity {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		f := "spec.template.capacity." + name
-		switch q := s.Template.Capacity[name]; name {
-		case "cpu":
-			out.Capacity.CPUMilli = n.quantity(f, q, 1000)
-		case "memory":
-			out.Capacity.MemoryBytes = n.quantity(f, q, 1)
-		default:
-			if out.Capacity.Extra == nil {
-				out.Capacity.Extra = map[string]int64{}
-			}
-			out.Capacity.Extra[name] = n.quantity(f, q, 1)
-		}
-	}
+	out.Capacity = n.amount("spec.template.capacity", s.Template.Capacity)
 	if out.Capacity.CPUMilli <= 0 || out.Capacity.MemoryBytes <= 0 {
 		n.fail("spec.template.capacity", "a new machine's cpu and memory must be more than 0")
 	}

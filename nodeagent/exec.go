@@ -114,15 +114,11 @@ func (r *Containerd) Exec(ctx context.Context, replica, container string, spec E
 	if err := p.Start(ctx); err != nil {
 		return -1, fmt.Errorf("start %q: %w", spec.Command[0], err)
 	}
-	closed := false
 	for {
 		select {
 		case <-eof:
-			eof = nil
-			if !closed {
-				closed = true
-				_ = p.CloseIO(ctx, client.WithStdinCloser)
-			}
+			eof = nil // closed once: a nil channel is never ready again
+			_ = p.CloseIO(ctx, client.WithStdinCloser)
 		case size := <-spec.Resize:
 			if spec.TTY {
 				_ = p.Resize(ctx, uint32(size[1]), uint32(size[0]))

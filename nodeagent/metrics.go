@@ -58,9 +58,6 @@ func NewMetrics(node string) *Metrics {
 	return m
 }
 
-// Registry is where the metrics are (to serve them with others').
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Handler serves the exposition.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4})
@@ -73,6 +70,10 @@ func outcome(err error) string {
 	return "ok"
 }
 
+// podStates are the states a report's replicas are in.
+var podStates = []protocol.ReplicaState{protocol.StateCreating, protocol.StateRunning, protocol.StateWaiting,
+	protocol.StateExited, protocol.StateFailed, protocol.StateStopping}
+
 func (m *Metrics) setPods(reps []protocol.Replica) {
 	if m == nil {
 		return
@@ -81,13 +82,9 @@ func (m *Metrics) setPods(reps []protocol.Replica) {
 	for _, r := range reps {
 		count[r.State]++
 	}
-	m.pods.Reset()
-	for _, s := range []protocol.ReplicaState{protocol.StateCreating, protocol.StateRunning, protocol.StateExited, protocol.StateFailed} {
+	// Every state each time, none reset: a scrape never sees one missing.
+	for _, s := range podStates {
 		m.pods.WithLabelValues(string(s)).Set(float64(count[s]))
-		delete(count, s)
-	}
-	for s, n := range count {
-		m.pods.WithLabelValues(string(s)).Set(float64(n))
 	}
 }
 

@@ -183,7 +183,7 @@ func (c *CNI) EnsureMasquerade(ctx context.Context, clusterCIDR string) error {
 
 // iptables runs iptables in the host's network namespace.
 func (c *CNI) iptables(ctx context.Context, args ...string) error {
-	_, err := runIn(ctx, c.cfg.HostNetNS, "", "iptables", append([]string{"-w"}, args...)...)
+	_, err := c.iptablesOut(ctx, args...)
 	return err
 }
 

@@ -44,8 +44,8 @@ func (r *Reconciler) takeRevision(ctx context.Context, now time.Time) *Revision 
 	rev := &next.rev
 	b, isBad := st.bad[rev.ID]
 	if !isBad || st.pin != nil || rev.ID == st.synced.ID {
-		if st.desired != nil && next.state != nil {
-			st.changes = desired.Diff(st.desired, next.state)
+		if st.desired != nil && next.state != nil && (st.history == nil || st.history.Revision != rev.ID) {
+			st.changes = desired.Diff(st.desired, next.state) // for its history entry (recordApplied)
 		}
 		st.desired, st.refused = next.state, nil
 		return rev

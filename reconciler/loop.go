@@ -154,7 +154,7 @@ type inbox struct {
 	heartbeats map[string]received[protocol.Heartbeat]
 	reports    map[string]rawReport // decoded by the pass: only the latest of a node
 	next       *loaded
-	tip        *Revision // a revision the pin kept out: the branch's tip all the same
+	tip        *Revision // the newest revision the source gave, taken or not
 	revErr     *RevisionError
 	revErrSet  bool
 	sourceErr  *string
@@ -258,11 +258,12 @@ func (r *Reconciler) kick() {
 // the last good one stays in force. While the cluster is pinned, any other
 // revision is ignored.
 func (r *Reconciler) SetRevision(ctx context.Context, rev Revision, files map[string][]byte) error {
+	// The branch's tip, whether it loads, is refused or the pin keeps it out.
+	r.mb.mu.Lock()
+	r.mb.tip = &rev
+	r.mb.mu.Unlock()
 	if p := r.pinned.Load(); p != nil && p.Revision != rev.ID {
 		zerolog.Ctx(ctx).Info().Str("revision", rev.ID).Str("pinned", p.Revision).Msg("revision not applied: the cluster is pinned (baton unpin)")
-		r.mb.mu.Lock()
-		r.mb.tip = &rev
-		r.mb.mu.Unlock()
 		r.kick()
 		return nil
 	}

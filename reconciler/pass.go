@@ -235,9 +235,6 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	}
 	if mb.revErrSet {
 		st.revErr = mb.revErr
-		if e := mb.revErr; e != nil && e.Revision != st.tip.ID {
-			st.tip = Revision{ID: e.Revision, Time: e.Time}
-		}
 	}
 	if mb.pin != nil {
 		st.pin = mb.pin.pin
@@ -277,9 +274,6 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	}
 	if mb.tip != nil {
 		st.tip = *mb.tip
-	}
-	if mb.next != nil {
-		st.tip = mb.next.rev
 	}
 	if mb.next != nil && (st.pin == nil || mb.next.rev.ID == st.pin.Revision) {
 		st.next = mb.next

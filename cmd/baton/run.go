@@ -38,16 +38,15 @@ type serverOptions struct {
 	bucketReplicas     int
 	secretKey          string // age identity file for SealedSecrets
 	git                gitFlags
-	id                 string           // this server's name in the leader lease
-	leaseTTL           time.Duration    // 0: DefaultLeaseTTL
-	placement          string           // spread (default) or binpack
-	apiListen          string           // control-plane HTTP API address ("" for none)
-	apiListener        net.Listener     // tests: a listener made already (wins over apiListen)
-	apiTokens          string           // tokens file for the API ("": open)
-	bus                *secureBus       // the embedded bus and the identity, when this process holds them
-	cluster            *serverCluster   // this server's cluster of servers (nil: the only one)
-	metrics            *httpapi.Metrics // nil: made by runServer
-	join               joinOptions      // the join endpoint (with bus only)
+	id                 string         // this server's name in the leader lease
+	leaseTTL           time.Duration  // 0: DefaultLeaseTTL
+	placement          string         // spread (default) or binpack
+	apiListen          string         // control-plane HTTP API address ("" for none)
+	apiListener        net.Listener   // tests: a listener made already (wins over apiListen)
+	apiTokens          string         // tokens file for the API ("": open)
+	bus                *secureBus     // the embedded bus and the identity, when this process holds them
+	cluster            *serverCluster // this server's cluster of servers (nil: the only one)
+	join               joinOptions    // the join endpoint (with bus only)
 }
 
 // serverID is this server's name in the leader lease.
@@ -81,10 +80,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	defer stopRelay()
 	go nodeagent.RelayPushes(relayCtx, js, nc)
-	metrics := o.metrics
-	if metrics == nil {
-		metrics = httpapi.NewMetrics()
-	}
+	metrics := httpapi.NewMetrics()
 	gcfg := gitsource.Config{URL: o.repo, Branch: o.branch, Path: o.path, CacheDir: filepath.Join(o.dataDir, "git"), OnFetch: metrics.FetchDone}
 	if err := o.git.apply(&gcfg); err != nil {
 		return err

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"html/template"
@@ -188,21 +187,4 @@ func localPath(p string) string {
 		return "/"
 	}
 	return p
-}
-
-// CheckTokens returns a Check for a tokens map (token → role), comparing in
-// constant time.
-func CheckTokens(tokens map[string]string) func(string) bool {
-	if tokens == nil {
-		return nil
-	}
-	return func(tok string) bool {
-		ok := false
-		for t := range tokens {
-			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
-				ok = true
-			}
-		}
-		return ok
-	}
 }

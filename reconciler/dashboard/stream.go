@@ -146,11 +146,14 @@ func (d *Dashboard) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "page: a path of this dashboard", http.StatusBadRequest)
 		return
 	}
-	if _, err := d.build(r.Context(), u.Path, u.Query().Get); err != nil && !errors.Is(err, errNotFound) {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	} else if errors.Is(err, errNotFound) && !strings.HasPrefix(u.Path, "/ui/") && u.Path != "/" {
+	if u.Path != "/" && !strings.HasPrefix(u.Path, "/ui/") {
 		http.Error(w, "no such page", http.StatusNotFound)
+		return
+	}
+	// Made once before the stream opens (and shared with its other viewers):
+	// a source that fails is an error, not an empty stream.
+	if _, err := d.sections(r.Context(), u.Path, u.Query().Get); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
 	ew, done, ok := d.openEvents(w)

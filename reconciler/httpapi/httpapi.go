@@ -104,7 +104,11 @@ func New(c Config) *Server {
 		s.metrics = NewMetrics()
 	}
 	s.metrics.reg.MustRegister(stateCollector{s})
-	s.dash = dashboard.New(dashSource{s}, dashboard.Options{Check: dashboard.CheckTokens(c.Tokens), Log: c.Log})
+	opts := dashboard.Options{Log: c.Log}
+	if c.Tokens != nil {
+		opts.Check = func(tok string) bool { return s.roleOf(tok) != "" }
+	}
+	s.dash = dashboard.New(dashSource{s}, opts)
 	return s
 }
 
@@ -287,12 +291,7 @@ func (s *Server) auth(role string, next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
 			return
 		}
-		got := ""
-		for t, rl := range s.tokens {
-			if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
-				got = rl
-			}
-		}
+		got := s.roleOf(tok)
 		switch {
 		case got == "":
 			writeError(w, http.StatusUnauthorized, "unknown token")
@@ -302,6 +301,18 @@ func (s *Server) auth(role string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// roleOf is tok's role, "" for a token not known, compared in constant
+// time (every token is compared).
+func (s *Server) roleOf(tok string) string {
+	got := ""
+	for t, rl := range s.tokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+			got = rl
+		}
+	}
+	return got
 }
 
 // decode reads a JSON body into v, answering 413 past the size limit and
