@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/batonhq/baton/internal/fsutil"
 	"github.com/batonhq/baton/nodeagent"
 )
 
@@ -50,6 +52,51 @@ func lockUp(dataDir string) (func(), error) {
 	}, nil
 }
 
+// upSettings are where baton up put things on this machine, kept in the
+// data dir (up.json) for baton down: it undoes exactly that, with no flag
+// to repeat, and nothing where no baton up ran.
+type upSettings struct {
+	Containerd  string   `json:"containerd"`
+	Namespace   string   `json:"namespace"`
+	Network     string   `json:"network"`
+	HostNetNS   string   `json:"hostNetNS,omitempty"`
+	Bridge      string   `json:"bridge"`
+	Subnet      string   `json:"subnet"`
+	ClusterCIDR string   `json:"clusterCIDR"`
+	Backend     string   `json:"backend"`
+	CNIBinDirs  []string `json:"cniBinDirs,omitempty"`
+}
+
+func upSettingsPath(dataDir string) string { return filepath.Join(dataDir, "up.json") }
+
+func writeUpSettings(dataDir string, ao agentOptions) error {
+	b, _ := json.MarshalIndent(upSettings{Containerd: ao.socket, Namespace: ao.namespace, Network: ao.network, HostNetNS: ao.cni.HostNetNS,
+		Bridge: ao.cni.Bridge, Subnet: ao.cni.Subnet, ClusterCIDR: ao.clusterCIDR, Backend: ao.backend, CNIBinDirs: ao.cni.BinDirs}, "", "  ")
+	return fsutil.WriteFileAtomic(upSettingsPath(dataDir), append(b, '\n'), 0o600)
+}
+
+// readUpSettings fills ao with what baton up ran with; ok is false where
+// no baton up ran with that data dir.
+func readUpSettings(dataDir string, ao *agentOptions) (bool, error) {
+	b, err := os.ReadFile(upSettingsPath(dataDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var s upSettings
+	if err := json.Unmarshal(b, &s); err != nil {
+		return false, fmt.Errorf("%s: %w", upSettingsPath(dataDir), err)
+	}
+	ao.socket, ao.namespace, ao.network, ao.cni.HostNetNS = s.Containerd, s.Namespace, s.Network, s.HostNetNS
+	ao.cni.Bridge, ao.cni.Subnet, ao.clusterCIDR, ao.backend = s.Bridge, s.Subnet, s.ClusterCIDR, s.Backend
+	if len(s.CNIBinDirs) > 0 {
+		ao.cni.BinDirs = s.CNIBinDirs
+	}
+	return true, nil
+}
+
 func downCmd() *cobra.Command {
 	var (
 		ao      agentOptions
@@ -60,20 +107,31 @@ func downCmd() *cobra.Command {
 		Use:   "down",
 		Short: "Stop everything baton up started on this machine: baton up itself, its pods, their network and its rules",
 		Long: `down undoes baton up on this machine: it stops the baton up of --data-dir
-(if it runs), then every pod in the containerd namespace (each container
+(if it runs), then every pod in its containerd namespace (each container
 stopped, SIGTERM then SIGKILL after --stop-grace, and removed, with its
 network and host ports), the routes and the vxlan tunnel to other nodes,
 the Services' nftables table, the masquerade chain, the portmap plugin's
 chains when no pod maps a port any more, and the pod bridge; a containerd
-that baton up started is stopped again. The data dir (state, config
-repository, volumes, images) is kept: the next baton up starts from it.
-Give it the flags given to baton up that name where things are
-(--containerd, --namespace, --host-netns, --cni-bridge, --pod-subnet).`,
+that baton up started is stopped again. Where things are (containerd, its
+namespace, the host's network namespace, the bridge, the pod subnet) it
+reads from the data dir's up.json, which baton up writes: where no baton up
+ran it does nothing. The data dir (state, config repository, volumes,
+images) is kept: the next baton up starts from it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
 			ao.dataDir = filepath.Join(dataDir, "agent")
+			ran, err := readUpSettings(dataDir, &ao)
+			if err != nil {
+				return err
+			}
+			if !ran {
+				// A node of baton agent (the same containerd namespace by
+				// default) is never taken for baton up's.
+				fmt.Fprintf(out, "no baton up ran with data dir %s (it has no up.json): nothing to stop (--data-dir names another)\n", dataDir)
+				return nil
+			}
 			if pid, err := stopUp(ctx, dataDir, wait); err != nil {
 				return err
 			} else if pid > 0 {
@@ -148,7 +206,7 @@ Give it the flags given to baton up that name where things are
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "/var/lib/baton", "the data dir of the baton up to stop")
 	f.DurationVar(&wait, "wait", time.Minute, "how long baton up may take to stop before down gives up")
-	ao.register(f)
+	f.DurationVar(&ao.stopGrace, "stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	return cmd
 }
 

@@ -109,8 +109,9 @@ spec:
 		}
 		return n
 	}
-	t.Cleanup(func() { // whatever happened, nothing is left
-		_, _, _ = run(t, append([]string{"down"}, where...)...)
+	down := []string{"down", "--data-dir", dir, "--stop-grace", "2s"} // the rest from baton up's up.json
+	t.Cleanup(func() {                                                // whatever happened, nothing is left
+		_, _, _ = run(t, down...)
 		_ = cli.NamespaceService().Delete(context.Background(), ns)
 	})
 
@@ -148,7 +149,10 @@ spec:
 		t.Fatalf("baton up left its record: %v", err)
 	}
 
-	out, errOut, err := run(t, append([]string{"down"}, where...)...)
+	if out, _, err := run(t, "down", "--data-dir", t.TempDir()); err != nil || !strings.Contains(out, "no baton up ran with data dir") {
+		t.Fatalf("down where no baton up ran: %v\n%s", err, out)
+	}
+	out, errOut, err := run(t, down...)
 	if err != nil {
 		t.Fatalf("baton down: %v\n%s%s", err, out, errOut)
 	}
@@ -179,7 +183,7 @@ spec:
 	if links, _ := in(t, hostNS, "ip", "-o", "link"); strings.Contains(links, "baton") || strings.Contains(links, "veth") {
 		t.Errorf("links left:\n%s", links)
 	}
-	if out, _, err := run(t, append([]string{"down"}, where...)...); err != nil || !strings.Contains(out, "stopped and removed 0 pods") {
+	if out, _, err := run(t, down...); err != nil || !strings.Contains(out, "stopped and removed 0 pods") {
 		t.Errorf("a second down: %v\n%s", err, out)
 	}
 }

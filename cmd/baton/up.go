@@ -65,6 +65,9 @@ examples/hello, and follows it.`,
 			}
 			defer stopContainerd()
 			ao.socket = sock
+			if err := writeUpSettings(so.dataDir, ao); err != nil {
+				return err
+			}
 			if err := importImages(ctx, sock, ao.namespace, images); err != nil {
 				return err
 			}
