@@ -167,7 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to commands: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	logs := &logServer{nc: a.cfg.NATS, files: a.cfg.Runtime.LogFiles}
+	logs := &logServer{nc: a.cfg.NATS, node: a.cfg.Node, files: a.cfg.Runtime.LogFiles}
 	lsub, err := a.cfg.NATS.Subscribe(protocol.LogsSubject(a.cfg.Node), func(m *nats.Msg) { logs.serve(ctx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to logs: %w", err)

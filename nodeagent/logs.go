@@ -105,6 +105,7 @@ func tailLines(data []byte, n int) []byte {
 // logServer answers LogsRequests.
 type logServer struct {
 	nc        *nats.Conn
+	node      string
 	files     func(ctx context.Context, replica string) (map[string]string, error)
 	followers atomic.Int32
 }
@@ -115,7 +116,7 @@ func (l *logServer) serve(ctx context.Context, m *nats.Msg) {
 	if protocol.IsInbox(m.Reply) {
 		req.Inbox = m.Reply // answer the request itself (what an agent's credential allows)
 	}
-	if err != nil || !protocol.IsInbox(req.Inbox) || !replicaID.MatchString(req.Replica) {
+	if err != nil || !protocol.IsInbox(req.Inbox) || !replicaID.MatchString(req.Replica) || (req.Follow && !protocol.ValidSession(req.Session)) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("inbox", req.Inbox).Msg("logs request rejected")
 		if protocol.IsInbox(req.Inbox) {
 			l.send(req.Inbox, protocol.LogChunk{EOF: true, Error: "bad logs request"})
@@ -161,7 +162,7 @@ func (l *logServer) serve(ctx context.Context, m *nats.Msg) {
 
 func (l *logServer) follow(ctx context.Context, req protocol.LogsRequest, files map[string]string, names []string, offsets map[string]int64) {
 	alive := make(chan struct{}, 1)
-	sub, err := l.nc.Subscribe(req.Inbox+".alive", func(*nats.Msg) {
+	sub, err := l.nc.Subscribe(protocol.LogsAliveSubject(l.node, req.Session), func(*nats.Msg) {
 		select {
 		case alive <- struct{}{}:
 		default:

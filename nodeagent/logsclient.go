@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,11 +18,7 @@ import (
 func StreamLogs(ctx context.Context, nc *nats.Conn, node string, req protocol.LogsRequest, idle time.Duration, out func(protocol.LogChunk)) error {
 	req.Version = protocol.Version
 	req.Inbox = nc.NewRespInbox()
-	if !strings.HasPrefix(req.Inbox, "_I.") {
-		// A server's connection (its inbox is any): an inbox the agent may
-		// hear the keep-alive on (agents hear _I.*.*.*.alive only).
-		req.Inbox = "_I.server.logs." + nuid.Next()
-	}
+	req.Session = nuid.Next()
 	chunks := make(chan *nats.Msg, 256)
 	sub, err := nc.ChanSubscribe(req.Inbox, chunks)
 	if err != nil {
@@ -50,7 +45,7 @@ func StreamLogs(ctx context.Context, nc *nats.Conn, node string, req protocol.Lo
 			return ctx.Err()
 		case <-keepAlive.C:
 			if req.Follow {
-				_ = nc.Publish(req.Inbox+".alive", nil)
+				_ = nc.Publish(protocol.LogsAliveSubject(node, req.Session), nil)
 			}
 		case <-timeout:
 			return fmt.Errorf("node %s did not answer within %s (is its agent running?)", node, idle)

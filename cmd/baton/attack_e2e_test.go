@@ -378,7 +378,9 @@ func TestAttacks(t *testing.T) {
 	})
 
 	t.Run("reading the nodes' commands (secrets)", func(t *testing.T) {
-		for _, subj := range []string{"baton.node.n1.cmd", "baton.node.*.cmd", ">"} {
+		// Another node's exec input (an admin's keystrokes) and log
+		// followers' keep-alives are that node's alone.
+		for _, subj := range []string{"baton.node.n1.cmd", "baton.node.*.cmd", ">", "baton.node.n1.exec.in.*", "baton.node.*.exec.in.*", "baton.node.n1.logs.alive.*"} {
 			refused(t, evil, subj, func() error { _, err := evil.nc.SubscribeSync(subj); return err })
 		}
 		refused(t, admin, "baton.node.*.cmd", func() error { _, err := admin.nc.SubscribeSync("baton.node.*.cmd"); return err })

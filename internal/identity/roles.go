@@ -43,7 +43,9 @@ const (
 	apiReads = "baton.api.read.>"
 	apiAdmin = "baton.api.admin.>"
 	nodeLogs = "baton.node.*.logs"
-	nodeExec = "baton.node.*.exec"
+	// A log follower's keep-alive: on the node's own subject.
+	nodeLogsAlive = "baton.node.*.logs.alive.*"
+	nodeExec      = "baton.node.*.exec"
 	// An exec session's input: on the node's own subject, which no other
 	// node may hear.
 	nodeExecInput = "baton.node.*.exec.in.*"
@@ -94,9 +96,8 @@ func agentTemplate() jwt.UserPermissionLimits {
 		resync,
 		"baton.images.pushed",
 		"_I.agent.{{name()}}.>",
-		// A log follower's keep-alive, on its own inbox (new-style and
-		// old-style nats.go inboxes).
-		"_I.*.*.*.alive", "_I.*.*.*.*.alive",
+		// A log follower's keep-alive.
+		"baton.node.{{name()}}.logs.alive.*",
 	)
 	// Replies to what it was asked: command replies (one each) and log
 	// chunks (many, for as long as a follower stays).
@@ -111,7 +112,7 @@ func agentTemplate() jwt.UserPermissionLimits {
 func operatorPermissions(role Role, name string) jwt.Permissions {
 	var p jwt.Permissions
 	inbox := InboxPrefix(role, name) + ".>"
-	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, inbox)
+	p.Pub.Allow.Add(apiRead, apiReads, nodeLogs, nodeLogsAlive, inbox)
 	if role == RoleAdmin {
 		p.Pub.Allow.Add(apiAdmin, nodeExec, nodeExecInput)
 		p.Pub.Allow.Add(imageRead...)

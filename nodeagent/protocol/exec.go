@@ -67,14 +67,17 @@ func (r ExecRequest) Validate() error {
 		return fmt.Errorf("exec: container %q: not a container name", r.Container)
 	case r.Inbox == "":
 		return fmt.Errorf("exec: no inbox")
-	case !sessionID.MatchString(r.Session):
+	case !ValidSession(r.Session):
 		return fmt.Errorf("exec: session %q: want 8 to 32 letters and digits", r.Session)
 	}
 	return nil
 }
 
-// sessionID is an exec session's ID: a subject token.
+// sessionID is an exec session's or a log follower's ID: a subject token.
 var sessionID = regexp.MustCompile(`^[A-Za-z0-9]{8,32}$`)
+
+// ValidSession reports whether s may name a session in a subject.
+func ValidSession(s string) bool { return sessionID.MatchString(s) }
 
 // ExecInput is what the client sends: input (Data, numbered from 1 by
 // Seq), a new terminal size (Rows and Cols), the end of its input (EOF);

@@ -83,12 +83,17 @@ func CommandSubject(node string) string { return subjectPrefix + node + ".cmd" }
 // LogsSubject is where node takes requests for container logs.
 func LogsSubject(node string) string { return subjectPrefix + node + ".logs" }
 
+// LogsAliveSubject is where the follower of session says it is still
+// there: a subject of the node's own, as exec input's.
+func LogsAliveSubject(node, session string) string { return LogsSubject(node) + ".alive." + session }
+
 // LogsRequest asks a node for the logs of a replica's containers. The node
 // publishes LogChunks to Inbox; with Follow it keeps sending new output
-// while the requester publishes to Inbox+".alive" at least every
-// LogsKeepAlive, and stops when it does not.
+// while the requester publishes to LogsAliveSubject(node, Session) at
+// least every LogsKeepAlive, and stops when it does not.
 type LogsRequest struct {
 	Version   int    `json:"version"`
+	Session   string `json:"session,omitempty"` // a follower's (a subject token)
 	Replica   string `json:"replica"`
 	Container string `json:"container,omitempty"` // "" for all
 	Tail      int    `json:"tail,omitempty"`      // last lines; 0 for all that is kept
