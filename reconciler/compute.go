@@ -168,6 +168,9 @@ type Pending struct {
 	Count    int
 	Reason   string
 	Code     protocol.ErrorCode // a refused template's code
+	// Unplaced: no node fits them (the scheduler's answer), rather than
+	// a drain, a budget or an ordinal's claim holding them.
+	Unplaced bool
 }
 
 // Hold is disruption mode: Count silent nodes keep their replicas.

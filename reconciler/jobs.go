@@ -130,7 +130,7 @@ func (c *pass) job(j desired.Job) {
 		w := desired.Workload{Name: workload, Pod: j.Spec.Pod, Hash: j.Hash, PodLabels: j.Spec.PodLabels}
 		res := c.cluster().place(w, c.in.Desired, want, nil)
 		if res.Unplaced > 0 {
-			c.res.Pending = append(c.res.Pending, Pending{Workload: workload, Count: res.Unplaced, Reason: res.Reason})
+			c.res.Pending = append(c.res.Pending, Pending{Workload: workload, Count: res.Unplaced, Reason: res.Reason, Unplaced: true})
 		}
 		if len(res.Nodes) == 0 {
 			break

@@ -54,7 +54,7 @@ func SizePools(pools []desired.NodePool, have map[string]int, pending []Pending,
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Workload < sorted[j].Workload })
 	for _, pe := range sorted {
 		w, ok := byName[pe.Workload]
-		if !ok || pe.Code != "" || pe.Count <= 0 || !fitsNowhere(pe.Reason) {
+		if !ok || pe.Code != "" || pe.Count <= 0 || !pe.Unplaced {
 			continue
 		}
 		pod := schedPod(w, st)
@@ -145,10 +145,4 @@ func take(n *schedule.Node, pod schedule.Pod) {
 	}
 	n.Workloads[pod.Workload]++
 	n.Total++
-}
-
-// fitsNowhere reports whether a pending reason is the scheduler's "no node
-// fits" (not a drain or a budget waiting, not a refused template).
-func fitsNowhere(reason string) bool {
-	return strings.Contains(reason, "nodes fit") || strings.Contains(reason, "no nodes")
 }

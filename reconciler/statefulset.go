@@ -211,7 +211,7 @@ func (c *pass) startOrdinals(p workloadPass, starts []int) {
 		res := c.cluster().place(ow, p.st, 1, excluded)
 		if len(res.Nodes) == 0 {
 			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: len(starts) - i,
-				Reason: fmt.Sprintf("ordinal %d: %s", k, res.Reason)})
+				Reason: fmt.Sprintf("ordinal %d: %s", k, res.Reason), Unplaced: true})
 			return
 		}
 		id := c.ids.newReplicaID(desired.Workload{Name: desired.OrdinalName(w.Name, k), Hash: w.Hash}, c.in.Now, 0)

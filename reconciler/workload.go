@@ -101,7 +101,7 @@ func (c *pass) workload(p workloadPass) {
 		res := c.cluster().place(w, p.st, need, excluded)
 		unplaced = res.Unplaced
 		if res.Unplaced > 0 {
-			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: res.Unplaced, Reason: res.Reason})
+			c.res.Pending = append(c.res.Pending, Pending{Workload: w.Name, Count: res.Unplaced, Reason: res.Reason, Unplaced: true})
 		}
 		started = len(res.Nodes)
 		if started > 0 {
