@@ -377,3 +377,31 @@ func jobStatus(j desired.Job, ws *WorkloadStatus, now time.Time) JobStatus {
 	return JobStatus{JobProgress: jobProgress(j.Name, j.Spec, j.Hash, pods, now), Completions: j.Spec.Completions,
 		Pending: ws.Pending, PendingReason: ws.PendingReason, Replicas: ws.Replicas}
 }
+
+// ReplicaGroup is a workload's replicas, or a Job's (named job/NAME).
+type ReplicaGroup struct {
+	Workload string
+	Replicas []ReplicaStatus
+}
+
+// ReplicaGroups are the status's workloads, then its Jobs, each with its
+// replicas (as status lists them apart).
+func (s Status) ReplicaGroups() []ReplicaGroup {
+	out := make([]ReplicaGroup, 0, len(s.Workloads)+len(s.Jobs))
+	for _, w := range s.Workloads {
+		out = append(out, ReplicaGroup{w.Name, w.Replicas})
+	}
+	for _, j := range s.Jobs {
+		out = append(out, ReplicaGroup{JobWorkload(j.Name), j.Replicas})
+	}
+	return out
+}
+
+// Replicas are every replica the status lists, each with its group's name.
+func (s Status) Replicas() map[string][]ReplicaStatus {
+	out := map[string][]ReplicaStatus{}
+	for _, g := range s.ReplicaGroups() {
+		out[g.Workload] = g.Replicas
+	}
+	return out
+}

@@ -430,7 +430,7 @@ func TestAttacks(t *testing.T) {
 		}
 		// baton exec: only admins (the bus refuses the request at once).
 		if out, err := f.baton(f.ops, nil, append(append([]string{"exec"}, v...), "hello", "--", "/hello", "-h")...); err == nil ||
-			!strings.Contains(out, "exec: not allowed for viewer vic (admins only)") {
+			!strings.Contains(out, "exec (admins only): not allowed for viewer vic") {
 			t.Fatalf("a viewer's exec: %v\n%s", err, out)
 		}
 		u := f.as(f.ops, filepath.Join(vdir, "vic.creds"))

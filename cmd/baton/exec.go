@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 	"time"
 
@@ -92,22 +91,13 @@ may ask. baton exits with the command's exit code.`,
 				}
 			}
 			// A refusal by the bus (not an admin) ends it at once.
-			ectx, cancelExec := context.WithCancelCause(cmd.Context())
-			defer cancelExec(nil)
-			go func() {
-				select {
-				case err := <-nc.refused:
-					cancelExec(err)
-				case <-ectx.Done():
-				}
-			}()
-			code, err := nodeagent.Exec(ectx, nc.Conn, node, req, eio)
-			if cause := context.Cause(ectx); errors.Is(cause, nats.ErrPermissionViolation) {
-				who := "this connection"
-				if nc.cred != nil {
-					who = fmt.Sprintf("%s %s", nc.cred.Role, nc.cred.Name)
-				}
-				return fmt.Errorf("exec: not allowed for %s (admins only): %w", who, cause)
+			var code int
+			err = nc.guard(cmd.Context(), "exec (admins only)", func(ctx context.Context) (err error) {
+				code, err = nodeagent.Exec(ctx, nc.Conn, node, req, eio)
+				return err
+			})
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				return err
 			}
 			if err != nil {
 				return fmt.Errorf("exec in %s on %s: %w", replica, node, err)
@@ -132,17 +122,9 @@ func execTarget(ctx context.Context, nc *cliConn, target string) (replica, node 
 	if err != nil {
 		return "", "", err
 	}
-	pods := map[string][]reconciler.ReplicaStatus{}
-	for _, w := range st.Workloads {
-		pods[w.Name] = w.Replicas
-	}
-	for _, j := range st.Jobs {
-		pods[reconciler.JobWorkload(j.Name)] = j.Replicas
-	}
+	pods := st.Replicas()
 	if reps, ok := pods[target]; ok {
-		reps = append([]reconciler.ReplicaStatus(nil), reps...)
-		sort.Slice(reps, func(i, j int) bool { return reps[i].ID < reps[j].ID })
-		for _, r := range reps {
+		for _, r := range reps { // sorted by ID: the first running one
 			if r.State == protocol.StateRunning {
 				return r.ID, r.Node, nil
 			}

@@ -41,13 +41,7 @@ func logsCmd() *cobra.Command {
 			}
 			type target struct{ id, node string }
 			var targets []target
-			pods := map[string][]reconciler.ReplicaStatus{}
-			for _, w := range st.Workloads {
-				pods[w.Name] = w.Replicas
-			}
-			for _, j := range st.Jobs { // their pods are kept after they finish
-				pods[reconciler.JobWorkload(j.Name)] = j.Replicas
-			}
+			pods := st.Replicas()
 			for _, r := range pods[args[0]] {
 				if replica == "" || r.ID == replica {
 					targets = append(targets, target{r.ID, r.Node})

@@ -326,6 +326,13 @@ func dialCLI(bus busFlags, name string) (*cliConn, error) {
 
 // ask makes one request to the servers; a refusal by the bus ends it.
 func (c *cliConn) ask(ctx context.Context, subject string, body, out any) error {
+	return c.guard(ctx, subject, func(ctx context.Context) error { return httpapi.Ask(ctx, c.Conn, subject, body, out) })
+}
+
+// guard runs do until it ends or the bus refuses what it sent (a
+// permission violation), which ends it at once, said as what is not
+// allowed for whom.
+func (c *cliConn) guard(ctx context.Context, what string, do func(context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -335,13 +342,13 @@ func (c *cliConn) ask(ctx context.Context, subject string, body, out any) error 
 		case <-ctx.Done():
 		}
 	}()
-	err := httpapi.Ask(ctx, c.Conn, subject, body, out)
+	err := do(ctx)
 	if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
 		who := "this connection"
 		if c.cred != nil {
 			who = fmt.Sprintf("%s %s", c.cred.Role, c.cred.Name)
 		}
-		return fmt.Errorf("%s: not allowed for %s: %w", subject, who, cause)
+		return fmt.Errorf("%s: not allowed for %s: %w", what, who, cause)
 	}
 	return err
 }

@@ -38,39 +38,20 @@ func topCmd() *cobra.Command {
 	return cmd
 }
 
-// topGroup is a workload's (or a Job's, job/NAME) replicas.
-type topGroup struct {
-	name string
-	reps []reconciler.ReplicaStatus
-}
-
-// topGroups are the workloads and the Jobs with their replicas, as status
-// lists them apart.
-func topGroups(st reconciler.Status) []topGroup {
-	var out []topGroup
-	for _, wl := range st.Workloads {
-		out = append(out, topGroup{wl.Name, wl.Replicas})
-	}
-	for _, j := range st.Jobs {
-		out = append(out, topGroup{reconciler.JobWorkload(j.Name), j.Replicas})
-	}
-	return out
-}
-
 // printTopWorkloads prints each workload's (and Job's) usage, as kubectl
 // top pods summed per workload.
 func printTopWorkloads(w io.Writer, st reconciler.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tREPLICAS\tCPU\tMEMORY")
-	for _, g := range topGroups(st) {
+	for _, g := range st.ReplicaGroups() {
 		var cpu, mem int64
 		n := 0
-		for _, r := range g.reps {
+		for _, r := range g.Replicas {
 			if r.Usage != nil {
 				cpu, mem, n = cpu+r.Usage.CPUMilli, mem+r.Usage.MemoryBytes, n+1
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d reporting\t%dm\t%dMi\n", g.name, n, len(g.reps), cpu, mem>>20)
+		fmt.Fprintf(tw, "%s\t%d/%d reporting\t%dm\t%dMi\n", g.Workload, n, len(g.Replicas), cpu, mem>>20)
 	}
 	if st.ReplicasOmitted > 0 {
 		fmt.Fprintf(tw, "(%d replicas not listed by the server: their usage is not counted)\n", st.ReplicasOmitted)
@@ -83,8 +64,8 @@ func printTopWorkloads(w io.Writer, st reconciler.Status) error {
 func printTopNodes(w io.Writer, st reconciler.Status) error {
 	type use struct{ cpu, mem int64 }
 	byNode := map[string]use{}
-	for _, g := range topGroups(st) {
-		for _, r := range g.reps {
+	for _, g := range st.ReplicaGroups() {
+		for _, r := range g.Replicas {
 			if r.Usage != nil {
 				u := byNode[r.Node]
 				byNode[r.Node] = use{u.cpu + r.Usage.CPUMilli, u.mem + r.Usage.MemoryBytes}

@@ -153,24 +153,18 @@ func nodeRows(st reconciler.Status) []nodeRow {
 		rows[i].NodeStatus = n
 		at[n.Name] = i
 	}
-	add := func(workload string, reps []reconciler.ReplicaStatus) {
-		for _, r := range reps {
+	for _, g := range st.ReplicaGroups() {
+		for _, r := range g.Replicas {
 			i, ok := at[r.Node]
 			if !ok {
 				continue
 			}
-			rows[i].Pods = append(rows[i].Pods, podRow{Workload: workload, ReplicaStatus: r})
+			rows[i].Pods = append(rows[i].Pods, podRow{Workload: g.Workload, ReplicaStatus: r})
 			if r.Usage != nil {
 				rows[i].CPU += r.Usage.CPUMilli
 				rows[i].Memory += r.Usage.MemoryBytes
 			}
 		}
-	}
-	for _, w := range st.Workloads {
-		add(w.Name, w.Replicas)
-	}
-	for _, j := range st.Jobs {
-		add(reconciler.JobWorkload(j.Name), j.Replicas)
 	}
 	return rows
 }

@@ -204,15 +204,8 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	node := ""
-	for _, wl := range st.Workloads {
-		for _, x := range wl.Replicas {
-			if x.ID == q.Get("replica") {
-				node = x.Node
-			}
-		}
-	}
-	for _, j := range st.Jobs {
-		for _, x := range j.Replicas {
+	for _, g := range st.ReplicaGroups() {
+		for _, x := range g.Replicas {
 			if x.ID == q.Get("replica") {
 				node = x.Node
 			}

@@ -428,14 +428,9 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 	}
 	st := rec.StatusWith(reconciler.StatusRequest{Replicas: reconciler.ReplicasAll, Workload: r.URL.Query().Get("workload")})
 	var all []Replica
-	for _, ws := range st.Workloads {
-		for _, x := range ws.Replicas {
-			all = append(all, Replica{Workload: ws.Name, ReplicaStatus: x})
-		}
-	}
-	for _, j := range st.Jobs {
-		for _, x := range j.Replicas {
-			all = append(all, Replica{Workload: reconciler.JobWorkload(j.Name), ReplicaStatus: x})
+	for _, g := range st.ReplicaGroups() {
+		for _, x := range g.Replicas {
+			all = append(all, Replica{Workload: g.Workload, ReplicaStatus: x})
 		}
 	}
 	page := ReplicaPage{Replicas: []Replica{}, Total: len(all)}
