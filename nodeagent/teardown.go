@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -23,23 +22,26 @@ var portmapChains = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SNAT", "CNI-HOST
 func (c *CNI) Teardown(ctx context.Context) ([]string, error) {
 	var done []string
 	var errs []error
-	n, err := c.removeChain(ctx, masqChain)
+	// The nat table, read once: the chains that are there, and the rules.
+	nat, err := c.iptablesOut(ctx, "-t", "nat", "-S")
 	if err != nil {
-		errs = append(errs, err)
-	} else if n >= 0 {
-		done = append(done, fmt.Sprintf("iptables nat chain %s and %d jumps to it", masqChain, n))
+		return nil, fmt.Errorf("read the nat table: %w", err)
 	}
-	if rules, err := c.iptablesOut(ctx, "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"); err == nil && !strings.Contains(rules, "-A CNI-HOSTPORT-DNAT") {
+	rules := strings.Split(strings.TrimSpace(nat), "\n")
+	chains := []string{masqChain}
+	if !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "-A CNI-HOSTPORT-DNAT ") }) {
 		// No pod of any CNI network maps a port: the plugin's chains
 		// serve nothing (it makes them again at its next mapping).
-		for _, chain := range portmapChains {
-			n, err := c.removeChain(ctx, chain)
-			if err != nil {
-				errs = append(errs, err)
-			} else if n >= 0 {
-				done = append(done, fmt.Sprintf("iptables nat chain %s and %d jumps to it", chain, n))
-			}
+		chains = append(chains, portmapChains...)
+	}
+	chains = slices.DeleteFunc(chains, func(ch string) bool { return !slices.Contains(rules, "-N "+ch) })
+	for _, chain := range chains {
+		n, err := c.removeChain(ctx, rules, chain, chains)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		done = append(done, fmt.Sprintf("iptables nat chain %s and %d jumps to it", chain, n))
 	}
 	if _, err := runIn(ctx, c.cfg.HostNetNS, "", "ip", "link", "show", c.cfg.Bridge); err == nil {
 		if _, err := runIn(ctx, c.cfg.HostNetNS, "", "ip", "link", "del", c.cfg.Bridge); err != nil {
@@ -56,35 +58,21 @@ func (c *CNI) Teardown(ctx context.Context) ([]string, error) {
 	return done, errors.Join(errs...)
 }
 
-// removeChain deletes every jump to chain from the nat table's built-in
-// chains, then the chain: it returns how many jumps it removed, -1 when
-// there was no such chain.
-func (c *CNI) removeChain(ctx context.Context, chain string) (int, error) {
-	if _, err := c.iptablesOut(ctx, "-t", "nat", "-S", chain); err != nil {
-		return -1, nil // no such chain
-	}
+// removeChain deletes the rules of the nat table (rules, as iptables -S
+// lists them) that jump to chain, each by its own spec, but those in the
+// chains going too (flushed with them), then the chain; it returns how
+// many jumps it removed.
+func (c *CNI) removeChain(ctx context.Context, rules []string, chain string, going []string) (int, error) {
 	removed := 0
-	for _, from := range []string{"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"} {
-		out, err := c.iptablesOut(ctx, "-t", "nat", "-L", from, "-n", "--line-numbers")
-		if err != nil {
-			return removed, fmt.Errorf("list nat %s: %w", from, err)
+	for _, r := range rules {
+		f := ruleFields(r)
+		if len(f) < 4 || f[0] != "-A" || slices.Contains(going, f[1]) || f[len(f)-2] != "-j" || f[len(f)-1] != chain {
+			continue
 		}
-		var lines []int
-		for _, l := range strings.Split(out, "\n") {
-			f := strings.Fields(l)
-			if len(f) > 1 && f[1] == chain {
-				if n, err := strconv.Atoi(f[0]); err == nil {
-					lines = append(lines, n)
-				}
-			}
+		if err := c.iptables(ctx, append([]string{"-t", "nat", "-D"}, f[1:]...)...); err != nil {
+			return removed, fmt.Errorf("remove a jump to %s from %s: %w", chain, f[1], err)
 		}
-		slices.Reverse(lines) // the last first: the numbers before it hold
-		for _, n := range lines {
-			if err := c.iptables(ctx, "-t", "nat", "-D", from, strconv.Itoa(n)); err != nil {
-				return removed, fmt.Errorf("remove a jump to %s from %s: %w", chain, from, err)
-			}
-			removed++
-		}
+		removed++
 	}
 	if err := c.iptables(ctx, "-t", "nat", "-F", chain); err != nil {
 		return removed, fmt.Errorf("flush %s: %w", chain, err)
@@ -93,6 +81,26 @@ func (c *CNI) removeChain(ctx context.Context, chain string) (int, error) {
 		return removed, fmt.Errorf("delete %s: %w", chain, err)
 	}
 	return removed, nil
+}
+
+// ruleFields splits a rule as iptables -S prints it, a double-quoted
+// field (a comment) kept whole.
+func ruleFields(rule string) []string {
+	var out []string
+	for rule = strings.TrimSpace(rule); rule != ""; rule = strings.TrimSpace(rule) {
+		if rule[0] == '"' {
+			end := strings.IndexByte(rule[1:], '"')
+			if end < 0 {
+				return append(out, rule[1:])
+			}
+			out = append(out, rule[1:end+1])
+			rule = rule[end+2:]
+			continue
+		}
+		field, rest, _ := strings.Cut(rule, " ")
+		out, rule = append(out, field), rest
+	}
+	return out
 }
 
 // iptablesOut runs iptables in the host's network namespace and returns

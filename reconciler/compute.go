@@ -622,19 +622,22 @@ func newIDs(l *Live) *ids { return &ids{live: l, new: map[string]bool{}} }
 
 func (u *ids) used(id string) bool { return u.new[id] || u.live.used(id) }
 
+// hashSuffix is five base-36 digits derived from s: a name's unique part,
+// deterministic for Compute.
+func hashSuffix(s string) string {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	suffix := strconv.FormatUint(h.Sum64()%(36*36*36*36*36), 36)
+	return strings.Repeat("0", 5-len(suffix)) + suffix
+}
+
 // newReplicaID derives a replica ID from the workload, its template hash and
 // the clock, so Compute stays deterministic, avoiding every ID in use. The
 // ID starts with the workload's name without its namespace (as a
 // Kubernetes pod's name), and is unique in the whole cluster.
 func (u *ids) newReplicaID(w desired.Workload, now time.Time, i int) string {
 	for n := 0; ; n++ {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%s/%s/%d/%d/%d", w.Name, w.Hash, now.UnixNano(), i, n)
-		suffix := strconv.FormatUint(h.Sum64()%(36*36*36*36*36), 36)
-		for len(suffix) < 5 {
-			suffix = "0" + suffix
-		}
-		id := desired.ShortName(w.Name) + "-" + w.Hash[:8] + "-" + suffix
+		id := desired.ShortName(w.Name) + "-" + w.Hash[:8] + "-" + hashSuffix(fmt.Sprintf("%s/%s/%d/%d/%d", w.Name, w.Hash, now.UnixNano(), i, n))
 		if !u.used(id) {
 			u.new[id] = true
 			return id

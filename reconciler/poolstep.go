@@ -2,9 +2,7 @@ package reconciler
 
 import (
 	"fmt"
-	"hash/fnv"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -251,13 +249,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 // from the clock and its index (Compute's way), not one in use.
 func machineName(pool string, now time.Time, i int, used map[string]bool) string {
 	for n := 0; ; n++ {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%s/%d/%d/%d", pool, now.UnixNano(), i, n)
-		suffix := strconv.FormatUint(h.Sum64()%(36*36*36*36*36), 36)
-		for len(suffix) < 5 {
-			suffix = "0" + suffix
-		}
-		if name := pool + "-" + suffix; !used[name] {
+		if name := pool + "-" + hashSuffix(fmt.Sprintf("%s/%d/%d/%d", pool, now.UnixNano(), i, n)); !used[name] {
 			return name
 		}
 	}
