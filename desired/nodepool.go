@@ -1,13 +1,12 @@
 package desired
 
 import (
-	"fmt"
 	"time"
 )
 
 // NodePool is a pool of machines that grows and shrinks with the workload
-// through a provisioner (a baton.dev/v1 NodePool). Baton validates it and
-// does not provision machines yet: the revision's warnings say so.
+// through a provisioner (a baton.dev/v1 NodePool): the reconciler asks it
+// for machines when replicas fit nowhere, and deletes unneeded ones.
 type NodePool struct {
 	Meta
 	Min int `json:"min"`
@@ -38,13 +37,12 @@ type NodePool struct {
 
 // Node pool defaults, as cluster-autoscaler's where it has one.
 const (
-	DefaultPoolTimeout         = 5 * time.Minute
-	DefaultPoolPendingFor      = 10 * time.Second
-	DefaultPoolJoinTimeout     = 15 * time.Minute
-	DefaultPoolUtilization     = 0.5
-	DefaultPoolUnneededFor     = 10 * time.Minute
-	DefaultPoolDelayAfterAdd   = 10 * time.Minute
-	nodePoolsNotProvisionedYet = "NodePool %s: validated, but Baton does not add or remove machines yet: replicas that fit nowhere stay pending"
+	DefaultPoolTimeout       = 5 * time.Minute
+	DefaultPoolPendingFor    = 10 * time.Second
+	DefaultPoolJoinTimeout   = 15 * time.Minute
+	DefaultPoolUtilization   = 0.5
+	DefaultPoolUnneededFor   = 10 * time.Minute
+	DefaultPoolDelayAfterAdd = 10 * time.Minute
 )
 
 func (n *norm) duration(field, s string, def time.Duration) time.Duration {
@@ -84,15 +82,6 @@ func (n *norm) nodePool(p k8sNodePool) NodePool {
 	out.Capacity = n.amount("spec.template.capacity", s.Template.Capacity)
 	if out.Capacity.CPUMilli <= 0 || out.Capacity.MemoryBytes <= 0 {
 		n.fail("spec.template.capacity", "a new machine's cpu and memory must be more than 0")
-	}
-	return out
-}
-
-// poolWarnings say what the revision's NodePools do not do yet.
-func poolWarnings(pools []NodePool) []string {
-	var out []string
-	for _, p := range pools {
-		out = append(out, fmt.Sprintf(nodePoolsNotProvisionedYet, p.Name))
 	}
 	return out
 }

@@ -347,7 +347,6 @@ func unenforced(st *State) []string {
 	for _, o := range st.Ignored {
 		add("%s: %s %s is accepted and not acted on: %s", o.Source, o.Kind, o.Name, o.Why)
 	}
-	w = append(w, poolWarnings(st.Pools)...)
 	endpoints := st.EndpointsByName()
 	for _, s := range st.Services {
 		for _, u := range s.Unserved {

@@ -422,6 +422,10 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pools, err := r.restorePools(ctx)
+	if err != nil {
+		return err
+	}
 	if r.cfg.Reverter != nil {
 		for _, b := range bad {
 			if b.Reverted == "" && b.RevertError == "" {
@@ -431,6 +435,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	}
 	st := r.st
 	st.bad, st.rollouts, st.hpa, st.crons, st.jobs, st.serviceIPs, st.nodePorts = bad, ros, hpa, crons, jobs, svcIPs, nodePorts
+	st.poolRecords = pools
 	st.assignments, st.byNode = map[string]Assignment{}, map[string]map[string]bool{}
 	for _, a := range as {
 		st.assign(a)

@@ -62,6 +62,9 @@ type Config struct {
 	// it, or with the wrong key, a revision holding a SealedSecret is refused
 	// (an error in the status; the last good revision stays in force).
 	Unsealer desired.Unsealer
+	// Machines mints join tokens for node pools' new machines and removes
+	// deleted ones' nodes (nil: pools cannot add machines, and say so).
+	Machines Machines
 }
 
 func (c *Config) defaults() {
@@ -109,6 +112,7 @@ type Reconciler struct {
 
 	// Route updates for the nodes (network.go): queued by the pass, sent
 	// by networkWorker, failures handed back to the next pass.
+	poolq     chan poolJob // pool actions for poolWorker
 	netq      chan netJob
 	netMu     sync.Mutex
 	netFailed map[netFailure]bool
@@ -129,7 +133,7 @@ var ErrDeposed = errors.New("a newer leader exists")
 func New(cfg Config) *Reconciler {
 	cfg.defaults()
 	r := &Reconciler{cfg: cfg, wake: make(chan struct{}, 1), gitq: make(chan gitJob, gitQueue),
-		plans: make(chan planRequest), deposed: make(chan struct{}), netq: make(chan netJob, networkQueue), netFailed: map[netFailure]bool{}}
+		plans: make(chan planRequest), deposed: make(chan struct{}), netq: make(chan netJob, networkQueue), poolq: make(chan poolJob, poolQueue), netFailed: map[netFailure]bool{}}
 	r.mb.reset()
 	r.st = newLoopState()
 	r.loader = desired.NewLoader(r.loadOptions())
@@ -160,6 +164,7 @@ type inbox struct {
 	sourceErr  *string
 	pin        *pinChange
 	gitDone    []store.BadRevision
+	poolDone   []PoolResult
 	lines      []string // events of other goroutines (the git worker)
 	forget     []string // nodes removed (baton node rm)
 	disconnect map[string]time.Time
@@ -367,6 +372,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		g.Go(func() error { r.gitWorker(gctx); return nil })
 	}
 	g.Go(func() error { r.networkWorker(gctx); return nil })
+	g.Go(func() error { r.poolWorker(gctx); return nil })
 	g.Go(func() error { return r.loop(gctx) })
 	return g.Wait()
 }

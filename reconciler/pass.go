@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
@@ -43,29 +44,32 @@ type loopState struct {
 	refused     *store.BadRevision // the newest revision seen, not applied because it is bad
 	reloadAfter time.Time          // next try at loading the revision in force
 
-	rollouts    map[string]Rollout // shared with snapshots
-	rollbacks   map[string]RollbackTo
-	hpa         map[string]HPAState
-	crons       map[string]CronState
-	jobs        map[string]JobRecord
-	history     *store.HistoryEntry
-	changes     []desired.Change // the revision taken this pass changed, for its history entry
-	startFails  map[string]StartFailure
-	netSent     map[string]netSent // the routes last sent to each node
-	svcSent     map[string]netSent // the Service rules last sent to each node
-	serviceIPs  map[string]string  // Service → its virtual address (kept in KV)
-	nodePorts   map[string]int     // Service.port → its node port (kept in KV)
-	serviceErrs map[string]string  // Service → why it has no address
-	rulesKey    string             // the Service rules of the last pass
-	rules       []protocol.ServiceRule
-	services    []ServiceStatus    // this pass's, shared with its snapshot
-	scales      map[string]Scale   // this pass's, shared with its snapshot
-	pending     map[string]Pending // this pass's, shared with its snapshot
-	hold        string
-	events      []string
-	started     time.Time
-	lastPass    time.Duration
-	total       time.Duration
+	rollouts     map[string]Rollout // shared with snapshots
+	rollbacks    map[string]RollbackTo
+	hpa          map[string]HPAState
+	crons        map[string]CronState
+	jobs         map[string]JobRecord
+	history      *store.HistoryEntry
+	changes      []desired.Change // the revision taken this pass changed, for its history entry
+	startFails   map[string]StartFailure
+	netSent      map[string]netSent // the routes last sent to each node
+	svcSent      map[string]netSent // the Service rules last sent to each node
+	serviceIPs   map[string]string  // Service → its virtual address (kept in KV)
+	nodePorts    map[string]int     // Service.port → its node port (kept in KV)
+	serviceErrs  map[string]string  // Service → why it has no address
+	rulesKey     string             // the Service rules of the last pass
+	rules        []protocol.ServiceRule
+	services     []ServiceStatus       // this pass's, shared with its snapshot
+	scales       map[string]Scale      // this pass's, shared with its snapshot
+	pending      map[string]Pending    // this pass's, shared with its snapshot
+	poolRecords  map[string]PoolRecord // kept in KV (pool.<name>)
+	poolStatus   []PoolStatus          // this pass's, shared with its snapshot
+	poolUnserved []string              // pending replicas no pool can take, said
+	hold         string
+	events       []string
+	started      time.Time
+	lastPass     time.Duration
+	total        time.Duration
 }
 
 func newLoopState() *loopState {
@@ -204,6 +208,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 	}
 	r.noteFailures(ctx, res)
 	r.notePending(ctx, res)
+	r.pools(ctx, in, live, now)
 	r.apply(ctx, res)
 	r.syncNetwork(now)
 	r.syncServices(ctx, st.withRuns, live, now)
@@ -277,6 +282,18 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	}
 	if mb.next != nil && (st.pin == nil || mb.next.rev.ID == st.pin.Revision) {
 		st.next = mb.next
+	}
+	if len(mb.poolDone) > 0 {
+		recs, events := ApplyPoolResults(st.poolRecords, mb.poolDone, now)
+		r.events(events...)
+		var writes []kvWrite
+		for name, rec := range recs {
+			if !reflect.DeepEqual(st.poolRecords[name], rec) {
+				writes = append(writes, kvWrite{key: poolKeyPrefix + name, value: rec})
+			}
+		}
+		r.save(ctx, writes)
+		st.poolRecords = recs
 	}
 	for _, b := range mb.gitDone {
 		// What the git worker did, recorded here: every write of bad.* keys
@@ -452,6 +469,7 @@ type snapshot struct {
 	history   *store.HistoryEntry
 	stats     PassStats
 	services  []ServiceStatus
+	pools     []PoolStatus
 }
 
 // ready reports whether a node was ready at the snapshot.
@@ -466,7 +484,7 @@ func (r *Reconciler) publish(now time.Time) {
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, tip: st.tip, syncedAt: st.syncedAt,
 		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, controls: st.controls, refused: st.refused, events: newest(st.events, maxEvents),
-		bad: badList(st.bad), history: st.history, services: st.services}
+		bad: badList(st.bad), history: st.history, services: st.services, pools: st.poolStatus}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)
 	s.stats = PassStats{Passes: r.passes.Load(), LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}

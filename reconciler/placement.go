@@ -74,6 +74,12 @@ func portKeys(p desired.PodSpec) []string {
 }
 
 func newCluster(in Input, live *Live) *cluster {
+	return &cluster{sc: schedule.NewCluster(scheduleNodes(in, live), in.Strategy)}
+}
+
+// scheduleNodes are the nodes as placement sees them: what each can hold,
+// and what its live and pending replicas request of it.
+func scheduleNodes(in Input, live *Live) []schedule.Node {
 	requests := map[string]schedule.Resources{}
 	extra := map[string]map[string]int64{}
 	ports := map[string][]string{}
@@ -140,7 +146,7 @@ func newCluster(in Input, live *Live) *cluster {
 			}
 		}
 	}
-	return &cluster{sc: schedule.NewCluster(nodes, in.Strategy)}
+	return nodes
 }
 
 // schedPod is what placement needs of a workload's pod.

@@ -2,7 +2,9 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/desired"
@@ -21,6 +23,10 @@ type PoolMachine struct {
 	Asked    time.Time `json:"asked"`
 	Joined   bool      `json:"joined,omitempty"`
 	Draining bool      `json:"draining,omitempty"`
+	// Deleting is when its deletion was last asked of the provisioner
+	// (zero: not being deleted). It stays in the record until the
+	// provisioner said it is gone: a failed deletion is asked again.
+	Deleting time.Time `json:"deleting,omitzero"`
 }
 
 // PoolRecord is what the leader keeps of a pool (KV pool.<name>): a new
@@ -117,9 +123,19 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 			rec.Last = fmt.Sprintf(format, args...)
 			events = append(events, fmt.Sprintf("NodePool %s: %s", p.Name, rec.Last))
 		}
-		// Machines that joined, and those that never will.
-		kept := rec.Machines[:0]
-		for _, m := range rec.Machines {
+		// Machines that joined, those that never will, and deletions
+		// not confirmed in time (asked again).
+		deleting := map[string]bool{}
+		for i := range rec.Machines {
+			m := &rec.Machines[i]
+			if !m.Deleting.IsZero() {
+				deleting[m.Name] = true
+				if now.Sub(m.Deleting) >= p.Timeout+poolDeleteRetry {
+					m.Deleting = now
+					act.Delete = append(act.Delete, *m)
+				}
+				continue
+			}
 			n, seen := byName[m.Name]
 			if seen && n.Ready && !m.Joined {
 				m.Joined = true
@@ -128,22 +144,25 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 			if !m.Joined && now.Sub(m.Asked) > p.JoinTimeout {
 				rec.Failures++
 				rec.RetryAt = now.Add(poolBackoff(rec.Failures))
-				act.Delete = append(act.Delete, m)
-				say("machine %s did not join within %s: deleted; asking again after %s", m.Name, p.JoinTimeout, poolBackoff(rec.Failures))
-				continue
+				m.Deleting = now
+				deleting[m.Name] = true
+				act.Delete = append(act.Delete, *m)
+				say("machine %s did not join within %s: deleting it; asking again after %s", m.Name, p.JoinTimeout, poolBackoff(rec.Failures))
 			}
-			kept = append(kept, m)
 		}
-		rec.Machines = kept
-		// The pool's nodes: those labelled with it, and its machines.
+		// The pool's nodes: those labelled with it, and its machines, less
+		// those being deleted.
 		members := map[string]bool{}
 		for _, n := range nodes {
-			if n.Pool == p.Name {
+			if n.Pool == p.Name && !deleting[n.Name] {
 				members[n.Name] = true
 			}
 		}
 		outstanding := 0
 		for _, m := range rec.Machines {
+			if deleting[m.Name] {
+				continue
+			}
 			members[m.Name] = true
 			if !m.Joined {
 				outstanding++
@@ -169,8 +188,11 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 			if now.Before(rec.RetryAt) {
 				rec.Last = fmt.Sprintf("%d machines wanted; asking again at %s after %d that did not join", want, rec.RetryAt.UTC().Format(time.RFC3339), rec.Failures)
 			} else {
+				used := maps.Clone(members)
+				maps.Copy(used, deleting)
 				for i := range want {
-					name := machineName(p.Name, now, i, members)
+					name := machineName(p.Name, now, i, used)
+					used[name] = true
 					members[name] = true
 					act.Create = append(act.Create, name)
 					rec.Machines = append(rec.Machines, PoolMachine{Name: name, Asked: now})
@@ -188,19 +210,18 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		unneeded := map[string]time.Time{}
 		draining := 0
 		for i, m := range rec.Machines {
-			if !m.Draining {
+			if !m.Draining || deleting[m.Name] {
 				continue
 			}
 			draining++
 			if n, ok := byName[m.Name]; !ok || n.Empty {
-				act.Delete = append(act.Delete, m)
-				rec.Machines[i].Name = "" // dropped below
-				say("machine %s drained: deleted (%d → %d)", m.Name, size, size-1)
+				rec.Machines[i].Deleting = now
+				act.Delete = append(act.Delete, rec.Machines[i])
+				say("machine %s drained: deleting it (%d → %d)", m.Name, size, size-1)
 				size--
 				draining--
 			}
 		}
-		rec.Machines = dropUnnamed(rec.Machines)
 		if p.ScaleDown {
 			names := make([]string, 0, len(members))
 			for name := range members {
@@ -209,7 +230,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 			sort.Strings(names)
 			for _, name := range names {
 				n, ok := byName[name]
-				if !ok || !n.Ready || n.Utilization >= p.UtilizationThreshold || !n.FitsElsewhere || isDraining(rec.Machines, name) {
+				if !ok || !n.Ready || n.Utilization >= p.UtilizationThreshold || !n.FitsElsewhere || isDraining(rec.Machines, name) || deleting[name] {
 					continue
 				}
 				since, was := rec.Unneeded[name]
@@ -276,12 +297,83 @@ func markDraining(rec *PoolRecord, name string, now time.Time) {
 	rec.Machines = append(rec.Machines, PoolMachine{Name: name, Asked: now, Joined: true, Draining: true})
 }
 
-func dropUnnamed(ms []PoolMachine) []PoolMachine {
-	out := ms[:0]
-	for _, m := range ms {
-		if m.Name != "" {
-			out = append(out, m)
+// poolDeleteRetry is how long past the provisioner's timeout a deletion
+// not confirmed is asked again (the last leader may have died asking).
+const poolDeleteRetry = time.Minute
+
+// PoolResult is what the pool worker did of an action: machines the
+// provisioner made (with its IDs), machines asked and not made, machines
+// it deleted, and why what failed failed.
+type PoolResult struct {
+	Pool    string
+	Created []PoolMachine
+	Failed  []string
+	Deleted []string
+	// NotDrained are nodes whose drain could not be recorded: the next
+	// pass decides again.
+	NotDrained []string
+	Err        string
+}
+
+// ApplyPoolResults records what the pool worker did: a made machine gets
+// its ID; one not made is dropped and counts as a failure (the pool backs
+// off as after a machine that did not join); a deleted one is dropped; a
+// deletion that failed stays and is asked again later (PoolsStep).
+func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now time.Time) (map[string]PoolRecord, []string) {
+	var events []string
+	out := maps.Clone(records)
+	for _, res := range results {
+		rec, ok := out[res.Pool]
+		if !ok {
+			continue // the pool left the revision meanwhile
 		}
+		rec.Machines = append([]PoolMachine(nil), rec.Machines...)
+		ids := map[string]string{}
+		for _, m := range res.Created {
+			ids[m.Name] = m.ID
+		}
+		gone := map[string]bool{}
+		for _, name := range res.Deleted {
+			gone[name] = true
+		}
+		undrain := map[string]bool{}
+		for _, name := range res.NotDrained {
+			undrain[name] = true
+		}
+		failed := map[string]bool{}
+		for _, name := range res.Failed {
+			failed[name] = true
+		}
+		kept := rec.Machines[:0]
+		for _, m := range rec.Machines {
+			if id, ok := ids[m.Name]; ok {
+				m.ID = id
+			}
+			if undrain[m.Name] {
+				m.Draining = false
+			}
+			if gone[m.Name] || failed[m.Name] && !m.Joined {
+				continue
+			}
+			kept = append(kept, m)
+		}
+		rec.Machines = kept
+		switch {
+		case len(res.Failed) > 0:
+			rec.Failures++
+			rec.RetryAt = now.Add(poolBackoff(rec.Failures))
+			rec.Last = fmt.Sprintf("the provisioner did not make %d machines (%s): asking again after %s", len(res.Failed), res.Err, poolBackoff(rec.Failures))
+		case res.Err != "":
+			rec.Last = fmt.Sprintf("%s: tried again later", res.Err)
+		case len(res.Created) > 0:
+			rec.Last = fmt.Sprintf("the provisioner made %d machines; waiting for them to join", len(res.Created))
+		case len(res.Deleted) > 0:
+			rec.Last = fmt.Sprintf("machine %s deleted by the provisioner; its credential revoked", strings.Join(res.Deleted, ", "))
+		default:
+			continue
+		}
+		events = append(events, fmt.Sprintf("NodePool %s: %s", res.Pool, rec.Last))
+		out[res.Pool] = rec
 	}
-	return out
+	return out, events
 }

@@ -104,9 +104,22 @@ func TestPoolsStepScaleDown(t *testing.T) {
 	}
 	nodes[2].Empty = true
 	recs, acts, evs = PoolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute))
-	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != "w3" || len(recs["workers"].Machines) != 0 ||
-		!strings.Contains(evs[0], "machine w3 drained: deleted (3 → 2)") {
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != "w3" || len(recs["workers"].Machines) != 1 ||
+		recs["workers"].Machines[0].Deleting.IsZero() || !strings.Contains(evs[0], "machine w3 drained: deleting it (3 → 2)") {
 		t.Fatalf("delete: %+v %+v %q", acts, recs["workers"], evs)
+	}
+	// Not confirmed within the provisioner's timeout and a minute: asked
+	// again; confirmed: dropped.
+	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute+30*time.Second)); len(acts) != 0 {
+		t.Fatalf("asked again too soon: %+v", acts)
+	}
+	again, acts, _ := PoolsStep(recs, pools, nodes, nil, t0.Add(18*time.Minute))
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || !again["workers"].Machines[0].Deleting.Equal(t0.Add(18*time.Minute)) {
+		t.Fatalf("delete asked again: %+v %+v", acts, again["workers"])
+	}
+	recs, evs = ApplyPoolResults(recs, []PoolResult{{Pool: "workers", Deleted: []string{"w3"}}}, t0.Add(13*time.Minute))
+	if len(recs["workers"].Machines) != 0 || !strings.Contains(evs[0], "machine w3 deleted by the provisioner") {
+		t.Fatalf("deleted: %+v %q", recs["workers"], evs)
 	}
 
 	for _, tc := range []struct {
@@ -129,5 +142,26 @@ func TestPoolsStepScaleDown(t *testing.T) {
 		if len(acts) != 0 {
 			t.Errorf("%s: %+v", tc.what, acts)
 		}
+	}
+}
+
+// What the worker did, recorded: IDs of made machines; machines not made
+// dropped with a failure and back-off; a failed deletion kept.
+func TestApplyPoolResults(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	recs := map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{
+		{Name: "a", Asked: t0}, {Name: "b", Asked: t0}, {Name: "c", Asked: t0, Joined: true, Deleting: t0}}}}
+	out, evs := ApplyPoolResults(recs, []PoolResult{
+		{Pool: "workers", Created: []PoolMachine{{Name: "a", ID: "i-1"}}, Failed: []string{"b"}, Err: "quota"},
+		{Pool: "workers", Err: "provider down"},
+		{Pool: "gone", Deleted: []string{"x"}},
+	}, t0)
+	r := out["workers"]
+	if len(r.Machines) != 2 || r.Machines[0].ID != "i-1" || r.Machines[1].Name != "c" || r.Failures != 1 || !r.RetryAt.Equal(t0.Add(30*time.Second)) ||
+		len(evs) != 2 || !strings.Contains(evs[0], "did not make 1 machines (quota)") || !strings.Contains(evs[1], "provider down: tried again later") {
+		t.Fatalf("results: %+v %q", r, evs)
+	}
+	if len(recs["workers"].Machines) != 3 {
+		t.Fatalf("the records given were changed: %+v", recs)
 	}
 }

@@ -72,6 +72,9 @@ type Status struct {
 	// 1 by the reconciler that answers (with Term: which leadership): a
 	// client that must see the loop act, or not act, waits for passes.
 	Pass int64 `json:"pass,omitempty"`
+	// Pools are the revision's node pools: nodes, machines joining or
+	// going, what pending replicas want of them, the last decision.
+	Pools []PoolStatus `json:"pools,omitempty"`
 }
 
 // ReplicaList says which replicas a status lists.
@@ -223,7 +226,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	st := Status{Synced: s.synced, Tip: s.tip, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
 		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes,
-		Services: s.services}
+		Services: s.services, Pools: s.pools}
 	if q.Namespace != "" {
 		st.Services = slices.DeleteFunc(slices.Clone(st.Services), func(sv ServiceStatus) bool { return !inNamespace(sv.Name, q.Namespace) })
 	}

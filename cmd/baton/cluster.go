@@ -304,12 +304,12 @@ func runEmbeddedServer(cmd *cobra.Command, so serverOptions, cf clusterFlags, na
 	if cl != nil {
 		auth := newAuthority(sb, so.join)
 		auth.Admit = cl.admit
-		stop, err := serveJoinEndpoint(*log, auth, sb, so.join)
+		stop, bound, err := serveJoinEndpoint(*log, auth, sb, so.join)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		so.join.auth, so.join.cluster = auth, cl
+		so.join.auth, so.join.cluster, so.join.bound = auth, cl, bound
 		if _, err := join.ServerToken(sb.id); err != nil {
 			return err
 		}

@@ -82,6 +82,7 @@ with the server credential given by --creds.`,
 	f.StringArrayVar(&sans, "tls-san", nil, "another name or address clients reach this server by, for its TLS certificate (repeatable)")
 	f.StringVar(&so.dataDir, "data-dir", "/var/lib/baton", "where the server keeps the cluster identity, the NATS store and its git cache")
 	f.StringVar(&so.join.listen, "join-listen", ":8421", "HTTPS address where machines and operators redeem join tokens (\"\" for none)")
+	f.StringVar(&so.join.advertise, "join-advertise", "", "host:port machines made by node pools join at (default: --join-listen's; for an unspecified host, this machine's first address)")
 	f.StringVar(&so.repo, "repo", "", "config repository to follow: a path, file:// or any URL go-git reads")
 	f.DurationVar(&so.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	so.register(f)

@@ -36,6 +36,12 @@ type joinOptions struct {
 	// cluster, when set, is this server's cluster of servers: its members
 	// are kept in step with the store.
 	cluster *serverCluster
+	// bound is the address the endpoint listens on, once it does;
+	// advertise the address node pools' machines are told to join at
+	// (--join-advertise; "": bound's, with the machine's address for an
+	// unspecified host).
+	bound     string
+	advertise string
 }
 
 // newAuthority is the join authority of the embedded bus sb.
@@ -49,46 +55,47 @@ func newAuthority(sb *secureBus, o joinOptions) *join.Authority {
 
 // serveJoinEndpoint serves auth's HTTPS join endpoint on o's listener, if
 // any, until stop is called.
-func serveJoinEndpoint(log zerolog.Logger, auth *join.Authority, sb *secureBus, o joinOptions) (stop func(), err error) {
+func serveJoinEndpoint(log zerolog.Logger, auth *join.Authority, sb *secureBus, o joinOptions) (stop func(), addr string, err error) {
 	ln := o.listener
 	if ln == nil && o.listen == "" {
-		return func() {}, nil
+		return func() {}, "", nil
 	}
 	if ln == nil {
 		if ln, err = net.Listen("tcp", o.listen); err != nil {
-			return nil, fmt.Errorf("join listener: %w", err)
+			return nil, "", fmt.Errorf("join listener: %w", err)
 		}
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	hosts, err := certHosts(net.JoinHostPort(host, "0"), nil)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, "", err
 	}
 	tc, err := sb.id.ServerTLS(hosts...)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, "", err
 	}
 	srv := &http.Server{Handler: auth.Handler(log), TLSConfig: tc, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	log.Info().Str("address", ln.Addr().String()).Msg("join endpoint (HTTPS; baton agent --join)")
-	return serveHTTP(log, srv, tlsListener(ln, tc), "join endpoint"), nil
+	return serveHTTP(log, srv, tlsListener(ln, tc), "join endpoint"), ln.Addr().String(), nil
 }
 
 // serveJoining runs what a server holding the cluster identity does for
 // joining: the HTTPS join endpoint (unless o.auth is served already),
 // agents' renewals on the bus, every server's revocations applied to this
 // one's NATS server, and the operators' token, credentials and node
-// removal requests (returned, for ServeNATS). forget drops a removed node
+// removal requests (returned, for ServeNATS), and what node pools need of
+// joining (returned, for the reconciler). forget drops a removed node
 // from the leader's view.
-func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb *secureBus, o joinOptions, replicas int, forget func(string)) (map[string]httpapi.Handler, func(), error) {
+func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb *secureBus, o joinOptions, replicas int, forget func(string)) (map[string]httpapi.Handler, reconciler.Machines, func(), error) {
 	log := zerolog.Ctx(ctx)
 	st, err := openWhenFormed(ctx, o.cluster, "joining", func(ctx context.Context) (*join.Store, error) {
 		return join.OpenStore(ctx, js, replicas)
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	auth := o.auth
 	stops := []func(){}
@@ -99,10 +106,11 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 	}
 	if auth == nil {
 		auth = newAuthority(sb, o)
-		stopEndpoint, err := serveJoinEndpoint(*log, auth, sb, o)
+		stopEndpoint, bound, err := serveJoinEndpoint(*log, auth, sb, o)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		o.bound = bound
 		stops = append(stops, stopEndpoint)
 	}
 	auth.SetStore(st)
@@ -120,7 +128,7 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 		rec := join.Credential{PublicKey: c.PublicKey, Role: c.Role, Name: c.Name, Joined: c.Issued}
 		if err := untilFormed(ctx, o.cluster, "record "+c.Name, func(ctx context.Context) error { return auth.RecordLocal(ctx, rec) }); err != nil {
 			stop()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -139,18 +147,18 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 		return st.WatchRevocations(watchCtx, applyRevocation)
 	}); err != nil {
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if o.cluster != nil {
 		if err := untilFormed(ctx, o.cluster, "servers", func(context.Context) error { return o.cluster.follow(watchCtx, st) }); err != nil {
 			stop()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	stopRenew, err := auth.ServeRenewals(ctx, nc)
 	if err != nil {
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	stops = append(stops, stopRenew)
 	coded := func(err error) error {
@@ -208,7 +216,7 @@ func serveJoining(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, sb
 	} {
 		handlers[subj] = h
 	}
-	return handlers, stop, nil
+	return handlers, newPoolMachines(auth, o), stop, nil
 }
 
 // tlsListener serves TLS with tc on ln.

@@ -138,10 +138,11 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 				rec.ForgetNode(node)
 			}
 		}
-		h, stopJoin, err := serveJoining(ctx, nc, js, o.bus, o.join, o.bucketReplicas, forget)
+		h, machines, stopJoin, err := serveJoining(ctx, nc, js, o.bus, o.join, o.bucketReplicas, forget)
 		if err != nil {
 			return err
 		}
+		cfg.Machines = machines
 		defer stopJoin()
 		api.SetJoining(h)
 		stopWatch, err := watchDisconnects(ctx, o.bus, api.Leader)

@@ -122,6 +122,7 @@ examples/hello, and follows it.`,
 	so.register(f)
 	f.StringVar(&natsListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server")
 	f.StringVar(&so.join.listen, "join-listen", "127.0.0.1:8421", "HTTPS address where machines and operators redeem join tokens (\"\" for none)")
+	f.StringVar(&so.join.advertise, "join-advertise", "", "host:port machines made by node pools join at (default: --join-listen's; for an unspecified host, this machine's first address)")
 	ao.register(f)
 	f.StringArrayVar(&images, "image", nil, "OCI image archive to import before starting (repeatable)")
 	so.bucketReplicas = 1

@@ -82,6 +82,8 @@ type TokenRequest struct {
 	Role identity.Role `json:"role"`
 	TTL  string        `json:"ttl"` // a Go duration: "1h", "30m"
 	By   string        `json:"by,omitempty"`
+	// Node binds an agent token to one node name (node pools' machines).
+	Node string `json:"node,omitempty"`
 }
 
 // TokenAnswer is a new token and when it expires.
@@ -105,8 +107,11 @@ func (a *Authority) CreateToken(ctx context.Context, req TokenRequest) (TokenAns
 	if err != nil || ttl <= 0 || ttl > MaxTokenTTL {
 		return TokenAnswer{}, fmt.Errorf("%w: ttl %q: want a duration more than 0 and at most %s", ErrBadRequest, req.TTL, MaxTokenTTL)
 	}
+	if req.Node != "" && (req.Role != identity.RoleAgent || !identity.ValidName(req.Node)) {
+		return TokenAnswer{}, fmt.Errorf("%w: node %q: a token is bound to a node name only for an agent, and the name must be valid", ErrBadRequest, req.Node)
+	}
 	now := a.now()
-	t, err := a.store().createToken(ctx, a.ID.CAFingerprint(), req.Role, ttl, req.By, now)
+	t, err := a.store().createToken(ctx, a.ID.CAFingerprint(), req.Role, ttl, req.By, req.Node, now)
 	if err != nil {
 		return TokenAnswer{}, err
 	}
@@ -167,6 +172,9 @@ func (a *Authority) Join(ctx context.Context, req Request) (Answer, error) {
 	}
 	if !slices.Contains(req.Roles, rec.Role) {
 		return Answer{}, fmt.Errorf("%w: this is a%s %s token; it was used as one for %v (it is still valid)", ErrBadRequest, article(rec.Role), rec.Role, req.Roles)
+	}
+	if rec.Node != "" && rec.Node != req.Name {
+		return Answer{}, fmt.Errorf("%w: this token joins only as node %s, not %s (it is still valid)", ErrBadRequest, rec.Node, req.Name)
 	}
 	if err := a.store().claimName(ctx, rec.Role, req.Name, req.PublicKey); err != nil {
 		return Answer{}, err

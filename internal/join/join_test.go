@@ -230,3 +230,25 @@ func TestJoin(t *testing.T) {
 		}
 	})
 }
+
+// A token bound to a node name (a node pool's machine) joins as that name
+// only; a refused try leaves it valid for the right one.
+func TestTokenBoundToNode(t *testing.T) {
+	ctx := context.Background()
+	a := authority(t)
+	ans, err := a.CreateToken(ctx, join.TokenRequest{Role: identity.RoleAgent, TTL: "1m", Node: "workers-abc12345"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Join(ctx, request(t, ans.Token, "thief")); !errors.Is(err, join.ErrBadRequest) || !strings.Contains(err.Error(), "joins only as node workers-abc12345") {
+		t.Fatalf("joined as another name: %v", err)
+	}
+	if _, err := a.Join(ctx, request(t, ans.Token, "workers-abc12345")); err != nil {
+		t.Fatalf("the bound name: %v", err)
+	}
+	for _, req := range []join.TokenRequest{{Role: identity.RoleAdmin, TTL: "1m", Node: "n1"}, {Role: identity.RoleAgent, TTL: "1m", Node: "n1.cmd"}} {
+		if _, err := a.CreateToken(ctx, req); !errors.Is(err, join.ErrBadRequest) {
+			t.Errorf("CreateToken(%+v) = %v, want ErrBadRequest", req, err)
+		}
+	}
+}

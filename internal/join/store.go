@@ -35,6 +35,9 @@ type TokenRecord struct {
 	Created time.Time     `json:"created"`
 	Expires time.Time     `json:"expires"`
 	By      string        `json:"by,omitempty"`
+	// Node, when set, is the only name the token joins as (a node pool's
+	// machine: a token leaked from it cannot join as another node).
+	Node string `json:"node,omitempty"`
 }
 
 // Credential is the record of a credential issued to a joined machine or
@@ -88,12 +91,12 @@ func (s *Store) put(ctx context.Context, key string, v any) error {
 }
 
 // createToken stores a new token for role, valid for ttl.
-func (s *Store) createToken(ctx context.Context, fp string, role identity.Role, ttl time.Duration, by string, now time.Time) (Token, error) {
+func (s *Store) createToken(ctx context.Context, fp string, role identity.Role, ttl time.Duration, by, node string, now time.Time) (Token, error) {
 	t, err := newToken(fp)
 	if err != nil {
 		return Token{}, err
 	}
-	rec := TokenRecord{Hash: t.hash(), Role: role, Created: now, Expires: now.Add(ttl), By: by}
+	rec := TokenRecord{Hash: t.hash(), Role: role, Created: now, Expires: now.Add(ttl), By: by, Node: node}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return Token{}, err

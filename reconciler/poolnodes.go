@@ -1,0 +1,117 @@
+package reconciler
+
+import (
+	"maps"
+	"sort"
+	"strings"
+
+	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/schedule"
+)
+
+// PoolNodes is the nodes as the pool step sees them (pure): each node's
+// pool (its PoolLabel), readiness, the larger of its requested cpu and
+// memory shares, whether its replicas would fit on the other nodes
+// (computed only for the pools' nodes under their threshold), and whether
+// it is empty but for DaemonSets' replicas. A node that holds a claim's
+// local volume, or runs a Job's pod, never fits elsewhere: scaling it
+// down would strand the volume or lose the Job's work.
+func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
+	if len(pools) == 0 {
+		return nil
+	}
+	threshold := map[string]float64{}
+	for _, p := range pools {
+		threshold[p.Name] = p.UtilizationThreshold
+	}
+	daemon := map[string]bool{}
+	byName := map[string]desired.Workload{}
+	if in.Desired != nil {
+		for _, w := range in.Desired.Workloads {
+			byName[w.Name] = w
+			daemon[w.Name] = w.Kind == "DaemonSet"
+		}
+	}
+	nodes := scheduleNodes(in, live)
+	out := make([]PoolNode, 0, len(nodes))
+	for i, n := range nodes {
+		pn := PoolNode{Name: n.Name, Pool: in.Nodes[n.Name].Labels[PoolLabel], Ready: n.Ready, Utilization: utilization(n), Empty: true}
+		for w, c := range n.Workloads {
+			if c > 0 && !daemon[w] {
+				pn.Empty = false
+			}
+		}
+		if t, ok := threshold[pn.Pool]; ok && pn.Ready && pn.Utilization < t && len(n.Volumes) == 0 {
+			pn.FitsElsewhere = fitsElsewhere(nodes, i, byName, daemon, in.Desired)
+		}
+		out = append(out, pn)
+	}
+	return out
+}
+
+// utilization is the larger of a node's requested cpu and memory shares.
+func utilization(n schedule.Node) float64 {
+	u := 0.0
+	if a := n.Allocatable.CPUMilli; a > 0 {
+		u = float64(n.Requested.CPUMilli) / float64(a)
+	}
+	if a := n.Allocatable.MemoryBytes; a > 0 {
+		u = max(u, float64(n.Requested.MemoryBytes)/float64(a))
+	}
+	return u
+}
+
+// fitsElsewhere reports whether the replicas of nodes[i] (but DaemonSets')
+// would all be placed on the other ready, schedulable nodes, as the
+// scheduler would place them, largest first.
+func fitsElsewhere(nodes []schedule.Node, i int, byName map[string]desired.Workload, daemon map[string]bool, st *desired.State) bool {
+	var others []schedule.Node
+	for j, n := range nodes {
+		if j == i || !n.Ready || n.Cordoned {
+			continue
+		}
+		n.Workloads = maps.Clone(n.Workloads)
+		n.HostPorts = maps.Clone(n.HostPorts)
+		if n.HostPorts == nil {
+			n.HostPorts = map[string]bool{}
+		}
+		n.ExtraRequested = maps.Clone(n.ExtraRequested)
+		others = append(others, n)
+	}
+	type move struct {
+		pod   schedule.Pod
+		count int
+	}
+	var moves []move
+	for name, c := range nodes[i].Workloads {
+		if c == 0 || daemon[name] {
+			continue
+		}
+		w, ok := byName[name]
+		if !ok || strings.HasPrefix(name, desired.ReservedNamespace+"/") {
+			return false // a Job's pod, or one the revision no longer has
+		}
+		moves = append(moves, move{schedPod(w, st), c})
+	}
+	sort.Slice(moves, func(a, b int) bool {
+		ra, rb := moves[a].pod.Requests, moves[b].pod.Requests
+		if ra.CPUMilli != rb.CPUMilli {
+			return ra.CPUMilli > rb.CPUMilli
+		}
+		return moves[a].pod.Workload < moves[b].pod.Workload
+	})
+	for _, m := range moves {
+		res := schedule.Place(m.pod, others, m.count, schedule.BinPack)
+		if len(res.Nodes) < m.count {
+			return false
+		}
+		for _, name := range res.Nodes {
+			for k := range others {
+				if others[k].Name == name {
+					take(&others[k], m.pod)
+				}
+			}
+		}
+	}
+	return true
+}
