@@ -33,9 +33,11 @@ type Unserved struct {
 // within max (have: the machines it has and has asked for). Workloads go
 // in name order, pools in name order: a workload's replicas go to the first
 // pool whose template takes them (two pools that could both serve: the
-// first by name). Replicas no pool can take are returned apart with why,
-// so that no machine is asked for that would not help them.
-func SizePools(pools []desired.NodePool, have map[string]int, pending []Pending, st *desired.State) ([]PoolNeed, []Unserved) {
+// first by name). The machines a pool asked for that have not joined yet
+// (joining) are filled first: no machine is asked for twice while one
+// joins. Replicas no pool can take are returned apart with why, so that no
+// machine is asked for that would not help them.
+func SizePools(pools []desired.NodePool, have, joining map[string]int, pending []Pending, st *desired.State) ([]PoolNeed, []Unserved) {
 	if st == nil || len(pools) == 0 {
 		return nil, nil
 	}
@@ -47,7 +49,10 @@ func SizePools(pools []desired.NodePool, have map[string]int, pending []Pending,
 	}
 	ps := make([]*poolSizing, len(pools))
 	for i, p := range pools {
-		ps[i] = &poolSizing{p: p, takes: map[string]int{}}
+		ps[i] = &poolSizing{p: p, takes: map[string]int{}, joining: joining[p.Name]}
+		for j := range joining[p.Name] {
+			ps[i].nodes = append(ps[i].nodes, templateNode(p, j))
+		}
 	}
 	var unserved []Unserved
 	sorted := append([]Pending(nil), pending...)
@@ -79,8 +84,8 @@ func SizePools(pools []desired.NodePool, have map[string]int, pending []Pending,
 	}
 	var needs []PoolNeed
 	for _, p := range ps {
-		if len(p.nodes) > 0 {
-			needs = append(needs, PoolNeed{Pool: p.p.Name, Add: len(p.nodes), Workloads: p.takes})
+		if add := len(p.nodes) - p.joining; add > 0 {
+			needs = append(needs, PoolNeed{Pool: p.p.Name, Add: add, Workloads: p.takes})
 		}
 	}
 	return needs, unserved
@@ -88,9 +93,10 @@ func SizePools(pools []desired.NodePool, have map[string]int, pending []Pending,
 
 // poolSizing is one pool's new machines as SizePools fills them.
 type poolSizing struct {
-	p     desired.NodePool
-	nodes []schedule.Node // its new machines, as placement sees them
-	takes map[string]int  // replicas placed on them, by workload
+	p       desired.NodePool
+	nodes   []schedule.Node // its joining and new machines, as placement sees them
+	joining int             // the first nodes: machines asked for, not joined yet
+	takes   map[string]int  // replicas placed on them, by workload
 }
 
 // place puts up to n replicas of pod on the pool's new machines, adding
@@ -111,7 +117,7 @@ func (p *poolSizing) place(pod schedule.Pod, n, have int) (int, string) {
 		if placed == n {
 			return placed, ""
 		}
-		if have+len(p.nodes) >= p.p.Max {
+		if have+len(p.nodes)-p.joining >= p.p.Max {
 			return placed, fmt.Sprintf("at its max of %d machines", p.p.Max)
 		}
 		fresh := templateNode(p.p, len(p.nodes))

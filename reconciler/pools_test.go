@@ -96,11 +96,22 @@ func TestSizePools(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := poolState(t, tt.docs...)
-			needs, unserved := SizePools(st.Pools, tt.have, tt.pending, st)
+			needs, unserved := SizePools(st.Pools, tt.have, nil, tt.pending, st)
 			if !reflect.DeepEqual(needs, tt.needs) || !reflect.DeepEqual(unserved, tt.unserv) {
 				t.Fatalf("needs %+v, unserved %+v\nwant %+v, %+v", needs, unserved, tt.needs, tt.unserv)
 			}
 		})
+	}
+	// Machines asked for and joining are filled first: five replicas of a
+	// core, machines of two, two joining: one more, not three.
+	st := poolState(t, poolDoc("workers", 1, 10, "2", ""), workloadDoc("web", "1", 6, ""))
+	pending := []Pending{{Workload: "web", Count: 5, Reason: fits, Unplaced: true}}
+	needs, _ := SizePools(st.Pools, map[string]int{"workers": 3}, map[string]int{"workers": 2}, pending, st)
+	if want := []PoolNeed{{Pool: "workers", Add: 1, Workloads: map[string]int{"web": 5}}}; !reflect.DeepEqual(needs, want) {
+		t.Fatalf("with machines joining: %+v, want %+v", needs, want)
+	}
+	if needs, _ = SizePools(st.Pools, map[string]int{"workers": 4}, map[string]int{"workers": 3}, pending, st); needs != nil {
+		t.Fatalf("joining machines take them all: %+v", needs)
 	}
 }
 
@@ -116,7 +127,7 @@ func BenchmarkSizePools(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		needs, _ := SizePools(st.Pools, nil, pending, st)
+		needs, _ := SizePools(st.Pools, nil, nil, pending, st)
 		if len(needs) != 1 || needs[0].Add != 125 {
 			b.Fatalf("%+v", needs)
 		}

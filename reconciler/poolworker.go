@@ -99,7 +99,29 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	for _, p := range st.pending {
 		pending = append(pending, p)
 	}
-	needs, unserved := SizePools(pools, have, pending, in.Desired)
+	// Pools backing off after failures are left out of the sizing: the
+	// replicas go to the next pool that can take them, if any.
+	joining := map[string]int{}
+	var sizing []desired.NodePool
+	for _, p := range pools {
+		rec := st.poolRecords[p.Name]
+		for _, m := range rec.Machines {
+			if !m.Joined && m.Deleting.IsZero() {
+				joining[p.Name]++
+			}
+		}
+		if !now.Before(rec.RetryAt) {
+			sizing = append(sizing, p)
+		}
+	}
+	needs, unserved := SizePools(sizing, have, joining, pending, in.Desired)
+	for _, p := range pools {
+		if rec := st.poolRecords[p.Name]; now.Before(rec.RetryAt) {
+			for i := range unserved {
+				unserved[i].Reason = strings.TrimPrefix(unserved[i].Reason+fmt.Sprintf("; NodePool %s: backing off after failures until %s", p.Name, rec.RetryAt.UTC().Format(time.RFC3339)), "; ")
+			}
+		}
+	}
 	recs, actions, events := PoolsStep(st.poolRecords, pools, nodes, needs, now)
 	r.events(events...)
 	var writes []kvWrite
@@ -126,8 +148,15 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	}
 	for _, a := range actions {
 		p := byPool[a.Pool]
+		// The machine's labels tell its pool (PoolLabel), whatever the
+		// provisioner does with the rest.
+		labels := maps.Clone(p.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[PoolLabel] = p.Name
 		job := poolJob{act: a, ttl: p.JoinTimeout, template: provision.Template{CPUMilli: p.Capacity.CPUMilli, MemoryBytes: p.Capacity.MemoryBytes,
-			Extra: p.Capacity.Extra, Labels: p.Labels, Taints: p.Taints}, joined: map[string]bool{}}
+			Extra: p.Capacity.Extra, Labels: labels, Taints: p.Taints}, joined: map[string]bool{}}
 		for _, m := range recs[a.Pool].Machines {
 			job.joined[m.Name] = m.Joined
 		}

@@ -180,6 +180,11 @@ func (h Host) Listen(network, addr string) (net.Listener, error) {
 	return ln, err
 }
 
+// Switch is the network namespace that plays the fleet's switch, and its
+// bridge: a machine plugged into it (a veth port on the bridge, an address
+// in FleetSubnet) reaches every host on the switch.
+func (f *Fleet) Switch() (netns, bridge string) { return f.sw, "br0" }
+
 // Cut unplugs host h from the switch (its link goes down: no packet in or
 // out, no connection closed), until Plug.
 func (f *Fleet) Cut(h Host) { f.ip(h.Name, "link", "set", "eth0", "down") }
