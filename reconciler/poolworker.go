@@ -85,10 +85,10 @@ type PoolStatus struct {
 // worker. It runs after Compute, whose pending replicas it reads.
 func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.Time) {
 	st := r.st
-	var pools []desired.NodePool
-	if in.Desired != nil {
-		pools = in.Desired.Pools
+	if in.Desired == nil {
+		return // no revision yet (a new leader's first passes): records kept as they are
 	}
+	pools := in.Desired.Pools
 	if len(pools) == 0 && len(st.poolRecords) == 0 {
 		st.poolStatus = nil
 		return
