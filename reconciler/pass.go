@@ -447,29 +447,30 @@ func (r *Reconciler) events(lines ...string) {
 // snapshot is the immutable view a pass publishes: the status, the API and
 // the metrics read it without locks.
 type snapshot struct {
-	at        time.Time
-	grace     time.Duration
-	nodes     map[string]*nodeState
-	desired   *desired.State
-	withRuns  *desired.State
-	rollouts  map[string]Rollout
-	scales    map[string]Scale
-	pending   map[string]Pending
-	hold      string
-	synced    Revision
-	tip       Revision
-	syncedAt  time.Time
-	revErr    *RevisionError
-	sourceErr string
-	pin       *store.Pin
-	controls  map[string]store.NodeControl
-	refused   *store.BadRevision
-	events    []string
-	bad       []store.BadRevision
-	history   *store.HistoryEntry
-	stats     PassStats
-	services  []ServiceStatus
-	pools     []PoolStatus
+	at           time.Time
+	grace        time.Duration
+	nodes        map[string]*nodeState
+	desired      *desired.State
+	withRuns     *desired.State
+	rollouts     map[string]Rollout
+	scales       map[string]Scale
+	pending      map[string]Pending
+	hold         string
+	synced       Revision
+	tip          Revision
+	syncedAt     time.Time
+	revErr       *RevisionError
+	sourceErr    string
+	pin          *store.Pin
+	controls     map[string]store.NodeControl
+	refused      *store.BadRevision
+	events       []string
+	bad          []store.BadRevision
+	history      *store.HistoryEntry
+	stats        PassStats
+	services     []ServiceStatus
+	pools        []PoolStatus
+	poolUnserved []string
 }
 
 // ready reports whether a node was ready at the snapshot.
@@ -484,7 +485,7 @@ func (r *Reconciler) publish(now time.Time) {
 	s := &snapshot{at: now, grace: r.cfg.NodeGrace, nodes: st.nodes, desired: st.desired, withRuns: st.withRuns,
 		rollouts: st.rollouts, scales: st.scales, pending: st.pending, hold: st.hold, synced: st.synced, tip: st.tip, syncedAt: st.syncedAt,
 		revErr: st.revErr, sourceErr: st.sourceErr, pin: st.pin, controls: st.controls, refused: st.refused, events: newest(st.events, maxEvents),
-		bad: badList(st.bad), history: st.history, services: st.services, pools: st.poolStatus}
+		bad: badList(st.bad), history: st.history, services: st.services, pools: st.poolStatus, poolUnserved: st.poolUnserved}
 	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(heap)
 	s.stats = PassStats{Passes: r.passes.Load(), LastDuration: st.lastPass, TotalSeconds: st.total.Seconds(), HeapBytes: heap[0].Value.Uint64()}

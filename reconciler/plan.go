@@ -24,7 +24,10 @@ type Plan struct {
 	Summary   []string         `json:"summary"`
 	Changes   []desired.Change `json:"changes"`
 	Workloads []WorkloadPlan   `json:"workloads"`
-	Warnings  []string         `json:"warnings,omitempty"`
+	// Machines are what node pools would add for the replicas that fit
+	// on no live node (SizePools against the pools' machines now).
+	Machines []PoolNeed `json:"machines,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
 	Errors    []string         `json:"errors,omitempty"`
 }
 
@@ -115,12 +118,12 @@ func (r *Reconciler) plan(st *desired.State) Plan {
 	s := r.st
 	in := Input{Desired: s.desired, Nodes: s.views, Assignments: s.assignments, Now: r.cfg.Clock(), NodeGrace: r.cfg.NodeGrace,
 		PendingTimeout: r.cfg.PendingTimeout, Started: s.started, Strategy: r.cfg.Strategy, ReadySince: s.readySince}
-	return makePlan(s.desired, st, in, s.hpa, s.synced.ID)
+	return makePlan(s.desired, st, in, s.hpa, s.synced.ID, s.poolRecords)
 }
 
 // makePlan compares st with the state in force (cur) and runs the real
 // scale rule (scalesStep) and Compute on the live input. Pure: golden-tested.
-func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced string) Plan {
+func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced string, pools map[string]PoolRecord) Plan {
 	p := Plan{Against: PlanBase{Revision: synced, Index: liveIndex(in)}, Changes: desired.Diff(cur, st), Workloads: []WorkloadPlan{}}
 	p.Warnings = append(append(p.Warnings, st.Warnings...), desired.Lint(st)...)
 
@@ -210,6 +213,33 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	for _, c := range p.Changes {
 		if c.Kind != "Deployment" {
 			p.Summary = append(p.Summary, fmt.Sprintf("%s %s: %s", c.Kind, c.Name, c.Op))
+		}
+	}
+	// The machines node pools would add for what fits nowhere.
+	if len(st.Pools) > 0 {
+		joining := map[string]int{}
+		for name, rec := range pools {
+			for _, m := range rec.Machines {
+				if !m.Joined && m.Deleting.IsZero() {
+					joining[name]++
+				}
+			}
+		}
+		var list []Pending
+		for _, a := range res.Pending {
+			list = append(list, a)
+		}
+		needs, unserved := SizePools(st.Pools, poolSizes(pools, PoolNodes(in, live, st.Pools)), joining, list, st)
+		p.Machines = needs
+		for _, n := range needs {
+			var parts []string
+			for _, w := range sortedKeys(n.Workloads) {
+				parts = append(parts, fmt.Sprintf("%s of %s", replicas(n.Workloads[w]), w))
+			}
+			p.Summary = append(p.Summary, fmt.Sprintf("NodePool %s: would add %d machines for %s", n.Pool, n.Add, strings.Join(parts, ", ")))
+		}
+		for _, u := range unserved {
+			p.Summary = append(p.Summary, fmt.Sprintf("no NodePool can take %s of %s: %s", replicas(u.Count), u.Workload, u.Reason))
 		}
 	}
 	return p

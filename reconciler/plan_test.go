@@ -69,7 +69,7 @@ func TestPlanGolden(t *testing.T) {
 		}
 	}
 	hpa := map[string]HPAState{"api": {Replicas: 5}}
-	p := makePlan(before, after, in, hpa, before.Revision)
+	p := makePlan(before, after, in, hpa, before.Revision, nil)
 
 	got, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -126,5 +126,27 @@ func TestSummaryLineStartsAnyway(t *testing.T) {
 	wp.Placements = nil
 	if got := summaryLine(wp); got != "api: no change" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// A plan says which machines node pools would add for what fits on no
+// live node, counting the machines already joining, and what no pool takes.
+func TestPlanMachines(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	in := Input{Nodes: map[string]NodeView{"workers-a": {Name: "workers-a", LastHeartbeat: now, ReportTime: now,
+		Labels: map[string]string{PoolLabel: "workers"}, Allocatable: protocol.Resources{CPUMilli: 2000, MemoryBytes: 4 << 30}}},
+		Assignments: map[string]Assignment{}, Now: now, NodeGrace: 10 * time.Second, Started: now.Add(-time.Hour)}
+	st := poolState(t, poolDoc("workers", 1, 5, "2", ""), workloadDoc("web", "1200m", 4, ""), workloadDoc("huge", "3", 1, ""))
+	recs := map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "workers-b", Asked: now}}}}
+	p := makePlan(nil, st, in, nil, "", recs)
+	// web: one on the live node, one on the joining machine, two on new ones.
+	if len(p.Machines) != 1 || p.Machines[0].Add != 2 {
+		t.Fatalf("machines: %+v", p.Machines)
+	}
+	sum := strings.Join(p.Summary, "\n")
+	for _, want := range []string{"NodePool workers: would add 2 machines for 3 replicas of web", "no NodePool can take 1 replica of huge: NodePool workers: a new machine would not fit it"} {
+		if !strings.Contains(sum, want) {
+			t.Fatalf("%q missing from:\n%s", want, sum)
+		}
 	}
 }

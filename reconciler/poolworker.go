@@ -72,9 +72,7 @@ type PoolStatus struct {
 	Draining []string `json:"draining,omitempty"`
 	Deleting []string `json:"deleting,omitempty"`
 	// Wanted is how many more machines pending replicas need of it now.
-	Wanted int `json:"wanted,omitempty"`
-	// Unserved are pending replicas no pool can take, and why.
-	Unserved []string  `json:"unserved,omitempty"`
+	Wanted   int       `json:"wanted,omitempty"`
 	Last     string    `json:"last,omitempty"`
 	Failures int       `json:"failures,omitempty"`
 	RetryAt  time.Time `json:"retryAt,omitzero"`
@@ -90,7 +88,7 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	}
 	pools := in.Desired.Pools
 	if len(pools) == 0 && len(st.poolRecords) == 0 {
-		st.poolStatus = nil
+		st.poolStatus, st.poolUnserved = nil, nil
 		return
 	}
 	nodes := PoolNodes(in, live, pools)
@@ -178,7 +176,7 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 		}
 	}
 	st.poolUnserved = lines
-	st.poolStatus = poolStatuses(pools, recs, nodes, needs, lines)
+	st.poolStatus = poolStatuses(pools, recs, nodes, needs)
 }
 
 // poolSizes counts each pool's nodes and machines (not being deleted).
@@ -212,11 +210,11 @@ func poolSizes(recs map[string]PoolRecord, nodes []PoolNode) map[string]int {
 	return out
 }
 
-func poolStatuses(pools []desired.NodePool, recs map[string]PoolRecord, nodes []PoolNode, needs []PoolNeed, unserved []string) []PoolStatus {
+func poolStatuses(pools []desired.NodePool, recs map[string]PoolRecord, nodes []PoolNode, needs []PoolNeed) []PoolStatus {
 	var out []PoolStatus
 	for _, p := range pools {
 		rec := recs[p.Name]
-		ps := PoolStatus{Name: p.Name, Min: p.Min, Max: p.Max, Nodes: []string{}, Last: rec.Last, Failures: rec.Failures, Unserved: unserved}
+		ps := PoolStatus{Name: p.Name, Min: p.Min, Max: p.Max, Nodes: []string{}, Last: rec.Last, Failures: rec.Failures}
 		if rec.RetryAt.After(time.Time{}) && rec.Failures > 0 {
 			ps.RetryAt = rec.RetryAt
 		}

@@ -75,6 +75,8 @@ type Status struct {
 	// Pools are the revision's node pools: nodes, machines joining or
 	// going, what pending replicas want of them, the last decision.
 	Pools []PoolStatus `json:"pools,omitempty"`
+	// PoolUnserved are the pending replicas no node pool can take, and why.
+	PoolUnserved []string `json:"poolUnserved,omitempty"`
 }
 
 // ReplicaList says which replicas a status lists.
@@ -226,7 +228,7 @@ func (r *Reconciler) StatusWith(q StatusRequest) Status {
 	st := Status{Synced: s.synced, Tip: s.tip, SyncedAt: s.syncedAt, Error: s.revErr, SourceError: s.sourceErr,
 		Workloads: []WorkloadStatus{}, Nodes: []NodeStatus{}, Events: slices.Clone(s.events),
 		Leader: r.cfg.ID, Term: r.cfg.Term, Disruption: s.hold, Pin: s.pin, Refused: s.refused, Pass: s.stats.Passes,
-		Services: s.services, Pools: s.pools}
+		Services: s.services, Pools: s.pools, PoolUnserved: s.poolUnserved}
 	if q.Namespace != "" {
 		st.Services = slices.DeleteFunc(slices.Clone(st.Services), func(sv ServiceStatus) bool { return !inNamespace(sv.Name, q.Namespace) })
 	}

@@ -243,6 +243,7 @@ func printStatus(w io.Writer, st reconciler.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
+	printPools(w, st.Pools, st.PoolUnserved, now)
 	if len(st.Events) > 0 {
 		fmt.Fprintln(w, "\nRecent events (baton events lists more):")
 		for _, e := range st.Events[max(len(st.Events)-5, 0):] {
@@ -273,4 +274,34 @@ func eventsCmd() *cobra.Command {
 	pl.register(cmd.Flags())
 	cmd.Flags().IntVar(&tail, "tail", 200, fmt.Sprintf("only the last N events (0: all that are kept, at most %d)", store.MaxStoredEvents))
 	return cmd
+}
+
+// printPools prints the node pools: their size within min and max, the
+// machines coming and going, what pending replicas want, the last decision.
+func printPools(w io.Writer, pools []reconciler.PoolStatus, unserved []string, now time.Time) {
+	if len(pools) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE POOL\tNODES\tMIN\tMAX\tJOINING\tDRAINING\tDELETING\tWANTED\tLAST DECISION")
+	for _, p := range pools {
+		last := orDash(p.Last)
+		if p.Failures > 0 && p.RetryAt.After(now) {
+			last += fmt.Sprintf(" (%d failures; next try %s)", p.Failures, until(p.RetryAt, now))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", p.Name, len(p.Nodes), p.Min, p.Max, names(p.Joining), names(p.Draining), names(p.Deleting), p.Wanted, last)
+	}
+	tw.Flush()
+	for _, u := range unserved {
+		fmt.Fprintf(w, "No node pool can take %s\n", u)
+	}
+}
+
+// names is a list of names, or "-".
+func names(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ",")
 }
