@@ -28,7 +28,7 @@ type Plan struct {
 	// on no live node (SizePools against the pools' machines now).
 	Machines []PoolNeed `json:"machines,omitempty"`
 	Warnings []string   `json:"warnings,omitempty"`
-	Errors    []string         `json:"errors,omitempty"`
+	Errors   []string   `json:"errors,omitempty"`
 }
 
 // PlanBase is the live state a plan was computed against.
