@@ -40,12 +40,12 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc git containernetworking-plugins iptables nftables iproute2 util-linux; \
 	fi
 
-# Chromium from Debian's packages, when missing: the dashboard's test
-# drives it headless.
+# Chromium and jq from Debian's packages, when missing: the dashboard's
+# test drives Chromium headless; the AWS node-pool example uses jq.
 test-deps: deps
-	@if ! command -v chromium >/dev/null; then \
-		echo "installing chromium (the dashboard's browser test)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	@if ! command -v chromium >/dev/null || ! command -v jq >/dev/null; then \
+		echo "installing chromium (the dashboard's browser test) and jq (the AWS node-pool example)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium jq; \
 	fi
 
 # Start the system containerd in the background when it is not answering.
