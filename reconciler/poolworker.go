@@ -136,6 +136,12 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 			}
 		}
 	}
+	// A pass when replicas have waited pendingFor, not at the next resync.
+	for _, p := range pools {
+		if since := recs[p.Name].PendingSince; !since.IsZero() && !since.Equal(st.poolRecords[p.Name].PendingSince) {
+			time.AfterFunc(since.Add(p.PendingFor).Sub(now)+10*time.Millisecond, r.kick)
+		}
+	}
 	// Saved before the worker acts: a new leader knows every machine asked
 	// for, and never asks twice.
 	r.save(ctx, writes)
