@@ -96,7 +96,7 @@ func status() reconciler.Status {
 		Pools: []reconciler.PoolStatus{{Name: "workers", Min: 1, Max: 3, Nodes: []string{"n1"}, Joining: []string{"workers-ab12c"}, Failures: 1,
 			Last: "asked for 1 machines (replicas fit nowhere): 1 → 2"}},
 		PoolUnserved: []string{"1 replicas of huge: NodePool workers: a new machine would not fit it"},
-		Events: []string{"start replica web-0123abcd-abc12 on n1: new replica", "start web-frontend/web-frontend-0123abcd-zzzzz on n1", "start replica cart-0123abcd-xx1yz on n1: new replica", "<script>alert(1)</script>"},
+		Events:       []string{"start replica web-0123abcd-abc12 on n1: new replica", "start web-frontend/web-frontend-0123abcd-zzzzz on n1", "start replica cart-0123abcd-xx1yz on n1: new replica", "<script>alert(1)</script>"},
 	}
 }
 
