@@ -225,11 +225,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 				}
 			}
 		}
-		var list []Pending
-		for _, a := range res.Pending {
-			list = append(list, a)
-		}
-		needs, unserved := SizePools(st.Pools, poolSizes(pools, PoolNodes(in, live, st.Pools)), joining, list, st)
+		needs, unserved := SizePools(st.Pools, poolSizes(pools, PoolNodes(in, live, st.Pools)), joining, res.Pending, st)
 		p.Machines = needs
 		for _, n := range needs {
 			var parts []string
