@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,12 +83,15 @@ type Provisioner interface {
 }
 
 // Create asks p for the machines of create, and checks the answer: every
-// machine it returns must be one asked for.
+// machine it returns must be one asked for. An answer with an error may
+// still name the machines it made: they are returned with the error (a
+// provisioner that made one of two says so).
 func Create(ctx context.Context, p Provisioner, pool, join string, t Template, create []NewMachine) ([]Machine, error) {
 	a, err := p.Call(ctx, Request{Version: Version, Op: OpCreate, Pool: pool, Join: join, Template: &t, Create: create})
-	if err != nil {
+	if err != nil && !(errors.Is(err, ErrFailed) && len(a.Machines) > 0) {
 		return nil, err
 	}
+	failed := err
 	asked := map[string]bool{}
 	for _, m := range create {
 		asked[m.Name] = true
@@ -101,7 +105,7 @@ func Create(ctx context.Context, p Provisioner, pool, join string, t Template, c
 		}
 		delete(asked, m.Name) // once each
 	}
-	return a.Machines, nil
+	return a.Machines, failed
 }
 
 // Delete asks p to remove machine m.
@@ -138,19 +142,24 @@ func decode(b []byte) (Answer, error) {
 	if err := dec.Decode(&a); err != nil {
 		return a, fmt.Errorf("%w: not JSON of the protocol (%v): %q", ErrBadAnswer, err, cut(string(b)))
 	}
-	if a.Error != "" {
-		return a, fmt.Errorf("%w: %s", ErrFailed, cut(a.Error))
-	}
 	for _, m := range a.Machines {
 		if !nodeagent.NodeName.MatchString(m.Name) || len(m.ID) > 256 {
-			return a, fmt.Errorf("%w: machine name %q", ErrBadAnswer, cut(m.Name))
+			return Answer{}, fmt.Errorf("%w: machine name %q", ErrBadAnswer, cut(m.Name))
 		}
+	}
+	if a.Error != "" {
+		return a, fmt.Errorf("%w: %s", ErrFailed, cut(a.Error))
 	}
 	return a, nil
 }
 
+// joinTokens are join tokens as a provisioner may echo them.
+var joinTokens = regexp.MustCompile(`baton1\.[A-Za-z0-9_.=-]+`)
+
+// cut trims what a provisioner said for an error, short, with any join
+// token it echoed replaced: errors reach events, the status and logs.
 func cut(s string) string {
-	s = strings.TrimSpace(s)
+	s = joinTokens.ReplaceAllString(strings.TrimSpace(s), "baton1.[redacted]")
 	if len(s) > 300 {
 		return strings.ToValidUTF8(s[:300], "") + "…"
 	}
@@ -247,6 +256,13 @@ func (w Webhook) Call(ctx context.Context, req Request) (Answer, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
+	// The signed body (join tokens in it) goes to this URL only: a redirect
+	// is refused, never followed (perhaps to plain http).
+	noRedirect := *client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error {
+		return errors.New("redirects are refused: the webhook must answer at its own URL")
+	}
+	client = &noRedirect
 	resp, err := client.Do(hreq)
 	if ctx.Err() != nil {
 		return Answer{}, fmt.Errorf("%w: %s %s ran past %s", ErrTimeout, w.URL, req.Op, w.Timeout)

@@ -68,16 +68,24 @@ echo '{"machines": [{"name": "workers-a1", "id": "vm-1"}, {"name": "workers-b2",
 		{"a name that is no node's", `echo '{"machines": [{"name": "a b"}]}'`, time.Minute, provision.ErrBadAnswer, `machine name "a b"`},
 		{"a field of another protocol", `echo '{"machines": [], "instances": 2}'`, time.Minute, provision.ErrBadAnswer, "unknown field"},
 		{"an answer past the limit", "head -c 2000000 /dev/zero | tr '\\0' x", time.Minute, provision.ErrBadAnswer, "more than 1048576 bytes"},
+		{"it echoes a join token", "cat >&2; exit 1", time.Minute, provision.ErrFailed, `"joinToken":"baton1.[redacted]"`},
 	} {
 		p := provision.Command{Argv: []string{script(t, tc.body)}, Timeout: tc.timeout}
 		began := time.Now()
 		_, err := provision.Create(ctx, p, "workers", "server:8421", tmpl, asked)
-		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) || strings.Contains(err.Error(), "x.y.z") {
 			t.Errorf("%s: %v, want %v saying %q", tc.what, err, tc.want, tc.says)
 		}
 		if took := time.Since(began); took > tc.timeout+5*time.Second {
 			t.Errorf("%s: took %s", tc.what, took)
 		}
+	}
+
+	// One of two made: the machine made comes back with the error.
+	half := script(t, `echo '{"machines": [{"name": "workers-a1", "id": "vm-1"}], "error": "quota exceeded after 1"}'`)
+	if ms, err := provision.Create(ctx, provision.Command{Argv: []string{half}, Timeout: 10 * time.Second}, "workers", "s:8421", tmpl, asked); !errors.Is(err, provision.ErrFailed) ||
+		len(ms) != 1 || ms[0].ID != "vm-1" {
+		t.Fatalf("a partial failure: %+v, %v", ms, err)
 	}
 
 	list := script(t, `read req; case "$req" in *'"op":"list"'*) echo '{"machines": [{"name": "workers-a1", "id": "vm-1"}]}';; *) exit 1;; esac`)
@@ -131,6 +139,14 @@ func TestWebhook(t *testing.T) {
 	slow.Timeout = 300 * time.Millisecond
 	if _, err := provision.List(ctx, slow, "workers"); !errors.Is(err, provision.ErrTimeout) {
 		t.Fatalf("a webhook that hangs: %v", err)
+	}
+	// A redirect is not followed: the signed body goes to its URL only.
+	moved := httptest.NewTLSServer(http.RedirectHandler(srv.URL, http.StatusPermanentRedirect))
+	defer moved.Close()
+	redirected := hook
+	redirected.URL, redirected.Client = moved.URL, moved.Client()
+	if _, err := provision.List(ctx, redirected, "workers"); !errors.Is(err, provision.ErrFailed) || !strings.Contains(err.Error(), "redirects are refused") {
+		t.Fatalf("a redirect: %v", err)
 	}
 	plain := hook
 	plain.URL = strings.Replace(srv.URL, "https://", "http://", 1)
