@@ -28,7 +28,7 @@ type State struct {
 	Budgets []DisruptionBudget `json:"podDisruptionBudgets,omitempty"`
 	// Namespaces are the Namespace objects of the revision.
 	Namespaces []Namespace `json:"namespaces,omitempty"`
-	// Pools are the NodePools (validated; not acted on yet).
+	// Pools are the NodePools: machines the leader adds and removes.
 	Pools []NodePool `json:"nodePools,omitempty"`
 	// Ignored are objects of kinds Baton accepts and does not act on.
 	Ignored []Ignored `json:"ignored,omitempty"`

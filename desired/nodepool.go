@@ -73,6 +73,9 @@ func (n *norm) nodePool(p k8sNodePool) NodePool {
 	if s.Min > s.Max {
 		n.fail("spec.min", "min %d is more than max %d", s.Min, s.Max)
 	}
+	if out.JoinTimeout <= out.Timeout {
+		n.fail("spec.scaleUp.joinTimeout", "joinTimeout %s must be longer than the provisioner's timeout %s (a machine's join deadline counts from when it is made)", out.JoinTimeout, out.Timeout)
+	}
 	if w := s.Provisioner.Webhook; w != nil {
 		out.WebhookURL, out.WebhookSecret, out.WebhookSecretKey = w.URL, w.SecretRef.Name, w.SecretRef.Key
 	}

@@ -61,6 +61,8 @@ func TestLoadNodePool(t *testing.T) {
 		{"a duration in words", strings.Replace(pool, "  provisioner:\n", "  scaleUp: {pendingFor: ten seconds}\n  provisioner:\n", 1), "spec.scaleUp.pendingFor"},
 		{"a threshold over 1", strings.Replace(pool, "  provisioner:\n", "  scaleDown: {utilizationThreshold: 1.5}\n  provisioner:\n", 1), "spec.scaleDown.utilizationThreshold"},
 		{"a taint effect", strings.Replace(pool, "NoSchedule", "Sometimes", 1), "spec.template.taints"},
+		{"a join deadline within the call's timeout", strings.Replace(pool, "  provisioner:\n", "  scaleUp: {joinTimeout: 1m}\n  provisioner:\n", 1),
+			"spec.scaleUp.joinTimeout: joinTimeout 1m0s must be longer than the provisioner's timeout 5m0s"},
 	} {
 		_, err := Load(map[string][]byte{"pool.yaml": []byte(tc.yaml)})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -65,6 +65,9 @@ type Config struct {
 	// Machines mints join tokens for node pools' new machines and removes
 	// deleted ones' nodes (nil: pools cannot add machines, and say so).
 	Machines Machines
+	// ProvisionerDirs are the directories whose executables NodePools may
+	// run as provisioners (none: only webhooks).
+	ProvisionerDirs []string
 }
 
 func (c *Config) defaults() {

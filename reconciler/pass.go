@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -103,10 +104,11 @@ type kvWrite struct {
 
 // save applies a step's KV writes: different keys in parallel (at most
 // maxWritesInFlight at once; a rollout of 1,000 workloads writes 1,000
-// records), the writes of one key in order.
-func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
+// records), the writes of one key in order. Failures are logged; the
+// first is returned (for the steps that must not act on a state not kept).
+func (r *Reconciler) save(ctx context.Context, writes []kvWrite) error {
 	if len(writes) == 0 {
-		return
+		return nil
 	}
 	byKey := map[string][]kvWrite{}
 	var keys []string
@@ -120,6 +122,7 @@ func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
 	g.SetLimit(maxWritesInFlight)
 	for _, key := range keys {
 		g.Go(func() error {
+			var first error
 			for _, w := range byKey[key] {
 				var err error
 				if w.value == nil {
@@ -129,12 +132,13 @@ func (r *Reconciler) save(ctx context.Context, writes []kvWrite) {
 				}
 				if err != nil {
 					zerolog.Ctx(ctx).Warn().Err(err).Str("key", w.key).Msg("save state")
+					first = cmp.Or(first, err)
 				}
 			}
-			return nil
+			return first
 		})
 	}
-	_ = g.Wait()
+	return g.Wait()
 }
 
 // pass is one turn of the loop:
@@ -305,11 +309,14 @@ func (r *Reconciler) drain(ctx context.Context, now time.Time) {
 	if len(mb.forget) > 0 {
 		nodes := maps.Clone(st.nodes)
 		for _, name := range mb.forget {
+			_, known := nodes[name]
 			delete(nodes, name)
 			delete(st.views, name)
 			delete(mb.heartbeats, name)
 			delete(mb.reports, name)
-			r.events(fmt.Sprintf("node %s removed: its replicas are placed elsewhere", name))
+			if known {
+				r.events(fmt.Sprintf("node %s removed: its replicas are placed elsewhere", name))
+			}
 		}
 		st.nodes = nodes
 	}

@@ -10,12 +10,14 @@ import (
 )
 
 // PoolNodes is the nodes as the pool step sees them (pure): each node's
-// pool (its PoolLabel), readiness, the larger of its requested cpu and
-// memory shares, whether its replicas would fit on the other nodes
-// (computed only for the pools' nodes under their threshold), and whether
-// it is empty but for DaemonSets' replicas. A node that holds a claim's
-// local volume, or runs a Job's pod, never fits elsewhere: scaling it
-// down would strand the volume or lose the Job's work.
+// pool (its PoolLabel), readiness, drain, what it has, the larger of its
+// requested cpu and memory shares, whether its replicas would fit on the
+// other nodes (computed only for the pools' nodes under their threshold),
+// and whether it is empty but for DaemonSets' replicas: nothing else
+// reported, stopping ones included, nor started and not reported yet. A
+// node that holds a claim's local volume, or runs a Job's pod, never fits
+// elsewhere: scaling it down would strand the volume or lose the Job's
+// work.
 func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
 	if len(pools) == 0 {
 		return nil
@@ -32,15 +34,25 @@ func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
 			daemon[w.Name] = w.Kind == "DaemonSet"
 		}
 	}
+	busy := map[string]bool{} // nodes with a replica that is no DaemonSet's
+	for _, a := range in.Assignments {
+		if !daemon[a.Workload] {
+			busy[a.Node] = true
+		}
+	}
+	for name, v := range in.Nodes {
+		for _, r := range v.Replicas {
+			if !daemon[r.Workload] {
+				busy[name] = true
+			}
+		}
+	}
 	nodes := scheduleNodes(in, live)
 	out := make([]PoolNode, 0, len(nodes))
 	for i, n := range nodes {
-		pn := PoolNode{Name: n.Name, Pool: in.Nodes[n.Name].Labels[PoolLabel], Ready: n.Ready, Utilization: utilization(n), Empty: true}
-		for w, c := range n.Workloads {
-			if c > 0 && !daemon[w] {
-				pn.Empty = false
-			}
-		}
+		v := in.Nodes[n.Name]
+		pn := PoolNode{Name: n.Name, Pool: v.Labels[PoolLabel], Ready: n.Ready, Draining: in.Draining[n.Name], Utilization: utilization(n), Empty: !busy[n.Name],
+			CPUMilli: v.Allocatable.CPUMilli, MemoryBytes: v.Allocatable.MemoryBytes, Labels: v.Labels, Taints: v.Taints}
 		if t, ok := threshold[pn.Pool]; ok && pn.Ready && pn.Utilization < t && len(n.Volumes) == 0 {
 			pn.FitsElsewhere = fitsElsewhere(nodes, i, byName, daemon, in.Desired)
 		}

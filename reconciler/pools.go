@@ -25,7 +25,7 @@ type Unserved struct {
 }
 
 // SizePools decides which NodePools' machines the pending replicas need
-// (issue 18's scale-up sizing; pure, and not acted on yet). The replicas
+// (the scale-up sizing; pure). The replicas
 // pending because no node fits them (not those of a refused template, nor
 // those waiting for a drain) are placed by the real scheduler (requests,
 // node selectors and affinity, taints, host ports, spread) onto new

@@ -15,18 +15,22 @@ import (
 const PoolLabel = "baton.dev/pool"
 
 // PoolMachine is a machine a pool asked its provisioner for: the node name
-// it joins as, when it was asked for, the provisioner's ID for it, and
-// whether it joined (a node of that name was seen ready).
+// it joins as, the provisioner's ID for it, when it was asked for (then
+// when the provisioner said it made it: its join deadline counts from
+// there), and where it is in its life.
 type PoolMachine struct {
-	Name     string    `json:"name"`
-	ID       string    `json:"id,omitempty"`
-	Asked    time.Time `json:"asked"`
-	Joined   bool      `json:"joined,omitempty"`
+	Name   string    `json:"name"`
+	ID     string    `json:"id,omitempty"`
+	Asked  time.Time `json:"asked"`
+	Joined bool      `json:"joined,omitempty"`
+	// Draining: it is being drained before deletion, asked at DrainAt.
 	Draining bool      `json:"draining,omitempty"`
-	// Deleting is when its deletion was last asked of the provisioner
-	// (zero: not being deleted). It stays in the record until the
-	// provisioner said it is gone: a failed deletion is asked again.
+	DrainAt  time.Time `json:"drainAt,omitzero"`
+	// Deleting is since when it is being deleted (zero: it is not); it
+	// stays in the record until the provisioner said it is gone, and the
+	// deletion is asked (again) at DeleteAt.
 	Deleting time.Time `json:"deleting,omitzero"`
+	DeleteAt time.Time `json:"deleteAt,omitzero"`
 }
 
 // PoolRecord is what the leader keeps of a pool (KV pool.<name>): a new
@@ -38,13 +42,20 @@ type PoolRecord struct {
 	// would take (zero: none wait).
 	PendingSince time.Time `json:"pendingSince,omitzero"`
 	// Unneeded are the pool's nodes under the utilization threshold whose
-	// replicas fit elsewhere, and since when.
+	// replicas fit elsewhere, and since when; Lost its joined machines not
+	// ready, and since when.
 	Unneeded    map[string]time.Time `json:"unneeded,omitempty"`
+	Lost        map[string]time.Time `json:"lost,omitempty"`
 	LastScaleUp time.Time            `json:"lastScaleUp,omitzero"`
-	// Failures counts machines in a row that did not join in time;
-	// RetryAt is when the pool may ask again.
+	// Failures counts machines in a row that were not made or did not join
+	// in time; RetryAt is when the pool may ask again.
 	Failures int       `json:"failures,omitempty"`
 	RetryAt  time.Time `json:"retryAt,omitzero"`
+	// Mismatch says how a machine that joined differs from the template
+	// (TemplateOf: the template it was checked against): no machine is
+	// added while the template stays so, since sizing trusts it.
+	Mismatch   string `json:"mismatch,omitempty"`
+	TemplateOf string `json:"templateOf,omitempty"`
 	// Last is the last decision, said.
 	Last string `json:"last,omitempty"`
 }
@@ -54,12 +65,19 @@ type PoolNode struct {
 	Name  string
 	Pool  string // its PoolLabel ("" for none)
 	Ready bool
+	// Draining: a drain control is on it (baton node drain, or a pool's).
+	Draining bool
 	// Utilization is the larger of its requested cpu and memory shares of
 	// its capacity; FitsElsewhere whether its replicas fit on the other
-	// nodes; Empty whether it runs no replica but DaemonSets' (drained).
+	// nodes; Empty whether it runs (or was sent) no replica but
+	// DaemonSets', stopping ones included.
 	Utilization   float64
 	FitsElsewhere bool
 	Empty         bool
+	// What it has, checked against its pool's template when it joins.
+	CPUMilli, MemoryBytes int64
+	Labels                map[string]string
+	Taints                []desired.Taint
 }
 
 // PoolAction is what a pass asks of a pool, done off the loop: machines to
@@ -72,10 +90,23 @@ type PoolAction struct {
 	Delete []PoolMachine
 }
 
-// Back-off after machines that never joined: 30 s doubling, at most 10 min.
 const (
+	// Back-off after machines that were not made or never joined: 30 s
+	// doubling, at most 10 min.
 	poolBackoffBase = 30 * time.Second
 	poolBackoffMax  = 10 * time.Minute
+	// poolDeleteRetry is how long past the provisioner's timeout a
+	// deletion not confirmed is asked again (the last leader may have
+	// died asking).
+	poolDeleteRetry = time.Minute
+	// PoolLostAfter is how long a joined machine may stay not ready before
+	// it is deleted and replaced (cluster-autoscaler's
+	// --scale-down-unready-time).
+	PoolLostAfter = 20 * time.Minute
+	// poolDrainSeen is how long a drain asked may take to show as a node
+	// control: past it, a drain that is not there was lifted (baton node
+	// uncordon) or never written, and the node is not scaled down.
+	poolDrainSeen = 30 * time.Second
 )
 
 func poolBackoff(failures int) time.Duration {
@@ -86,20 +117,58 @@ func poolBackoff(failures int) time.Duration {
 	return min(d, poolBackoffMax)
 }
 
-// PoolsStep is one pass of every pool's decisions (issue 18; pure, clock
-// injected, not wired to the loop yet): from the records, the pools of
-// the revision, the nodes, and what pending replicas need of each pool
-// (SizePools), it returns the new records, the actions, and events.
+// templateOf is what a pool's machines are checked against.
+func templateOf(p desired.NodePool) string {
+	return fmt.Sprintf("%d/%d/%v/%v", p.Capacity.CPUMilli, p.Capacity.MemoryBytes, p.Labels, p.Taints)
+}
+
+// mismatch says how node n falls short of pool p's template ("" if it
+// does not): less than 90 % of its cpu or memory, a label or taint missing.
+func mismatch(p desired.NodePool, n PoolNode) string {
+	var out []string
+	if n.CPUMilli < p.Capacity.CPUMilli*9/10 {
+		out = append(out, fmt.Sprintf("cpu %dm, the template %dm", n.CPUMilli, p.Capacity.CPUMilli))
+	}
+	if n.MemoryBytes < p.Capacity.MemoryBytes/10*9 {
+		out = append(out, fmt.Sprintf("memory %d bytes, the template %d", n.MemoryBytes, p.Capacity.MemoryBytes))
+	}
+	for _, k := range sortedKeys(p.Labels) {
+		if v, ok := n.Labels[k]; !ok || v != p.Labels[k] {
+			out = append(out, fmt.Sprintf("label %s=%s missing", k, p.Labels[k]))
+		}
+	}
+	for _, t := range p.Taints {
+		found := false
+		for _, h := range n.Taints {
+			found = found || h == t
+		}
+		if !found {
+			out = append(out, fmt.Sprintf("taint %s=%s:%s missing", t.Key, t.Value, t.Effect))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// PoolsStep is one pass of every pool's decisions (pure, clock injected):
+// from the records, the pools of the revision, the nodes, and what pending
+// replicas need of each pool (SizePools), it returns the new records, the
+// actions, and events.
 //
-//   - A machine asked for and not joined within JoinTimeout is deleted and
-//     counted as a failure: the pool waits a back-off before asking again.
+//   - A machine not made, or not joined within JoinTimeout of being made,
+//     is deleted and counted as a failure: the pool waits a back-off
+//     before asking again. A joined machine not ready for PoolLostAfter is
+//     deleted (and replaced if the pool needs it).
 //   - Replicas pending for PendingFor that a pool would take make it ask
-//     for the machines they need, within max (machines joined and asked
-//     for count); a pool under min asks for the rest at once.
+//     for the machines they need, within max (machines joined, asked for
+//     and being deleted count); a pool under min asks for the rest at once.
+//     A machine that joined short of the template stops the pool from
+//     adding machines until the template changes.
 //   - A joined node under UtilizationThreshold whose replicas fit
 //     elsewhere for UnneededFor, not within DelayAfterAdd of a scale-up,
-//     is drained, one a pass a pool, never below min; once it runs nothing
-//     but DaemonSets it is deleted.
+//     is drained, one node at a time in the whole cluster (two pools'
+//     nodes could each be where the other's replicas would go), never
+//     below min; once it runs nothing but DaemonSets it is deleted.
+//   - A deletion stays recorded until confirmed, and is asked again.
 func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []PoolNode, needs []PoolNeed, now time.Time) (map[string]PoolRecord, []PoolAction, []string) {
 	out := map[string]PoolRecord{}
 	var actions []PoolAction
@@ -112,49 +181,95 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 	for _, n := range nodes {
 		byName[n.Name] = n
 	}
+	// One drain at a time in the cluster.
+	drains := 0
+	for _, rec := range records {
+		for _, m := range rec.Machines {
+			if m.Draining && m.Deleting.IsZero() {
+				drains++
+			}
+		}
+	}
 	sorted := append([]desired.NodePool(nil), pools...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, p := range sorted {
 		rec := records[p.Name]
 		rec.Pool = p.Name
 		rec.Machines = append([]PoolMachine(nil), rec.Machines...)
+		rec.Lost = maps.Clone(rec.Lost)
 		act := PoolAction{Pool: p.Name}
 		say := func(format string, args ...any) {
 			rec.Last = fmt.Sprintf(format, args...)
 			events = append(events, fmt.Sprintf("NodePool %s: %s", p.Name, rec.Last))
 		}
-		// Machines that joined, those that never will, and deletions
-		// not confirmed in time (asked again).
+		markDelete := func(m *PoolMachine) {
+			m.Deleting, m.DeleteAt = now, now.Add(p.Timeout+poolDeleteRetry)
+			act.Delete = append(act.Delete, *m)
+		}
+		if rec.Mismatch != "" && rec.TemplateOf != templateOf(p) {
+			rec.Mismatch, rec.TemplateOf = "", "" // the template changed: trusted again
+		}
+		// Each machine's life: joined, never joining, lost, drain lifted,
+		// deletions not confirmed.
 		deleting := map[string]bool{}
 		for i := range rec.Machines {
 			m := &rec.Machines[i]
 			if !m.Deleting.IsZero() {
 				deleting[m.Name] = true
-				if now.Sub(m.Deleting) >= p.Timeout+poolDeleteRetry {
-					m.Deleting = now
+				if !now.Before(m.DeleteAt) {
+					m.DeleteAt = now.Add(p.Timeout + poolDeleteRetry)
 					act.Delete = append(act.Delete, *m)
 				}
 				continue
 			}
 			n, seen := byName[m.Name]
-			if seen && n.Ready && !m.Joined {
+			up := seen && n.Ready
+			if up && !m.Joined {
 				m.Joined = true
 				rec.Failures = 0
+				if why := mismatch(p, n); why != "" && rec.Mismatch == "" {
+					rec.Mismatch, rec.TemplateOf = fmt.Sprintf("machine %s joined short of the template (%s)", m.Name, why), templateOf(p)
+					say("%s: no machine is added until the template says what the machines have", rec.Mismatch)
+				}
 			}
-			if !m.Joined && now.Sub(m.Asked) > p.JoinTimeout {
+			switch {
+			case !m.Joined && now.Sub(m.Asked) > p.JoinTimeout:
 				rec.Failures++
 				rec.RetryAt = now.Add(poolBackoff(rec.Failures))
-				m.Deleting = now
 				deleting[m.Name] = true
-				act.Delete = append(act.Delete, *m)
+				markDelete(m)
 				say("machine %s did not join within %s: deleting it; asking again after %s", m.Name, p.JoinTimeout, poolBackoff(rec.Failures))
+				continue
+			case m.Joined && !up:
+				since, was := rec.Lost[m.Name]
+				if !was {
+					since = now
+					if rec.Lost == nil {
+						rec.Lost = map[string]time.Time{}
+					}
+					rec.Lost[m.Name] = since
+				}
+				if now.Sub(since) >= PoolLostAfter {
+					delete(rec.Lost, m.Name)
+					deleting[m.Name] = true
+					markDelete(m)
+					say("machine %s not ready for %s: deleting it", m.Name, PoolLostAfter)
+					continue
+				}
+			default:
+				delete(rec.Lost, m.Name)
+			}
+			if m.Draining && up && !n.Draining && now.Sub(m.DrainAt) > poolDrainSeen {
+				m.Draining = false
+				drains--
+				say("the drain of node %s was lifted (or never written): not scaling it down", m.Name)
 			}
 		}
-		// The pool's nodes: those labelled with it, and its machines, less
-		// those being deleted.
+		// The pool's nodes: its ready labelled nodes and its machines, less
+		// those being deleted (which still count toward max).
 		members := map[string]bool{}
 		for _, n := range nodes {
-			if n.Pool == p.Name && !deleting[n.Name] {
+			if n.Pool == p.Name && n.Ready && !deleting[n.Name] {
 				members[n.Name] = true
 			}
 		}
@@ -184,16 +299,18 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		default:
 			rec.PendingSince = time.Time{}
 		}
-		if want = min(want, p.Max-size); want > 0 {
-			if now.Before(rec.RetryAt) {
-				rec.Last = fmt.Sprintf("%d machines wanted; asking again at %s after %d that did not join", want, rec.RetryAt.UTC().Format(time.RFC3339), rec.Failures)
-			} else {
+		if want = min(want, p.Max-size-len(deleting)); want > 0 {
+			switch {
+			case now.Before(rec.RetryAt):
+				rec.Last = fmt.Sprintf("%d machines wanted; asking again at %s after %d failures", want, rec.RetryAt.UTC().Format(time.RFC3339), rec.Failures)
+			case rec.Mismatch != "":
+				rec.Last = fmt.Sprintf("%d machines wanted; none added: %s", want, rec.Mismatch)
+			default:
 				used := maps.Clone(members)
 				maps.Copy(used, deleting)
 				for i := range want {
 					name := machineName(p.Name, now, i, used)
 					used[name] = true
-					members[name] = true
 					act.Create = append(act.Create, name)
 					rec.Machines = append(rec.Machines, PoolMachine{Name: name, Asked: now})
 				}
@@ -206,31 +323,29 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 				size += want
 			}
 		}
-		// Scale down.
-		unneeded := map[string]time.Time{}
+		// Scale down: drained machines deleted (a node gone or not ready
+		// past the grace has had its replicas placed elsewhere already).
 		draining := 0
 		for i, m := range rec.Machines {
 			if !m.Draining || deleting[m.Name] {
 				continue
 			}
 			draining++
-			if n, ok := byName[m.Name]; !ok || n.Empty {
-				rec.Machines[i].Deleting = now
-				act.Delete = append(act.Delete, rec.Machines[i])
+			if n, ok := byName[m.Name]; !ok || !n.Ready || n.Empty {
+				markDelete(&rec.Machines[i])
+				deleting[m.Name] = true
 				say("machine %s drained: deleting it (%d → %d)", m.Name, size, size-1)
 				size--
 				draining--
+				drains--
 			}
 		}
+		unneeded := map[string]time.Time{}
 		if p.ScaleDown {
-			names := make([]string, 0, len(members))
-			for name := range members {
-				names = append(names, name)
-			}
-			sort.Strings(names)
+			names := sortedKeys(members)
 			for _, name := range names {
 				n, ok := byName[name]
-				if !ok || !n.Ready || n.Utilization >= p.UtilizationThreshold || !n.FitsElsewhere || isDraining(rec.Machines, name) || deleting[name] {
+				if !ok || !n.Ready || n.Draining || n.Utilization >= p.UtilizationThreshold || !n.FitsElsewhere || isDraining(rec.Machines, name) {
 					continue
 				}
 				since, was := rec.Unneeded[name]
@@ -239,7 +354,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 				}
 				unneeded[name] = since
 			}
-			if draining == 0 && outstanding == 0 && size > p.Min && now.Sub(rec.LastScaleUp) >= p.DelayAfterAdd {
+			if drains == 0 && outstanding == 0 && size > p.Min && now.Sub(rec.LastScaleUp) >= p.DelayAfterAdd {
 				var oldest string
 				for _, name := range names {
 					if since, ok := unneeded[name]; ok && now.Sub(since) >= p.UnneededFor && (oldest == "" || since.Before(unneeded[oldest])) {
@@ -250,6 +365,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 					act.Drain = append(act.Drain, oldest)
 					markDraining(&rec, oldest, now)
 					delete(unneeded, oldest)
+					drains++
 					say("node %s under %.0f%% of its capacity for %s, its replicas fit elsewhere: draining it", oldest, 100*p.UtilizationThreshold, p.UnneededFor)
 				}
 			}
@@ -257,6 +373,9 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		rec.Unneeded = unneeded
 		if len(rec.Unneeded) == 0 {
 			rec.Unneeded = nil
+		}
+		if len(rec.Lost) == 0 {
+			rec.Lost = nil
 		}
 		out[p.Name] = rec
 		if len(act.Create)+len(act.Drain)+len(act.Delete) > 0 {
@@ -290,35 +409,33 @@ func isDraining(ms []PoolMachine, name string) bool {
 func markDraining(rec *PoolRecord, name string, now time.Time) {
 	for i := range rec.Machines {
 		if rec.Machines[i].Name == name {
-			rec.Machines[i].Draining = true
+			rec.Machines[i].Draining, rec.Machines[i].DrainAt = true, now
 			return
 		}
 	}
-	rec.Machines = append(rec.Machines, PoolMachine{Name: name, Asked: now, Joined: true, Draining: true})
+	rec.Machines = append(rec.Machines, PoolMachine{Name: name, Asked: now, Joined: true, Draining: true, DrainAt: now})
 }
 
-// poolDeleteRetry is how long past the provisioner's timeout a deletion
-// not confirmed is asked again (the last leader may have died asking).
-const poolDeleteRetry = time.Minute
-
 // PoolResult is what the pool worker did of an action: machines the
-// provisioner made (with its IDs), machines asked and not made, machines
-// it deleted, and why what failed failed.
+// provisioner made (with its IDs), machines asked and not known to be
+// made, machines it deleted (and of those, whose credentials it revoked),
+// nodes whose drain could not be recorded, and why what failed failed.
 type PoolResult struct {
-	Pool    string
-	Created []PoolMachine
-	Failed  []string
-	Deleted []string
-	// NotDrained are nodes whose drain could not be recorded: the next
-	// pass decides again.
+	Pool       string
+	Created    []PoolMachine
+	Failed     []string
+	Deleted    []string
+	Revoked    []string
 	NotDrained []string
 	Err        string
 }
 
 // ApplyPoolResults records what the pool worker did: a made machine gets
-// its ID; one not made is dropped and counts as a failure (the pool backs
-// off as after a machine that did not join); a deleted one is dropped; a
-// deletion that failed stays and is asked again later (PoolsStep).
+// its ID and its join deadline counts from now; one not known to be made
+// (a failure, a timeout, left out of the answer) counts as a failure (the
+// pool backs off) and is deleted by name at once, in case it exists; a
+// deleted one is dropped; a drain not recorded is forgotten (decided
+// again); a deletion that failed stays and is asked again later.
 func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now time.Time) (map[string]PoolRecord, []string) {
 	var events []string
 	out := maps.Clone(records)
@@ -332,27 +449,22 @@ func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now t
 		for _, m := range res.Created {
 			ids[m.Name] = m.ID
 		}
-		gone := map[string]bool{}
-		for _, name := range res.Deleted {
-			gone[name] = true
-		}
-		undrain := map[string]bool{}
-		for _, name := range res.NotDrained {
-			undrain[name] = true
-		}
-		failed := map[string]bool{}
-		for _, name := range res.Failed {
-			failed[name] = true
-		}
+		gone, failed, undrain := set(res.Deleted), set(res.Failed), set(res.NotDrained)
 		kept := rec.Machines[:0]
 		for _, m := range rec.Machines {
 			if id, ok := ids[m.Name]; ok {
 				m.ID = id
+				if m.Deleting.IsZero() && !m.Joined {
+					m.Asked = now
+				}
 			}
 			if undrain[m.Name] {
 				m.Draining = false
 			}
-			if gone[m.Name] || failed[m.Name] && !m.Joined {
+			if failed[m.Name] && !m.Joined && m.Deleting.IsZero() {
+				m.Deleting, m.DeleteAt = now, now
+			}
+			if gone[m.Name] {
 				continue
 			}
 			kept = append(kept, m)
@@ -362,13 +474,16 @@ func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now t
 		case len(res.Failed) > 0:
 			rec.Failures++
 			rec.RetryAt = now.Add(poolBackoff(rec.Failures))
-			rec.Last = fmt.Sprintf("the provisioner did not make %d machines (%s): asking again after %s", len(res.Failed), res.Err, poolBackoff(rec.Failures))
+			rec.Last = fmt.Sprintf("the provisioner did not make %d machines (%s): deleting them by name in case they exist; asking again after %s", len(res.Failed), res.Err, poolBackoff(rec.Failures))
 		case res.Err != "":
 			rec.Last = fmt.Sprintf("%s: tried again later", res.Err)
 		case len(res.Created) > 0:
 			rec.Last = fmt.Sprintf("the provisioner made %d machines; waiting for them to join", len(res.Created))
 		case len(res.Deleted) > 0:
-			rec.Last = fmt.Sprintf("machine %s deleted by the provisioner; its credential revoked", strings.Join(res.Deleted, ", "))
+			rec.Last = fmt.Sprintf("machine %s deleted by the provisioner", strings.Join(res.Deleted, ", "))
+			if len(res.Revoked) > 0 {
+				rec.Last += fmt.Sprintf("; credential of %s revoked", strings.Join(res.Revoked, ", "))
+			}
 		default:
 			continue
 		}
@@ -376,4 +491,12 @@ func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now t
 		out[res.Pool] = rec
 	}
 	return out, events
+}
+
+func set(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func testPool(min, max int) desired.NodePool {
-	return desired.NodePool{Meta: desired.Meta{Name: "workers"}, Min: min, Max: max, PendingFor: 10 * time.Second, JoinTimeout: 15 * time.Minute,
+	return desired.NodePool{Meta: desired.Meta{Name: "workers"}, Min: min, Max: max, PendingFor: 10 * time.Second, JoinTimeout: 15 * time.Minute, Timeout: 5 * time.Minute,
 		ScaleDown: true, UtilizationThreshold: 0.5, UnneededFor: 10 * time.Minute, DelayAfterAdd: 10 * time.Minute}
 }
 
@@ -71,7 +71,7 @@ func TestPoolsStep(t *testing.T) {
 		t.Fatalf("back-off: %+v %q", acts, recs["workers"].Last)
 	}
 	_, acts, _ = PoolsStep(recs, pools, joined, needs, late.Add(31*time.Second))
-	if len(acts) != 1 || len(acts[0].Create) != 2 { // 3 nodes: max 5 leaves 2
+	if len(acts) != 1 || len(acts[0].Create) != 1 { // 3 nodes and 1 being deleted: max 5 leaves 1
 		t.Fatalf("after the back-off: %+v", acts)
 	}
 }
@@ -99,6 +99,7 @@ func TestPoolsStepScaleDown(t *testing.T) {
 		t.Fatalf("drain: %+v %q", acts, evs)
 	}
 	// Not empty yet: nothing; empty: deleted.
+	nodes[2].Draining = true // the drain control, as the worker writes it
 	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(11*time.Minute)); len(acts) != 0 {
 		t.Fatalf("while draining: %+v", acts)
 	}
@@ -114,7 +115,8 @@ func TestPoolsStepScaleDown(t *testing.T) {
 		t.Fatalf("asked again too soon: %+v", acts)
 	}
 	again, acts, _ := PoolsStep(recs, pools, nodes, nil, t0.Add(18*time.Minute))
-	if len(acts) != 1 || len(acts[0].Delete) != 1 || !again["workers"].Machines[0].Deleting.Equal(t0.Add(18*time.Minute)) {
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || !again["workers"].Machines[0].Deleting.Equal(t0.Add(12*time.Minute)) ||
+		!again["workers"].Machines[0].DeleteAt.Equal(t0.Add(18*time.Minute+testPool(1, 5).Timeout+time.Minute)) {
 		t.Fatalf("delete asked again: %+v %+v", acts, again["workers"])
 	}
 	recs, evs = ApplyPoolResults(recs, []PoolResult{{Pool: "workers", Deleted: []string{"w3"}}}, t0.Add(13*time.Minute))
@@ -155,13 +157,101 @@ func TestApplyPoolResults(t *testing.T) {
 		{Pool: "workers", Created: []PoolMachine{{Name: "a", ID: "i-1"}}, Failed: []string{"b"}, Err: "quota"},
 		{Pool: "workers", Err: "provider down"},
 		{Pool: "gone", Deleted: []string{"x"}},
-	}, t0)
+	}, t0.Add(time.Minute))
 	r := out["workers"]
-	if len(r.Machines) != 2 || r.Machines[0].ID != "i-1" || r.Machines[1].Name != "c" || r.Failures != 1 || !r.RetryAt.Equal(t0.Add(30*time.Second)) ||
-		len(evs) != 2 || !strings.Contains(evs[0], "did not make 1 machines (quota)") || !strings.Contains(evs[1], "provider down: tried again later") {
+	if len(r.Machines) != 3 || r.Machines[0].ID != "i-1" || !r.Machines[0].Asked.Equal(t0.Add(time.Minute)) ||
+		!r.Machines[1].Deleting.Equal(t0.Add(time.Minute)) || !r.Machines[1].DeleteAt.Equal(t0.Add(time.Minute)) || r.Machines[2].Name != "c" ||
+		r.Failures != 1 || !r.RetryAt.Equal(t0.Add(time.Minute+30*time.Second)) ||
+		len(evs) != 2 || !strings.Contains(evs[0], "did not make 1 machines (quota): deleting them by name") || !strings.Contains(evs[1], "provider down: tried again later") {
 		t.Fatalf("results: %+v %q", r, evs)
 	}
 	if len(recs["workers"].Machines) != 3 {
 		t.Fatalf("the records given were changed: %+v", recs)
+	}
+}
+
+// A machine's life past joining: lost machines deleted after
+// PoolLostAfter; a drain lifted is given up; a machine short of the
+// template stops the pool from adding more until the template changes;
+// machines being deleted count toward max.
+func TestPoolsStepMachines(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	pool := testPool(1, 3)
+	pool.Capacity = desired.Amount{CPUMilli: 2000, MemoryBytes: 4 << 30}
+	pool.Labels = map[string]string{"zone": "a"}
+	pools := []desired.NodePool{pool}
+	full := func(name string) PoolNode {
+		return PoolNode{Name: name, Pool: "workers", Ready: true, Utilization: 0.9, CPUMilli: 2000, MemoryBytes: 4 << 30, Labels: map[string]string{"zone": "a", PoolLabel: "workers"}}
+	}
+
+	// Lost: counted, then deleted after 20 minutes and replaced (min 1).
+	recs := map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}}, LastScaleUp: t0}}
+	recs, acts, _ := PoolsStep(recs, pools, []PoolNode{{Name: "w1", Pool: "workers"}}, nil, t0.Add(time.Minute))
+	if len(acts) != 0 || !recs["workers"].Lost["w1"].Equal(t0.Add(time.Minute)) {
+		t.Fatalf("lost: %+v %+v", acts, recs["workers"])
+	}
+	recs, acts, evs := PoolsStep(recs, pools, nil, nil, t0.Add(21*time.Minute))
+	if len(acts) != 1 || len(acts[0].Delete) != 1 || len(acts[0].Create) != 1 || !strings.Contains(strings.Join(evs, "\n"), "machine w1 not ready for 20m0s: deleting it") {
+		t.Fatalf("lost for 20 min: %+v %q", acts, evs)
+	}
+
+	// A drain asked but not shown as a node control 30 s later: given up.
+	recs = map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}, {Name: "w2", Asked: t0, Joined: true, Draining: true, DrainAt: t0}}}}
+	nodes := []PoolNode{full("w1"), full("w2")}
+	if recs, _, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(10*time.Second)); !recs["workers"].Machines[1].Draining {
+		t.Fatalf("given up too soon: %+v", recs["workers"])
+	}
+	recs, _, evs = PoolsStep(recs, pools, nodes, nil, t0.Add(31*time.Second))
+	if recs["workers"].Machines[1].Draining || !strings.Contains(strings.Join(evs, "\n"), "the drain of node w2 was lifted") {
+		t.Fatalf("lifted: %+v %q", recs["workers"], evs)
+	}
+
+	// Short of the template: said once, no machine added; a new template
+	// is trusted again.
+	recs = map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0}}}}
+	small := full("w1")
+	small.CPUMilli, small.Labels = 1000, nil
+	needs := []PoolNeed{{Pool: "workers", Add: 1}}
+	recs, _, evs = PoolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Second))
+	if m := recs["workers"].Mismatch; !strings.Contains(m, "cpu 1000m, the template 2000m") || !strings.Contains(m, "label zone=a missing") || len(evs) != 1 {
+		t.Fatalf("mismatch: %q %q", m, evs)
+	}
+	recs, acts, _ = PoolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Minute))
+	if len(acts) != 0 || !strings.Contains(recs["workers"].Last, "none added: machine w1 joined short of the template") {
+		t.Fatalf("added despite the mismatch: %+v %q", acts, recs["workers"].Last)
+	}
+	fixed := pool
+	fixed.Capacity.CPUMilli = 1000
+	fixed.Labels = nil
+	_, acts, _ = PoolsStep(recs, []desired.NodePool{fixed}, []PoolNode{small}, needs, t0.Add(2*time.Minute))
+	if len(acts) != 1 || len(acts[0].Create) != 1 {
+		t.Fatalf("a fixed template: %+v", acts)
+	}
+
+	// Being deleted still counts toward max: 2 joined + 1 deleting of max 3.
+	recs = map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}, {Name: "w2", Asked: t0, Joined: true},
+		{Name: "w3", Asked: t0, Deleting: t0, DeleteAt: t0.Add(time.Hour)}}}}
+	if _, acts, _ = PoolsStep(recs, pools, []PoolNode{full("w1"), full("w2")}, needs, t0.Add(time.Minute)); len(acts) != 0 {
+		t.Fatalf("past max while deleting: %+v", acts)
+	}
+}
+
+// One drain at a time in the cluster: two pools' unneeded nodes might
+// each be where the other's replicas go.
+func TestPoolsStepOneDrain(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	a, b := testPool(1, 5), testPool(1, 5)
+	a.Name, b.Name = "a", "b"
+	recs := map[string]PoolRecord{"a": {LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"a2": t0.Add(-time.Hour)}},
+		"b": {LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"b2": t0.Add(-time.Hour)}}}
+	nodes := []PoolNode{{Name: "a1", Pool: "a", Ready: true, Utilization: 0.9}, {Name: "a2", Pool: "a", Ready: true, Utilization: 0.1, FitsElsewhere: true},
+		{Name: "b1", Pool: "b", Ready: true, Utilization: 0.9}, {Name: "b2", Pool: "b", Ready: true, Utilization: 0.1, FitsElsewhere: true}}
+	recs, acts, _ := PoolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0)
+	if len(acts) != 1 || acts[0].Pool != "a" || len(acts[0].Drain) != 1 {
+		t.Fatalf("drains: %+v", acts)
+	}
+	nodes[1].Draining = true
+	if _, acts, _ = PoolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0.Add(time.Second)); len(acts) != 0 {
+		t.Fatalf("a second drain while one goes: %+v", acts)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -56,7 +57,6 @@ type poolJob struct {
 	provErr  error // why there is no provisioner
 	template provision.Template
 	ttl      time.Duration // a join token's life: the pool's joinTimeout
-	joined   map[string]bool
 }
 
 // PoolStatus is a node pool as the status shows it.
@@ -84,7 +84,14 @@ type PoolStatus struct {
 func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.Time) {
 	st := r.st
 	if in.Desired == nil {
-		return // no revision yet (a new leader's first passes): records kept as they are
+		return // no revision yet: records kept as they are
+	}
+	if now.Sub(st.started) < r.cfg.NodeGrace {
+		// A new leader that may not have heard from every node yet
+		// (machines would look lost, drained nodes empty, labelled nodes
+		// missing): nothing decided, the records shown as they are.
+		st.poolStatus = poolStatuses(in.Desired.Pools, st.poolRecords, nil, nil)
+		return
 	}
 	pools := in.Desired.Pools
 	if len(pools) == 0 && len(st.poolRecords) == 0 {
@@ -97,10 +104,11 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	for _, p := range st.pending {
 		pending = append(pending, p)
 	}
-	// Pools backing off after failures are left out of the sizing: the
-	// replicas go to the next pool that can take them, if any.
+	// Pools backing off after failures (or whose machines fall short of
+	// their template) take replicas onto their joining machines only: the
+	// rest go to the next pool that can take them, if any.
 	joining := map[string]int{}
-	var sizing []desired.NodePool
+	sizing := make([]desired.NodePool, 0, len(pools))
 	for _, p := range pools {
 		rec := st.poolRecords[p.Name]
 		for _, m := range rec.Machines {
@@ -108,9 +116,10 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 				joining[p.Name]++
 			}
 		}
-		if !now.Before(rec.RetryAt) {
-			sizing = append(sizing, p)
+		if now.Before(rec.RetryAt) || rec.Mismatch != "" && rec.TemplateOf == templateOf(p) {
+			p.Max = min(p.Max, have[p.Name])
 		}
+		sizing = append(sizing, p)
 	}
 	needs, unserved := SizePools(sizing, have, joining, pending, in.Desired)
 	for _, p := range pools {
@@ -143,8 +152,9 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 		}
 	}
 	// Saved before the worker acts: a new leader knows every machine asked
-	// for, and never asks twice.
-	r.save(ctx, writes)
+	// for, and never asks twice. Nothing is asked when the records are not
+	// saved, or another leader took over.
+	saved := r.save(ctx, writes) == nil && !r.isDeposed()
 	st.poolRecords = recs
 	byPool := map[string]desired.NodePool{}
 	for _, p := range pools {
@@ -160,15 +170,16 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 		}
 		labels[PoolLabel] = p.Name
 		job := poolJob{act: a, ttl: p.JoinTimeout, template: provision.Template{CPUMilli: p.Capacity.CPUMilli, MemoryBytes: p.Capacity.MemoryBytes,
-			Extra: p.Capacity.Extra, Labels: labels, Taints: p.Taints}, joined: map[string]bool{}}
-		for _, m := range recs[a.Pool].Machines {
-			job.joined[m.Name] = m.Joined
+			Extra: p.Capacity.Extra, Labels: labels, Taints: p.Taints}}
+		job.prov, job.provErr = r.provisionerOf(p, in.Desired)
+		if !saved {
+			r.mb.poolFailed(job.act, "the pool's record was not saved (or this server no longer leads): nothing asked")
+			continue
 		}
-		job.prov, job.provErr = provisionerOf(p, in.Desired)
 		select {
 		case r.poolq <- job:
 		default:
-			r.events(fmt.Sprintf("NodePool %s: too many pool actions waiting; this one is dropped and decided again", a.Pool))
+			r.mb.poolFailed(job.act, "too many pool actions waiting: this one was dropped")
 		}
 	}
 	// What no pool can take, said once each time it changes.
@@ -185,7 +196,8 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	st.poolStatus = poolStatuses(pools, recs, nodes, needs)
 }
 
-// poolSizes counts each pool's nodes and machines (not being deleted).
+// poolSizes counts each pool's ready nodes and its machines (being deleted
+// too: they count toward max until they are gone).
 func poolSizes(recs map[string]PoolRecord, nodes []PoolNode) map[string]int {
 	members := map[string]map[string]bool{}
 	add := func(pool, name string) {
@@ -194,18 +206,13 @@ func poolSizes(recs map[string]PoolRecord, nodes []PoolNode) map[string]int {
 		}
 		members[pool][name] = true
 	}
-	deleting := map[string]bool{}
 	for pool, rec := range recs {
 		for _, m := range rec.Machines {
-			if m.Deleting.IsZero() {
-				add(pool, m.Name)
-			} else {
-				deleting[m.Name] = true
-			}
+			add(pool, m.Name)
 		}
 	}
 	for _, n := range nodes {
-		if n.Pool != "" && !deleting[n.Name] {
+		if n.Pool != "" && n.Ready {
 			add(n.Pool, n.Name)
 		}
 	}
@@ -260,10 +267,15 @@ func poolStatuses(pools []desired.NodePool, recs map[string]PoolRecord, nodes []
 	return out
 }
 
-// provisionerOf is pool p's provisioner: its command, or its webhook with
-// the key from the revision's Secret.
-func provisionerOf(p desired.NodePool, st *desired.State) (provision.Provisioner, error) {
+// provisionerOf is pool p's provisioner: its command, if it is an
+// executable of a directory this server allows (--provisioner-dir: a
+// provisioner runs as the server's user, so a commit may not name any
+// program), or its webhook with the key from the revision's Secret.
+func (r *Reconciler) provisionerOf(p desired.NodePool, st *desired.State) (provision.Provisioner, error) {
 	if len(p.Command) > 0 {
+		if err := allowedCommand(p.Command[0], r.cfg.ProvisionerDirs); err != nil {
+			return nil, err
+		}
 		return provision.Command{Argv: p.Command, Timeout: p.Timeout}, nil
 	}
 	if st != nil {
@@ -280,31 +292,80 @@ func provisionerOf(p desired.NodePool, st *desired.State) (provision.Provisioner
 	return nil, fmt.Errorf("the webhook's key (Secret %s, key %s) is not in the revision, or a sealed one this server cannot open", p.WebhookSecret, p.WebhookSecretKey)
 }
 
+// allowedCommand checks that path, symlinks resolved, is in one of dirs.
+func allowedCommand(path string, dirs []string) error {
+	if len(dirs) == 0 {
+		return fmt.Errorf("provisioner %s: this server runs no provisioner commands (a provisioner runs as the server's user: start it with --provisioner-dir DIR and put the executable there, or use a webhook)", path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || !filepath.IsAbs(path) {
+		return fmt.Errorf("provisioner %s: want the absolute path of an executable in a --provisioner-dir (%s)", path, strings.Join(dirs, ", "))
+	}
+	for _, d := range dirs {
+		if rd, err := filepath.EvalSymlinks(d); err == nil && filepath.Dir(real) == rd {
+			return nil
+		}
+	}
+	return fmt.Errorf("provisioner %s: not in a --provisioner-dir of this server (%s)", path, strings.Join(dirs, ", "))
+}
+
+// poolFailed hands back an action that was not carried out: its machines
+// count as not made (deleted by name in case), its drains are forgotten;
+// its deletions are asked again at their time.
+func (m *mailbox) poolFailed(a PoolAction, why string) {
+	m.mu.Lock()
+	m.poolDone = append(m.poolDone, PoolResult{Pool: a.Pool, Failed: a.Create, NotDrained: a.Drain, Err: why})
+	m.mu.Unlock()
+}
+
 // poolWorker carries out pool actions off the loop (provisioners may take
-// minutes), a few at once, and posts what it did to the next pass.
+// minutes): one pool's actions one after the other, in the order decided
+// (a deletion never overtakes the creation of its machine), up to
+// poolWorkers pools at once; what it did goes to the next pass.
 func (r *Reconciler) poolWorker(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, poolWorkers)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case job := <-r.poolq:
+	queued := map[string][]poolJob{} // by pool: the running job first
+	finished := make(chan string)
+	start := func(job poolJob) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				res := r.doPool(ctx, job)
-				r.mb.mu.Lock()
-				r.mb.poolDone = append(r.mb.poolDone, res)
-				r.mb.mu.Unlock()
-				r.kick()
-			}()
+			res := r.doPool(ctx, job)
+			<-sem
+			r.mb.mu.Lock()
+			r.mb.poolDone = append(r.mb.poolDone, res)
+			r.mb.mu.Unlock()
+			r.kick()
+			select {
+			case finished <- job.act.Pool:
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-r.poolq:
+			pool := job.act.Pool
+			queued[pool] = append(queued[pool], job)
+			if len(queued[pool]) == 1 {
+				start(job)
+			}
+		case pool := <-finished:
+			queued[pool] = queued[pool][1:]
+			if len(queued[pool]) > 0 {
+				start(queued[pool][0])
+			} else {
+				delete(queued, pool)
+			}
 		}
 	}
 }
@@ -322,12 +383,16 @@ func (r *Reconciler) doPool(ctx context.Context, job poolJob) PoolResult {
 		}
 	}
 	for _, m := range job.act.Delete {
-		if err := r.deleteMachine(ctx, job, m); err != nil {
+		revoked, err := r.deleteMachine(ctx, job, m)
+		if err != nil {
 			log.Warn().Err(err).Str("machine", m.Name).Msg("delete a pool machine")
 			errs = append(errs, err.Error())
 			continue
 		}
 		res.Deleted = append(res.Deleted, m.Name)
+		if revoked {
+			res.Revoked = append(res.Revoked, m.Name)
+		}
 	}
 	if len(job.act.Create) > 0 {
 		made, err := r.createMachines(ctx, job)
@@ -381,26 +446,28 @@ func (r *Reconciler) createMachines(ctx context.Context, job poolJob) ([]PoolMac
 }
 
 // deleteMachine asks the provisioner to delete m, then revokes its node's
-// credential, releases its subnet, lifts its drain and forgets the node.
-func (r *Reconciler) deleteMachine(ctx context.Context, job poolJob, m PoolMachine) error {
+// credential and its unused join tokens (it reports whether it did),
+// releases its subnet, lifts its drain and forgets the node.
+func (r *Reconciler) deleteMachine(ctx context.Context, job poolJob, m PoolMachine) (bool, error) {
 	if job.prov == nil {
-		return fmt.Errorf("delete %s: %w", m.Name, job.provErr)
+		return false, fmt.Errorf("delete %s: %w", m.Name, job.provErr)
 	}
 	if err := provision.Delete(ctx, job.prov, job.act.Pool, provision.Machine{Name: m.Name, ID: m.ID}); err != nil {
-		return fmt.Errorf("delete %s: %w", m.Name, err)
+		return false, fmt.Errorf("delete %s: %w", m.Name, err)
 	}
+	revoked := false
 	if r.cfg.Machines != nil {
 		if err := r.cfg.Machines.RemoveNode(ctx, m.Name); err != nil {
 			r.post(fmt.Sprintf("NodePool %s: machine %s deleted, but its credential was not revoked: %v (baton node rm %s)", job.act.Pool, m.Name, err, m.Name))
+		} else {
+			revoked = true
 		}
 	}
 	if err := r.setControl(ctx, store.NodeControl{Node: m.Name}); err != nil {
 		r.post(fmt.Sprintf("NodePool %s: machine %s deleted; its drain record stays: %v (baton node uncordon %s)", job.act.Pool, m.Name, err, m.Name))
 	}
-	if job.joined[m.Name] {
-		r.ForgetNode(m.Name)
-	}
-	return nil
+	r.ForgetNode(m.Name)
+	return revoked, nil
 }
 
 // setControl writes a node control as baton node drain / uncordon do.

@@ -73,14 +73,15 @@ spec:
   min: 2
   max: 4
   template: {capacity: {cpu: "2", memory: 4Gi}, labels: {zone: z1}}
-  provisioner: {command: [%q], timeout: 10s}
+  provisioner: {command: [%q], timeout: 2s}
   scaleUp: {joinTimeout: 3s}
 `, script)
 	files := map[string][]byte{"pool.yaml": []byte(pool)}
 	machines := &fakeMachines{}
 	run := func() (*Reconciler, context.CancelFunc, chan error) {
 		ctx, cancel := context.WithCancel(context.Background())
-		rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond, Machines: machines, ID: "s"})
+		rec := New(Config{NATS: nc, Store: kv, Resync: 50 * time.Millisecond, Machines: machines, ID: "s", NodeGrace: 300 * time.Millisecond,
+			ProvisionerDirs: []string{filepath.Dir(script)}})
 		done := make(chan error, 1)
 		go func() { done <- rec.Run(ctx) }()
 		if err := rec.SetRevision(ctx, Revision{ID: "rev1"}, files); err != nil {
@@ -108,7 +109,7 @@ spec:
 	// The next leader knows both machines: it asks for none.
 	b2, stopB, doneB := run()
 	defer func() { stopB(); <-doneB }()
-	testenv.WaitPasses(t, b2, 5)
+	testenv.WaitPasses(t, b2, 20) // past its NodeGrace (300 ms): it decides
 	if st := b2.Status(); len(st.Pools) != 1 || strings.Join(st.Pools[0].Joining, ",") != strings.Join(joining, ",") || calls(t, log, "create") != 1 {
 		t.Fatalf("after the leader change: %+v, %d create calls", st.Pools, calls(t, log, "create"))
 	}

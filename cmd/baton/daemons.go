@@ -199,6 +199,7 @@ func (so *serverOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&so.apiTokens, "api-tokens", "", "file of API bearer tokens, one \"TOKEN read|admin\" per line (default: no authentication; keep the API on loopback then)")
 	f.DurationVar(&so.join.agentTTL, "agent-creds-ttl", join.DefaultAgentTTL, "how long a joined agent's credential lasts (it renews it after two thirds)")
 	f.StringVar(&so.placement, "placement", "spread", "how replicas are placed among the nodes that fit: spread (across nodes and zones) or binpack (fill the fullest node first)")
+	f.StringArrayVar(&so.provisionerDirs, "provisioner-dir", nil, "directory whose executables NodePools may run as provisioners, as this server's user (repeatable; none by default: only webhook provisioners)")
 }
 
 // register adds the flags that baton agent and baton up share.

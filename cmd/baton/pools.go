@@ -63,6 +63,9 @@ func (m *poolMachines) JoinToken(ctx context.Context, node string, ttl time.Dura
 func (m *poolMachines) JoinAddress() string { return m.addr }
 
 func (m *poolMachines) RemoveNode(ctx context.Context, node string) error {
+	if _, err := m.auth.DropTokens(ctx, node); err != nil {
+		return fmt.Errorf("drop node %s's join tokens: %w", node, err)
+	}
 	if _, err := m.auth.Remove(ctx, identity.RoleAgent, node); err != nil {
 		return fmt.Errorf("revoke node %s: %w", node, err)
 	}

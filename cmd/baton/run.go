@@ -47,6 +47,7 @@ type serverOptions struct {
 	bus                *secureBus     // the embedded bus and the identity, when this process holds them
 	cluster            *serverCluster // this server's cluster of servers (nil: the only one)
 	join               joinOptions    // the join endpoint (with bus only)
+	provisionerDirs    []string       // --provisioner-dir: NodePools' executables
 }
 
 // serverID is this server's name in the leader lease.
@@ -94,7 +95,7 @@ func runServer(ctx context.Context, nc *nats.Conn, o serverOptions) error {
 		return err
 	}
 	defer stopHook()
-	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.serverID(), Observer: metrics}
+	cfg := reconciler.Config{NATS: nc, Store: st, NodeGrace: o.nodeGrace, ID: o.serverID(), Observer: metrics, ProvisionerDirs: o.provisionerDirs}
 	switch o.placement {
 	case "", "spread":
 	case "binpack":

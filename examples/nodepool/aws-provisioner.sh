@@ -27,14 +27,18 @@ answer_error() { jq -cn --arg e "$1" '{machines: [], error: $e}'; exit 0; }
 case "$op" in
 create)
 	: "${BATON_AMI:?}" "${BATON_INSTANCE_TYPE:?}" "${BATON_SUBNET:?}" "${BATON_URL:?}"
-	join=$(jq -r '.join' <<<"$req")
-	# The template's labels (baton.dev/pool among them) and taints as flags.
-	flags=$(jq -r '[(.template.labels // {} | to_entries[] | "--label \(.key)=\(.value)"),
-		(.template.taints // [] | .[] | "--taint \(.key)\(if .value then "=" + .value else "" end):\(.effect)")] | join(" ")' <<<"$req")
 	made='[]'
-	while read -r name token; do
-		userdata=$(printf '#!/bin/sh\nset -e\ncurl -fsSL %q -o /usr/local/bin/baton\nchmod +x /usr/local/bin/baton\nsystemctl start containerd\nexec /usr/local/bin/baton agent --join %s --token %s --node %s %s\n' \
-			"$BATON_URL" "$join" "$token" "$name" "$flags")
+	# The agent's command line, each argument quoted for sh by jq (@sh):
+	# labels and taints come from the repository and reach a root shell.
+	while read -r name; do
+		cmdline=$(jq -r --arg name "$name" '
+			(.create[] | select(.name == $name) | .joinToken) as $token
+			| ["/usr/local/bin/baton", "agent", "--join", .join, "--token", $token, "--node", $name]
+			+ [.template.labels // {} | to_entries[] | "--label", "\(.key)=\(.value)"]
+			+ [.template.taints // [] | .[] | "--taint", "\(.key)\(if .value then "=" + .value else "" end):\(.effect)"]
+			| @sh' <<<"$req")
+		url=$(jq -rn --arg u "$BATON_URL" '$u | @sh')
+		userdata=$(printf '#!/bin/sh\nset -e\ncurl -fsSL %s -o /usr/local/bin/baton\nchmod +x /usr/local/bin/baton\nsystemctl start containerd\nexec %s\n' "$url" "$cmdline")
 		if ! id=$(aws ec2 run-instances --image-id "$BATON_AMI" --instance-type "$BATON_INSTANCE_TYPE" --subnet-id "$BATON_SUBNET" \
 			--user-data "$userdata" \
 			--tag-specifications "ResourceType=instance,Tags=[{Key=Name,Value=$name},{Key=baton-pool,Value=$pool}]" \
@@ -43,7 +47,7 @@ create)
 			break # answer the machines made: Baton counts the others as failed
 		fi
 		made=$(jq -c --arg n "$name" --arg i "$id" '. + [{name: $n, id: $i}]' <<<"$made")
-	done < <(jq -r '.create[] | "\(.name) \(.joinToken)"' <<<"$req")
+	done < <(jq -r '.create[].name' <<<"$req")
 	if [ "$made" = '[]' ]; then
 		answer_error "no machine made: $(cat "$errf" 2>/dev/null || true)"
 	fi

@@ -337,6 +337,15 @@ func (a *Authority) Remove(ctx context.Context, role identity.Role, name string)
 	return n, nil
 }
 
+// DropTokens deletes the unused join tokens bound to node (a node pool's
+// machine that was deleted or never made): none of them works afterwards.
+func (a *Authority) DropTokens(ctx context.Context, node string) (int, error) {
+	if err := a.ready(); err != nil {
+		return 0, err
+	}
+	return a.store().dropTokensFor(ctx, node)
+}
+
 // RecordLocal records a credential issued on a server's machine (root's
 // admin credential, the in-process agent of baton up) so it is listed and
 // revocable by name. A key that held the name before (the last run's

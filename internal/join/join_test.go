@@ -246,6 +246,18 @@ func TestTokenBoundToNode(t *testing.T) {
 	if _, err := a.Join(ctx, request(t, ans.Token, "workers-abc12345")); err != nil {
 		t.Fatalf("the bound name: %v", err)
 	}
+	// A machine deleted before it joined: its tokens are dropped, others kept.
+	unused, _ := a.CreateToken(ctx, join.TokenRequest{Role: identity.RoleAgent, TTL: "1m", Node: "workers-gone1"})
+	other := token(t, a, identity.RoleAgent)
+	if n, err := a.DropTokens(ctx, "workers-gone1"); err != nil || n != 1 {
+		t.Fatalf("drop: %d, %v", n, err)
+	}
+	if _, err := a.Join(ctx, request(t, unused.Token, "workers-gone1")); !errors.Is(err, join.ErrBadToken) {
+		t.Fatalf("a dropped token joined: %v", err)
+	}
+	if _, err := a.Join(ctx, request(t, other, "n7")); err != nil {
+		t.Fatalf("an unbound token was dropped: %v", err)
+	}
 	for _, req := range []join.TokenRequest{{Role: identity.RoleAdmin, TTL: "1m", Node: "n1"}, {Role: identity.RoleAgent, TTL: "1m", Node: "n1.cmd"}} {
 		if _, err := a.CreateToken(ctx, req); !errors.Is(err, join.ErrBadRequest) {
 			t.Errorf("CreateToken(%+v) = %v, want ErrBadRequest", req, err)

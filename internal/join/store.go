@@ -143,6 +143,28 @@ func (s *Store) record(ctx context.Context, c Credential) error {
 	return s.put(ctx, credKey(c.PublicKey), c)
 }
 
+// dropTokensFor deletes the unused tokens bound to node, and says how many.
+func (s *Store) dropTokensFor(ctx context.Context, node string) (int, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, tokenKey("*"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for k := range lister.Keys() {
+		e, err := s.kv.Get(ctx, k)
+		if err != nil {
+			continue // used or removed meanwhile
+		}
+		var rec TokenRecord
+		if json.Unmarshal(e.Value(), &rec) == nil && rec.Node == node {
+			if err := s.kv.Delete(ctx, k, jetstream.LastRevision(e.Revision())); err == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // Credentials lists the credentials issued by joining.
 func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, credKey("*"))

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -157,7 +158,13 @@ func create(c config, req request) ([]machine, error) {
 	return out, nil
 }
 
+// validName is a node name (a DNS label): it names files and namespaces.
+var validName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
 func makeMachine(c config, req request, name, token string) (rec record, retErr error) {
+	if !validName.MatchString(name) || !validName.MatchString(req.Pool) {
+		return rec, fmt.Errorf("machine %q of pool %q: not a node name", name, req.Pool)
+	}
 	if _, err := os.Stat(recordPath(c, name)); err == nil {
 		return rec, errors.New("a machine of that name exists")
 	}
@@ -244,6 +251,9 @@ func makeMachine(c config, req request, name, token string) (rec record, retErr 
 // remove stops the machine's agent, removes what is left of its
 // containers, and unplugs and removes its namespace.
 func remove(c config, name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("machine %q: not a node name", name)
+	}
 	b, err := os.ReadFile(recordPath(c, name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // never made, or deleted already
@@ -255,7 +265,7 @@ func remove(c config, name string) error {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return fmt.Errorf("record of %s: %w", name, err)
 	}
-	if rec.PID > 0 {
+	if rec.PID > 0 && isAgent(rec.PID, name) {
 		_ = syscall.Kill(-rec.PID, syscall.SIGTERM)
 		for i := 0; i < 100 && syscall.Kill(rec.PID, 0) == nil; i++ {
 			time.Sleep(100 * time.Millisecond)
@@ -301,6 +311,13 @@ func remove(c config, name string) error {
 	}
 	_ = exec.Command("ip", "-n", c.sw, "link", "del", rec.Port).Run() // gone with its peer, usually
 	return os.Remove(recordPath(c, name))
+}
+
+// isAgent reports whether process pid is this machine's agent (after a
+// reboot, or once the agent died, the number may be another process's).
+func isAgent(pid int, name string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(b), "\x00agent\x00") && strings.Contains(string(b), "\x00--node\x00"+name+"\x00")
 }
 
 // unmountUnder unmounts every mount point under dir, deepest first.
