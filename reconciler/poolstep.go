@@ -56,6 +56,12 @@ type PoolRecord struct {
 	// added while the template stays so, since sizing trusts it.
 	Mismatch   string `json:"mismatch,omitempty"`
 	TemplateOf string `json:"templateOf,omitempty"`
+	// LastList is when the provisioner was last asked for the pool's
+	// machines; Strays are those it listed that the record did not know,
+	// handed to the next pass (adopted if they are ready nodes, else
+	// deleted).
+	LastList time.Time     `json:"lastList,omitzero"`
+	Strays   []PoolMachine `json:"strays,omitempty"`
 	// Last is the last decision, said.
 	Last string `json:"last,omitempty"`
 }
@@ -88,6 +94,10 @@ type PoolAction struct {
 	Create []string
 	Drain  []string
 	Delete []PoolMachine
+	// List asks the provisioner for the pool's machines, to find strays
+	// (made and never recorded: a pool's record lost, a provisioner that
+	// made more than it said).
+	List bool
 }
 
 const (
@@ -107,6 +117,9 @@ const (
 	// control: past it, a drain that is not there was lifted (baton node
 	// uncordon) or never written, and the node is not scaled down.
 	poolDrainSeen = 30 * time.Second
+	// PoolListEvery is how often the provisioner is asked for each pool's
+	// machines (and once soon after a leader starts).
+	PoolListEvery = 10 * time.Minute
 )
 
 func poolBackoff(failures int) time.Duration {
@@ -208,6 +221,22 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		}
 		if rec.Mismatch != "" && rec.TemplateOf != templateOf(p) {
 			rec.Mismatch, rec.TemplateOf = "", "" // the template changed: trusted again
+		}
+		// Strays the provisioner listed: a ready node is adopted (scaled
+		// down as any other when idle), anything else deleted.
+		for _, m := range rec.Strays {
+			if n, ok := byName[m.Name]; ok && n.Ready {
+				rec.Machines = append(rec.Machines, PoolMachine{Name: m.Name, ID: m.ID, Asked: now, Joined: true})
+				say("machine %s is the provisioner's and a ready node, unknown to the pool's record: adopted", m.Name)
+				continue
+			}
+			m.Asked, m.Deleting, m.DeleteAt = now, now, now
+			rec.Machines = append(rec.Machines, m)
+			say("machine %s is the provisioner's, unknown to the pool's record and no ready node: deleting it", m.Name)
+		}
+		rec.Strays = nil
+		if now.Sub(rec.LastList) >= PoolListEvery {
+			act.List, rec.LastList = true, now
 		}
 		// Each machine's life: joined, never joining, lost, drain lifted,
 		// deletions not confirmed.
@@ -378,7 +407,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 			rec.Lost = nil
 		}
 		out[p.Name] = rec
-		if len(act.Create)+len(act.Drain)+len(act.Delete) > 0 {
+		if len(act.Create)+len(act.Drain)+len(act.Delete) > 0 || act.List {
 			actions = append(actions, act)
 		}
 	}
@@ -421,8 +450,12 @@ func markDraining(rec *PoolRecord, name string, now time.Time) {
 // made, machines it deleted (and of those, whose credentials it revoked),
 // nodes whose drain could not be recorded, and why what failed failed.
 type PoolResult struct {
-	Pool       string
-	Created    []PoolMachine
+	Pool    string
+	Created []PoolMachine
+	// Listed are the machines the provisioner listed (Listing: it was
+	// asked, and answered).
+	Listed     []PoolMachine
+	Listing    bool
 	Failed     []string
 	Deleted    []string
 	Revoked    []string
@@ -470,24 +503,41 @@ func ApplyPoolResults(records map[string]PoolRecord, results []PoolResult, now t
 			kept = append(kept, m)
 		}
 		rec.Machines = kept
+		if res.Listing {
+			known := map[string]bool{}
+			for _, m := range rec.Machines {
+				known[m.Name] = true
+			}
+			for _, m := range rec.Strays {
+				known[m.Name] = true
+			}
+			for _, m := range res.Listed {
+				if !known[m.Name] {
+					rec.Strays = append(rec.Strays, m)
+					known[m.Name] = true
+				}
+			}
+		}
+		msg := ""
 		switch {
 		case len(res.Failed) > 0:
 			rec.Failures++
 			rec.RetryAt = now.Add(poolBackoff(rec.Failures))
-			rec.Last = fmt.Sprintf("the provisioner did not make %d machines (%s): deleting them by name in case they exist; asking again after %s", len(res.Failed), res.Err, poolBackoff(rec.Failures))
+			msg = fmt.Sprintf("the provisioner did not make %d machines (%s): deleting them by name in case they exist; asking again after %s", len(res.Failed), res.Err, poolBackoff(rec.Failures))
 		case res.Err != "":
-			rec.Last = fmt.Sprintf("%s: tried again later", res.Err)
+			msg = fmt.Sprintf("%s: tried again later", res.Err)
 		case len(res.Created) > 0:
-			rec.Last = fmt.Sprintf("the provisioner made %d machines; waiting for them to join", len(res.Created))
+			msg = fmt.Sprintf("the provisioner made %d machines; waiting for them to join", len(res.Created))
 		case len(res.Deleted) > 0:
-			rec.Last = fmt.Sprintf("machine %s deleted by the provisioner", strings.Join(res.Deleted, ", "))
+			msg = fmt.Sprintf("machine %s deleted by the provisioner", strings.Join(res.Deleted, ", "))
 			if len(res.Revoked) > 0 {
-				rec.Last += fmt.Sprintf("; credential of %s revoked", strings.Join(res.Revoked, ", "))
+				msg += fmt.Sprintf("; credential of %s revoked", strings.Join(res.Revoked, ", "))
 			}
-		default:
-			continue
 		}
-		events = append(events, fmt.Sprintf("NodePool %s: %s", res.Pool, rec.Last))
+		if msg != "" {
+			rec.Last = msg
+			events = append(events, fmt.Sprintf("NodePool %s: %s", res.Pool, msg))
+		}
 		out[res.Pool] = rec
 	}
 	return out, events

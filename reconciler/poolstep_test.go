@@ -13,6 +13,20 @@ func testPool(min, max int) desired.NodePool {
 		ScaleDown: true, UtilizationThreshold: 0.5, UnneededFor: 10 * time.Minute, DelayAfterAdd: 10 * time.Minute}
 }
 
+// poolsStep is PoolsStep without the periodic List of the provisioner
+// (TestPoolsStepStrays tests it), so that the other tests see decisions.
+func poolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []PoolNode, needs []PoolNeed, now time.Time) (map[string]PoolRecord, []PoolAction, []string) {
+	recs, acts, evs := PoolsStep(records, pools, nodes, needs, now)
+	var out []PoolAction
+	for _, a := range acts {
+		a.List = false
+		if len(a.Create)+len(a.Drain)+len(a.Delete) > 0 {
+			out = append(out, a)
+		}
+	}
+	return recs, out, evs
+}
+
 func member(name string, util float64, elsewhere bool) PoolNode {
 	return PoolNode{Name: name, Pool: "workers", Ready: true, Utilization: util, FitsElsewhere: elsewhere}
 }
@@ -28,26 +42,26 @@ func TestPoolsStep(t *testing.T) {
 	needs := []PoolNeed{{Pool: "workers", Add: 3}}
 
 	// Pending for less than pendingFor: nothing yet.
-	recs, acts, _ := PoolsStep(nil, pools, nodes, needs, t0)
+	recs, acts, _ := poolsStep(nil, pools, nodes, needs, t0)
 	if len(acts) != 0 || !recs["workers"].PendingSince.Equal(t0) {
 		t.Fatalf("before pendingFor: %+v %+v", acts, recs)
 	}
 	// Then three machines, named, recorded.
-	recs, acts, evs := PoolsStep(recs, pools, nodes, needs, t0.Add(10*time.Second))
+	recs, acts, evs := poolsStep(recs, pools, nodes, needs, t0.Add(10*time.Second))
 	if len(acts) != 1 || len(acts[0].Create) != 3 || len(recs["workers"].Machines) != 3 || !strings.HasPrefix(acts[0].Create[0], "workers-") ||
 		len(evs) != 1 || !strings.Contains(evs[0], "asked for 3 machines (replicas fit nowhere): 1 → 4") {
 		t.Fatalf("scale up: %+v %+v %q", acts, recs, evs)
 	}
 	// Still pending while they join: not asked again.
-	if _, acts, _ = PoolsStep(recs, pools, nodes, needs, t0.Add(20*time.Second)); len(acts) != 0 {
+	if _, acts, _ = poolsStep(recs, pools, nodes, needs, t0.Add(20*time.Second)); len(acts) != 0 {
 		t.Fatalf("asked twice: %+v", acts)
 	}
 	// Within max: 4 of 5 already, one more.
-	more, acts, _ := PoolsStep(recs, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(40*time.Second))
+	more, acts, _ := poolsStep(recs, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(40*time.Second))
 	if len(acts) != 0 { // pendingSince was reset by the scale-up: it waits again
 		t.Fatalf("no wait after a scale-up: %+v", acts)
 	}
-	_, acts, _ = PoolsStep(more, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(60*time.Second))
+	_, acts, _ = poolsStep(more, pools, nodes, []PoolNeed{{Pool: "workers", Add: 3}}, t0.Add(60*time.Second))
 	if len(acts) != 1 || len(acts[0].Create) != 1 {
 		t.Fatalf("within max: %+v", acts)
 	}
@@ -55,22 +69,22 @@ func TestPoolsStep(t *testing.T) {
 	// Two join; one never does: deleted after joinTimeout, with back-off.
 	ms := recs["workers"].Machines
 	joined := append(nodes, member(ms[0].Name, 0.9, false), member(ms[1].Name, 0.9, false))
-	recs, _, _ = PoolsStep(recs, pools, joined, nil, t0.Add(time.Minute))
+	recs, _, _ = poolsStep(recs, pools, joined, nil, t0.Add(time.Minute))
 	if m := recs["workers"].Machines; !m[0].Joined || !m[1].Joined || m[2].Joined {
 		t.Fatalf("joined: %+v", m)
 	}
 	late := t0.Add(10*time.Second + 15*time.Minute + time.Second)
-	recs, acts, evs = PoolsStep(recs, pools, joined, needs, late)
+	recs, acts, evs = poolsStep(recs, pools, joined, needs, late)
 	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != ms[2].Name || recs["workers"].Failures != 1 ||
 		!recs["workers"].RetryAt.Equal(late.Add(30*time.Second)) || !strings.Contains(evs[0], "did not join within 15m0s") {
 		t.Fatalf("join timeout: %+v %+v %q", acts, recs["workers"], evs)
 	}
 	// Pending again past pendingFor, but within the back-off: said, not asked.
-	recs, acts, _ = PoolsStep(recs, pools, joined, needs, late.Add(11*time.Second))
+	recs, acts, _ = poolsStep(recs, pools, joined, needs, late.Add(11*time.Second))
 	if len(acts) != 0 || !strings.Contains(recs["workers"].Last, "asking again at") {
 		t.Fatalf("back-off: %+v %q", acts, recs["workers"].Last)
 	}
-	_, acts, _ = PoolsStep(recs, pools, joined, needs, late.Add(31*time.Second))
+	_, acts, _ = poolsStep(recs, pools, joined, needs, late.Add(31*time.Second))
 	if len(acts) != 1 || len(acts[0].Create) != 1 { // 3 nodes and 1 being deleted: max 5 leaves 1
 		t.Fatalf("after the back-off: %+v", acts)
 	}
@@ -78,7 +92,7 @@ func TestPoolsStep(t *testing.T) {
 
 func TestPoolsStepMin(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	_, acts, evs := PoolsStep(nil, []desired.NodePool{testPool(2, 5)}, nil, nil, t0)
+	_, acts, evs := poolsStep(nil, []desired.NodePool{testPool(2, 5)}, nil, nil, t0)
 	if len(acts) != 1 || len(acts[0].Create) != 2 || !strings.Contains(evs[0], "below its min of 2") {
 		t.Fatalf("min: %+v %q", acts, evs)
 	}
@@ -89,32 +103,32 @@ func TestPoolsStepScaleDown(t *testing.T) {
 	pools := []desired.NodePool{testPool(1, 5)}
 	nodes := []PoolNode{member("w1", 0.8, false), member("w2", 0.7, true), member("w3", 0.2, true), {Name: "other", Ready: true, Utilization: 0.1, FitsElsewhere: true}}
 	recs := map[string]PoolRecord{"workers": {LastScaleUp: t0.Add(-time.Hour)}}
-	recs, acts, _ := PoolsStep(recs, pools, nodes, nil, t0)
+	recs, acts, _ := poolsStep(recs, pools, nodes, nil, t0)
 	if len(acts) != 0 || len(recs["workers"].Unneeded) != 1 || !recs["workers"].Unneeded["w3"].Equal(t0) {
 		t.Fatalf("unneeded since: %+v %+v", acts, recs["workers"])
 	}
 	// A node of no pool is never the pool's to remove; w2 is busy.
-	recs, acts, evs := PoolsStep(recs, pools, nodes, nil, t0.Add(10*time.Minute))
+	recs, acts, evs := poolsStep(recs, pools, nodes, nil, t0.Add(10*time.Minute))
 	if len(acts) != 1 || len(acts[0].Drain) != 1 || acts[0].Drain[0] != "w3" || !strings.Contains(evs[0], "draining it") {
 		t.Fatalf("drain: %+v %q", acts, evs)
 	}
 	// Not empty yet: nothing; empty: deleted.
 	nodes[2].Draining = true // the drain control, as the worker writes it
-	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(11*time.Minute)); len(acts) != 0 {
+	if _, acts, _ = poolsStep(recs, pools, nodes, nil, t0.Add(11*time.Minute)); len(acts) != 0 {
 		t.Fatalf("while draining: %+v", acts)
 	}
 	nodes[2].Empty = true
-	recs, acts, evs = PoolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute))
+	recs, acts, evs = poolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute))
 	if len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].Name != "w3" || len(recs["workers"].Machines) != 1 ||
 		recs["workers"].Machines[0].Deleting.IsZero() || !strings.Contains(evs[0], "machine w3 drained: deleting it (3 → 2)") {
 		t.Fatalf("delete: %+v %+v %q", acts, recs["workers"], evs)
 	}
 	// Not confirmed within the provisioner's timeout and a minute: asked
 	// again; confirmed: dropped.
-	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute+30*time.Second)); len(acts) != 0 {
+	if _, acts, _ = poolsStep(recs, pools, nodes, nil, t0.Add(12*time.Minute+30*time.Second)); len(acts) != 0 {
 		t.Fatalf("asked again too soon: %+v", acts)
 	}
-	again, acts, _ := PoolsStep(recs, pools, nodes, nil, t0.Add(18*time.Minute))
+	again, acts, _ := poolsStep(recs, pools, nodes, nil, t0.Add(18*time.Minute))
 	if len(acts) != 1 || len(acts[0].Delete) != 1 || !again["workers"].Machines[0].Deleting.Equal(t0.Add(12*time.Minute)) ||
 		!again["workers"].Machines[0].DeleteAt.Equal(t0.Add(18*time.Minute+testPool(1, 5).Timeout+time.Minute)) {
 		t.Fatalf("delete asked again: %+v %+v", acts, again["workers"])
@@ -140,7 +154,7 @@ func TestPoolsStepScaleDown(t *testing.T) {
 			PoolRecord{LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"w2": t0.Add(-time.Hour)}},
 			[]PoolNode{member("w1", 0.9, false), member("w2", 0.1, true)}},
 	} {
-		_, acts, _ := PoolsStep(map[string]PoolRecord{"workers": tc.rec}, []desired.NodePool{tc.pool}, tc.nodes, nil, t0)
+		_, acts, _ := poolsStep(map[string]PoolRecord{"workers": tc.rec}, []desired.NodePool{tc.pool}, tc.nodes, nil, t0)
 		if len(acts) != 0 {
 			t.Errorf("%s: %+v", tc.what, acts)
 		}
@@ -186,11 +200,11 @@ func TestPoolsStepMachines(t *testing.T) {
 
 	// Lost: counted, then deleted after 20 minutes and replaced (min 1).
 	recs := map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}}, LastScaleUp: t0}}
-	recs, acts, _ := PoolsStep(recs, pools, []PoolNode{{Name: "w1", Pool: "workers"}}, nil, t0.Add(time.Minute))
+	recs, acts, _ := poolsStep(recs, pools, []PoolNode{{Name: "w1", Pool: "workers"}}, nil, t0.Add(time.Minute))
 	if len(acts) != 0 || !recs["workers"].Lost["w1"].Equal(t0.Add(time.Minute)) {
 		t.Fatalf("lost: %+v %+v", acts, recs["workers"])
 	}
-	recs, acts, evs := PoolsStep(recs, pools, nil, nil, t0.Add(21*time.Minute))
+	recs, acts, evs := poolsStep(recs, pools, nil, nil, t0.Add(21*time.Minute))
 	if len(acts) != 1 || len(acts[0].Delete) != 1 || len(acts[0].Create) != 1 || !strings.Contains(strings.Join(evs, "\n"), "machine w1 not ready for 20m0s: deleting it") {
 		t.Fatalf("lost for 20 min: %+v %q", acts, evs)
 	}
@@ -198,10 +212,10 @@ func TestPoolsStepMachines(t *testing.T) {
 	// A drain asked but not shown as a node control 30 s later: given up.
 	recs = map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}, {Name: "w2", Asked: t0, Joined: true, Draining: true, DrainAt: t0}}}}
 	nodes := []PoolNode{full("w1"), full("w2")}
-	if recs, _, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(10*time.Second)); !recs["workers"].Machines[1].Draining {
+	if recs, _, _ = poolsStep(recs, pools, nodes, nil, t0.Add(10*time.Second)); !recs["workers"].Machines[1].Draining {
 		t.Fatalf("given up too soon: %+v", recs["workers"])
 	}
-	recs, _, evs = PoolsStep(recs, pools, nodes, nil, t0.Add(31*time.Second))
+	recs, _, evs = poolsStep(recs, pools, nodes, nil, t0.Add(31*time.Second))
 	if recs["workers"].Machines[1].Draining || !strings.Contains(strings.Join(evs, "\n"), "the drain of node w2 was lifted") {
 		t.Fatalf("lifted: %+v %q", recs["workers"], evs)
 	}
@@ -212,18 +226,18 @@ func TestPoolsStepMachines(t *testing.T) {
 	small := full("w1")
 	small.CPUMilli, small.Labels = 1000, nil
 	needs := []PoolNeed{{Pool: "workers", Add: 1}}
-	recs, _, evs = PoolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Second))
+	recs, _, evs = poolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Second))
 	if m := recs["workers"].Mismatch; !strings.Contains(m, "cpu 1000m, the template 2000m") || !strings.Contains(m, "label zone=a missing") || len(evs) != 1 {
 		t.Fatalf("mismatch: %q %q", m, evs)
 	}
-	recs, acts, _ = PoolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Minute))
+	recs, acts, _ = poolsStep(recs, pools, []PoolNode{small}, needs, t0.Add(time.Minute))
 	if len(acts) != 0 || !strings.Contains(recs["workers"].Last, "none added: machine w1 joined short of the template") {
 		t.Fatalf("added despite the mismatch: %+v %q", acts, recs["workers"].Last)
 	}
 	fixed := pool
 	fixed.Capacity.CPUMilli = 1000
 	fixed.Labels = nil
-	_, acts, _ = PoolsStep(recs, []desired.NodePool{fixed}, []PoolNode{small}, needs, t0.Add(2*time.Minute))
+	_, acts, _ = poolsStep(recs, []desired.NodePool{fixed}, []PoolNode{small}, needs, t0.Add(2*time.Minute))
 	if len(acts) != 1 || len(acts[0].Create) != 1 {
 		t.Fatalf("a fixed template: %+v", acts)
 	}
@@ -231,7 +245,7 @@ func TestPoolsStepMachines(t *testing.T) {
 	// Being deleted still counts toward max: 2 joined + 1 deleting of max 3.
 	recs = map[string]PoolRecord{"workers": {Pool: "workers", Machines: []PoolMachine{{Name: "w1", Asked: t0, Joined: true}, {Name: "w2", Asked: t0, Joined: true},
 		{Name: "w3", Asked: t0, Deleting: t0, DeleteAt: t0.Add(time.Hour)}}}}
-	if _, acts, _ = PoolsStep(recs, pools, []PoolNode{full("w1"), full("w2")}, needs, t0.Add(time.Minute)); len(acts) != 0 {
+	if _, acts, _ = poolsStep(recs, pools, []PoolNode{full("w1"), full("w2")}, needs, t0.Add(time.Minute)); len(acts) != 0 {
 		t.Fatalf("past max while deleting: %+v", acts)
 	}
 }
@@ -246,12 +260,44 @@ func TestPoolsStepOneDrain(t *testing.T) {
 		"b": {LastScaleUp: t0.Add(-time.Hour), Unneeded: map[string]time.Time{"b2": t0.Add(-time.Hour)}}}
 	nodes := []PoolNode{{Name: "a1", Pool: "a", Ready: true, Utilization: 0.9}, {Name: "a2", Pool: "a", Ready: true, Utilization: 0.1, FitsElsewhere: true},
 		{Name: "b1", Pool: "b", Ready: true, Utilization: 0.9}, {Name: "b2", Pool: "b", Ready: true, Utilization: 0.1, FitsElsewhere: true}}
-	recs, acts, _ := PoolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0)
+	recs, acts, _ := poolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0)
 	if len(acts) != 1 || acts[0].Pool != "a" || len(acts[0].Drain) != 1 {
 		t.Fatalf("drains: %+v", acts)
 	}
 	nodes[1].Draining = true
-	if _, acts, _ = PoolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0.Add(time.Second)); len(acts) != 0 {
+	if _, acts, _ = poolsStep(recs, []desired.NodePool{a, b}, nodes, nil, t0.Add(time.Second)); len(acts) != 0 {
 		t.Fatalf("a second drain while one goes: %+v", acts)
+	}
+}
+
+// The provisioner is asked for the pool's machines every PoolListEvery;
+// those it lists that the record does not know are adopted when they are
+// ready nodes, deleted otherwise.
+func TestPoolsStepStrays(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	pools := []desired.NodePool{testPool(0, 5)}
+	recs, acts, _ := PoolsStep(nil, pools, nil, nil, t0)
+	if len(acts) != 1 || !acts[0].List || !recs["workers"].LastList.Equal(t0) {
+		t.Fatalf("first list: %+v %+v", acts, recs["workers"])
+	}
+	if _, acts, _ = PoolsStep(recs, pools, nil, nil, t0.Add(time.Minute)); len(acts) != 0 {
+		t.Fatalf("listed again within %s: %+v", PoolListEvery, acts)
+	}
+	recs["workers"] = PoolRecord{Pool: "workers", LastList: t0, Machines: []PoolMachine{{Name: "known", Asked: t0}}}
+	recs, _ = ApplyPoolResults(recs, []PoolResult{{Pool: "workers", Listing: true,
+		Listed: []PoolMachine{{Name: "known"}, {Name: "stray-node", ID: "i-1"}, {Name: "stray-vm", ID: "i-2"}}}}, t0)
+	if s := recs["workers"].Strays; len(s) != 2 || s[0].Name != "stray-node" || s[1].ID != "i-2" {
+		t.Fatalf("strays: %+v", s)
+	}
+	nodes := []PoolNode{{Name: "stray-node", Ready: true, Utilization: 0.9}}
+	recs, acts, evs := PoolsStep(recs, pools, nodes, nil, t0.Add(time.Minute))
+	ms := recs["workers"].Machines
+	if len(ms) != 3 || !ms[1].Joined || ms[1].Name != "stray-node" || ms[2].Deleting.IsZero() || len(recs["workers"].Strays) != 0 ||
+		len(acts) != 1 || len(acts[0].Delete) != 1 || acts[0].Delete[0].ID != "i-2" ||
+		!strings.Contains(strings.Join(evs, "\n"), "stray-node is the provisioner's and a ready node, unknown to the pool's record: adopted") {
+		t.Fatalf("adopted and deleted: %+v %+v %q", ms, acts, evs)
+	}
+	if _, acts, _ = PoolsStep(recs, pools, nodes, nil, t0.Add(PoolListEvery)); len(acts) != 1 || !acts[0].List {
+		t.Fatalf("no list after %s: %+v", PoolListEvery, acts)
 	}
 }

@@ -414,6 +414,18 @@ func (r *Reconciler) doPool(ctx context.Context, job poolJob) PoolResult {
 			errs = append(errs, err.Error())
 		}
 	}
+	// Last, so that what this job made or deleted is known to the record.
+	if job.act.List && job.prov != nil {
+		listed, err := provision.List(ctx, job.prov, job.act.Pool)
+		if err != nil {
+			log.Warn().Err(err).Msg("list a pool's machines")
+		} else {
+			res.Listing = true
+			for _, m := range listed {
+				res.Listed = append(res.Listed, PoolMachine{Name: m.Name, ID: m.ID})
+			}
+		}
+	}
 	res.Err = strings.Join(errs, "; ")
 	return res
 }
@@ -434,15 +446,13 @@ func (r *Reconciler) createMachines(ctx context.Context, job poolJob) ([]PoolMac
 		}
 		create = append(create, provision.NewMachine{Name: name, JoinToken: tok})
 	}
+	// The machines made are kept with an error (one of two made).
 	made, err := provision.Create(ctx, job.prov, job.act.Pool, r.cfg.Machines.JoinAddress(), job.template, create)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]PoolMachine, len(made))
 	for i, m := range made {
 		out[i] = PoolMachine{Name: m.Name, ID: m.ID}
 	}
-	return out, nil
+	return out, err
 }
 
 // deleteMachine asks the provisioner to delete m, then revokes its node's
