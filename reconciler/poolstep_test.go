@@ -204,7 +204,7 @@ func TestPoolsStepMachines(t *testing.T) {
 	if len(acts) != 0 || !recs["workers"].Lost["w1"].Equal(t0.Add(time.Minute)) {
 		t.Fatalf("lost: %+v %+v", acts, recs["workers"])
 	}
-	recs, acts, evs := poolsStep(recs, pools, nil, nil, t0.Add(21*time.Minute))
+	_, acts, evs := poolsStep(recs, pools, nil, nil, t0.Add(21*time.Minute))
 	if len(acts) != 1 || len(acts[0].Delete) != 1 || len(acts[0].Create) != 1 || !strings.Contains(strings.Join(evs, "\n"), "machine w1 not ready for 20m0s: deleting it") {
 		t.Fatalf("lost for 20 min: %+v %q", acts, evs)
 	}
