@@ -118,7 +118,7 @@ const (
 	// uncordon) or never written, and the node is not scaled down.
 	poolDrainSeen = 30 * time.Second
 	// PoolListEvery is how often the provisioner is asked for each pool's
-	// machines (and once soon after a leader starts).
+	// machines (the first time as soon as the pool appears).
 	PoolListEvery = 10 * time.Minute
 )
 
