@@ -180,6 +180,16 @@ func (s *Server) Handler() http.Handler {
 		return map[string]any{"workloads": st.Workloads, "jobs": st.Jobs}
 	})))
 	route("GET /api/v1/nodes", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any { return map[string]any{"nodes": st.Nodes} })))
+	route("GET /api/v1/pools", s.auth(RoleRead, s.fromStatus(func(st reconciler.Status) any {
+		pools, unserved := st.Pools, st.PoolUnserved
+		if pools == nil {
+			pools = []reconciler.PoolStatus{}
+		}
+		if unserved == nil {
+			unserved = []string{}
+		}
+		return map[string]any{"pools": pools, "unserved": unserved}
+	})))
 	route("GET /api/v1/replicas", s.auth(RoleRead, http.HandlerFunc(s.replicas)))
 	route("GET /api/v1/pin", s.auth(RoleRead, http.HandlerFunc(s.getPin)))
 	route("PUT /api/v1/pin", s.auth(RoleAdmin, http.HandlerFunc(s.putPin)))

@@ -105,6 +105,7 @@ func TestAPI(t *testing.T) {
 		{"/api/v1/nothing", viewer, 404, `"error": "no such endpoint`},
 		{"/api/v1/workloads", viewer, 200, `"workloads": []`},
 		{"/api/v1/nodes", viewer, 200, `"nodes": []`},
+		{"/api/v1/pools", viewer, 200, `"pools": []`},
 		{"/api/v1/replicas", viewer, 200, `"replicas": []`},
 		{"/api/v1/pin", viewer, 200, `"pin": null`},
 		{"/api/v1/replicas", "", 401, "bearer token"},
