@@ -300,14 +300,14 @@ func TestPoll(t *testing.T) {
 	s, _ := New(Config{URL: r.dir, Branch: "main", CacheDir: t.TempDir()})
 	var mu sync.Mutex
 	var revs []string
-	var errs int
+	var errs []string
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		s.Poll(ctx, 20*time.Millisecond,
 			func(s Snapshot) { mu.Lock(); revs = append(revs, s.Revision); mu.Unlock() },
-			func(error) { mu.Lock(); errs++; mu.Unlock() })
+			func(err error) { mu.Lock(); errs = append(errs, err.Error()); mu.Unlock() })
 	}()
 	wait := func(n int) {
 		t.Helper()
@@ -319,13 +319,23 @@ func TestPoll(t *testing.T) {
 	}
 	wait(1)
 	time.Sleep(100 * time.Millisecond) // several polls with nothing new
+	mu.Lock()
+	idle := len(errs)
+	mu.Unlock()
 	rev2 := r.commit("second", map[string][]byte{"a.yaml": []byte("a: 2")})
 	wait(2)
 	cancel()
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	if len(revs) != 2 || revs[0] != rev1 || revs[1] != rev2 || errs != 0 {
-		t.Fatalf("revisions %v, errors %d", revs, errs)
+	// Polls with nothing new never fail. A poll while go-git writes the
+	// commit may (its ref file is rewritten in place, not renamed as the
+	// git CLI does; CI saw it once under load): said, and the next poll
+	// takes the commit.
+	if len(revs) != 2 || revs[0] != rev1 || revs[1] != rev2 || idle != 0 {
+		t.Fatalf("revisions %v, errors %q (%d while idle)", revs, errs, idle)
+	}
+	if len(errs) > 0 {
+		t.Logf("errors of polls while the commit was written: %q", errs)
 	}
 }
