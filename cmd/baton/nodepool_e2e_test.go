@@ -82,26 +82,21 @@ func TestNodePool(t *testing.T) {
 		}
 	}
 	provDir := t.TempDir() // the server runs provisioners from here only
-	f := newFleetCluster(t, "--node-grace", "5s", "--provisioner-dir", provDir)
-	sw, bridge := f.fleet.Switch()
-	prov := filepath.Join(provDir, "netns-provisioner")
-	if out, err := exec.Command("go", "build", "-o", prov, "../../examples/nodepool/netns-provisioner").CombinedOutput(); err != nil {
-		t.Fatalf("build the reference provisioner: %v: %s", err, out)
-	}
-	state := filepath.Join(f.dir, "machines")
-	argv := []string{prov, "--switch", sw, "--bridge", bridge, "--subnet", testenv.FleetSubnet, "--first", "100", "--state", state,
-		"--baton", os.Args[0], "--containerd", f.sock, "--agent-arg=--network", "--agent-arg=none", "--agent-arg=--heartbeat", "--agent-arg=300ms"}
-	call := func(req string) string {
-		cmd := exec.Command(prov, argv[1:]...)
-		cmd.Stdin = strings.NewReader(req)
-		out, _ := cmd.CombinedOutput()
-		return string(out)
-	}
+	state := t.TempDir()   // the machines' records and data
+	// Registered before the cluster: it runs once the server has stopped
+	// (a server still running would replace the machines deleted here).
+	var call func(req string) string
+	var f *fleetCluster
 	t.Cleanup(func() {
+		if call == nil {
+			return
+		}
 		// Every machine left, then their containerd namespaces.
 		paths, _ := filepath.Glob(filepath.Join(state, "*.json"))
 		for _, p := range paths {
-			call(fmt.Sprintf(`{"version":1,"op":"delete","delete":{"name":%q}}`, strings.TrimSuffix(filepath.Base(p), ".json")))
+			if out := call(fmt.Sprintf(`{"version":1,"op":"delete","delete":{"name":%q}}`, strings.TrimSuffix(filepath.Base(p), ".json"))); strings.Contains(out, `"error"`) {
+				t.Errorf("delete the machine left: %s", out)
+			}
 		}
 		cli, err := nodeagent.DialContainerd(context.Background(), f.sock)
 		if err != nil {
@@ -121,6 +116,20 @@ func TestNodePool(t *testing.T) {
 			_ = cli.NamespaceService().Delete(context.Background(), ns)
 		}
 	})
+	f = newFleetCluster(t, "--node-grace", "5s", "--provisioner-dir", provDir)
+	sw, bridge := f.fleet.Switch()
+	prov := filepath.Join(provDir, "netns-provisioner")
+	if out, err := exec.Command("go", "build", "-o", prov, "../../examples/nodepool/netns-provisioner").CombinedOutput(); err != nil {
+		t.Fatalf("build the reference provisioner: %v: %s", err, out)
+	}
+	argv := []string{prov, "--switch", sw, "--bridge", bridge, "--subnet", testenv.FleetSubnet, "--first", "100", "--state", state,
+		"--baton", os.Args[0], "--containerd", f.sock, "--agent-arg=--network", "--agent-arg=none", "--agent-arg=--heartbeat", "--agent-arg=300ms"}
+	call = func(req string) string {
+		cmd := exec.Command(prov, argv[1:]...)
+		cmd.Stdin = strings.NewReader(req)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
 	admin := f.as(f.ops, f.adminCreds)
 	// The image goes to the cluster's store: new machines fetch it there.
 	if out, err := f.baton(f.ops, nil, "image", "push", testenv.HelloArchive(t), "--nats", f.natsURL, "--creds", f.adminCreds); err != nil {
