@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/quickexit"
 )
 
 // asBaton makes the test binary run as baton: tests start it as a separate
@@ -55,6 +56,7 @@ func lookup(name, resolv string) (string, error) {
 const asFetch = "BATON_TEST_FETCH"
 
 func TestMain(m *testing.M) {
+	quickexit.Set()
 	if os.Getenv(asBaton) == "1" {
 		main()
 		os.Exit(0)
