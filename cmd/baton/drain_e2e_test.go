@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ func TestDrain(t *testing.T) {
 	}
 	testenv.WaitFor(t, 60*time.Second, "4 replicas of v2 on n2, none on n1", func() (bool, string) {
 		return c.running("n2", hash) == 4 && len(c.tasks("n1")) == 0, ""
+	})
+	// The rollout's last old replica on n2 may still be stopping: the
+	// leader counts it on n2 until its agent reports it gone.
+	testenv.WaitFor(t, 30*time.Second, "the leader to see 4 replicas on n2", func() (bool, string) {
+		n, ok := nodeOfStatus(c.status(), "n2")
+		return ok && n.Replicas == 4, fmt.Sprintf("%d", n.Replicas)
 	})
 	st, err := c.baton("status")
 	if err != nil || !strings.Contains(st, "draining") {
