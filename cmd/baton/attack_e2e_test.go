@@ -317,12 +317,9 @@ func (f *fleetCluster) cleanupContainerd() {
 				_ = rt.Stop(ctx, r.ID, time.Second)
 			}
 		}
-		nctx := namespaces.WithNamespace(ctx, f.nodeNS(node))
-		imgs, _ := cli.ImageService().List(nctx)
-		for _, img := range imgs {
-			_ = cli.ImageService().Delete(nctx, img.Name)
+		if err := testenv.RemoveContainerdNamespace(ctx, cli, f.nodeNS(node)); err != nil {
+			f.t.Errorf("cleanup: %v", err)
 		}
-		_ = cli.NamespaceService().Delete(ctx, f.nodeNS(node))
 	}
 }
 

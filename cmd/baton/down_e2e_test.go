@@ -94,7 +94,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
+	t.Cleanup(func() { _ = cli.Close() }) // after the cleanup below, which uses it
 	cctx := namespaces.WithNamespace(context.Background(), ns)
 	tasks := func() int { // running ones
 		l, err := cli.TaskService().List(cctx, nil)
@@ -112,7 +112,9 @@ spec:
 	down := []string{"down", "--data-dir", dir, "--stop-grace", "2s"} // the rest from baton up's up.json
 	t.Cleanup(func() {                                                // whatever happened, nothing is left
 		_, _, _ = run(t, down...)
-		_ = cli.NamespaceService().Delete(context.Background(), ns)
+		if err := testenv.RemoveContainerdNamespace(context.Background(), cli, ns); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -412,12 +411,9 @@ func (c *cluster) cleanupContainerd() {
 				}
 			}
 		}
-		nctx := namespaces.WithNamespace(ctx, ns)
-		imgs, _ := c.cli.ImageService().List(nctx)
-		for _, img := range imgs {
-			_ = c.cli.ImageService().Delete(nctx, img.Name, images.SynchronousDelete())
+		if err := testenv.RemoveContainerdNamespace(ctx, c.cli, ns); err != nil {
+			c.tb.Errorf("cleanup: %v", err)
 		}
-		_ = c.cli.NamespaceService().Delete(ctx, ns)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
 	"github.com/batonhq/baton/reconciler"
@@ -108,12 +106,9 @@ func TestNodePool(t *testing.T) {
 			if !strings.HasPrefix(ns, "baton-workers-") {
 				continue
 			}
-			nctx := namespaces.WithNamespace(context.Background(), ns)
-			imgs, _ := cli.ImageService().List(nctx)
-			for _, img := range imgs {
-				_ = cli.ImageService().Delete(nctx, img.Name)
+			if err := testenv.RemoveContainerdNamespace(context.Background(), cli, ns); err != nil {
+				t.Errorf("cleanup: %v", err)
 			}
-			_ = cli.NamespaceService().Delete(context.Background(), ns)
 		}
 	})
 	f = newFleetCluster(t, "--node-grace", "5s", "--provisioner-dir", provDir)
