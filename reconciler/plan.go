@@ -232,7 +232,7 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 			for _, w := range sortedKeys(n.Workloads) {
 				parts = append(parts, fmt.Sprintf("%s of %s", replicas(n.Workloads[w]), w))
 			}
-			p.Summary = append(p.Summary, fmt.Sprintf("NodePool %s: would add %d machines for %s", n.Pool, n.Add, strings.Join(parts, ", ")))
+			p.Summary = append(p.Summary, fmt.Sprintf("NodePool %s: would add %s for %s", n.Pool, machines(n.Add), strings.Join(parts, ", ")))
 		}
 		for _, u := range unserved {
 			p.Summary = append(p.Summary, fmt.Sprintf("no NodePool can take %s of %s: %s", replicas(u.Count), u.Workload, u.Reason))
@@ -241,11 +241,16 @@ func makePlan(cur, st *desired.State, in Input, hpa map[string]HPAState, synced 
 	return p
 }
 
-func replicas(n int) string {
+func replicas(n int) string { return count(n, "replica") }
+
+func machines(n int) string { return count(n, "machine") }
+
+// count is "1 thing" or "n things".
+func count(n int, thing string) string {
 	if n == 1 {
-		return "1 replica"
+		return "1 " + thing
 	}
-	return fmt.Sprintf("%d replicas", n)
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func firstImage(w desired.Workload) string {

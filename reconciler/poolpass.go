@@ -95,7 +95,7 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 		if _, ok := recs[name]; !ok {
 			writes = append(writes, kvWrite{key: poolKeyPrefix + name})
 			if len(old.Machines) > 0 {
-				r.events(fmt.Sprintf("NodePool %s left the revision: its %d machines stay as nodes (drain and remove them with baton node drain and baton node rm, and your provider)", name, len(old.Machines)))
+				r.events(fmt.Sprintf("NodePool %s left the revision: its %s stay as nodes (drain and remove them with baton node drain and baton node rm, and your provider)", name, machines(len(old.Machines))))
 			}
 		}
 	}
@@ -123,13 +123,15 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 			labels = map[string]string{}
 		}
 		labels[PoolLabel] = p.Name
-		job := poolJob{act: a, ttl: p.JoinTimeout, template: provision.Template{CPUMilli: p.Capacity.CPUMilli, MemoryBytes: p.Capacity.MemoryBytes,
+		// The token outlives the join deadline, which counts from the
+		// provisioner's answer (at most p.Timeout after the token).
+		job := poolJob{act: a, ttl: p.JoinTimeout + p.Timeout, template: provision.Template{CPUMilli: p.Capacity.CPUMilli, MemoryBytes: p.Capacity.MemoryBytes,
 			Extra: p.Capacity.Extra, Labels: labels, Taints: p.Taints}}
-		job.prov, job.provErr = r.provisionerOf(p, in.Desired)
 		if !saved {
 			r.mb.poolFailed(job.act, "the pool's record was not saved (or this server no longer leads): nothing asked")
 			continue
 		}
+		job.prov, job.provErr = r.provisionerOf(p, in.Desired)
 		select {
 		case r.poolq <- job:
 		default:

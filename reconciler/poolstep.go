@@ -259,6 +259,8 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 				if why := mismatch(p, n); why != "" && rec.Mismatch == "" {
 					rec.Mismatch, rec.TemplateOf = fmt.Sprintf("machine %s joined short of the template (%s)", m.Name, why), templateOf(p)
 					say("%s: no machine is added until the template says what the machines have", rec.Mismatch)
+				} else {
+					say("machine %s joined, %s after it was asked for", m.Name, now.Sub(m.Asked).Round(time.Second))
 				}
 			}
 			switch {
@@ -331,9 +333,9 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		if want = min(want, p.Max-size-len(deleting)); want > 0 {
 			switch {
 			case now.Before(rec.RetryAt):
-				rec.Last = fmt.Sprintf("%d machines wanted; asking again at %s after %d failures", want, rec.RetryAt.UTC().Format(time.RFC3339), rec.Failures)
+				rec.Last = fmt.Sprintf("%s wanted; asking again at %s after %d failures", machines(want), rec.RetryAt.UTC().Format(time.RFC3339), rec.Failures)
 			case rec.Mismatch != "":
-				rec.Last = fmt.Sprintf("%d machines wanted; none added: %s", want, rec.Mismatch)
+				rec.Last = fmt.Sprintf("%s wanted; none added: %s", machines(want), rec.Mismatch)
 			default:
 				used := maps.Clone(members)
 				maps.Copy(used, deleting)
@@ -348,7 +350,7 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 				if size < p.Min {
 					why = fmt.Sprintf("below its min of %d", p.Min)
 				}
-				say("asked for %d machines (%s): %d → %d", want, why, size, size+want)
+				say("asked for %s (%s): %d → %d", machines(want), why, size, size+want)
 				size += want
 			}
 		}

@@ -176,11 +176,19 @@ func TestApplyPoolResults(t *testing.T) {
 	if len(r.Machines) != 3 || r.Machines[0].ID != "i-1" || !r.Machines[0].Asked.Equal(t0.Add(time.Minute)) ||
 		!r.Machines[1].Deleting.Equal(t0.Add(time.Minute)) || !r.Machines[1].DeleteAt.Equal(t0.Add(time.Minute)) || r.Machines[2].Name != "c" ||
 		r.Failures != 1 || !r.RetryAt.Equal(t0.Add(time.Minute+30*time.Second)) ||
-		len(evs) != 2 || !strings.Contains(evs[0], "did not make 1 machines (quota): deleting them by name") || !strings.Contains(evs[1], "provider down: tried again later") {
+		len(evs) != 2 || !strings.Contains(evs[0], "did not make 1 machine (quota): deleting them by name") || !strings.Contains(evs[1], "provider down: tried again later") {
 		t.Fatalf("results: %+v %q", r, evs)
 	}
 	if len(recs["workers"].Machines) != 3 {
 		t.Fatalf("the records given were changed: %+v", recs)
+	}
+	// Never asked for (no provisioner, the action dropped): dropped from
+	// the record, not deleted through a provisioner; the pool backs off.
+	out, evs = ApplyPoolResults(recs, []PoolResult{{Pool: "workers", NotAsked: []string{"a", "b"}, Err: "no provisioner"}}, t0.Add(time.Minute))
+	r = out["workers"]
+	if len(r.Machines) != 1 || r.Machines[0].Name != "c" || r.Failures != 1 || !r.RetryAt.Equal(t0.Add(time.Minute+30*time.Second)) ||
+		len(evs) != 1 || !strings.Contains(evs[0], "2 machines not asked for (no provisioner); asking again after 30s") {
+		t.Fatalf("not asked: %+v %q", r, evs)
 	}
 }
 

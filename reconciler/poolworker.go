@@ -54,7 +54,7 @@ type poolJob struct {
 	prov     provision.Provisioner
 	provErr  error // why there is no provisioner
 	template provision.Template
-	ttl      time.Duration // a join token's life: the pool's joinTimeout
+	ttl      time.Duration // a join token's life: the pool's joinTimeout and timeout
 }
 
 // provisionerOf is pool p's provisioner: its command, if it is an
@@ -63,10 +63,13 @@ type poolJob struct {
 // program), or its webhook with the key from the revision's Secret.
 func (r *Reconciler) provisionerOf(p desired.NodePool, st *desired.State) (provision.Provisioner, error) {
 	if len(p.Command) > 0 {
-		if err := allowedCommand(p.Command[0], r.cfg.ProvisionerDirs); err != nil {
+		real, err := allowedCommand(p.Command[0], r.cfg.ProvisionerDirs)
+		if err != nil {
 			return nil, err
 		}
-		return provision.Command{Argv: p.Command, Timeout: p.Timeout}, nil
+		// The path checked is the path run: a symlink swapped after the
+		// check changes nothing.
+		return provision.Command{Argv: append([]string{real}, p.Command[1:]...), Timeout: p.Timeout}, nil
 	}
 	if st != nil {
 		for _, s := range st.Secrets {
@@ -82,29 +85,30 @@ func (r *Reconciler) provisionerOf(p desired.NodePool, st *desired.State) (provi
 	return nil, fmt.Errorf("the webhook's key (Secret %s, key %s) is not in the revision, or a sealed one this server cannot open", p.WebhookSecret, p.WebhookSecretKey)
 }
 
-// allowedCommand checks that path, symlinks resolved, is in one of dirs.
-func allowedCommand(path string, dirs []string) error {
+// allowedCommand checks that path, symlinks resolved, is in one of dirs,
+// and returns it resolved.
+func allowedCommand(path string, dirs []string) (string, error) {
 	if len(dirs) == 0 {
-		return fmt.Errorf("provisioner %s: this server runs no provisioner commands (a provisioner runs as the server's user: start it with --provisioner-dir DIR and put the executable there, or use a webhook)", path)
+		return "", fmt.Errorf("provisioner %s: this server runs no provisioner commands (a provisioner runs as the server's user: start it with --provisioner-dir DIR and put the executable there, or use a webhook)", path)
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil || !filepath.IsAbs(path) {
-		return fmt.Errorf("provisioner %s: want the absolute path of an executable in a --provisioner-dir (%s)", path, strings.Join(dirs, ", "))
+		return "", fmt.Errorf("provisioner %s: want the absolute path of an executable in a --provisioner-dir (%s)", path, strings.Join(dirs, ", "))
 	}
 	for _, d := range dirs {
 		if rd, err := filepath.EvalSymlinks(d); err == nil && filepath.Dir(real) == rd {
-			return nil
+			return real, nil
 		}
 	}
-	return fmt.Errorf("provisioner %s: not in a --provisioner-dir of this server (%s)", path, strings.Join(dirs, ", "))
+	return "", fmt.Errorf("provisioner %s: not in a --provisioner-dir of this server (%s)", path, strings.Join(dirs, ", "))
 }
 
 // poolFailed hands back an action that was not carried out: its machines
-// count as not made (deleted by name in case), its drains are forgotten;
-// its deletions are asked again at their time.
+// were never asked for (dropped from the record, the pool backs off), its
+// drains are forgotten; its deletions are asked again at their time.
 func (m *mailbox) poolFailed(a PoolAction, why string) {
 	m.mu.Lock()
-	m.poolDone = append(m.poolDone, PoolResult{Pool: a.Pool, Failed: a.Create, NotDrained: a.Drain, Err: why})
+	m.poolDone = append(m.poolDone, PoolResult{Pool: a.Pool, NotAsked: a.Create, NotDrained: a.Drain, Err: why})
 	m.mu.Unlock()
 }
 
@@ -185,22 +189,26 @@ func (r *Reconciler) doPool(ctx context.Context, job poolJob) PoolResult {
 		}
 	}
 	if len(job.act.Create) > 0 {
-		made, err := r.createMachines(ctx, job)
+		made, asked, err := r.createMachines(ctx, job)
 		res.Created = made
-		asked := map[string]bool{}
-		for _, m := range made {
-			asked[m.Name] = true
-		}
-		for _, name := range job.act.Create {
-			if !asked[name] {
-				res.Failed = append(res.Failed, name)
+		if !asked {
+			res.NotAsked = job.act.Create
+		} else {
+			madeNames := map[string]bool{}
+			for _, m := range made {
+				madeNames[m.Name] = true
+			}
+			for _, name := range job.act.Create {
+				if !madeNames[name] {
+					res.Failed = append(res.Failed, name)
+				}
+			}
+			if err == nil && len(res.Failed) > 0 {
+				err = fmt.Errorf("the provisioner's answer left out %s", strings.Join(res.Failed, ", "))
 			}
 		}
-		if err == nil && len(res.Failed) > 0 {
-			err = fmt.Errorf("the provisioner's answer left out %s", strings.Join(res.Failed, ", "))
-		}
 		if err != nil {
-			log.Warn().Err(err).Strs("machines", res.Failed).Msg("create pool machines")
+			log.Warn().Err(err).Strs("failed", res.Failed).Strs("notAsked", res.NotAsked).Msg("create pool machines")
 			errs = append(errs, err.Error())
 		}
 	}
@@ -220,29 +228,33 @@ func (r *Reconciler) doPool(ctx context.Context, job poolJob) PoolResult {
 	return res
 }
 
-// createMachines mints a token for each machine and asks the provisioner.
-func (r *Reconciler) createMachines(ctx context.Context, job poolJob) ([]PoolMachine, error) {
+// createMachines mints a token for each machine and asks the provisioner;
+// asked is false when it could not be asked (nothing was made then).
+func (r *Reconciler) createMachines(ctx context.Context, job poolJob) (made []PoolMachine, asked bool, err error) {
 	if job.prov == nil {
-		return nil, job.provErr
+		return nil, false, job.provErr
 	}
 	if r.cfg.Machines == nil {
-		return nil, ErrNoMachines
+		return nil, false, ErrNoMachines
 	}
 	create := make([]provision.NewMachine, 0, len(job.act.Create))
 	for _, name := range job.act.Create {
 		tok, err := r.cfg.Machines.JoinToken(ctx, name, job.ttl)
 		if err != nil {
-			return nil, fmt.Errorf("mint a join token for %s: %w", name, err)
+			for _, m := range create { // the tokens minted go with the request
+				_ = r.cfg.Machines.RemoveNode(ctx, m.Name)
+			}
+			return nil, false, fmt.Errorf("mint a join token for %s: %w", name, err)
 		}
 		create = append(create, provision.NewMachine{Name: name, JoinToken: tok})
 	}
 	// The machines made are kept with an error (one of two made).
-	made, err := provision.Create(ctx, job.prov, job.act.Pool, r.cfg.Machines.JoinAddress(), job.template, create)
-	out := make([]PoolMachine, len(made))
-	for i, m := range made {
-		out[i] = PoolMachine{Name: m.Name, ID: m.ID}
+	got, err := provision.Create(ctx, job.prov, job.act.Pool, r.cfg.Machines.JoinAddress(), job.template, create)
+	made = make([]PoolMachine, len(got))
+	for i, m := range got {
+		made[i] = PoolMachine{Name: m.Name, ID: m.ID}
 	}
-	return out, err
+	return made, true, err
 }
 
 // deleteMachine asks the provisioner to delete m, then revokes its node's

@@ -79,7 +79,7 @@ func validateCmd() *cobra.Command {
 			for _, more := range []struct {
 				n    int
 				what string
-			}{{len(st.Endpoints), "endpoints"}, {len(st.Budgets), "disruption budgets"}, {len(st.Namespaces), "namespaces"}} {
+			}{{len(st.Endpoints), "endpoints"}, {len(st.Budgets), "disruption budgets"}, {len(st.Namespaces), "namespaces"}, {len(st.Pools), "node pools"}} {
 				if more.n > 0 {
 					fmt.Fprintf(w, ", %d %s", more.n, more.what)
 				}
@@ -96,6 +96,9 @@ func validateCmd() *cobra.Command {
 					count = wl.Kind + ", " + count
 				}
 				fmt.Fprintf(w, "  %s: %s, template %s (%s)\n", wl.Name, count, wl.Hash, wl.Source)
+			}
+			for _, p := range st.Pools {
+				fmt.Fprintf(w, "  NodePool %s: %d to %d machines (%s)\n", p.Name, p.Min, p.Max, p.Source)
 			}
 			for _, warn := range append(st.Warnings, desired.Lint(st)...) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", warn)

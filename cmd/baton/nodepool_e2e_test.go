@@ -263,7 +263,7 @@ func TestNodePool(t *testing.T) {
 		return bp.Failures == 1 && !bp.RetryAt.IsZero(), fmt.Sprintf("%+v\n%s", bp, strings.Join(st.Events, "\n"))
 	})
 	events = strings.Join(st.Events, "\n")
-	for _, want := range []string{"NodePool broken: the provisioner did not make 1 machines", "quota exceeded in zone z1",
+	for _, want := range []string{"NodePool broken: the provisioner did not make 1 machine", "quota exceeded in zone z1",
 		"no NodePool can take 1 replicas of huge: NodePool broken: a new machine would not fit it", "NodePool workers: a new machine would not fit it"} {
 		if !strings.Contains(events, want) {
 			t.Fatalf("no %q in the events:\n%s", want, events)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -63,11 +64,12 @@ func (m *poolMachines) JoinToken(ctx context.Context, node string, ttl time.Dura
 func (m *poolMachines) JoinAddress() string { return m.addr }
 
 func (m *poolMachines) RemoveNode(ctx context.Context, node string) error {
+	var errs []error
 	if _, err := m.auth.DropTokens(ctx, node); err != nil {
-		return fmt.Errorf("drop node %s's join tokens: %w", node, err)
+		errs = append(errs, fmt.Errorf("drop node %s's join tokens: %w", node, err))
 	}
-	if _, err := m.auth.Remove(ctx, identity.RoleAgent, node); err != nil {
-		return fmt.Errorf("revoke node %s: %w", node, err)
+	if _, err := m.auth.Remove(ctx, identity.RoleAgent, node); err != nil { // whatever became of the tokens
+		errs = append(errs, fmt.Errorf("revoke node %s: %w", node, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
