@@ -356,18 +356,18 @@ func PoolsStep(records map[string]PoolRecord, pools []desired.NodePool, nodes []
 		}
 		// Scale down: drained machines deleted (a node gone or not ready
 		// past the grace has had its replicas placed elsewhere already).
-		draining := 0
+		// Empty counts only once the drain shows as the node's control:
+		// until then the scheduler may still place replicas on it.
 		for i, m := range rec.Machines {
 			if !m.Draining || deleting[m.Name] {
 				continue
 			}
-			draining++
-			if n, ok := byName[m.Name]; !ok || !n.Ready || n.Empty {
+			if n, ok := byName[m.Name]; !ok || !n.Ready || (n.Draining && n.Empty) {
 				markDelete(&rec.Machines[i])
 				deleting[m.Name] = true
+				delete(rec.Lost, m.Name)
 				say("machine %s drained: deleting it (%d → %d)", m.Name, size, size-1)
 				size--
-				draining--
 				drains--
 			}
 		}

@@ -112,7 +112,13 @@ func TestPoolsStepScaleDown(t *testing.T) {
 	if len(acts) != 1 || len(acts[0].Drain) != 1 || acts[0].Drain[0] != "w3" || !strings.Contains(evs[0], "draining it") {
 		t.Fatalf("drain: %+v %q", acts, evs)
 	}
-	// Not empty yet: nothing; empty: deleted.
+	// Empty, but the drain not yet a node control: the scheduler may still
+	// place on it, so nothing; then not empty: nothing; empty: deleted.
+	nodes[2].Empty = true
+	if _, acts, _ = poolsStep(recs, pools, nodes, nil, t0.Add(10*time.Minute+time.Second)); len(acts) != 0 {
+		t.Fatalf("deleted before its drain showed: %+v", acts)
+	}
+	nodes[2].Empty = false
 	nodes[2].Draining = true // the drain control, as the worker writes it
 	if _, acts, _ = poolsStep(recs, pools, nodes, nil, t0.Add(11*time.Minute)); len(acts) != 0 {
 		t.Fatalf("while draining: %+v", acts)
