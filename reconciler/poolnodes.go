@@ -52,7 +52,7 @@ func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
 	for i, n := range nodes {
 		v := in.Nodes[n.Name]
 		pn := PoolNode{Name: n.Name, Pool: v.Labels[PoolLabel], Ready: n.Ready, Draining: in.Draining[n.Name], Utilization: utilization(n), Empty: !busy[n.Name],
-			CPUMilli: v.Allocatable.CPUMilli, MemoryBytes: v.Allocatable.MemoryBytes, Labels: v.Labels, Taints: v.Taints}
+			CPUMilli: v.Allocatable.CPUMilli, MemoryBytes: v.Allocatable.MemoryBytes, Extra: v.Allocatable.Extra, Labels: v.Labels, Taints: v.Taints}
 		if t, ok := threshold[pn.Pool]; ok && pn.Ready && pn.Utilization < t && len(n.Volumes) == 0 {
 			pn.FitsElsewhere = fitsElsewhere(nodes, i, byName, daemon, in.Desired)
 		}

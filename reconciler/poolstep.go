@@ -82,6 +82,7 @@ type PoolNode struct {
 	Empty         bool
 	// What it has, checked against its pool's template when it joins.
 	CPUMilli, MemoryBytes int64
+	Extra                 map[string]int64 // extended resources, huge pages, ephemeral-storage
 	Labels                map[string]string
 	Taints                []desired.Taint
 }
@@ -144,6 +145,11 @@ func mismatch(p desired.NodePool, n PoolNode) string {
 	}
 	if n.MemoryBytes < p.Capacity.MemoryBytes/10*9 {
 		out = append(out, fmt.Sprintf("memory %d bytes, the template %d", n.MemoryBytes, p.Capacity.MemoryBytes))
+	}
+	for _, k := range sortedKeys(p.Capacity.Extra) {
+		if want := p.Capacity.Extra[k]; n.Extra[k]*10 < want*9 {
+			out = append(out, fmt.Sprintf("%s %d, the template %d", k, n.Extra[k], want))
+		}
 	}
 	for _, k := range sortedKeys(p.Labels) {
 		if v, ok := n.Labels[k]; !ok || v != p.Labels[k] {

@@ -315,3 +315,20 @@ func TestPoolsStepStrays(t *testing.T) {
 		t.Fatalf("no list after %s: %+v", PoolListEvery, acts)
 	}
 }
+
+// A machine that joined is checked against its template: cpu and memory
+// (within 10%), extended resources, labels, taints.
+func TestPoolMismatch(t *testing.T) {
+	p := testPool(0, 3)
+	p.Capacity = desired.Amount{CPUMilli: 4000, MemoryBytes: 8 << 30, Extra: map[string]int64{"nvidia.com/gpu": 1}}
+	p.Labels = map[string]string{"zone": "a"}
+	full := PoolNode{CPUMilli: 3900, MemoryBytes: 8 << 30, Extra: map[string]int64{"nvidia.com/gpu": 1}, Labels: map[string]string{"zone": "a"}}
+	if got := mismatch(p, full); got != "" {
+		t.Fatalf("a machine as its template: %q", got)
+	}
+	noGPU := full
+	noGPU.Extra = nil
+	if got := mismatch(p, noGPU); got != "nvidia.com/gpu 0, the template 1" {
+		t.Fatalf("a machine without the template's GPU: %q", got)
+	}
+}

@@ -146,7 +146,7 @@ func TestNodePool(t *testing.T) {
 			st = f.status(admin)
 			p := poolOf(st, "workers")
 			return cond(st, p), fmt.Sprintf("pool %+v, ready nodes %v, workloads %+v\nevents:\n%s\nserver log:\n%s", p, joinedNodes(st), st.Workloads,
-				strings.Join(st.Events, "\n"), lastLines(f.serverLog.String(), 30))
+				strings.Join(st.Events, "\n"), tail(strings.TrimRight(f.serverLog.String(), "\n"), 30))
 		})
 		return st
 	}
@@ -279,10 +279,4 @@ func TestNodePool(t *testing.T) {
 	if p := poolOf(f.status(admin), "workers"); len(p.Nodes) != 1 || len(p.Joining) != 0 {
 		t.Fatalf("a replica that fits no machine made the pool grow: %+v", p)
 	}
-}
-
-// lastLines is the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -4,7 +4,7 @@
 # in docs/nodepools.md). Adapt the run-instances line to your AMI, subnet,
 # security group and instance profile.
 #
-#   NodePool: provisioner: {command: [/usr/local/bin/aws-provisioner.sh], timeout: 5m}
+#   NodePool: provisioner: {command: [/usr/local/lib/baton-provisioners/aws-provisioner.sh], timeout: 5m}
 #
 # Settings, from the server's environment:
 #   BATON_AMI            an AMI with containerd and runc (Debian: apt-get install containerd runc)
@@ -36,6 +36,7 @@ create)
 			| ["/usr/local/bin/baton", "agent", "--join", .join, "--token", $token, "--node", $name]
 			+ [.template.labels // {} | to_entries[] | "--label", "\(.key)=\(.value)"]
 			+ [.template.taints // [] | .[] | "--taint", "\(.key)\(if .value then "=" + .value else "" end):\(.effect)"]
+			+ [.template.extra // {} | to_entries[] | "--resource", "\(.key)=\(.value)"]
 			| @sh' <<<"$req")
 		url=$(jq -rn --arg u "$BATON_URL" '$u | @sh')
 		userdata=$(printf '#!/bin/sh\nset -e\ncurl -fsSL %s -o /usr/local/bin/baton\nchmod +x /usr/local/bin/baton\nsystemctl start containerd\nexec %s\n' "$url" "$cmdline")

@@ -54,7 +54,7 @@ esac
 	// A label from the repository that would run a command in a shell
 	// that did not quote it.
 	tmpl := provision.Template{CPUMilli: 4000, MemoryBytes: 16 << 30, Labels: map[string]string{"baton.dev/pool": "workers", "zone": "z1", "team": "a b;touch /tmp/pwned"},
-		Taints: []desired.Taint{{Key: "dedicated", Value: "batch", Effect: "NoSchedule"}}}
+		Taints: []desired.Taint{{Key: "dedicated", Value: "batch", Effect: "NoSchedule"}}, Extra: map[string]int64{"nvidia.com/gpu": 1}}
 	made, err := provision.Create(ctx, p, "workers", "10.0.0.5:8421", tmpl, asked)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ esac
 	}
 	b, _ := os.ReadFile(calls)
 	for _, want := range []string{"ec2 run-instances --image-id ami-1 --instance-type m7i.xlarge --subnet-id subnet-1",
-		"exec '/usr/local/bin/baton' 'agent' '--join' '10.0.0.5:8421' '--token' 'baton1.x.y.z' '--node' 'workers-a1' '--label' 'baton.dev/pool=workers' '--label' 'team=a b;touch /tmp/pwned' '--label' 'zone=z1' '--taint' 'dedicated=batch:NoSchedule'",
+		"exec '/usr/local/bin/baton' 'agent' '--join' '10.0.0.5:8421' '--token' 'baton1.x.y.z' '--node' 'workers-a1' '--label' 'baton.dev/pool=workers' '--label' 'team=a b;touch /tmp/pwned' '--label' 'zone=z1' '--taint' 'dedicated=batch:NoSchedule' '--resource' 'nvidia.com/gpu=1'",
 		"curl -fsSL 'https://example.test/baton' -o /usr/local/bin/baton",
 		"Tags=[{Key=Name,Value=workers-b2},{Key=baton-pool,Value=workers}]"} {
 		if !strings.Contains(string(b), want) {

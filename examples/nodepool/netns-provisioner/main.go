@@ -5,11 +5,13 @@
 // It speaks the provisioner protocol (docs/nodepools.md): one JSON request
 // on stdin (create, delete or list), one JSON answer on stdout.
 //
-//	netns-provisioner --switch NETNS --subnet 10.99.0.0/24 --state DIR --baton BIN [--first 100] [--agent-arg ARG]...
+//	netns-provisioner --switch NETNS [--bridge br0] --subnet 10.99.0.0/24 --state DIR --baton BIN
+//	  [--containerd SOCKET] [--first 100] [--agent-arg ARG]...
 //
 // Machines are recorded in --state (one NAME.json each); delete and list
 // read them, and delete of an unknown machine succeeds (Baton may ask
-// again after a leader change). It needs root, iproute2 and util-linux.
+// again after a leader change). It needs root, iproute2, util-linux and
+// containerd's ctr.
 package main
 
 import (
@@ -29,6 +31,7 @@ import (
 )
 
 type template struct {
+	Extra  map[string]int64  `json:"extra"`
 	Labels map[string]string `json:"labels"`
 	Taints []struct {
 		Key    string `json:"key"`
@@ -168,23 +171,21 @@ func makeMachine(c config, req request, name, token string) (rec record, retErr 
 	if _, err := os.Stat(recordPath(c, name)); err == nil {
 		return rec, errors.New("a machine of that name exists")
 	}
-	idx, err := freeIndex(c)
-	if err != nil {
-		return rec, err
-	}
 	prefix, err := netip.ParsePrefix(c.subnet)
 	if err != nil {
 		return rec, fmt.Errorf("--subnet: %w", err)
 	}
-	addr := prefix.Addr()
-	for range idx {
-		addr = addr.Next()
+	idx, addr, err := freeAddress(c, prefix.Masked())
+	if err != nil {
+		return rec, err
 	}
 	rec = record{Name: name, Pool: req.Pool, NetNS: "bm-" + name, Port: fmt.Sprintf("pm%d", idx), Index: idx, IP: addr.String(),
 		Socket: c.socket, CtrNS: "baton-" + name}
+	dir := filepath.Join(c.state, name)
 	defer func() {
 		if retErr != nil {
 			_ = exec.Command("ip", "netns", "del", rec.NetNS).Run()
+			_ = os.RemoveAll(dir)
 		}
 	}()
 	steps := [][]string{
@@ -201,19 +202,13 @@ func makeMachine(c config, req request, name, token string) (rec record, retErr 
 			return rec, fmt.Errorf("ip %s: %v: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
-	dir := filepath.Join(c.state, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return rec, err
 	}
 	args := []string{"--net=/var/run/netns/" + rec.NetNS, "--", c.baton, "agent", "--join", req.Join, "--token", token, "--node", name,
 		"--data-dir", dir, "--containerd", c.socket, "--namespace", rec.CtrNS}
 	if t := req.Template; t != nil {
-		keys := make([]string, 0, len(t.Labels))
-		for k := range t.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(t.Labels) {
 			args = append(args, "--label", k+"="+t.Labels[k])
 		}
 		for _, tt := range t.Taints {
@@ -222,6 +217,11 @@ func makeMachine(c config, req request, name, token string) (rec record, retErr 
 				kv += "=" + tt.Value
 			}
 			args = append(args, "--taint", kv+":"+tt.Effect)
+		}
+		// What the template has beyond cpu and memory, advertised (all
+		// these machines share one host: nothing else would say it).
+		for _, k := range sortedKeys(t.Extra) {
+			args = append(args, "--resource", fmt.Sprintf("%s=%d", k, t.Extra[k]))
 		}
 	}
 	args = append(args, c.agentArgs...)
@@ -285,17 +285,16 @@ func remove(c config, name string) error {
 			_, _ = ctr("containers", "delete", id)
 		}
 	}
-	// Its images, and its containerd namespace (content is collected by
-	// containerd in the background: tried a few times).
+	// Its images (each gone with its content before the answer), then its
+	// containerd namespace: a namespace left is a failed delete, which
+	// Baton asks again.
 	if refs, err := ctr("images", "list", "--quiet"); err == nil && len(strings.Fields(refs)) > 0 {
-		_, _ = ctr(append([]string{"images", "remove"}, strings.Fields(refs)...)...)
-	}
-	for i := 0; i < 20; i++ {
-		out, err := exec.Command("ctr", "--address", rec.Socket, "namespaces", "remove", rec.CtrNS).CombinedOutput()
-		if err == nil || strings.Contains(string(out), "not found") {
-			break
+		if out, err := ctr(append([]string{"images", "remove", "--sync"}, strings.Fields(refs)...)...); err != nil {
+			return fmt.Errorf("remove the images of containerd namespace %s: %v: %s", rec.CtrNS, err, strings.TrimSpace(out))
 		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := exec.Command("ctr", "--address", rec.Socket, "namespaces", "remove", rec.CtrNS).CombinedOutput(); err != nil && !strings.Contains(string(out), "not found") {
+		return fmt.Errorf("remove containerd namespace %s: %v: %s", rec.CtrNS, err, strings.TrimSpace(string(out)))
 	}
 	// Its disk goes with it: what the agent mounted there (pods' network
 	// namespaces) first.
@@ -373,25 +372,39 @@ func records(c config) ([]record, error) {
 	return out, nil
 }
 
-// freeIndex is the lowest host number from --first no machine holds.
-func freeIndex(c config) (int, error) {
+// freeAddress is the lowest host number from --first that no machine
+// holds, with its address in prefix (short of its broadcast address).
+func freeAddress(c config, prefix netip.Prefix) (int, netip.Addr, error) {
 	recs, err := records(c)
 	if err != nil {
-		return 0, err
+		return 0, netip.Addr{}, err
 	}
 	used := map[int]bool{}
 	for _, r := range recs {
 		used[r.Index] = true
 	}
-	for i := c.first; i < c.first+150; i++ {
+	addr := prefix.Addr()
+	for range c.first {
+		addr = addr.Next()
+	}
+	for i := c.first; prefix.Contains(addr) && prefix.Contains(addr.Next()); i, addr = i+1, addr.Next() {
 		if !used[i] {
-			return i, nil
+			return i, addr, nil
 		}
 	}
-	return 0, errors.New("no free address left")
+	return 0, netip.Addr{}, fmt.Errorf("no free address left in %s from host %d", prefix, c.first)
 }
 
 func recordPath(c config, name string) string { return filepath.Join(c.state, name+".json") }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 type multi []string
 
