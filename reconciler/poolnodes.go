@@ -22,9 +22,11 @@ func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
 	if len(pools) == 0 {
 		return nil
 	}
-	threshold := map[string]float64{}
+	threshold := map[string]float64{} // pools that scale down: only their nodes need FitsElsewhere
 	for _, p := range pools {
-		threshold[p.Name] = p.UtilizationThreshold
+		if p.ScaleDown {
+			threshold[p.Name] = p.UtilizationThreshold
+		}
 	}
 	daemon := map[string]bool{}
 	byName := map[string]desired.Workload{}
@@ -53,7 +55,7 @@ func PoolNodes(in Input, live *Live, pools []desired.NodePool) []PoolNode {
 		v := in.Nodes[n.Name]
 		pn := PoolNode{Name: n.Name, Pool: v.Labels[PoolLabel], Ready: n.Ready, Draining: in.Draining[n.Name], Utilization: utilization(n), Empty: !busy[n.Name],
 			CPUMilli: v.Allocatable.CPUMilli, MemoryBytes: v.Allocatable.MemoryBytes, Extra: v.Allocatable.Extra, Labels: v.Labels, Taints: v.Taints}
-		if t, ok := threshold[pn.Pool]; ok && pn.Ready && pn.Utilization < t && len(n.Volumes) == 0 {
+		if t, ok := threshold[pn.Pool]; ok && pn.Ready && !pn.Draining && pn.Utilization < t && len(n.Volumes) == 0 {
 			pn.FitsElsewhere = fitsElsewhere(nodes, i, byName, daemon, in.Desired)
 		}
 		out = append(out, pn)
@@ -77,19 +79,6 @@ func utilization(n schedule.Node) float64 {
 // would all be placed on the other ready, schedulable nodes, as the
 // scheduler would place them, largest first.
 func fitsElsewhere(nodes []schedule.Node, i int, byName map[string]desired.Workload, daemon map[string]bool, st *desired.State) bool {
-	var others []schedule.Node
-	for j, n := range nodes {
-		if j == i || !n.Ready || n.Cordoned {
-			continue
-		}
-		n.Workloads = maps.Clone(n.Workloads)
-		n.HostPorts = maps.Clone(n.HostPorts)
-		if n.HostPorts == nil {
-			n.HostPorts = map[string]bool{}
-		}
-		n.ExtraRequested = maps.Clone(n.ExtraRequested)
-		others = append(others, n)
-	}
 	type move struct {
 		pod   schedule.Pod
 		count int
@@ -104,6 +93,22 @@ func fitsElsewhere(nodes []schedule.Node, i int, byName map[string]desired.Workl
 			return false // a Job's pod, or one the revision no longer has
 		}
 		moves = append(moves, move{schedPod(w, st), c})
+	}
+	if len(moves) == 0 {
+		return true
+	}
+	var others []schedule.Node // copies: placing on them must not touch nodes
+	for j, n := range nodes {
+		if j == i || !n.Ready || n.Cordoned {
+			continue
+		}
+		n.Workloads = maps.Clone(n.Workloads)
+		n.HostPorts = maps.Clone(n.HostPorts)
+		if n.HostPorts == nil {
+			n.HostPorts = map[string]bool{}
+		}
+		n.ExtraRequested = maps.Clone(n.ExtraRequested)
+		others = append(others, n)
 	}
 	sort.Slice(moves, func(a, b int) bool {
 		ra, rb := moves[a].pod.Requests, moves[b].pod.Requests
