@@ -141,7 +141,7 @@ func (r *Reconciler) pools(ctx context.Context, in Input, live *Live, now time.T
 	// What no pool can take, said once each time it changes.
 	var lines []string
 	for _, u := range unserved {
-		lines = append(lines, fmt.Sprintf("%d replicas of %s: %s", u.Count, u.Workload, u.Reason))
+		lines = append(lines, fmt.Sprintf("%s of %s: %s", replicas(u.Count), u.Workload, u.Reason))
 	}
 	if strings.Join(lines, "\n") != strings.Join(st.poolUnserved, "\n") {
 		for _, l := range lines {

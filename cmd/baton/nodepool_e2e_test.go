@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/batonhq/baton/reconciler"
 )
 
-// nodePoolDoc is a NodePool of machines of 2 cpus made by command, with the
+// nodePoolDoc is a NodePool of machines of machineCPUs cpus made by command, with the
 // delays shortened for a test.
 func nodePoolDoc(name string, min, max int, labels string, command []string) string {
 	q := make([]string, len(command))
@@ -30,14 +31,24 @@ spec:
   min: %d
   max: %d
   template:
-    capacity: {cpu: "2", memory: 4Gi}
+    capacity: {cpu: "%d", memory: 4Gi}
 %s  provisioner:
     command: [%s]
     timeout: 60s
   scaleUp: {pendingFor: 1s, joinTimeout: 90s}
   scaleDown: {unneededFor: 2s, delayAfterAdd: 3s}
-`, name, min, max, labels, strings.Join(q, ", "))
+`, name, min, max, machineCPUs, labels, strings.Join(q, ", "))
 }
+
+// machineCPUs is what each machine of the reference provisioner has: the
+// agent advertises its host's cpus, and every machine is on this host. The
+// template says as much; a replica requests 0.6 of it (one a machine) and
+// "huge" more than a machine has, whatever the host.
+var (
+	machineCPUs = runtime.NumCPU()
+	replicaCPU  = fmt.Sprintf("%dm", machineCPUs*600)
+	hugeCPU     = fmt.Sprint(machineCPUs + 1)
+)
 
 // cpuDeployment is a Deployment whose replicas request cpu each.
 func cpuDeployment(name string, replicas int, cpu, selector string) string {
@@ -162,7 +173,7 @@ func TestNodePool(t *testing.T) {
 	// min 1: the first machine at once; one replica on it.
 	start := time.Now()
 	f.commit("a pool and one replica", map[string]string{"pool.yaml": nodePoolDoc("workers", 1, 3, "", argv),
-		"hello.yaml": cpuDeployment("hello", 1, "1200m", "")})
+		"hello.yaml": cpuDeployment("hello", 1, replicaCPU, "")})
 	st := waitPool("the pool's first machine joined and running the replica", 90*time.Second, func(st reconciler.Status, p reconciler.PoolStatus) bool {
 		return len(p.Nodes) == 1 && len(joinedNodes(st)) == 1 && running(st, "hello") == 1
 	})
@@ -171,7 +182,7 @@ func TestNodePool(t *testing.T) {
 
 	// Three replicas of 1.2 cpu: one a machine, so two more machines.
 	grow := time.Now()
-	f.commit("three replicas", map[string]string{"hello.yaml": cpuDeployment("hello", 3, "1200m", "")})
+	f.commit("three replicas", map[string]string{"hello.yaml": cpuDeployment("hello", 3, replicaCPU, "")})
 	var pendingAt, askedAt, joinedAt time.Duration
 	st = waitPool("the pool grown to 3 machines, every replica running", 120*time.Second, func(st reconciler.Status, p reconciler.PoolStatus) bool {
 		for _, w := range st.Workloads {
@@ -213,7 +224,7 @@ func TestNodePool(t *testing.T) {
 
 	// The load removed: back to min after the (shortened) delays.
 	shrink := time.Now()
-	f.commit("one replica", map[string]string{"hello.yaml": cpuDeployment("hello", 1, "1200m", "")})
+	f.commit("one replica", map[string]string{"hello.yaml": cpuDeployment("hello", 1, replicaCPU, "")})
 	st = waitPool("the pool back to 1 machine", 120*time.Second, func(st reconciler.Status, p reconciler.PoolStatus) bool {
 		return len(p.Nodes) == 1 && len(p.Draining)+len(p.Deleting) == 0 && len(joinedNodes(st)) == 1 && running(st, "hello") == 1
 	})
@@ -252,7 +263,7 @@ func TestNodePool(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.commit("too big, and a broken pool", map[string]string{
-		"huge.yaml":   cpuDeployment("huge", 1, "3", ""),
+		"huge.yaml":   cpuDeployment("huge", 1, hugeCPU, ""),
 		"broken.yaml": nodePoolDoc("broken", 0, 2, "    labels: {kind: gpu}\n", []string{broken}),
 		"gpu.yaml":    cpuDeployment("gpu", 1, "500m", "      nodeSelector: {kind: gpu}\n"),
 	})
@@ -264,7 +275,7 @@ func TestNodePool(t *testing.T) {
 	})
 	events = strings.Join(st.Events, "\n")
 	for _, want := range []string{"NodePool broken: the provisioner did not make 1 machine", "quota exceeded in zone z1",
-		"no NodePool can take 1 replicas of huge: NodePool broken: a new machine would not fit it", "NodePool workers: a new machine would not fit it"} {
+		"no NodePool can take 1 replica of huge: NodePool broken: a new machine would not fit it", "NodePool workers: a new machine would not fit it"} {
 		if !strings.Contains(events, want) {
 			t.Fatalf("no %q in the events:\n%s", want, events)
 		}

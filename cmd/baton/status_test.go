@@ -167,14 +167,14 @@ func TestPrintStatusPools(t *testing.T) {
 	st := reconciler.Status{Workloads: []reconciler.WorkloadStatus{}, Pools: []reconciler.PoolStatus{
 		{Name: "workers", Min: 1, Max: 3, Nodes: []string{"workers-a", "workers-b"}, Joining: []string{"workers-c"}, Wanted: 1, Last: "asked for 1 machines (replicas fit nowhere): 2 → 3"},
 		{Name: "gpu", Max: 2, Nodes: []string{}, Failures: 2, RetryAt: now.Add(time.Minute), Last: "the provisioner did not make 1 machines (quota): asking again after 1m0s"},
-	}, PoolUnserved: []string{"1 replicas of huge: NodePool workers: a new machine would not fit it"}}
+	}, PoolUnserved: []string{"1 replica of huge: NodePool workers: a new machine would not fit it"}}
 	var b bytes.Buffer
 	printStatus(&b, st, now)
 	out := b.String()
 	for _, want := range []string{"NODE POOL  NODES  MIN  MAX  JOINING    DRAINING  DELETING  WANTED  LAST DECISION",
 		"workers    2      1    3    workers-c  -         -         1       asked for 1 machines",
 		"gpu        0      0    2    -", "(2 failures; next try in 1m0s)",
-		"No node pool can take 1 replicas of huge: NodePool workers: a new machine would not fit it"} {
+		"No node pool can take 1 replica of huge: NodePool workers: a new machine would not fit it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%q missing from:\n%s", want, out)
 		}

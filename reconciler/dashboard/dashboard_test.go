@@ -95,7 +95,7 @@ func status() reconciler.Status {
 		},
 		Pools: []reconciler.PoolStatus{{Name: "workers", Min: 1, Max: 3, Nodes: []string{"n1"}, Joining: []string{"workers-ab12c"}, Failures: 1,
 			Last: "asked for 1 machines (replicas fit nowhere): 1 → 2"}},
-		PoolUnserved: []string{"1 replicas of huge: NodePool workers: a new machine would not fit it"},
+		PoolUnserved: []string{"1 replica of huge: NodePool workers: a new machine would not fit it"},
 		Events:       []string{"start replica web-0123abcd-abc12 on n1: new replica", "start web-frontend/web-frontend-0123abcd-zzzzz on n1", "start replica cart-0123abcd-xx1yz on n1: new replica", "<script>alert(1)</script>"},
 	}
 }
@@ -137,7 +137,7 @@ func TestPages(t *testing.T) {
 			`<a href="/ui/nodes/n1">n1</a>`, "250m / 2.0", "64Mi / 4.0Gi", "<code title=\"0123456789abcdef0123\">0123456789ab</code> scale web",
 			"Branch tip", "fedcba987654", "spec.replicaz: field not allowed", "&lt;script&gt;alert(1)&lt;/script&gt;",
 			`sse-connect="/ui/stream?page=%2F"`, `sse-swap="ov-workloads"`, "<td>workers</td><td>1</td><td>1</td><td>3</td>", "workers-ab12c",
-			"asked for 1 machines (replicas fit nowhere): 1 → 2", "1 failures", "No node pool can take 1 replicas of huge"}},
+			"asked for 1 machines (replicas fit nowhere): 1 → 2", "1 failures", "No node pool can take 1 replica of huge"}},
 		{"/ui/workloads/web", 200, []string{"<h1>web</h1>", "web-0123abcd-abc12", "10.77.0.2", "1 pending: 0/1 nodes fit", "spec.replicas",
 			`<td class="old">1</td><td class="new">2</td>`, "start replica web-0123abcd-abc12 on n1", `href="/ui/workloads/web?logs=web-0123abcd-abc12#logs"`}},
 		{"/ui/workloads/web?logs=web-0123abcd-abc12", 200, []string{`sse-connect="/ui/logs?workload=web&amp;replica=web-0123abcd-abc12"`,
