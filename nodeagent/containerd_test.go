@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-
 	"github.com/batonhq/baton/desired"
 	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/nodeagent"
@@ -49,13 +46,8 @@ func newRuntime(t testing.TB) *nodeagent.Containerd {
 		for _, r := range reps {
 			_ = rt.Stop(ctx, r.ID, time.Second)
 		}
-		nctx := namespaces.WithNamespace(ctx, ns)
-		imgs, _ := cli.ImageService().List(nctx)
-		for _, img := range imgs { // the hello image, and any the test added
-			_ = cli.ImageService().Delete(nctx, img.Name, images.SynchronousDelete())
-		}
-		if err := cli.NamespaceService().Delete(ctx, ns); err != nil {
-			t.Errorf("remove containerd namespace %s: %v", ns, err)
+		if err := testenv.RemoveContainerdNamespace(ctx, cli, ns); err != nil { // with the hello image, and any the test added
+			t.Errorf("cleanup: %v", err)
 		}
 		cli.Close()
 	})

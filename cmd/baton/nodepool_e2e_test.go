@@ -85,11 +85,7 @@ func poolOf(st reconciler.Status, name string) reconciler.PoolStatus {
 // (drained, deleted, credentials revoked). A template that can never fit
 // is said and asks for nothing; a failing provisioner backs off.
 func TestNodePool(t *testing.T) {
-	for _, c := range []string{"go", "ctr"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s is not installed", c)
-		}
-	}
+	testenv.RequireCommands(t, "go", "ctr")
 	provDir := t.TempDir() // the server runs provisioners from here only
 	state := t.TempDir()   // the machines' records and data
 	// Registered before the cluster: it runs once the server has stopped

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -111,4 +112,19 @@ func TryGetIn(nsPath, addr, path string) (string, error) {
 		return "", fmt.Errorf("read from %s: %w", addr, err)
 	}
 	return string(b), nil
+}
+
+// RequireCommands skips the test when a command it runs is not installed,
+// or fails it with BATON_E2E=1 (as in CI, where make test-deps installs
+// them).
+func RequireCommands(tb testing.TB, names ...string) {
+	tb.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if os.Getenv("BATON_E2E") == "1" {
+				tb.Fatalf("BATON_E2E=1 but %s is not installed (make test-deps)", name)
+			}
+			tb.Skipf("%s is not installed (make test-deps)", name)
+		}
+	}
 }

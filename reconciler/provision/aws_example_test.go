@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/desired"
+	"github.com/batonhq/baton/internal/testenv"
 	"github.com/batonhq/baton/reconciler/provision"
 )
 
@@ -21,11 +21,7 @@ import (
 // its user data, a partial failure answers the machines made, delete
 // terminates by ID or finds the instance by its tag, list reads the tags.
 func TestAWSExample(t *testing.T) {
-	for _, c := range []string{"bash", "jq"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s is not installed (make test-deps)", c)
-		}
-	}
+	testenv.RequireCommands(t, "bash", "jq")
 	bin := t.TempDir()
 	calls := filepath.Join(bin, "calls")
 	fake := `#!/bin/sh
