@@ -73,17 +73,31 @@ func TestImageArrivesAfterTheCommit(t *testing.T) {
 			nextTry = r.RetryAt
 		}
 	}
-	time.Sleep(time.Second)
+	archive := lateImage(t, ref)
 	imported := time.Now()
-	if _, err := nodeagent.Import(c.ctx, c.cli, c.namespace("n1"), lateImage(t, ref)); err != nil {
+	if _, err := nodeagent.Import(c.ctx, c.cli, c.namespace("n1"), archive); err != nil {
 		t.Fatal(err)
 	}
-	c.converged(t, 3, hash, "n1")
-	took := time.Since(imported)
-	t.Logf("image imported → 3 replicas running in %s (their back-off allowed a try %s after the import)", took.Round(10*time.Millisecond), nextTry.Sub(imported).Round(10*time.Millisecond))
-	if !time.Now().Before(nextTry) || took > 8*time.Second {
-		t.Fatalf("the replicas ran %s after their image arrived, not before their back-off ended", took)
+	importTook := time.Since(imported)
+	// The import ends the waits: no replica waits for its image any more
+	// before the back-off would have let it try (how long the starts then
+	// take is the machine's load, not this test's concern).
+	testenv.WaitFor(t, 30*time.Second, "no replica waiting for its image", func() (bool, string) {
+		reps := c.helloReplicas()
+		for _, r := range reps {
+			if r.State == protocol.StateWaiting && r.Code == protocol.CodeImageNotFound {
+				return false, fmt.Sprintf("%+v", reps)
+			}
+		}
+		return len(reps) == 3, fmt.Sprintf("%+v", reps)
+	})
+	woke := time.Since(imported)
+	if !time.Now().Before(nextTry) {
+		t.Fatalf("the replicas stopped waiting %s after their image arrived, not before their back-off ended (%s after)", woke, nextTry.Sub(imported))
 	}
+	c.converged(t, 3, hash, "n1")
+	t.Logf("image imported (in %s) → waits ended in %s, 3 replicas running in %s (their back-off allowed a try %s after the import began)",
+		importTook.Round(10*time.Millisecond), woke.Round(10*time.Millisecond), time.Since(imported).Round(10*time.Millisecond), nextTry.Sub(imported).Round(10*time.Millisecond))
 	if len(st.Workloads) == 0 || st.Workloads[0].Pending != 0 {
 		t.Fatalf("a waiting start is not a pending replica: %+v", st.Workloads)
 	}
